@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests and benchmarks use as real peers, when they are missing.
+# Each package is named with the command that shows it is present; only the missing ones are
+# installed. Daemons are installed without being started (policy-rc.d): tests start their own
+# instances on loopback and stop them by PID.
+set -euo pipefail
+
+# command-or-file  package
+WANTED=(
+  "dig bind9-dnsutils"
+  "kdig knot-dnsutils"
+  "named-checkzone bind9-utils"
+  "knotd knot"
+  "nsd nsd"
+  "named bind9"
+  "dnsperf dnsperf"
+  "sipp sip-tester"
+  "kamailio kamailio"
+  "etcd etcd-server"
+  "openssl openssl"
+  "taskset util-linux"
+  "ip iproute2"
+  "iptables iptables"
+)
+
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }
+
+missing=()
+for entry in "${WANTED[@]}"; do
+  read -r cmd pkg <<<"$entry"
+  have "$cmd" || missing+=("$pkg")
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "ensure-system-packages: all present"
+  exit 0
+fi
+
+echo "ensure-system-packages: installing missing Debian packages: ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "ensure-system-packages: cannot install as $(id -un); run as root or install: apt-get install ${missing[*]}" >&2
+  exit 1
+fi
+
+# Keep package scripts from starting the daemons system-wide (exit 101 = action forbidden).
+policy=/usr/sbin/policy-rc.d
+restore_policy=""
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && restore_policy=yes
+fi
+cleanup() { [ -n "$restore_policy" ] && rm -f "$policy"; }
+trap cleanup EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+if ! apt-get install -y --no-install-recommends "${missing[@]}" >/tmp/dnslb-apt.log 2>&1; then
+  apt-get update >>/tmp/dnslb-apt.log 2>&1 || true
+  if ! apt-get install -y --no-install-recommends "${missing[@]}" >>/tmp/dnslb-apt.log 2>&1; then
+    echo "ensure-system-packages: apt-get install failed for: ${missing[*]} (log: /tmp/dnslb-apt.log)" >&2
+    tail -20 /tmp/dnslb-apt.log >&2
+    exit 1
+  fi
+fi
+
+# Some packages start their daemon anyway (no systemd here, init scripts may ignore policy-rc.d);
+# stop any system-wide instance so that it does not hold ports the tests want.
+for daemon in named knotd nsd kamailio etcd; do
+  pkill -x "$daemon" 2>/dev/null || true
+done
+echo "ensure-system-packages: installed ${missing[*]}"

@@ -1,0 +1,47 @@
+// The dnslb command: one commander program; each verb registers itself from commands/<verb>.ts.
+import { Command, CommanderError } from 'commander';
+import { DnslbError } from '../shared/errors.ts';
+import { TopologyError } from '../topology/problem.ts';
+import { EXIT_INVALID, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE } from './exit-codes.ts';
+import { registerTopology } from './commands/topology.ts';
+
+/** Operating errors whose cause is the user's input rather than the system. */
+const INVALID_INPUT_CODES = new Set(['TOPOLOGY_FILE', 'STORE_STALE_VERSION', 'STORE_UNKNOWN_SERVER', 'STORE_NOT_FOUND']);
+
+export function buildProgram(): Command {
+  const program = new Command('dnslb')
+    .description('Pools of SIP servers behind DNS load balancing')
+    .option('--data-dir <dir>', 'where the embedded store, admin address and token live', './.dnslb')
+    .showHelpAfterError()
+    .exitOverride();
+  registerTopology(program);
+  program.commands.forEach(function exitOverrideEverywhere(command: Command) {
+    command.exitOverride();
+    command.commands.forEach(exitOverrideEverywhere);
+  });
+  return program;
+}
+
+/** Runs the command line; returns the exit code instead of exiting, so tests and bin/ share it. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync([...argv]);
+    return EXIT_OK;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      return error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+    }
+    if (error instanceof TopologyError) {
+      console.error(error.message);
+      console.error(`${error.problems.length} problem${error.problems.length === 1 ? '' : 's'} in ${error.file}; nothing was published`);
+      return EXIT_INVALID;
+    }
+    if (error instanceof DnslbError) {
+      console.error(`dnslb: ${error.code}: ${error.message}`);
+      return INVALID_INPUT_CODES.has(error.code) ? EXIT_INVALID : EXIT_RUNTIME;
+    }
+    console.error(`dnslb: unexpected failure: ${(error as Error)?.stack ?? String(error)}`);
+    return EXIT_RUNTIME;
+  }
+}

@@ -1,0 +1,47 @@
+// The one error type of dnslb: a stable code, a message for people, and the wrapped cause.
+// Every code is listed in docs/errors.md; src/shared/errors.test.ts fails when the two drift apart.
+
+export const ERROR_CODES = [
+  // topology
+  'TOPOLOGY_YAML',
+  'TOPOLOGY_SCHEMA',
+  'TOPOLOGY_DUPLICATE_FQDN',
+  'TOPOLOGY_DUPLICATE_IP',
+  'TOPOLOGY_DUPLICATE_SERVER',
+  'TOPOLOGY_WEB_SERVICES_OVERRIDE',
+  'TOPOLOGY_EDGE_LOAD_BALANCING',
+  'TOPOLOGY_POOL_RECORD',
+  'TOPOLOGY_NO_SERVERS',
+  'TOPOLOGY_OUTSIDE_ZONE',
+  'TOPOLOGY_BAD_FQDN',
+  'TOPOLOGY_BAD_ADDRESS',
+  'TOPOLOGY_UNKNOWN_REFERENCE',
+  'TOPOLOGY_MISSING_VIP',
+  'TOPOLOGY_INVALID',
+  'TOPOLOGY_FILE',
+  // store
+  'STORE_STALE_VERSION',
+  'STORE_NOT_FOUND',
+  'STORE_CORRUPT',
+  'STORE_IO',
+  'STORE_LOCKED',
+  'STORE_UNKNOWN_SERVER',
+  // cli
+  'CLI_USAGE',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export class DnslbError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = 'DnslbError';
+  }
+}
+
+export function isDnslbError(value: unknown, code?: ErrorCode): value is DnslbError {
+  return value instanceof DnslbError && (code === undefined || value.code === code);
+}

@@ -1,0 +1,91 @@
+// The store (Lync's Central Management Store): published topology versions, per-server admin state,
+// liveness, and a watchable stream of changes. One interface; the file backend (embedded default)
+// and the etcd backend implement it, so callers never know which one they hold.
+import type { Topology } from '../topology/schema.ts';
+
+/** What an operator set: "disabled by an operator" is never the same as "unhealthy" (STYLE). */
+export type AdminState = 'active' | 'draining' | 'blocked';
+
+export interface AdminStateRecord {
+  server: string;
+  state: AdminState;
+  /** Who set it (user@host, or the CLI/admin API caller). */
+  by: string;
+  atMs: number;
+  reason: string;
+}
+
+/** A member's state as seen by heartbeat (DESIGN §3 "Heartbeat"). */
+export type MemberState = 'active' | 'suspect' | 'down' | 'draining' | 'drained' | 'blocked';
+
+/**
+ * One server's report about one pool member (itself included). A report is believed until
+ * `atMs + ttlMs`; after that it has expired (the etcd backend uses a lease with that TTL).
+ */
+export interface LivenessRecord {
+  /** The server the report is about. */
+  server: string;
+  /** The server that reported it. */
+  reporter: string;
+  state: MemberState;
+  atMs: number;
+  ttlMs: number;
+  /** The topology version the reporter runs. */
+  topologyVersion: number;
+}
+
+export interface PublishedVersion {
+  version: number;
+  publishedAtMs: number;
+  by: string;
+  comment: string;
+  topology: Topology;
+}
+
+export type VersionSummary = Omit<PublishedVersion, 'topology'>;
+
+/** A change, with the store revision it happened at; watch() resumes after any revision. */
+export type StoreEvent =
+  | { kind: 'published'; revision: number; version: number }
+  | { kind: 'admin-state'; revision: number; record: AdminStateRecord }
+  | { kind: 'liveness'; revision: number; record: LivenessRecord };
+
+/** Everything a consumer (DNS, a Front End) needs to start; then watch from `revision`. */
+export interface Snapshot {
+  revision: number;
+  /** undefined when nothing has been published yet. */
+  current: PublishedVersion | undefined;
+  adminStates: ReadonlyMap<string, AdminStateRecord>;
+  liveness: readonly LivenessRecord[];
+}
+
+export interface WatchOptions {
+  /** Deliver the events after this revision (a resume point); the current revision when absent. */
+  afterRevision?: number;
+  signal?: AbortSignal;
+}
+
+export interface Store {
+  /**
+   * Publishes `topology` as version baseVersion + 1. Compare-and-swap: throws DnslbError
+   * STORE_STALE_VERSION when the current version is not `baseVersion` (0 = nothing published yet).
+   */
+  publish(topology: Topology, baseVersion: number, meta: { by: string; comment?: string }): Promise<PublishedVersion>;
+  /** The latest version number, 0 when nothing is published. */
+  currentVersion(): Promise<number>;
+  /** A version (the latest when absent); throws STORE_NOT_FOUND. */
+  read(version?: number): Promise<PublishedVersion>;
+  listVersions(): Promise<VersionSummary[]>;
+
+  setAdminState(server: string, state: AdminState, meta: { by: string; reason: string }): Promise<AdminStateRecord>;
+  adminStates(): Promise<ReadonlyMap<string, AdminStateRecord>>;
+
+  reportLiveness(record: LivenessRecord): Promise<void>;
+  /** Every unexpired report. */
+  liveness(): Promise<LivenessRecord[]>;
+
+  snapshot(): Promise<Snapshot>;
+  /** Changes after a revision, in order, until the signal aborts or close(). */
+  watch(options?: WatchOptions): AsyncIterable<StoreEvent>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,251 @@
+// The topology document (Lync's Topology Builder, as YAML): its zod schema, defaults and types.
+// Shape rules live here; rules that look across the document (uniqueness, zones, references) live in rules.ts.
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+/** RFC 1035 §2.3.1 / RFC 1123 §2.1: labels of letters, digits and hyphens, 1–63 bytes, 253 in all. */
+const FQDN_PATTERN = /^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+$/;
+
+export const fqdn = z
+  .string()
+  .transform((value) => value.toLowerCase().replace(/\.$/, ''))
+  .refine((value) => FQDN_PATTERN.test(value), { message: 'not a well-formed FQDN (labels of a-z, 0-9 and -, at most 63 bytes each, at least two labels)' });
+
+export const ipv4 = z.string().refine((value) => isIP(value) === 4, { message: 'not an IPv4 address' });
+export const ipv6 = z
+  .string()
+  .refine((value) => isIP(value) === 6, { message: 'not an IPv6 address' })
+  .transform((value) => value.toLowerCase());
+
+const port = z.number().int().min(1).max(65535);
+
+/** "address:port" or "[v6]:port". */
+export const endpoint = z.string().transform((value, context) => {
+  const match = /^\[([^\]]+)\]:(\d+)$/.exec(value) ?? /^([^:]+):(\d+)$/.exec(value);
+  const address = match?.[1];
+  const portNumber = Number(match?.[2]);
+  if (!match || address === undefined || isIP(address) === 0 || !(portNumber >= 1 && portNumber <= 65535)) {
+    context.addIssue({ code: 'custom', message: 'not an endpoint "address:port" or "[ipv6]:port"' });
+    return z.NEVER;
+  }
+  return { address: address.toLowerCase(), port: portNumber };
+});
+export type Endpoint = { address: string; port: number };
+
+export const cidr = z.string().transform((value, context) => {
+  const [address, bitsText] = value.split('/');
+  const family = address === undefined ? 0 : isIP(address);
+  const bits = Number(bitsText);
+  const maxBits = family === 6 ? 128 : 32;
+  if (family === 0 || bitsText === undefined || !/^\d+$/.test(bitsText) || bits > maxBits) {
+    context.addIssue({ code: 'custom', message: 'not a CIDR "address/bits"' });
+    return z.NEVER;
+  }
+  return value.toLowerCase();
+});
+
+const addresses = {
+  ipv4: ipv4.optional(),
+  ipv6: ipv6.optional(),
+};
+
+/** Where a host answers: at least one of IPv4 or IPv6. */
+const address = z.strictObject(addresses).refine((value) => value.ipv4 !== undefined || value.ipv6 !== undefined, {
+  message: 'needs ipv4 or ipv6 (or both)',
+});
+
+export const POOL_KINDS = ['frontend', 'director', 'edge', 'mediation'] as const;
+export type PoolKind = (typeof POOL_KINDS)[number];
+export const LOAD_BALANCING = ['dns', 'hardware'] as const;
+export type LoadBalancing = (typeof LOAD_BALANCING)[number];
+export const ANSWER_ORDERS = ['rotate', 'random', 'fixed'] as const;
+
+const dnsPolicy = z
+  .strictObject({
+    order: z.enum(ANSWER_ORDERS).default('rotate'),
+    /** At most this many address records per answer; 0 = all servers. */
+    maxRecords: z.number().int().min(0).max(64).default(0),
+    /** Seconds. Short, so that clients notice a blocked or drained server soon. */
+    ttl: z.number().int().min(0).max(86_400).default(300),
+    /** Leave draining and dead servers out of the pool answer (failing open when none is left). */
+    healthAware: z.boolean().default(true),
+  })
+  .prefault({});
+
+const edgeExternalAddresses = z.strictObject({
+  accessEdge: address,
+  webConferencing: address,
+  av: address,
+});
+
+const server = z.strictObject({
+  fqdn,
+  ...addresses,
+  /** Edge servers only: the external address of each of the three edge services. */
+  external: edgeExternalAddresses.optional(),
+});
+
+const webService = z.strictObject({ fqdn, vip: address });
+
+const edgeService = z.strictObject({
+  fqdn,
+  /** Access Edge: 443 for clients (`_sip._tls`); federation uses `federationPort`. */
+  port: port.optional(),
+  /** With hardware load balancing on the external interface: the VIP of this service. */
+  vip: address.optional(),
+});
+
+const edge = z.strictObject({
+  /** Load balancing of the external interface; must equal the pool's (internal interface). */
+  externalLoadBalancing: z.enum(LOAD_BALANCING),
+  accessEdge: edgeService.extend({ federationPort: port.default(5061) }),
+  webConferencing: edgeService,
+  av: edgeService,
+});
+
+const pool = z.strictObject({
+  /** The pool FQDN: with DNS load balancing it answers one record per server. */
+  fqdn,
+  kind: z.enum(POOL_KINDS),
+  site: z.string().min(1),
+  loadBalancing: z.enum(LOAD_BALANCING),
+  /** With hardware load balancing: the VIP the pool FQDN resolves to. */
+  vip: address.optional(),
+  servers: z.array(server),
+  /** Frontend and director pools: Web services stay behind a hardware load balancer (HTTPS). */
+  webServices: z.strictObject({ internal: webService.optional(), external: webService.optional() }).optional(),
+  /** Edge pools: the external services. */
+  edge: edge.optional(),
+  dns: dnsPolicy,
+  sip: z
+    .strictObject({
+      tcpPort: port.default(5060),
+      tlsPort: port.default(5061),
+    })
+    .prefault({}),
+});
+
+const staticRecord = z.strictObject({
+  name: fqdn,
+  type: z.enum(['A', 'AAAA', 'CNAME', 'TXT', 'MX', 'SRV']),
+  value: z.string().min(1),
+  ttl: z.number().int().min(0).max(604_800).default(3600),
+  /** Views the record is served in; all views when absent. */
+  views: z.array(z.string().min(1)).optional(),
+});
+
+const zone = z.strictObject({
+  name: fqdn,
+  soa: z
+    .strictObject({
+      /** Primary name server; the first DNS server's FQDN when absent. */
+      mname: fqdn.optional(),
+      /** Responsible mailbox as a domain name (hostmaster.example.com). */
+      rname: fqdn.optional(),
+      refreshS: z.number().int().min(1).default(3600),
+      retryS: z.number().int().min(1).default(600),
+      expireS: z.number().int().min(1).default(604_800),
+      /** RFC 2308 §4: the negative-caching TTL. */
+      minimumS: z.number().int().min(0).max(86_400).default(60),
+    })
+    .prefault({}),
+  records: z.array(staticRecord).default([]),
+});
+
+const dnsServer = z.strictObject({
+  fqdn,
+  listen: z.array(endpoint).min(1),
+});
+
+const view = z.strictObject({
+  name: z.string().regex(/^[a-z][a-z0-9-]*$/, 'view names are lower-case words'),
+  /** Clients whose source address falls in one of these networks get this view (first match wins). */
+  clients: z.array(cidr).min(1),
+});
+
+const dns = z.strictObject({
+  servers: z.array(dnsServer).min(1),
+  zones: z.array(zone).min(1),
+  views: z
+    .array(view)
+    .min(1)
+    .default([
+      { name: 'internal', clients: ['0.0.0.0/0', '::/0'] },
+    ]),
+  /** Secondaries allowed to transfer the zones; each is sent NOTIFY on every change. */
+  secondaries: z.array(endpoint).default([]),
+});
+
+const settings = z
+  .strictObject({
+    heartbeat: z
+      .strictObject({
+        intervalMs: z.number().int().min(50).max(60_000).default(1000), // 1 s
+        failAfter: z.number().int().min(1).max(100).default(3),
+        riseAfter: z.number().int().min(1).max(100).default(2),
+      })
+      .prefault({}),
+    rehome: z
+      .strictObject({
+        batchSize: z.number().int().min(1).max(100_000).default(100),
+        intervalMs: z.number().int().min(10).max(600_000).default(1000), // 1 s
+      })
+      .prefault({}),
+    drain: z
+      .strictObject({
+        timeoutMs: z.number().int().min(1000).max(86_400_000).default(3_600_000), // 1 h
+      })
+      .prefault({}),
+    supervisor: z
+      .strictObject({
+        restartDelayMs: z.number().int().min(0).max(600_000).default(2000), // 2 s
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
+export const EXCHANGE_UM_VERSIONS = ['none', '2007', '2007-sp1', '2010', '2010-sp1', '2013', '2016', '2019'] as const;
+export type ExchangeUmVersion = (typeof EXCHANGE_UM_VERSIONS)[number];
+
+/** What the advisor weighs (DESIGN §3 "Advisor"). */
+const facts = z
+  .strictObject({
+    /** Share of clients older than Lync 2010 (they try only the first address), 0–100 %. */
+    legacyClientsPercent: z.number().min(0).max(100).default(0),
+    // A bare 2013 in YAML is a number; accept it as the version it names.
+    exchangeUm: z.preprocess((value) => (typeof value === 'number' ? String(value) : value), z.enum(EXCHANGE_UM_VERSIONS)).default('none'),
+    /** Interoperates with Office Communications Server 2007 / 2007 R2 pools. */
+    pre2010Servers: z.boolean().default(false),
+    /** Federates with organisations running servers older than Lync 2010. */
+    federationWithPre2010: z.boolean().default(false),
+    /** Public IM connectivity (Windows Live, AOL, Yahoo!) on the edge. */
+    publicIm: z.boolean().default(false),
+    /** XMPP federation on the edge. */
+    xmpp: z.boolean().default(false),
+  })
+  .prefault({});
+
+export const topologySchema = z.strictObject({
+  /** The document format; 1 is the only one so far. */
+  schemaVersion: z.literal(1).default(1),
+  sipDomains: z.array(fqdn).min(1),
+  sites: z.array(z.strictObject({ name: z.string().min(1), description: z.string().optional() })).min(1),
+  /** When present, the only users the servers know (`sip:user@domain`); otherwise any user of the SIP domains. */
+  users: z.array(z.string().regex(/^sips?:[^@\s]+@[^@\s]+$/i, 'not a SIP URI sip:user@domain')).optional(),
+  pools: z.array(pool).min(1),
+  dns,
+  settings,
+  facts,
+});
+
+export type Topology = z.output<typeof topologySchema>;
+export type TopologyInput = z.input<typeof topologySchema>;
+export type Pool = Topology['pools'][number];
+export type Server = Pool['servers'][number];
+export type DnsPolicy = Pool['dns'];
+export type Zone = Topology['dns']['zones'][number];
+export type StaticRecord = Zone['records'][number];
+export type View = Topology['dns']['views'][number];
+export type Facts = Topology['facts'];
+export type Settings = Topology['settings'];
+export type AddressPair = { ipv4?: string | undefined; ipv6?: string | undefined };
