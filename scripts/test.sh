@@ -17,7 +17,7 @@ done
 if [ "${#files[@]}" -eq 0 ]; then
   bash scripts/ensure-system-packages.sh
   echo "== type-check"; npx tsc --noEmit
-  echo "== lint"; npx eslint --max-warnings 0 src test bench scripts bin
+  echo "== lint"; npx eslint --max-warnings 0 .
   mapfile -t files < <(find src -name '*.test.ts' | sort)
   if [ "$mode" = all ]; then
     mapfile -t -O "${#files[@]}" files < <(find test/integration -name '*.test.ts' 2>/dev/null | sort)
