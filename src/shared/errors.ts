@@ -26,6 +26,9 @@ export const ERROR_CODES = [
   'STORE_IO',
   'STORE_LOCKED',
   'STORE_UNKNOWN_SERVER',
+  // client
+  'CLIENT_DISCOVERY',
+  'CLIENT_CONNECT',
   // cli
   'CLI_USAGE',
 ] as const;
