@@ -29,6 +29,15 @@ export const ERROR_CODES = [
   // client
   'CLIENT_DISCOVERY',
   'CLIENT_CONNECT',
+  // admin
+  'ADMIN_CREDENTIALS',
+  'ADMIN_NOT_RUNNING',
+  'ADMIN_UNAUTHORIZED',
+  'ADMIN_BAD_REQUEST',
+  'ADMIN_NOT_FOUND',
+  'ADMIN_METHOD',
+  'ADMIN_QUORUM',
+  'ADMIN_INTERNAL',
   // cli
   'CLI_USAGE',
 ] as const;

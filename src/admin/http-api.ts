@@ -1,0 +1,150 @@
+// A small JSON-over-HTTP server for the admin API: routes by method and path pattern, a bearer
+// token on every request, bounded bodies, and errors as JSON with the DnslbError code.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { DnslbError, isDnslbError } from '../shared/errors.ts';
+import { limits } from '../shared/limits.ts';
+import { isAuthorized } from './credentials.ts';
+
+export interface Request {
+  method: string;
+  path: string;
+  params: Record<string, string>;
+  query: URLSearchParams;
+  body: unknown;
+}
+
+export interface Reply {
+  status?: number;
+  body: unknown;
+}
+
+export type Handler = (request: Request) => Promise<Reply> | Reply;
+
+interface Route {
+  method: string;
+  pattern: RegExp;
+  names: string[];
+  handler: Handler;
+}
+
+/** Operating errors that are the caller's fault map to 4xx; the rest to 500/503. */
+const STATUS_OF_CODE: Partial<Record<string, number>> = {
+  ADMIN_BAD_REQUEST: 400,
+  ADMIN_NOT_FOUND: 404,
+  ADMIN_QUORUM: 409,
+  STORE_STALE_VERSION: 409,
+  STORE_UNKNOWN_SERVER: 404,
+  STORE_NOT_FOUND: 404,
+};
+
+export class AdminApi {
+  private readonly routes: Route[] = [];
+  private server: Server | undefined;
+
+  constructor(private readonly token: string) {}
+
+  /** `path` may hold `:name` segments, given to the handler in `params`. */
+  route(method: string, path: string, handler: Handler): this {
+    const names: string[] = [];
+    const pattern = new RegExp(`^${path.replace(/:([a-zA-Z]+)/g, (_, name: string) => (names.push(name), '([^/]+)'))}$`);
+    this.routes.push({ method, pattern, names, handler });
+    return this;
+  }
+
+  async listen(host: string, port: number): Promise<string> {
+    this.server = createServer((request, response) => void this.handle(request, response));
+    this.server.headersTimeout = 10_000;
+    this.server.requestTimeout = 30_000;
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(port, host, () => resolve());
+    });
+    const address = this.server.address() as AddressInfo;
+    const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    return `http://${shown}:${address.port}`;
+  }
+
+  async close(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
+
+  private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const send = (status: number, body: unknown) => {
+      const text = `${JSON.stringify(body, null, 2)}\n`;
+      response.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+      response.end(text);
+    };
+    try {
+      if (!isAuthorized(request.headers.authorization, this.token)) {
+        response.setHeader('www-authenticate', 'Bearer realm="dnslb"');
+        send(401, { error: { code: 'ADMIN_UNAUTHORIZED', message: 'a bearer token is required (see the admin-token file in the data dir)' } });
+        request.resume();
+        return;
+      }
+      const url = new URL(request.url ?? '/', 'http://admin');
+      const route = this.routes.find((candidate) => candidate.method === request.method && candidate.pattern.test(url.pathname));
+      if (!route) {
+        const known = this.routes.some((candidate) => candidate.pattern.test(url.pathname));
+        send(known ? 405 : 404, { error: { code: known ? 'ADMIN_METHOD' : 'ADMIN_NOT_FOUND', message: `${request.method} ${url.pathname} is not an admin route` } });
+        request.resume();
+        return;
+      }
+      const match = route.pattern.exec(url.pathname)!;
+      const params = Object.fromEntries(route.names.map((name, index) => [name, decodeURIComponent(match[index + 1]!)]));
+      const body = await readJson(request);
+      const reply = await route.handler({ method: request.method!, path: url.pathname, params, query: url.searchParams, body });
+      send(reply.status ?? 200, reply.body);
+    } catch (error) {
+      if (isDnslbError(error)) send(STATUS_OF_CODE[error.code] ?? 500, { error: { code: error.code, message: error.message } });
+      else send(500, { error: { code: 'ADMIN_INTERNAL', message: (error as Error).message } });
+    }
+  }
+}
+
+async function readJson(request: IncomingMessage): Promise<unknown> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limits.adminBodyBytesMax) throw new DnslbError('ADMIN_BAD_REQUEST', `request body over ${limits.adminBodyBytesMax} bytes`);
+    chunks.push(chunk);
+  }
+  if (size === 0) return {};
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch (error) {
+    throw new DnslbError('ADMIN_BAD_REQUEST', `request body is not JSON: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/** The CLI side: calls the admin API of a running system with its token. */
+export async function callAdmin(url: string, token: string, method: string, path: string, body?: unknown): Promise<unknown> {
+  let response: Response;
+  try {
+    response = await fetch(new URL(path, url), {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (error) {
+    throw new DnslbError('ADMIN_NOT_RUNNING', `cannot reach the admin API at ${url}: ${(error as Error).cause ?? (error as Error).message}`, { cause: error });
+  }
+  const text = await response.text();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new DnslbError('ADMIN_INTERNAL', `the admin API answered ${response.status} with a body that is not JSON`);
+  }
+  if (!response.ok) {
+    const error = (parsed as { error?: { code?: string; message?: string } }).error;
+    const code = (error?.code ?? 'ADMIN_INTERNAL') as ConstructorParameters<typeof DnslbError>[0];
+    throw new DnslbError(code, error?.message ?? `HTTP ${response.status}`);
+  }
+  return parsed;
+}
