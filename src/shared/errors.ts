@@ -38,6 +38,8 @@ export const ERROR_CODES = [
   'ADMIN_METHOD',
   'ADMIN_QUORUM',
   'ADMIN_INTERNAL',
+  // supervisor
+  'SUPERVISOR_CHILD',
   // cli
   'CLI_USAGE',
 ] as const;

@@ -1,0 +1,174 @@
+// The supervisor of `dnslb up` (DESIGN §4): one child process per server and one for DNS. A child that
+// dies is a server failure: the others keep running, and the supervisor restarts it after
+// `restartDelayMs` (recovery). An operator can stop and start one child by hand.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { systemClock, type Clock, type Timer } from '../shared/clock.ts';
+import { DnslbError } from '../shared/errors.ts';
+
+export interface ChildSpec {
+  /** Unique: the server FQDN, or "dns". */
+  name: string;
+  command: string;
+  args: readonly string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+export type ChildState = 'starting' | 'running' | 'restarting' | 'stopped' | 'stopping';
+
+export interface ChildStatus {
+  name: string;
+  state: ChildState;
+  pid: number | undefined;
+  restarts: number;
+  startedAtMs: number | undefined;
+  /** How the last run ended: "exit 1", "signal SIGKILL", … */
+  lastExit: string | undefined;
+  lastExitAtMs: number | undefined;
+}
+
+export interface SupervisorOptions {
+  restartDelayMs: number;
+  clock?: Clock;
+  /** Where a child's output goes (a line at a time, prefixed with its name); by default, the supervisor's stderr. */
+  output?: (name: string, line: string) => void;
+  /** SIGTERM, then SIGKILL after this. */
+  stopGraceMs?: number;
+}
+
+interface Child {
+  spec: ChildSpec;
+  status: ChildStatus;
+  process: ChildProcess | undefined;
+  restartTimer: Timer | undefined;
+  /** An operator stopped it: do not restart. */
+  held: boolean;
+}
+
+export class Supervisor {
+  private readonly children = new Map<string, Child>();
+  private readonly clock: Clock;
+  private shuttingDown = false;
+  private readonly listeners = new Set<(status: ChildStatus) => void>();
+
+  constructor(specs: readonly ChildSpec[], private readonly options: SupervisorOptions) {
+    this.clock = options.clock ?? systemClock;
+    for (const spec of specs) {
+      if (this.children.has(spec.name)) throw new DnslbError('SUPERVISOR_CHILD', `two children named ${spec.name}`);
+      this.children.set(spec.name, {
+        spec,
+        status: { name: spec.name, state: 'stopped', pid: undefined, restarts: 0, startedAtMs: undefined, lastExit: undefined, lastExitAtMs: undefined },
+        process: undefined,
+        restartTimer: undefined,
+        held: false,
+      });
+    }
+  }
+
+  /** Called with a child's status every time it changes. */
+  onChange(listener: (status: ChildStatus) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  startAll(): void {
+    for (const child of this.children.values()) this.launch(child);
+  }
+
+  status(): ChildStatus[] {
+    return [...this.children.values()].map((child) => ({ ...child.status }));
+  }
+
+  private childNamed(name: string): Child {
+    const child = this.children.get(name);
+    if (!child) throw new DnslbError('SUPERVISOR_CHILD', `no child named ${name}; known: ${[...this.children.keys()].join(', ')}`);
+    return child;
+  }
+
+  /** Stops a child by hand; it stays stopped until start(). */
+  async stop(name: string): Promise<ChildStatus> {
+    const child = this.childNamed(name);
+    child.held = true;
+    child.restartTimer?.cancel();
+    child.restartTimer = undefined;
+    await this.terminate(child);
+    this.update(child, { state: 'stopped' });
+    return { ...child.status };
+  }
+
+  /** Starts a child stopped by hand (or waiting for its restart) now. */
+  start(name: string): ChildStatus {
+    const child = this.childNamed(name);
+    child.held = false;
+    child.restartTimer?.cancel();
+    child.restartTimer = undefined;
+    if (!child.process) this.launch(child);
+    return { ...child.status };
+  }
+
+  async shutdown(): Promise<void> {
+    this.shuttingDown = true;
+    await Promise.all(
+      [...this.children.values()].map(async (child) => {
+        child.restartTimer?.cancel();
+        await this.terminate(child);
+        this.update(child, { state: 'stopped' });
+      }),
+    );
+  }
+
+  private update(child: Child, change: Partial<ChildStatus>): void {
+    Object.assign(child.status, change);
+    for (const listener of this.listeners) listener({ ...child.status });
+  }
+
+  private launch(child: Child): void {
+    if (this.shuttingDown || child.held) return;
+    const process_ = spawn(child.spec.command, [...child.spec.args], { env: child.spec.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.process = process_;
+    const forward = (stream: NodeJS.ReadableStream | null) => {
+      let pending = '';
+      stream?.setEncoding('utf8');
+      stream?.on('data', (text: string) => {
+        pending += text;
+        const lines = pending.split('\n');
+        pending = lines.pop() ?? '';
+        for (const line of lines) this.options.output?.(child.spec.name, line) ?? process.stderr.write(`[${child.spec.name}] ${line}\n`);
+      });
+    };
+    forward(process_.stdout);
+    forward(process_.stderr);
+    process_.once('error', (error) => {
+      this.update(child, { lastExit: `could not start: ${error.message}` });
+    });
+    process_.once('exit', (code, signal) => this.exited(child, process_, code, signal));
+    this.update(child, { state: 'running', pid: process_.pid, startedAtMs: this.clock.nowMs() });
+  }
+
+  private exited(child: Child, process_: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (child.process !== process_) return;
+    child.process = undefined;
+    const lastExit = signal ? `signal ${signal}` : `exit ${code}`;
+    if (this.shuttingDown || child.held || child.status.state === 'stopping') {
+      this.update(child, { state: 'stopped', pid: undefined, lastExit, lastExitAtMs: this.clock.nowMs() });
+      return;
+    }
+    this.update(child, { state: 'restarting', pid: undefined, lastExit, lastExitAtMs: this.clock.nowMs() });
+    child.restartTimer = this.clock.setTimer(this.options.restartDelayMs, () => {
+      child.restartTimer = undefined;
+      child.status.restarts++;
+      this.launch(child);
+    });
+  }
+
+  private async terminate(child: Child): Promise<void> {
+    const process_ = child.process;
+    if (!process_ || process_.exitCode !== null || process_.signalCode !== null) return;
+    this.update(child, { state: 'stopping' });
+    const exited = once(process_, 'exit');
+    process_.kill('SIGTERM');
+    const timer = setTimeout(() => process_.kill('SIGKILL'), this.options.stopGraceMs ?? 5000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
