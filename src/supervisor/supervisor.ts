@@ -133,7 +133,10 @@ export class Supervisor {
         pending += text;
         const lines = pending.split('\n');
         pending = lines.pop() ?? '';
-        for (const line of lines) this.options.output?.(child.spec.name, line) ?? process.stderr.write(`[${child.spec.name}] ${line}\n`);
+        for (const line of lines) {
+          if (this.options.output) this.options.output(child.spec.name, line);
+          else process.stderr.write(`[${child.spec.name}] ${line}\n`);
+        }
       });
     };
     forward(process_.stdout);
