@@ -8,6 +8,7 @@ import {
   Sequencer,
   canonicalUser,
   formatQ,
+  formatRedirectContact,
   homeOf,
   nextAvailableAfter,
   planMoves,
@@ -208,6 +209,8 @@ describe('home, next server and redirect', () => {
       for (const q of values) assert.match(formatQ(q), /^0\.\d{1,3}$/);
     }
     assert.equal(formatQ(1), '1');
+    assert.equal(formatRedirectContact({ server: 'fe2.contoso.com', q: 0.273 }, { port: 5061 }), '<sip:fe2.contoso.com:5061;transport=tls>;q=0.273');
+    assert.equal(formatRedirectContact({ server: 'fe2.contoso.com', q: 0.7 }, { transport: 'tcp' }), '<sip:fe2.contoso.com;transport=tcp>;q=0.7');
     assert.equal(formatQ(0.7), '0.7');
   });
 });

@@ -327,6 +327,16 @@ export function formatQ(q: number): string {
   return q === 1 ? '1' : q === 0 ? '0' : (Math.round(q * 1000) / 1000).toFixed(3).replace(/0+$/, '');
 }
 
+/**
+ * One Contact header value of a redirect (RFC 3261 §20.10): `<sip:fe1.contoso.com:5061;transport=tls>;q=0.7`.
+ * Lync clients reach servers over TLS on 5061; the port is left out when not given.
+ */
+export function formatRedirectContact(contact: RedirectContact, options: { port?: number; transport?: 'tls' | 'tcp' } = {}): string {
+  const transport = options.transport ?? 'tls';
+  const port = options.port === undefined ? '' : `:${options.port}`;
+  return `<sip:${contact.server}${port};transport=${transport}>;q=${formatQ(contact.q)}`;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Plans: who moves where
 
