@@ -2,7 +2,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeClock } from '../../test/helpers/fake-clock.ts';
-import { LocationService, decideRegister, parseRegistrarConfig } from './location.ts';
+import { LocationService, decideRegister, ownCopy, parseRegistrarConfig } from './location.ts';
 import type { ContactFacts, RegisterFacts } from './location.ts';
 import { Sequencer, sequenceOf } from './sequence.ts';
 
@@ -170,6 +170,13 @@ describe('LocationService expiry, flows and users', () => {
     assert.deepEqual(location.dropFlow('nope'), []);
   });
 
+  test('stored strings are equal copies of what the SIP layer passed', () => {
+    const message = `To: <${ALICE}>\r\nContact: <sip:alice@10.0.0.5:5061;transport=tls>\r\n`;
+    const contact = message.slice(message.indexOf('Contact: <') + 10, message.lastIndexOf('>'));
+    assert.equal(ownCopy(contact), 'sip:alice@10.0.0.5:5061;transport=tls');
+    assert.equal(ownCopy('a"b\\c\u263a'), 'a"b\\c\u263a');
+  });
+
   test('deactivateUser ends every binding of the user', () => {
     const { location } = service();
     location.register(facts({ contacts: [{ uri: 'sip:a@h1' }, { uri: 'sip:a@h2' }] }), 'backup');
@@ -226,6 +233,17 @@ describe('decideRegister', () => {
     assert.equal(decideRegister({ self: first, sequencer, available: all, config }, facts({ aor: 'mailto:alice@contoso.com' })).kind, 'bad-request');
     assert.equal(decideRegister({ self: first, sequencer, available: all, config }, facts({ contacts: [{ uri: '*' }] })).kind, 'bad-request');
     assert.equal(decideRegister({ self: first, sequencer, available: all, config }, facts({ expiresS: 0, contacts: [{ uri: '*' }] })).kind, 'accept');
+  });
+
+  test('a draining server (left out of the available set) sends even its own users home elsewhere', () => {
+    const draining = (server: string): boolean => server !== first;
+    const decision = decideRegister({ self: first, sequencer, available: draining, config }, facts());
+    assert.equal(decision.kind, 'redirect');
+    assert.deepEqual(decision.kind === 'redirect' && decision.contacts.map((c) => c.server), [second, third]);
+    // And its location service lists those users for the drain queue.
+    const { location } = service();
+    location.register(facts(), 'primary');
+    assert.deepEqual(location.usersHomedElsewhere(first, sequencer, draining), [{ user: ALICE, home: second }]);
   });
 
   test('config validation rejects inconsistent expiries', () => {
