@@ -40,6 +40,10 @@ export const ERROR_CODES = [
   'ADMIN_INTERNAL',
   // supervisor
   'SUPERVISOR_CHILD',
+  // registrar
+  'REGISTRAR_BAD_URI',
+  'REGISTRAR_REGINFO_PARSE',
+  'REGISTRAR_REHOME_CANCELLED',
   // cli
   'CLI_USAGE',
 ] as const;
