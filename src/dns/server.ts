@@ -5,6 +5,7 @@ import { isIP } from 'node:net';
 import net from 'node:net';
 import type { Logger } from 'pino';
 import type { Clock, Timer } from '../shared/clock.ts';
+import { DnslbError } from '../shared/errors.ts';
 import { limits } from '../shared/limits.ts';
 import type { Endpoint } from '../topology/schema.ts';
 import { answerFor, errorFor, udpLimitOf, type AnswerIndex } from './answer-cache.ts';
@@ -59,7 +60,13 @@ export class DnsServer {
     for (const endpoint of this.options.listen) {
       let lastError: unknown;
       for (let attempt = 0; attempt < SAME_PORT_ATTEMPTS; attempt++) {
-        const udp = await this.bindUdp(endpoint);
+        let udp: dgram.Socket;
+        try {
+          udp = await this.bindUdp(endpoint);
+        } catch (error) {
+          lastError = error;
+          break;
+        }
         const port = udp.address().port;
         try {
           const tcp = await this.listenTcp({ address: endpoint.address, port });
@@ -76,7 +83,10 @@ export class DnsServer {
           if (endpoint.port !== 0) break;
         }
       }
-      if (lastError !== undefined) throw lastError;
+      if (lastError !== undefined) {
+        await this.close();
+        throw new DnslbError('DNS_LISTEN', `cannot listen on ${endpoint.address}:${endpoint.port}: ${(lastError as Error).message}`, { cause: lastError });
+      }
     }
     return bound;
   }

@@ -17,7 +17,7 @@ function read(packet: Buffer): { result: ReadResult; query: Query } {
 
 describe('readQuery', () => {
   test('reads the header, question and EDNS OPT of a well-formed query', () => {
-    const packet = query('Pool01.Contoso.COM', 'AAAA', { additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096, flags: dnsPacket.DNSSEC_OK, options: [{ code: 10, data: Buffer.alloc(8) }] } as dnsPacket.Answer] });
+    const packet = query('Pool01.Contoso.COM', 'AAAA', { additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096, flags: dnsPacket.DNSSEC_OK, options: [{ code: 10, data: Buffer.alloc(8) }] } as unknown as dnsPacket.Answer] });
     const { result, query: parsed } = read(packet);
     assert.equal(result, ReadResult.Ok);
     assert.equal(parsed.id, 0x1234);
@@ -55,7 +55,7 @@ describe('readQuery', () => {
     ['ANCOUNT 1 in a query', () => { const p = query('a.example'); p[7] = 1; return p; }, ReadResult.FormErr],
     ['ARCOUNT 1 and nothing there', () => { const p = query('a.example'); p[11] = 1; return p; }, ReadResult.FormErr],
     ['two OPT records', () => { const opt = { type: 'OPT', name: '.', udpPayloadSize: 1232 } as dnsPacket.Answer; return query('a.example', 'A', { additionals: [opt, opt] }); }, ReadResult.FormErr],
-    ['OPT whose option overruns its RDATA', () => { const p = query('a.example', 'A', { additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, options: [{ code: 10, data: Buffer.alloc(8) }] } as dnsPacket.Answer] }); p.writeUInt16BE(20, p.length - 10); return p; }, ReadResult.FormErr],
+    ['OPT whose option overruns its RDATA', () => { const p = query('a.example', 'A', { additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, options: [{ code: 10, data: Buffer.alloc(8) }] } as unknown as dnsPacket.Answer] }); p.writeUInt16BE(20, p.length - 10); return p; }, ReadResult.FormErr],
     ['opcode 2 (STATUS)', () => { const p = query('a.example'); p[2] = (p[2]! & 0x87) | (2 << 3); return p; }, ReadResult.NotImp],
   ];
   for (const [name, make, expected] of cases) {

@@ -26,6 +26,8 @@ export const ERROR_CODES = [
   'STORE_IO',
   'STORE_LOCKED',
   'STORE_UNKNOWN_SERVER',
+  // dns
+  'DNS_LISTEN',
   // cli
   'CLI_USAGE',
 ] as const;

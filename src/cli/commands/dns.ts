@@ -5,7 +5,7 @@ import { LiveZones } from '../../dns/live.ts';
 import { DnsServer } from '../../dns/server.ts';
 import { systemClock, systemRandom } from '../../shared/clock.ts';
 import { DnslbError } from '../../shared/errors.ts';
-import { checkLimits } from '../../shared/limits.ts';
+import { checkLimits, limits } from '../../shared/limits.ts';
 import type { Store } from '../../store/store.ts';
 import { parseFile } from '../../topology/parse.ts';
 import { endpoint, type Endpoint } from '../../topology/schema.ts';
@@ -18,6 +18,14 @@ interface ServeOptions {
   server?: string;
   storeDir?: string;
   logLevel: string;
+  tcpIdleTimeoutMs: string;
+  tcpConnectionsMax: string;
+}
+
+function positiveInteger(flag: string, text: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) throw new DnslbError('CLI_USAGE', `${flag} ${text}: not a positive integer`);
+  return value;
 }
 
 function parseListen(text: string): Endpoint {
@@ -40,6 +48,8 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
     .option('--listen <address:port...>', 'where to listen (default: the topology\'s DNS servers\' listen addresses); port 0 picks a free port')
     .option('--server <fqdn>', 'listen only on this DNS server\'s addresses from the topology')
     .option('--store-dir <dir>', 'follow the file store in this data directory (published topology, admin state, liveness)')
+    .option('--tcp-idle-timeout-ms <ms>', 'close a TCP connection with no complete query for this long', String(limits.dnsTcpIdleTimeoutMs))
+    .option('--tcp-connections-max <n>', 'open TCP connections at most; more are closed at once', String(limits.dnsTcpConnectionsMax))
     .option('--log-level <level>', 'pino level: fatal, error, warn, info, debug, silent', process.env['DNSLB_LOG_LEVEL'] ?? 'info')
     .action(async (file: string | undefined, options: ServeOptions) => {
       checkLimits();
@@ -61,7 +71,14 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
         listen = servers.flatMap((server) => server.listen);
       }
       if (listen.length === 0) throw new DnslbError('CLI_USAGE', 'nothing to listen on: give --listen, or a topology whose dns.servers list listen addresses');
-      const server = new DnsServer({ listen, answers: zones, clock: systemClock, logger });
+      const server = new DnsServer({
+        listen,
+        answers: zones,
+        clock: systemClock,
+        logger,
+        tcpIdleTimeoutMs: positiveInteger('--tcp-idle-timeout-ms', options.tcpIdleTimeoutMs),
+        tcpConnectionsMax: positiveInteger('--tcp-connections-max', options.tcpConnectionsMax),
+      });
       const bound = await server.start();
       const where = [...bound.udp.map((e) => `udp://${e.address}:${e.port}`), ...bound.tcp.map((e) => `tcp://${e.address}:${e.port}`)].join(' ');
       // The one line on stdout: tests and operators read where it listens (port 0 included).
