@@ -44,6 +44,8 @@ export const ERROR_CODES = [
   'REGISTRAR_BAD_URI',
   'REGISTRAR_REGINFO_PARSE',
   'REGISTRAR_REHOME_CANCELLED',
+  // dns
+  'DNS_LISTEN',
   // cli
   'CLI_USAGE',
 ] as const;

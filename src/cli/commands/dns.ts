@@ -1,0 +1,101 @@
+// dnslb dns serve: runs the authoritative DNS server alone, from a topology file and/or a store.
+import type { Command } from 'commander';
+import { pino } from 'pino';
+import { LiveZones } from '../../dns/live.ts';
+import { DnsServer } from '../../dns/server.ts';
+import { systemClock, systemRandom } from '../../shared/clock.ts';
+import { DnslbError } from '../../shared/errors.ts';
+import { checkLimits, limits } from '../../shared/limits.ts';
+import type { Store } from '../../store/store.ts';
+import { parseFile } from '../../topology/parse.ts';
+import { endpoint, type Endpoint } from '../../topology/schema.ts';
+
+/** Opens the store kept in a data directory; provided by whoever registers the command. */
+export type OpenStore = (directory: string) => Promise<Store>;
+
+interface ServeOptions {
+  listen?: string[];
+  server?: string;
+  storeDir?: string;
+  logLevel: string;
+  tcpIdleTimeoutMs: string;
+  tcpConnectionsMax: string;
+}
+
+function positiveInteger(flag: string, text: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) throw new DnslbError('CLI_USAGE', `${flag} ${text}: not a positive integer`);
+  return value;
+}
+
+function parseListen(text: string): Endpoint {
+  const result = endpoint.safeParse(text.replace(/:0$/, ':1'));
+  if (!result.success) throw new DnslbError('CLI_USAGE', `--listen ${text}: not ADDRESS:PORT or [IPV6]:PORT`);
+  // Port 0 (any free port) is accepted here though a topology may not use it.
+  return text.endsWith(':0') ? { address: result.data.address, port: 0 } : result.data;
+}
+
+/**
+ * `openStore` opens `--store-dir`; until the file store is wired in (src/store/file-store.ts,
+ * being written on its own branch) `--store-dir` is refused with a clear message.
+ */
+export function registerDns(program: Command, openStore?: OpenStore): void {
+  const dns = program.command('dns').description('the authoritative DNS server');
+  dns
+    .command('serve')
+    .description('serve the topology\'s zones over UDP and TCP until SIGTERM/SIGINT')
+    .argument('[file]', 'topology YAML (served when the store has no published version, or without a store)')
+    .option('--listen <address:port...>', 'where to listen (default: the topology\'s DNS servers\' listen addresses); port 0 picks a free port')
+    .option('--server <fqdn>', 'listen only on this DNS server\'s addresses from the topology')
+    .option('--store-dir <dir>', 'follow the file store in this data directory (published topology, admin state, liveness)')
+    .option('--tcp-idle-timeout-ms <ms>', 'close a TCP connection with no complete query for this long', String(limits.dnsTcpIdleTimeoutMs))
+    .option('--tcp-connections-max <n>', 'open TCP connections at most; more are closed at once', String(limits.dnsTcpConnectionsMax))
+    .option('--log-level <level>', 'pino level: fatal, error, warn, info, debug, silent', process.env['DNSLB_LOG_LEVEL'] ?? 'info')
+    .action(async (file: string | undefined, options: ServeOptions) => {
+      checkLimits();
+      const logger = pino({ level: options.logLevel, base: { component: 'dns' } }, pino.destination(2));
+      if (file === undefined && options.storeDir === undefined) throw new DnslbError('CLI_USAGE', 'dns serve needs a topology FILE, --store-dir DIR, or both');
+      const topology = file === undefined ? undefined : await parseFile(file);
+      let store: Store | undefined;
+      if (options.storeDir !== undefined) {
+        if (!openStore) throw new DnslbError('CLI_USAGE', '--store-dir: this build has no file store backend wired into `dns serve` yet');
+        store = await openStore(options.storeDir);
+      }
+      const zones = new LiveZones({ topology, store, clock: systemClock, random: systemRandom, logger });
+      await zones.start();
+      const source = topology ?? (store ? (await store.read().catch(() => undefined))?.topology : undefined);
+      let listen: Endpoint[];
+      if (options.listen && options.listen.length > 0) listen = options.listen.map(parseListen);
+      else {
+        const servers = (source?.dns.servers ?? []).filter((server) => options.server === undefined || server.fqdn === options.server.toLowerCase());
+        listen = servers.flatMap((server) => server.listen);
+      }
+      if (listen.length === 0) throw new DnslbError('CLI_USAGE', 'nothing to listen on: give --listen, or a topology whose dns.servers list listen addresses');
+      const server = new DnsServer({
+        listen,
+        answers: zones,
+        clock: systemClock,
+        logger,
+        tcpIdleTimeoutMs: positiveInteger('--tcp-idle-timeout-ms', options.tcpIdleTimeoutMs),
+        tcpConnectionsMax: positiveInteger('--tcp-connections-max', options.tcpConnectionsMax),
+      });
+      const bound = await server.start();
+      const where = [...bound.udp.map((e) => `udp://${e.address}:${e.port}`), ...bound.tcp.map((e) => `tcp://${e.address}:${e.port}`)].join(' ');
+      // The one line on stdout: tests and operators read where it listens (port 0 included).
+      console.log(`dnslb dns: listening ${where} serials ${JSON.stringify(Object.fromEntries(zones.current.serials))}`);
+      logger.info({ udp: bound.udp, tcp: bound.tcp }, 'dns: listening');
+      await new Promise<void>((resolve) => {
+        const stop = (signal: string): void => {
+          logger.info({ signal }, 'dns: stopping');
+          process.off('SIGTERM', stop);
+          process.off('SIGINT', stop);
+          resolve();
+        };
+        process.on('SIGTERM', stop);
+        process.on('SIGINT', stop);
+      });
+      await server.close();
+      await zones.close();
+      await store?.close();
+    });
+}

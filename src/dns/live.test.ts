@@ -1,0 +1,86 @@
+// LiveZones following a store (the in-memory test double): snapshot, then every event rebuilds the
+// zones; the serial moves exactly when the content does; liveness expiry is a clock event.
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { FakeClock } from '../../test/helpers/fake-clock.ts';
+import { MemoryStore } from '../../test/helpers/memory-store.ts';
+import { seededRandom } from '../../test/helpers/seeded-random.ts';
+import { parseFile } from '../topology/parse.ts';
+import { LiveZones } from './live.ts';
+import { serialGreater } from './zone.ts';
+
+const topology = await parseFile(new URL('../../examples/contoso.yaml', import.meta.url).pathname);
+
+/** Lets the watch loop deliver what the store emitted (events travel through promises). */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+function poolAddresses(zones: LiveZones): string[] {
+  const version = zones.history('contoso.com').at(-1);
+  const rrset = version?.content.views.get('internal')?.find((set) => set.name === 'pool01.contoso.com' && set.type === 'A');
+  return (rrset?.records ?? []).map((record) => (record as { address: string }).address);
+}
+
+describe('LiveZones', () => {
+  const clock = new FakeClock(1_700_000_000_000);
+  const store = new MemoryStore(clock);
+  const zones = new LiveZones({ store, clock, random: seededRandom(1) });
+  after(async () => {
+    await zones.close();
+    await store.close();
+  });
+
+  test('serves nothing until a topology is published, then the published one', async () => {
+    await zones.start();
+    assert.equal(zones.current.views.length, 0);
+    await store.publish(topology, 0, { by: 'test' });
+    await settle();
+    assert.equal(zones.current.serials.get('contoso.com'), 1_700_000_000);
+    assert.deepEqual(poolAddresses(zones), ['127.0.0.11', '127.0.0.12', '127.0.0.13']);
+  });
+
+  test('block, then unblock: each a new, greater serial', async () => {
+    const changes: number[] = [];
+    zones.onChange((changed) => changes.push(...changed.map((version) => version.serial)));
+    const before = zones.current.serials.get('contoso.com')!;
+    await store.setAdminState('fe2.contoso.com', 'blocked', { by: 'test', reason: 'maintenance' });
+    await settle();
+    const blocked = zones.current.serials.get('contoso.com')!;
+    assert.ok(serialGreater(blocked, before));
+    assert.deepEqual(poolAddresses(zones), ['127.0.0.11', '127.0.0.13']);
+    assert.equal(zones.history('contoso.com').at(-1)?.content.views.get('internal')?.some((set) => set.name === 'fe2.contoso.com'), false);
+    await store.setAdminState('fe2.contoso.com', 'active', { by: 'test', reason: 'done' });
+    await settle();
+    assert.ok(serialGreater(zones.current.serials.get('contoso.com')!, blocked));
+    assert.deepEqual(poolAddresses(zones), ['127.0.0.11', '127.0.0.12', '127.0.0.13']);
+    assert.equal(changes.length, 2);
+  });
+
+  test('an event that changes nothing keeps the serial', async () => {
+    const before = zones.current.serials.get('contoso.com');
+    await store.setAdminState('fe2.contoso.com', 'active', { by: 'test', reason: 'again' });
+    await settle();
+    assert.equal(zones.current.serials.get('contoso.com'), before);
+  });
+
+  test('liveness: a down report removes the server; when the reports expire, health information is gone and all answer', async () => {
+    const nowMs = clock.nowMs();
+    for (const server of ['fe1.contoso.com', 'fe2.contoso.com']) await store.reportLiveness({ server, reporter: 'fe1.contoso.com', state: 'active', atMs: nowMs, ttlMs: 3000, topologyVersion: 1 });
+    await store.reportLiveness({ server: 'fe3.contoso.com', reporter: 'fe1.contoso.com', state: 'down', atMs: nowMs, ttlMs: 3000, topologyVersion: 1 });
+    await settle();
+    assert.deepEqual(poolAddresses(zones), ['127.0.0.11', '127.0.0.12']);
+    const before = zones.current.serials.get('contoso.com')!;
+    clock.advance(3000);
+    assert.deepEqual(poolAddresses(zones), ['127.0.0.11', '127.0.0.12', '127.0.0.13']);
+    assert.ok(serialGreater(zones.current.serials.get('contoso.com')!, before));
+  });
+
+  test('a snapshot taken after changes starts from them (restart)', async () => {
+    await store.setAdminState('fe1.contoso.com', 'blocked', { by: 'test', reason: 'x' });
+    const restarted = new LiveZones({ store, clock, random: seededRandom(2) });
+    await restarted.start();
+    assert.deepEqual(poolAddresses(restarted), ['127.0.0.12', '127.0.0.13']);
+    await restarted.close();
+  });
+});

@@ -1,0 +1,175 @@
+// Follows the store (snapshot, then watch) and keeps the served zones in step with the published
+// topology and the live server state: rebuilds the zones on each change, bumps the serial of each
+// zone whose content changed, keeps a short history per zone (for IXFR), and swaps the answers.
+import type { Logger } from 'pino';
+import type { Clock, Random, Timer } from '../shared/clock.ts';
+import { limits } from '../shared/limits.ts';
+import type { AdminState, LivenessRecord, Store, StoreEvent } from '../store/store.ts';
+import type { Topology } from '../topology/schema.ts';
+import { buildAnswers, type AnswerIndex } from './answer-cache.ts';
+import { ViewSelector } from './views.ts';
+import { buildZones, fingerprint, nextExpiryMs, nextSerial, type ZoneVersion } from './zone.ts';
+
+export interface LiveZonesOptions {
+  /** The topology to serve when the store has none published (or when there is no store). */
+  topology?: Topology;
+  store?: Store;
+  clock: Clock;
+  random: Random;
+  logger?: Logger;
+  /** Delay before following the store again after its watch failed. */
+  retryDelayMs?: number;
+}
+
+/** Called after each rebuild with the zones whose serial moved (NOTIFY will hang off this). */
+export type ChangeListener = (changed: readonly ZoneVersion[]) => void;
+
+const EMPTY: AnswerIndex = { views: [], selector: new ViewSelector([]), serials: new Map() };
+
+export class LiveZones {
+  private topology: Topology | undefined;
+  private readonly adminStates = new Map<string, AdminState>();
+  /** Liveness by server + reporter: a newer report replaces the older one. */
+  private readonly liveness = new Map<string, LivenessRecord>();
+  private readonly histories = new Map<string, ZoneVersion[]>();
+  private answers: AnswerIndex = EMPTY;
+  private readonly listeners: ChangeListener[] = [];
+  private expiryTimer: Timer | undefined;
+  private retryTimer: Timer | undefined;
+  private readonly abort = new AbortController();
+  private rebuildQueued = false;
+  private watching: Promise<void> | undefined;
+
+  constructor(private readonly options: LiveZonesOptions) {
+    this.topology = options.topology;
+  }
+
+  /** The answers to serve now; the server reads this once per query. */
+  get current(): AnswerIndex {
+    return this.answers;
+  }
+
+  /** Zone versions, oldest first, of the zone `origin` (the last one is served). */
+  history(origin: string): readonly ZoneVersion[] {
+    return this.histories.get(origin) ?? [];
+  }
+
+  onChange(listener: ChangeListener): void {
+    this.listeners.push(listener);
+  }
+
+  /** Builds the first zones (from the store's snapshot when there is a store) and starts following it. */
+  async start(): Promise<void> {
+    if (this.options.store) await this.follow(this.options.store);
+    else this.rebuild();
+  }
+
+  private async follow(store: Store): Promise<void> {
+    const snapshot = await store.snapshot();
+    if (snapshot.current) this.topology = snapshot.current.topology;
+    this.adminStates.clear();
+    for (const [server, record] of snapshot.adminStates) this.adminStates.set(server.toLowerCase(), record.state);
+    this.liveness.clear();
+    for (const record of snapshot.liveness) this.applyLiveness(record);
+    this.rebuild();
+    this.watching = this.watch(store, snapshot.revision);
+  }
+
+  private async watch(store: Store, afterRevision: number): Promise<void> {
+    try {
+      for await (const event of store.watch({ afterRevision, signal: this.abort.signal })) {
+        await this.apply(store, event);
+      }
+    } catch (error) {
+      if (this.abort.signal.aborted) return;
+      this.options.logger?.error({ err: error }, 'dns: following the store failed; retrying from a new snapshot');
+      this.retryTimer = this.options.clock.setTimer(this.options.retryDelayMs ?? 1000, () => {
+        this.follow(store).catch((cause: unknown) => this.options.logger?.error({ err: cause }, 'dns: store snapshot failed'));
+      });
+    }
+  }
+
+  private async apply(store: Store, event: StoreEvent): Promise<void> {
+    switch (event.kind) {
+      case 'published':
+        this.topology = (await store.read(event.version)).topology;
+        break;
+      case 'admin-state':
+        this.adminStates.set(event.record.server.toLowerCase(), event.record.state);
+        break;
+      case 'liveness':
+        this.applyLiveness(event.record);
+        break;
+    }
+    // Several events arriving together cost one rebuild; the microtask runs before any I/O, so
+    // the answers follow the store at once.
+    if (!this.rebuildQueued) {
+      this.rebuildQueued = true;
+      queueMicrotask(() => {
+        this.rebuildQueued = false;
+        this.rebuild();
+      });
+    }
+  }
+
+  private applyLiveness(record: LivenessRecord): void {
+    this.liveness.set(`${record.server.toLowerCase()}\n${record.reporter.toLowerCase()}`, { ...record, server: record.server.toLowerCase() });
+  }
+
+  /** Rebuilds every zone from the current inputs; bumps the serial of each zone that changed. */
+  rebuild(): void {
+    const nowMs = this.options.clock.nowMs();
+    for (const [key, record] of this.liveness) if (record.atMs + record.ttlMs <= nowMs) this.liveness.delete(key);
+    const live = { adminStates: this.adminStates, liveness: [...this.liveness.values()], nowMs };
+    const topology = this.topology;
+    if (!topology) {
+      this.answers = EMPTY;
+      return;
+    }
+    const contents = buildZones(topology, live);
+    const changed: ZoneVersion[] = [];
+    const served: ZoneVersion[] = [];
+    for (const content of contents) {
+      const history = this.histories.get(content.origin) ?? [];
+      const last = history.at(-1);
+      const print = fingerprint(content);
+      if (last && last.fingerprint === print) {
+        served.push(last);
+        continue;
+      }
+      const version: ZoneVersion = { serial: nextSerial(last?.serial, nowMs), content, fingerprint: print };
+      history.push(version);
+      if (history.length > limits.dnsZoneHistoryMax) history.shift();
+      this.histories.set(content.origin, history);
+      served.push(version);
+      changed.push(version);
+    }
+    // Zones that left the topology stop being served (and forget their history).
+    for (const origin of [...this.histories.keys()]) if (!contents.some((content) => content.origin === origin)) this.histories.delete(origin);
+    if (changed.length > 0 || this.answers === EMPTY) {
+      this.answers = buildAnswers(served, topology.dns.views, this.options.random);
+      for (const version of changed) this.options.logger?.info({ zone: version.content.origin, serial: version.serial }, 'dns: zone changed');
+      for (const listener of this.listeners) listener(changed);
+    }
+    this.scheduleExpiry(live);
+  }
+
+  /** A liveness report expiring changes the answers too: rebuild when the next one does. */
+  private scheduleExpiry(live: { liveness: readonly LivenessRecord[]; nowMs: number; adminStates: ReadonlyMap<string, AdminState> }): void {
+    this.expiryTimer?.cancel();
+    this.expiryTimer = undefined;
+    const next = nextExpiryMs(live);
+    if (next !== undefined) this.expiryTimer = this.options.clock.setTimer(next - live.nowMs, () => this.rebuild());
+  }
+
+  get views(): readonly string[] {
+    return this.topology?.dns.views.map((view) => view.name) ?? [];
+  }
+
+  async close(): Promise<void> {
+    this.abort.abort();
+    this.expiryTimer?.cancel();
+    this.retryTimer?.cancel();
+    await this.watching;
+  }
+}

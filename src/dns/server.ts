@@ -1,0 +1,224 @@
+// The authoritative DNS server's sockets: UDP and TCP (RFC 7766) on each listen address, feeding
+// each packet through readQuery → answerFor. The one place where errors become an RCODE.
+import dgram from 'node:dgram';
+import { isIP } from 'node:net';
+import net from 'node:net';
+import type { Logger } from 'pino';
+import type { Clock, Timer } from '../shared/clock.ts';
+import { DnslbError } from '../shared/errors.ts';
+import { limits } from '../shared/limits.ts';
+import type { Endpoint } from '../topology/schema.ts';
+import { answerFor, errorFor, udpLimitOf, type AnswerIndex } from './answer-cache.ts';
+import { Query, RCODE, readQuery, ReadResult } from './wire.ts';
+
+export interface DnsServerOptions {
+  listen: readonly Endpoint[];
+  /** The answers to serve, read once per query (LiveZones swaps them on each change). */
+  answers: { readonly current: AnswerIndex };
+  clock: Clock;
+  logger?: Logger;
+  tcpIdleTimeoutMs?: number;
+  tcpConnectionsMax?: number;
+}
+
+export interface DnsServerStats {
+  queries: number;
+  dropped: number;
+  formErrors: number;
+  serverFailures: number;
+  tcpConnections: number;
+  tcpRejected: number;
+  tcpIdleClosed: number;
+}
+
+export interface BoundAddresses {
+  udp: Endpoint[];
+  tcp: Endpoint[];
+}
+
+/** How many times a port-0 listen retries to get the same free port for UDP and TCP. */
+const SAME_PORT_ATTEMPTS = 8;
+
+export class DnsServer {
+  readonly stats: DnsServerStats = { queries: 0, dropped: 0, formErrors: 0, serverFailures: 0, tcpConnections: 0, tcpRejected: 0, tcpIdleClosed: 0 };
+  private readonly udpSockets: dgram.Socket[] = [];
+  private readonly tcpServers: net.Server[] = [];
+  private readonly connections = new Set<net.Socket>();
+  /** One parsed-query scratch object: handling is synchronous, so it is never shared. */
+  private readonly query = new Query();
+  private readonly idleTimeoutMs: number;
+  private readonly connectionsMax: number;
+
+  constructor(private readonly options: DnsServerOptions) {
+    this.idleTimeoutMs = options.tcpIdleTimeoutMs ?? limits.dnsTcpIdleTimeoutMs;
+    this.connectionsMax = options.tcpConnectionsMax ?? limits.dnsTcpConnectionsMax;
+  }
+
+  /** Binds every listen address (UDP and TCP on the same port, also for port 0). */
+  async start(): Promise<BoundAddresses> {
+    const bound: BoundAddresses = { udp: [], tcp: [] };
+    for (const endpoint of this.options.listen) {
+      let lastError: unknown;
+      for (let attempt = 0; attempt < SAME_PORT_ATTEMPTS; attempt++) {
+        let udp: dgram.Socket;
+        try {
+          udp = await this.bindUdp(endpoint);
+        } catch (error) {
+          lastError = error;
+          break;
+        }
+        const port = udp.address().port;
+        try {
+          const tcp = await this.listenTcp({ address: endpoint.address, port });
+          this.udpSockets.push(udp);
+          this.tcpServers.push(tcp);
+          bound.udp.push({ address: endpoint.address, port });
+          bound.tcp.push({ address: endpoint.address, port });
+          lastError = undefined;
+          break;
+        } catch (error) {
+          udp.close();
+          lastError = error;
+          // With a fixed port there is nothing to retry; with port 0 another free port may work.
+          if (endpoint.port !== 0) break;
+        }
+      }
+      if (lastError !== undefined) {
+        await this.close();
+        throw new DnslbError('DNS_LISTEN', `cannot listen on ${endpoint.address}:${endpoint.port}: ${(lastError as Error).message}`, { cause: lastError });
+      }
+    }
+    return bound;
+  }
+
+  private bindUdp(endpoint: Endpoint): Promise<dgram.Socket> {
+    return new Promise((resolve, reject) => {
+      const socket = dgram.createSocket({ type: isIP(endpoint.address) === 6 ? 'udp6' : 'udp4' });
+      socket.once('error', reject);
+      socket.on('message', (packet, remote) => {
+        const response = this.handle(packet, remote.address, true);
+        if (response !== undefined) socket.send(response, remote.port, remote.address);
+      });
+      socket.bind(endpoint.port, endpoint.address, () => {
+        socket.off('error', reject);
+        socket.on('error', (error) => this.options.logger?.warn({ err: error }, 'dns: udp socket error'));
+        resolve(socket);
+      });
+    });
+  }
+
+  private listenTcp(endpoint: Endpoint): Promise<net.Server> {
+    return new Promise((resolve, reject) => {
+      const server = net.createServer((socket) => this.accept(socket));
+      server.once('error', reject);
+      server.listen({ port: endpoint.port, host: endpoint.address, exclusive: false }, () => {
+        server.off('error', reject);
+        server.on('error', (error) => this.options.logger?.warn({ err: error }, 'dns: tcp server error'));
+        resolve(server);
+      });
+    });
+  }
+
+  /** RFC 7766 §8: each message is preceded by its 2-byte length; several per connection, pipelined. */
+  private accept(socket: net.Socket): void {
+    if (this.connections.size >= this.connectionsMax) {
+      // RFC 7766 §6.2.2: over the cap, new connections are closed at once; UDP goes on unaffected.
+      this.stats.tcpRejected++;
+      socket.destroy();
+      return;
+    }
+    this.stats.tcpConnections++;
+    this.connections.add(socket);
+    socket.setNoDelay(true);
+    const address = socket.remoteAddress ?? '';
+    let pending: Buffer | undefined;
+    let idle: Timer | undefined;
+    // The idle timer restarts on each complete query only: a client trickling bytes is closed too.
+    const arm = (): void => {
+      idle?.cancel();
+      idle = this.options.clock.setTimer(this.idleTimeoutMs, () => {
+        this.stats.tcpIdleClosed++;
+        socket.destroy();
+      });
+    };
+    arm();
+    socket.on('data', (chunk: Buffer) => {
+      const data = pending ? Buffer.concat([pending, chunk]) : chunk;
+      let offset = 0;
+      while (data.length - offset >= 2) {
+        const length = data.readUInt16BE(offset);
+        // A zero-length frame cannot hold a header: the stream is broken, close it.
+        if (length === 0) {
+          this.stats.dropped++;
+          socket.destroy();
+          return;
+        }
+        if (data.length - offset - 2 < length) break;
+        const message = data.subarray(offset + 2, offset + 2 + length);
+        offset += 2 + length;
+        arm();
+        const response = this.handle(message, address, false);
+        if (response === undefined) continue;
+        const prefix = Buffer.allocUnsafe(2);
+        prefix.writeUInt16BE(response.length, 0);
+        socket.cork();
+        socket.write(prefix);
+        socket.write(response);
+        socket.uncork();
+        // A client that sends but never reads would make us buffer without end.
+        if (socket.writableLength > limits.dnsTcpPendingWriteBytesMax) {
+          socket.destroy();
+          return;
+        }
+      }
+      pending = offset < data.length ? Buffer.from(data.subarray(offset)) : undefined;
+    });
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => {
+      idle?.cancel();
+      this.connections.delete(socket);
+    });
+  }
+
+  /** One packet in, the response (or undefined: drop). Errors become SERVFAIL here and only here. */
+  handle(packet: Buffer, address: string, udp: boolean): Buffer | undefined {
+    const query = this.query;
+    const result = readQuery(packet, packet.length, query);
+    this.stats.queries++;
+    try {
+      switch (result) {
+        case ReadResult.Ok: {
+          const index = this.options.answers.current;
+          return answerFor(index, index.selector.indexOf(address), packet, query, udp ? udpLimitOf(query) : 0);
+        }
+        case ReadResult.FormErr:
+          this.stats.formErrors++;
+          return errorFor(packet, query, RCODE.FORMERR);
+        case ReadResult.NotImp:
+          return errorFor(packet, query, RCODE.NOTIMP);
+        default:
+          this.stats.dropped++;
+          return undefined;
+      }
+    } catch (error) {
+      this.stats.serverFailures++;
+      this.options.logger?.error({ err: error }, 'dns: answering failed');
+      return errorFor(packet, query, RCODE.SERVFAIL);
+    }
+  }
+
+  get openConnections(): number {
+    return this.connections.size;
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.connections) socket.destroy();
+    this.connections.clear();
+    await Promise.all([
+      ...this.udpSockets.map((socket) => new Promise<void>((resolve) => socket.close(() => resolve()))),
+      ...this.tcpServers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))),
+    ]);
+    this.udpSockets.length = 0;
+    this.tcpServers.length = 0;
+  }
+}
