@@ -4,6 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
 import { isDnslbError } from '../shared/errors.ts';
 import { limits } from '../shared/limits.ts';
 import { assertOneProblem, BASE_YAML, edit, positionOf, problemsOf } from '../../test/helpers/topology-text.ts';
@@ -187,6 +188,33 @@ describe('files, limits and other entry points', () => {
     assert.throws(
       () => fromObject(copy),
       (error: unknown) => error instanceof TopologyError && error.problems[0]?.code === 'TOPOLOGY_UNKNOWN_REFERENCE' && error.problems[0].line === 0,
+    );
+  });
+});
+
+describe('never crashes (property)', () => {
+  /** parse either returns a topology or throws a TopologyError whose problems all have a code, a path and a position. */
+  function parseOrProblems(text: string): void {
+    try {
+      parse(text, 'fuzz.yaml');
+    } catch (error) {
+      assert.ok(error instanceof TopologyError, `not a TopologyError: ${(error as Error).stack}`);
+      assert.ok(error.problems.length > 0);
+      for (const problem of error.problems) {
+        assert.ok(Array.isArray(problem.path));
+        assert.ok(problem.line >= 0 && problem.column >= 0);
+        assert.ok(problem.message.length > 0);
+      }
+    }
+  }
+  test('arbitrary text', () => {
+    fc.assert(fc.property(fc.string({ maxLength: 200 }), parseOrProblems), { numRuns: 300 });
+  });
+  test('the base document with a random slice replaced', () => {
+    const edits = fc.tuple(fc.nat(BASE_YAML.length), fc.nat(40), fc.oneof(fc.string({ maxLength: 20 }), fc.constantFrom(': ', '- ', '{', '}', '[', ']', '&a ', '*a', '\n  ', '"', "'", '127.0.1.11', 'pool01.contoso.com', 'null', '~')));
+    fc.assert(
+      fc.property(edits, ([start, length, insert]) => parseOrProblems(BASE_YAML.slice(0, start) + insert + BASE_YAML.slice(start + length))),
+      { numRuns: 300 },
     );
   });
 });
