@@ -13,6 +13,8 @@ const FQDN_PATTERN = /^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{
 const BAD_FQDN = { code: 'TOPOLOGY_BAD_FQDN' } as const;
 const BAD_ADDRESS = { code: 'TOPOLOGY_BAD_ADDRESS' } as const;
 
+const FQDN_JSON_PATTERN = '^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.?$';
+
 export function isFqdn(value: string): boolean {
   return FQDN_PATTERN.test(value);
 }
@@ -32,7 +34,9 @@ export function isRecordName(value: string): boolean {
 export const fqdn = z
   .string()
   .transform((value) => value.toLowerCase().replace(/\.$/, ''))
-  .refine(isFqdn, { message: 'not a well-formed FQDN (labels of a-z, 0-9 and -, at most 63 bytes each, at least two labels)', params: BAD_FQDN });
+  .refine(isFqdn, { message: 'not a well-formed FQDN (labels of a-z, 0-9 and -, at most 63 bytes each, at least two labels)', params: BAD_FQDN })
+  // For editors (`dnslb topology schema`): the same shape before lower-casing, a trailing dot allowed.
+  .meta({ description: 'a fully qualified domain name', pattern: FQDN_JSON_PATTERN, maxLength: 254 });
 
 const recordName = z
   .string()
@@ -42,11 +46,15 @@ const recordName = z
     params: BAD_FQDN,
   });
 
-export const ipv4 = z.string().refine((value) => isIP(value) === 4, { message: 'not an IPv4 address', params: BAD_ADDRESS });
+export const ipv4 = z
+  .string()
+  .refine((value) => isIP(value) === 4, { message: 'not an IPv4 address', params: BAD_ADDRESS })
+  .meta({ format: 'ipv4' });
 export const ipv6 = z
   .string()
   .refine((value) => isIP(value) === 6, { message: 'not an IPv6 address', params: BAD_ADDRESS })
-  .transform((value) => value.toLowerCase());
+  .transform((value) => value.toLowerCase())
+  .meta({ format: 'ipv6' });
 
 const port = z.number().int().min(1).max(65535);
 

@@ -159,5 +159,12 @@ describe('dnslb topology schema', () => {
     assert.deepEqual(schema.required.sort(), ['dns', 'pools', 'sipDomains', 'sites']);
     assert.equal(schema.additionalProperties, false);
     assert.ok(schema.properties['dns']?.properties?.['zones']);
+    // Names carry a pattern editors can check as you type; it agrees with the parser on these.
+    const pools = schema.properties['pools'] as unknown as { items: { properties: { fqdn: { pattern: string }; vip: { properties: { ipv4: { format: string } } } } } };
+    const pattern = new RegExp(pools.items.properties.fqdn.pattern);
+    assert.ok(pattern.test('Pool01.contoso.com.'));
+    assert.ok(!pattern.test('pool_01.contoso.com'));
+    assert.ok(!pattern.test('localhost'));
+    assert.equal(pools.items.properties.vip.properties.ipv4.format, 'ipv4');
   });
 });
