@@ -1,9 +1,10 @@
 // YAML text → validated, frozen Topology. Every problem (YAML syntax, schema, cross-document rules)
 // is reported with the file, YAML path and line:column of the offending node.
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { isMap, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
-import { DnslbError } from '../shared/errors.ts';
+import { DnslbError, ERROR_CODES, type ErrorCode } from '../shared/errors.ts';
+import { limits } from '../shared/limits.ts';
 import { TopologyError, type Problem, type YamlPath } from './problem.ts';
 import { checkRules } from './rules.ts';
 import { topologySchema, type Topology } from './schema.ts';
@@ -45,13 +46,19 @@ function sourceMapOf(document: Document, lineCounter: LineCounter): SourceMap {
   };
 }
 
+/** The code a schema refinement asked for (schema.ts tags malformed names and addresses), else TOPOLOGY_SCHEMA. */
+function codeOfIssue(issue: z.core.$ZodIssue): ErrorCode {
+  const wanted: unknown = issue.code === 'custom' ? issue.params?.['code'] : undefined;
+  return typeof wanted === 'string' && (ERROR_CODES as readonly string[]).includes(wanted) ? (wanted as ErrorCode) : 'TOPOLOGY_SCHEMA';
+}
+
 function problemsFromZod(error: z.ZodError, sourceMap: SourceMap): Problem[] {
   return error.issues.map((issue) => {
     const path = issue.path.filter((part): part is string | number => typeof part !== 'symbol');
     let message = issue.message;
     if (issue.code === 'unrecognized_keys') message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((key) => `"${key}"`).join(', ')}`;
     const at = issue.code === 'unrecognized_keys' && issue.keys[0] !== undefined ? [...path, issue.keys[0]] : path;
-    return { code: 'TOPOLOGY_SCHEMA' as const, path: at, message, ...sourceMap.positionOf(at) };
+    return { code: codeOfIssue(issue), path: at, message, ...sourceMap.positionOf(at) };
   });
 }
 
@@ -65,6 +72,12 @@ function deepFreeze<T>(value: T): T {
 
 /** Parses and validates a topology document; throws TopologyError listing every problem. */
 export function parse(text: string, file = '<topology>'): Topology {
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > limits.topologyBytesMax) {
+    throw new TopologyError(file, [
+      { code: 'TOPOLOGY_TOO_LARGE', path: [], message: `${bytes} bytes; at most ${limits.topologyBytesMax} bytes (limits.topologyBytesMax)`, line: 0, column: 0 },
+    ]);
+  }
   const lineCounter = new LineCounter();
   const document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const sourceMap = sourceMapOf(document, lineCounter);
@@ -77,9 +90,19 @@ export function parse(text: string, file = '<topology>'): Topology {
       }),
     );
   }
-  const result = topologySchema.safeParse(document.toJS({ maxAliasCount: 100 }) ?? {});
+  let plain: unknown;
+  try {
+    // maxAliasCount: a few anchors are fine, an alias bomb (billion laughs) is not.
+    plain = document.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (cause) {
+    throw new TopologyError(file, [{ code: 'TOPOLOGY_YAML', path: [], message: (cause as Error).message, line: 0, column: 0 }]);
+  }
+  const result = topologySchema.safeParse(plain);
   if (!result.success) throw new TopologyError(file, problemsFromZod(result.error, sourceMap));
-  const problems = checkRules(result.data).map((problem) => ({ ...problem, ...sourceMap.positionOf(problem.path) }));
+  // In document order, as a reader walks the file; the sort is stable, so one node's problems keep rule order.
+  const problems = checkRules(result.data)
+    .map((problem) => ({ ...problem, ...sourceMap.positionOf(problem.path) }))
+    .sort((left, right) => left.line - right.line || left.column - right.column);
   if (problems.length > 0) throw new TopologyError(file, problems);
   return deepFreeze(result.data);
 }
@@ -88,8 +111,15 @@ export function parse(text: string, file = '<topology>'): Topology {
 export async function parseFile(file: string): Promise<Topology> {
   let text: string;
   try {
+    const size = (await stat(file)).size;
+    if (size > limits.topologyBytesMax) {
+      throw new TopologyError(file, [
+        { code: 'TOPOLOGY_TOO_LARGE', path: [], message: `${size} bytes; at most ${limits.topologyBytesMax} bytes (limits.topologyBytesMax)`, line: 0, column: 0 },
+      ]);
+    }
     text = await readFile(file, 'utf8');
   } catch (cause) {
+    if (cause instanceof TopologyError) throw cause;
     throw new DnslbError('TOPOLOGY_FILE', `cannot read topology ${file}: ${(cause as Error).message}`, { cause });
   }
   return parse(text, file);

@@ -6,26 +6,78 @@ import { z } from 'zod';
 /** RFC 1035 §2.3.1 / RFC 1123 §2.1: labels of letters, digits and hyphens, 1–63 bytes, 253 in all. */
 const FQDN_PATTERN = /^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+$/;
 
+/**
+ * Issues raised by these refinements carry the stable code parse.ts reports for them
+ * (a malformed name is TOPOLOGY_BAD_FQDN, a malformed address TOPOLOGY_BAD_ADDRESS, not a generic TOPOLOGY_SCHEMA).
+ */
+const BAD_FQDN = { code: 'TOPOLOGY_BAD_FQDN' } as const;
+const BAD_ADDRESS = { code: 'TOPOLOGY_BAD_ADDRESS' } as const;
+
+const FQDN_JSON_PATTERN = '^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.?$';
+
+export function isFqdn(value: string): boolean {
+  return FQDN_PATTERN.test(value);
+}
+
+/**
+ * Owner names of static records may also start with underscore labels (RFC 2782 `_sip._tls.contoso.com`,
+ * RFC 8552 `_dmarc`) or a wildcard label (RFC 4592 `*.contoso.com`); the rest must be a host name.
+ */
+export function isRecordName(value: string): boolean {
+  const labels = value.split('.');
+  let first = 0;
+  if (labels[0] === '*') first = 1;
+  while (first < labels.length && /^_[a-z0-9-]{1,62}$/.test(labels[first] ?? '')) first += 1;
+  return value.length <= 253 && FQDN_PATTERN.test(labels.slice(first).join('.'));
+}
+
 export const fqdn = z
   .string()
   .transform((value) => value.toLowerCase().replace(/\.$/, ''))
-  .refine((value) => FQDN_PATTERN.test(value), { message: 'not a well-formed FQDN (labels of a-z, 0-9 and -, at most 63 bytes each, at least two labels)' });
+  .refine(isFqdn, { message: 'not a well-formed FQDN (labels of a-z, 0-9 and -, at most 63 bytes each, at least two labels)', params: BAD_FQDN })
+  // For editors (`dnslb topology schema`): the same shape before lower-casing, a trailing dot allowed.
+  .meta({ description: 'a fully qualified domain name', pattern: FQDN_JSON_PATTERN, maxLength: 254 });
 
-export const ipv4 = z.string().refine((value) => isIP(value) === 4, { message: 'not an IPv4 address' });
+const recordName = z
+  .string()
+  .transform((value) => value.toLowerCase().replace(/\.$/, ''))
+  .refine(isRecordName, {
+    message: 'not a well-formed record name (an FQDN, optionally after "_service" labels or a "*" label)',
+    params: BAD_FQDN,
+  });
+
+export const ipv4 = z
+  .string()
+  .refine((value) => isIP(value) === 4, { message: 'not an IPv4 address', params: BAD_ADDRESS })
+  .meta({ format: 'ipv4' });
 export const ipv6 = z
   .string()
-  .refine((value) => isIP(value) === 6, { message: 'not an IPv6 address' })
-  .transform((value) => value.toLowerCase());
+  .refine((value) => isIP(value) === 6, { message: 'not an IPv6 address', params: BAD_ADDRESS })
+  .transform((value) => value.toLowerCase())
+  .meta({ format: 'ipv6' });
 
 const port = z.number().int().min(1).max(65535);
 
-/** "address:port" or "[v6]:port". */
-export const endpoint = z.string().transform((value, context) => {
-  const match = /^\[([^\]]+)\]:(\d+)$/.exec(value) ?? /^([^:]+):(\d+)$/.exec(value);
-  const address = match?.[1];
-  const portNumber = Number(match?.[2]);
-  if (!match || address === undefined || isIP(address) === 0 || !(portNumber >= 1 && portNumber <= 65535)) {
-    context.addIssue({ code: 'custom', message: 'not an endpoint "address:port" or "[ipv6]:port"' });
+function isEndpoint(address: string | undefined, portNumber: number): address is string {
+  return address !== undefined && isIP(address) !== 0 && Number.isInteger(portNumber) && portNumber >= 1 && portNumber <= 65535;
+}
+
+/**
+ * "address:port" or "[v6]:port", parsed to { address, port }. The parsed form is accepted too, so that a
+ * parsed topology (as the store keeps it) validates again through fromObject.
+ */
+export const endpoint = z.union([z.string(), z.strictObject({ address: z.string(), port: z.number() })]).transform((value, context) => {
+  let address: string | undefined;
+  let portNumber: number;
+  if (typeof value === 'string') {
+    const match = /^\[([^\]]+)\]:(\d+)$/.exec(value) ?? /^([^:]+):(\d+)$/.exec(value);
+    address = match?.[1];
+    portNumber = Number(match?.[2]);
+  } else {
+    ({ address, port: portNumber } = value);
+  }
+  if (!isEndpoint(address, portNumber)) {
+    context.addIssue({ code: 'custom', message: 'not an endpoint "address:port" or "[ipv6]:port"', params: BAD_ADDRESS });
     return z.NEVER;
   }
   return { address: address.toLowerCase(), port: portNumber };
@@ -38,7 +90,7 @@ export const cidr = z.string().transform((value, context) => {
   const bits = Number(bitsText);
   const maxBits = family === 6 ? 128 : 32;
   if (family === 0 || bitsText === undefined || !/^\d+$/.test(bitsText) || bits > maxBits) {
-    context.addIssue({ code: 'custom', message: 'not a CIDR "address/bits"' });
+    context.addIssue({ code: 'custom', message: 'not a CIDR "address/bits"', params: BAD_ADDRESS });
     return z.NEVER;
   }
   return value.toLowerCase();
@@ -78,12 +130,15 @@ const edgeExternalAddresses = z.strictObject({
   av: address,
 });
 
-const server = z.strictObject({
-  fqdn,
-  ...addresses,
-  /** Edge servers only: the external address of each of the three edge services. */
-  external: edgeExternalAddresses.optional(),
-});
+const server = z
+  .strictObject({
+    fqdn,
+    ...addresses,
+    /** Edge servers only: the external address of each of the three edge services. */
+    external: edgeExternalAddresses.optional(),
+  })
+  // A server without an address could be neither resolved nor reached.
+  .refine((value) => value.ipv4 !== undefined || value.ipv6 !== undefined, { message: 'a server needs ipv4 or ipv6 (or both)' });
 
 const webService = z.strictObject({ fqdn, vip: address });
 
@@ -125,9 +180,12 @@ const pool = z.strictObject({
     .prefault({}),
 });
 
+export const STATIC_RECORD_TYPES = ['A', 'AAAA', 'CNAME', 'TXT', 'MX', 'SRV'] as const;
+
 const staticRecord = z.strictObject({
-  name: fqdn,
-  type: z.enum(['A', 'AAAA', 'CNAME', 'TXT', 'MX', 'SRV']),
+  name: recordName,
+  type: z.enum(STATIC_RECORD_TYPES),
+  /** A: IPv4; AAAA: IPv6; CNAME: a target name; MX: "preference exchange"; SRV: "priority weight port target"; TXT: text. */
   value: z.string().min(1),
   ttl: z.number().int().min(0).max(604_800).default(3600),
   /** Views the record is served in; all views when absent. */
@@ -212,8 +270,13 @@ const facts = z
   .strictObject({
     /** Share of clients older than Lync 2010 (they try only the first address), 0–100 %. */
     legacyClientsPercent: z.number().min(0).max(100).default(0),
-    // A bare 2013 in YAML is a number; accept it as the version it names.
-    exchangeUm: z.preprocess((value) => (typeof value === 'number' ? String(value) : value), z.enum(EXCHANGE_UM_VERSIONS)).default('none'),
+    // A bare 2013 in YAML is a number; accept it as the version it names. A union (not a preprocess) so that
+    // the JSON Schema for editors (`dnslb topology schema`) also accepts the bare number.
+    exchangeUm: z
+      .union([z.enum(EXCHANGE_UM_VERSIONS), z.literal([2007, 2010, 2013, 2016, 2019])])
+      .transform((value) => String(value))
+      .pipe(z.enum(EXCHANGE_UM_VERSIONS))
+      .default('none'),
     /** Interoperates with Office Communications Server 2007 / 2007 R2 pools. */
     pre2010Servers: z.boolean().default(false),
     /** Federates with organisations running servers older than Lync 2010. */

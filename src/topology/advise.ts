@@ -1,0 +1,164 @@
+// The advisor: for each pool, is DNS load balancing recommended, supported (with failover scenarios lost), or is
+// hardware load balancing the better choice? A pure function of the topology's pools and facts (README "Advisor").
+import { assert } from '../shared/assert.ts';
+import type { ExchangeUmVersion, LoadBalancing, Pool, PoolKind, Topology } from './schema.ts';
+
+/**
+ * recommended: DNS load balancing loses nothing here.
+ * supported: DNS load balancing works, but some failover scenarios are lost (listed).
+ * hardware-only: a hardware load balancer is the advice for this pool.
+ */
+export type Verdict = 'recommended' | 'supported' | 'hardware-only';
+
+/** The rows of the decision guide (README "Advisor"); each finding names the row it comes from. */
+export type GuideRow =
+  | 'modern-only'
+  | 'legacy-clients'
+  | 'legacy-clients-many'
+  | 'pre-2010-servers'
+  | 'exchange-um-frontend'
+  | 'exchange-um-edge'
+  | 'federation-pre-2010'
+  | 'public-im'
+  | 'xmpp'
+  | 'web-services'
+  | 'mediation-gateways'
+  | 'hardware-configured'
+  | 'dns-configured-against-advice';
+
+export interface LostScenario {
+  row: GuideRow;
+  /** What stops failing over when one server of the pool is down. */
+  scenario: string;
+  why: string;
+}
+
+export interface Note {
+  row: GuideRow;
+  text: string;
+}
+
+export interface PoolAdvice {
+  pool: string;
+  kind: PoolKind;
+  /** The load balancing the topology configures for the pool. */
+  configured: LoadBalancing;
+  /** The advice about DNS load balancing for this pool, whatever is configured. */
+  verdict: Verdict;
+  lost: LostScenario[];
+  notes: Note[];
+}
+
+export interface Advice {
+  legacyClientsPercentMax: number;
+  pools: PoolAdvice[];
+}
+
+export interface AdviseOptions {
+  /** Above this share of pre-2010 clients (%), frontend and director pools get `hardware-only`. */
+  legacyClientsPercentMax?: number;
+}
+
+/**
+ * 20 %: with one of n servers down, about share/n of all users (the legacy clients whose first address is the
+ * dead server) cannot sign in until the DNS answer changes. At 20 % in a two-server pool that is one user in ten,
+ * where we judge a hardware load balancer worth its cost. Deployments with other tolerances pass their own.
+ */
+export const LEGACY_CLIENTS_PERCENT_MAX = 20;
+
+/** Exchange UM releases before 2010 SP1 know only one server per pool for SIP (voice mail, auto attendant). */
+const UM_WITHOUT_FRONTEND_FAILOVER: readonly ExchangeUmVersion[] = ['2007', '2007-sp1', '2010'];
+/** Before 2013, Exchange UM reaches remote users through one Edge server only. */
+const UM_WITHOUT_EDGE_FAILOVER: readonly ExchangeUmVersion[] = ['2007', '2007-sp1', '2010', '2010-sp1'];
+
+const ORDER: Record<Verdict, number> = { recommended: 0, supported: 1, 'hardware-only': 2 };
+
+function isClientFacing(kind: PoolKind): boolean {
+  return kind === 'frontend' || kind === 'director' || kind === 'edge';
+}
+
+function advisePool(pool: Pool, facts: Topology['facts'], legacyClientsPercentMax: number): PoolAdvice {
+  const lost: LostScenario[] = [];
+  const notes: Note[] = [];
+  // Each lost scenario sets a floor under the verdict; the worst floor wins.
+  const floors: Verdict[] = ['recommended'];
+  const lose = (row: GuideRow, scenario: string, why: string, floor: Verdict = 'supported'): void => {
+    lost.push({ row, scenario, why });
+    floors.push(floor);
+  };
+  const frontOrDirector = pool.kind === 'frontend' || pool.kind === 'director';
+  const share = facts.legacyClientsPercent;
+
+  if (isClientFacing(pool.kind) && share > 0) {
+    const many = frontOrDirector && share > legacyClientsPercentMax;
+    lose(
+      many ? 'legacy-clients-many' : 'legacy-clients',
+      'client failover for clients older than Lync 2010',
+      `${share} % of clients are older than Lync 2010: they try only the first address of the pool FQDN, so while that server is down they cannot sign in` +
+        (many ? ` (above ${legacyClientsPercentMax} %: use a hardware load balancer)` : ''),
+      many ? 'hardware-only' : 'supported',
+    );
+  }
+  if (facts.pre2010Servers) {
+    lose(
+      'pre-2010-servers',
+      'failover of traffic from Office Communications Server 2007 / 2007 R2 servers',
+      'OCS 2007 and 2007 R2 servers do not understand DNS load balancing: they send to one server of the pool and do not try the others',
+    );
+  }
+  if (frontOrDirector && UM_WITHOUT_FRONTEND_FAILOVER.includes(facts.exchangeUm)) {
+    const why = `Exchange UM ${facts.exchangeUm} (before 2010 SP1) sends to one server of the pool and does not try the others`;
+    lose('exchange-um-frontend', 'Exchange UM voice-mail playback', why);
+    lose('exchange-um-frontend', 'transfer from the Exchange UM auto attendant', why);
+  }
+  if (pool.kind === 'edge' && UM_WITHOUT_EDGE_FAILOVER.includes(facts.exchangeUm)) {
+    const why = `Exchange UM ${facts.exchangeUm} (before 2013) reaches remote users through one Edge server and does not try the others`;
+    lose('exchange-um-edge', 'Exchange UM voice-mail playback for remote users', why);
+    lose('exchange-um-edge', 'transfer from the Exchange UM auto attendant for remote users', why);
+  }
+  if (pool.kind === 'edge' && facts.federationWithPre2010) {
+    lose('federation-pre-2010', 'federation with organisations running servers older than Lync 2010', 'their Access Edge sends to one of our Edge servers and does not try the others');
+  }
+  if (pool.kind === 'edge' && facts.publicIm) {
+    lose(
+      'public-im',
+      'public IM connectivity (Windows Live, AOL, Yahoo!)',
+      'the public IM providers send to one Edge server and do not try the others; they need one address that always answers',
+      'hardware-only',
+    );
+  }
+  if (pool.kind === 'edge' && facts.xmpp) {
+    lose('xmpp', 'XMPP federation', 'XMPP partners connect to one Edge server and do not try the others; they need one address that always answers', 'hardware-only');
+  }
+
+  const verdict = floors.reduce((worst, floor) => (ORDER[floor] > ORDER[worst] ? floor : worst));
+
+  if (frontOrDirector) {
+    notes.push({
+      row: 'web-services',
+      text: 'Web services (HTTPS: address book, meetings, mobility) always need a hardware load balancer, whatever carries SIP: webServices VIPs',
+    });
+  }
+  if (pool.kind === 'mediation') {
+    notes.push({ row: 'mediation-gateways', text: 'the PSTN gateways and IP-PBXs that send calls to this pool must try the next address when one fails' });
+  }
+  if (lost.length === 0) {
+    notes.push({ row: 'modern-only', text: 'every client and peer tries the next address when one fails: DNS load balancing loses no failover here' });
+  }
+  if (pool.loadBalancing === 'hardware') {
+    notes.push({
+      row: 'hardware-configured',
+      text: verdict === 'hardware-only' ? 'configured for hardware load balancing, as advised' : `DNS load balancing is possible here (${verdict}) but not configured: the pool uses hardware load balancing`,
+    });
+  } else if (verdict === 'hardware-only') {
+    notes.push({ row: 'dns-configured-against-advice', text: 'configured for DNS load balancing; the scenarios above need a hardware load balancer' });
+  }
+  return { pool: pool.fqdn, kind: pool.kind, configured: pool.loadBalancing, verdict, lost, notes };
+}
+
+/** The advice for every pool of a (validated) topology, in document order. */
+export function advise(topology: Topology, options: AdviseOptions = {}): Advice {
+  const legacyClientsPercentMax = options.legacyClientsPercentMax ?? LEGACY_CLIENTS_PERCENT_MAX;
+  assert(legacyClientsPercentMax >= 0 && legacyClientsPercentMax <= 100, 'legacyClientsPercentMax is a percentage');
+  return { legacyClientsPercentMax, pools: topology.pools.map((pool) => advisePool(pool, topology.facts, legacyClientsPercentMax)) };
+}
