@@ -26,6 +26,16 @@ export const ERROR_CODES = [
   'STORE_IO',
   'STORE_LOCKED',
   'STORE_UNKNOWN_SERVER',
+  // sip
+  'SIP_PARSE',
+  'SIP_VERSION',
+  'SIP_URI_SCHEME',
+  'SIP_FRAMING',
+  'SIP_TOO_LARGE',
+  'SIP_BAD_EXTENSION',
+  'SIP_FLOW_CLOSED',
+  'SIP_CONNECT',
+  'SIP_LISTEN',
   // cli
   'CLI_USAGE',
 ] as const;
