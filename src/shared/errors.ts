@@ -52,6 +52,16 @@ export const ERROR_CODES = [
   'REGISTRAR_REHOME_CANCELLED',
   // dns
   'DNS_LISTEN',
+  // sip
+  'SIP_PARSE',
+  'SIP_VERSION',
+  'SIP_URI_SCHEME',
+  'SIP_FRAMING',
+  'SIP_TOO_LARGE',
+  'SIP_BAD_EXTENSION',
+  'SIP_FLOW_CLOSED',
+  'SIP_CONNECT',
+  'SIP_LISTEN',
   // cli
   'CLI_USAGE',
 ] as const;

@@ -37,6 +37,27 @@ export const limits = {
   dnsViewCacheEntriesMax: 65_536,
   /** Serial versions kept per zone for IXFR. */
   dnsZoneHistoryMax: 64,
+  // sip: message framing and parsing (src/sip/framer.ts, parse.ts)
+  /** Longest physical header line (bytes, CRLF excluded); a longer one closes the flow. */
+  sipLineBytesMax: 8 * 1024, // 8 KiB
+  /** Largest header section (start line + headers + blank line). */
+  sipHeaderSectionBytesMax: 32 * 1024, // 32 KiB
+  /** Most header fields in one message (after unfolding and comma-splitting). */
+  sipHeaderCountMax: 256,
+  /** Largest body (Content-Length); larger is refused before a byte of it is buffered. */
+  sipBodyBytesMax: 64 * 1024, // 64 KiB
+  /** Largest whole message: header section + body. */
+  sipMessageBytesMax: 96 * 1024, // 96 KiB
+
+  // sip: transport (src/sip/transport.ts, flow.ts)
+  /** Hard cap on simultaneous connections a SipTransport holds (its option can only lower it). */
+  sipConnectionsMax: 50_000,
+  /** Bytes queued for sending on one flow before it is closed as a slow reader. */
+  sipFlowSendBufferBytesMax: 1024 * 1024, // 1 MiB
+  /** Longest idle timeout a flow may be given. */
+  sipIdleTimeoutMsMax: 3_600_000, // 1 h
+  /** Longest TLS handshake timeout. */
+  sipTlsHandshakeTimeoutMsMax: 120_000, // 2 min
 } as const;
 
 /** Asserts the relations between limits; called once when a process starts. */
@@ -47,4 +68,7 @@ export function checkLimits(): void {
   assert(limits.dnsUdpPayloadBytes >= limits.dnsUdpClassicBytes && limits.dnsUdpPayloadBytes <= 65_535);
   assert(limits.dnsRandomOrdersMax >= 1);
   assert(limits.dnsTcpConnectionsMax >= 1 && limits.dnsTcpIdleTimeoutMs > 0);
+  assert(limits.sipLineBytesMax < limits.sipHeaderSectionBytesMax, 'a header line fits in a header section');
+  assert(limits.sipHeaderSectionBytesMax + limits.sipBodyBytesMax <= limits.sipMessageBytesMax, 'header section + body fit in a message');
+  assert(limits.sipMessageBytesMax <= limits.sipFlowSendBufferBytesMax, 'one whole message can be queued for sending');
 }

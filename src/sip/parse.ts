@@ -1,0 +1,281 @@
+// The SIP message parser (RFC 3261 §7, §20, §25): start line, header unfolding and splitting,
+// validation of the headers dnslb relies on, and Content-Length framing of a datagram-like buffer.
+import { limits } from '../shared/limits.ts';
+import { canonicalHeaderName, isListHeader, SINGLE_VALUE_HEADERS, type Header, type SipMessage } from './message.ts';
+import { checkDate, HeaderSyntaxError, isToken, parseContact, parseCSeq, parseFromTo, parseNameAddr, parseTokenValue, parseVia } from './headers.ts';
+import { SipMessageError, type PartialMessage } from './problem.ts';
+import { isSipUri, isTelUri, parseUri, UriSyntaxError, type Uri } from './uri.ts';
+
+export interface ParseOptions {
+  /**
+   * True for a message cut from a stream (TCP/TLS): Content-Length is then mandatory (§18.3) and
+   * already used by the framer. False (the default) treats `bytes` as one datagram: a missing
+   * Content-Length means "to the end", a larger one is an error (RFC 4475 clerr), a smaller one
+   * truncates the body (RFC 4475 dblreq).
+   */
+  stream?: boolean;
+}
+
+/** The header section split into its start line and headers, before any header is interpreted. */
+export interface MessageHead {
+  readonly startLine: string;
+  readonly headers: readonly Header[];
+}
+
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+
+/** Trims SP and HTAB only: String.trim would also eat U+FEFF and other Unicode spaces that are part of a value. */
+export function trimWs(text: string): string {
+  return text.replace(/^[ \t]+|[ \t]+$/g, '');
+}
+
+/** Splits a list header's value at commas outside quoted strings and <> (§7.3.1). */
+export function splitListValue(value: string): string[] {
+  const parts: string[] = [];
+  let start = 0;
+  let inQuote = false;
+  let inAngle = false;
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i];
+    if (inQuote) {
+      if (c === '\\') i++;
+      else if (c === '"') inQuote = false;
+    } else if (c === '"') inQuote = true;
+    else if (c === '<') inAngle = true;
+    else if (c === '>') inAngle = false;
+    else if (c === ',' && !inAngle) {
+      parts.push(trimWs(value.slice(start, i)));
+      start = i + 1;
+    }
+  }
+  parts.push(trimWs(value.slice(start)));
+  return parts;
+}
+
+function isRequestLine(startLine: string): boolean {
+  return !/^SIP\//i.test(startLine);
+}
+
+/**
+ * Splits a header section (everything before the blank line, without it) into the start line and
+ * headers: continuation lines are unfolded into one SP (§7.3.1), compact names are expanded, list
+ * headers are comma-split. Header names must be tokens followed by optional whitespace and ':'.
+ */
+export function splitHead(text: string): MessageHead {
+  const lines = text.split('\r\n');
+  const startLine = lines[0] ?? '';
+  const isRequest = isRequestLine(startLine);
+  const headers: Header[] = [];
+  const fail = (reason: string): never => {
+    throw new SipMessageError('syntax', reason, { partial: { isRequest, method: methodOf(startLine), headers } });
+  };
+  const raw: { name: string; value: string }[] = [];
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i] ?? '';
+    if (line.startsWith(' ') || line.startsWith('\t')) {
+      const last = raw[raw.length - 1];
+      if (!last) fail('Continuation line before any header');
+      else last.value = trimWs(`${trimWs(last.value)} ${trimWs(line)}`);
+      continue;
+    }
+    const colon = line.indexOf(':');
+    if (colon < 0) fail(`Malformed header line ${JSON.stringify(line.slice(0, 32))}`);
+    const name = line.slice(0, colon).replace(/[ \t]+$/, '');
+    if (!isToken(name)) fail('Malformed header name');
+    raw.push({ name, value: trimWs(line.slice(colon + 1)) });
+  }
+  for (const { name, value } of raw) {
+    // Bare CR or LF inside a line is not LWS; neither may reach a value.
+    if (/[\r\n]/.test(value)) fail(`Bare CR or LF in ${name}`);
+    const canonical = canonicalHeaderName(name);
+    if (isListHeader(canonical) && value !== '') {
+      for (const part of splitListValue(value)) headers.push({ name: canonical, value: part });
+    } else {
+      headers.push({ name: canonical, value });
+    }
+    if (headers.length > limits.sipHeaderCountMax) {
+      throw new SipMessageError('too-large', 'Too many headers', { partial: { isRequest, method: methodOf(startLine), headers }, framingLost: false });
+    }
+  }
+  return { startLine, headers };
+}
+
+function methodOf(startLine: string): string | null {
+  if (!isRequestLine(startLine)) return null;
+  const space = startLine.indexOf(' ');
+  return space > 0 ? startLine.slice(0, space) : null;
+}
+
+/** The Content-Length of a head: null when absent; an error when repeated, negative or not a number. */
+export function contentLengthOf(head: MessageHead, partial: PartialMessage): number | null {
+  const values = head.headers.filter((h) => h.name === 'Content-Length').map((h) => h.value);
+  if (values.length === 0) return null;
+  if (values.length > 1) throw new SipMessageError('framing', 'Multiple Content-Length headers', { partial });
+  const value = values[0] ?? '';
+  if (!/^[0-9]+$/.test(value)) throw new SipMessageError('framing', 'Malformed Content-Length header', { partial });
+  const length = Number(value.replace(/^0+(?=\d)/, ''));
+  if (value.replace(/^0+(?=\d)/, '').length > 9 || length > limits.sipBodyBytesMax) {
+    throw new SipMessageError('body-too-large', 'Body too large', { partial });
+  }
+  return length;
+}
+
+function partialOf(head: MessageHead): PartialMessage {
+  return { isRequest: isRequestLine(head.startLine), method: methodOf(head.startLine), headers: head.headers };
+}
+
+interface Checker {
+  (value: string): unknown;
+}
+
+// Headers interpreted strictly because a registrar or proxy acts on them; all others pass as text.
+const CHECKS: Record<string, Checker> = {
+  via: parseVia,
+  from: parseFromTo,
+  to: parseFromTo,
+  cseq: parseCSeq,
+  contact: (v) => (v.trim() === '*' ? '*' : parseContact(v)),
+  route: (v) => parseNameAddr(v, { requireBrackets: true }),
+  'record-route': (v) => parseNameAddr(v, { requireBrackets: true }),
+  path: (v) => parseNameAddr(v, { requireBrackets: true }),
+  'call-id': (v) => {
+    // callid = word [ "@" word ]; word admits most printable characters (RFC 4475 intmeth).
+    if (!/^[A-Za-z0-9\-.!%*_+`'~()<>:\\"/[\]?{}]+(@[A-Za-z0-9\-.!%*_+`'~()<>:\\"/[\]?{}]+)?$/.test(v)) throw new HeaderSyntaxError('bad Call-ID');
+  },
+  'max-forwards': (v) => {
+    // A value above 255 is refused rather than ignored (RFC 4475 scalar02 allows either).
+    if (!/^[0-9]+$/.test(v) || Number(v) > 255) throw new HeaderSyntaxError('Max-Forwards must be 0..255');
+  },
+  expires: (v) => {
+    if (!/^[0-9]+$/.test(v)) throw new HeaderSyntaxError('Expires must be delta-seconds');
+  },
+  require: parseTokenValue,
+  'proxy-require': parseTokenValue,
+  supported: (v) => (v === '' ? '' : parseTokenValue(v)),
+  'content-type': (v) => {
+    if (!/^[A-Za-z0-9\-.!%*_+`'~]+[ \t]*\/[ \t]*[A-Za-z0-9\-.!%*_+`'~]+([ \t]*;.*)?$/s.test(v)) throw new HeaderSyntaxError('bad media type');
+  },
+  date: checkDate,
+};
+
+const MANDATORY = ['Via', 'From', 'To', 'Call-ID', 'CSeq'];
+
+/**
+ * Interprets a split head and its body: start line, version, the strictly-checked headers,
+ * single-valued headers, mandatory headers, CSeq method, and Request-URI. Throws SipMessageError.
+ */
+export function interpretMessage(head: MessageHead, body: Buffer): SipMessage {
+  const partial = partialOf(head);
+  const fail = (reason: string, cause?: unknown): never => {
+    throw new SipMessageError('syntax', reason, { partial, cause });
+  };
+  const startLine = head.startLine;
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x08\x0a-\x1f\x7f]/.test(startLine)) fail('Control character in start line');
+
+  let request: { method: string; uriText: string } | null = null;
+  let status: { status: number; reason: string } | null = null;
+  if (partial.isRequest) {
+    // Request-Line = Method SP Request-URI SP SIP-Version (§7.1): exactly two single spaces.
+    const parts = startLine.split(' ');
+    if (parts.length !== 3 || parts.some((p) => p === '')) {
+      if (/[ \t]$/.test(startLine)) fail('Trailing whitespace in Request-Line');
+      fail('Malformed Request-Line');
+    }
+    const [method = '', uriText = '', version = ''] = parts;
+    if (!isToken(method)) fail('Malformed method');
+    checkVersion(version, partial);
+    request = { method, uriText };
+  } else {
+    // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase (§7.2).
+    const match = /^([^ ]+) ([0-9]{3}) (.*)$/s.exec(startLine);
+    if (!match) fail('Malformed Status-Line');
+    const [, version = '', code = '', reason = ''] = match ?? [];
+    checkVersion(version, partial);
+    const value = Number(code);
+    if (value < 100 || value > 699) fail('Status code out of range');
+    status = { status: value, reason };
+  }
+
+  const counts = new Map<string, number>();
+  for (const header of head.headers) {
+    const lower = header.name.toLowerCase();
+    counts.set(lower, (counts.get(lower) ?? 0) + 1);
+    const check = CHECKS[lower];
+    if (!check) continue;
+    try {
+      check(header.value);
+    } catch (error) {
+      if (error instanceof HeaderSyntaxError || error instanceof UriSyntaxError) fail(`Malformed ${header.name} header`, error);
+      throw error;
+    }
+  }
+  for (const lower of SINGLE_VALUE_HEADERS) {
+    if ((counts.get(lower) ?? 0) > 1) fail(`Multiple ${canonicalHeaderName(lower)} headers`);
+  }
+  for (const name of MANDATORY) {
+    if (!counts.has(name.toLowerCase())) fail(`Missing ${name} header`);
+  }
+  const cseqHeader = head.headers.find((h) => h.name === 'CSeq');
+  const cseqMethod = cseqHeader ? parseCSeq(cseqHeader.value).method : '';
+
+  if (request) {
+    // §8.2.? / RFC 4475 mismatch01/02: the CSeq method must be the request's method.
+    if (cseqMethod !== request.method) fail('CSeq method does not match the request method');
+    let uri: Uri;
+    try {
+      uri = parseUri(request.uriText);
+    } catch (error) {
+      return fail('Malformed Request-URI', error);
+    }
+    // §19.1.1 table: headers are not allowed in a Request-URI (RFC 4475 escruri).
+    if (isSipUri(uri) && uri.headers.length > 0) fail('Headers not allowed in Request-URI');
+    if (!isSipUri(uri) && !isTelUri(uri)) {
+      throw new SipMessageError('uri-scheme', `Unsupported URI scheme ${uri.scheme}`, { partial });
+    }
+    return { kind: 'request', method: request.method, uri, headers: head.headers, body };
+  }
+  const line = status ?? { status: 0, reason: '' };
+  return { kind: 'response', status: line.status, reason: line.reason, headers: head.headers, body };
+}
+
+function checkVersion(version: string, partial: PartialMessage): void {
+  // SIP-Version = "SIP" "/" 1*DIGIT "." 1*DIGIT, "SIP" case-insensitive (§7.1, §25).
+  const match = /^SIP\/([0-9]+)\.([0-9]+)$/i.exec(version);
+  if (!match) throw new SipMessageError('syntax', 'Malformed SIP-Version', { partial });
+  if (Number(match[1]) !== 2 || Number(match[2]) !== 0) {
+    throw new SipMessageError('version', `SIP version ${version} not supported`, { partial });
+  }
+}
+
+/** Decodes a header section (bytes before the blank line) as UTF-8, the charset of SIP text (§7). */
+export function decodeHead(bytes: Buffer): string {
+  return bytes.toString('utf8');
+}
+
+/**
+ * Parses one whole message. With `stream: false` (default) `bytes` is a datagram: see ParseOptions.
+ * Throws SipMessageError for every malformed input, never anything else.
+ */
+export function parseMessage(bytes: Buffer, options: ParseOptions = {}): SipMessage {
+  const end = bytes.indexOf(CRLFCRLF);
+  const headEnd = end < 0 ? bytes.length : end;
+  if (headEnd > limits.sipHeaderSectionBytesMax) throw new SipMessageError('too-large', 'Header section too large');
+  if (bytes.length > limits.sipMessageBytesMax) throw new SipMessageError('too-large', 'Message too large');
+  const head = splitHead(decodeHead(bytes.subarray(0, headEnd)));
+  const partial = partialOf(head);
+  if (end < 0) throw new SipMessageError('syntax', 'Header section not terminated by an empty line', { partial });
+  const available = bytes.subarray(end + 4);
+  const contentLength = contentLengthOf(head, partial);
+  let body: Buffer;
+  if (contentLength === null) {
+    if (options.stream) throw new SipMessageError('framing', 'Missing Content-Length header', { partial });
+    body = available;
+  } else {
+    if (contentLength > available.length) {
+      throw new SipMessageError('syntax', 'Content-Length larger than the message body', { partial, framingLost: options.stream ?? false });
+    }
+    body = available.subarray(0, contentLength);
+  }
+  return interpretMessage(head, Buffer.from(body));
+}
