@@ -1,0 +1,104 @@
+// dnslb plan fail|drain|remove SERVER, plan add FQDN: how many users would move from where to where,
+// computed from the registrar sequence alone, changing nothing.
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { planMoves, type Plan, type PoolState } from '../../registrar/sequence.ts';
+import { DnslbError } from '../../shared/errors.ts';
+import { parseFile } from '../../topology/parse.ts';
+import type { Pool, Topology } from '../../topology/schema.ts';
+
+interface PlanOptions {
+  topology: string;
+  users?: string;
+  usersFile?: string;
+  pool?: string;
+  json?: boolean;
+}
+
+export type PlanAction = 'fail' | 'drain' | 'remove' | 'add';
+
+const SYNTHETIC_USERS_DEFAULT = 10_000;
+
+/** The users a plan counts: a file (one SIP URI a line), the topology's list, or N synthetic users. */
+export async function planUsers(topology: Topology, options: { users?: string; usersFile?: string }): Promise<string[]> {
+  if (options.usersFile) {
+    const text = await readFile(options.usersFile, 'utf8').catch((cause: unknown) => {
+      throw new DnslbError('CLI_USAGE', `cannot read --users-file ${options.usersFile}: ${(cause as Error).message}`, { cause });
+    });
+    return text.split('\n').map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('#'));
+  }
+  if (options.users === undefined && topology.users) return [...topology.users];
+  const count = Number(options.users ?? SYNTHETIC_USERS_DEFAULT);
+  if (!Number.isInteger(count) || count < 1 || count > 10_000_000) throw new DnslbError('CLI_USAGE', `--users must be a whole number from 1 to 10,000,000, not ${options.users}`);
+  const domain = topology.sipDomains[0]!;
+  const width = String(count).length;
+  return Array.from({ length: count }, (_, index) => `sip:user${String(index + 1).padStart(width, '0')}@${domain}`);
+}
+
+function poolOfServer(topology: Topology, server: string): Pool {
+  const pool = topology.pools.find((candidate) => candidate.servers.some((entry) => entry.fqdn === server.toLowerCase()));
+  if (!pool) throw new DnslbError('CLI_USAGE', `${server} is not a server of any pool in the topology`);
+  return pool;
+}
+
+/** The pool states before and after an action, for planMoves. */
+export function planStates(topology: Topology, action: PlanAction, server: string, poolName?: string): { pool: Pool; before: PoolState; after: PoolState } {
+  const fqdn = server.toLowerCase();
+  if (action === 'add') {
+    const pool = poolName
+      ? topology.pools.find((candidate) => candidate.fqdn === poolName.toLowerCase())
+      : topology.pools.find((candidate) => candidate.kind === 'frontend');
+    if (!pool) throw new DnslbError('CLI_USAGE', poolName ? `no pool ${poolName} in the topology` : 'no frontend pool in the topology; name one with --pool');
+    const servers = pool.servers.map((entry) => entry.fqdn);
+    if (servers.includes(fqdn)) throw new DnslbError('CLI_USAGE', `${fqdn} is already a server of ${pool.fqdn}`);
+    return { pool, before: { servers }, after: { servers: [...servers, fqdn] } };
+  }
+  const pool = poolOfServer(topology, fqdn);
+  const servers = pool.servers.map((entry) => entry.fqdn);
+  if (action === 'remove') return { pool, before: { servers }, after: { servers: servers.filter((entry) => entry !== fqdn) } };
+  // fail and drain: the sequences stay, the server is not available (a drained server's users move on exactly like a failed one's).
+  return { pool, before: { servers }, after: { servers, available: (candidate) => candidate !== fqdn } };
+}
+
+export function formatPlan(action: PlanAction, server: string, pool: Pool, plan: Plan): string {
+  const share = plan.users === 0 ? 0 : (100 * plan.moved) / plan.users;
+  const lines = [
+    `plan: ${action} ${server} in ${pool.fqdn} (${pool.servers.length} servers now, ${plan.users} users)`,
+    `${plan.moved} of ${plan.users} users would move (${share.toFixed(1)} %)`,
+  ];
+  const width = Math.max(0, ...plan.flows.map((flow) => `${flow.from ?? '(none)'} → ${flow.to ?? '(none)'}`.length));
+  for (const flow of plan.flows) {
+    const label = `${flow.from ?? '(none)'} → ${flow.to ?? '(none)'}`;
+    lines.push(`  ${label.padEnd(width)}  ${String(flow.count).padStart(8)}  ${((100 * flow.count) / Math.max(1, plan.moved)).toFixed(1).padStart(5)} %`);
+  }
+  return lines.join('\n');
+}
+
+export function registerPlan(program: Command): void {
+  const plan = program.command('plan').description('what-if: how many users would move from where to where (changes nothing)');
+  const actions: [PlanAction, string, string][] = [
+    ['fail', '<server>', 'the server dies: its users go to the next server of their own sequences (backup mode)'],
+    ['drain', '<server>', 'the server drains: its users are handed to their next servers'],
+    ['remove', '<server>', 'a topology without the server is published (decommission)'],
+    ['add', '<fqdn>', 'a topology with one more server is published (commission)'],
+  ];
+  for (const [action, argument, description] of actions) {
+    const command = plan
+      .command(action)
+      .description(description)
+      .argument(argument)
+      .requiredOption('--topology <file>', 'the topology the pool comes from')
+      .option('--users <n>', `count N synthetic users sip:userNNN@<first SIP domain> (default: the topology's users, else ${SYNTHETIC_USERS_DEFAULT})`)
+      .option('--users-file <file>', 'count these users (one SIP URI a line)')
+      .option('--json', 'print the plan as JSON');
+    if (action === 'add') command.option('--pool <fqdn>', 'the pool to add the server to (default: the first frontend pool)');
+    command.action(async (server: string, options: PlanOptions) => {
+      const topology = await parseFile(options.topology);
+      const { pool, before, after } = planStates(topology, action, server, options.pool);
+      const users = await planUsers(topology, options);
+      const result = planMoves(users, before, after);
+      if (options.json) console.log(JSON.stringify({ action, server: server.toLowerCase(), pool: pool.fqdn, ...result }, null, 2));
+      else console.log(formatPlan(action, server.toLowerCase(), pool, result));
+    });
+  }
+}
