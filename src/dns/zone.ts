@@ -218,8 +218,11 @@ function collect(topology: Topology, live: LiveState): Pending[] {
   const edgePool = topology.pools.find((pool) => pool.edge !== undefined);
   const webPool = [...frontends, ...directors].find((pool) => pool.webServices?.internal || pool.webServices?.external);
   for (const domain of topology.sipDomains) {
-    // Directors first (priority 0) when there are any: they front the frontend pools (Lync's guidance).
-    const registrars = [...directors.map((pool) => ({ pool, priority: 0 })), ...frontends.map((pool) => ({ pool, priority: directors.length > 0 ? 10 : 0 }))];
+    // Frontend pools first (priority 0), directors after (priority 10). Lync points these records at a
+    // Director pool when there is one, because Directors redirect each user to its home pool; dnslb's
+    // directors do not (yet) redirect across pools, so clients go straight to the frontend pool and
+    // reach the directors only when no frontend pool answers.
+    const registrars = [...frontends.map((pool) => ({ pool, priority: 0 })), ...directors.map((pool) => ({ pool, priority: frontends.length > 0 ? 10 : 0 }))];
     const ttl = registrars[0]?.pool.dns.ttl ?? 3600;
     add('internal', `_sipinternaltls._tcp.${domain}`, 'SRV', ttl, registrars.map(({ pool, priority }) => ({ type: 'SRV', priority, weight: 0, port: pool.sip.tlsPort, target: pool.fqdn })));
     add('internal', `_sipinternal._tcp.${domain}`, 'SRV', ttl, registrars.map(({ pool, priority }) => ({ type: 'SRV', priority, weight: 0, port: pool.sip.tcpPort, target: pool.fqdn })));
