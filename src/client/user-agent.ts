@@ -189,8 +189,8 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
     await this.signIn({});
   }
 
-  /** Unregisters (best effort, Expires: 0) and closes the flow; cancels every timer. */
-  async stop(): Promise<void> {
+  /** Unregisters (best effort, Expires: 0, waiting at most `unregisterTimeoutMs`) and closes the flow; cancels every timer. */
+  async stop(options: { unregisterTimeoutMs?: number } = {}): Promise<void> {
     this.runSerial++;
     this.cancelTimers();
     this.retryTimer?.cancel();
@@ -199,7 +199,11 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
     this.setState('stopped');
     for (const call of this.calls.values()) call.hangUp();
     if (flow && !flow.closed) {
-      await flow.request({ method: 'REGISTER', uri: `sip:${this.domain}`, headers: this.registerHeaders(flow, 0) }).response.catch(() => null);
+      const answered = flow.request({ method: 'REGISTER', uri: `sip:${this.domain}`, headers: this.registerHeaders(flow, 0) }).response.catch(() => null);
+      let timer: Timer | undefined;
+      const waited = new Promise<null>((resolve) => (timer = this.clock.setTimer(options.unregisterTimeoutMs ?? 2000, () => resolve(null))));
+      await Promise.race([answered, waited]);
+      timer?.cancel();
       flow.close();
     }
   }
@@ -467,8 +471,10 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
   }
 
   private onSignInFailed(errors: DnslbError[]): void {
-    const error = errors.length <= 1 ? (errors[0] ?? new DnslbError('CLIENT_REGISTER', 'no server to try')) : new DnslbError('CLIENT_REGISTER', errors.map((e) => e.message).join('; '), { cause: errors[errors.length - 1] });
-    if (errors.length > 1) Object.assign(error, { code: errors[errors.length - 1]!.code });
+    // Several addresses failed in turn: one error naming each, with the code (and attempts) of the last.
+    const last = errors[errors.length - 1] ?? new DnslbError('CLIENT_REGISTER', 'no server to try');
+    const error = errors.length <= 1 ? last : new DnslbError(last.code, errors.map((e) => e.message).join('; '), { cause: last });
+    if (error !== last && (last as { attempts?: Attempt[] }).attempts) Object.assign(error, { attempts: (last as { attempts?: Attempt[] }).attempts });
     this.consecutiveFailures++;
     this.stats.failures++;
     this.stats.lastError = `${error.code}: ${error.message}`;
