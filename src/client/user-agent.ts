@@ -148,7 +148,8 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
   private readonly user: string;
   private readonly domain: string;
   private readonly instanceId: string;
-  private readonly regCallId: string;
+  private readonly regCallIdBase: string;
+  private readonly regCallIds = new WeakMap<ClientFlow, string>();
   private readonly fromTag: string;
   private regSeq = 0;
   private subscription: { callId: string; seq: number } | null = null;
@@ -176,7 +177,7 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
     const hex = randomToken(this.random) + randomToken(this.random);
     // RFC 5626 §4.1: a stable instance ID, a URN (RFC 4122 UUID, version 4 bits set).
     this.instanceId = `urn:uuid:${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
-    this.regCallId = randomToken(this.random);
+    this.regCallIdBase = randomToken(this.random);
     this.fromTag = randomToken(this.random);
     const backoffMaxMs = options.backoffMaxMs ?? BACKOFF_MAX_MS_DEFAULT;
     assert(backoffMaxMs > 0 && backoffMaxMs <= limits.clientBackoffMsMax, `backoffMaxMs must be 1..${limits.clientBackoffMsMax}`);
@@ -424,7 +425,8 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
     return [
       { name: 'From', value: `<${this.aor}>;tag=${this.fromTag}` },
       { name: 'To', value: `<${this.aor}>` },
-      { name: 'Call-ID', value: this.regCallId },
+      // RFC 3261 §10.2: one Call-ID for all REGISTERs to one registrar; each server (flow) is one.
+      { name: 'Call-ID', value: this.regCallIds.get(flow) ?? this.regCallIds.set(flow, `${randomToken(this.random)}-${this.regCallIdBase}`).get(flow)! },
       { name: 'CSeq', value: `${++this.regSeq} REGISTER` },
       // RFC 5626 §4.2: instance ID and reg-id on the Contact of a REGISTER.
       { name: 'Contact', value: `<${this.contactUri(flow, false)}>;+sip.instance="<${this.instanceId}>";reg-id=1` },
@@ -569,7 +571,7 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
     }
     switch (request.method) {
       case 'INVITE':
-        if ((this.options.answerCalls ?? true) && flow === this.active) {
+        if (this.options.answerCalls ?? true) {
           const call = Call.answer(this.callContext(), flow, request, this.options.answerDelayMs ?? 0);
           this.track(call);
           this.emit('incomingCall', call);

@@ -36,13 +36,16 @@ export async function freePortOn(addresses: readonly string[]): Promise<number> 
 }
 
 /**
+ * `-deadcall_wait 1`: sipp keeps a finished call's Call-ID for 33 s by default and silently absorbs
+ * anything that reuses it, but a client REGISTERs again with the same Call-ID (RFC 3261 §10.2).
+ *
  * Starts `sipp -sf <scenario> -t t1` listening on address:port. `set` fills the scenario's global
  * variables (`-set name value`); `calls` ends sipp after that many calls (`-m`), which closes its
  * connections: how a test makes a server go away.
  */
 export async function startSipp(options: { scenario: string; address: string; port: number; set?: Record<string, string>; calls?: number }): Promise<Sipp> {
   const directory = await mkdtemp(join(tmpdir(), 'dnslb-sipp-'));
-  const args = ['-sf', join(SIPP_SCENARIOS, options.scenario), '-t', 't1', '-i', options.address, '-p', String(options.port), '-nostdin', '-max_socket', '10000'];
+  const args = ['-sf', join(SIPP_SCENARIOS, options.scenario), '-t', 't1', '-i', options.address, '-p', String(options.port), '-nostdin', '-max_socket', '10000', '-deadcall_wait', '1'];
   for (const [name, value] of Object.entries(options.set ?? {})) args.push('-set', name, value);
   if (options.calls !== undefined) args.push('-m', String(options.calls));
   const process = start('sipp', args, { cwd: directory });
