@@ -7,6 +7,7 @@ import type { EventEmitter } from 'node:events';
 import { once } from 'node:events';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Call } from '../../src/client/call.ts';
 import type { Endpoint } from '../../src/client/connect.ts';
 import type { Discovery } from '../../src/client/discover.ts';
 import { UserAgent, type Locator, type UserAgentOptions } from '../../src/client/user-agent.ts';
@@ -207,7 +208,7 @@ describe('UserAgent calls', () => {
     const port = await freePortOn([A(41)]);
     const sipp = await startSipp({ scenario: 'incoming-call.xml', address: A(41), port, calls: 1 });
     const ua = agent([tcp(A(41), port)], { subscribeRegEvent: false });
-    const incoming = next<import('../../src/client/call.ts').Call>(ua, 'incomingCall');
+    const incoming = next<Call>(ua, 'incomingCall');
     await ua.start();
     const call = await incoming;
     const up = once(call, 'up');
