@@ -6,6 +6,7 @@ import { EXIT_INVALID, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE } from './exit-codes.ts
 import { registerTopology } from './commands/topology.ts';
 import { registerDns } from './commands/dns.ts';
 import { registerPlan } from './commands/plan.ts';
+import { registerClient } from './commands/client.ts';
 
 /** Operating errors whose cause is the user's input rather than the system. */
 const INVALID_INPUT_CODES = new Set(['TOPOLOGY_FILE', 'STORE_STALE_VERSION', 'STORE_UNKNOWN_SERVER', 'STORE_NOT_FOUND']);
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   registerTopology(program);
   registerDns(program);
   registerPlan(program);
+  registerClient(program);
   program.commands.forEach(function exitOverrideEverywhere(command: Command) {
     command.exitOverride();
     command.commands.forEach(exitOverrideEverywhere);

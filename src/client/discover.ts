@@ -41,6 +41,11 @@ export interface DiscoverOptions {
   timeoutMs?: number;
   clock?: Clock;
   random?: Random;
+  /**
+   * A resolver to share (the simulator shares one between thousands of users, each with its own
+   * cache, as each device has); `dnsServers` and `timeoutMs` are then the resolver's business.
+   */
+  resolver?: Resolver;
 }
 
 /** Node's resolver does not give the TTL of SRV records; their answers are re-checked after this. */
@@ -94,8 +99,11 @@ export class PoolDiscoverer {
   private readonly cache = new Map<string, Discovery>();
 
   constructor(options: DiscoverOptions) {
-    this.resolver = new Resolver({ timeout: options.timeoutMs ?? 2000, tries: 2 });
-    this.resolver.setServers([...options.dnsServers]);
+    if (options.resolver) this.resolver = options.resolver;
+    else {
+      this.resolver = new Resolver({ timeout: options.timeoutMs ?? 2000, tries: 2 });
+      this.resolver.setServers([...options.dnsServers]);
+    }
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? systemRandom;
     this.transport = options.transport ?? 'tls';
@@ -114,6 +122,14 @@ export class PoolDiscoverer {
   /** Forgets what was cached, so that the next discover() asks DNS again (after a failed sign-in). */
   forget(uriOrDomain: string): void {
     this.cache.delete(domainOf(uriOrDomain));
+  }
+
+  /** The addresses of one host name (a redirect's Contact), A then AAAA; CLIENT_DISCOVERY when it has none. */
+  async resolveHost(host: string): Promise<string[]> {
+    const steps: DiscoveryStep[] = [];
+    const found = await this.addressesOf(host, steps);
+    if (found.addresses.length === 0) throw new DnslbError('CLIENT_DISCOVERY', `${host} has no address: ${steps.map((step) => `${step.query} → ${step.found}`).join('; ')}`);
+    return found.addresses;
   }
 
   private async addressesOf(host: string, steps: DiscoveryStep[]): Promise<{ addresses: string[]; ttlS: number }> {

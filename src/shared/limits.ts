@@ -37,6 +37,13 @@ export const limits = {
   dnsViewCacheEntriesMax: 65_536,
   /** Serial versions kept per zone for IXFR. */
   dnsZoneHistoryMax: 64,
+  // client (src/client/)
+  /** Redirects a client follows in one registration before it tries the next address (DESIGN §3: no redirect loops). */
+  clientRedirectsMax: 2,
+  /** Ceiling of the simulator's --users. */
+  clientSimulatedUsersMax: 100_000,
+  /** Ceiling of the RFC 5626 §4.5 back-off max-time a user agent may be given. */
+  clientBackoffMsMax: 1_800_000, // 30 min, RFC 5626's recommended max-time
   // sip: message framing and parsing (src/sip/framer.ts, parse.ts)
   /** Longest physical header line (bytes, CRLF excluded); a longer one closes the flow. */
   sipLineBytesMax: 8 * 1024, // 8 KiB
@@ -68,6 +75,7 @@ export function checkLimits(): void {
   assert(limits.dnsUdpPayloadBytes >= limits.dnsUdpClassicBytes && limits.dnsUdpPayloadBytes <= 65_535);
   assert(limits.dnsRandomOrdersMax >= 1);
   assert(limits.dnsTcpConnectionsMax >= 1 && limits.dnsTcpIdleTimeoutMs > 0);
+  assert(limits.clientRedirectsMax >= 1 && limits.clientSimulatedUsersMax >= 1 && limits.clientBackoffMsMax > 0);
   assert(limits.sipLineBytesMax < limits.sipHeaderSectionBytesMax, 'a header line fits in a header section');
   assert(limits.sipHeaderSectionBytesMax + limits.sipBodyBytesMax <= limits.sipMessageBytesMax, 'header section + body fit in a message');
   assert(limits.sipMessageBytesMax <= limits.sipFlowSendBufferBytesMax, 'one whole message can be queued for sending');

@@ -1,0 +1,196 @@
+// dnslb client simulate | register: the load simulator and a single user's sign-in, step by step.
+import { readFile, writeFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { PoolDiscoverer, type SipTransportName } from '../../client/discover.ts';
+import { parseShare, Simulator, type SimulationSummary } from '../../client/simulate.ts';
+import { UserAgent } from '../../client/user-agent.ts';
+import { checkLimits, limits } from '../../shared/limits.ts';
+import { DnslbError } from '../../shared/errors.ts';
+
+/** "60s", "2m", "500ms", "1h", or plain seconds. */
+export function parseDurationMs(text: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text);
+  if (!match) throw new DnslbError('CLI_USAGE', `not a duration: ${text} (use 500ms, 60s, 2m, 1h)`);
+  const unitMs = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] ?? 's'] ?? 1000;
+  return Math.round(Number(match[1]) * unitMs);
+}
+
+function wholeNumber(flag: string, text: string, min: number, max: number): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < min || value > max) throw new DnslbError('CLI_USAGE', `${flag} ${text}: not a whole number in ${min}..${max}`);
+  return value;
+}
+
+function dnsServers(values: string[]): string[] {
+  return values.flatMap((value) => value.split(',')).map((value) => value.trim()).filter((value) => value !== '');
+}
+
+function transportOf(text: string): SipTransportName {
+  if (text !== 'tcp' && text !== 'tls') throw new DnslbError('CLI_USAGE', `--transport ${text}: tcp or tls`);
+  return text;
+}
+
+/** One line of counters, as the progress line and the periodic summary print it. */
+export function formatSummary(summary: SimulationSummary): string {
+  const servers = Object.entries(summary.registeredPerServer)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([server, count]) => `${server}=${count}`)
+    .join(' ');
+  return [
+    `${(summary.elapsedMs / 1000).toFixed(1)}s`,
+    `registered ${summary.registered}/${summary.users}`,
+    `[${servers || 'none'}]`,
+    `primary ${summary.primary} backup ${summary.backup}`,
+    `failovers ${summary.failovers}`,
+    `redirects ${summary.redirects}`,
+    `calls up ${summary.calls.up}/${summary.calls.attempted} (${summary.calls.inProgress} live, ${summary.calls.failed} failed)`,
+    `errors ${summary.signInFailures.modern + summary.signInFailures.legacy} (legacy ${summary.signInFailures.legacy})`,
+  ].join('  ');
+}
+
+interface SimulateOptions {
+  domain: string;
+  dns: string[];
+  users: string;
+  legacy: string;
+  callsPerMinute: string;
+  duration: string;
+  callHold: string;
+  json?: string;
+  transport: string;
+  ca?: string;
+  rate: string;
+  summaryEvery: string;
+  backoffBaseMs: string;
+  backoffMaxMs: string;
+  keepAliveMs: string;
+  connectTimeoutMs: string;
+  expires: string;
+}
+
+interface RegisterOptions {
+  uri: string;
+  dns: string[];
+  transport: string;
+  ca?: string;
+  legacy?: boolean;
+  connectTimeoutMs: string;
+  stay?: string;
+}
+
+export function registerClient(program: Command): void {
+  const client = program.command('client').description('simulated Lync clients: sign-in, failover, calls');
+
+  client
+    .command('simulate')
+    .description('register many simulated users through DNS, place calls between them, and report')
+    .requiredOption('--domain <domain>', 'SIP domain of the users (user1@domain, user2@domain, ...)')
+    .requiredOption('--dns <address:port...>', 'DNS servers to ask (repeat or comma-separate)')
+    .option('--users <n>', 'simulated users', '100')
+    .option('--legacy <share>', 'share of legacy clients that try only the first address ("20%" or 0.2)', '0')
+    .option('--calls-per-minute <n>', 'calls placed between random registered users', '0')
+    .option('--duration <time>', 'how long to run (500ms, 60s, 2m)', '60s')
+    .option('--call-hold <time>', 'how long a call that came up lasts before the caller hangs up', '5s')
+    .option('--json <file>', 'write the JSON report here')
+    .option('--transport <tcp|tls>', 'SIP transport (the SRV record asked first)', 'tcp')
+    .option('--ca <file>', 'PEM CA to trust for TLS')
+    .option('--rate <n>', 'users started per second', '200')
+    .option('--summary-every <time>', 'summary line interval', '5s')
+    .option('--backoff-base-ms <ms>', 'RFC 5626 back-off base-time', '1000')
+    .option('--backoff-max-ms <ms>', 'RFC 5626 back-off max-time', '30000')
+    .option('--keep-alive-ms <ms>', 'CRLF keep-alive interval (RFC 5626)', '30000')
+    .option('--connect-timeout-ms <ms>', 'per-address connect timeout', '2000')
+    .option('--expires <s>', 'registration lifetime asked for', '3600')
+    .action(async (options: SimulateOptions) => {
+      checkLimits();
+      const durationMs = parseDurationMs(options.duration);
+      let legacyShare: number;
+      try {
+        legacyShare = parseShare(options.legacy);
+      } catch {
+        throw new DnslbError('CLI_USAGE', `--legacy ${options.legacy}: a share like 20% or 0.2`);
+      }
+      const simulator = new Simulator({
+        domain: options.domain,
+        dnsServers: dnsServers(options.dns),
+        users: wholeNumber('--users', options.users, 1, limits.clientSimulatedUsersMax),
+        legacyShare,
+        callsPerMinute: wholeNumber('--calls-per-minute', options.callsPerMinute, 0, 1_000_000),
+        callHoldMs: parseDurationMs(options.callHold),
+        startRatePerS: wholeNumber('--rate', options.rate, 1, 100_000),
+        transport: transportOf(options.transport),
+        ...(options.ca ? { ca: await readFile(options.ca, 'utf8') } : {}),
+        userAgent: {
+          backoffBaseMs: wholeNumber('--backoff-base-ms', options.backoffBaseMs, 1, limits.clientBackoffMsMax),
+          backoffMaxMs: wholeNumber('--backoff-max-ms', options.backoffMaxMs, 1, limits.clientBackoffMsMax),
+          keepAliveIntervalMs: wholeNumber('--keep-alive-ms', options.keepAliveMs, 100, 3_600_000),
+          connect: { connectTimeoutMs: wholeNumber('--connect-timeout-ms', options.connectTimeoutMs, 1, 600_000) },
+          expiresS: wholeNumber('--expires', options.expires, 1, 86_400),
+        },
+      });
+      const tty = process.stdout.isTTY === true;
+      const summaryEveryMs = parseDurationMs(options.summaryEvery);
+      let lastSummaryMs = 0;
+      let registeringDone = false;
+      // On a terminal: a live \r progress line while users sign in, then a summary line every few seconds.
+      const progress = setInterval(() => {
+        const summary = simulator.summary();
+        if (!registeringDone && simulator.settled) {
+          registeringDone = true;
+          if (tty) process.stdout.write('\n');
+        }
+        if (tty && !registeringDone) {
+          process.stdout.write(`\rsigning in: ${summary.registered} registered, ${summary.registering} in progress, ${summary.failed} failed of ${summary.users}   `);
+          return;
+        }
+        if (summary.elapsedMs - lastSummaryMs >= summaryEveryMs) {
+          lastSummaryMs = summary.elapsedMs;
+          process.stdout.write(`${formatSummary(summary)}\n`);
+        }
+      }, tty ? 200 : 500);
+      const stopEarly = new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+      simulator.start();
+      await Promise.race([new Promise((resolve) => setTimeout(resolve, durationMs)), stopEarly]);
+      clearInterval(progress);
+      const report = simulator.report();
+      await simulator.stop();
+      if (tty && !registeringDone) process.stdout.write('\n');
+      process.stdout.write(`final: ${formatSummary(report.totals)}\n`);
+      const reasons = report.totals.signInFailureReasons;
+      if (Object.keys(reasons.legacy).length > 0) process.stdout.write(`legacy sign-in failures: ${JSON.stringify(reasons.legacy)}\n`);
+      if (Object.keys(reasons.modern).length > 0) process.stdout.write(`sign-in failures: ${JSON.stringify(reasons.modern)}\n`);
+      if (options.json) await writeFile(options.json, JSON.stringify(report, null, 2) + '\n');
+    });
+
+  client
+    .command('register')
+    .description('sign one user in, printing discovery steps, connection attempts, redirects and the registrar mode')
+    .requiredOption('--uri <sip-uri>', 'the user, sip:alice@contoso.com')
+    .requiredOption('--dns <address:port...>', 'DNS servers to ask')
+    .option('--transport <tcp|tls>', 'SIP transport', 'tls')
+    .option('--ca <file>', 'PEM CA to trust for TLS')
+    .option('--legacy', 'behave as a legacy client: only the first address')
+    .option('--connect-timeout-ms <ms>', 'per-address connect timeout', '2000')
+    .option('--stay <time>', 'stay registered this long (keep-alives, refreshes, reg event) before unregistering')
+    .action(async (options: RegisterOptions) => {
+      checkLimits();
+      const transport = transportOf(options.transport);
+      const agent = new UserAgent({
+        aor: options.uri,
+        locator: new PoolDiscoverer({ dnsServers: dnsServers(options.dns), transport }),
+        transport,
+        mode: options.legacy ? 'legacy' : 'modern',
+        connect: { connectTimeoutMs: wholeNumber('--connect-timeout-ms', options.connectTimeoutMs, 1, 600_000), ...(options.ca ? { ca: await readFile(options.ca, 'utf8') } : {}) },
+        retry: options.stay !== undefined,
+      });
+      agent.on('trace', (line) => process.stdout.write(`${line}\n`));
+      agent.on('registered', (info) => process.stdout.write(`registered at ${info.server} in ${info.mode} mode (${info.redirects} redirect${info.redirects === 1 ? '' : 's'}, ${info.grantedS} s)${info.failover ? ' after failover' : ''}\n`));
+      let failure: DnslbError | null = null;
+      agent.once('registrationFailed', ({ error }) => (failure = error));
+      await agent.start();
+      if (options.stay !== undefined) await new Promise((resolve) => setTimeout(resolve, parseDurationMs(options.stay!)));
+      const registered = agent.state === 'registered';
+      await agent.stop();
+      if (!registered && failure) throw failure;
+    });
+}

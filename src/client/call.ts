@@ -1,0 +1,282 @@
+// Call: a minimal INVITE dialog as a user agent client or server (RFC 3261 §12, §13, §15): INVITE,
+// provisional and final answers, ACK, BYE, CANCEL, and the route set from Record-Route.
+import { EventEmitter } from 'node:events';
+import type { Clock, Random, Timer } from '../shared/clock.ts';
+import type { DnslbError } from '../shared/errors.ts';
+import { callId, contacts, from, recordRoutes, to } from '../sip/headers.ts';
+import { headerValue, headerValues, type Header, type SipRequest, type SipResponse } from '../sip/message.ts';
+import { formatUri } from '../sip/uri.ts';
+import { randomToken, type ClientFlow } from './session.ts';
+
+export type CallState = 'calling' | 'ringing' | 'up' | 'ended' | 'failed';
+export type CallDirection = 'outgoing' | 'incoming';
+
+/** How a call ended, for counters and reports. */
+export type CallEnd = 'bye-sent' | 'bye-received' | 'cancelled' | 'rejected' | 'flow-closed' | 'timeout';
+
+export interface CallEvents {
+  ringing: [];
+  up: [];
+  ended: [{ how: CallEnd; status?: number; detail?: string }];
+}
+
+/** What a call needs from its user agent. */
+export interface CallContext {
+  readonly aor: string;
+  readonly clock: Clock;
+  readonly random: Random;
+  /** Our Contact URI on the current flow. */
+  contactUri(): string;
+}
+
+/** A tiny SDP offer/answer (RFC 4566): enough for a peer that insists on a body; no media flows. */
+export function tinySdp(address: string, random: Random): Buffer {
+  const session = Math.floor(random() * 1e9);
+  const ip = address.includes(':') ? `IP6 ${address}` : `IP4 ${address}`;
+  return Buffer.from(['v=0', `o=dnslb ${session} ${session} IN ${ip}`, 's=-', `c=IN ${ip}`, 't=0 0', 'm=audio 9 RTP/AVP 0', 'a=inactive', ''].join('\r\n'));
+}
+
+function uriOfNameAddr(value: string): string {
+  const match = /<([^>]*)>/.exec(value);
+  return match ? match[1]! : value.split(';')[0]!.trim();
+}
+
+export class Call extends EventEmitter<CallEvents> {
+  readonly direction: CallDirection;
+  readonly callId: string;
+  readonly localTag: string;
+  readonly remoteUri: string;
+  state: CallState;
+  private remoteTag: string | null = null;
+  /** §12.1.2: the Contact of the 2xx (UAC) or of the INVITE (UAS). */
+  private remoteTarget: string;
+  /** §12.1.1/§12.1.2: Route headers for in-dialog requests, from Record-Route. */
+  private routeSet: string[] = [];
+  private localSeq = 1;
+  private readonly context: CallContext;
+  private readonly flow: ClientFlow;
+  private invite: { branch: string; headers: Header[] } | null = null;
+  private incomingInvite: SipRequest | null = null;
+  private cancelWanted = false;
+  /** The UAS sent its 200 (a CANCEL after it is too late, §9.2). */
+  private answered = false;
+  private answerTimer: Timer | null = null;
+  private endedInfo: { how: CallEnd; status?: number; detail?: string } | null = null;
+
+  private constructor(context: CallContext, flow: ClientFlow, direction: CallDirection, id: string, localTag: string, remoteUri: string) {
+    super();
+    this.context = context;
+    this.flow = flow;
+    this.direction = direction;
+    this.callId = id;
+    this.localTag = localTag;
+    this.remoteUri = remoteUri;
+    this.remoteTarget = remoteUri;
+    this.state = 'calling';
+    flow.once('close', () => this.end('flow-closed'));
+  }
+
+  /** The dialog key the user agent routes in-dialog requests by. */
+  get key(): string {
+    return `${this.callId} ${this.localTag}`;
+  }
+
+  /** The remote party's tag (From tag of an incoming INVITE), for matching its CANCEL. */
+  get remoteTagValue(): string | null {
+    return this.remoteTag;
+  }
+
+  get ended(): { how: CallEnd; status?: number; detail?: string } | null {
+    return this.endedInfo;
+  }
+
+  /** Places a call to `target` (an AOR) on the user agent's flow; the server routes it (RFC 5626 §5). */
+  static place(context: CallContext, flow: ClientFlow, target: string): Call {
+    const call = new Call(context, flow, 'outgoing', randomToken(context.random), randomToken(context.random), target);
+    call.sendInvite();
+    return call;
+  }
+
+  /** Takes an incoming INVITE (no To tag): 180 now, 200 after `answerDelayMs`. */
+  static answer(context: CallContext, flow: ClientFlow, request: SipRequest, answerDelayMs: number): Call {
+    const call = new Call(context, flow, 'incoming', callId(request), randomToken(context.random), formatUri(from(request).uri));
+    call.incomingInvite = request;
+    call.remoteTag = from(request).tag;
+    const contact = contacts(request);
+    if (contact !== '*' && contact[0]) call.remoteTarget = formatUri(contact[0].uri);
+    // §12.1.1: the UAS route set is the Record-Route list in order.
+    call.routeSet = headerValues(request, 'Record-Route');
+    flow.respond(request, 180, { toTag: call.localTag, headers: [{ name: 'Contact', value: `<${context.contactUri()}>` }, ...call.recordRouteCopy()] });
+    call.state = 'ringing';
+    call.emit('ringing');
+    call.answerTimer = context.clock.setTimer(answerDelayMs, () => call.accept());
+    return call;
+  }
+
+  /** Ends the call: BYE when up, CANCEL while it is being set up (sent once a provisional came, §9.1). */
+  hangUp(): void {
+    if (this.state === 'up') this.sendBye();
+    else if (this.state === 'calling' || this.state === 'ringing') {
+      if (this.direction === 'incoming') {
+        this.answerTimer?.cancel();
+        if (this.incomingInvite) this.flow.respond(this.incomingInvite, 486, { toTag: this.localTag });
+        this.end('rejected', 486);
+      } else if (this.state === 'ringing') this.sendCancel();
+      else this.cancelWanted = true;
+    }
+  }
+
+  /** A request of this dialog from the server (ACK, BYE, CANCEL, re-INVITE). */
+  onRequest(request: SipRequest): void {
+    switch (request.method) {
+      case 'ACK':
+        if (this.state === 'ringing' && this.direction === 'incoming' && this.answered) {
+          this.state = 'up';
+          this.emit('up');
+        }
+        return;
+      case 'BYE':
+        this.flow.respond(request, 200);
+        this.end('bye-received');
+        return;
+      case 'CANCEL':
+        // §9.2: 200 to the CANCEL, then 487 to the INVITE if it has no final answer yet.
+        this.flow.respond(request, 200, { toTag: this.localTag });
+        if (!this.answered && this.incomingInvite) {
+          this.answerTimer?.cancel();
+          this.flow.respond(this.incomingInvite, 487, { toTag: this.localTag });
+          this.end('cancelled', 487);
+        }
+        return;
+      default:
+        // Session refresh and the rest are not part of this minimal dialog.
+        this.flow.respond(request, 501, { toTag: this.localTag });
+    }
+  }
+
+  private accept(): void {
+    if (this.state !== 'ringing' || !this.incomingInvite) return;
+    this.answered = true;
+    this.flow.respond(this.incomingInvite, 200, {
+      toTag: this.localTag,
+      headers: [{ name: 'Contact', value: `<${this.context.contactUri()}>` }, ...this.recordRouteCopy(), { name: 'Content-Type', value: 'application/sdp' }],
+      body: tinySdp(this.flow.flow.localAddress, this.context.random),
+    });
+  }
+
+  /** §12.1.1: the UAS copies Record-Route into its responses that create a dialog. */
+  private recordRouteCopy(): Header[] {
+    return this.incomingInvite ? headerValues(this.incomingInvite, 'Record-Route').map((value) => ({ name: 'Record-Route', value })) : [];
+  }
+
+  private dialogHeaders(method: string, seq: number): Header[] {
+    const remote = `<${this.remoteUri}>${this.remoteTag ? `;tag=${this.remoteTag}` : ''}`;
+    const local = `<${this.direction === 'outgoing' ? this.context.aor : this.localUri()}>;tag=${this.localTag}`;
+    return [
+      ...this.routeSet.map((value) => ({ name: 'Route', value })),
+      { name: 'From', value: local },
+      { name: 'To', value: remote },
+      { name: 'Call-ID', value: this.callId },
+      { name: 'CSeq', value: `${seq} ${method}` },
+    ];
+  }
+
+  private localUri(): string {
+    return this.incomingInvite ? uriOfNameAddr(headerValue(this.incomingInvite, 'To') ?? this.context.aor) : this.context.aor;
+  }
+
+  private sendInvite(): void {
+    const headers: Header[] = [
+      { name: 'From', value: `<${this.context.aor}>;tag=${this.localTag}` },
+      { name: 'To', value: `<${this.remoteUri}>` },
+      { name: 'Call-ID', value: this.callId },
+      { name: 'CSeq', value: `${this.localSeq} INVITE` },
+      { name: 'Contact', value: `<${this.context.contactUri()}>` },
+      { name: 'Supported', value: 'outbound' },
+      { name: 'Content-Type', value: 'application/sdp' },
+    ];
+    const sent = this.flow.request({
+      method: 'INVITE',
+      uri: this.remoteUri,
+      headers,
+      body: tinySdp(this.flow.flow.localAddress, this.context.random),
+      onProvisional: (response) => {
+        if (response.status === 100) return;
+        if (this.state === 'calling') {
+          this.state = 'ringing';
+          this.emit('ringing');
+        }
+        if (this.cancelWanted) this.sendCancel();
+      },
+    });
+    this.invite = { branch: sent.branch, headers };
+    sent.response.then(
+      (response) => this.onInviteFinal(response),
+      (error: DnslbError) => this.end(error.code === 'CLIENT_TIMEOUT' ? 'timeout' : 'flow-closed', undefined, error.message),
+    );
+  }
+
+  private onInviteFinal(response: SipResponse): void {
+    this.remoteTag = to(response).tag;
+    if (response.status >= 300) {
+      // §17.1.1.3: the ACK of a non-2xx belongs to the INVITE transaction (same branch, To with tag).
+      this.sendAck(this.invite!.branch, [{ name: 'To', value: headerValue(response, 'To') ?? `<${this.remoteUri}>` }]);
+      this.end(response.status === 487 ? 'cancelled' : 'rejected', response.status, response.reason);
+      return;
+    }
+    const contact = contacts(response);
+    if (contact !== '*' && contact[0]) this.remoteTarget = formatUri(contact[0].uri);
+    // §12.1.2: the UAC route set is the Record-Route list reversed.
+    this.routeSet = recordRoutes(response).length > 0 ? headerValues(response, 'Record-Route').reverse() : [];
+    this.sendAck(undefined, []);
+    if (this.state === 'ended' || this.state === 'failed') return;
+    this.state = 'up';
+    this.emit('up');
+    // The caller asked to hang up before the answer: the 2xx must still be ACKed, then BYE (§15).
+    if (this.cancelWanted) this.sendBye();
+  }
+
+  private sendAck(branch: string | undefined, toOverride: Header[]): void {
+    // §13.2.2.4: the ACK of a 2xx is a new transaction with the INVITE's CSeq number and the route set.
+    const headers = branch
+      ? [...this.invite!.headers.filter((h) => ['From', 'Call-ID'].includes(h.name)), ...toOverride, { name: 'CSeq', value: `${this.localSeq} ACK` }]
+      : this.dialogHeaders('ACK', this.localSeq);
+    this.flow.request({ method: 'ACK', uri: branch ? this.remoteUri : this.remoteTarget, headers, ...(branch ? { branch } : {}) });
+  }
+
+  private sendCancel(): void {
+    if (!this.invite || this.state === 'ended' || this.state === 'failed') return;
+    // §9.1: same Request-URI, Call-ID, From, To, CSeq number and branch as the INVITE.
+    const headers = this.invite.headers
+      .filter((h) => ['From', 'To', 'Call-ID'].includes(h.name))
+      .concat([{ name: 'CSeq', value: `${this.localSeq} CANCEL` }]);
+    this.flow.request({ method: 'CANCEL', uri: this.remoteUri, headers, branch: this.invite.branch }).response.catch(() => {});
+  }
+
+  private sendBye(): void {
+    this.localSeq++;
+    const sent = this.flow.request({ method: 'BYE', uri: this.remoteTarget, headers: this.dialogHeaders('BYE', this.localSeq) });
+    // The call is over whatever the answer (§15.1.1: a BYE that fails still ends the dialog).
+    this.end('bye-sent');
+    sent.response.catch(() => {});
+  }
+
+  private end(how: CallEnd, status?: number, detail?: string): void {
+    if (this.endedInfo) return;
+    this.answerTimer?.cancel();
+    const failed = this.state !== 'up' && (how === 'rejected' || how === 'timeout' || how === 'flow-closed');
+    this.state = failed ? 'failed' : 'ended';
+    this.endedInfo = { how, ...(status === undefined ? {} : { status }), ...(detail === undefined ? {} : { detail }) };
+    this.emit('ended', this.endedInfo);
+  }
+}
+
+/** The dialog key of a request sent to us: Call-ID and our tag (the To tag). */
+export function dialogKeyOf(request: SipRequest): string | null {
+  try {
+    const tag = to(request).tag;
+    return tag ? `${callId(request)} ${tag}` : null;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,618 @@
+// UserAgent: one simulated Lync user. Finds the pool, connects with failover, REGISTERs following
+// redirects, keeps its one flow alive (RFC 5626), re-registers elsewhere when the flow dies (with
+// RFC 5626 §4.5 back-off), follows its own `reg` event (RFC 3680), and places and answers calls.
+import { EventEmitter } from 'node:events';
+import { isIP } from 'node:net';
+import { parseRegInfo, REGINFO_CONTENT_TYPE, type RegInfo } from '../registrar/reg-event.ts';
+import { assert } from '../shared/assert.ts';
+import { systemClock, systemRandom, type Clock, type Random, type Timer } from '../shared/clock.ts';
+import { DnslbError } from '../shared/errors.ts';
+import { limits } from '../shared/limits.ts';
+import { Flow } from '../sip/flow.ts';
+import { callId, contacts, from, type Contact } from '../sip/headers.ts';
+import { headerValue, type Header, type SipRequest, type SipResponse } from '../sip/message.ts';
+import { isSipUri, parseUri, uriParam, type SipUri } from '../sip/uri.ts';
+import { Call, dialogKeyOf } from './call.ts';
+import { connectWithFailover, type Attempt, type ClientMode, type ConnectOptions, type Connected, type Endpoint } from './connect.ts';
+import type { Discovery, SipTransportName } from './discover.ts';
+import {
+  BACKOFF_BASE_MS_DEFAULT,
+  BACKOFF_MAX_MS_DEFAULT,
+  backoffDelayMs,
+  KEEP_ALIVE_INTERVAL_MS_DEFAULT,
+  keepAliveDelayMs,
+  orderRedirectContacts,
+  PONG_TIMEOUT_MS_DEFAULT,
+  refreshDelayMs,
+  TRANSACTION_TIMEOUT_MS_DEFAULT,
+} from './registration.ts';
+import { ClientFlow, randomToken } from './session.ts';
+
+/** How the user agent finds servers: PoolDiscoverer fits. */
+export interface Locator {
+  discover(uri: string): Promise<Discovery>;
+  /** Forget the cached discovery (after a failed sign-in the pool may have changed). */
+  forget(uri: string): void;
+  /** Addresses of a host named in a redirect's Contact. */
+  resolveHost(host: string): Promise<string[]>;
+}
+
+export type UserAgentState = 'idle' | 'registering' | 'registered' | 'failed' | 'stopped';
+export type RegistrarMode = 'primary' | 'backup' | 'unknown';
+
+export interface UserAgentOptions {
+  /** The user's SIP URI, `sip:alice@contoso.com`. */
+  aor: string;
+  locator: Locator;
+  /** Transport for redirect Contacts that name none; discovery decides for the pool itself. Default tcp. */
+  transport?: SipTransportName;
+  /** `legacy`: only the first address, as pre-2010 clients did. Default modern. */
+  mode?: ClientMode;
+  /** Connect timeout, staggering, TLS CAs (see connect.ts). */
+  connect?: Omit<ConnectOptions, 'mode' | 'clock'>;
+  /** Replaces connectWithFailover (tests). */
+  connector?: (endpoints: readonly Endpoint[], options: ConnectOptions) => Promise<Connected>;
+  clock?: Clock;
+  random?: Random;
+  /** Registration lifetime asked for. Default 3600 s. */
+  expiresS?: number;
+  keepAliveIntervalMs?: number;
+  pongTimeoutMs?: number;
+  backoffBaseMs?: number;
+  backoffMaxMs?: number;
+  transactionTimeoutMs?: number;
+  /** Subscribe to the own `reg` event (RFC 3680) and re-register on `deactivated`. Default true. */
+  subscribeRegEvent?: boolean;
+  /** Answer incoming INVITEs (180 at once, 200 after answerDelayMs). Default true. */
+  answerCalls?: boolean;
+  answerDelayMs?: number;
+  /** Keep trying after a failed sign-in (with back-off). False for a one-shot `client register`. Default true. */
+  retry?: boolean;
+}
+
+export interface RegisteredInfo {
+  /** "address:port" of the registrar that answered 200. */
+  server: string;
+  mode: RegistrarMode;
+  /** Redirects followed in this sign-in. */
+  redirects: number;
+  /** Connection attempts of this sign-in, in order. */
+  attempts: Attempt[];
+  grantedS: number;
+  /** A refresh on the same flow (true) or a new sign-in (false). */
+  refresh: boolean;
+  /** Registered on another server than before, after the flow to it died. */
+  failover: boolean;
+}
+
+export interface SignInFailure {
+  error: DnslbError;
+  consecutiveFailures: number;
+  /** When the next try is due, or null when the agent does not retry. */
+  retryInMs: number | null;
+}
+
+export interface UserAgentEvents {
+  state: [UserAgentState];
+  registered: [RegisteredInfo];
+  registrationFailed: [SignInFailure];
+  flowDead: [{ server: string; reason: string }];
+  /** The registrar ended our binding with `event=deactivated` (RFC 3680 §5.2). */
+  deactivated: [{ server: string }];
+  incomingCall: [Call];
+  /** Human-readable steps (discovery, attempts, redirects, answers) for `dnslb client register`. */
+  trace: [string];
+}
+
+/** What a user agent has done, for the simulator's report. */
+export interface UserAgentStats {
+  registrations: number;
+  refreshes: number;
+  failures: number;
+  redirects: number;
+  failovers: number;
+  flowDeaths: number;
+  deactivations: number;
+  lastError: string | null;
+}
+
+interface Registered {
+  flow: ClientFlow;
+  response: SipResponse;
+  redirects: number;
+  attempts: Attempt[];
+}
+
+function toSipError(error: unknown): DnslbError {
+  return error instanceof DnslbError ? error : new DnslbError('CLIENT_REGISTER', (error as Error)?.message ?? String(error), { cause: error });
+}
+
+/** user@host:port of a URI, for matching our Contact in a reginfo document. */
+function contactKey(uri: SipUri): string {
+  return `${uri.user ?? ''}@${uri.host.toLowerCase()}:${uri.port ?? ''}`;
+}
+
+export class UserAgent extends EventEmitter<UserAgentEvents> {
+  readonly aor: string;
+  readonly mode: ClientMode;
+  readonly stats: UserAgentStats = { registrations: 0, refreshes: 0, failures: 0, redirects: 0, failovers: 0, flowDeaths: 0, deactivations: 0, lastError: null };
+  state: UserAgentState = 'idle';
+  /** "address:port" of the registrar while registered (the last one after). */
+  server: string | null = null;
+  registrarMode: RegistrarMode | null = null;
+  consecutiveFailures = 0;
+
+  readonly clock: Clock;
+  readonly random: Random;
+  private readonly options: UserAgentOptions;
+  private readonly user: string;
+  private readonly domain: string;
+  private readonly instanceId: string;
+  private readonly regCallIdBase: string;
+  private readonly regCallIds = new WeakMap<ClientFlow, string>();
+  private readonly fromTag: string;
+  private regSeq = 0;
+  private subscription: { callId: string; seq: number } | null = null;
+  private active: ClientFlow | null = null;
+  private runSerial = 0;
+  private refreshTimer: Timer | null = null;
+  private keepAliveTimer: Timer | null = null;
+  private pongTimer: Timer | null = null;
+  private retryTimer: Timer | null = null;
+  /** The server whose flow died, until we are registered again (to count a failover, and to try it last). */
+  private lostServer: string | null = null;
+  private readonly calls = new Map<string, Call>();
+
+  constructor(options: UserAgentOptions) {
+    super();
+    const uri = parseUri(options.aor);
+    assert(isSipUri(uri) && uri.user !== null, `the AOR ${options.aor} is a sip: URI with a user`);
+    this.options = options;
+    this.aor = options.aor;
+    this.user = uri.user;
+    this.domain = uri.host;
+    this.mode = options.mode ?? 'modern';
+    this.clock = options.clock ?? systemClock;
+    this.random = options.random ?? systemRandom;
+    const hex = randomToken(this.random) + randomToken(this.random);
+    // RFC 5626 §4.1: a stable instance ID, a URN (RFC 4122 UUID, version 4 bits set).
+    this.instanceId = `urn:uuid:${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+    this.regCallIdBase = randomToken(this.random);
+    this.fromTag = randomToken(this.random);
+    const backoffMaxMs = options.backoffMaxMs ?? BACKOFF_MAX_MS_DEFAULT;
+    assert(backoffMaxMs > 0 && backoffMaxMs <= limits.clientBackoffMsMax, `backoffMaxMs must be 1..${limits.clientBackoffMsMax}`);
+    assert((options.backoffBaseMs ?? BACKOFF_BASE_MS_DEFAULT) > 0, 'backoffBaseMs must be positive');
+  }
+
+  /** Starts signing in (resolves when the first sign-in has succeeded or failed). */
+  async start(): Promise<void> {
+    assert(this.state === 'idle', 'start() once');
+    await this.signIn({});
+  }
+
+  /** Unregisters (best effort, Expires: 0, waiting at most `unregisterTimeoutMs`) and closes the flow; cancels every timer. */
+  async stop(options: { unregisterTimeoutMs?: number } = {}): Promise<void> {
+    this.runSerial++;
+    this.cancelTimers();
+    this.retryTimer?.cancel();
+    const flow = this.active;
+    this.active = null;
+    this.setState('stopped');
+    for (const call of this.calls.values()) call.hangUp();
+    if (flow && !flow.closed) {
+      const answered = flow.request({ method: 'REGISTER', uri: `sip:${this.domain}`, headers: this.registerHeaders(flow, 0) }).response.catch(() => null);
+      let timer: Timer | undefined;
+      const waited = new Promise<null>((resolve) => (timer = this.clock.setTimer(options.unregisterTimeoutMs ?? 2000, () => resolve(null))));
+      await Promise.race([answered, waited]);
+      timer?.cancel();
+      flow.close();
+    }
+  }
+
+  /** Places a call to another user; CLIENT_CALL when not registered. */
+  call(target: string): Call {
+    if (!this.active || this.state !== 'registered') throw new DnslbError('CLIENT_CALL', `${this.aor} is not registered`);
+    const call = Call.place(this.callContext(), this.active, target);
+    this.track(call);
+    return call;
+  }
+
+  /** Calls in progress. */
+  get callsInProgress(): number {
+    return this.calls.size;
+  }
+
+  private callContext() {
+    return { aor: this.aor, clock: this.clock, random: this.random, contactUri: () => this.contactUri(this.active, true) };
+  }
+
+  private track(call: Call): void {
+    this.calls.set(call.key, call);
+    call.once('ended', () => this.calls.delete(call.key));
+  }
+
+  private setState(state: UserAgentState): void {
+    if (this.state === state) return;
+    this.state = state;
+    this.emit('state', state);
+  }
+
+  private cancelTimers(): void {
+    this.refreshTimer?.cancel();
+    this.keepAliveTimer?.cancel();
+    this.pongTimer?.cancel();
+    this.refreshTimer = this.keepAliveTimer = this.pongTimer = null;
+  }
+
+  // ---- sign-in -------------------------------------------------------------------------------
+
+  /**
+   * One sign-in: on `flow` when given (a refresh, or after `deactivated`: the server's 3xx moves us),
+   * else through discovery, trying the addresses in DNS order (the server that just failed last).
+   */
+  private async signIn(trigger: { flow?: ClientFlow; refresh?: boolean }): Promise<void> {
+    const serial = ++this.runSerial;
+    const previous = this.active;
+    this.active = null;
+    this.cancelTimers();
+    if (!trigger.refresh) this.setState('registering');
+    const errors: DnslbError[] = [];
+    let result: Registered | null = null;
+    try {
+      if (trigger.flow && !trigger.flow.closed) {
+        try {
+          result = await this.registerFrom(trigger.flow, [], serial);
+        } catch (error) {
+          errors.push(toSipError(error));
+        }
+      } else if (previous && previous !== trigger.flow) previous.close();
+      if (!result) result = await this.signInThroughDiscovery(serial, errors);
+    } catch (error) {
+      errors.push(toSipError(error));
+    }
+    if (serial !== this.runSerial) {
+      // Superseded (stop(), or a newer sign-in): drop what this one built.
+      if (result && result.flow !== this.active) result.flow.close();
+      return;
+    }
+    if (result) this.onRegistered(result, trigger.refresh === true && result.flow === trigger.flow);
+    else this.onSignInFailed(errors);
+  }
+
+  private async signInThroughDiscovery(serial: number, errors: DnslbError[]): Promise<Registered | null> {
+    const discovery = await this.options.locator.discover(this.aor);
+    for (const step of discovery.steps) this.emit('trace', `dns ${step.query} → ${step.found}`);
+    let endpoints = discovery.endpoints.map(({ address, port, transport, host }) => ({ address, port, transport, host }));
+    // RFC 5626 §4.5 forms the new flow elsewhere: the server whose flow just died goes last.
+    if (this.lostServer) {
+      const lost = this.lostServer;
+      endpoints = [...endpoints.filter((e) => `${e.address}:${e.port}` !== lost), ...endpoints.filter((e) => `${e.address}:${e.port}` === lost)];
+    }
+    if (this.mode === 'legacy') endpoints = endpoints.slice(0, 1);
+    let index = 0;
+    while (index < endpoints.length && serial === this.runSerial) {
+      let connected: Connected;
+      try {
+        connected = await this.connectTo(endpoints.slice(index));
+      } catch (error) {
+        errors.push(toSipError(error));
+        return null;
+      }
+      index = endpoints.indexOf(connected.endpoint as (typeof endpoints)[number], index) + 1;
+      try {
+        return await this.registerFrom(this.wrap(connected), connected.attempts, serial);
+      } catch (error) {
+        errors.push(toSipError(error));
+        this.emit('trace', `sign-in via ${connected.endpoint.address}:${connected.endpoint.port} failed: ${(error as Error).message}`);
+      }
+    }
+    return null;
+  }
+
+  /** Connects (with failover over `endpoints`), tracing every attempt. */
+  private async connectTo(endpoints: readonly Endpoint[]): Promise<Connected> {
+    const connector = this.options.connector ?? connectWithFailover;
+    try {
+      const connected = await connector(endpoints, { ...this.options.connect, mode: this.mode, clock: this.clock });
+      for (const attempt of connected.attempts) this.emit('trace', `connect ${attempt.endpoint.transport}:${attempt.endpoint.address}:${attempt.endpoint.port} ${attempt.outcome}${attempt.detail ? ` (${attempt.detail})` : ''}`);
+      return connected;
+    } catch (error) {
+      for (const attempt of (error as { attempts?: Attempt[] }).attempts ?? []) {
+        this.emit('trace', `connect ${attempt.endpoint.transport}:${attempt.endpoint.address}:${attempt.endpoint.port} ${attempt.outcome}${attempt.detail ? ` (${attempt.detail})` : ''}`);
+      }
+      throw error;
+    }
+  }
+
+  private wrap(connected: Connected): ClientFlow {
+    const flow = new Flow(connected.socket, {
+      id: `ua-${randomToken(this.random)}`,
+      transport: connected.endpoint.transport,
+      direction: 'outbound',
+      clock: this.clock,
+      random: this.random,
+      // Our keep-alives and the registrar decide when the flow is dead; the idle timer is a backstop.
+      idleTimeoutMs: limits.sipIdleTimeoutMsMax,
+      sendBufferBytesMax: limits.sipFlowSendBufferBytesMax,
+    });
+    const client = new ClientFlow(flow, { clock: this.clock, random: this.random, transactionTimeoutMs: this.options.transactionTimeoutMs ?? TRANSACTION_TIMEOUT_MS_DEFAULT });
+    client.on('request', (request) => this.onRequest(client, request));
+    client.once('close', (info) => this.onFlowClosed(client, info.detail ?? info.reason));
+    flow.on('pong', () => {
+      if (client !== this.active) return;
+      this.pongTimer?.cancel();
+      this.pongTimer = null;
+      this.scheduleKeepAlive(client);
+    });
+    return client;
+  }
+
+  /**
+   * REGISTERs on `flow`, following 301/302 Contacts in q order, at most limits.clientRedirectsMax
+   * times (DESIGN §3: no redirect loops). Closes the flows it leaves behind; throws when it fails.
+   */
+  private async registerFrom(flow: ClientFlow, attempts: Attempt[], serial: number): Promise<Registered> {
+    let current = flow;
+    let redirects = 0;
+    let expiresS = this.options.expiresS ?? 3600;
+    const allAttempts = [...attempts];
+    try {
+      for (let intervalRetried = false; ; ) {
+        const response = await current.request({ method: 'REGISTER', uri: `sip:${this.domain}`, headers: this.registerHeaders(current, expiresS) }).response;
+        this.emit('trace', `REGISTER → ${current.remote}: ${response.status} ${response.reason}${headerValue(response, 'X-Registrar-Mode') ? ` (X-Registrar-Mode: ${headerValue(response, 'X-Registrar-Mode')})` : ''}`);
+        if (serial !== this.runSerial) throw new DnslbError('CLIENT_REGISTER', 'superseded');
+        if (response.status >= 200 && response.status < 300) return { flow: current, response, redirects, attempts: allAttempts };
+        if (response.status === 301 || response.status === 302) {
+          redirects++;
+          this.stats.redirects++;
+          if (redirects > limits.clientRedirectsMax) throw new DnslbError('CLIENT_REGISTER', `${current.remote} redirected the registration a ${redirects}th time; at most ${limits.clientRedirectsMax} are followed`);
+          const list = contacts(response);
+          const targets = list === '*' ? [] : await this.endpointsOf(orderRedirectContacts(list));
+          if (targets.length === 0) throw new DnslbError('CLIENT_REGISTER', `${current.remote} answered ${response.status} without a usable Contact`);
+          if (`${targets[0]!.address}:${targets[0]!.port}` === current.remote) continue; // redirected to itself: ask again, it counts
+          const connected = await this.connectTo(targets);
+          allAttempts.push(...connected.attempts);
+          const next = this.wrap(connected);
+          current.close();
+          current = next;
+          continue;
+        }
+        // RFC 3261 §10.2.8: 423 carries Min-Expires; ask again once with it.
+        const minExpires = Number(headerValue(response, 'Min-Expires'));
+        if (response.status === 423 && !intervalRetried && Number.isInteger(minExpires) && minExpires > 0) {
+          expiresS = minExpires;
+          intervalRetried = true;
+          continue;
+        }
+        throw new DnslbError('CLIENT_REGISTER', `${current.remote} answered ${response.status} ${response.reason}`);
+      }
+    } catch (error) {
+      current.close();
+      throw error;
+    }
+  }
+
+  /** Endpoints of redirect Contacts: the URI's host (resolved when it is a name), port and transport. */
+  private async endpointsOf(list: readonly Contact[]): Promise<Endpoint[]> {
+    const endpoints: Endpoint[] = [];
+    for (const contact of list) {
+      if (!isSipUri(contact.uri)) continue;
+      const uri = contact.uri;
+      const named = uriParam(uri.params, 'transport')?.value?.toLowerCase();
+      const transport: SipTransportName = uri.scheme === 'sips' || named === 'tls' ? 'tls' : named === 'tcp' ? 'tcp' : (this.options.transport ?? 'tcp');
+      const port = uri.port ?? (transport === 'tls' ? 5061 : 5060);
+      const host = uri.host.replace(/^\[|\]$/g, '');
+      let addresses: string[];
+      try {
+        addresses = isIP(host) ? [host] : await this.options.locator.resolveHost(host);
+      } catch (error) {
+        this.emit('trace', `redirect Contact ${host}: ${(error as Error).message}`);
+        continue;
+      }
+      for (const address of addresses) endpoints.push({ address, port, transport, host: isIP(host) ? address : host });
+    }
+    return endpoints;
+  }
+
+  private contactUri(flow: ClientFlow | null, dialog: boolean): string {
+    const local = flow?.local ?? '0.0.0.0:0';
+    const transport = flow?.flow.transport ?? 'tcp';
+    // RFC 5626 §5.4: `ob` in the Contact of dialog-forming requests sent over an outbound flow.
+    return `sip:${this.user}@${local};transport=${transport}${dialog ? ';ob' : ''}`;
+  }
+
+  private registerHeaders(flow: ClientFlow, expiresS: number): Header[] {
+    return [
+      { name: 'From', value: `<${this.aor}>;tag=${this.fromTag}` },
+      { name: 'To', value: `<${this.aor}>` },
+      // RFC 3261 §10.2: one Call-ID for all REGISTERs to one registrar; each server (flow) is one.
+      { name: 'Call-ID', value: this.regCallIds.get(flow) ?? this.regCallIds.set(flow, `${randomToken(this.random)}-${this.regCallIdBase}`).get(flow)! },
+      { name: 'CSeq', value: `${++this.regSeq} REGISTER` },
+      // RFC 5626 §4.2: instance ID and reg-id on the Contact of a REGISTER.
+      { name: 'Contact', value: `<${this.contactUri(flow, false)}>;+sip.instance="<${this.instanceId}>";reg-id=1` },
+      { name: 'Expires', value: String(expiresS) },
+      { name: 'Supported', value: 'path' },
+      { name: 'Supported', value: 'outbound' },
+      { name: 'User-Agent', value: 'dnslb-client' },
+    ];
+  }
+
+  /** The lifetime granted: our Contact's expires in the 200, else its Expires header, else what we asked. */
+  private grantedS(response: SipResponse, flow: ClientFlow): number {
+    const mine = this.contactUri(flow, false);
+    const list = contacts(response);
+    if (list !== '*') {
+      const ours = list.find((c) => isSipUri(c.uri) && contactKey(c.uri) === contactKey(parseUri(mine) as SipUri)) ?? (list.length === 1 ? list[0] : undefined);
+      if (ours?.expires) return ours.expires;
+    }
+    const header = Number(headerValue(response, 'Expires'));
+    return Number.isInteger(header) && header > 0 ? header : (this.options.expiresS ?? 3600);
+  }
+
+  private onRegistered(result: Registered, refresh: boolean): void {
+    const flow = result.flow;
+    const server = flow.remote;
+    const modeValue = headerValue(result.response, 'X-Registrar-Mode')?.trim().toLowerCase();
+    const mode: RegistrarMode = modeValue === 'primary' || modeValue === 'backup' ? modeValue : 'unknown';
+    const failover = this.lostServer !== null && this.lostServer !== server;
+    if (failover) this.stats.failovers++;
+    this.lostServer = null;
+    const newFlow = !refresh;
+    if (refresh) this.stats.refreshes++;
+    else this.stats.registrations++;
+    this.consecutiveFailures = 0;
+    this.active = flow;
+    this.server = server;
+    this.registrarMode = mode;
+    const grantedS = this.grantedS(result.response, flow);
+    this.refreshTimer = this.clock.setTimer(refreshDelayMs(grantedS), () => void this.signIn({ flow, refresh: true }));
+    this.scheduleKeepAlive(flow);
+    this.setState('registered');
+    this.emit('registered', { server, mode, redirects: result.redirects, attempts: result.attempts, grantedS, refresh, failover });
+    if (newFlow && (this.options.subscribeRegEvent ?? true)) this.subscribe(flow, grantedS);
+  }
+
+  private onSignInFailed(errors: DnslbError[]): void {
+    // Several addresses failed in turn: one error naming each, with the code (and attempts) of the last.
+    const last = errors[errors.length - 1] ?? new DnslbError('CLIENT_REGISTER', 'no server to try');
+    const error = errors.length <= 1 ? last : new DnslbError(last.code, errors.map((e) => e.message).join('; '), { cause: last });
+    if (error !== last && (last as { attempts?: Attempt[] }).attempts) Object.assign(error, { attempts: (last as { attempts?: Attempt[] }).attempts });
+    this.consecutiveFailures++;
+    this.stats.failures++;
+    this.stats.lastError = `${error.code}: ${error.message}`;
+    this.options.locator.forget(this.aor);
+    const retry = this.options.retry ?? true;
+    const retryInMs = retry ? backoffDelayMs(this.consecutiveFailures, { backoffBaseMs: this.options.backoffBaseMs ?? BACKOFF_BASE_MS_DEFAULT, backoffMaxMs: this.options.backoffMaxMs ?? BACKOFF_MAX_MS_DEFAULT }, this.random) : null;
+    this.setState('failed');
+    if (retryInMs !== null) this.retryTimer = this.clock.setTimer(retryInMs, () => void this.signIn({}));
+    this.emit('trace', `sign-in failed (${this.consecutiveFailures} in a row): ${error.message}${retryInMs === null ? '' : `; next try in ${retryInMs} ms`}`);
+    this.emit('registrationFailed', { error, consecutiveFailures: this.consecutiveFailures, retryInMs });
+  }
+
+  // ---- the flow while registered -------------------------------------------------------------
+
+  /** RFC 5626 §4.4.1: CRLF ping every 80–100 % of the interval; no pong in 10 s means the flow is dead. */
+  private scheduleKeepAlive(flow: ClientFlow): void {
+    this.keepAliveTimer?.cancel();
+    this.keepAliveTimer = this.clock.setTimer(keepAliveDelayMs(this.options.keepAliveIntervalMs ?? KEEP_ALIVE_INTERVAL_MS_DEFAULT, this.random), () => {
+      if (flow !== this.active) return;
+      flow.flow.ping();
+      const timeoutMs = this.options.pongTimeoutMs ?? PONG_TIMEOUT_MS_DEFAULT;
+      this.pongTimer = this.clock.setTimer(timeoutMs, () => {
+        if (flow === this.active) flow.flow.close('local', `no pong in ${timeoutMs} ms`);
+      });
+    });
+  }
+
+  private onFlowClosed(flow: ClientFlow, reason: string): void {
+    if (flow !== this.active) return;
+    this.active = null;
+    this.cancelTimers();
+    this.stats.flowDeaths++;
+    const server = flow.remote;
+    this.lostServer = server;
+    this.emit('trace', `flow to ${server} died: ${reason}`);
+    this.emit('flowDead', { server, reason });
+    // RFC 5626 §4.5: form a new flow at once; only a failure of that waits for the back-off.
+    void this.signIn({});
+  }
+
+  private subscribe(flow: ClientFlow, expiresS: number): void {
+    this.subscription = { callId: randomToken(this.random), seq: 1 };
+    const sent = flow.request({
+      method: 'SUBSCRIBE',
+      uri: this.aor,
+      headers: [
+        { name: 'From', value: `<${this.aor}>;tag=${randomToken(this.random)}` },
+        { name: 'To', value: `<${this.aor}>` },
+        { name: 'Call-ID', value: this.subscription.callId },
+        { name: 'CSeq', value: `${this.subscription.seq} SUBSCRIBE` },
+        { name: 'Contact', value: `<${this.contactUri(flow, true)}>` },
+        { name: 'Event', value: 'reg' },
+        { name: 'Accept', value: REGINFO_CONTENT_TYPE },
+        { name: 'Expires', value: String(expiresS) },
+      ],
+    });
+    sent.response.then(
+      (response) => this.emit('trace', `SUBSCRIBE reg → ${flow.remote}: ${response.status} ${response.reason}`),
+      () => {},
+    );
+  }
+
+  private onRequest(flow: ClientFlow, request: SipRequest): void {
+    try {
+      this.dispatch(flow, request);
+    } catch {
+      // A request we cannot read (missing Call-ID, bad From) is answered once and forgotten.
+      if (request.method !== 'ACK') flow.respond(request, 400, { toTag: randomToken(this.random) });
+    }
+  }
+
+  private dispatch(flow: ClientFlow, request: SipRequest): void {
+    if (request.method === 'NOTIFY' && this.subscription && callId(request) === this.subscription.callId) {
+      flow.respond(request, 200);
+      this.onRegNotify(flow, request);
+      return;
+    }
+    if (request.method === 'CANCEL') {
+      // §9.2: a CANCEL has the INVITE's Call-ID and From tag, and no To tag of ours.
+      const fromTag = from(request).tag;
+      const call = [...this.calls.values()].find((c) => c.direction === 'incoming' && c.callId === callId(request) && c.remoteTagValue === fromTag);
+      if (call) call.onRequest(request);
+      else flow.respond(request, 481);
+      return;
+    }
+    const key = dialogKeyOf(request);
+    if (key) {
+      const call = this.calls.get(key);
+      if (call) call.onRequest(request);
+      else if (request.method !== 'ACK') flow.respond(request, 481);
+      return;
+    }
+    switch (request.method) {
+      case 'INVITE':
+        if (this.options.answerCalls ?? true) {
+          const call = Call.answer(this.callContext(), flow, request, this.options.answerDelayMs ?? 0);
+          this.track(call);
+          this.emit('incomingCall', call);
+        } else flow.respond(request, 486, { toTag: randomToken(this.random) });
+        return;
+      case 'OPTIONS':
+        flow.respond(request, 200, { toTag: randomToken(this.random), headers: [{ name: 'Allow', value: 'INVITE, ACK, BYE, CANCEL, OPTIONS, NOTIFY' }] });
+        return;
+      case 'ACK':
+        return;
+      default:
+        flow.respond(request, 405, { toTag: randomToken(this.random), headers: [{ name: 'Allow', value: 'INVITE, ACK, BYE, CANCEL, OPTIONS, NOTIFY' }] });
+    }
+  }
+
+  /** RFC 3680 §5.2: our contact `deactivated` means re-register at once; the registrar's 3xx moves us. */
+  private onRegNotify(flow: ClientFlow, request: SipRequest): void {
+    let info: RegInfo;
+    try {
+      info = parseRegInfo(request.body);
+    } catch (error) {
+      this.emit('trace', `NOTIFY reg from ${flow.remote}: unreadable (${(error as Error).message})`);
+      return;
+    }
+    const mine = contactKey(parseUri(this.contactUri(flow, false)) as SipUri);
+    const deactivated = info.registrations.some((registration) =>
+      registration.contacts.some((contact) => {
+        if (contact.event !== 'deactivated') return false;
+        try {
+          const uri = parseUri(contact.uri);
+          return isSipUri(uri) && contactKey(uri) === mine;
+        } catch {
+          return false;
+        }
+      }),
+    );
+    this.emit('trace', `NOTIFY reg from ${flow.remote}: ${deactivated ? 'our contact deactivated' : 'no change for us'}`);
+    if (!deactivated || flow !== this.active) return;
+    this.stats.deactivations++;
+    this.emit('deactivated', { server: flow.remote });
+    this.lostServer = flow.remote;
+    void this.signIn({ flow });
+  }
+}
