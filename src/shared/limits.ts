@@ -37,6 +37,16 @@ export const limits = {
   dnsViewCacheEntriesMax: 65_536,
   /** Serial versions kept per zone for IXFR. */
   dnsZoneHistoryMax: 64,
+  /** Largest message of an AXFR/IXFR stream (RFC 5936 §2.2: several messages for a big zone). */
+  dnsTransferMessageBytes: 16 * 1024, // 16 KiB
+  /** First NOTIFY retry after this long without a response; each retry doubles it (RFC 1996 §3.6). */
+  dnsNotifyRetryMs: 2_000, // 2 s
+  /** NOTIFY sends per secondary and serial, first one included, before giving up. */
+  dnsNotifyAttemptsMax: 5,
+  /** How long `dns push` waits for the server (AXFR read, UPDATE response). */
+  dnsPushTimeoutMs: 10_000, // 10 s
+  /** RFC 8945 §5.2.3: the clock skew a TSIG signature tolerates (the fudge we send and accept). */
+  dnsTsigFudgeS: 300, // 5 min
   // sip: message framing and parsing (src/sip/framer.ts, parse.ts)
   /** Longest physical header line (bytes, CRLF excluded); a longer one closes the flow. */
   sipLineBytesMax: 8 * 1024, // 8 KiB
@@ -68,6 +78,9 @@ export function checkLimits(): void {
   assert(limits.dnsUdpPayloadBytes >= limits.dnsUdpClassicBytes && limits.dnsUdpPayloadBytes <= 65_535);
   assert(limits.dnsRandomOrdersMax >= 1);
   assert(limits.dnsTcpConnectionsMax >= 1 && limits.dnsTcpIdleTimeoutMs > 0);
+  assert(limits.dnsTransferMessageBytes >= 512 && limits.dnsTransferMessageBytes <= 65_535, 'a transfer message fits a TCP frame');
+  assert(limits.dnsTransferMessageBytes <= limits.dnsTcpPendingWriteBytesMax, 'one transfer message can be queued');
+  assert(limits.dnsNotifyRetryMs > 0 && limits.dnsNotifyAttemptsMax >= 1 && limits.dnsPushTimeoutMs > 0);
   assert(limits.sipLineBytesMax < limits.sipHeaderSectionBytesMax, 'a header line fits in a header section');
   assert(limits.sipHeaderSectionBytesMax + limits.sipBodyBytesMax <= limits.sipMessageBytesMax, 'header section + body fit in a message');
   assert(limits.sipMessageBytesMax <= limits.sipFlowSendBufferBytesMax, 'one whole message can be queued for sending');

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { LiveZones } from '../../dns/live.ts';
+import { Notifier } from '../../dns/notify.ts';
 import { DnsServer } from '../../dns/server.ts';
 import { systemClock, systemRandom } from '../../shared/clock.ts';
 import { DnslbError } from '../../shared/errors.ts';
@@ -74,12 +75,20 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
       const server = new DnsServer({
         listen,
         answers: zones,
+        transfers: zones,
         clock: systemClock,
         logger,
         tcpIdleTimeoutMs: positiveInteger('--tcp-idle-timeout-ms', options.tcpIdleTimeoutMs),
         tcpConnectionsMax: positiveInteger('--tcp-connections-max', options.tcpConnectionsMax),
       });
       const bound = await server.start();
+      // NOTIFY goes out from our own listen address: secondaries accept it from their primary only.
+      const sourceAddress = listen.map((e) => e.address).find((address) => address !== '0.0.0.0' && address !== '::');
+      const notifier = new Notifier({ secondaries: () => zones.secondaries, sourceAddress, clock: systemClock, random: systemRandom, logger });
+      await notifier.start();
+      zones.onChange((changed) => notifier.notify(changed));
+      // A (re)started primary tells its secondaries too: they may have missed changes meanwhile.
+      notifier.notify(zones.served());
       const where = [...bound.udp.map((e) => `udp://${e.address}:${e.port}`), ...bound.tcp.map((e) => `tcp://${e.address}:${e.port}`)].join(' ');
       // The one line on stdout: tests and operators read where it listens (port 0 included).
       console.log(`dnslb dns: listening ${where} serials ${JSON.stringify(Object.fromEntries(zones.current.serials))}`);
@@ -94,6 +103,7 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
         process.on('SIGTERM', stop);
         process.on('SIGINT', stop);
       });
+      await notifier.close();
       await server.close();
       await zones.close();
       await store?.close();
