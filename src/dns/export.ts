@@ -102,7 +102,10 @@ export function exportZone(version: ZoneVersion, view: string): string {
     `$ORIGIN ${origin}.`,
     `$TTL ${soa.ttl}`,
     line(soa, origin),
-    ...viewRecords(version, view).map((record) => line(record, origin)),
+    // The apex records (NS) right after the SOA, as people write zone files; the rest in order.
+    ...viewRecords(version, view)
+      .sort((a, b) => Number(b.name === origin) - Number(a.name === origin))
+      .map((record) => line(record, origin)),
   ];
   return `${lines.join('\n')}\n`;
 }

@@ -2,9 +2,11 @@
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { LiveZones } from '../../dns/live.ts';
+import { exportZone } from '../../dns/export.ts';
 import { Notifier } from '../../dns/notify.ts';
 import { DnsServer } from '../../dns/server.ts';
 import { systemClock, systemRandom } from '../../shared/clock.ts';
+import type { Topology } from '../../topology/schema.ts';
 import { DnslbError } from '../../shared/errors.ts';
 import { checkLimits, limits } from '../../shared/limits.ts';
 import type { Store } from '../../store/store.ts';
@@ -108,4 +110,42 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
       await zones.close();
       await store?.close();
     });
+
+  dns
+    .command('export')
+    .description('print the RFC 1035 master file of a zone as served now (for an existing DNS server)')
+    .argument('[file]', 'topology YAML (used when the store has no published version, or without a store)')
+    .requiredOption('--zone <zone>', 'the zone to export')
+    .option('--view <view>', 'the view to export (default: the first view)')
+    .option('--store-dir <dir>', 'read the published topology and live state from the file store in this data directory')
+    .action(async (file: string | undefined, options: { zone: string; view?: string; storeDir?: string }) => {
+      const zones = await openZones(file, options.storeDir, openStore);
+      try {
+        const zone = options.zone.toLowerCase().replace(/\.$/, '');
+        const version = zones.history(zone).at(-1);
+        if (!version) throw new DnslbError('CLI_USAGE', `--zone ${options.zone}: not a zone of the topology (${zones.served().map((v) => v.content.origin).join(', ')})`);
+        const view = options.view ?? zones.views[0];
+        if (view === undefined || !zones.views.includes(view)) throw new DnslbError('CLI_USAGE', `--view ${options.view}: not a view of the topology (${zones.views.join(', ')})`);
+        process.stdout.write(exportZone(version, view));
+      } finally {
+        await zones.close();
+      }
+    });
+}
+
+/** Zones built once from a topology file and/or the store (export and push read, they do not follow). */
+async function openZones(file: string | undefined, storeDir: string | undefined, openStore: OpenStore | undefined): Promise<LiveZones> {
+  if (file === undefined && storeDir === undefined) throw new DnslbError('CLI_USAGE', 'needs a topology FILE, --store-dir DIR, or both');
+  const topology: Topology | undefined = file === undefined ? undefined : await parseFile(file);
+  let store: Store | undefined;
+  if (storeDir !== undefined) {
+    if (!openStore) throw new DnslbError('CLI_USAGE', '--store-dir: this build has no file store backend wired in yet');
+    store = await openStore(storeDir);
+  }
+  const zones = new LiveZones({ topology, store, clock: systemClock, random: systemRandom });
+  await zones.start();
+  // One snapshot is all a one-shot command needs: stop following at once.
+  await zones.close();
+  await store?.close();
+  return zones;
 }
