@@ -151,7 +151,8 @@ export async function startBind(options: {
     'controls { };',
     key ? `key "${key.name}" { algorithm ${key.algorithm}; secret "${key.secret}"; };` : '',
     ...options.zones.map(
-      (zone) => `zone "${zone.name}" { type primary; file "${zone.file}"; ${key ? `allow-update { key "${key.name}"; };` : ''} };`,
+      // With a key: updates and transfers (dns push reads the zone by AXFR first) signed with it only.
+      (zone) => `zone "${zone.name}" { type primary; file "${zone.file}"; ${key ? `allow-update { key "${key.name}"; }; allow-transfer { key "${key.name}"; };` : ''} };`,
     ),
   ].join('\n');
   await writeFile(join(directory, 'named.conf'), config);

@@ -3,6 +3,9 @@ import type { Command } from 'commander';
 import { pino } from 'pino';
 import { LiveZones } from '../../dns/live.ts';
 import { exportZone } from '../../dns/export.ts';
+import { parseTsigKey } from '../../dns/tsig.ts';
+import { push } from '../../dns/update.ts';
+import { viewRecords } from '../../dns/zone.ts';
 import { Notifier } from '../../dns/notify.ts';
 import { DnsServer } from '../../dns/server.ts';
 import { systemClock, systemRandom } from '../../shared/clock.ts';
@@ -111,6 +114,7 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
       await store?.close();
     });
 
+  registerPush(dns, openStore);
   dns
     .command('export')
     .description('print the RFC 1035 master file of a zone as served now (for an existing DNS server)')
@@ -130,6 +134,43 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
       } finally {
         await zones.close();
       }
+    });
+}
+
+interface PushOptions {
+  server: string;
+  zone: string;
+  tsig: string;
+  view?: string;
+  storeDir?: string;
+}
+
+/** `dns push`: RFC 2136 updates that bring an existing server's zone in line with the topology. */
+function registerPush(dns: Command, openStore: OpenStore | undefined): void {
+  dns
+    .command('push')
+    .description('bring an existing DNS server\'s zone in line with the topology (RFC 2136 updates signed with TSIG)')
+    .argument('[file]', 'topology YAML (used when the store has no published version, or without a store)')
+    .requiredOption('--server <address:port>', 'the DNS server to update (it must allow AXFR and UPDATE with the key)')
+    .requiredOption('--zone <zone>', 'the zone to update')
+    .requiredOption('--tsig <name:alg:secret>', 'TSIG key: NAME:hmac-sha256:BASE64SECRET (as tsig-keygen prints it)')
+    .option('--view <view>', 'the view whose records the server should hold (default: the first view)')
+    .option('--store-dir <dir>', 'read the published topology and live state from the file store in this data directory')
+    .action(async (file: string | undefined, options: PushOptions) => {
+      const key = parseTsigKey(options.tsig);
+      const parsed = endpoint.safeParse(options.server);
+      if (!parsed.success) throw new DnslbError('CLI_USAGE', `--server ${options.server}: not ADDRESS:PORT or [IPV6]:PORT`);
+      const zones = await openZones(file, options.storeDir, openStore);
+      const zone = options.zone.toLowerCase().replace(/\.$/, '');
+      const version = zones.history(zone).at(-1);
+      if (!version) throw new DnslbError('CLI_USAGE', `--zone ${options.zone}: not a zone of the topology (${zones.served().map((v) => v.content.origin).join(', ')})`);
+      const view = options.view ?? zones.views[0];
+      if (view === undefined || !zones.views.includes(view)) throw new DnslbError('CLI_USAGE', `--view ${options.view}: not a view of the topology (${zones.views.join(', ')})`);
+      const change = await push({ ...parsed.data, zone, key, clock: systemClock, random: systemRandom }, viewRecords(version, view));
+      const total = change.adds.length + change.deletes.length;
+      const where = `${zone} at ${parsed.data.address}:${parsed.data.port}`;
+      if (total === 0) console.log(`dnslb dns push: 0 changes: ${where} is in line with the topology (view ${view})`);
+      else console.log(`dnslb dns push: ${total} changes to ${where} (view ${view}): ${change.adds.length} added, ${change.deletes.length} deleted`);
     });
 }
 
