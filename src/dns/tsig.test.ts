@@ -58,7 +58,7 @@ describe('TSIG', () => {
     const good = signResponse(response, request.mac, 1_700_000_005);
     new ResponseVerifier(key, request.mac, now).verify(good);
     const tampered = Buffer.from(good);
-    tampered[response.length - 1] ^= 1; // the A record's last byte
+    tampered[response.length - 1] = tampered[response.length - 1]! ^ 1; // the A record's last byte
     assert.throws(() => new ResponseVerifier(key, request.mac, now).verify(tampered), /BADSIG/);
     const otherSecret = signResponse(response, request.mac, 1_700_000_005, Buffer.from('another secret'));
     assert.throws(() => new ResponseVerifier(key, request.mac, now).verify(otherSecret), /BADSIG/);
