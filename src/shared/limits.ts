@@ -43,6 +43,8 @@ export const limits = {
   dnsNotifyRetryMs: 2_000, // 2 s
   /** NOTIFY sends per secondary and serial, first one included, before giving up. */
   dnsNotifyAttemptsMax: 5,
+  /** Most `dns serve --workers`. */
+  dnsWorkersMax: 64,
   /** How long `dns push` waits for the server (AXFR read, UPDATE response). */
   dnsPushTimeoutMs: 10_000, // 10 s
   /** RFC 8945 §5.2.3: the clock skew a TSIG signature tolerates (the fudge we send and accept). */
