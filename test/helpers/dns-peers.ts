@@ -113,6 +113,8 @@ export async function startNsd(options: { address: string; port: number; zones: 
     `    zonelistfile: "${directory}/zone.list"`,
     '    server-count: 1',
     '    verbosity: 1',
+    // Debian's NSD limits responses per source (RRL, 200/s by default): off, or dnsperf sees losses.
+    '    rrl-ratelimit: 0',
     'remote-control:',
     '    control-enable: no',
     ...options.zones.flatMap((zone) => ['zone:', `    name: ${zone.name}`, `    zonefile: "${zone.file}"`]),
