@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Clock, Random, Timer } from '../shared/clock.ts';
 import { limits } from '../shared/limits.ts';
 import type { AdminState, LivenessRecord, Store, StoreEvent } from '../store/store.ts';
-import type { Topology } from '../topology/schema.ts';
+import type { Endpoint, Topology, View } from '../topology/schema.ts';
 import { buildAnswers, type AnswerIndex } from './answer-cache.ts';
 import { ViewSelector } from './views.ts';
 import { buildZones, fingerprint, nextExpiryMs, nextSerial, type ZoneVersion } from './zone.ts';
@@ -160,6 +160,21 @@ export class LiveZones {
     this.expiryTimer = undefined;
     const next = nextExpiryMs(live);
     if (next !== undefined) this.expiryTimer = this.options.clock.setTimer(next - live.nowMs, () => this.rebuild());
+  }
+
+  /** Secondaries of the served topology: the transfer ACL and the NOTIFY targets. */
+  get secondaries(): readonly Endpoint[] {
+    return this.topology?.dns.secondaries ?? [];
+  }
+
+  /** Every zone's served version (the last of its history). */
+  served(): ZoneVersion[] {
+    return [...this.histories.values()].map((history) => history.at(-1)!).filter(Boolean);
+  }
+
+  /** The served topology's views (for workers that build their own answers). */
+  get viewList(): readonly View[] {
+    return this.topology?.dns.views ?? [];
   }
 
   get views(): readonly string[] {

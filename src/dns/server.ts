@@ -9,12 +9,15 @@ import { DnslbError } from '../shared/errors.ts';
 import { limits } from '../shared/limits.ts';
 import type { Endpoint } from '../topology/schema.ts';
 import { answerFor, errorFor, udpLimitOf, type AnswerIndex } from './answer-cache.ts';
-import { Query, RCODE, readQuery, ReadResult } from './wire.ts';
+import { transferResponse, type TransferSource } from './transfer.ts';
+import { Query, RCODE, readQuery, ReadResult, TYPE } from './wire.ts';
 
 export interface DnsServerOptions {
   listen: readonly Endpoint[];
   /** The answers to serve, read once per query (LiveZones swaps them on each change). */
   answers: { readonly current: AnswerIndex };
+  /** Zone history and ACL for AXFR/IXFR; without it transfers are REFUSED. */
+  transfers?: TransferSource;
   clock: Clock;
   logger?: Logger;
   tcpIdleTimeoutMs?: number;
@@ -97,7 +100,7 @@ export class DnsServer {
       socket.once('error', reject);
       socket.on('message', (packet, remote) => {
         const response = this.handle(packet, remote.address, true);
-        if (response !== undefined) socket.send(response, remote.port, remote.address);
+        if (response !== undefined) socket.send(response as Buffer, remote.port, remote.address);
       });
       socket.bind(endpoint.port, endpoint.address, () => {
         socket.off('error', reject);
@@ -157,19 +160,22 @@ export class DnsServer {
         const message = data.subarray(offset + 2, offset + 2 + length);
         offset += 2 + length;
         arm();
-        const response = this.handle(message, address, false);
-        if (response === undefined) continue;
-        const prefix = Buffer.allocUnsafe(2);
-        prefix.writeUInt16BE(response.length, 0);
-        socket.cork();
-        socket.write(prefix);
-        socket.write(response);
-        socket.uncork();
-        // A client that sends but never reads would make us buffer without end.
+        // A client that sends but never reads would make us buffer without end. Checked before
+        // answering, so that one zone transfer (many messages) may be queued whole.
         if (socket.writableLength > limits.dnsTcpPendingWriteBytesMax) {
           socket.destroy();
           return;
         }
+        const response = this.handle(message, address, false);
+        if (response === undefined) continue;
+        socket.cork();
+        for (const one of Array.isArray(response) ? response : [response]) {
+          const prefix = Buffer.allocUnsafe(2);
+          prefix.writeUInt16BE(one.length, 0);
+          socket.write(prefix);
+          socket.write(one);
+        }
+        socket.uncork();
       }
       pending = offset < data.length ? Buffer.from(data.subarray(offset)) : undefined;
     });
@@ -180,14 +186,21 @@ export class DnsServer {
     });
   }
 
-  /** One packet in, the response (or undefined: drop). Errors become SERVFAIL here and only here. */
-  handle(packet: Buffer, address: string, udp: boolean): Buffer | undefined {
+  /**
+   * One packet in, the response (or undefined: drop). A zone transfer over TCP is several
+   * messages (an array); over UDP there is always one. Errors become SERVFAIL here and only here.
+   */
+  handle(packet: Buffer, address: string, udp: boolean): Buffer | readonly Buffer[] | undefined {
     const query = this.query;
     const result = readQuery(packet, packet.length, query);
     this.stats.queries++;
     try {
       switch (result) {
         case ReadResult.Ok: {
+          if ((query.qtype === TYPE.AXFR || query.qtype === TYPE.IXFR) && this.options.transfers) {
+            const messages = transferResponse(this.options.transfers, packet, query, address, udp);
+            return udp ? messages[0] : messages;
+          }
           const index = this.options.answers.current;
           return answerFor(index, index.selector.indexOf(address), packet, query, udp ? udpLimitOf(query) : 0);
         }

@@ -9,7 +9,7 @@ export const HEADER_BYTES = 12;
 export const NAME_BYTES_MAX = 255;
 export const LABEL_BYTES_MAX = 63;
 
-export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
+export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5, YXDOMAIN: 6, YXRRSET: 7, NXRRSET: 8, NOTAUTH: 9, NOTZONE: 10 } as const;
 /** RFC 6891 §6.1.3: extended RCODE 16; its upper 8 bits (1) go into the OPT TTL. */
 export const RCODE_BADVERS = 16;
 
@@ -23,12 +23,17 @@ export const TYPE = {
   AAAA: 28,
   SRV: 33,
   OPT: 41,
+  TSIG: 250,
   IXFR: 251,
   AXFR: 252,
   ANY: 255,
 } as const;
 export type RecordType = 'A' | 'AAAA' | 'NS' | 'CNAME' | 'SOA' | 'MX' | 'TXT' | 'SRV';
 export const CLASS_IN = 1;
+/** RFC 2136 §2.4/§2.5: class NONE deletes one RR, class ANY an RRset; RFC 8945 §4.2: TSIG is class ANY. */
+export const CLASS_NONE = 254;
+export const CLASS_ANY = 255;
+export const OPCODE = { QUERY: 0, NOTIFY: 4, UPDATE: 5 } as const;
 
 /** What the reader decided about a packet. */
 export const ReadResult = {
@@ -72,6 +77,8 @@ export class Query {
   ednsPayload = 0;
   ednsVersion = 0;
   dnssecOk = false;
+  /** IXFR only (RFC 1995 §3): offset of the client's SOA in the authority section, or 0. */
+  authorityStart = 0;
 }
 
 /** Lower-cases one ASCII byte (RFC 4343: DNS names compare case-insensitively in ASCII only). */
@@ -99,7 +106,7 @@ export function equalNames(a: Uint8Array, aStart: number, b: Uint8Array, bStart:
  * Skips a name in a section other than the question: compression pointers end it (RFC 1035
  * §4.1.4), so nothing is followed and no loop is possible. Returns the offset after it, or -1.
  */
-function skipName(packet: Uint8Array, offset: number, length: number): number {
+export function skipName(packet: Uint8Array, offset: number, length: number): number {
   let position = offset;
   let total = 0;
   for (;;) {
@@ -125,6 +132,7 @@ export function readQuery(packet: Uint8Array, length: number, query: Query): Rea
   query.ednsPayload = 0;
   query.ednsVersion = 0;
   query.dnssecOk = false;
+  query.authorityStart = 0;
   if (length < HEADER_BYTES || length > packet.length) return ReadResult.Drop;
   const flags2 = packet[2]!;
   // QR set: this is a response; answering it could start a loop between two servers.
@@ -177,20 +185,23 @@ export function readQuery(packet: Uint8Array, length: number, query: Query): Rea
   }
   if (query.opcode !== 0) return ReadResult.NotImp;
   if (!query.questionOk) return ReadResult.FormErr;
-  // A query carries no answer or authority records (RFC 1035 §4.1.1 for QUERY; RFC 2136 differs).
-  if (ancount !== 0 || nscount !== 0) return ReadResult.FormErr;
+  // A query carries no answer or authority records (RFC 1035 §4.1.1 for QUERY; RFC 2136 differs),
+  // except IXFR, whose authority section holds the client's SOA (RFC 1995 §3).
+  const ixfrSoa = query.qtype === TYPE.IXFR && nscount === 1;
+  if (ancount !== 0 || (nscount !== 0 && !ixfrSoa)) return ReadResult.FormErr;
 
   // Additional section: at most one OPT (RFC 6891 §6.1.1); other records (TSIG, cookies' peers)
-  // are skipped, since nothing here signs or verifies.
-  for (let record = 0; record < arcount; record++) {
+  // are skipped, since nothing here signs or verifies. The IXFR authority record comes first.
+  for (let record = 0; record < nscount + arcount; record++) {
     const nameStart = position;
+    if (record < nscount) query.authorityStart = nameStart;
     const afterName = skipName(packet, position, length);
     if (afterName < 0 || afterName + 10 > length) return ReadResult.FormErr;
     const type = (packet[afterName]! << 8) | packet[afterName + 1]!;
     const rdlength = (packet[afterName + 8]! << 8) | packet[afterName + 9]!;
     const end = afterName + 10 + rdlength;
     if (end > length) return ReadResult.FormErr;
-    if (type === TYPE.OPT) {
+    if (type === TYPE.OPT && record >= nscount) {
       // RFC 6891 §6.1.1: the OPT owner is the root; a second OPT is a FORMERR.
       if (query.edns || afterName !== nameStart + 1 || packet[nameStart] !== 0) return ReadResult.FormErr;
       query.edns = true;
@@ -332,10 +343,10 @@ export class MessageWriter {
   }
 
   /** One resource record (RFC 1035 §4.1.3); RDATA names are compressed where RFC 3597 §4 allows. */
-  record(owner: string, data: RecordData, ttl: number): void {
+  record(owner: string, data: RecordData, ttl: number, recordClass = CLASS_IN): void {
     this.name(owner);
     this.u16(typeCode(data.type));
-    this.u16(CLASS_IN);
+    this.u16(recordClass);
     this.u32(ttl);
     const lengthAt = this.chunks.length;
     this.u16(0);

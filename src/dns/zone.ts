@@ -338,3 +338,27 @@ export function nextSerial(previous: number | undefined, nowMs: number): number 
   if (previous === undefined) return clockSerial;
   return serialGreater(clockSerial, previous) ? clockSerial : serialAdd(previous, 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Flat record lists (zone transfers, master files, RFC 2136 differences).
+
+/** One resource record of a zone, as transfers and master files list them. */
+export interface ZoneRecord {
+  /** Lower-case, no trailing dot. */
+  name: string;
+  ttl: number;
+  data: RecordData;
+}
+
+/** The zone's SOA record at this version; its TTL is MINIMUM, as the answers serve it. */
+export function soaOf(version: ZoneVersion): ZoneRecord {
+  const { content, serial } = version;
+  return { name: content.origin, ttl: content.soa.minimum, data: { type: 'SOA', serial, ...content.soa } };
+}
+
+/** Every record of the zone in `view` except the SOA, RRsets in name/type order, records as stored. */
+export function viewRecords(version: ZoneVersion, view: string): ZoneRecord[] {
+  const rrsets = version.content.views.get(view) ?? [];
+  return rrsets.flatMap((rrset) => rrset.records.map((data) => ({ name: rrset.name, ttl: rrset.ttl, data })));
+}
+

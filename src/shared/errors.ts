@@ -56,6 +56,8 @@ export const ERROR_CODES = [
   'REGISTRAR_REHOME_CANCELLED',
   // dns
   'DNS_LISTEN',
+  'DNS_TSIG',
+  'DNS_PUSH',
   // sip
   'SIP_PARSE',
   'SIP_VERSION',

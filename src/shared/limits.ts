@@ -44,6 +44,18 @@ export const limits = {
   clientSimulatedUsersMax: 100_000,
   /** Ceiling of the RFC 5626 §4.5 back-off max-time a user agent may be given. */
   clientBackoffMsMax: 1_800_000, // 30 min, RFC 5626's recommended max-time
+  /** Largest message of an AXFR/IXFR stream (RFC 5936 §2.2: several messages for a big zone). */
+  dnsTransferMessageBytes: 16 * 1024, // 16 KiB
+  /** First NOTIFY retry after this long without a response; each retry doubles it (RFC 1996 §3.6). */
+  dnsNotifyRetryMs: 2_000, // 2 s
+  /** NOTIFY sends per secondary and serial, first one included, before giving up. */
+  dnsNotifyAttemptsMax: 5,
+  /** Most `dns serve --workers`. */
+  dnsWorkersMax: 64,
+  /** How long `dns push` waits for the server (AXFR read, UPDATE response). */
+  dnsPushTimeoutMs: 10_000, // 10 s
+  /** RFC 8945 §5.2.3: the clock skew a TSIG signature tolerates (the fudge we send and accept). */
+  dnsTsigFudgeS: 300, // 5 min
   // sip: message framing and parsing (src/sip/framer.ts, parse.ts)
   /** Longest physical header line (bytes, CRLF excluded); a longer one closes the flow. */
   sipLineBytesMax: 8 * 1024, // 8 KiB
@@ -76,6 +88,9 @@ export function checkLimits(): void {
   assert(limits.dnsRandomOrdersMax >= 1);
   assert(limits.dnsTcpConnectionsMax >= 1 && limits.dnsTcpIdleTimeoutMs > 0);
   assert(limits.clientRedirectsMax >= 1 && limits.clientSimulatedUsersMax >= 1 && limits.clientBackoffMsMax > 0);
+  assert(limits.dnsTransferMessageBytes >= 512 && limits.dnsTransferMessageBytes <= 65_535, 'a transfer message fits a TCP frame');
+  assert(limits.dnsTransferMessageBytes <= limits.dnsTcpPendingWriteBytesMax, 'one transfer message can be queued');
+  assert(limits.dnsNotifyRetryMs > 0 && limits.dnsNotifyAttemptsMax >= 1 && limits.dnsPushTimeoutMs > 0);
   assert(limits.sipLineBytesMax < limits.sipHeaderSectionBytesMax, 'a header line fits in a header section');
   assert(limits.sipHeaderSectionBytesMax + limits.sipBodyBytesMax <= limits.sipMessageBytesMax, 'header section + body fit in a message');
   assert(limits.sipMessageBytesMax <= limits.sipFlowSendBufferBytesMax, 'one whole message can be queued for sending');

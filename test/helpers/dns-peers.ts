@@ -1,7 +1,7 @@
 // Real DNS peers from Debian (Knot, NSD, BIND) run on loopback for interop tests and benchmarks.
 // Each runs in its own temporary directory, in the foreground, and is stopped by PID.
 import { execFile } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -50,18 +50,22 @@ export async function startKnot(options: { address: string; port: number; zones:
   const workers = options.workers ?? 1;
   const remotes = options.zones
     .filter((zone) => zone.primary)
-    .map((zone, index) => `  - id: primary${index}\n    address: ${zone.primary!.address}@${zone.primary!.port}\n`)
+    // `via`: transfers and SOA queries leave from Knot's own address, so the primary's ACL and view
+    // see that address (the kernel would otherwise pick 127.0.0.1 for any loopback destination).
+    .map((zone, index) => `  - id: primary${index}\n    address: ${zone.primary!.address}@${zone.primary!.port}\n    via: ${options.address}\n`)
     .join('');
   const acls = options.zones
     .filter((zone) => zone.primary)
     .map((zone, index) => `  - id: notify${index}\n    address: ${zone.primary!.address}\n    action: notify\n`)
     .join('');
+  // Tests compare a secondary's copy with the primary by AXFR from the secondary: allow it on loopback.
+  const transferAcl = acls ? '  - id: transfer_loopback\n    address: 127.0.0.0/8\n    action: transfer\n' : '';
   let remoteIndex = 0;
   const zones = options.zones
     .map((zone) => {
       if (zone.primary) {
         const index = remoteIndex++;
-        return `  - domain: ${zone.name}\n    storage: "${directory}"\n    file: "${zone.name}.zone"\n    master: primary${index}\n    acl: notify${index}\n    zonefile-sync: -1\n`;
+        return `  - domain: ${zone.name}\n    storage: "${directory}"\n    file: "${zone.name}.zone"\n    master: primary${index}\n    acl: [notify${index}, transfer_loopback]\n    zonefile-sync: -1\n`;
       }
       return `  - domain: ${zone.name}\n    file: "${zone.file}"\n    storage: "${directory}"\n    zonefile-sync: -1\n    journal-content: none\n`;
     })
@@ -79,9 +83,11 @@ export async function startKnot(options: { address: string; port: number; zones:
     '  - target: stderr',
     '    any: info',
     remotes ? `remote:\n${remotes}` : '',
-    acls ? `acl:\n${acls}` : '',
+    acls ? `acl:\n${acls}${transferAcl}` : '',
     `zone:\n${zones}`,
   ].join('\n');
+  // Knot does not create its database directory; a secondary stores IXFR changes in the journal there.
+  await mkdir(join(directory, 'db'), { recursive: true });
   await writeFile(join(directory, 'knot.conf'), config);
   const process = start('knotd', ['-c', join(directory, 'knot.conf')], { taskset: options.taskset });
   const peer = peerOf('knot', options.address, options.port, process, directory);
@@ -107,6 +113,8 @@ export async function startNsd(options: { address: string; port: number; zones: 
     `    zonelistfile: "${directory}/zone.list"`,
     '    server-count: 1',
     '    verbosity: 1',
+    // Debian's NSD limits responses per source (RRL, 200/s by default): off, or dnsperf sees losses.
+    '    rrl-ratelimit: 0',
     'remote-control:',
     '    control-enable: no',
     ...options.zones.flatMap((zone) => ['zone:', `    name: ${zone.name}`, `    zonefile: "${zone.file}"`]),
@@ -145,7 +153,8 @@ export async function startBind(options: {
     'controls { };',
     key ? `key "${key.name}" { algorithm ${key.algorithm}; secret "${key.secret}"; };` : '',
     ...options.zones.map(
-      (zone) => `zone "${zone.name}" { type primary; file "${zone.file}"; ${key ? `allow-update { key "${key.name}"; };` : ''} };`,
+      // With a key: updates and transfers (dns push reads the zone by AXFR first) signed with it only.
+      (zone) => `zone "${zone.name}" { type primary; file "${zone.file}"; ${key ? `allow-update { key "${key.name}"; }; allow-transfer { key "${key.name}"; };` : ''} };`,
     ),
   ].join('\n');
   await writeFile(join(directory, 'named.conf'), config);

@@ -2,8 +2,17 @@
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { LiveZones } from '../../dns/live.ts';
-import { DnsServer } from '../../dns/server.ts';
+import { exportZone } from '../../dns/export.ts';
+import { parseTsigKey } from '../../dns/tsig.ts';
+import { push } from '../../dns/update.ts';
+import { viewRecords } from '../../dns/zone.ts';
+import { Notifier } from '../../dns/notify.ts';
+import { cluster, ForwardedZones, forwardChanges, zonesMessage, type PrimaryMessage, type WorkerMessage } from '../../dns/cluster.ts';
+import { DnsServer, type BoundAddresses, type DnsServerOptions } from '../../dns/server.ts';
+import type { Worker } from 'node:cluster';
+import type { Logger } from 'pino';
 import { systemClock, systemRandom } from '../../shared/clock.ts';
+import type { Topology } from '../../topology/schema.ts';
 import { DnslbError } from '../../shared/errors.ts';
 import { checkLimits, limits } from '../../shared/limits.ts';
 import type { Store } from '../../store/store.ts';
@@ -20,6 +29,101 @@ interface ServeOptions {
   logLevel: string;
   tcpIdleTimeoutMs: string;
   tcpConnectionsMax: string;
+  workers: string;
+}
+
+/** Resolves on SIGTERM or SIGINT. */
+function untilSignal(logger: Logger): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const stop = (signal: string): void => {
+      logger.info({ signal }, 'dns: stopping');
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      resolve();
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+}
+
+type ServerKnobs = Omit<DnsServerOptions, 'listen' | 'answers' | 'transfers'>;
+
+/**
+ * The primary of `--workers N`: forks the workers one after the other, each given the same listen
+ * addresses (node:cluster keys a shared handle by address and port as asked, port 0 included, so
+ * every worker gets the first one's UDP socket and TCP port), forwards zone versions, and re-forks
+ * a worker that dies. If one cannot listen, the others are stopped and the error is thrown.
+ */
+async function startWorkers(zones: LiveZones, listen: Endpoint[], count: number, logger: Logger): Promise<{ bound: BoundAddresses; stop(): Promise<void> }> {
+  let stopping = false;
+  const fork = (): Promise<{ worker: Worker; bound: BoundAddresses }> =>
+    new Promise((resolve, reject) => {
+      const worker = cluster.fork();
+      worker.on('message', (message: WorkerMessage | { kind: 'ready' }) => {
+        if (message.kind === 'ready') {
+          worker.send({ kind: 'listen', listen } satisfies PrimaryMessage);
+          worker.send(zonesMessage(zones, true));
+        } else if (message.kind === 'listening') resolve({ worker, bound: { udp: message.udp, tcp: message.tcp } });
+        else reject(new DnslbError('DNS_LISTEN', `worker: ${message.message}`));
+      });
+      worker.once('exit', (code, signal) => {
+        reject(new DnslbError('DNS_LISTEN', `worker exited (${code ?? signal}) before listening`));
+        if (stopping) return;
+        logger.error({ code, signal }, 'dns: a worker died; starting another');
+        fork().catch((error: unknown) => logger.error({ err: error }, 'dns: a replacement worker failed'));
+      });
+    });
+  const stop = async (): Promise<void> => {
+    stopping = true;
+    await Promise.all(
+      Object.values(cluster.workers ?? {}).map((worker) => {
+        if (!worker || worker.isDead()) return undefined;
+        const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+        worker.process.kill('SIGTERM');
+        return exited;
+      }),
+    );
+  };
+  let bound: BoundAddresses | undefined;
+  try {
+    for (let i = 0; i < count; i++) {
+      const started = await fork();
+      bound ??= started.bound;
+    }
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  forwardChanges(zones, () => Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker !== undefined));
+  return { bound: bound!, stop };
+}
+
+/** A worker of `--workers N`: serves the zones the primary forwards, on the addresses it gives. */
+async function serveWorker(knobs: ServerKnobs): Promise<void> {
+  const zones = new ForwardedZones(systemRandom);
+  const listen = await new Promise<Endpoint[]>((resolve) => {
+    let listenTo: Endpoint[] | undefined;
+    let zonesSeen = false;
+    process.on('message', (message: PrimaryMessage) => {
+      if (message.kind === 'listen') listenTo = message.listen;
+      else zones.apply(message);
+      zonesSeen ||= message.kind === 'zones';
+      if (listenTo && zonesSeen) resolve(listenTo);
+    });
+    process.send?.({ kind: 'ready' });
+  });
+  const server = new DnsServer({ listen, answers: zones, transfers: zones, ...knobs });
+  try {
+    const bound = await server.start();
+    process.send?.({ kind: 'listening', udp: bound.udp, tcp: bound.tcp } satisfies WorkerMessage);
+  } catch (error) {
+    process.send?.({ kind: 'failed', message: (error as Error).message } satisfies WorkerMessage);
+    throw error;
+  }
+  // The primary going away (disconnect) ends a worker as SIGTERM does.
+  await Promise.race([untilSignal(knobs.logger!), new Promise<void>((resolve) => process.once('disconnect', () => resolve()))]);
+  await server.close();
+  process.disconnect?.();
 }
 
 function positiveInteger(flag: string, text: string): number {
@@ -51,9 +155,19 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
     .option('--tcp-idle-timeout-ms <ms>', 'close a TCP connection with no complete query for this long', String(limits.dnsTcpIdleTimeoutMs))
     .option('--tcp-connections-max <n>', 'open TCP connections at most; more are closed at once', String(limits.dnsTcpConnectionsMax))
     .option('--log-level <level>', 'pino level: fatal, error, warn, info, debug, silent', process.env['DNSLB_LOG_LEVEL'] ?? 'info')
+    .option('--workers <n>', 'answer in N node:cluster worker processes sharing the UDP socket and TCP port (0: in this process)', '0')
     .action(async (file: string | undefined, options: ServeOptions) => {
       checkLimits();
       const logger = pino({ level: options.logLevel, base: { component: 'dns' } }, pino.destination(2));
+      const serverOptions = {
+        clock: systemClock,
+        logger,
+        tcpIdleTimeoutMs: positiveInteger('--tcp-idle-timeout-ms', options.tcpIdleTimeoutMs),
+        tcpConnectionsMax: positiveInteger('--tcp-connections-max', options.tcpConnectionsMax),
+      };
+      if (cluster.isWorker) return serveWorker(serverOptions);
+      const workers = Number(options.workers);
+      if (!Number.isInteger(workers) || workers < 0 || workers > limits.dnsWorkersMax) throw new DnslbError('CLI_USAGE', `--workers ${options.workers}: not an integer from 0 to ${limits.dnsWorkersMax}`);
       if (file === undefined && options.storeDir === undefined) throw new DnslbError('CLI_USAGE', 'dns serve needs a topology FILE, --store-dir DIR, or both');
       const topology = file === undefined ? undefined : await parseFile(file);
       let store: Store | undefined;
@@ -71,31 +185,108 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
         listen = servers.flatMap((server) => server.listen);
       }
       if (listen.length === 0) throw new DnslbError('CLI_USAGE', 'nothing to listen on: give --listen, or a topology whose dns.servers list listen addresses');
-      const server = new DnsServer({
-        listen,
-        answers: zones,
-        clock: systemClock,
-        logger,
-        tcpIdleTimeoutMs: positiveInteger('--tcp-idle-timeout-ms', options.tcpIdleTimeoutMs),
-        tcpConnectionsMax: positiveInteger('--tcp-connections-max', options.tcpConnectionsMax),
-      });
-      const bound = await server.start();
+      let bound: BoundAddresses;
+      let stopServing: () => Promise<void>;
+      if (workers === 0) {
+        const server = new DnsServer({ listen, answers: zones, transfers: zones, ...serverOptions });
+        bound = await server.start();
+        stopServing = () => server.close();
+      } else {
+        const pool = await startWorkers(zones, listen, workers, logger);
+        bound = pool.bound;
+        stopServing = pool.stop;
+      }
+      // NOTIFY goes out from our own listen address: secondaries accept it from their primary only.
+      const sourceAddress = listen.map((e) => e.address).find((address) => address !== '0.0.0.0' && address !== '::');
+      const notifier = new Notifier({ secondaries: () => zones.secondaries, sourceAddress, clock: systemClock, random: systemRandom, logger });
+      await notifier.start();
+      zones.onChange((changed) => notifier.notify(changed));
+      // A (re)started primary tells its secondaries too: they may have missed changes meanwhile.
+      notifier.notify(zones.served());
       const where = [...bound.udp.map((e) => `udp://${e.address}:${e.port}`), ...bound.tcp.map((e) => `tcp://${e.address}:${e.port}`)].join(' ');
       // The one line on stdout: tests and operators read where it listens (port 0 included).
-      console.log(`dnslb dns: listening ${where} serials ${JSON.stringify(Object.fromEntries(zones.current.serials))}`);
-      logger.info({ udp: bound.udp, tcp: bound.tcp }, 'dns: listening');
-      await new Promise<void>((resolve) => {
-        const stop = (signal: string): void => {
-          logger.info({ signal }, 'dns: stopping');
-          process.off('SIGTERM', stop);
-          process.off('SIGINT', stop);
-          resolve();
-        };
-        process.on('SIGTERM', stop);
-        process.on('SIGINT', stop);
-      });
-      await server.close();
+      console.log(`dnslb dns: listening ${where} serials ${JSON.stringify(Object.fromEntries(zones.current.serials))}${workers > 0 ? ` workers ${workers}` : ''}`);
+      logger.info({ udp: bound.udp, tcp: bound.tcp, workers }, 'dns: listening');
+      await untilSignal(logger);
+      await notifier.close();
+      await stopServing();
       await zones.close();
       await store?.close();
     });
+
+  registerPush(dns, openStore);
+  dns
+    .command('export')
+    .description('print the RFC 1035 master file of a zone as served now (for an existing DNS server)')
+    .argument('[file]', 'topology YAML (used when the store has no published version, or without a store)')
+    .requiredOption('--zone <zone>', 'the zone to export')
+    .option('--view <view>', 'the view to export (default: the first view)')
+    .option('--store-dir <dir>', 'read the published topology and live state from the file store in this data directory')
+    .action(async (file: string | undefined, options: { zone: string; view?: string; storeDir?: string }) => {
+      const zones = await openZones(file, options.storeDir, openStore);
+      try {
+        const zone = options.zone.toLowerCase().replace(/\.$/, '');
+        const version = zones.history(zone).at(-1);
+        if (!version) throw new DnslbError('CLI_USAGE', `--zone ${options.zone}: not a zone of the topology (${zones.served().map((v) => v.content.origin).join(', ')})`);
+        const view = options.view ?? zones.views[0];
+        if (view === undefined || !zones.views.includes(view)) throw new DnslbError('CLI_USAGE', `--view ${options.view}: not a view of the topology (${zones.views.join(', ')})`);
+        process.stdout.write(exportZone(version, view));
+      } finally {
+        await zones.close();
+      }
+    });
+}
+
+interface PushOptions {
+  server: string;
+  zone: string;
+  tsig: string;
+  view?: string;
+  storeDir?: string;
+}
+
+/** `dns push`: RFC 2136 updates that bring an existing server's zone in line with the topology. */
+function registerPush(dns: Command, openStore: OpenStore | undefined): void {
+  dns
+    .command('push')
+    .description('bring an existing DNS server\'s zone in line with the topology (RFC 2136 updates signed with TSIG)')
+    .argument('[file]', 'topology YAML (used when the store has no published version, or without a store)')
+    .requiredOption('--server <address:port>', 'the DNS server to update (it must allow AXFR and UPDATE with the key)')
+    .requiredOption('--zone <zone>', 'the zone to update')
+    .requiredOption('--tsig <name:alg:secret>', 'TSIG key: NAME:hmac-sha256:BASE64SECRET (as tsig-keygen prints it)')
+    .option('--view <view>', 'the view whose records the server should hold (default: the first view)')
+    .option('--store-dir <dir>', 'read the published topology and live state from the file store in this data directory')
+    .action(async (file: string | undefined, options: PushOptions) => {
+      const key = parseTsigKey(options.tsig);
+      const parsed = endpoint.safeParse(options.server);
+      if (!parsed.success) throw new DnslbError('CLI_USAGE', `--server ${options.server}: not ADDRESS:PORT or [IPV6]:PORT`);
+      const zones = await openZones(file, options.storeDir, openStore);
+      const zone = options.zone.toLowerCase().replace(/\.$/, '');
+      const version = zones.history(zone).at(-1);
+      if (!version) throw new DnslbError('CLI_USAGE', `--zone ${options.zone}: not a zone of the topology (${zones.served().map((v) => v.content.origin).join(', ')})`);
+      const view = options.view ?? zones.views[0];
+      if (view === undefined || !zones.views.includes(view)) throw new DnslbError('CLI_USAGE', `--view ${options.view}: not a view of the topology (${zones.views.join(', ')})`);
+      const change = await push({ ...parsed.data, zone, key, clock: systemClock, random: systemRandom }, viewRecords(version, view));
+      const total = change.adds.length + change.deletes.length;
+      const where = `${zone} at ${parsed.data.address}:${parsed.data.port}`;
+      if (total === 0) console.log(`dnslb dns push: 0 changes: ${where} is in line with the topology (view ${view})`);
+      else console.log(`dnslb dns push: ${total} changes to ${where} (view ${view}): ${change.adds.length} added, ${change.deletes.length} deleted`);
+    });
+}
+
+/** Zones built once from a topology file and/or the store (export and push read, they do not follow). */
+async function openZones(file: string | undefined, storeDir: string | undefined, openStore: OpenStore | undefined): Promise<LiveZones> {
+  if (file === undefined && storeDir === undefined) throw new DnslbError('CLI_USAGE', 'needs a topology FILE, --store-dir DIR, or both');
+  const topology: Topology | undefined = file === undefined ? undefined : await parseFile(file);
+  let store: Store | undefined;
+  if (storeDir !== undefined) {
+    if (!openStore) throw new DnslbError('CLI_USAGE', '--store-dir: this build has no file store backend wired in yet');
+    store = await openStore(storeDir);
+  }
+  const zones = new LiveZones({ topology, store, clock: systemClock, random: systemRandom });
+  await zones.start();
+  // One snapshot is all a one-shot command needs: stop following at once.
+  await zones.close();
+  await store?.close();
+  return zones;
 }

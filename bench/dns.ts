@@ -1,0 +1,158 @@
+// DNS benchmark: dnslb, Knot, NSD and BIND serving the same zone (the example topology plus 1,000
+// extra host records), each pinned in turn to core 0 with dnsperf on core 1, 15 s per server, two
+// passes, the quieter (higher q/s) pass kept. Writes the "DNS" section of bench/RESULTS.md.
+// Run: npm run bench:dns [-- --seconds N] [-- --workers N]      (not a test: figures depend on the machine)
+import { execFile } from 'node:child_process';
+import { cpus, loadavg } from 'node:os';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { startBind, startKnot, startNsd, type DnsPeer } from '../test/helpers/dns-peers.ts';
+import { freePort } from '../test/helpers/free-port.ts';
+import { start, waitUntil, type Running } from '../test/helpers/process.ts';
+
+const run = promisify(execFile);
+const REPO = new URL('..', import.meta.url).pathname;
+const args = process.argv.slice(2);
+const flag = (name: string, fallback: number): number => {
+  const at = args.indexOf(name);
+  return at >= 0 ? Number(args[at + 1]) : fallback;
+};
+const SECONDS = flag('--seconds', 15);
+const WORKERS = flag('--workers', 1);
+const PASSES = flag('--passes', 2);
+const EXTRA_HOSTS = 1000;
+// dnsperf: 8 "clients" (sockets), 200 queries in flight at most: enough to keep any of the
+// servers busy on one core without piling up losses; the same for every server.
+const DNSPERF = ['-c', '8', '-q', '200', '-t', '2'];
+// BIND listens only on addresses configured on an interface: every server on 127.0.0.1, own port.
+const ADDRESS = '127.0.0.1';
+
+interface Result {
+  server: string;
+  qps: number;
+  latencyMs: number;
+  lost: number;
+  sent: number;
+}
+
+async function benchTopology(directory: string): Promise<string> {
+  const example = await readFile(join(REPO, 'examples/contoso.yaml'), 'utf8');
+  const hosts = Array.from({ length: EXTRA_HOSTS }, (_, i) => `        - { name: host${i}.contoso.com, type: A, value: 10.2.${i >> 8}.${i & 0xff} }`).join('\n');
+  // One view, so that every server (one zone each) serves exactly what dnslb serves to everyone.
+  const text = example
+    .replace(/- \{ name: www\.contoso\.com.*\n/, `- { name: www.contoso.com, type: A, value: 127.0.0.80 }\n${hosts}\n`)
+    .replace(/ {2}views:\n( {4}.*\n)+?(?= {2}secondaries)/, '  views:\n    - name: everyone\n      clients: ["0.0.0.0/0", "::/0"]\n');
+  const file = join(directory, 'bench.yaml');
+  await writeFile(file, text);
+  return file;
+}
+
+/** 70 % pool A, 10 % SRV, 10 % other host A, 10 % nonexistent: 10,000 lines, dnsperf loops over them. */
+function queryFile(): string {
+  const lines: string[] = [];
+  for (let i = 0; i < 10_000; i++) {
+    const slot = i % 10;
+    if (slot < 7) lines.push('pool01.contoso.com A');
+    else if (slot === 7) lines.push(i % 20 === 7 ? '_sipinternaltls._tcp.contoso.com SRV' : '_sip._tls.contoso.com SRV');
+    else if (slot === 8) lines.push(`host${(i * 7919) % EXTRA_HOSTS}.contoso.com A`);
+    else lines.push(`nope${i}.contoso.com A`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+async function dnsperf(server: string, port: number, queries: string): Promise<Omit<Result, 'server'>> {
+  const { stdout } = await run('taskset', ['-c', '1', 'dnsperf', '-s', ADDRESS, '-p', String(port), '-d', queries, '-l', String(SECONDS), ...DNSPERF], { maxBuffer: 16 * 1024 * 1024 });
+  const number = (pattern: RegExp): number => Number(pattern.exec(stdout)?.[1] ?? NaN);
+  const result = {
+    qps: number(/Queries per second:\s+([\d.]+)/),
+    latencyMs: number(/Average Latency \(s\):\s+([\d.]+)/) * 1000,
+    lost: number(/Queries lost:\s+(\d+)/),
+    sent: number(/Queries sent:\s+(\d+)/),
+  };
+  if (!Number.isFinite(result.qps)) throw new Error(`${server}: cannot read dnsperf's output:\n${stdout}`);
+  return result;
+}
+
+async function startDnslb(topology: string, port: number): Promise<Running> {
+  const child = start('taskset', ['-c', '0', process.execPath, 'bin/dnslb.js', 'dns', 'serve', topology, '--listen', `${ADDRESS}:${port}`, '--workers', String(WORKERS), '--log-level', 'warn'], { cwd: REPO });
+  await waitUntil('dnslb listening', () => /listening udp:/.test(child.output()), { process: child, timeoutMs: 30_000 });
+  return child;
+}
+
+async function main(): Promise<void> {
+  const directory = await mkdtemp(join(tmpdir(), 'dnslb-bench-'));
+  const topology = await benchTopology(directory);
+  const { stdout: zoneText } = await run(process.execPath, ['bin/dnslb.js', 'dns', 'export', topology, '--zone', 'contoso.com'], { cwd: REPO });
+  const zoneFile = join(directory, 'contoso.com.zone');
+  await writeFile(zoneFile, zoneText);
+  const queries = join(directory, 'queries.txt');
+  await writeFile(queries, queryFile());
+  const zones = [{ name: 'contoso.com', file: zoneFile }];
+
+  type Starter = (port: number) => Promise<{ stop(): Promise<void> }>;
+  const servers: [string, Starter][] = [
+    [`dnslb (--workers ${WORKERS})`, async (port) => startDnslb(topology, port)],
+    ['Knot', (port) => startKnot({ address: ADDRESS, port, zones, taskset: '0' })],
+    ['NSD', (port) => startNsd({ address: ADDRESS, port, zones, taskset: '0' })],
+    ['BIND', (port) => startBind({ address: ADDRESS, port, zones, taskset: '0', threads: 1 })],
+  ];
+  const best = new Map<string, Result>();
+  try {
+    for (let pass = 1; pass <= PASSES; pass++) {
+      for (const [name, startServer] of servers) {
+        const port = await freePort(ADDRESS);
+        const server: { stop(): Promise<void> } | DnsPeer = await startServer(port);
+        try {
+          const result = { server: name, ...(await dnsperf(name, port, queries)) };
+          console.log(`pass ${pass}: ${name.padEnd(20)} ${Math.round(result.qps).toString().padStart(8)} q/s  ${result.latencyMs.toFixed(3)} ms  lost ${result.lost}/${result.sent}`);
+          const previous = best.get(name);
+          if (!previous || result.qps > previous.qps) best.set(name, result);
+        } finally {
+          await server.stop();
+        }
+      }
+    }
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+  await writeResults([...best.values()]);
+}
+
+async function writeResults(results: Result[]): Promise<void> {
+  const dnslb = results[0]!;
+  const model = cpus()[0]?.model ?? 'unknown';
+  const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const table = [
+    '| server | queries/s | mean latency (ms) | lost | dnslb ÷ server |',
+    '|---|---:|---:|---:|---:|',
+    ...results.map((result) => `| ${result.server} | ${Math.round(result.qps)} | ${result.latencyMs.toFixed(3)} | ${result.lost} of ${result.sent} | ${(dnslb.qps / result.qps).toFixed(2)} |`),
+  ];
+  const ratios = results.slice(1).map((result) => `- dnslb / ${result.server}: ${(dnslb.qps / result.qps).toFixed(2)}`);
+  const knot = results.find((result) => result.server === 'Knot');
+  const bind = results.find((result) => result.server === 'BIND');
+  const goal = knot && bind ? `- goal (≥ BIND and ≥ 0.6 × Knot in the same run): ${dnslb.qps >= bind.qps && dnslb.qps >= 0.6 * knot.qps ? 'met' : 'NOT met'}` : '';
+  const section = [
+    '## DNS',
+    '',
+    `Date ${date}; machine: ${cpus().length} cores (nproc), ${model}; node ${process.version}; load average at the end ${loadavg().map((value) => value.toFixed(2)).join(' ')} (other work on the machine skews every figure).`,
+    `Each server pinned to core 0 (\`taskset -c 0\`), dnsperf to core 1: \`dnsperf ${DNSPERF.join(' ')} -l ${SECONDS}\`;`,
+    `zone: examples/contoso.yaml in one view + ${EXTRA_HOSTS} host records (exported by \`dnslb dns export\` for the peers);`,
+    'queries: 70 % pool01 A, 10 % SRV, 10 % other host A, 10 % nonexistent names.',
+    `${PASSES} passes, the quieter (higher q/s) kept per server. Command: \`npm run bench:dns\`.`,
+    '',
+    ...table,
+    '',
+    ...ratios,
+    goal,
+    '',
+  ].join('\n');
+  console.log(`\n${section}`);
+  const path = join(REPO, 'bench/RESULTS.md');
+  const existing = await readFile(path, 'utf8').catch(() => '# Benchmark results\n\n');
+  const withoutDns = existing.replace(/## DNS\n[\s\S]*?(?=\n## |$)/, '').trimEnd();
+  await writeFile(path, `${withoutDns}\n\n${section}`);
+}
+
+await main();
