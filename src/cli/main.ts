@@ -5,6 +5,7 @@ import { TopologyError } from '../topology/problem.ts';
 import { EXIT_INVALID, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE } from './exit-codes.ts';
 import { registerTopology } from './commands/topology.ts';
 import { registerDns } from './commands/dns.ts';
+import { registerServer } from './commands/server.ts';
 
 /** Operating errors whose cause is the user's input rather than the system. */
 const INVALID_INPUT_CODES = new Set(['TOPOLOGY_FILE', 'STORE_STALE_VERSION', 'STORE_UNKNOWN_SERVER', 'STORE_NOT_FOUND']);
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerTopology(program);
   registerDns(program);
+  registerServer(program);
   program.commands.forEach(function exitOverrideEverywhere(command: Command) {
     command.exitOverride();
     command.commands.forEach(exitOverrideEverywhere);
