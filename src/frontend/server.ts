@@ -54,6 +54,7 @@ export interface FrontEndOptions {
   logger?: Logger;
   idleTimeoutMs?: number;
   connectionsMax?: number;
+  tlsHandshakeTimeoutMs?: number;
   registrar?: Partial<RegistrarConfig>;
   inviteTimeoutMs?: number;
 }
@@ -122,7 +123,7 @@ export class FrontEndServer {
     this.logger = options.logger ?? pino({ level: 'silent' });
     this.startedAtMs = this.clock.nowMs();
     this.view = new PoolView(options.topology, options.server, options.topologyVersion ?? 0);
-    this.transport = new SipTransport({ clock: this.clock, random: this.random, idleTimeoutMs: options.idleTimeoutMs, connectionsMax: options.connectionsMax });
+    this.transport = new SipTransport({ clock: this.clock, random: this.random, idleTimeoutMs: options.idleTimeoutMs, connectionsMax: options.connectionsMax, tlsHandshakeTimeoutMs: options.tlsHandshakeTimeoutMs });
     this.local = new LocalRequests(this.clock, this.random);
     this.dialogs = new DialogCounter({ clock: this.clock });
     const peerTransport = options.peerTransport ?? (options.tls ? 'tls' : 'tcp');

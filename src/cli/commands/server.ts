@@ -24,6 +24,7 @@ interface ServerOptions {
   peerTransport?: string;
   idleTimeoutMs: string;
   connectionsMax: string;
+  tlsHandshakeTimeoutMs: string;
   logLevel: string;
 }
 
@@ -47,6 +48,7 @@ export function registerServer(program: Command): void {
     .option('--peer-transport <tcp|tls>', 'server-to-server links (default: tls with --tls-cert, else tcp)')
     .option('--idle-timeout-ms <ms>', 'close a SIP connection with no traffic for this long', '300000')
     .option('--connections-max <n>', 'SIP connections at most; more are reset at accept', '10000')
+    .option('--tls-handshake-timeout-ms <ms>', 'drop an accepted TLS connection whose handshake has not finished by then', '10000')
     .option('--log-level <level>', 'pino level: fatal, error, warn, info, debug, silent', process.env['DNSLB_LOG_LEVEL'] ?? 'info')
     .action(async (options: ServerOptions, command: Command) => {
       checkLimits();
@@ -67,6 +69,7 @@ export function registerServer(program: Command): void {
         logger,
         idleTimeoutMs: integer('--idle-timeout-ms', options.idleTimeoutMs, 1),
         connectionsMax: Math.min(integer('--connections-max', options.connectionsMax, 1), limits.sipConnectionsMax),
+        tlsHandshakeTimeoutMs: Math.min(integer('--tls-handshake-timeout-ms', options.tlsHandshakeTimeoutMs, 1), limits.sipTlsHandshakeTimeoutMsMax),
       });
       const bound = await server.start();
       let admin: AdminApi | undefined;
