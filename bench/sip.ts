@@ -171,7 +171,7 @@ async function main(): Promise<void> {
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   const kamailioVersion = execFileSync('kamailio', ['-v']).toString().split('\n')[0]?.trim();
   // sipp -v exits non-zero; only its output matters.
-  const sippVersion = spawnSync('sipp', ['-v']).stdout.toString().match(/SIPp v[^\s,]+/)?.[0] ?? 'sipp';
+  const sippVersion = spawnSync('sipp', ['-v']).stdout.toString().match(/SIPp v[^\s,]+/)?.[0]?.replace(/\.$/, '') ?? 'sipp';
   const section = `
 ## SIP: dnslb server vs Kamailio — ${new Date().toISOString().slice(0, 10)}
 
