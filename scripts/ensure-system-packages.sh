@@ -18,6 +18,7 @@ WANTED=(
   "kamailio kamailio"
   "etcd etcd-server"
   "openssl openssl"
+  "socat socat"
   "taskset util-linux"
   "ip iproute2"
   "iptables iptables"

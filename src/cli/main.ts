@@ -7,6 +7,7 @@ import { registerTopology } from './commands/topology.ts';
 import { registerDns } from './commands/dns.ts';
 import { registerPlan } from './commands/plan.ts';
 import { registerClient } from './commands/client.ts';
+import { registerServer } from './commands/server.ts';
 
 /** Operating errors whose cause is the user's input rather than the system. */
 const INVALID_INPUT_CODES = new Set(['TOPOLOGY_FILE', 'STORE_STALE_VERSION', 'STORE_UNKNOWN_SERVER', 'STORE_NOT_FOUND']);
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerDns(program);
   registerPlan(program);
   registerClient(program);
+  registerServer(program);
   program.commands.forEach(function exitOverrideEverywhere(command: Command) {
     command.exitOverride();
     command.commands.forEach(exitOverrideEverywhere);

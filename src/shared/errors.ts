@@ -68,6 +68,10 @@ export const ERROR_CODES = [
   'SIP_FLOW_CLOSED',
   'SIP_CONNECT',
   'SIP_LISTEN',
+  // frontend
+  'FRONTEND_UNKNOWN_SERVER',
+  'FRONTEND_TLS',
+  'FRONTEND_PEER_UNKNOWN',
   // cli
   'CLI_USAGE',
 ] as const;

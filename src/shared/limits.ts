@@ -77,6 +77,20 @@ export const limits = {
   sipIdleTimeoutMsMax: 3_600_000, // 1 h
   /** Longest TLS handshake timeout. */
   sipTlsHandshakeTimeoutMsMax: 120_000, // 2 min
+
+  // frontend (src/frontend/)
+  /** Proxy transactions in progress at once; more new requests are answered 503. */
+  frontendTransactionsMax: 100_000,
+  /** Dialogs a server remembers for counting (the oldest is forgotten beyond). */
+  frontendDialogsMax: 1_000_000,
+  /** A dialog with no BYE for this long is forgotten (its client crashed). */
+  frontendDialogAgeMsMax: 86_400_000, // 24 h
+  /** RFC 3680 reg-event subscriptions one server holds; more are answered 503. */
+  frontendRegSubscriptionsMax: 200_000,
+  /** Longest reg-event subscription granted (a longer Expires is shortened). */
+  frontendRegSubscriptionExpiresMaxS: 7200, // 2 h
+  /** Users listed by one admin `GET /users` page. */
+  frontendUsersPageMax: 100_000,
 } as const;
 
 /** Asserts the relations between limits; called once when a process starts. */
@@ -94,4 +108,6 @@ export function checkLimits(): void {
   assert(limits.sipLineBytesMax < limits.sipHeaderSectionBytesMax, 'a header line fits in a header section');
   assert(limits.sipHeaderSectionBytesMax + limits.sipBodyBytesMax <= limits.sipMessageBytesMax, 'header section + body fit in a message');
   assert(limits.sipMessageBytesMax <= limits.sipFlowSendBufferBytesMax, 'one whole message can be queued for sending');
+  assert(limits.frontendTransactionsMax >= 1 && limits.frontendDialogsMax >= 1 && limits.frontendRegSubscriptionsMax >= 1);
+  assert(limits.frontendRegSubscriptionExpiresMaxS <= limits.registrarExpiresMaxS, 'a reg subscription outlives no registration');
 }

@@ -1,0 +1,194 @@
+// npm run bench:sip — REGISTER/s and calls/s with sipp over TCP against one `dnslb server` and against
+// Kamailio (registrar + usrloc in memory, TCP) on the same machine, each pinned to core 0 with sipp on
+// core 1, 15 s each; then bytes of memory per binding at 100,000 bindings. Writes bench/RESULTS.md.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, writeFileSync, appendFileSync, existsSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { freePortPair, REPO, startPool, type RunningPool } from '../test/helpers/frontend-pool.ts';
+import { start, waitUntil, type Running } from '../test/helpers/process.ts';
+import { REGISTER_CONTACT, runSipp, startSipp, UAC_CALL, UAS_ANSWER } from '../test/helpers/sipp-scenarios.ts';
+
+const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 15);
+const SERVER_CORE = '0';
+const LOAD_CORE = '1';
+const DNSLB_ADDRESS = '127.0.6.200';
+const KAMAILIO_ADDRESS = '127.0.6.201';
+const UAS_ADDRESS = '127.0.6.202';
+const SIPP_ADDRESS = '127.0.6.203';
+const OUT = join(REPO, 'bench', 'out', 'sip');
+
+const REGISTER_SCENARIO = `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="register">
+  <send>
+    <![CDATA[
+REGISTER sip:contoso.com SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:[field0]@contoso.com>;tag=[pid]SIPpTag[call_number]
+To: <sip:[field0]@contoso.com>
+Call-ID: [call_id]
+CSeq: 1 REGISTER
+Contact: <sip:[field0]@[local_ip]:[local_port];transport=[transport]>
+Expires: 3600
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+</scenario>
+`;
+
+function successful(stdout: string): number {
+  const match = /Successful call\s*\|\s*\d+\s*\|\s*(\d+)/.exec(stdout);
+  return match ? Number(match[1]) : 0;
+}
+
+async function registerRate(target: string): Promise<number> {
+  const result = await runSipp(OUT, ['-sf', 'register.xml', '-inf', 'users.csv', '-t', 't1', '-i', SIPP_ADDRESS, '-p', '0', '-r', '200000', '-l', '400', '-max_socket', '1000', '-timeout', `${SECONDS}s`, target], { taskset: LOAD_CORE, timeoutMs: (SECONDS + 30) * 1000 });
+  return successful(result.stdout) / SECONDS;
+}
+
+async function callRate(target: string, registrarTarget: string): Promise<number> {
+  const uasPort = await freePortPair([UAS_ADDRESS]);
+  writeFileSync(join(OUT, 'callee.csv'), `SEQUENTIAL\ncallee;${UAS_ADDRESS}:${uasPort}\n`);
+  const registered = await runSipp(OUT, ['-sf', 'register-contact.xml', '-inf', 'callee.csv', '-t', 't1', '-i', SIPP_ADDRESS, '-p', '0', '-m', '1', '-timeout', '10s', registrarTarget]);
+  if (registered.code !== 0) throw new Error(`callee REGISTER failed: ${registered.stderr}`);
+  const uas = startSipp(OUT, ['-sf', 'uas.xml', '-t', 't1', '-i', UAS_ADDRESS, '-p', String(uasPort), '-max_socket', '1000']);
+  try {
+    await sleep(500);
+    const result = await runSipp(OUT, ['-sf', 'uac.xml', '-inf', 'call.csv', '-t', 't1', '-i', SIPP_ADDRESS, '-p', '0', '-r', '100000', '-l', '200', '-max_socket', '1000', '-timeout', `${SECONDS}s`, target], { taskset: LOAD_CORE, timeoutMs: (SECONDS + 30) * 1000 });
+    return successful(result.stdout) / SECONDS;
+  } finally {
+    await uas.stop();
+  }
+}
+
+function startKamailio(port: number): Running {
+  const config = `#!KAMAILIO
+debug=0
+log_stderror=yes
+children=2
+tcp_children=2
+disable_tcp=no
+auto_aliases=no
+listen=tcp:${KAMAILIO_ADDRESS}:${port}
+mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "siputils.so"
+loadmodule "textops.so"
+loadmodule "rr.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+modparam("usrloc", "db_mode", 0)
+request_route {
+  if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
+  if (has_totag()) {
+    if (loose_route()) { t_relay(); exit; }
+    if (is_method("ACK")) { if (t_check_trans()) { t_relay(); } exit; }
+    sl_send_reply("404", "Not here"); exit;
+  }
+  if (is_method("REGISTER")) { if (!save("location")) sl_reply_error(); exit; }
+  if (is_method("CANCEL")) { if (t_check_trans()) t_relay(); exit; }
+  record_route();
+  if (!lookup("location")) { sl_send_reply("480", "Not registered"); exit; }
+  t_relay();
+}
+`;
+  writeFileSync(join(OUT, 'kamailio.cfg'), config);
+  return start('kamailio', ['-f', join(OUT, 'kamailio.cfg'), '-DD', '-E', '-Y', OUT, '-P', join(OUT, 'kamailio.pid'), '-m', '512'], { taskset: SERVER_CORE });
+}
+
+async function dnslbPool(): Promise<RunningPool> {
+  return startPool({ addresses: [DNSLB_ADDRESS], taskset: SERVER_CORE, serverArgs: ['--connections-max', '20000'] });
+}
+
+async function main(): Promise<void> {
+  for (const tool of ['sipp', 'kamailio', 'taskset']) execFileSync('bash', ['-c', `command -v ${tool} || test -x /usr/sbin/${tool}`]);
+  rmSync(OUT, { recursive: true, force: true });
+  mkdirSync(OUT, { recursive: true });
+  writeFileSync(join(OUT, 'users.csv'), `SEQUENTIAL\n${Array.from({ length: 100_000 }, (_, index) => `b${index}`).join('\n')}\n`);
+  writeFileSync(join(OUT, 'register.xml'), REGISTER_SCENARIO);
+  writeFileSync(join(OUT, 'register-contact.xml'), REGISTER_CONTACT);
+  writeFileSync(join(OUT, 'uas.xml'), UAS_ANSWER);
+  writeFileSync(join(OUT, 'uac.xml'), UAC_CALL.replace('<pause milliseconds="100"/>', ''));
+  writeFileSync(join(OUT, 'call.csv'), 'SEQUENTIAL\ncaller;callee\n');
+
+  const rows: string[] = [];
+  // dnslb
+  let pool = await dnslbPool();
+  const dnslbTarget = `${DNSLB_ADDRESS}:${pool.tcpPort}`;
+  let dnslbRegister: number;
+  let dnslbCalls: number;
+  try {
+    dnslbRegister = await registerRate(dnslbTarget);
+    dnslbCalls = await callRate(dnslbTarget, dnslbTarget);
+  } finally {
+    await pool.stop();
+  }
+  console.log(`dnslb: ${dnslbRegister.toFixed(0)} REGISTER/s, ${dnslbCalls.toFixed(0)} calls/s`);
+  // Kamailio
+  const kamailioPort = await freePortPair([KAMAILIO_ADDRESS]);
+  const kamailio = startKamailio(kamailioPort);
+  let kamailioRegister: number;
+  let kamailioCalls: number;
+  try {
+    await waitUntil('kamailio pid file', () => existsSync(join(OUT, 'kamailio.pid')), { process: kamailio });
+    await sleep(500);
+    const target = `${KAMAILIO_ADDRESS}:${kamailioPort}`;
+    kamailioRegister = await registerRate(target);
+    kamailioCalls = await callRate(target, target);
+  } finally {
+    await kamailio.stop();
+  }
+  console.log(`kamailio: ${kamailioRegister.toFixed(0)} REGISTER/s, ${kamailioCalls.toFixed(0)} calls/s`);
+  rows.push(`| REGISTER/s (TCP, one connection, 400 in flight) | ${dnslbRegister.toFixed(0)} | ${kamailioRegister.toFixed(0)} |`);
+  rows.push(`| calls/s (INVITE/100/180/200/ACK/BYE/200, UAS connected, 200 in flight) | ${dnslbCalls.toFixed(0)} | ${kamailioCalls.toFixed(0)} |`);
+
+  // Memory per binding at 100,000 bindings (dnslb).
+  pool = await dnslbPool();
+  let perBindingRss: number;
+  let perBindingHeap: number;
+  try {
+    await sleep(1000);
+    const before = await pool.status(0);
+    const result = await runSipp(OUT, ['-sf', 'register.xml', '-inf', 'users.csv', '-t', 't1', '-i', SIPP_ADDRESS, '-p', '0', '-m', '100000', '-r', '200000', '-l', '400', '-max_socket', '1000', '-timeout', '120s', `${DNSLB_ADDRESS}:${pool.tcpPort}`], { taskset: LOAD_CORE, timeoutMs: 150_000 });
+    await sleep(2000);
+    const after = await pool.status(0);
+    if (after.bindings.bindings !== 100_000) throw new Error(`expected 100,000 bindings, got ${after.bindings.bindings} (${successful(result.stdout)} REGISTERs answered 200)`);
+    perBindingRss = (after.memory.rssBytes - before.memory.rssBytes) / 100_000;
+    perBindingHeap = (after.memory.heapUsedBytes - before.memory.heapUsedBytes) / 100_000;
+  } finally {
+    await pool.stop();
+  }
+  rows.push(`| memory per binding at 100,000 bindings (RSS growth / heap growth) | ${perBindingRss.toFixed(0)} B / ${perBindingHeap.toFixed(0)} B | — |`);
+  console.log(`dnslb: ${perBindingRss.toFixed(0)} B RSS, ${perBindingHeap.toFixed(0)} B heap per binding`);
+
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  const kamailioVersion = execFileSync('kamailio', ['-v']).toString().split('\n')[0]?.trim();
+  // sipp -v exits non-zero; only its output matters.
+  const sippVersion = spawnSync('sipp', ['-v']).stdout.toString().match(/SIPp v[^\s,]+/)?.[0]?.replace(/\.$/, '') ?? 'sipp';
+  const section = `
+## SIP: dnslb server vs Kamailio — ${new Date().toISOString().slice(0, 10)}
+
+Machine: ${cpu}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.version}; ${kamailioVersion}; ${sippVersion}.
+Each server pinned to core ${SERVER_CORE} (\`taskset\`), sipp to core ${LOAD_CORE}; ${SECONDS} s per run; SIP over TCP on loopback.
+Kamailio: registrar + usrloc in memory (db_mode 0), tm/rr for calls, children=2, tcp_children=2. dnslb: one \`dnslb server\` process (one pool member, no peers).
+
+| | dnslb | Kamailio |
+|---|---|---|
+${rows.join('\n')}
+
+Run with \`npm run bench:sip\` (BENCH_SECONDS to change the duration). The machine is shared with other work, so figures vary by ±10–20 % between runs.
+`;
+  const results = join(REPO, 'bench', 'RESULTS.md');
+  if (!existsSync(results)) writeFileSync(results, '# Benchmark results\n');
+  appendFileSync(results, section);
+  console.log(readFileSync(results, 'utf8').slice(-2000));
+}
+
+await main();

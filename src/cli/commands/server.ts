@@ -1,0 +1,110 @@
+// dnslb server: runs one Front End server (SIP registrar + proxy) of a topology until SIGTERM/SIGINT,
+// with an optional admin API (GET /status, GET /users, GET /users/:uri) for status and tests.
+import type { Command } from 'commander';
+import { pino } from 'pino';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AdminApi } from '../../admin/http-api.ts';
+import { ensureToken } from '../../admin/credentials.ts';
+import { FrontEndServer, readTlsFiles } from '../../frontend/server.ts';
+import { systemClock, systemRandom } from '../../shared/clock.ts';
+import { DnslbError } from '../../shared/errors.ts';
+import { checkLimits, limits } from '../../shared/limits.ts';
+import { parseFile } from '../../topology/parse.ts';
+import { endpoint } from '../../topology/schema.ts';
+
+interface ServerOptions {
+  topology: string;
+  server: string;
+  topologyVersion: string;
+  adminListen?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  peerTransport?: string;
+  idleTimeoutMs: string;
+  connectionsMax: string;
+  tlsHandshakeTimeoutMs: string;
+  logLevel: string;
+}
+
+function integer(flag: string, text: string, min: number): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < min) throw new DnslbError('CLI_USAGE', `${flag} ${text}: not an integer ≥ ${min}`);
+  return value;
+}
+
+export function registerServer(program: Command): void {
+  program
+    .command('server')
+    .description('run one Front End server (SIP registrar + proxy over TCP/TLS) until SIGTERM/SIGINT')
+    .requiredOption('--topology <file>', 'topology YAML')
+    .requiredOption('--server <fqdn>', 'which server of the topology this process is')
+    .option('--topology-version <n>', 'the published version the file is (0: never published)', '0')
+    .option('--admin-listen <address:port>', 'serve the admin API (GET /status, /users) here; port 0 picks one; token in --data-dir')
+    .option('--tls-cert <file>', 'PEM certificate: listen for TLS on the pool\'s TLS port, and present it to peers')
+    .option('--tls-key <file>', 'PEM key of --tls-cert')
+    .option('--tls-ca <file>', 'PEM CA that signs the peers\' certificates (server-to-server TLS)')
+    .option('--peer-transport <tcp|tls>', 'server-to-server links (default: tls with --tls-cert, else tcp)')
+    .option('--idle-timeout-ms <ms>', 'close a SIP connection with no traffic for this long', '300000')
+    .option('--connections-max <n>', 'SIP connections at most; more are reset at accept', '10000')
+    .option('--tls-handshake-timeout-ms <ms>', 'drop an accepted TLS connection whose handshake has not finished by then', '10000')
+    .option('--log-level <level>', 'pino level: fatal, error, warn, info, debug, silent', process.env['DNSLB_LOG_LEVEL'] ?? 'info')
+    .action(async (options: ServerOptions, command: Command) => {
+      checkLimits();
+      const dataDir = (command.optsWithGlobals() as { dataDir: string }).dataDir;
+      const logger = pino({ level: options.logLevel, base: { component: 'frontend', server: options.server } }, pino.destination(2));
+      const topology = await parseFile(options.topology);
+      const tls = await readTlsFiles({ cert: options.tlsCert, key: options.tlsKey, ca: options.tlsCa });
+      if (options.peerTransport !== undefined && options.peerTransport !== 'tcp' && options.peerTransport !== 'tls') throw new DnslbError('CLI_USAGE', '--peer-transport is tcp or tls');
+      if (options.peerTransport === 'tls' && !tls) throw new DnslbError('CLI_USAGE', '--peer-transport tls needs --tls-cert and --tls-key');
+      const server = new FrontEndServer({
+        topology,
+        topologyVersion: integer('--topology-version', options.topologyVersion, 0),
+        server: options.server,
+        tls,
+        peerTransport: options.peerTransport as 'tcp' | 'tls' | undefined,
+        clock: systemClock,
+        random: systemRandom,
+        logger,
+        idleTimeoutMs: integer('--idle-timeout-ms', options.idleTimeoutMs, 1),
+        connectionsMax: Math.min(integer('--connections-max', options.connectionsMax, 1), limits.sipConnectionsMax),
+        tlsHandshakeTimeoutMs: Math.min(integer('--tls-handshake-timeout-ms', options.tlsHandshakeTimeoutMs, 1), limits.sipTlsHandshakeTimeoutMsMax),
+      });
+      const bound = await server.start();
+      let admin: AdminApi | undefined;
+      let adminUrl = '';
+      if (options.adminListen !== undefined) {
+        const parsed = endpoint.safeParse(options.adminListen.replace(/:0$/, ':1'));
+        if (!parsed.success) throw new DnslbError('CLI_USAGE', `--admin-listen ${options.adminListen}: not ADDRESS:PORT`);
+        const port = options.adminListen.endsWith(':0') ? 0 : parsed.data.port;
+        const { token } = await ensureToken(dataDir);
+        admin = new AdminApi(token)
+          .route('GET', '/status', () => ({ body: server.status() }))
+          .route('GET', '/users', (request) => ({
+            body: server.users(Number(request.query.get('offset') ?? 0) || 0, Number(request.query.get('limit') ?? limits.frontendUsersPageMax) || limits.frontendUsersPageMax),
+          }))
+          .route('GET', '/users/:uri', (request) => ({ body: server.user(request.params['uri']!) }));
+        adminUrl = await admin.listen(parsed.data.address, port);
+        // Where this server's admin API is, for tools that know only the data dir.
+        await mkdir(join(dataDir, 'servers'), { recursive: true });
+        await writeFile(join(dataDir, 'servers', `${server.self}.json`), `${JSON.stringify({ url: adminUrl, pid: process.pid, startedAtMs: Date.now() }, null, 2)}\n`);
+      }
+      const where = [`tcp://${bound.tcp.host}:${bound.tcp.port}`, ...(bound.tls ? [`tls://${bound.tls.host}:${bound.tls.port}`] : []), ...(adminUrl ? [`admin ${adminUrl}`] : [])].join(' ');
+      // The one line on stdout: tests and operators read where it listens (port 0 included).
+      console.log(`dnslb server: ${server.self} listening ${where}`);
+      logger.info({ tcp: bound.tcp, tls: bound.tls, admin: adminUrl || null }, 'frontend: listening');
+      await new Promise<void>((resolve) => {
+        const stop = (signal: string): void => {
+          logger.info({ signal }, 'frontend: stopping');
+          process.off('SIGTERM', stop);
+          process.off('SIGINT', stop);
+          resolve();
+        };
+        process.on('SIGTERM', stop);
+        process.on('SIGINT', stop);
+      });
+      await admin?.close();
+      await server.stop();
+    });
+}

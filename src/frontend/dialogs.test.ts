@@ -1,0 +1,33 @@
+// DialogCounter on a FakeClock: counted once per dialog whichever side's tags, ended by BYE, bounded in age and count.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FakeClock } from '../../test/helpers/fake-clock.ts';
+import { DialogCounter, dialogKey } from './dialogs.ts';
+
+test('a dialog counts once (retransmitted 2xx included) and ends with its BYE from either side', () => {
+  const dialogs = new DialogCounter({ clock: new FakeClock() });
+  dialogs.confirm('c1', 'a', 'b');
+  dialogs.confirm('c1', 'a', 'b');
+  dialogs.confirm('c2', 'x', 'y');
+  assert.equal(dialogs.active(), 2);
+  assert.equal(dialogs.end('c1', 'b', 'a'), true, 'the callee\'s BYE has the tags the other way round');
+  assert.equal(dialogs.end('c1', 'a', 'b'), false);
+  assert.deepEqual(dialogs.stats(), { active: 1, startedTotal: 2, endedTotal: 1, forgottenTotal: 0 });
+  assert.equal(dialogKey('c', 'a', 'b'), dialogKey('c', 'b', 'a'));
+});
+
+test('dialogs never ended are forgotten after maxAgeMs, and the oldest goes when dialogsMax is reached', () => {
+  const clock = new FakeClock();
+  const dialogs = new DialogCounter({ clock, maxAgeMs: 10_000, dialogsMax: 2 });
+  dialogs.confirm('c1', 'a', 'b');
+  clock.advance(5000);
+  dialogs.confirm('c2', 'a', 'b');
+  dialogs.confirm('c3', 'a', 'b');
+  assert.equal(dialogs.active(), 2);
+  assert.equal(dialogs.end('c1', 'a', 'b'), false, 'the oldest was forgotten for the third');
+  clock.advance(9999);
+  assert.equal(dialogs.active(), 2, 'c2 and c3 are 9.999 s old');
+  clock.advance(1);
+  assert.equal(dialogs.active(), 0, 'both reached their age');
+  assert.equal(dialogs.stats().forgottenTotal, 3);
+});

@@ -1,0 +1,497 @@
+// The proxy of a Front End server (RFC 3261 §16), stateful enough for reliable transports: routes
+// requests between registered users on this server or across the pool (the callee's home by the same
+// registrar sequence, over the kept-open server-to-server link), Record-Route, Via, Max-Forwards and
+// loop detection, INVITE/CANCEL/ACK transactions, and the dialog count draining needs.
+import type { Logger } from 'pino';
+import type { Flow } from '../sip/flow.ts';
+import { createResponse, headerValue, headerValues, type Header, type SipRequest, type SipResponse } from '../sip/message.ts';
+import { callId, cseq, from, maxForwards, parseNameAddr, proxyRequire, to, topVia } from '../sip/headers.ts';
+import { formatUri, isSipUri, uriParam, type SipUri, type Uri } from '../sip/uri.ts';
+import type { SipTransport } from '../sip/transport.ts';
+import type { Clock, Random, Timer } from '../shared/clock.ts';
+import { limits } from '../shared/limits.ts';
+import { homeInSequence } from '../registrar/sequence.ts';
+import type { BindingView, LocationService } from '../registrar/location.ts';
+import type { DialogCounter } from './dialogs.ts';
+import type { PoolView } from './pool-view.ts';
+import type { PeerLinks } from './s2s.ts';
+import { BRANCH_PREFIX, ownUri, ownVia, randomToken, withHeader, withoutFirst } from './wire.ts';
+
+export interface ProxyOptions {
+  clock: Clock;
+  random: Random;
+  logger: Logger;
+  transport: SipTransport;
+  links: PeerLinks;
+  location: LocationService;
+  dialogs: DialogCounter;
+  view: () => PoolView;
+  available: (fqdn: string) => boolean;
+  /** Timer C (RFC 3261 §16.6 step 11): an INVITE with no final answer after this is given up (408). Default 180 000 ms. */
+  inviteTimeoutMs?: number;
+  /** A non-INVITE request with no final answer after this is given up (408; 64·T1, §17.1.2.2). Default 32 000 ms. */
+  nonInviteTimeoutMs?: number;
+  /** How long a finished INVITE transaction is kept to pass on 2xx retransmissions. Default 32 000 ms. */
+  lingerMs?: number;
+}
+
+/** Where a request goes next, or the answer instead. */
+type NextHop =
+  | { kind: 'flow'; flow: () => Promise<Flow>; uri?: Uri; toUa: boolean; what: string }
+  | { kind: 'answer'; status: number; reason?: string };
+
+interface ClientTransaction {
+  branch: string;
+  method: string;
+  serverKey: string;
+  inFlow: Flow;
+  /** The request as received (to answer it ourselves: 408, 503, 487). */
+  request: SipRequest;
+  /** The request as sent (to build CANCEL and ACK from, §9.1, §17.1.1.3). */
+  sent: SipRequest | null;
+  outFlow: Flow | null;
+  provisional: boolean;
+  finalStatus: number;
+  cancelled: boolean;
+  dialogCreating: boolean;
+  timer: Timer | null;
+}
+
+export interface ProxyCounters {
+  requestsForwarded: number;
+  responsesForwarded: number;
+  answeredLocally: Record<string, number>;
+  loopsDetected: number;
+  strayResponses: number;
+  transactionsTimedOut: number;
+}
+
+/** Methods that create a dialog and so get our Record-Route (RFC 3261 §16.6 step 4). */
+const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'REFER']);
+
+export class Proxy {
+  readonly counters: ProxyCounters = { requestsForwarded: 0, responsesForwarded: 0, answeredLocally: {}, loopsDetected: 0, strayResponses: 0, transactionsTimedOut: 0 };
+  private readonly byBranch = new Map<string, ClientTransaction>();
+  private readonly byServerKey = new Map<string, ClientTransaction>();
+  /** Contact URI → the flow it was last seen on: how in-dialog requests and calls reach a UA (RFC 5626 spirit). */
+  private readonly contactFlows = new Map<string, string>();
+  /** Connections we opened to UA contacts that had no open flow (RFC 3261 §18.1.1), by host:port:transport. */
+  private readonly uaConnections = new Map<string, Promise<Flow>>();
+  private readonly inviteTimeoutMs: number;
+  private readonly nonInviteTimeoutMs: number;
+  private readonly lingerMs: number;
+
+  constructor(private readonly options: ProxyOptions) {
+    this.inviteTimeoutMs = options.inviteTimeoutMs ?? 180_000;
+    this.nonInviteTimeoutMs = options.nonInviteTimeoutMs ?? 32_000;
+    this.lingerMs = options.lingerMs ?? 32_000;
+  }
+
+  get pendingTransactions(): number {
+    return this.byBranch.size;
+  }
+
+  /** Remembers that `contact` is reached over `flow` (REGISTER, dialog-creating requests and answers). */
+  noteContact(contact: string, flow: Flow): void {
+    if (this.contactFlows.get(contact) === flow.id) return;
+    this.contactFlows.delete(contact);
+    if (this.contactFlows.size >= limits.frontendDialogsMax) {
+      const oldest = this.contactFlows.keys().next().value;
+      if (oldest !== undefined) this.contactFlows.delete(oldest);
+    }
+    this.contactFlows.set(contact, flow.id);
+  }
+
+  /**
+   * A request that is not for this server itself. `poppedOwnRoute` says a Route naming us was removed
+   * (the request follows our Record-Route); `fromPeer` that it came over a pool server's link.
+   */
+  route(inFlow: Flow, request: SipRequest, context: { poppedOwnRoute: boolean; fromPeer: boolean }): void {
+    const view = this.options.view();
+    if (request.method === 'CANCEL') return this.cancel(inFlow, request);
+    const serverKey = serverKeyOf(inFlow, request);
+    if (request.method === 'ACK') {
+      // §17.1.1.3: the ACK of a non-2xx final answer we forwarded is hop-by-hop: it ends here.
+      const invite = this.byServerKey.get(serverKey);
+      if (invite && invite.finalStatus >= 300) return;
+    } else if (this.byServerKey.has(serverKey)) {
+      return; // a retransmission of a request in progress
+    }
+    if (request.method !== 'ACK' && this.byBranch.size >= limits.frontendTransactionsMax) {
+      return this.answer(inFlow, request, 503, 'Too many transactions', [{ name: 'Retry-After', value: '5' }]);
+    }
+    const hop = this.nextHop(inFlow, request, context, view);
+    if (hop.kind === 'answer') {
+      if (request.method !== 'ACK') this.answer(inFlow, request, hop.status, hop.reason);
+      return;
+    }
+    this.forward(inFlow, request, hop, serverKey, view);
+  }
+
+  /** A response on any flow: ours to pass upstream, or stray. */
+  response(response: SipResponse): void {
+    const via = topVia(response);
+    const branch = via?.branch ?? '';
+    const view = this.options.view();
+    if (!via || !branch.startsWith(BRANCH_PREFIX) || !view.isSelf(via.host)) {
+      this.counters.strayResponses++;
+      return;
+    }
+    const method = cseq(response).method;
+    const tx = this.byBranch.get(branch);
+    if (!tx) {
+      this.counters.strayResponses++;
+      return;
+    }
+    if (method === 'CANCEL') return; // the answer to our CANCEL is hop-by-hop (§16.10)
+    if (method !== tx.method) {
+      this.counters.strayResponses++;
+      return;
+    }
+    if (response.status < 200) {
+      tx.provisional = true;
+      if (response.status === 100) return; // §16.7 step 3: 100 is hop-by-hop
+      this.remember(response, tx);
+      return this.passUp(tx, response);
+    }
+    const is2xxInvite = tx.method === 'INVITE' && response.status < 300;
+    if (tx.finalStatus !== 0 && !is2xxInvite) {
+      if (tx.method === 'INVITE' && response.status >= 300) this.ackDownstream(tx, response);
+      return;
+    }
+    const first = tx.finalStatus === 0;
+    tx.finalStatus = tx.finalStatus === 0 ? response.status : tx.finalStatus;
+    tx.timer?.cancel();
+    if (tx.method === 'INVITE') {
+      if (response.status >= 300) this.ackDownstream(tx, response);
+      else if (tx.dialogCreating) {
+        const fromTag = from(response).tag;
+        const toTag = to(response).tag;
+        if (fromTag && toTag) this.options.dialogs.confirm(callId(response), fromTag, toTag);
+        this.remember(response, tx);
+      }
+      if (first) tx.timer = this.options.clock.setTimer(this.lingerMs, () => this.forget(tx));
+    } else {
+      this.forget(tx);
+    }
+    this.passUp(tx, response);
+  }
+
+  /** A flow closed: transactions waiting on it get an answer; INVITEs from it are cancelled. */
+  flowClosed(flow: Flow): void {
+    if (this.byBranch.size === 0) return;
+    for (const tx of [...this.byBranch.values()]) {
+      if (tx.finalStatus !== 0) continue;
+      if (tx.outFlow === flow) {
+        tx.finalStatus = 503;
+        tx.timer?.cancel();
+        this.answer(tx.inFlow, tx.request, tx.method === 'INVITE' ? 480 : 503, 'Next hop connection closed');
+        this.forget(tx);
+      } else if (tx.inFlow === flow && tx.method === 'INVITE') {
+        this.cancelDownstream(tx);
+      }
+    }
+  }
+
+  close(): void {
+    for (const tx of this.byBranch.values()) tx.timer?.cancel();
+    this.byBranch.clear();
+    this.byServerKey.clear();
+  }
+
+  // --- routing ---------------------------------------------------------------------------------
+
+  private nextHop(inFlow: Flow, request: SipRequest, context: { poppedOwnRoute: boolean; fromPeer: boolean }, view: PoolView): NextHop {
+    const routeValue = headerValue(request, 'Route');
+    if (routeValue !== undefined) {
+      // Loose routing (§16.12): the next Route decides; only pool servers are reached server-to-server.
+      const next = parseNameAddr(routeValue, { requireBrackets: true }).uri;
+      if (!isSipUri(next)) return { kind: 'answer', status: 416 };
+      const member = view.memberAt(next.host);
+      if (member && member !== view.self) return { kind: 'flow', flow: () => this.options.links.flowTo(member.fqdn), toUa: false, what: member.fqdn };
+      const known = this.flowForUri(next, context.poppedOwnRoute);
+      return known ?? { kind: 'answer', status: 404, reason: 'No route to the next hop' };
+    }
+    const target = request.uri;
+    if (!isSipUri(target)) return { kind: 'answer', status: 416 };
+    const who = view.userOf(target);
+    if (who !== null && !rawHasToTag(request)) {
+      if ('unknown' in who) return { kind: 'answer', status: 404, reason: 'Unknown user' };
+      return this.userHop(who.user, view, context.fromPeer, request.method);
+    }
+    const member = view.memberAt(target.host);
+    if (member && member !== view.self) return { kind: 'flow', flow: () => this.options.links.flowTo(member.fqdn), toUa: false, what: member.fqdn };
+    if (who !== null && 'user' in who) return this.userHop(who.user, view, context.fromPeer, request.method);
+    return this.flowForUri(target, context.poppedOwnRoute) ?? { kind: 'answer', status: 404, reason: 'No route to the target' };
+  }
+
+  /** A request to a user: at its home, to one of its bindings; elsewhere, to its home over the pool link. */
+  private userHop(user: string, view: PoolView, fromPeer: boolean, method: string): NextHop {
+    const home = homeInSequence(view.sequencer.sequenceOfCanonical(user), this.options.available);
+    // A request from a peer is delivered here whatever we think of the user's home: two servers that
+    // disagree for a moment must not pass it back and forth.
+    if (home !== null && home.server !== view.self.fqdn && !fromPeer) {
+      const fqdn = home.server;
+      return { kind: 'flow', flow: () => this.options.links.flowTo(fqdn), toUa: false, what: fqdn };
+    }
+    const binding = pickBinding(this.options.location.bindingsOf(user));
+    if (!binding) return { kind: 'answer', status: 480, reason: method === 'INVITE' ? 'User not registered' : 'Temporarily Unavailable' };
+    const uri = parseContactUri(binding.contact);
+    if (!uri) return { kind: 'answer', status: 480, reason: 'Unreachable contact' };
+    const open = this.options.transport.flow(binding.flowId);
+    if (open && !open.closed) return { kind: 'flow', flow: () => Promise.resolve(open), uri, toUa: true, what: binding.contact };
+    // The binding's connection is gone: RFC 3261 §18.1.1 opens a new one to the Contact (not for
+    // RFC 5626 outbound bindings, whose flow is the only way in).
+    if (binding.instance !== undefined && binding.regId !== undefined) return { kind: 'answer', status: 430, reason: 'Flow Failed' };
+    const hop = this.flowForUri(uri, true);
+    return hop?.kind === 'flow' ? { ...hop, uri } : { kind: 'answer', status: 480, reason: 'Unreachable contact' };
+  }
+
+  /**
+   * A UA's URI (remote target or Route): the flow it was last seen on, or a new connection when
+   * `mayConnect` (the request follows our Record-Route or a registered Contact; never for arbitrary
+   * out-of-dialog targets).
+   */
+  private flowForUri(uri: SipUri, mayConnect: boolean): NextHop | null {
+    const seen = this.contactFlows.get(formatUri(uri));
+    const flow = seen === undefined ? undefined : this.options.transport.flow(seen);
+    if (flow && !flow.closed) return { kind: 'flow', flow: () => Promise.resolve(flow), toUa: true, what: formatUri(uri) };
+    if (!mayConnect || !/^[0-9.]+$|^\[/.test(uri.host)) return null;
+    const transportParam = uriParam(uri.params, 'transport')?.value?.toLowerCase();
+    const tls = uri.scheme === 'sips' || transportParam === 'tls';
+    if (!tls && transportParam !== undefined && transportParam !== 'tcp') return null; // no UDP, as Lync
+    const host = uri.host.startsWith('[') ? uri.host.slice(1, -1) : uri.host;
+    const port = uri.port ?? (tls ? 5061 : 5060);
+    const key = `${host}:${port}:${tls ? 'tls' : 'tcp'}`;
+    const connect = (): Promise<Flow> => {
+      const existing = this.uaConnections.get(key);
+      if (existing) {
+        return existing.then((open) => (open.closed ? Promise.reject(new Error('closed')) : open)).catch(() => {
+          this.uaConnections.delete(key);
+          return connect();
+        });
+      }
+      const attempt = this.options.transport.connect({ transport: tls ? 'tls' : 'tcp', host, port, localAddress: this.options.view().self.address });
+      this.uaConnections.set(key, attempt);
+      attempt.then(
+        (open) => open.once('close', () => this.uaConnections.get(key) === attempt && this.uaConnections.delete(key)),
+        () => this.uaConnections.delete(key),
+      );
+      return attempt;
+    };
+    return { kind: 'flow', flow: connect, toUa: true, what: key };
+  }
+
+  // --- forwarding ------------------------------------------------------------------------------
+
+  private forward(inFlow: Flow, request: SipRequest, hop: Extract<NextHop, { kind: 'flow' }>, serverKey: string, view: PoolView): void {
+    const dialogCreating = DIALOG_CREATING.has(request.method) && !rawHasToTag(request);
+    const stateless = request.method === 'ACK';
+    const branch = `${BRANCH_PREFIX}${randomToken(this.options.random)}.${loopHash(request)}`;
+    let tx: ClientTransaction | null = null;
+    if (!stateless) {
+      tx = { branch, method: request.method, serverKey, inFlow, request, sent: null, outFlow: null, provisional: false, finalStatus: 0, cancelled: false, dialogCreating, timer: null };
+      this.byBranch.set(branch, tx);
+      this.byServerKey.set(serverKey, tx);
+      const timeoutMs = request.method === 'INVITE' ? this.inviteTimeoutMs : this.nonInviteTimeoutMs;
+      const pending = tx;
+      tx.timer = this.options.clock.setTimer(timeoutMs, () => this.timedOut(pending));
+      // §16.2: a stateful proxy answers an INVITE with 100 Trying itself, at once.
+      if (request.method === 'INVITE') inFlow.send(createResponse(request, 100));
+    }
+    if (dialogCreating) {
+      const contact = headerValue(request, 'Contact');
+      if (contact !== undefined) this.noteContactValue(contact, inFlow);
+    }
+    if (request.method === 'BYE') {
+      const fromTag = from(request).tag;
+      const toTag = to(request).tag;
+      if (fromTag && toTag) this.options.dialogs.end(callId(request), fromTag, toTag);
+    }
+    hop.flow().then(
+      (outFlow) => {
+        if (tx && (tx.cancelled || tx.finalStatus !== 0)) {
+          if (tx.cancelled && tx.finalStatus === 0) this.finishLocally(tx, 487);
+          return;
+        }
+        const sent = this.outgoing(request, outFlow, branch, hop, dialogCreating, inFlow, view);
+        if (tx) {
+          tx.sent = sent;
+          tx.outFlow = outFlow;
+        }
+        if (outFlow.send(sent)) this.counters.requestsForwarded++;
+        else if (tx) this.finishLocally(tx, 503, 'Next hop connection closed');
+      },
+      (error: unknown) => {
+        this.options.logger.debug({ err: error, to: hop.what }, 'proxy: next hop unreachable');
+        if (tx && tx.finalStatus === 0) this.finishLocally(tx, hop.toUa ? 480 : 503, hop.toUa ? 'Unreachable contact' : 'Next hop unreachable');
+      },
+    );
+  }
+
+  /** §16.6: the copy we send — new Request-URI when retargeted, our Via on top, Max-Forwards−1, Record-Route. */
+  private outgoing(request: SipRequest, outFlow: Flow, branch: string, hop: Extract<NextHop, { kind: 'flow' }>, dialogCreating: boolean, inFlow: Flow, view: PoolView): SipRequest {
+    let headers: Header[] = [ownVia(view, outFlow, branch), ...request.headers];
+    const hops = maxForwards(request);
+    headers = withHeader(headers, 'Max-Forwards', String(hops === null ? 70 : hops - 1));
+    if (dialogCreating) {
+      // One Record-Route facing the UA side: the transport a UA on this hop uses to reach us.
+      const facing = hop.toUa ? outFlow.transport : inFlow.transport;
+      const index = headers.findIndex((header) => header.name === 'Record-Route');
+      const recordRoute: Header = { name: 'Record-Route', value: `<${ownUri(view, facing)};lr>` };
+      headers = index < 0 ? [...headers.slice(0, 1), recordRoute, ...headers.slice(1)] : [...headers.slice(0, index), recordRoute, ...headers.slice(index)];
+    }
+    return { kind: 'request', method: request.method, uri: hop.uri ?? request.uri, headers, body: request.body };
+  }
+
+  private passUp(tx: ClientTransaction, response: SipResponse): void {
+    const upstream: SipResponse = { ...response, headers: withoutFirst(response.headers, 'Via') };
+    if (tx.inFlow.send(upstream)) this.counters.responsesForwarded++;
+  }
+
+  /** Remembers the Contact of a UA's answer to a dialog-creating request (its remote target). */
+  private remember(response: SipResponse, tx: ClientTransaction): void {
+    if (!tx.dialogCreating || !tx.outFlow) return;
+    const contact = headerValue(response, 'Contact');
+    if (contact !== undefined) this.noteContactValue(contact, tx.outFlow);
+  }
+
+  private noteContactValue(value: string, flow: Flow): void {
+    try {
+      this.noteContact(formatUri(parseNameAddr(value).uri), flow);
+    } catch {
+      // a malformed Contact names no flow
+    }
+  }
+
+  private answer(flow: Flow, request: SipRequest, status: number, reason?: string, headers: Header[] = []): void {
+    this.counters.answeredLocally[status] = (this.counters.answeredLocally[status] ?? 0) + 1;
+    flow.send(createResponse(request, status, { toTag: randomToken(this.options.random, 10), reason, headers }));
+  }
+
+  /** Ends a transaction with an answer of our own (no final answer came from downstream). */
+  private finishLocally(tx: ClientTransaction, status: number, reason?: string): void {
+    tx.finalStatus = status;
+    tx.timer?.cancel();
+    this.answer(tx.inFlow, tx.request, status, reason);
+    this.forget(tx);
+  }
+
+  private timedOut(tx: ClientTransaction): void {
+    if (tx.finalStatus !== 0) return;
+    this.counters.transactionsTimedOut++;
+    if (tx.method === 'INVITE') this.cancelDownstream(tx);
+    this.finishLocally(tx, tx.cancelled ? 487 : 408);
+  }
+
+  private forget(tx: ClientTransaction): void {
+    tx.timer?.cancel();
+    if (this.byBranch.get(tx.branch) === tx) this.byBranch.delete(tx.branch);
+    if (this.byServerKey.get(tx.serverKey) === tx) this.byServerKey.delete(tx.serverKey);
+  }
+
+  // --- CANCEL and ACK (§16.10, §17.1.1.3) ------------------------------------------------------
+
+  private cancel(inFlow: Flow, request: SipRequest): void {
+    const tx = this.byServerKey.get(serverKeyOf(inFlow, { ...request, method: 'INVITE' }));
+    if (!tx) return this.answer(inFlow, request, 481);
+    // The CANCEL is answered here, hop by hop; the INVITE gets its 487 from downstream.
+    this.answer(inFlow, request, 200);
+    if (tx.finalStatus === 0) this.cancelDownstream(tx);
+  }
+
+  private cancelDownstream(tx: ClientTransaction): void {
+    if (tx.cancelled) return;
+    tx.cancelled = true;
+    const sent = tx.sent;
+    const outFlow = tx.outFlow;
+    if (!sent || !outFlow) return; // not sent yet: forward() sees `cancelled` and answers 487
+    const keep = ['Route', 'From', 'To', 'Call-ID'];
+    const headers: Header[] = [
+      ownVia(this.options.view(), outFlow, tx.branch),
+      ...sent.headers.filter((header) => keep.includes(header.name)),
+      { name: 'CSeq', value: `${cseq(sent).seq} CANCEL` },
+      { name: 'Max-Forwards', value: '70' },
+    ];
+    outFlow.send({ kind: 'request', method: 'CANCEL', uri: sent.uri, headers, body: Buffer.alloc(0) });
+    // A UAS that never answers the CANCEL: give the caller its 487 after 64·T1 anyway.
+    tx.timer?.cancel();
+    tx.timer = this.options.clock.setTimer(this.nonInviteTimeoutMs, () => this.timedOut(tx));
+  }
+
+  /** The ACK of a non-2xx final answer to an INVITE we forwarded (hop-by-hop, same branch). */
+  private ackDownstream(tx: ClientTransaction, response: SipResponse): void {
+    const sent = tx.sent;
+    const outFlow = tx.outFlow;
+    if (!sent || !outFlow) return;
+    const headers: Header[] = [
+      ownVia(this.options.view(), outFlow, tx.branch),
+      ...sent.headers.filter((header) => header.name === 'Route' || header.name === 'From' || header.name === 'Call-ID'),
+      ...response.headers.filter((header) => header.name === 'To'),
+      { name: 'CSeq', value: `${cseq(sent).seq} ACK` },
+      { name: 'Max-Forwards', value: '70' },
+    ];
+    outFlow.send({ kind: 'request', method: 'ACK', uri: sent.uri, headers, body: Buffer.alloc(0) });
+  }
+}
+
+/** The key of the server transaction a request belongs to (§17.2.3), per inbound flow. */
+function serverKeyOf(flow: Flow, request: SipRequest): string {
+  const branch = topVia(request)?.branch;
+  const method = request.method === 'ACK' ? 'INVITE' : request.method;
+  if (branch) return `${flow.id}|${branch}|${method}`;
+  // RFC 2543 peers send no branch: Call-ID and CSeq number stand in for it.
+  return `${flow.id}|${callId(request)}/${cseq(request).seq}|${method}`;
+}
+
+function rawHasToTag(request: SipRequest): boolean {
+  return to(request).tag !== null;
+}
+
+/**
+ * §16.3 step 4 / §16.6 step 8: a hash of what identifies the request as it reached us. It rides in
+ * our branch; the same request coming back with our Via holding the same hash is a loop (482), while
+ * a spiral (a changed Request-URI or Route) hashes differently.
+ */
+export function loopHash(request: SipRequest): string {
+  const parts = [formatUri(request.uri), from(request).tag ?? '', to(request).tag ?? '', callId(request), String(cseq(request).seq), ...headerValues(request, 'Route'), ...proxyRequire(request)];
+  let hash = 0x811c9dc5;
+  for (const part of parts) {
+    for (let index = 0; index < part.length; index++) hash = Math.imul(hash ^ part.charCodeAt(index), 0x01000193);
+    hash = Math.imul(hash ^ 0x1f, 0x01000193);
+  }
+  return (hash >>> 0).toString(36);
+}
+
+/** Is the request looping through us? (one of our Vias carries the hash of this very request). */
+export function isLoop(request: SipRequest, view: PoolView): boolean {
+  const values = headerValues(request, 'Via');
+  if (values.length < 2) return false;
+  const hash = loopHash(request);
+  for (const value of values) {
+    const branch = /;\s*branch=([^;\s]+)/i.exec(value)?.[1];
+    if (!branch || !branch.startsWith(BRANCH_PREFIX) || !branch.endsWith(`.${hash}`)) continue;
+    const host = /^\s*SIP\s*\/\s*2\.0\s*\/\s*\S+\s+(\[[^\]]+\]|[^:;\s]+)/i.exec(value)?.[1];
+    if (host && view.isSelf(host)) return true;
+  }
+  return false;
+}
+
+/** Of a user's bindings, the one to ring: highest q, then the latest registered (no forking yet). */
+function pickBinding(bindings: readonly BindingView[]): BindingView | undefined {
+  let best: BindingView | undefined;
+  for (const binding of bindings) {
+    if (!best || (binding.q ?? 0.5) > (best.q ?? 0.5) || ((binding.q ?? 0.5) === (best.q ?? 0.5) && binding.registeredAtMs >= best.registeredAtMs)) best = binding;
+  }
+  return best;
+}
+
+function parseContactUri(contact: string): SipUri | null {
+  try {
+    const uri = parseNameAddr(`<${contact}>`).uri;
+    return isSipUri(uri) ? uri : null;
+  } catch {
+    return null;
+  }
+}
+

@@ -1,0 +1,248 @@
+// Front End servers in this process on real sockets (127.0.6.31-33, the third one never started):
+// OPTIONS state headers, the physical sequence (a down peer's users land in backup mode, others are
+// redirected there), 404/480/483/482, a call cancelled across two servers, and the reg event.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FrontEndServer, STATE_HEADER, TOPOLOGY_VERSION_HEADER } from './server.ts';
+import { headerValue, headerValues } from '../sip/message.ts';
+import { parseMessage } from '../sip/parse.ts';
+import { loopHash } from './proxy.ts';
+import { homeOf } from '../registrar/sequence.ts';
+import { parseRegInfo } from '../registrar/reg-event.ts';
+import { parse } from '../topology/parse.ts';
+import { freePortPair, topologyYaml } from '../../test/helpers/frontend-pool.ts';
+import { TestSipClient } from '../../test/helpers/sip-client.ts';
+import { waitUntil } from '../../test/helpers/process.ts';
+
+const ADDRESSES = ['127.0.6.31', '127.0.6.32', '127.0.6.33'];
+const SERVERS = ['fe1.contoso.com', 'fe2.contoso.com', 'fe3.contoso.com'];
+const CLIENT = '127.0.6.130';
+let counter = 0;
+
+function userHomedAt(wantedPrimary: string, prefix: string): string {
+  for (let n = 0; ; n++) {
+    const user = `sip:${prefix}${n}@contoso.com`;
+    if (homeOf(user, SERVERS, new Set(SERVERS))!.server === wantedPrimary) return user;
+  }
+}
+
+function registerLines(user: string, client: TestSipClient, extra: string[] = []): { lines: string[]; callId: string } {
+  const n = ++counter;
+  const callId = `reg-${n}@test`;
+  return {
+    callId,
+    lines: [
+      'REGISTER sip:contoso.com SIP/2.0',
+      `Via: SIP/2.0/TCP ${CLIENT}:${client.localPort};branch=z9hG4bK-r${n}`,
+      'Max-Forwards: 70',
+      `From: <${user}>;tag=f${n}`,
+      `To: <${user}>`,
+      `Call-ID: ${callId}`,
+      `CSeq: ${n} REGISTER`,
+      `Contact: <${user.replace('@contoso.com', `@${CLIENT}:${client.localPort}`)};transport=tcp>`,
+      'Expires: 600',
+      ...extra,
+    ],
+  };
+}
+
+function inviteLines(from: string, toUser: string, client: TestSipClient, options: { maxForwards?: number; via?: string } = {}): { lines: string[]; callId: string } {
+  const n = ++counter;
+  const callId = `call-${n}@test`;
+  return {
+    callId,
+    lines: [
+      `INVITE ${toUser} SIP/2.0`,
+      ...(options.via ? [`Via: ${options.via}`] : []),
+      `Via: SIP/2.0/TCP ${CLIENT}:${client.localPort};branch=z9hG4bK-i${n}`,
+      `Max-Forwards: ${options.maxForwards ?? 70}`,
+      `From: <${from}>;tag=caller${n}`,
+      `To: <${toUser}>`,
+      `Call-ID: ${callId}`,
+      `CSeq: 1 INVITE`,
+      `Contact: <sip:caller@${CLIENT}:${client.localPort};transport=tcp>`,
+    ],
+  };
+}
+
+describe('Front End servers in process: fe1 and fe2 up, fe3 never started', () => {
+  const servers: FrontEndServer[] = [];
+  const clients: TestSipClient[] = [];
+  let port = 0;
+  const open = async (index: number): Promise<TestSipClient> => {
+    const client = await TestSipClient.open(ADDRESSES[index]!, port, CLIENT);
+    clients.push(client);
+    return client;
+  };
+
+  before(async () => {
+    port = await freePortPair(ADDRESSES);
+    const topology = parse(topologyYaml(ADDRESSES, port, 100), 'test.yaml');
+    for (const fqdn of SERVERS.slice(0, 2)) {
+      const server = new FrontEndServer({ topology, topologyVersion: 7, server: fqdn });
+      await server.start();
+      servers.push(server);
+    }
+    await waitUntil('fe3 down, fe1/fe2 active', () =>
+      servers.every((server) => {
+        const peers = server.status().heartbeat.peers;
+        return peers['fe3.contoso.com']?.state === 'down' && Object.values(peers).filter((peer) => peer.state === 'active').length === 1;
+      }),
+    );
+  });
+  after(async () => {
+    for (const client of clients) client.close();
+    await Promise.all(servers.map((server) => server.stop()));
+  });
+
+  test('OPTIONS to a server: 200 with its state and topology version', async () => {
+    const client = await open(0);
+    client.send(['OPTIONS sip:fe1.contoso.com SIP/2.0', `Via: SIP/2.0/TCP ${CLIENT};branch=z9hG4bK-o1`, 'Max-Forwards: 70', 'From: <sip:probe@contoso.com>;tag=o1', 'To: <sip:fe1.contoso.com>', 'Call-ID: options-1', 'CSeq: 1 OPTIONS']);
+    const answer = await client.response('options-1', 200);
+    assert.equal(headerValue(answer, STATE_HEADER), 'active');
+    assert.equal(headerValue(answer, TOPOLOGY_VERSION_HEADER), '7');
+    assert.deepEqual(servers[0]!.status().available, ['fe1.contoso.com', 'fe2.contoso.com']);
+  });
+
+  test('a user whose primary (fe3) is down registers in backup mode at the next server; the other server redirects there', async () => {
+    const user = userHomedAt('fe3.contoso.com', 'orphan');
+    const backup = homeOf(user, SERVERS, new Set(SERVERS.slice(0, 2)))!.server;
+    const backupIndex = SERVERS.indexOf(backup);
+    const other = await open(1 - backupIndex);
+    const first = registerLines(user, other);
+    other.send(first.lines);
+    const redirect = await other.response(first.callId, 301);
+    assert.equal(redirect.reason, 'Redirect request to Home Server');
+    const contacts = headerValues(redirect, 'Contact');
+    assert.equal(contacts.length, 2, 'only available servers are offered');
+    assert.match(contacts[0]!, new RegExp(`^<sip:${backup}:${port};transport=tcp;maddr=${ADDRESSES[backupIndex]!.replaceAll('.', '\\.')}>;q=0\\.7$`));
+    assert.match(contacts[1]!, /;q=0\.3$/);
+    const home = await open(backupIndex);
+    const second = registerLines(user, home);
+    home.send(second.lines);
+    const ok = await home.response(second.callId, 200);
+    assert.equal(headerValue(ok, 'X-Registrar-Mode'), 'backup');
+    assert.match(headerValue(ok, 'Contact') ?? '', /;expires=600$/);
+    assert.equal(servers[backupIndex]!.user(user).bindings[0]?.mode, 'backup');
+  });
+
+  test('404 for a domain we do not serve, 480 for a user with no binding, 483 when Max-Forwards is spent', async () => {
+    const client = await open(0);
+    const foreign = inviteLines('sip:a@contoso.com', 'sip:someone@fabrikam.com', client);
+    client.send(foreign.lines);
+    await client.response(foreign.callId, 404, 'INVITE');
+    const nobody = inviteLines('sip:a@contoso.com', userHomedAt('fe2.contoso.com', 'nobody'), client);
+    client.send(nobody.lines);
+    await client.response(nobody.callId, 480, 'INVITE'); // forwarded to fe2, answered there
+    const spent = inviteLines('sip:a@contoso.com', userHomedAt('fe2.contoso.com', 'spent'), client, { maxForwards: 0 });
+    client.send(spent.lines);
+    await client.response(spent.callId, 483, 'INVITE');
+  });
+
+  test('a request that comes back with our Via for the same request is a loop (482)', async () => {
+    const client = await open(0);
+    const callee = userHomedAt('fe2.contoso.com', 'loop');
+    const probe = inviteLines('sip:a@contoso.com', callee, client);
+    const text = `${probe.lines.join('\r\n')}\r\nContent-Length: 0\r\n\r\n`;
+    const hash = loopHash(parseMessage(Buffer.from(text)) as never);
+    const looped = inviteLines('sip:a@contoso.com', callee, client, { via: `SIP/2.0/TCP ${ADDRESSES[0]}:${port};branch=z9hG4bK-dl-abc.${hash}` });
+    // Same identifying fields as the probe (Call-ID, tags, CSeq), so the hash matches.
+    const lines = looped.lines.map((line) => line.replace(looped.callId, probe.callId).replace(/caller\d+/, /caller\d+/.exec(probe.lines.join('\n'))![0]));
+    client.send(lines);
+    await client.response(probe.callId, 482, 'INVITE');
+  });
+
+  test('a call across fe1 → fe2 cancelled while ringing: 100, 180, CANCEL 200, 487 and ACK hop by hop; no dialog is left', async () => {
+    const calleeUser = userHomedAt('fe2.contoso.com', 'callee');
+    const callee = await open(1);
+    const reg = registerLines(calleeUser, callee);
+    callee.send(reg.lines);
+    await callee.response(reg.callId, 200);
+    const caller = await open(0);
+    const invite = inviteLines('sip:caller@contoso.com', calleeUser, caller);
+    caller.send(invite.lines);
+    await caller.response(invite.callId, 100, 'INVITE');
+    const incoming = await callee.request('INVITE', invite.callId);
+    assert.equal(headerValues(incoming, 'Via').length, 3, 'two proxies added their Via');
+    assert.equal(headerValues(incoming, 'Record-Route').length, 2, 'both servers record-route');
+    assert.equal(headerValue(incoming, 'Max-Forwards'), '68');
+    const answerLines = (status: string, req = incoming) => [
+      `SIP/2.0 ${status}`,
+      ...headerValues(req, 'Via').map((via) => `Via: ${via}`),
+      `From: ${headerValue(req, 'From')}`,
+      `To: ${headerValue(req, 'To')}${status.startsWith('100') ? '' : ';tag=callee1'}`,
+      `Call-ID: ${headerValue(req, 'Call-ID')}`,
+      `CSeq: ${headerValue(req, 'CSeq')}`,
+    ];
+    callee.send(answerLines('180 Ringing'));
+    await caller.response(invite.callId, 180, 'INVITE');
+    caller.send([
+      `CANCEL ${calleeUser} SIP/2.0`,
+      invite.lines[1]!,
+      'Max-Forwards: 70',
+      invite.lines[3]!,
+      invite.lines[4]!,
+      `Call-ID: ${invite.callId}`,
+      'CSeq: 1 CANCEL',
+    ]);
+    await caller.response(invite.callId, 200, 'CANCEL');
+    const cancel = await callee.request('CANCEL', invite.callId);
+    callee.send(answerLines('200 OK', cancel));
+    callee.send(answerLines('487 Request Terminated'));
+    await caller.response(invite.callId, 487, 'INVITE');
+    const ack = await callee.request('ACK', invite.callId);
+    assert.equal(headerValue(ack, 'CSeq'), '1 ACK');
+    assert.equal(servers[0]!.status().dialogs.active + servers[1]!.status().dialogs.active, 0);
+  });
+
+  test('reg event: a user subscribes to its own registration, gets full state, then the deactivated hand-over', async () => {
+    const user = userHomedAt('fe1.contoso.com', 'watcher');
+    const client = await open(0);
+    const reg = registerLines(user, client);
+    client.send(reg.lines);
+    await client.response(reg.callId, 200);
+    client.send([
+      `SUBSCRIBE ${user} SIP/2.0`,
+      `Via: SIP/2.0/TCP ${CLIENT}:${client.localPort};branch=z9hG4bK-s1`,
+      'Max-Forwards: 70',
+      `From: <${user}>;tag=sub1`,
+      `To: <${user}>`,
+      'Call-ID: sub-1',
+      'CSeq: 1 SUBSCRIBE',
+      'Event: reg',
+      'Accept: application/reginfo+xml',
+      'Expires: 600',
+      `Contact: <sip:watcher@${CLIENT}:${client.localPort};transport=tcp>`,
+    ]);
+    const ok = await client.response('sub-1', 200, 'SUBSCRIBE');
+    assert.equal(headerValue(ok, 'Expires'), '600');
+    const full = await client.request('NOTIFY', 'sub-1');
+    assert.equal(headerValue(full, 'Subscription-State'), 'active;expires=600');
+    const document = parseRegInfo(full.body);
+    assert.equal(document.state, 'full');
+    assert.equal(document.registrations[0]?.contacts.length, 1);
+    servers[0]!.registrar.deactivate(user);
+    const moved = await client.request('NOTIFY', 'sub-1');
+    assert.equal(headerValue(moved, 'Subscription-State'), 'terminated;reason=deactivated');
+    const after = parseRegInfo(moved.body);
+    assert.equal(after.registrations[0]?.contacts[0]?.event, 'deactivated');
+    assert.equal(servers[0]!.user(user).bindings.length, 0);
+  });
+
+  test('someone else may not subscribe to a user\'s registration (403)', async () => {
+    const user = userHomedAt('fe1.contoso.com', 'private');
+    const client = await open(0);
+    client.send([
+      `SUBSCRIBE ${user} SIP/2.0`,
+      `Via: SIP/2.0/TCP ${CLIENT}:${client.localPort};branch=z9hG4bK-s2`,
+      'Max-Forwards: 70',
+      'From: <sip:spy@contoso.com>;tag=spy',
+      `To: <${user}>`,
+      'Call-ID: sub-2',
+      'CSeq: 1 SUBSCRIBE',
+      'Event: reg',
+      `Contact: <sip:spy@${CLIENT}:${client.localPort};transport=tcp>`,
+    ]);
+    await client.response('sub-2', 403, 'SUBSCRIBE');
+  });
+});

@@ -1,0 +1,429 @@
+// The Front End server process: SIP over TCP/TLS on its own address, the registrar (REGISTER, reg
+// event), the proxy, server-to-server links with the heartbeat over them, and the state it exposes
+// (status(), users()) to the admin API. Its own state and the available-servers view are explicit
+// values the registrar decision reads, so draining and admin blocking slot in later.
+import { pino, type Logger } from 'pino';
+import type { Flow } from '../sip/flow.ts';
+import { createResponse, headerValue, type Header, type SipRequest, type SipResponse } from '../sip/message.ts';
+import { maxForwards, parseNameAddr, proxyRequire, topVia } from '../sip/headers.ts';
+import { checkRequire, answerFor } from '../sip/problem.ts';
+import { isSipUri, parseUri } from '../sip/uri.ts';
+import { SipTransport, type TlsClientOptions, type TransportStats } from '../sip/transport.ts';
+import { systemClock, systemRandom, type Clock, type Random } from '../shared/clock.ts';
+import { DnslbError } from '../shared/errors.ts';
+import { limits } from '../shared/limits.ts';
+import { LocationService, type LocationCounts, type RegistrarConfig } from '../registrar/location.ts';
+import { canonicalUser, homeInSequence, type RegistrarMode } from '../registrar/sequence.ts';
+import { REGINFO_CONTENT_TYPE } from '../registrar/reg-event.ts';
+import { Heartbeat } from '../pool/heartbeat.ts';
+import { isAvailable, type MemberState, type ProbeResult, type ReportedState } from '../pool/member-state.ts';
+import type { Topology } from '../topology/schema.ts';
+import { DialogCounter } from './dialogs.ts';
+import { PoolView } from './pool-view.ts';
+import { isLoop, Proxy, type ProxyCounters } from './proxy.ts';
+import { RegistrarService, type RegistrarCounters } from './registrar-service.ts';
+import { PeerLinks } from './s2s.ts';
+import { LocalRequests, ownVia, randomToken, withoutFirst } from './wire.ts';
+
+/** What a server says of itself in its OPTIONS answers (DESIGN §3 "Heartbeat"). */
+export type OwnState = ReportedState;
+
+/** Headers of an OPTIONS answer that carry the answering server's view of itself. */
+export const STATE_HEADER = 'X-Dnslb-State';
+export const TOPOLOGY_VERSION_HEADER = 'X-Dnslb-Topology-Version';
+export const SERVER_HEADER = 'X-Dnslb-Server';
+
+const ALLOW = 'INVITE, ACK, BYE, CANCEL, OPTIONS, MESSAGE, SUBSCRIBE, NOTIFY, REGISTER, INFO, UPDATE, REFER';
+/** §8.2.2.3: options a REGISTER or reg SUBSCRIBE may require of us. */
+const SUPPORTED = ['path', 'outbound'];
+
+export interface FrontEndOptions {
+  topology: Topology;
+  /** The published version the topology came from; 0 for a file that was never published. */
+  topologyVersion?: number;
+  /** This server's FQDN (a frontend or director server of the topology). */
+  server: string;
+  /** Certificate and key to listen for TLS on the pool's TLS port; `ca` verifies peers on server-to-server TLS. */
+  tls?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer };
+  /** Server-to-server links: `tls` (default when `tls` is given) or `tcp`. */
+  peerTransport?: 'tcp' | 'tls';
+  /** Override the ports of the pool (tests); 0 picks a free one. */
+  ports?: { tcp?: number; tls?: number };
+  clock?: Clock;
+  random?: Random;
+  logger?: Logger;
+  idleTimeoutMs?: number;
+  connectionsMax?: number;
+  tlsHandshakeTimeoutMs?: number;
+  registrar?: Partial<RegistrarConfig>;
+  inviteTimeoutMs?: number;
+}
+
+export interface PeerStatus {
+  state: MemberState;
+  reportedState: ReportedState | null;
+  topologyVersion: number | null;
+  lastAnswerAtMs: number | null;
+  misses: number;
+  lastReason: string | null;
+}
+
+/** The JSON of `GET /status` (documented in src/frontend/README.md). */
+export interface FrontEndStatus {
+  server: string;
+  pool: string;
+  state: OwnState;
+  topologyVersion: number;
+  pid: number;
+  startedAtMs: number;
+  listening: { tcp: string | null; tls: string | null };
+  bindings: LocationCounts;
+  dialogs: { active: number; startedTotal: number; endedTotal: number };
+  transactions: { pending: number };
+  heartbeat: { intervalMs: number; peers: Record<string, PeerStatus> };
+  /** The physical registrar sequence: the pool's servers that may take users now (self included). */
+  available: string[];
+  registrar: RegistrarCounters;
+  proxy: ProxyCounters;
+  links: { open: string[]; connectFailures: number };
+  transport: TransportStats;
+  memory: { rssBytes: number; heapUsedBytes: number };
+}
+
+export interface UserEntry {
+  user: string;
+  mode: RegistrarMode;
+  bindings: number;
+  /** The user's home by this server's current view. */
+  home: string | null;
+}
+
+export class FrontEndServer {
+  readonly transport: SipTransport;
+  readonly location: LocationService;
+  readonly registrar: RegistrarService;
+  readonly proxy: Proxy;
+  readonly dialogs: DialogCounter;
+  private view: PoolView;
+  private readonly clock: Clock;
+  private readonly random: Random;
+  private readonly logger: Logger;
+  private readonly links: PeerLinks;
+  private readonly local: LocalRequests;
+  private readonly heartbeat: Heartbeat;
+  private ownState: OwnState = 'active';
+  /** Servers an operator took out (blocked, from the store); never the same as unhealthy. */
+  private adminUnavailable: ReadonlySet<string> = new Set();
+  private listening: { tcp: string | null; tls: string | null } = { tcp: null, tls: null };
+  private readonly startedAtMs: number;
+
+  constructor(private readonly options: FrontEndOptions) {
+    this.clock = options.clock ?? systemClock;
+    this.random = options.random ?? systemRandom;
+    this.logger = options.logger ?? pino({ level: 'silent' });
+    this.startedAtMs = this.clock.nowMs();
+    this.view = new PoolView(options.topology, options.server, options.topologyVersion ?? 0);
+    this.transport = new SipTransport({ clock: this.clock, random: this.random, idleTimeoutMs: options.idleTimeoutMs, connectionsMax: options.connectionsMax, tlsHandshakeTimeoutMs: options.tlsHandshakeTimeoutMs });
+    this.local = new LocalRequests(this.clock, this.random);
+    this.dialogs = new DialogCounter({ clock: this.clock });
+    const peerTransport = options.peerTransport ?? (options.tls ? 'tls' : 'tcp');
+    const peerTls: TlsClientOptions | undefined = options.tls ? { ca: options.tls.ca, cert: options.tls.cert, key: options.tls.key } : undefined;
+    this.links = new PeerLinks(this.view, { transport: this.transport, linkTransport: peerTransport, tls: peerTls });
+    this.location = new LocationService({ clock: this.clock, config: options.registrar, onExpired: (bindings) => this.registrar.expired(bindings) });
+    const available = (fqdn: string): boolean => this.isAvailable(fqdn);
+    this.proxy = new Proxy({
+      clock: this.clock,
+      random: this.random,
+      logger: this.logger,
+      transport: this.transport,
+      links: this.links,
+      location: this.location,
+      dialogs: this.dialogs,
+      view: () => this.view,
+      available,
+      inviteTimeoutMs: options.inviteTimeoutMs,
+    });
+    this.registrar = new RegistrarService({
+      clock: this.clock,
+      random: this.random,
+      logger: this.logger,
+      location: this.location,
+      local: this.local,
+      flowById: (id) => this.transport.flow(id),
+      view: () => this.view,
+      available,
+      onContact: (contact, flow) => this.proxy.noteContact(contact, flow),
+    });
+    const settings = this.view.topology.settings.heartbeat;
+    this.heartbeat = new Heartbeat(this.view.self.fqdn, this.view.peers.map((peer) => peer.fqdn), (peer) => this.probe(peer), settings, this.clock);
+    this.heartbeat.onChange((change) => this.logger.info({ peer: change.peer, from: change.from, to: change.to, reason: change.health.lastReason }, 'heartbeat: peer changed state'));
+    this.transport.on('message', (flow, message) => {
+      try {
+        if (message.kind === 'request') this.onRequest(flow, message);
+        else this.onResponse(message);
+      } catch (error) {
+        // A header the parser let through but a typed accessor refuses: answer 400, keep serving.
+        this.logger.debug({ err: error }, 'frontend: message refused');
+        if (message.kind === 'request' && message.method !== 'ACK') flow.send(createResponse(message, 400, { toTag: randomToken(this.random, 10), reason: 'Malformed header' }));
+      }
+    });
+    this.transport.on('flowClosed', (flow) => this.onFlowClosed(flow));
+  }
+
+  get self(): string {
+    return this.view.self.fqdn;
+  }
+
+  get state(): OwnState {
+    return this.ownState;
+  }
+
+  /** Draining and drained are set by the drain work (later); this server then leaves the physical sequence. */
+  setOwnState(state: OwnState): void {
+    this.ownState = state;
+  }
+
+  /** Servers taken out by an operator (blocked), as the store says. */
+  setAdminUnavailable(servers: Iterable<string>): void {
+    this.adminUnavailable = new Set(servers);
+  }
+
+  /** A newly published topology: the sequences, the peers and the links follow it. */
+  setTopology(topology: Topology, version: number): void {
+    this.view = new PoolView(topology, this.view.self.fqdn, version);
+    this.links.setView(this.view);
+    this.heartbeat.setPeers(this.view.peers.map((peer) => peer.fqdn));
+    this.heartbeat.setSettings(topology.settings.heartbeat);
+  }
+
+  /** The physical registrar sequence: may `fqdn` take users now? */
+  isAvailable(fqdn: string): boolean {
+    if (this.adminUnavailable.has(fqdn)) return false;
+    if (fqdn === this.view.self.fqdn) return this.ownState === 'active';
+    if (!this.view.member(fqdn)) return false;
+    return isAvailable(this.heartbeat.stateOf(fqdn) ?? 'suspect');
+  }
+
+  async start(): Promise<{ tcp: { host: string; port: number }; tls: { host: string; port: number } | null }> {
+    const host = this.view.self.address;
+    const tcp = await this.transport.listen({ transport: 'tcp', host, port: this.options.ports?.tcp ?? this.view.tcpPort });
+    let tls: { host: string; port: number } | null = null;
+    if (this.options.tls) {
+      tls = await this.transport.listen({ transport: 'tls', host, port: this.options.ports?.tls ?? this.view.tlsPort, tls: { cert: this.options.tls.cert, key: this.options.tls.key } });
+    }
+    this.listening = { tcp: `${tcp.host}:${tcp.port}`, tls: tls ? `${tls.host}:${tls.port}` : null };
+    this.location.start();
+    this.heartbeat.start();
+    return { tcp, tls };
+  }
+
+  async stop(): Promise<void> {
+    this.heartbeat.stop();
+    this.location.stop();
+    this.registrar.close();
+    this.proxy.close();
+    this.local.close();
+    this.links.close();
+    await this.transport.close();
+  }
+
+  status(): FrontEndStatus {
+    const peers: Record<string, PeerStatus> = {};
+    for (const [peer, health] of this.heartbeat.view()) {
+      peers[peer] = {
+        state: health.state,
+        reportedState: health.reportedState ?? null,
+        topologyVersion: health.topologyVersion ?? null,
+        lastAnswerAtMs: health.lastAnswerAtMs ?? null,
+        misses: health.misses,
+        lastReason: health.lastReason ?? null,
+      };
+    }
+    const memory = process.memoryUsage();
+    const dialogs = this.dialogs.stats();
+    return {
+      server: this.view.self.fqdn,
+      pool: this.view.pool.fqdn,
+      state: this.ownState,
+      topologyVersion: this.view.topologyVersion,
+      pid: process.pid,
+      startedAtMs: this.startedAtMs,
+      listening: this.listening,
+      bindings: this.location.counts(),
+      dialogs: { active: dialogs.active, startedTotal: dialogs.startedTotal, endedTotal: dialogs.endedTotal },
+      transactions: { pending: this.proxy.pendingTransactions },
+      heartbeat: { intervalMs: this.view.topology.settings.heartbeat.intervalMs, peers },
+      available: this.view.members.map((member) => member.fqdn).filter((fqdn) => this.isAvailable(fqdn)),
+      registrar: { ...this.registrar.counters },
+      proxy: { ...this.proxy.counters, answeredLocally: { ...this.proxy.counters.answeredLocally } },
+      links: this.links.stats(),
+      transport: this.transport.stats(),
+      memory: { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed },
+    };
+  }
+
+  /** The users registered here, with their mode and home by this server's view (`GET /users`). */
+  users(offset = 0, limit: number = limits.frontendUsersPageMax): { total: number; users: UserEntry[] } {
+    const all = [...this.location.users()];
+    const page = all.slice(offset, offset + Math.min(limit, limits.frontendUsersPageMax));
+    const users: UserEntry[] = [];
+    for (const user of page) {
+      const bindings = this.location.bindingsOf(user);
+      if (bindings.length === 0) continue;
+      const home = homeInSequence(this.view.sequencer.sequenceOfCanonical(user), (fqdn) => this.isAvailable(fqdn));
+      users.push({ user, mode: bindings[0]!.mode, bindings: bindings.length, home: home?.server ?? null });
+    }
+    return { total: all.length, users };
+  }
+
+  /** One user: sequence, home, bindings here (`GET /users/:uri`). */
+  user(uri: string): { user: string; sequence: string[]; home: string | null; mode: RegistrarMode | null; bindings: ReturnType<LocationService['bindingsOf']> } {
+    const user = canonicalUser(uri);
+    const sequence = this.view.sequencer.sequenceOfCanonical(user);
+    const home = homeInSequence(sequence, (fqdn) => this.isAvailable(fqdn));
+    return { user, sequence, home: home?.server ?? null, mode: home?.mode ?? null, bindings: this.location.bindingsOf(user) };
+  }
+
+  // --- SIP ---------------------------------------------------------------------------------------
+
+  private onRequest(flow: Flow, request: SipRequest): void {
+    const view = this.view;
+    if (request.method !== 'ACK' && request.method !== 'CANCEL') {
+      const required = proxyRequire(request);
+      if (required.length > 0) {
+        // §16.3 step 5: we support no proxy extension.
+        flow.send(createResponse(request, 420, { toTag: randomToken(this.random, 10), headers: [{ name: 'Unsupported', value: required.join(', ') }] }));
+        return;
+      }
+    }
+    // §16.4: Routes naming us are ours to remove (we record-routed, or the client preloaded us).
+    let headers = request.headers;
+    let poppedOwnRoute = false;
+    for (;;) {
+      const route = headerValue({ headers }, 'Route');
+      if (route === undefined) break;
+      const uri = parseNameAddr(route, { requireBrackets: true }).uri;
+      if (!isSipUri(uri) || !view.isSelf(uri.host)) break;
+      headers = withoutFirst(headers, 'Route');
+      poppedOwnRoute = true;
+    }
+    const routed: SipRequest = poppedOwnRoute ? { ...request, headers } : request;
+    const routeLeft = headerValue(routed, 'Route') !== undefined;
+    const uri = routed.uri;
+    const addressedToUs = !routeLeft && isSipUri(uri) && uri.user === null && view.isServiceHost(uri.host);
+    const hops = maxForwards(routed);
+
+    if (!routeLeft && routed.method === 'REGISTER') return this.answerLocally(flow, routed, () => this.registrar.handleRegister(flow, routed));
+    if (!routeLeft && RegistrarService.isRegSubscribe(routed)) return this.answerLocally(flow, routed, () => this.registrar.handleSubscribe(flow, routed));
+    if (routed.method === 'OPTIONS' && (addressedToUs || hops === 0)) return this.answerOptions(flow, routed);
+    if (addressedToUs && routed.method !== 'CANCEL') {
+      if (routed.method !== 'ACK') flow.send(createResponse(routed, 405, { toTag: randomToken(this.random, 10), headers: [{ name: 'Allow', value: 'OPTIONS, REGISTER, SUBSCRIBE' }] }));
+      return;
+    }
+    if (hops !== null && hops <= 0 && routed.method !== 'CANCEL') {
+      if (routed.method !== 'ACK') flow.send(createResponse(routed, 483, { toTag: randomToken(this.random, 10) }));
+      return;
+    }
+    if (isLoop(routed, view)) {
+      this.proxy.counters.loopsDetected++;
+      if (routed.method !== 'ACK') flow.send(createResponse(routed, 482, { toTag: randomToken(this.random, 10) }));
+      return;
+    }
+    const fromPeer = view.peers.some((peer) => peer.address === flow.remoteAddress);
+    this.proxy.route(flow, routed, { poppedOwnRoute, fromPeer });
+  }
+
+  /** A request this server answers itself (REGISTER, reg SUBSCRIBE): Require checked first (§8.2.2.3). */
+  private answerLocally(flow: Flow, request: SipRequest, handle: () => SipResponse): void {
+    const bad = checkRequire(request, SUPPORTED);
+    if (bad) {
+      const answer = answerFor(bad, { toTag: randomToken(this.random, 10) });
+      if (answer.response) flow.send(answer.response);
+      return;
+    }
+    flow.send(handle());
+  }
+
+  private answerOptions(flow: Flow, request: SipRequest): void {
+    const headers: Header[] = [
+      { name: 'Allow', value: ALLOW },
+      { name: 'Accept', value: `application/sdp, ${REGINFO_CONTENT_TYPE}` },
+      { name: 'Supported', value: SUPPORTED.join(', ') },
+      { name: SERVER_HEADER, value: this.view.self.fqdn },
+      { name: STATE_HEADER, value: this.ownState },
+      { name: TOPOLOGY_VERSION_HEADER, value: String(this.view.topologyVersion) },
+    ];
+    flow.send(createResponse(request, 200, { toTag: randomToken(this.random, 10), headers }));
+  }
+
+  private onResponse(response: SipResponse): void {
+    const branch = topVia(response)?.branch;
+    if (branch && this.local.offer(branch, response)) return;
+    this.proxy.response(response);
+  }
+
+  private onFlowClosed(flow: Flow): void {
+    this.proxy.flowClosed(flow);
+    this.registrar.flowClosed(flow.id);
+    // RFC 5626 §5.2: an outbound binding dies with its flow. Plain RFC 3261 bindings stay until they
+    // expire; the proxy reaches them by connecting to their Contact.
+    const onFlow = this.location.bindingsOnFlow(flow.id);
+    if (onFlow.length > 0 && onFlow.every((binding) => binding.instance !== undefined && binding.regId !== undefined)) this.location.dropFlow(flow.id);
+  }
+
+  /** The heartbeat's probe: OPTIONS over the link to the peer; its answer says the peer's state. */
+  private async probe(peer: string): Promise<ProbeResult> {
+    let flow: Flow;
+    try {
+      flow = await this.links.flowTo(peer);
+    } catch (error) {
+      return { ok: false, reason: (error as Error).message };
+    }
+    const view = this.view;
+    const target = view.member(peer);
+    if (!target) return { ok: false, reason: 'not in the pool' };
+    const timeoutMs = view.topology.settings.heartbeat.intervalMs;
+    const response = await this.local.send(
+      flow,
+      (branch) => ({
+        kind: 'request',
+        method: 'OPTIONS',
+        uri: parseUri(`sip:${peer}`),
+        headers: [
+          ownVia(view, flow, branch),
+          // §11: an OPTIONS with Max-Forwards 0 is answered by the first server; it never travels on.
+          { name: 'Max-Forwards', value: '0' },
+          { name: 'From', value: `<sip:${view.self.fqdn}>;tag=${randomToken(this.random, 10)}` },
+          { name: 'To', value: `<sip:${peer}>` },
+          { name: 'Call-ID', value: `hb-${randomToken(this.random, 20)}@${view.self.fqdn}` },
+          { name: 'CSeq', value: '1 OPTIONS' },
+          { name: STATE_HEADER, value: this.ownState },
+          { name: TOPOLOGY_VERSION_HEADER, value: String(view.topologyVersion) },
+        ],
+        body: Buffer.alloc(0),
+      }),
+      timeoutMs,
+    );
+    if (!response) return { ok: false, reason: 'no answer' };
+    if (response.status !== 200) return { ok: false, reason: `answered ${response.status}` };
+    const reported = headerValue(response, STATE_HEADER)?.trim();
+    const version = Number(headerValue(response, TOPOLOGY_VERSION_HEADER) ?? 'NaN');
+    if (reported !== 'active' && reported !== 'draining' && reported !== 'drained') return { ok: false, reason: `no ${STATE_HEADER} in the answer` };
+    return { ok: true, reportedState: reported, topologyVersion: Number.isInteger(version) ? version : 0 };
+  }
+}
+
+/** Reads PEM files for the TLS options; FRONTEND_TLS when one cannot be read. */
+export async function readTlsFiles(files: { cert?: string; key?: string; ca?: string }): Promise<FrontEndOptions['tls']> {
+  if (files.cert === undefined && files.key === undefined) return undefined;
+  if (files.cert === undefined || files.key === undefined) throw new DnslbError('FRONTEND_TLS', '--tls-cert and --tls-key go together');
+  const { readFile } = await import('node:fs/promises');
+  const read = async (file: string): Promise<string> => {
+    try {
+      return await readFile(file, 'utf8');
+    } catch (error) {
+      throw new DnslbError('FRONTEND_TLS', `cannot read ${file}: ${(error as Error).message}`, { cause: error });
+    }
+  };
+  return { cert: await read(files.cert), key: await read(files.key), ca: files.ca === undefined ? undefined : await read(files.ca) };
+}

@@ -1,0 +1,149 @@
+// A pool of real `dnslb server` processes on loopback addresses for integration tests and benches:
+// writes a topology, finds free SIP ports, starts each server with its admin API, waits until every
+// server sees every peer active, reads their state, and stops them by PID.
+import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { start, waitUntil, type Running } from './process.ts';
+import type { FrontEndStatus, UserEntry } from '../../src/frontend/server.ts';
+
+export const REPO = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface PoolServer {
+  fqdn: string;
+  address: string;
+  process: Running;
+  adminUrl: string;
+}
+
+export interface RunningPool {
+  dir: string;
+  topologyFile: string;
+  tcpPort: number;
+  tlsPort: number;
+  servers: PoolServer[];
+  status(index: number): Promise<FrontEndStatus>;
+  users(index: number): Promise<UserEntry[]>;
+  stop(): Promise<void>;
+}
+
+export interface PoolOptions {
+  /** One loopback address per server (fe1, fe2, ...). */
+  addresses: string[];
+  heartbeatIntervalMs?: number;
+  /** Certificates for TLS (one certificate naming every server is enough for tests). */
+  tls?: { certFile: string; keyFile: string; caFile: string };
+  /** Extra top-level YAML (e.g. a `users:` list). */
+  extraYaml?: string;
+  /** Start only these servers (indexes); the others stay down. */
+  startOnly?: number[];
+  /** More `dnslb server` flags. */
+  serverArgs?: string[];
+  taskset?: string;
+}
+
+async function portFree(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, host, () => server.close(() => resolve(true)));
+  });
+}
+
+/** A port P such that P and P+1 are free on every address. */
+export async function freePortPair(addresses: readonly string[]): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20_000 + 2 * Math.floor(Math.random() * 19_000);
+    let free = true;
+    for (const address of addresses) if (!(await portFree(address, port)) || !(await portFree(address, port + 1))) free = false;
+    if (free) return port;
+  }
+  throw new Error('no free port pair');
+}
+
+export function topologyYaml(addresses: readonly string[], tcpPort: number, heartbeatIntervalMs: number, extraYaml = ''): string {
+  const servers = addresses.map((address, index) => `      - { fqdn: fe${index + 1}.contoso.com, ipv4: ${address} }`).join('\n');
+  return `schemaVersion: 1
+sipDomains: [contoso.com]
+sites: [{ name: redmond }]
+pools:
+  - fqdn: pool01.contoso.com
+    kind: frontend
+    site: redmond
+    loadBalancing: dns
+    servers:
+${servers}
+    webServices:
+      internal: { fqdn: webint.contoso.com, vip: { ipv4: 127.0.6.250 } }
+      external: { fqdn: webext.contoso.com, vip: { ipv4: 127.0.6.251 } }
+    sip: { tcpPort: ${tcpPort}, tlsPort: ${tcpPort + 1} }
+dns:
+  servers: [{ fqdn: dns1.contoso.com, listen: ["127.0.6.253:5300"] }]
+  zones: [{ name: contoso.com }]
+settings:
+  heartbeat: { intervalMs: ${heartbeatIntervalMs}, failAfter: 3, riseAfter: 2 }
+${extraYaml}
+`;
+}
+
+export async function adminGet<T>(url: string, token: string, path: string): Promise<T> {
+  const response = await fetch(new URL(path, url), { headers: { authorization: `Bearer ${token}` } });
+  if (!response.ok) throw new Error(`GET ${path}: ${response.status} ${await response.text()}`);
+  return (await response.json()) as T;
+}
+
+export async function startPool(options: PoolOptions): Promise<RunningPool> {
+  const dir = mkdtempSync(join(tmpdir(), 'dnslb-pool-'));
+  const tcpPort = await freePortPair(options.addresses);
+  const topologyFile = join(dir, 'topology.yaml');
+  writeFileSync(topologyFile, topologyYaml(options.addresses, tcpPort, options.heartbeatIntervalMs ?? 200, options.extraYaml));
+  const servers: PoolServer[] = [];
+  const indexes = options.startOnly ?? options.addresses.map((_, index) => index);
+  try {
+    for (const index of indexes) {
+      const address = options.addresses[index]!;
+      const fqdn = `fe${index + 1}.contoso.com`;
+      const tlsArgs = options.tls ? ['--tls-cert', options.tls.certFile, '--tls-key', options.tls.keyFile, '--tls-ca', options.tls.caFile] : [];
+      const args = ['bin/dnslb.js', 'server', '--topology', topologyFile, '--server', fqdn, '--admin-listen', `${address}:0`, '--data-dir', dir, '--log-level', 'warn', ...tlsArgs, ...(options.serverArgs ?? [])];
+      const child = start(process.execPath, args, { cwd: REPO, taskset: options.taskset });
+      let adminUrl = '';
+      await waitUntil(`${fqdn} listening`, () => {
+        const match = /admin (http:\/\/[0-9.]+:\d+)/.exec(child.output());
+        if (match) adminUrl = match[1]!;
+        return match !== null;
+      }, { process: child, timeoutMs: 20_000 });
+      servers.push({ fqdn, address, process: child, adminUrl });
+    }
+  } catch (error) {
+    await Promise.all(servers.map((server) => server.process.stop()));
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+  const token = readFileSync(join(dir, 'admin-token'), 'utf8').trim();
+  const pool: RunningPool = {
+    dir,
+    topologyFile,
+    tcpPort,
+    tlsPort: tcpPort + 1,
+    servers,
+    status: (index) => adminGet<FrontEndStatus>(servers[index]!.adminUrl, token, '/status'),
+    users: async (index) => (await adminGet<{ users: UserEntry[] }>(servers[index]!.adminUrl, token, '/users')).users,
+    async stop() {
+      await Promise.all(servers.map((server) => server.process.stop()));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  if (indexes.length === options.addresses.length && indexes.length > 1) {
+    // Ready when every server sees every peer active (the physical sequence is whole).
+    await waitUntil('every peer active', async () => {
+      for (let index = 0; index < servers.length; index++) {
+        const status = await pool.status(index);
+        if (Object.values(status.heartbeat.peers).some((peer) => peer.state !== 'active')) return false;
+      }
+      return true;
+    }, { timeoutMs: 20_000 });
+  }
+  return pool;
+}

@@ -1,0 +1,154 @@
+// The real `dnslb server` process under bad input: a slow sender, a megabyte header line, a lying
+// Content-Length, random bytes, a TLS handshake that never finishes and 10,000 idle connections.
+// It answers 400 or closes that connection, stays responsive to everyone else, never crashes, and
+// its resident memory stays bounded.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startPool, type RunningPool } from '../helpers/frontend-pool.ts';
+import { waitUntil } from '../helpers/process.ts';
+import { createTestCertificates, type TestCertificates } from '../helpers/tls-certs.ts';
+
+const ADDRESS = '127.0.6.10';
+/** The bound the server's RSS must stay under through all of it (a Node process idles near 80 MB). */
+const RSS_BYTES_MAX = 400 * 1024 * 1024;
+
+function options(n: number): string {
+  return [
+    'OPTIONS sip:fe1.contoso.com SIP/2.0',
+    `Via: SIP/2.0/TCP 127.0.6.110;branch=z9hG4bK-bad-${n}`,
+    'Max-Forwards: 70',
+    'To: <sip:fe1.contoso.com>',
+    `From: <sip:probe@contoso.com>;tag=b${n}`,
+    `Call-ID: bad-${n}@127.0.6.110`,
+    `CSeq: ${n} OPTIONS`,
+    'Content-Length: 0',
+    '',
+    '',
+  ].join('\r\n');
+}
+
+async function open(port: number, localAddress = '127.0.6.110'): Promise<{ socket: Socket; received: () => string; closed: Promise<void> }> {
+  const socket = connect({ host: ADDRESS, port, localAddress });
+  socket.on('error', () => {});
+  let text = '';
+  socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+  const closed = once(socket, 'close').then(() => undefined);
+  await once(socket, 'connect');
+  return { socket, received: () => text, closed };
+}
+
+describe('dnslb server under bad input', () => {
+  let pool: RunningPool;
+  let dir = '';
+  let certs: TestCertificates;
+  let sequence = 0;
+
+  async function stillAnswers(): Promise<void> {
+    const client = await open(pool.tcpPort, '127.0.6.111');
+    const n = ++sequence;
+    client.socket.write(options(n));
+    await waitUntil('OPTIONS answered', () => client.received().includes('SIP/2.0 200 OK') && client.received().includes(`bad-${n}@`), { timeoutMs: 10_000 });
+    assert.match(client.received(), /X-Dnslb-State: active/);
+    client.socket.destroy();
+  }
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'dnslb-fe-bad-'));
+    certs = createTestCertificates({ names: ['fe1.contoso.com'], ips: [ADDRESS] });
+    writeFileSync(join(dir, 'cert.pem'), certs.cert);
+    writeFileSync(join(dir, 'key.pem'), certs.key);
+    writeFileSync(join(dir, 'ca.pem'), certs.ca);
+    pool = await startPool({
+      addresses: [ADDRESS],
+      tls: { certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem'), caFile: join(dir, 'ca.pem') },
+      serverArgs: ['--connections-max', '12000', '--idle-timeout-ms', '12000', '--tls-handshake-timeout-ms', '1500'],
+    });
+  });
+  after(async () => {
+    await pool?.stop();
+    certs?.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a slow sender (one byte at a time) still gets its answer', async () => {
+    const client = await open(pool.tcpPort);
+    for (const byte of Buffer.from(options(++sequence))) {
+      client.socket.write(Buffer.from([byte]));
+      if (byte === 0x0a) await sleep(5);
+    }
+    await waitUntil('slow OPTIONS answered', () => client.received().includes('SIP/2.0 200 OK'));
+    client.socket.destroy();
+    await stillAnswers();
+  });
+
+  test('a megabyte header line closes that connection only', async () => {
+    const client = await open(pool.tcpPort);
+    client.socket.write(`OPTIONS sip:fe1.contoso.com SIP/2.0\r\nX-Long: ${'a'.repeat(1024 * 1024)}\r\n\r\n`);
+    await client.closed;
+    await stillAnswers();
+  });
+
+  test('a lying Content-Length: too large is refused with 413 and a close; too small leaves garbage that gets 400 or a close', async () => {
+    const big = await open(pool.tcpPort);
+    big.socket.write(options(++sequence).replace('Content-Length: 0', 'Content-Length: 10000000'));
+    await big.closed;
+    assert.match(big.received(), /^SIP\/2.0 413/);
+    const short = await open(pool.tcpPort);
+    short.socket.write(options(++sequence).replace('Content-Length: 0', 'Content-Length: 2') + 'this body is longer than it said\r\n\r\n');
+    await waitUntil('short Content-Length handled', () => short.received().includes('SIP/2.0 200') && (short.received().includes('SIP/2.0 400') || short.socket.destroyed || short.socket.readableEnded));
+    short.socket.destroy();
+    await stillAnswers();
+  });
+
+  test('random bytes: answered 400 or closed, never a crash', async () => {
+    for (let round = 0; round < 50; round++) {
+      const client = await open(pool.tcpPort);
+      client.socket.write(randomBytes(2000 + round * 100));
+      client.socket.end();
+      await client.closed;
+    }
+    await stillAnswers();
+  });
+
+  test('a TLS handshake that never finishes is dropped after the handshake timeout; others are served meanwhile', async () => {
+    const stalled = connect({ host: ADDRESS, port: pool.tlsPort, localAddress: '127.0.6.110' });
+    stalled.on('error', () => {});
+    await once(stalled, 'connect');
+    stalled.write(Buffer.from([0x16, 0x03, 0x01, 0x00, 0xff])); // a ClientHello header, and nothing more
+    await stillAnswers();
+    await once(stalled, 'close');
+    const status = await pool.status(0);
+    assert.ok(status.transport.handshakeTimeouts >= 1);
+  });
+
+  test('10,000 idle connections: the server stays responsive, sheds them at the idle timeout, memory stays bounded', async () => {
+    const sockets: Socket[] = [];
+    try {
+      for (let index = 0; index < 10_000; index++) {
+        const socket = connect({ host: ADDRESS, port: pool.tcpPort, localAddress: `127.0.6.${120 + (index % 20)}` });
+        socket.on('error', () => {});
+        sockets.push(socket);
+        if (index % 500 === 499) await Promise.all(sockets.slice(-500).map((s) => (s.connecting ? once(s, 'connect').catch(() => undefined) : undefined)));
+      }
+      await waitUntil('10,000 connections held', async () => (await pool.status(0)).transport.flowsOpen >= 10_000, { timeoutMs: 30_000 });
+      await stillAnswers();
+      const held = await pool.status(0);
+      assert.ok(held.memory.rssBytes < RSS_BYTES_MAX, `RSS ${held.memory.rssBytes} with 10,000 connections`);
+      await waitUntil('idle connections shed', async () => (await pool.status(0)).transport.flowsOpen < 100, { timeoutMs: 30_000 });
+      const shed = await pool.status(0);
+      assert.ok((shed.transport.flowsClosed['idle'] ?? 0) >= 10_000);
+      assert.ok(shed.memory.rssBytes < RSS_BYTES_MAX);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+    }
+    await stillAnswers();
+    assert.equal(pool.servers[0]!.process.child.exitCode, null, 'the server is still running');
+  });
+});
