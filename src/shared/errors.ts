@@ -26,6 +26,7 @@ export const ERROR_CODES = [
   'STORE_IO',
   'STORE_LOCKED',
   'STORE_UNKNOWN_SERVER',
+  'STORE_TOO_LARGE',
   // cli
   'CLI_USAGE',
 ] as const;
