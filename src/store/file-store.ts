@@ -169,7 +169,8 @@ export class FileStore implements Store {
   /** Serialises this instance's operations; other processes are serialised by the log itself. */
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
-  private readonly wakers = new Set<Waker>();
+  /** One per running watch: closes its fs watchers and wakes it to end. */
+  private readonly releases = new Set<() => void>();
 
   private constructor(options: FileStoreOptions) {
     this.directory = join(options.dataDir, 'store');
@@ -375,7 +376,7 @@ export class FileStore implements Store {
 
   // ---- versions --------------------------------------------------------------------------
 
-  publish(topology: Topology, baseVersion: number, meta: { by: string; comment?: string }): Promise<PublishedVersion> {
+  async publish(topology: Topology, baseVersion: number, meta: { by: string; comment?: string }): Promise<PublishedVersion> {
     assert(Number.isInteger(baseVersion) && baseVersion >= 0, 'baseVersion is a version number');
     const comment = meta.comment ?? '';
     checkText('by', meta.by);
@@ -383,7 +384,7 @@ export class FileStore implements Store {
     const document = toDocument(topology);
     const documentBytes = Buffer.byteLength(JSON.stringify(document));
     if (documentBytes > limits.topologyBytesMax) {
-      return Promise.reject(new DnslbError('STORE_TOO_LARGE', `the topology is ${documentBytes} bytes as JSON, more than the limit of ${limits.topologyBytesMax}`));
+      throw new DnslbError('STORE_TOO_LARGE', `the topology is ${documentBytes} bytes as JSON, more than the limit of ${limits.topologyBytesMax}`);
     }
     return this.exclusive(() =>
       this.commit(async (state) => {
@@ -459,7 +460,7 @@ export class FileStore implements Store {
 
   // ---- admin state -----------------------------------------------------------------------
 
-  setAdminState(server: string, adminState: AdminState, meta: { by: string; reason: string }): Promise<AdminStateRecord> {
+  async setAdminState(server: string, adminState: AdminState, meta: { by: string; reason: string }): Promise<AdminStateRecord> {
     checkText('by', meta.by);
     checkText('reason', meta.reason);
     return this.exclusive(() =>
@@ -558,9 +559,14 @@ export class FileStore implements Store {
     };
     watchFolder(this.logDirectory, () => (logChanged = true));
     watchFolder(this.livenessDirectory, () => (livenessChanged = true));
-    const onAbort = (): void => waker.notify();
-    signal?.addEventListener('abort', onAbort);
-    this.wakers.add(waker);
+    // Abort and close() release the fs watchers at once, even when the consumer never pulls again
+    // (a generator suspended at `yield` runs its finally only when resumed).
+    const release = (): void => {
+      for (const watcher of watchers.splice(0)) watcher.close();
+      waker.notify();
+    };
+    signal?.addEventListener('abort', release);
+    this.releases.add(release);
     /** Liveness as last reported to this watcher, by (server, reporter) file name. */
     const reported = new Map<string, { fingerprint: string; server: string; reporter: string }>();
     let nextLivenessCheckMs = 0;
@@ -607,9 +613,9 @@ export class FileStore implements Store {
         await waker.wait(this.clock, this.pollIntervalMs);
       }
     } finally {
-      signal?.removeEventListener('abort', onAbort);
-      this.wakers.delete(waker);
-      for (const watcher of watchers) watcher.close();
+      signal?.removeEventListener('abort', release);
+      this.releases.delete(release);
+      release();
     }
   }
 
@@ -622,7 +628,7 @@ export class FileStore implements Store {
     if (this.closed) return;
     await this.queue;
     this.closed = true;
-    for (const waker of this.wakers) waker.notify();
+    for (const release of this.releases) release();
   }
 }
 
