@@ -4,6 +4,8 @@ import { DnslbError } from '../shared/errors.ts';
 import { TopologyError } from '../topology/problem.ts';
 import { EXIT_INVALID, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE } from './exit-codes.ts';
 import { registerTopology } from './commands/topology.ts';
+import { registerTopologyStore } from './commands/topology-store.ts';
+import { registerUp } from './commands/up.ts';
 
 /** Operating errors whose cause is the user's input rather than the system. */
 const INVALID_INPUT_CODES = new Set(['TOPOLOGY_FILE', 'STORE_STALE_VERSION', 'STORE_UNKNOWN_SERVER', 'STORE_NOT_FOUND']);
@@ -15,6 +17,8 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   registerTopology(program);
+  registerTopologyStore(program);
+  registerUp(program);
   program.commands.forEach(function exitOverrideEverywhere(command: Command) {
     command.exitOverride();
     command.commands.forEach(exitOverrideEverywhere);

@@ -2,7 +2,7 @@
 // revision is a file created exclusively (the compare-and-swap that serialises every writer, in
 // any process), compacted into numbered snapshot files; liveness reports kept apart (src/store/README.md).
 import { watch as watchDirectory, type FSWatcher } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { assert } from '../shared/assert.ts';
@@ -27,6 +27,8 @@ export interface FileStoreOptions {
   compactEvery?: number;
   /** Expired liveness reports are deleted this long after they expired. */
   livenessRetainMs?: number;
+  /** Fail with STORE_NOT_FOUND instead of creating an absent store (read-only commands). */
+  mustExist?: boolean;
 }
 
 export const FILE_STORE_DEFAULTS = {
@@ -189,6 +191,13 @@ export class FileStore implements Store {
   /** Opens (creating when absent) the store in `dataDir`; reads it through, so a corrupt store fails here. */
   static async open(options: FileStoreOptions): Promise<FileStore> {
     const store = new FileStore(options);
+    if (options.mustExist) {
+      try {
+        await stat(store.logDirectory);
+      } catch (cause) {
+        throw new DnslbError('STORE_NOT_FOUND', `no store in ${options.dataDir} (publish a topology first, or pass --data-dir)`, { cause });
+      }
+    }
     for (const directory of [store.logDirectory, store.compactionDirectory, store.versionDirectory, store.livenessDirectory, store.tmpDirectory]) {
       try {
         await mkdir(directory, { recursive: true });

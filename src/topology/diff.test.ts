@@ -56,10 +56,16 @@ describe('diffTopologies', () => {
     assert.match(text, /3 change\(s\): 1 pool\(s\) changed, 1 server\(s\) added, 1 server\(s\) removed, 1 server\(s\) changed$/);
   });
 
-  test('a pool added and one removed list their servers; reordering pools is no change', () => {
+  test('reordering servers is a change (a fixed answer order follows it)', () => {
+    const after = edited((document) => {
+      (document.pools[0] as { servers: unknown[] }).servers.reverse();
+    });
+    assert.deepEqual(formatDiff(diffTopologies(contoso, after)).split('\n')[0], '~ pools[pool01.contoso.com].servers (order): ["fe1.contoso.com","fe2.contoso.com","fe3.contoso.com"] → ["fe3.contoso.com","fe2.contoso.com","fe1.contoso.com"]');
+  });
+
+  test('a pool added and one removed list their servers', () => {
     const after = edited((document) => {
       const mediation = document.pools.pop() as { fqdn: string; servers: { fqdn: string; ipv4: string }[] };
-      document.pools.reverse();
       document.pools.push({ ...mediation, fqdn: 'medpool2.contoso.com', servers: [{ fqdn: 'med3.contoso.com', ipv4: '127.0.0.63' }] });
     });
     const diff = diffTopologies(contoso, after);

@@ -69,6 +69,10 @@ function diffJson(before: Json | undefined, after: Json | undefined, path: strin
       const byKeyBefore = new Map(before.map((item, index) => [keysBefore[index] as string, item]));
       const byKeyAfter = new Map(after.map((item, index) => [keysAfter[index] as string, item]));
       for (const key of [...new Set([...byKeyBefore.keys(), ...byKeyAfter.keys()])]) diffJson(byKeyBefore.get(key), byKeyAfter.get(key), `${path}[${key}]`, out);
+      // Order can matter (a `fixed` answer order lists servers as written): report a reordering of the items kept.
+      const keptBefore = keysBefore.filter((key) => byKeyAfter.has(key as string));
+      const keptAfter = keysAfter.filter((key) => byKeyBefore.has(key as string));
+      if (!sameJson(keptBefore as Json[], keptAfter as Json[])) out.push({ op: 'changed', path: `${path} (order)`, before: keptBefore, after: keptAfter });
       return;
     }
   }
