@@ -8,7 +8,7 @@ import { registerTopologyStore } from './commands/topology-store.ts';
 import { registerUp } from './commands/up.ts';
 
 /** Operating errors whose cause is the user's input rather than the system. */
-const INVALID_INPUT_CODES = new Set(['TOPOLOGY_FILE', 'STORE_STALE_VERSION', 'STORE_UNKNOWN_SERVER', 'STORE_NOT_FOUND']);
+const INVALID_INPUT_CODES = new Set(['TOPOLOGY_FILE', 'STORE_STALE_VERSION', 'STORE_UNKNOWN_SERVER', 'STORE_NOT_FOUND', 'STORE_TOO_LARGE']);
 
 export function buildProgram(): Command {
   const program = new Command('dnslb')
