@@ -5,12 +5,15 @@ import { TopologyError } from '../topology/problem.ts';
 import { EXIT_INVALID, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE } from './exit-codes.ts';
 import { registerTopology } from './commands/topology.ts';
 import { registerDns } from './commands/dns.ts';
+import { openFileStore } from '../store/file-store.ts';
 import { registerPlan } from './commands/plan.ts';
 import { registerClient } from './commands/client.ts';
 import { registerServer } from './commands/server.ts';
+import { registerTopologyStore } from './commands/topology-store.ts';
+import { registerUp } from './commands/up.ts';
 
 /** Operating errors whose cause is the user's input rather than the system. */
-const INVALID_INPUT_CODES = new Set(['TOPOLOGY_FILE', 'STORE_STALE_VERSION', 'STORE_UNKNOWN_SERVER', 'STORE_NOT_FOUND']);
+const INVALID_INPUT_CODES = new Set(['TOPOLOGY_FILE', 'STORE_STALE_VERSION', 'STORE_UNKNOWN_SERVER', 'STORE_NOT_FOUND', 'STORE_TOO_LARGE']);
 
 export function buildProgram(): Command {
   const program = new Command('dnslb')
@@ -19,10 +22,12 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   registerTopology(program);
-  registerDns(program);
+  registerDns(program, (dataDir) => openFileStore({ dataDir, mustExist: true }));
   registerPlan(program);
   registerClient(program);
   registerServer(program);
+  registerTopologyStore(program);
+  registerUp(program);
   program.commands.forEach(function exitOverrideEverywhere(command: Command) {
     command.exitOverride();
     command.commands.forEach(exitOverrideEverywhere);

@@ -38,6 +38,7 @@ export class LiveZones {
   private retryTimer: Timer | undefined;
   private readonly abort = new AbortController();
   private rebuildQueued = false;
+  private revisionApplied = 0;
   private watching: Promise<void> | undefined;
 
   constructor(private readonly options: LiveZonesOptions) {
@@ -52,6 +53,11 @@ export class LiveZones {
   /** Zone versions, oldest first, of the zone `origin` (the last one is served). */
   history(origin: string): readonly ZoneVersion[] {
     return this.histories.get(origin) ?? [];
+  }
+
+  /** The store revision the zones have caught up with (liveness events carry no revision of their own). */
+  get appliedRevision(): number {
+    return this.revisionApplied;
   }
 
   onChange(listener: ChangeListener): void {
@@ -72,6 +78,7 @@ export class LiveZones {
     this.liveness.clear();
     for (const record of snapshot.liveness) this.applyLiveness(record);
     this.rebuild();
+    this.revisionApplied = Math.max(this.revisionApplied, snapshot.revision);
     this.watching = this.watch(store, snapshot.revision);
   }
 
@@ -100,7 +107,11 @@ export class LiveZones {
       case 'liveness':
         this.applyLiveness(event.record);
         break;
+      case 'liveness-expired':
+        this.liveness.delete(`${event.server.toLowerCase()}\n${event.reporter.toLowerCase()}`);
+        break;
     }
+    this.revisionApplied = Math.max(this.revisionApplied, event.revision);
     // Several events arriving together cost one rebuild; the microtask runs before any I/O, so
     // the answers follow the store at once.
     if (!this.rebuildQueued) {

@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import dnsPacket from 'dns-packet';
 import { FakeClock } from '../../test/helpers/fake-clock.ts';
-import { MemoryStore } from '../../test/helpers/memory-store.ts';
+import { caughtUp } from '../../test/helpers/eventually.ts';
+import { tempFileStore } from '../../test/helpers/temp-store.ts';
 import { seededRandom } from '../../test/helpers/seeded-random.ts';
 import { limits } from '../shared/limits.ts';
 import { parse } from '../topology/parse.ts';
@@ -22,18 +23,15 @@ function topologyText(extraRecords = 0): string {
   return EXAMPLE.replace('secondaries: []', `secondaries: ["${SECONDARY}:53"]`).replace(/(- \{ name: www\.contoso\.com.*\n)/, `$1${records}${records ? '\n' : ''}`);
 }
 
-async function liveZones(extraRecords = 0): Promise<{ zones: LiveZones; store: MemoryStore; clock: FakeClock }> {
+async function liveZones(extraRecords = 0): Promise<{ zones: LiveZones; store: Awaited<ReturnType<typeof tempFileStore>>; clock: FakeClock }> {
   const clock = new FakeClock();
-  const store = new MemoryStore(clock);
+  const store = await tempFileStore(clock);
   await store.publish(parse(topologyText(extraRecords)), 0, { by: 'test' });
   const zones = new LiveZones({ store, clock, random: seededRandom(1) });
   await zones.start();
   return { zones, store, clock };
 }
 
-async function settle(): Promise<void> {
-  for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve));
-}
 
 function ask(zones: LiveZones, question: Omit<dnsPacket.Packet, 'id'>, address = SECONDARY, udp = false): dnsPacket.DecodedPacket[] {
   const packet = dnsPacket.encode({ id: 4242, type: 'query', ...question });
@@ -107,7 +105,7 @@ describe('IXFR', () => {
     const old = zones.current.serials.get('contoso.com')!;
     clock.advance(5000);
     await store.setAdminState('fe2.contoso.com', 'blocked', { by: 'test', reason: 'patching' });
-    await settle();
+    await caughtUp(zones, store);
     const current = zones.current.serials.get('contoso.com')!;
     assert.notEqual(current, old);
     const records = ask(zones, ixfr(old)).flatMap((message) => message.answers ?? []);

@@ -32,6 +32,7 @@ export const ERROR_CODES = [
   'STORE_IO',
   'STORE_LOCKED',
   'STORE_UNKNOWN_SERVER',
+  'STORE_TOO_LARGE',
   // client
   'CLIENT_DISCOVERY',
   'CLIENT_CONNECT',

@@ -1,6 +1,7 @@
 // The store (Lync's Central Management Store): published topology versions, per-server admin state,
 // liveness, and a watchable stream of changes. One interface; the file backend (embedded default)
 // and the etcd backend implement it, so callers never know which one they hold.
+import type { TopologyDiff } from '../topology/diff.ts';
 import type { Topology } from '../topology/schema.ts';
 
 /** What an operator set: "disabled by an operator" is never the same as "unhealthy" (STYLE). */
@@ -36,6 +37,8 @@ export interface LivenessRecord {
 
 export interface PublishedVersion {
   version: number;
+  /** The store revision that published it (etcd: the key's mod revision). */
+  revision: number;
   publishedAtMs: number;
   by: string;
   comment: string;
@@ -44,11 +47,18 @@ export interface PublishedVersion {
 
 export type VersionSummary = Omit<PublishedVersion, 'topology'>;
 
-/** A change, with the store revision it happened at; watch() resumes after any revision. */
+/**
+ * A change, with the store revision it happened at; watch() resumes after any revision.
+ * 'published' and 'admin-state' are durable and replayed on resume. Liveness is ephemeral
+ * (a lease in etcd): a watch first reports every unexpired record once, then each change of
+ * state or topology version, and 'liveness-expired' when a report outlives its TTL unrenewed;
+ * their `revision` is the store revision when they were seen, not a resume point of their own.
+ */
 export type StoreEvent =
   | { kind: 'published'; revision: number; version: number }
   | { kind: 'admin-state'; revision: number; record: AdminStateRecord }
-  | { kind: 'liveness'; revision: number; record: LivenessRecord };
+  | { kind: 'liveness'; revision: number; record: LivenessRecord }
+  | { kind: 'liveness-expired'; revision: number; server: string; reporter: string };
 
 /** Everything a consumer (DNS, a Front End) needs to start; then watch from `revision`. */
 export interface Snapshot {
@@ -75,8 +85,12 @@ export interface Store {
   currentVersion(): Promise<number>;
   /** A version (the latest when absent); throws STORE_NOT_FOUND. */
   read(version?: number): Promise<PublishedVersion>;
+  /** Every published version, oldest first. */
   listVersions(): Promise<VersionSummary[]>;
+  /** What changed from one version to another (src/topology/diff.ts); throws STORE_NOT_FOUND. */
+  diff(fromVersion: number, toVersion: number): Promise<TopologyDiff>;
 
+  /** Throws STORE_UNKNOWN_SERVER when `server` is not in the current version. */
   setAdminState(server: string, state: AdminState, meta: { by: string; reason: string }): Promise<AdminStateRecord>;
   adminStates(): Promise<ReadonlyMap<string, AdminStateRecord>>;
 

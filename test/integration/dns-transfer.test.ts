@@ -1,7 +1,6 @@
 // A real Knot DNS as a secondary of dnslb on loopback: it transfers the zone (AXFR), is sent NOTIFY
 // on each change, follows with IXFR, and answers the same records as dnslb after a publish and after
-// a block. dnslb runs in this process following the in-memory store (test/helpers/memory-store.ts;
-// the file store, for a `dns serve --store-dir` child, is not on this branch yet); Knot is a child.
+// a block. dnslb runs in this process following a real file store in a temporary data dir; Knot is a child.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -15,7 +14,7 @@ import { parse } from '../../src/topology/parse.ts';
 import { startKnot, type DnsPeer } from '../helpers/dns-peers.ts';
 import { REPO } from '../helpers/dns-process.ts';
 import { freePort } from '../helpers/free-port.ts';
-import { MemoryStore } from '../helpers/memory-store.ts';
+import { tempFileStore } from '../helpers/temp-store.ts';
 import { waitUntil } from '../helpers/process.ts';
 import { seededRandom } from '../helpers/seeded-random.ts';
 
@@ -46,8 +45,8 @@ async function soaSerial(server: string, port: number): Promise<number> {
   return Number(stdout.trim().split(/\s+/)[2]);
 }
 
+const store = await tempFileStore(systemClock);
 describe('Knot as a secondary of dnslb (AXFR, NOTIFY, IXFR)', () => {
-  const store = new MemoryStore(systemClock);
   const zones = new LiveZones({ store, clock: systemClock, random: seededRandom(9) });
   const notifier = new Notifier({ secondaries: () => zones.secondaries, sourceAddress: PRIMARY, clock: systemClock, random: seededRandom(10), retryMs: 500 });
   let server: DnsServer;

@@ -25,7 +25,7 @@ export type OpenStore = (directory: string) => Promise<Store>;
 interface ServeOptions {
   listen?: string[];
   server?: string;
-  storeDir?: string;
+  store?: string;
   logLevel: string;
   tcpIdleTimeoutMs: string;
   tcpConnectionsMax: string;
@@ -151,7 +151,7 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
     .argument('[file]', 'topology YAML (served when the store has no published version, or without a store)')
     .option('--listen <address:port...>', 'where to listen (default: the topology\'s DNS servers\' listen addresses); port 0 picks a free port')
     .option('--server <fqdn>', 'listen only on this DNS server\'s addresses from the topology')
-    .option('--store-dir <dir>', 'follow the file store in this data directory (published topology, admin state, liveness)')
+    .option('--store <dir>', 'follow the file store in this data directory (published topology, admin state, liveness)')
     .option('--tcp-idle-timeout-ms <ms>', 'close a TCP connection with no complete query for this long', String(limits.dnsTcpIdleTimeoutMs))
     .option('--tcp-connections-max <n>', 'open TCP connections at most; more are closed at once', String(limits.dnsTcpConnectionsMax))
     .option('--log-level <level>', 'pino level: fatal, error, warn, info, debug, silent', process.env['DNSLB_LOG_LEVEL'] ?? 'info')
@@ -168,12 +168,12 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
       if (cluster.isWorker) return serveWorker(serverOptions);
       const workers = Number(options.workers);
       if (!Number.isInteger(workers) || workers < 0 || workers > limits.dnsWorkersMax) throw new DnslbError('CLI_USAGE', `--workers ${options.workers}: not an integer from 0 to ${limits.dnsWorkersMax}`);
-      if (file === undefined && options.storeDir === undefined) throw new DnslbError('CLI_USAGE', 'dns serve needs a topology FILE, --store-dir DIR, or both');
+      if (file === undefined && options.store === undefined) throw new DnslbError('CLI_USAGE', 'dns serve needs a topology FILE, --store DIR, or both');
       const topology = file === undefined ? undefined : await parseFile(file);
       let store: Store | undefined;
-      if (options.storeDir !== undefined) {
-        if (!openStore) throw new DnslbError('CLI_USAGE', '--store-dir: this build has no file store backend wired into `dns serve` yet');
-        store = await openStore(options.storeDir);
+      if (options.store !== undefined) {
+        if (!openStore) throw new DnslbError('CLI_USAGE', '--store: this build has no file store backend wired into `dns serve` yet');
+        store = await openStore(options.store);
       }
       const zones = new LiveZones({ topology, store, clock: systemClock, random: systemRandom, logger });
       await zones.start();
@@ -221,9 +221,9 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
     .argument('[file]', 'topology YAML (used when the store has no published version, or without a store)')
     .requiredOption('--zone <zone>', 'the zone to export')
     .option('--view <view>', 'the view to export (default: the first view)')
-    .option('--store-dir <dir>', 'read the published topology and live state from the file store in this data directory')
-    .action(async (file: string | undefined, options: { zone: string; view?: string; storeDir?: string }) => {
-      const zones = await openZones(file, options.storeDir, openStore);
+    .option('--store <dir>', 'read the published topology and live state from the file store in this data directory')
+    .action(async (file: string | undefined, options: { zone: string; view?: string; store?: string }) => {
+      const zones = await openZones(file, options.store, openStore);
       try {
         const zone = options.zone.toLowerCase().replace(/\.$/, '');
         const version = zones.history(zone).at(-1);
@@ -242,7 +242,7 @@ interface PushOptions {
   zone: string;
   tsig: string;
   view?: string;
-  storeDir?: string;
+  store?: string;
 }
 
 /** `dns push`: RFC 2136 updates that bring an existing server's zone in line with the topology. */
@@ -255,12 +255,12 @@ function registerPush(dns: Command, openStore: OpenStore | undefined): void {
     .requiredOption('--zone <zone>', 'the zone to update')
     .requiredOption('--tsig <name:alg:secret>', 'TSIG key: NAME:hmac-sha256:BASE64SECRET (as tsig-keygen prints it)')
     .option('--view <view>', 'the view whose records the server should hold (default: the first view)')
-    .option('--store-dir <dir>', 'read the published topology and live state from the file store in this data directory')
+    .option('--store <dir>', 'read the published topology and live state from the file store in this data directory')
     .action(async (file: string | undefined, options: PushOptions) => {
       const key = parseTsigKey(options.tsig);
       const parsed = endpoint.safeParse(options.server);
       if (!parsed.success) throw new DnslbError('CLI_USAGE', `--server ${options.server}: not ADDRESS:PORT or [IPV6]:PORT`);
-      const zones = await openZones(file, options.storeDir, openStore);
+      const zones = await openZones(file, options.store, openStore);
       const zone = options.zone.toLowerCase().replace(/\.$/, '');
       const version = zones.history(zone).at(-1);
       if (!version) throw new DnslbError('CLI_USAGE', `--zone ${options.zone}: not a zone of the topology (${zones.served().map((v) => v.content.origin).join(', ')})`);
@@ -276,11 +276,11 @@ function registerPush(dns: Command, openStore: OpenStore | undefined): void {
 
 /** Zones built once from a topology file and/or the store (export and push read, they do not follow). */
 async function openZones(file: string | undefined, storeDir: string | undefined, openStore: OpenStore | undefined): Promise<LiveZones> {
-  if (file === undefined && storeDir === undefined) throw new DnslbError('CLI_USAGE', 'needs a topology FILE, --store-dir DIR, or both');
+  if (file === undefined && storeDir === undefined) throw new DnslbError('CLI_USAGE', 'needs a topology FILE, --store DIR, or both');
   const topology: Topology | undefined = file === undefined ? undefined : await parseFile(file);
   let store: Store | undefined;
   if (storeDir !== undefined) {
-    if (!openStore) throw new DnslbError('CLI_USAGE', '--store-dir: this build has no file store backend wired in yet');
+    if (!openStore) throw new DnslbError('CLI_USAGE', '--store: this build has no file store backend wired in yet');
     store = await openStore(storeDir);
   }
   const zones = new LiveZones({ topology, store, clock: systemClock, random: systemRandom });
