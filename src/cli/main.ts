@@ -11,9 +11,11 @@ import { registerClient } from './commands/client.ts';
 import { registerServer } from './commands/server.ts';
 import { registerTopologyStore } from './commands/topology-store.ts';
 import { registerUp } from './commands/up.ts';
+import { registerPool } from './commands/pool.ts';
+import { registerServerAdmin } from './commands/server-admin.ts';
 
 /** Operating errors whose cause is the user's input rather than the system. */
-const INVALID_INPUT_CODES = new Set(['TOPOLOGY_FILE', 'STORE_STALE_VERSION', 'STORE_UNKNOWN_SERVER', 'STORE_NOT_FOUND', 'STORE_TOO_LARGE']);
+const INVALID_INPUT_CODES = new Set(['ADMIN_QUORUM', 'ADMIN_NOT_FOUND', 'TOPOLOGY_FILE', 'STORE_STALE_VERSION', 'STORE_UNKNOWN_SERVER', 'STORE_NOT_FOUND', 'STORE_TOO_LARGE']);
 
 export function buildProgram(): Command {
   const program = new Command('dnslb')
@@ -28,6 +30,8 @@ export function buildProgram(): Command {
   registerServer(program);
   registerTopologyStore(program);
   registerUp(program);
+  registerPool(program);
+  registerServerAdmin(program);
   program.commands.forEach(function exitOverrideEverywhere(command: Command) {
     command.exitOverride();
     command.commands.forEach(exitOverrideEverywhere);

@@ -31,8 +31,10 @@ export class PoolView {
     const wanted = canonicalServer(selfFqdn);
     const pool = topology.pools.find((candidate) => candidate.servers.some((server) => server.fqdn === wanted));
     if (!pool) throw new DnslbError('FRONTEND_UNKNOWN_SERVER', `${selfFqdn} is not a server of any pool in the topology`);
-    if (pool.kind !== 'frontend' && pool.kind !== 'director') {
-      throw new DnslbError('FRONTEND_UNKNOWN_SERVER', `${selfFqdn} is in ${pool.kind} pool ${pool.fqdn}; only frontend and director servers run the SIP server`);
+    // Mediation servers run the same SIP server (a pool member that answers OPTIONS and takes part in
+    // the heartbeat); edge servers exist in dnslb only as DNS records.
+    if (pool.kind === 'edge') {
+      throw new DnslbError('FRONTEND_UNKNOWN_SERVER', `${selfFqdn} is in edge pool ${pool.fqdn}; dnslb runs the SIP servers of frontend, director and mediation pools`);
     }
     this.topology = topology;
     this.topologyVersion = topologyVersion;

@@ -114,7 +114,7 @@ describe('dnslb topology publish | diff | versions', () => {
 describe('dnslb up', () => {
   test('publishes the topology, prints what it published, and skips an identical document', async () => {
     const dataDir = join(work, 'up');
-    const up = await dnslb('--data-dir', dataDir, 'up', contoso);
+    const up = await dnslb('--data-dir', dataDir, 'up', contoso, '--publish-only');
     assert.equal(up.code, 0, up.stderr);
     const lines = up.stdout.trim().split('\n');
     assert.equal(lines[0], `published ${contoso} as version 1 in ${dataDir}`);
@@ -123,7 +123,7 @@ describe('dnslb up', () => {
     assert.ok(lines.includes('  edge1.contoso.com  127.0.0.41'), up.stdout);
     assert.ok(lines.includes('dns dns1.contoso.com listens on 127.0.0.1:5300'), up.stdout);
 
-    const again = await dnslb('--data-dir', dataDir, 'up', contoso, '--json');
+    const again = await dnslb('--data-dir', dataDir, 'up', contoso, '--publish-only', '--json');
     assert.equal(again.code, 0, again.stderr);
     const result = JSON.parse(again.stdout) as { published: boolean; version: number; pools: { servers: unknown[] }[]; dns: unknown[] };
     assert.equal(result.published, false);
@@ -131,7 +131,7 @@ describe('dnslb up', () => {
     assert.equal(result.pools.reduce((total, pool) => total + pool.servers.length, 0), 9);
     assert.deepEqual(result.dns, [{ fqdn: 'dns1.contoso.com', listen: ['127.0.0.1:5300'] }]);
 
-    const changed = await dnslb('--data-dir', dataDir, 'up', await contosoChanged());
+    const changed = await dnslb('--data-dir', dataDir, 'up', await contosoChanged(), '--publish-only');
     assert.equal(changed.code, 0, changed.stderr);
     assert.match(changed.stdout, /as version 2 in/);
     assert.match(changed.stdout, /fe3\.contoso\.com {2}127\.0\.0\.14/);

@@ -38,8 +38,8 @@ export function registerServer(program: Command): void {
   program
     .command('server')
     .description('run one Front End server (SIP registrar + proxy over TCP/TLS) until SIGTERM/SIGINT')
-    .requiredOption('--topology <file>', 'topology YAML')
-    .requiredOption('--server <fqdn>', 'which server of the topology this process is')
+    .option('--topology <file>', 'topology YAML')
+    .option('--server <fqdn>', 'which server of the topology this process is (required)')
     .option('--topology-version <n>', 'the published version the file is (0: never published)', '0')
     .option('--admin-listen <address:port>', 'serve the admin API (GET /status, /users) here; port 0 picks one; token in --data-dir')
     .option('--tls-cert <file>', 'PEM certificate: listen for TLS on the pool\'s TLS port, and present it to peers')
@@ -51,6 +51,9 @@ export function registerServer(program: Command): void {
     .option('--tls-handshake-timeout-ms <ms>', 'drop an accepted TLS connection whose handshake has not finished by then', '10000')
     .option('--log-level <level>', 'pino level: fatal, error, warn, info, debug, silent', process.env['DNSLB_LOG_LEVEL'] ?? 'info')
     .action(async (options: ServerOptions, command: Command) => {
+      // Not commander's requiredOption: that would also demand them of the admin subcommands (server drain …).
+      if (options.server === undefined) throw new DnslbError('CLI_USAGE', 'dnslb server needs --server FQDN');
+      if (options.topology === undefined) throw new DnslbError('CLI_USAGE', 'dnslb server needs --topology FILE');
       checkLimits();
       const dataDir = (command.optsWithGlobals() as { dataDir: string }).dataDir;
       const logger = pino({ level: options.logLevel, base: { component: 'frontend', server: options.server } }, pino.destination(2));

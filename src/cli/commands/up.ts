@@ -1,12 +1,25 @@
-// dnslb up FILE: for now, validate the topology and publish it into the file store of --data-dir
-// (skipped when the current version already holds exactly this document), then say what runs.
-// The supervisor (one child per server and one for DNS, DESIGN §4) will start from here.
+// dnslb up FILE: the embedded default (DESIGN §4). Validates the topology and publishes it into the
+// file store of --data-dir (skipped when the current version already holds exactly this document),
+// then runs the pool: one child process per SIP server (frontend, director, mediation pools), one for
+// DNS, all following the store, and the pool admin API. Runs until SIGINT/SIGTERM.
+import { unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
+import { ensureToken, writeEndpoint } from '../../admin/credentials.ts';
+import { PoolAdmin } from '../../admin/pool-api.ts';
+import { systemClock } from '../../shared/clock.ts';
+import { DnslbError } from '../../shared/errors.ts';
 import type { PublishedVersion } from '../../store/store.ts';
+import { Supervisor, type ChildSpec } from '../../supervisor/supervisor.ts';
 import { formatEndpoint, toDocument } from '../../topology/document.ts';
 import { parseFile } from '../../topology/parse.ts';
-import type { Topology } from '../../topology/schema.ts';
+import { endpoint, type Topology } from '../../topology/schema.ts';
 import { dataDirOf, defaultActor, openStoreOf } from './store-options.ts';
+
+const BIN = fileURLToPath(new URL('../../../bin/dnslb.js', import.meta.url));
+/** Pool kinds whose servers are SIP servers dnslb runs; edge pools are DNS records only. */
+const RUNNABLE_KINDS = new Set(['frontend', 'director', 'mediation']);
 
 /** JSON with keys sorted, so that two equal documents compare equal as text. */
 function canonical(value: unknown): string {
@@ -27,15 +40,45 @@ function describe(topology: Topology) {
   };
 }
 
+interface UpOptions {
+  by?: string;
+  json?: boolean;
+  publishOnly?: boolean;
+  adminListen: string;
+  logLevel: string;
+}
+
+/** The children of the pool: DNS, then every SIP server on its own address. */
+export function childSpecs(topology: Topology, version: number, dataDir: string, topologyFile: string, logLevel: string): ChildSpec[] {
+  const env = { ...process.env, DNSLB_LOG_LEVEL: logLevel };
+  const node = (args: string[]) => ({ command: process.execPath, args: [BIN, '--data-dir', dataDir, ...args], env });
+  const specs: ChildSpec[] = [{ name: 'dns', ...node(['dns', 'serve', '--store', dataDir]) }];
+  for (const pool of topology.pools) {
+    if (!RUNNABLE_KINDS.has(pool.kind)) continue;
+    for (const server of pool.servers) {
+      const address = server.ipv4 ?? server.ipv6!;
+      const admin = address.includes(':') ? `[${address}]:0` : `${address}:0`;
+      specs.push({ name: server.fqdn, ...node(['server', '--topology', topologyFile, '--topology-version', String(version), '--server', server.fqdn, '--admin-listen', admin]) });
+    }
+  }
+  return specs;
+}
+
 export function registerUp(program: Command): void {
   program
     .command('up')
-    .description('validate a topology and publish it into the embedded store (--data-dir); prints what it published')
+    .description('publish a topology into the embedded store (--data-dir) and run the pool: DNS, every SIP server, the admin API')
     .argument('<file>', 'topology YAML')
     .option('--by <who>', 'who publishes (default: user@host)')
+    .option('--admin-listen <address:port>', 'the pool admin API (token in the data dir); port 0 picks one', '127.0.0.1:7300')
+    .option('--publish-only', 'publish and print what was published, start nothing')
+    .option('--log-level <level>', 'log level of the children: fatal, error, warn, info, debug', 'warn')
     .option('--json', 'print the result as JSON')
-    .action(async (file: string, options: { by?: string; json?: boolean }, command: Command) => {
+    .action(async (file: string, options: UpOptions, command: Command) => {
+      const dataDir = dataDirOf(command);
       const parsed = await parseFile(file);
+      const admin = endpoint.safeParse(options.adminListen.replace(/:0$/, ':1'));
+      if (!admin.success) throw new DnslbError('CLI_USAGE', `--admin-listen ${options.adminListen}: not ADDRESS:PORT`);
       const store = await openStoreOf(command, { mustExist: false });
       let version: PublishedVersion;
       let published: boolean;
@@ -44,19 +87,78 @@ export function registerUp(program: Command): void {
         const existing = current > 0 ? await store.read(current) : undefined;
         published = !existing || canonical(toDocument(existing.topology)) !== canonical(toDocument(parsed));
         version = published ? await store.publish(parsed, current, { by: options.by ?? defaultActor(), comment: `dnslb up ${file}` }) : (existing as PublishedVersion);
-      } finally {
+      } catch (error) {
         await store.close();
+        throw error;
       }
       const what = describe(version.topology);
-      if (options.json) {
-        console.log(JSON.stringify({ published, version: version.version, dataDir: dataDirOf(command), ...what }));
+      if (options.json) console.log(JSON.stringify({ published, version: version.version, dataDir, ...what }));
+      else {
+        console.log(published ? `published ${file} as version ${version.version} in ${dataDir}` : `${file} is already version ${version.version} in ${dataDir}: nothing to publish`);
+        for (const pool of what.pools) {
+          console.log(`pool ${pool.fqdn} (${pool.kind}, ${pool.loadBalancing} load balancing)`);
+          for (const server of pool.servers) console.log(`  ${server.fqdn}  ${[server.ipv4, server.ipv6].filter(Boolean).join(' ')}`);
+        }
+        for (const server of what.dns) console.log(`dns ${server.fqdn} listens on ${server.listen.join(', ')}`);
+      }
+      if (options.publishOnly) {
+        await store.close();
         return;
       }
-      console.log(published ? `published ${file} as version ${version.version} in ${dataDirOf(command)}` : `${file} is already version ${version.version} in ${dataDirOf(command)}: nothing to publish`);
-      for (const pool of what.pools) {
-        console.log(`pool ${pool.fqdn} (${pool.kind}, ${pool.loadBalancing} load balancing)`);
-        for (const server of pool.servers) console.log(`  ${server.fqdn}  ${[server.ipv4, server.ipv6].filter(Boolean).join(' ')}`);
-      }
-      for (const server of what.dns) console.log(`dns ${server.fqdn} listens on ${server.listen.join(', ')}`);
+      await runPool(version, dataDir, options, store);
     });
+}
+
+async function runPool(version: PublishedVersion, dataDir: string, options: UpOptions, store: Awaited<ReturnType<typeof openStoreOf>>): Promise<void> {
+  const { token, created } = await ensureToken(dataDir);
+  // The servers read the published version from a file (JSON is YAML) until they follow the store themselves.
+  const topologyFile = join(dataDir, `topology-v${version.version}.json`);
+  await writeFile(topologyFile, `${JSON.stringify(toDocument(version.topology), null, 2)}\n`);
+  const listening = new Map<string, string>();
+  const supervisor = new Supervisor(childSpecs(version.topology, version.version, dataDir, topologyFile, options.logLevel), {
+    restartDelayMs: version.topology.settings.supervisor.restartDelayMs,
+    output: (name, line) => {
+      // Each child prints one line saying where it listens; keep those, pass the rest through.
+      const where = /^dnslb (?:server|dns): .*listening (.*)$/.exec(line) ?? /^dnslb dns .*listening (.*)$/.exec(line);
+      if (where) listening.set(name, where[1]!);
+      process.stderr.write(`[${name}] ${line}\n`);
+    },
+  });
+  supervisor.onChange((status) => {
+    if (status.state === 'restarting') console.error(`dnslb up: ${status.name} ended (${status.lastExit}); restarting in ${version.topology.settings.supervisor.restartDelayMs} ms`);
+  });
+  const poolAdmin = new PoolAdmin({ store, token, dataDir, clock: systemClock, processes: supervisor });
+  const api = poolAdmin.api();
+  const port = options.adminListen.endsWith(':0') ? 0 : Number(options.adminListen.slice(options.adminListen.lastIndexOf(':') + 1));
+  const host = options.adminListen.slice(0, options.adminListen.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+  let url: string;
+  try {
+    url = await api.listen(host, port);
+  } catch (error) {
+    await store.close();
+    throw new DnslbError('ADMIN_NOT_RUNNING', `cannot listen for the admin API on ${options.adminListen}: ${(error as Error).message} (choose another with --admin-listen)`, { cause: error });
+  }
+  await writeEndpoint(dataDir, { url, pid: process.pid, startedAtMs: Date.now() });
+  supervisor.startAll();
+  console.log(`admin API ${url} (token in ${join(dataDir, 'admin-token')})`);
+  if (created) console.log(`admin token (shown once): ${token}`);
+  // Say where everything listens once the children have told us (or after a few seconds, what is known).
+  const expected = supervisor.status().length;
+  for (let waited = 0; waited < 10_000 && listening.size < expected; waited += 100) await new Promise((resolve) => setTimeout(resolve, 100));
+  for (const child of supervisor.status()) console.log(`${child.name.padEnd(24)} pid ${String(child.pid ?? '-').padEnd(8)} ${listening.get(child.name) ?? `(${child.state})`}`);
+  console.log('dnslb up: running; Ctrl-C stops everything');
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  console.log('dnslb up: stopping');
+  await supervisor.shutdown();
+  await api.close();
+  await unlink(join(dataDir, 'admin.json')).catch(() => undefined);
+  await store.close();
 }

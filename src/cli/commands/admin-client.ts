@@ -1,0 +1,38 @@
+// How CLI verbs reach a running system: the admin endpoint and token recorded in --data-dir.
+import type { Command } from 'commander';
+import { readEndpoint, readToken } from '../../admin/credentials.ts';
+import { callAdmin } from '../../admin/http-api.ts';
+import { dataDirOf } from './store-options.ts';
+
+export async function adminCall(command: Command, method: string, path: string, body?: unknown): Promise<unknown> {
+  const dataDir = dataDirOf(command);
+  const [endpoint, token] = await Promise.all([readEndpoint(dataDir), readToken(dataDir)]);
+  return callAdmin(endpoint.url, token, method, path, body);
+}
+
+/** A server's entry in the pool admin API's GET /status. */
+export interface ServerEntry {
+  server: string;
+  pool: string;
+  kind: string;
+  address: string;
+  adminState: { state: string; by: string; reason: string; atMs: number } | null;
+  available: boolean;
+  process: { state: string; pid: number | undefined; restarts: number; lastExit: string | undefined } | null;
+  liveness: { reporter: string; state: string; atMs: number }[];
+  status?: {
+    state: string;
+    topologyVersion: number;
+    bindings: { users: number; bindings: number; bindingsPrimary: number; bindingsBackup: number };
+    dialogs: { active: number };
+    drain?: Record<string, unknown> | null;
+  };
+  error?: string;
+}
+
+export interface PoolStatus {
+  topologyVersion: number;
+  revision: number;
+  dns: { state: string; pid: number | undefined } | null;
+  servers: ServerEntry[];
+}

@@ -1,0 +1,45 @@
+// dnslb pool status: every server of the running system with its process, admin state, health,
+// bindings (primary / backup) and dialogs, from the pool admin API found through --data-dir.
+import type { Command } from 'commander';
+import { adminCall, type PoolStatus, type ServerEntry } from './admin-client.ts';
+
+/** The state an operator cares about: the server's own word when it answers, else what peers report. */
+export function stateOf(entry: ServerEntry): string {
+  if (entry.adminState?.state === 'blocked') return 'blocked';
+  if (entry.status) return entry.status.state;
+  if (entry.process && entry.process.state !== 'running') return entry.process.state;
+  const newest = [...entry.liveness].sort((a, b) => b.atMs - a.atMs)[0];
+  return newest ? newest.state : 'unknown';
+}
+
+export function formatPoolStatus(status: PoolStatus): string {
+  const header = ['SERVER', 'POOL', 'PID', 'ADMIN', 'STATE', 'AVAILABLE', 'PRIMARY', 'BACKUP', 'DIALOGS', 'VERSION'];
+  const rows = status.servers.map((entry) => [
+    entry.server,
+    entry.pool,
+    String(entry.process?.pid ?? '-'),
+    entry.adminState?.state ?? 'active',
+    stateOf(entry),
+    entry.available ? 'yes' : 'no',
+    String(entry.status?.bindings.bindingsPrimary ?? '-'),
+    String(entry.status?.bindings.bindingsBackup ?? '-'),
+    String(entry.status?.dialogs.active ?? '-'),
+    String(entry.status?.topologyVersion ?? '-'),
+  ]);
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
+  const line = (cells: string[]) => cells.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd();
+  const dns = status.dns ? `dns: ${status.dns.state}, pid ${status.dns.pid ?? '-'}` : 'dns: not a child of this node';
+  return [`topology version ${status.topologyVersion} (store revision ${status.revision}); ${dns}`, line(header), ...rows.map(line)].join('\n');
+}
+
+export function registerPool(program: Command): void {
+  const pool = program.command('pool').description('the running pool (through the admin API in --data-dir)');
+  pool
+    .command('status')
+    .description('every server: process id, admin state, health, bindings in primary and backup mode, active dialogs')
+    .option('--json', 'print the admin API answer as JSON')
+    .action(async (options: { json?: boolean }, command: Command) => {
+      const status = (await adminCall(command, 'GET', '/status')) as PoolStatus;
+      console.log(options.json ? JSON.stringify(status, null, 2) : formatPoolStatus(status));
+    });
+}

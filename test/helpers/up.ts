@@ -1,0 +1,56 @@
+// `dnslb up` as a child process for whole-system tests: the example topology moved onto a loopback
+// range of the test's own (127.0.0.x → 127.0.N.x) with the DNS on a free port, a temporary data dir,
+// the admin API on a free port, and the CLI run against that data dir.
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { REPO } from './dns-process.ts';
+import { freePort } from './free-port.ts';
+import { start, waitUntil, type Running } from './process.ts';
+
+const run = promisify(execFile);
+
+export interface UpSystem {
+  dataDir: string;
+  topologyFile: string;
+  /** The loopback /24 the system lives on, e.g. "127.0.11". */
+  net: string;
+  dns: { address: string; port: number };
+  process: Running;
+  /** Runs `dnslb --data-dir DIR ARGS…`; resolves with the exit code and output (never rejects). */
+  cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
+  stop(): Promise<void>;
+}
+
+/** The example topology with every 127.0.0.x address moved to `net`.x and the DNS listening on `dnsPort`. */
+export async function exampleTopology(net: string, dnsPort: number, edit: (text: string) => string = (text) => text): Promise<string> {
+  const text = await readFile(join(REPO, 'examples/contoso.yaml'), 'utf8');
+  const moved = text
+    .replace(/127\.0\.0\.(\d+)/g, `${net}.$1`)
+    .replace(`"${net}.1:5300"`, `"${net}.1:${dnsPort}"`)
+    // The internal view is the test's own /24; every other source (127.0.0.1 included) is external.
+    .replace(`clients: [${net}.0/24, 10.0.0.0/8, "::1/128"]`, `clients: [${net}.0/24]`);
+  return edit(moved);
+}
+
+export async function startUp(net: string, options: { edit?: (text: string) => string; args?: string[] } = {}): Promise<UpSystem> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'dnslb-up-'));
+  const dnsPort = await freePort(`${net}.1`);
+  const topologyFile = join(dataDir, 'topology.yaml');
+  await writeFile(topologyFile, await exampleTopology(net, dnsPort, options.edit));
+  const adminPort = await freePort('127.0.0.1');
+  const process_ = start(process.execPath, ['bin/dnslb.js', '--data-dir', dataDir, 'up', topologyFile, '--admin-listen', `127.0.0.1:${adminPort}`, ...(options.args ?? [])], { cwd: REPO });
+  await waitUntil('dnslb up running', () => process_.output().includes('dnslb up: running'), { process: process_, timeoutMs: 60_000 });
+  const cli = async (...args: string[]) => {
+    try {
+      const { stdout, stderr } = await run(process.execPath, ['bin/dnslb.js', '--data-dir', dataDir, ...args], { cwd: REPO });
+      return { code: 0, stdout, stderr };
+    } catch (error) {
+      const failed = error as { code: number; stdout: string; stderr: string };
+      return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+    }
+  };
+  return { dataDir, topologyFile, net, dns: { address: `${net}.1`, port: dnsPort }, process: process_, cli, stop: () => process_.stop(10_000) };
+}
