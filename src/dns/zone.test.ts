@@ -54,12 +54,11 @@ describe('buildZones: what each view carries', () => {
     assert.deepEqual(values(external, 'lyncdiscover.contoso.com', 'A'), ['127.0.0.22']);
   });
 
-  test('SRV records: registrars inside (directors first), Access Edge outside', () => {
+  test('SRV records: the frontend pool inside (directors only without one), Access Edge outside', () => {
     assert.deepEqual(values(internal, '_sipinternaltls._tcp.contoso.com', 'SRV').map((text) => JSON.parse(text)), [
       { type: 'SRV', priority: 0, weight: 0, port: 5061, target: 'pool01.contoso.com' },
-      { type: 'SRV', priority: 10, weight: 0, port: 5061, target: 'dirpool.contoso.com' },
     ]);
-    assert.equal(values(internal, '_sipinternal._tcp.contoso.com', 'SRV').length, 2);
+    assert.equal(values(internal, '_sipinternal._tcp.contoso.com', 'SRV').length, 1);
     assert.deepEqual(values(external, '_sip._tls.contoso.com', 'SRV').map((text) => JSON.parse(text)), [{ type: 'SRV', priority: 0, weight: 0, port: 443, target: 'sip.contoso.com' }]);
     assert.deepEqual(values(external, '_sipfederationtls._tcp.contoso.com', 'SRV').map((text) => JSON.parse(text)), [{ type: 'SRV', priority: 0, weight: 0, port: 5061, target: 'sip.contoso.com' }]);
   });

@@ -218,11 +218,12 @@ function collect(topology: Topology, live: LiveState): Pending[] {
   const edgePool = topology.pools.find((pool) => pool.edge !== undefined);
   const webPool = [...frontends, ...directors].find((pool) => pool.webServices?.internal || pool.webServices?.external);
   for (const domain of topology.sipDomains) {
-    // Frontend pools first (priority 0), directors after (priority 10). Lync points these records at a
-    // Director pool when there is one, because Directors redirect each user to its home pool; dnslb's
-    // directors do not (yet) redirect across pools, so clients go straight to the frontend pool and
-    // reach the directors only when no frontend pool answers.
-    const registrars = [...frontends.map((pool) => ({ pool, priority: 0 })), ...directors.map((pool) => ({ pool, priority: frontends.length > 0 ? 10 : 0 }))];
+    // The SRV records name the frontend pools only. Lync points them at a Director pool when there is
+    // one, because Directors redirect each user to its home pool; dnslb's directors do not redirect
+    // across pools, so a client that reached one would be homed there (seen in practice: during a
+    // failover, clients walking the SRV list ended on the directors). Directors are published in the
+    // SRV records only when the topology has no frontend pool.
+    const registrars = (frontends.length > 0 ? frontends : directors).map((pool) => ({ pool, priority: 0 }));
     const ttl = registrars[0]?.pool.dns.ttl ?? 3600;
     add('internal', `_sipinternaltls._tcp.${domain}`, 'SRV', ttl, registrars.map(({ pool, priority }) => ({ type: 'SRV', priority, weight: 0, port: pool.sip.tlsPort, target: pool.fqdn })));
     add('internal', `_sipinternal._tcp.${domain}`, 'SRV', ttl, registrars.map(({ pool, priority }) => ({ type: 'SRV', priority, weight: 0, port: pool.sip.tcpPort, target: pool.fqdn })));
