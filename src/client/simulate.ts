@@ -289,11 +289,9 @@ export class Simulator {
 
   private placeCall(): void {
     const registered = this.users.filter((user) => user.agent.state === 'registered');
+    // With fewer than two users signed in there is no call to place: not an attempt, not a failure.
+    if (registered.length < 2) return;
     this.calls.attempted++;
-    if (registered.length < 2) {
-      this.calls.failed++;
-      return;
-    }
     const caller = registered[Math.floor(this.random() * registered.length)]!;
     let callee = registered[Math.floor(this.random() * (registered.length - 1))]!;
     if (callee === caller) callee = registered[registered.length - 1]!;
@@ -313,7 +311,8 @@ export class Simulator {
     });
     call.once('ended', () => {
       this.liveCalls.delete(call);
-      if (!up) this.calls.failed++;
+      // A call still ringing when the run ends is cut by the simulator, not failed by the pool.
+      if (!up && !this.stopped) this.calls.failed++;
     });
   }
 }

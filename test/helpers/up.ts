@@ -30,8 +30,9 @@ export async function exampleTopology(net: string, dnsPort: number, edit: (text:
   const moved = text
     .replace(/127\.0\.0\.(\d+)/g, `${net}.$1`)
     .replace(`"${net}.1:5300"`, `"${net}.1:${dnsPort}"`)
-    // The internal view is the test's own /24; every other source (127.0.0.1 included) is external.
-    .replace(`clients: [${net}.0/24, 10.0.0.0/8, "::1/128"]`, `clients: [${net}.0/24]`);
+    // The internal view is the test's own /24 and 127.0.0.1 (where the simulator's resolver asks
+    // from); every other source (dig -b 127.0.1.1, say) is external.
+    .replace(`clients: [${net}.0/24, 10.0.0.0/8, "::1/128"]`, `clients: [${net}.0/24, 127.0.0.1/32]`);
   return edit(moved);
 }
 

@@ -65,6 +65,7 @@ interface SimulateOptions {
   backoffMaxMs: string;
   keepAliveMs: string;
   connectTimeoutMs: string;
+  staggered?: boolean;
   expires: string;
 }
 
@@ -100,6 +101,7 @@ export function registerClient(program: Command): void {
     .option('--backoff-max-ms <ms>', 'RFC 5626 back-off max-time', '30000')
     .option('--keep-alive-ms <ms>', 'CRLF keep-alive interval (RFC 5626)', '30000')
     .option('--connect-timeout-ms <ms>', 'per-address connect timeout', '2000')
+    .option('--staggered', 'modern clients start the next connection attempt 250 ms after the previous one (RFC 8305), not after its timeout')
     .option('--expires <s>', 'registration lifetime asked for', '3600')
     .action(async (options: SimulateOptions) => {
       checkLimits();
@@ -124,7 +126,7 @@ export function registerClient(program: Command): void {
           backoffBaseMs: wholeNumber('--backoff-base-ms', options.backoffBaseMs, 1, limits.clientBackoffMsMax),
           backoffMaxMs: wholeNumber('--backoff-max-ms', options.backoffMaxMs, 1, limits.clientBackoffMsMax),
           keepAliveIntervalMs: wholeNumber('--keep-alive-ms', options.keepAliveMs, 100, 3_600_000),
-          connect: { connectTimeoutMs: wholeNumber('--connect-timeout-ms', options.connectTimeoutMs, 1, 600_000) },
+          connect: { connectTimeoutMs: wholeNumber('--connect-timeout-ms', options.connectTimeoutMs, 1, 600_000), staggered: options.staggered === true },
           expiresS: wholeNumber('--expires', options.expires, 1, 86_400),
         },
       });
