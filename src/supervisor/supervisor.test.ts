@@ -66,3 +66,19 @@ test('child output reaches the output callback line by line', async () => {
     await supervisor.shutdown();
   }
 });
+
+test('add starts a new child; remove stops it and forgets it', async () => {
+  const supervisor = new Supervisor([sleeper('fe1')], { restartDelayMs: 10, output: () => {} });
+  try {
+    supervisor.startAll();
+    supervisor.add(sleeper('fe4'));
+    const statuses = await waitFor(supervisor, (all) => all.length === 2 && all.every((status) => status.state === 'running'));
+    const fe4 = statuses.find((status) => status.name === 'fe4')!;
+    assert.throws(() => supervisor.add(sleeper('fe4')), { code: 'SUPERVISOR_CHILD' });
+    await supervisor.remove('fe4');
+    assert.deepEqual(supervisor.names(), ['fe1']);
+    assert.throws(() => process.kill(fe4.pid!, 0), /ESRCH/);
+  } finally {
+    await supervisor.shutdown();
+  }
+});

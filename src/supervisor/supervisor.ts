@@ -71,6 +71,31 @@ export class Supervisor {
     return () => this.listeners.delete(listener);
   }
 
+  /** Adds a child (a server commissioned by a new topology version) and starts it. */
+  add(spec: ChildSpec): ChildStatus {
+    if (this.children.has(spec.name)) throw new DnslbError('SUPERVISOR_CHILD', `two children named ${spec.name}`);
+    const child: Child = {
+      spec,
+      status: { name: spec.name, state: 'stopped', pid: undefined, restarts: 0, startedAtMs: undefined, lastExit: undefined, lastExitAtMs: undefined },
+      process: undefined,
+      restartTimer: undefined,
+      held: false,
+    };
+    this.children.set(spec.name, child);
+    this.launch(child);
+    return { ...child.status };
+  }
+
+  /** Stops a child for good and forgets it (a server decommissioned and drained). */
+  async remove(name: string): Promise<void> {
+    await this.stop(name);
+    this.children.delete(name);
+  }
+
+  names(): string[] {
+    return [...this.children.keys()];
+  }
+
   startAll(): void {
     for (const child of this.children.values()) this.launch(child);
   }

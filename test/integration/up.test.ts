@@ -1,6 +1,8 @@
 // `dnslb up` as a user runs it: one child per server and one for DNS, the admin API, and the CLI verbs
 // that find the running system through --data-dir (pool status, block/unblock, stop/start, the quorum guard).
 import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { dig } from '../helpers/dns-process.ts';
 import { eventually } from '../helpers/eventually.ts';
@@ -102,6 +104,24 @@ describe('dnslb up', () => {
     const nowhere = await system.cli('--data-dir', '/nonexistent', 'pool', 'status');
     assert.equal(nowhere.code, 3);
     assert.match(nowhere.stderr, /ADMIN_NOT_RUNNING/);
+  });
+
+  test('publishing a version with a 4th server starts a process for it', async () => {
+    const edited = (await readFile(system.topologyFile, 'utf8')).replace(
+      `      - { fqdn: fe3.contoso.com, ipv4: ${NET}.13 }\n`,
+      `      - { fqdn: fe3.contoso.com, ipv4: ${NET}.13 }\n      - { fqdn: fe4.contoso.com, ipv4: ${NET}.14 }\n`,
+    );
+    const file = join(system.dataDir, 'with-fe4.yaml');
+    await writeFile(file, edited);
+    const published = await system.cli('topology', 'publish', file);
+    assert.equal(published.code, 0, published.stderr);
+    const fe4 = await eventually(async () => {
+      const entry = (await status()).servers.find((candidate) => candidate.server === 'fe4.contoso.com');
+      assert.equal(entry?.status?.state, 'active', JSON.stringify(entry));
+      return entry!;
+    }, { timeoutMs: 30_000 });
+    assert.ok(fe4.process?.pid);
+    await eventually(async () => assert.deepEqual(await pool(), [`${NET}.11`, `${NET}.12`, `${NET}.13`, `${NET}.14`]));
   });
 
   test('SIGTERM stops every child and removes the admin endpoint', async () => {

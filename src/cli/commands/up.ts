@@ -2,11 +2,12 @@
 // file store of --data-dir (skipped when the current version already holds exactly this document),
 // then runs the pool: one child process per SIP server (frontend, director, mediation pools), one for
 // DNS, all following the store, and the pool admin API. Runs until SIGINT/SIGTERM.
-import { unlink, writeFile } from 'node:fs/promises';
+import { readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { ensureToken, writeEndpoint } from '../../admin/credentials.ts';
+import { callAdmin } from '../../admin/http-api.ts';
 import { PoolAdmin } from '../../admin/pool-api.ts';
 import { systemClock } from '../../shared/clock.ts';
 import { DnslbError } from '../../shared/errors.ts';
@@ -140,6 +141,7 @@ async function runPool(version: PublishedVersion, dataDir: string, options: UpOp
   }
   await writeEndpoint(dataDir, { url, pid: process.pid, startedAtMs: Date.now() });
   supervisor.startAll();
+  const following = followTopology(store, supervisor, version, dataDir, options.logLevel, token);
   console.log(`admin API ${url} (token in ${join(dataDir, 'admin-token')})`);
   if (created) console.log(`admin token (shown once): ${token}`);
   // Say where everything listens once the children have told us (or after a few seconds, what is known).
@@ -157,8 +159,68 @@ async function runPool(version: PublishedVersion, dataDir: string, options: UpOp
     process.on('SIGTERM', stop);
   });
   console.log('dnslb up: stopping');
+  following.abort();
   await supervisor.shutdown();
   await api.close();
   await unlink(join(dataDir, 'admin.json')).catch(() => undefined);
   await store.close();
+}
+
+/**
+ * Commission and decommission under `dnslb up`: a newly published version that adds a server gets
+ * a child for it; a server that is no longer in the topology drains itself (it follows the store),
+ * and its child is stopped once it reports `drained` (or the drain timeout has passed).
+ */
+function followTopology(store: Awaited<ReturnType<typeof openStoreOf>>, supervisor: Supervisor, first: PublishedVersion, dataDir: string, logLevel: string, token: string): AbortController {
+  const abort = new AbortController();
+  const retiring = new Set<string>();
+  const retire = async (name: string, drainTimeoutMs: number) => {
+    retiring.add(name);
+    const deadline = Date.now() + drainTimeoutMs + 10_000;
+    while (!abort.signal.aborted && Date.now() < deadline) {
+      const state = await serverState(dataDir, name, token);
+      if (state === 'drained' || state === undefined) break;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    if (abort.signal.aborted) return;
+    console.error(`dnslb up: ${name} left the topology and is drained; stopping it`);
+    await supervisor.remove(name).catch(() => undefined);
+    retiring.delete(name);
+  };
+  void (async () => {
+    try {
+      for await (const event of store.watch({ afterRevision: first.revision, signal: abort.signal })) {
+        if (event.kind !== 'published') continue;
+        const next = await store.read(event.version);
+        const file = join(dataDir, `topology-v${next.version}.json`);
+        await writeFile(file, `${JSON.stringify(toDocument(next.topology), null, 2)}\n`);
+        const wanted = childSpecs(next.topology, next.version, dataDir, file, logLevel);
+        const running = new Set(supervisor.names());
+        for (const spec of wanted) {
+          if (running.has(spec.name)) continue;
+          console.error(`dnslb up: version ${next.version} adds ${spec.name}; starting it`);
+          supervisor.add(spec);
+        }
+        const names = new Set(wanted.map((spec) => spec.name));
+        for (const name of running) {
+          if (names.has(name) || retiring.has(name)) continue;
+          void retire(name, next.topology.settings.drain.timeoutMs);
+        }
+      }
+    } catch (error) {
+      if (!abort.signal.aborted) console.error(`dnslb up: following the store failed: ${(error as Error).message}`);
+    }
+  })();
+  return abort;
+}
+
+/** A server's own state from its admin API (via the data dir), or undefined when it does not answer. */
+async function serverState(dataDir: string, fqdn: string, token: string): Promise<string | undefined> {
+  try {
+    const record = JSON.parse(await readFile(join(dataDir, 'servers', `${fqdn}.json`), 'utf8')) as { url: string };
+    const status = (await callAdmin(record.url, token, 'GET', '/status')) as { state: string };
+    return status.state;
+  } catch {
+    return undefined;
+  }
 }
