@@ -2,8 +2,8 @@
 // extra host records), each pinned in turn to core 0 with dnsperf on core 1, 15 s per server, two
 // passes, the quieter (higher q/s) pass kept. Writes the "DNS" section of bench/RESULTS.md.
 // Run: npm run bench:dns [-- --seconds N] [-- --workers N]      (not a test: figures depend on the machine)
+import { machineLine, writeSection } from './results.ts';
 import { execFile } from 'node:child_process';
-import { cpus, loadavg } from 'node:os';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -122,8 +122,6 @@ async function main(): Promise<void> {
 
 async function writeResults(results: Result[]): Promise<void> {
   const dnslb = results[0]!;
-  const model = cpus()[0]?.model ?? 'unknown';
-  const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   const table = [
     '| server | queries/s | mean latency (ms) | lost | dnslb ÷ server |',
     '|---|---:|---:|---:|---:|',
@@ -134,9 +132,7 @@ async function writeResults(results: Result[]): Promise<void> {
   const bind = results.find((result) => result.server === 'BIND');
   const goal = knot && bind ? `- goal (≥ BIND and ≥ 0.6 × Knot in the same run): ${dnslb.qps >= bind.qps && dnslb.qps >= 0.6 * knot.qps ? 'met' : 'NOT met'}` : '';
   const section = [
-    '## DNS',
-    '',
-    `Date ${date}; machine: ${cpus().length} cores (nproc), ${model}; node ${process.version}; load average at the end ${loadavg().map((value) => value.toFixed(2)).join(' ')} (other work on the machine skews every figure).`,
+    `${machineLine()} (other work on the machine skews every figure).`,
     `Each server pinned to core 0 (\`taskset -c 0\`), dnsperf to core 1: \`dnsperf ${DNSPERF.join(' ')} -l ${SECONDS}\`;`,
     `zone: examples/contoso.yaml in one view + ${EXTRA_HOSTS} host records (exported by \`dnslb dns export\` for the peers);`,
     'queries: 70 % pool01 A, 10 % SRV, 10 % other host A, 10 % nonexistent names.',
@@ -148,11 +144,8 @@ async function writeResults(results: Result[]): Promise<void> {
     goal,
     '',
   ].join('\n');
-  console.log(`\n${section}`);
-  const path = join(REPO, 'bench/RESULTS.md');
-  const existing = await readFile(path, 'utf8').catch(() => '# Benchmark results\n\n');
-  const withoutDns = existing.replace(/## DNS\n[\s\S]*?(?=\n## |$)/, '').trimEnd();
-  await writeFile(path, `${withoutDns}\n\n${section}`);
+  console.log(`\n## DNS\n\n${section}`);
+  await writeSection('DNS', section);
 }
 
 await main();

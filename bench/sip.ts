@@ -1,9 +1,10 @@
 // npm run bench:sip — REGISTER/s and calls/s with sipp over TCP against one `dnslb server` and against
 // Kamailio (registrar + usrloc in memory, TCP) on the same machine, each pinned to core 0 with sipp on
 // core 1, 15 s each; then bytes of memory per binding at 100,000 bindings. Writes bench/RESULTS.md.
+import { machineLine, writeSection } from './results.ts';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync, appendFileSync, existsSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePortPair, REPO, startPool, type RunningPool } from '../test/helpers/frontend-pool.ts';
@@ -168,14 +169,11 @@ async function main(): Promise<void> {
   rows.push(`| memory per binding at 100,000 bindings (RSS growth / heap growth) | ${perBindingRss.toFixed(0)} B / ${perBindingHeap.toFixed(0)} B | — |`);
   console.log(`dnslb: ${perBindingRss.toFixed(0)} B RSS, ${perBindingHeap.toFixed(0)} B heap per binding`);
 
-  const cpu = cpus()[0]?.model ?? 'unknown CPU';
   const kamailioVersion = execFileSync('kamailio', ['-v']).toString().split('\n')[0]?.trim();
   // sipp -v exits non-zero; only its output matters.
   const sippVersion = spawnSync('sipp', ['-v']).stdout.toString().match(/SIPp v[^\s,]+/)?.[0]?.replace(/\.$/, '') ?? 'sipp';
   const section = `
-## SIP: dnslb server vs Kamailio — ${new Date().toISOString().slice(0, 10)}
-
-Machine: ${cpu}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.version}; ${kamailioVersion}; ${sippVersion}.
+${machineLine()}; ${kamailioVersion}; ${sippVersion}.
 Each server pinned to core ${SERVER_CORE} (\`taskset\`), sipp to core ${LOAD_CORE}; ${SECONDS} s per run; SIP over TCP on loopback.
 Kamailio: registrar + usrloc in memory (db_mode 0), tm/rr for calls, children=2, tcp_children=2. dnslb: one \`dnslb server\` process (one pool member, no peers).
 
@@ -185,10 +183,8 @@ ${rows.join('\n')}
 
 Run with \`npm run bench:sip\` (BENCH_SECONDS to change the duration). The machine is shared with other work, so figures vary by ±10–20 % between runs.
 `;
-  const results = join(REPO, 'bench', 'RESULTS.md');
-  if (!existsSync(results)) writeFileSync(results, '# Benchmark results\n');
-  appendFileSync(results, section);
-  console.log(readFileSync(results, 'utf8').slice(-2000));
+  await writeSection('SIP: dnslb server vs Kamailio', section);
+  console.log(section);
 }
 
 await main();

@@ -1,0 +1,165 @@
+// Failover benchmark (resilience issue): N users (10,000 by default) signed in to a pool of 3 under
+// `dnslb up`, with the client simulator as the load; then, one after the other:
+//   fail        SIGKILL one server (kept down): time until all its users are registered again,
+//               the spread of its orphans over the survivors, the peak re-registrations/s on each;
+//   recovery    start it again: time until its users are back, peak arrivals/s vs the batch rate;
+//   drain       drain another server: time until drained, where its users went, peak arrivals/s;
+//   commission  publish a 4th server: users moved vs the 1/(n+1) minimum, time, peak arrivals/s.
+// Run: npm run bench:failover [-- --users N]. Not a test: the figures depend on the machine.
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { readEndpoint, readToken } from '../src/admin/credentials.ts';
+import { callAdmin } from '../src/admin/http-api.ts';
+import type { PoolStatus } from '../src/cli/commands/admin-client.ts';
+import { planMoves } from '../src/registrar/sequence.ts';
+import { REPO } from '../test/helpers/dns-process.ts';
+import { start, stopAll, type Running } from '../test/helpers/process.ts';
+import { startUp, type UpSystem } from '../test/helpers/up.ts';
+import { machineLine, writeSection } from './results.ts';
+
+const NET = '127.0.20';
+const argument = (name: string, fallback: number) => {
+  const index = process.argv.indexOf(`--${name}`);
+  return index > 0 ? Number(process.argv[index + 1]) : fallback;
+};
+const USERS = argument('users', 10_000);
+const POLL_MS = 100;
+const FRONTENDS = ['fe1.contoso.com', 'fe2.contoso.com', 'fe3.contoso.com'];
+
+interface Sample {
+  atMs: number;
+  bindings: Map<string, { primary: number; backup: number; state: string }>;
+}
+
+let system: UpSystem;
+let url = '';
+let token = '';
+
+async function sample(): Promise<Sample> {
+  const status = (await callAdmin(url, token, 'GET', '/status')) as PoolStatus;
+  const bindings = new Map<string, { primary: number; backup: number; state: string }>();
+  for (const entry of status.servers) {
+    if (entry.pool !== 'pool01.contoso.com') continue;
+    bindings.set(entry.server, { primary: entry.status?.bindings.bindingsPrimary ?? 0, backup: entry.status?.bindings.bindingsBackup ?? 0, state: entry.status?.state ?? entry.process?.state ?? 'unknown' });
+  }
+  return { atMs: Date.now(), bindings };
+}
+
+const total = (sampled: Sample, servers: readonly string[]) => servers.reduce((sum, server) => sum + (sampled.bindings.get(server)?.primary ?? 0) + (sampled.bindings.get(server)?.backup ?? 0), 0);
+const on = (sampled: Sample, server: string) => (sampled.bindings.get(server)?.primary ?? 0) + (sampled.bindings.get(server)?.backup ?? 0);
+
+/** Samples until `done`; returns every sample (the last one satisfied `done`). */
+async function until(what: string, done: (sampled: Sample) => boolean, timeoutMs = 300_000): Promise<Sample[]> {
+  const samples: Sample[] = [];
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const sampled = await sample();
+    samples.push(sampled);
+    if (done(sampled)) return samples;
+    if (Date.now() > deadline) throw new Error(`${what}: not done after ${timeoutMs} ms: ${JSON.stringify([...sampled.bindings])}`);
+    await sleep(POLL_MS);
+  }
+}
+
+/** The largest increase of a server's bindings over any 1 s window (arrivals per second). */
+function peakPerSecond(samples: Sample[], server: string): number {
+  let peak = 0;
+  for (let i = 0; i < samples.length; i++) {
+    for (let j = i + 1; j < samples.length && samples[j]!.atMs - samples[i]!.atMs <= 1000; j++) {
+      peak = Math.max(peak, on(samples[j]!, server) - on(samples[i]!, server));
+    }
+  }
+  return peak;
+}
+
+async function main(): Promise<void> {
+  const work = await mkdtemp(join(tmpdir(), 'dnslb-bench-failover-'));
+  // The killed server must stay down for the failover figure: no supervisor restart.
+  system = await startUp(NET, { edit: (text) => text.replace('supervisor: { restartDelayMs: 2000 }', 'supervisor: { restartDelayMs: 600000 }') });
+  [url, token] = [(await readEndpoint(system.dataDir)).url, await readToken(system.dataDir)];
+  const settings = { batchSize: 100, intervalMs: 1000 };
+  let simulator: Running | undefined;
+  const rows: string[] = [];
+  try {
+    simulator = start(process.execPath, ['bin/dnslb.js', 'client', 'simulate', '--domain', 'contoso.com', '--dns', `${system.dns.address}:${system.dns.port}`, '--users', String(USERS), '--rate', '2000', '--duration', '3600s', '--summary-every', '3600s', '--backoff-base-ms', '500', '--backoff-max-ms', '5000', '--json', join(work, 'report.json')], { cwd: REPO });
+    const signIn = await until('sign-in', (sampled) => total(sampled, FRONTENDS) >= USERS);
+    console.log(`${USERS} users signed in after ${signIn.at(-1)!.atMs - signIn[0]!.atMs} ms`);
+
+    // fail
+    const before = await sample();
+    const victim = 'fe1.contoso.com';
+    const survivors = FRONTENDS.filter((server) => server !== victim);
+    const orphans = on(before, victim);
+    const status = (await callAdmin(url, token, 'GET', '/status')) as PoolStatus;
+    const pid = status.servers.find((entry) => entry.server === victim)!.process!.pid!;
+    const killedAtMs = Date.now();
+    process.kill(pid, 'SIGKILL');
+    const fail = await until('failover', (sampled) => total(sampled, survivors) >= USERS);
+    const failMs = fail.at(-1)!.atMs - killedAtMs;
+    const gained = survivors.map((server) => on(fail.at(-1)!, server) - on(before, server));
+    rows.push(`| fail (SIGKILL ${victim}) | ${orphans} | ${(failMs / 1000).toFixed(1)} s | ${survivors.map((server, index) => `${server.split('.')[0]} ${((100 * gained[index]!) / Math.max(1, orphans)).toFixed(1)} %`).join(', ')} | ${survivors.map((server) => `${server.split('.')[0]} ${peakPerSecond(fail, server)}/s`).join(', ')} |`);
+    console.log(rows.at(-1));
+
+    // recovery
+    const recoveredAtMs = Date.now();
+    await callAdmin(url, token, 'POST', `/servers/${victim}/start`, {});
+    const recovery = await until('recovery', (sampled) => sampled.bindings.get(victim)?.state === 'active' && survivors.every((server) => (sampled.bindings.get(server)?.backup ?? 1) === 0) && total(sampled, FRONTENDS) >= USERS);
+    const back = on(recovery.at(-1)!, victim);
+    rows.push(`| recovery (start ${victim}) | ${back} | ${((recovery.at(-1)!.atMs - recoveredAtMs) / 1000).toFixed(1)} s | all to ${victim.split('.')[0]} | ${victim.split('.')[0]} ${peakPerSecond(recovery, victim)}/s (batch ${settings.batchSize} per ${settings.intervalMs} ms per survivor) |`);
+    console.log(rows.at(-1));
+
+    // drain
+    const drained = 'fe2.contoso.com';
+    const others = FRONTENDS.filter((server) => server !== drained);
+    const beforeDrain = await sample();
+    const moving = on(beforeDrain, drained);
+    const drainAtMs = Date.now();
+    await callAdmin(url, token, 'POST', `/servers/${drained}/drain`, { force: true });
+    const drain = await until('drain', (sampled) => sampled.bindings.get(drained)?.state === 'drained' && total(sampled, others) >= USERS);
+    const drainGained = others.map((server) => on(drain.at(-1)!, server) - on(beforeDrain, server));
+    rows.push(`| drain ${drained} | ${moving} | ${((drain.at(-1)!.atMs - drainAtMs) / 1000).toFixed(1)} s | ${others.map((server, index) => `${server.split('.')[0]} ${((100 * drainGained[index]!) / Math.max(1, moving)).toFixed(1)} %`).join(', ')} | ${others.map((server) => `${server.split('.')[0]} ${peakPerSecond(drain, server)}/s`).join(', ')} |`);
+    console.log(rows.at(-1));
+    await callAdmin(url, token, 'POST', `/servers/${drained}/resume`, {});
+    await until('resume', (sampled) => sampled.bindings.get(drained)?.state === 'active' && others.every((server) => (sampled.bindings.get(server)?.backup ?? 1) === 0) && total(sampled, FRONTENDS) >= USERS);
+
+    // commission
+    const report = JSON.parse(await readFile(join(work, 'report.json'), 'utf8').catch(() => '{"users":[]}')) as { users: { aor: string }[] };
+    const users = report.users.length > 0 ? report.users.map((user) => user.aor) : Array.from({ length: USERS }, (_, index) => `sip:user${index + 1}@contoso.com`);
+    const plan = planMoves(users, { servers: FRONTENDS }, { servers: [...FRONTENDS, 'fe4.contoso.com'] });
+    const text = (await readFile(system.topologyFile, 'utf8')).replace(`      - { fqdn: fe3.contoso.com, ipv4: ${NET}.13 }\n`, `      - { fqdn: fe3.contoso.com, ipv4: ${NET}.13 }\n      - { fqdn: fe4.contoso.com, ipv4: ${NET}.14 }\n`);
+    const file = join(work, 'with-fe4.yaml');
+    await writeFile(file, text);
+    const commissionAtMs = Date.now();
+    const published = await system.cli('topology', 'publish', file);
+    if (published.code !== 0) throw new Error(`publish: ${published.stderr}`);
+    const all = [...FRONTENDS, 'fe4.contoso.com'];
+    const commission = await until('commission', (sampled) => on(sampled, 'fe4.contoso.com') >= plan.moved && total(sampled, all) >= USERS);
+    const moved = on(commission.at(-1)!, 'fe4.contoso.com');
+    rows.push(`| commission fe4 | ${moved} (${((100 * moved) / USERS).toFixed(1)} %; minimum 1/(n+1) = ${((100 * 1) / 4).toFixed(1)} %, planned ${plan.moved}) | ${((commission.at(-1)!.atMs - commissionAtMs) / 1000).toFixed(1)} s | all to fe4 | fe4 ${peakPerSecond(commission, 'fe4.contoso.com')}/s |`);
+    console.log(rows.at(-1));
+  } finally {
+    await simulator?.stop();
+    await system.stop();
+  }
+  const body = [
+    `${machineLine()}.`,
+    `\`npm run bench:failover\`: ${USERS} simulated users (one process, \`dnslb client simulate\`) on a pool of 3 under \`dnslb up\` (DNS, servers and simulator share the 2 cores), default heartbeat (1 s interval, down after 3 misses), re-home batches of 100 per second per server. Times are from the action to the last user registered, sampled every ${POLL_MS} ms through the admin API.`,
+    '',
+    '| scenario | users moved | time until all registered | where they went | peak arrivals per second |',
+    '|---|---:|---:|---|---|',
+    ...rows,
+  ].join('\n');
+  console.log(body);
+  await writeSection('Failover', body);
+}
+
+// Interrupted (Ctrl-C, timeout): stop every process the benchmark started before leaving.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    void stopAll().finally(() => process.exit(130));
+  });
+}
+
+await main();

@@ -1,0 +1,25 @@
+// bench/RESULTS.md: each benchmark owns one "## Name" section and replaces it on every run, so the
+// file always holds the latest figures of every benchmark, each with its date and machine.
+import { readFile, writeFile } from 'node:fs/promises';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const RESULTS = join(fileURLToPath(new URL('.', import.meta.url)), 'RESULTS.md');
+
+/** "2026-11-21T23:50:52Z; 2 cores, Intel(R) Xeon(R) Processor, 24 GiB; node v20.20.2; load 0.50 0.40 0.30" */
+export function machineLine(): string {
+  const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const model = cpus()[0]?.model ?? 'unknown CPU';
+  const load = loadavg().map((value) => value.toFixed(2)).join(' ');
+  return `${date}; ${cpus().length} cores, ${model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}; load average at the end ${load}`;
+}
+
+/** Replaces the section headed `## ${title}` (up to the next "## ") with `body`, or appends it. */
+export async function writeSection(title: string, body: string): Promise<void> {
+  const existing = await readFile(RESULTS, 'utf8').catch(() => '# Benchmark results\n');
+  const heading = `## ${title}`;
+  const escaped = heading.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const without = existing.replace(new RegExp(`\\n*${escaped}\\n[\\s\\S]*?(?=\\n## |$)`), '').trimEnd();
+  await writeFile(RESULTS, `${without}\n\n${heading}\n\n${body.trim()}\n`);
+}
