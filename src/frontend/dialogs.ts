@@ -53,6 +53,14 @@ export class DialogCounter {
     return ended;
   }
 
+  /** Forgets every dialog (a drain that timed out ended them); returns how many there were. */
+  endAll(): number {
+    const count = this.dialogs.size;
+    this.dialogs.clear();
+    this.endedTotal += count;
+    return count;
+  }
+
   /** Active dialogs (those older than the age limit are forgotten first). */
   active(): number {
     this.forgetOld();

@@ -56,8 +56,8 @@ export interface RehomeOptions {
  */
 export class RehomeQueue {
   private readonly clock: Clock;
-  private readonly batchSize: number;
-  private readonly intervalMs: number;
+  private batchSize: number;
+  private intervalMs: number;
   private readonly onBatch: (batch: RehomeItem[]) => void;
   private readonly queued = new Map<string, RehomeItem>();
   private timer: Timer | undefined;
@@ -72,6 +72,23 @@ export class RehomeQueue {
     this.batchSize = options.batchSize;
     this.intervalMs = options.intervalMs;
     this.onBatch = options.onBatch;
+  }
+
+  /**
+   * New rate (a newly published `settings.rehome`). Queued users keep their place, and the next batch
+   * still waits for the new interval after the last release, so no window ever sees two batches.
+   */
+  setRate(batchSize: number, intervalMs: number): void {
+    assert(Number.isInteger(batchSize) && batchSize >= 1 && batchSize <= limits.rehomeBatchSizeMax, `rehome batchSize out of range: ${batchSize}`);
+    assert(Number.isFinite(intervalMs) && intervalMs > 0, `rehome intervalMs must be > 0: ${intervalMs}`);
+    if (batchSize === this.batchSize && intervalMs === this.intervalMs) return;
+    this.batchSize = batchSize;
+    this.intervalMs = intervalMs;
+    if (this.timer !== undefined) {
+      this.timer.cancel();
+      this.timer = undefined;
+      this.schedule();
+    }
   }
 
   /** Queues users to move; returns how many were newly queued (duplicates are not). */
