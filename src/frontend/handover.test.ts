@@ -15,7 +15,7 @@ function users(count: number): string[] {
   return Array.from({ length: count }, (_, n) => `sip:user${n}@contoso.com`);
 }
 
-function setUp(self: string, servers: string[], movable: Set<string>, batch = { batchSize: 10, intervalMs: 1000 }) {
+function setUp(self: string, servers: string[], movable: Set<string>, batch = { batchSize: 10, intervalMs: 1000 }, busy?: (user: string) => boolean) {
   const clock = new FakeClock();
   const location = new LocationService({ clock });
   let sequencer = new Sequencer(servers);
@@ -32,6 +32,7 @@ function setUp(self: string, servers: string[], movable: Set<string>, batch = { 
       deactivated.push({ user, atMs: clock.nowMs() });
     },
     ...batch,
+    ...(busy ? { busy } : {}),
   });
   const register = (user: string, mode: 'primary' | 'backup'): void => {
     const outcome = location.register({ aor: user, callId: `c-${user}`, cseq: 1, contacts: [{ uri: `${user.replace('@contoso.com', '@10.0.0.9')}` }], flowId: `f-${user}` }, mode);
@@ -125,5 +126,24 @@ describe('Handover', () => {
     assert.equal(deactivated.length, 10, 'the new interval counts from the last release');
     clock.advance(1);
     assert.equal(deactivated.length, 13);
+  });
+
+  test('a user in a call waits for the call to end, behind the others', () => {
+    const movable = new Set(['fe2.contoso.com', 'fe3.contoso.com']);
+    const inCall = new Set<string>();
+    const { clock, handover, deactivated, register } = setUp('fe2.contoso.com', POOL, movable, { batchSize: 4, intervalMs: 1000 }, (user) => inCall.has(user));
+    const orphans = users(300).filter((user) => homeOf(user, POOL, new Set(POOL))!.server === 'fe1.contoso.com' && homeOf(user, POOL, movable)!.server === 'fe2.contoso.com').slice(0, 10);
+    for (const user of orphans) register(user, 'backup');
+    const caller = 'sip:' + orphans[0]!.slice(4);
+    inCall.add(orphans[0]!);
+    movable.add('fe1.contoso.com');
+    handover.reconcile('recovery');
+    clock.advance(10_000);
+    assert.deepEqual(deactivated.map((d) => d.user).sort(), orphans.slice(1).sort(), 'everyone but the caller');
+    assert.ok(handover.status().deferredTotal >= 1);
+    inCall.delete(orphans[0]!);
+    clock.advance(1000);
+    assert.equal(deactivated.at(-1)!.user, caller, 'handed over once its call ended');
+    assert.equal(handover.status().handedOverTotal.recovery, orphans.length);
   });
 });

@@ -18,6 +18,8 @@ export interface HandoverBatch {
   handedOver: number;
   /** Of those, left alone at release time: home is here again, no binding left, or nowhere to go. */
   skipped: number;
+  /** Of those, in a call: queued again. */
+  deferred: number;
 }
 
 export interface HandoverStatus {
@@ -28,6 +30,8 @@ export interface HandoverStatus {
   /** Since start: users deactivated per reason, and users skipped at release. */
   handedOverTotal: Record<RehomeReason, number>;
   skippedTotal: number;
+  /** Releases put back in the queue because the user was in a call. */
+  deferredTotal: number;
   /** Users queued by the last reconcile, and why. */
   lastReconcile: { atMs: number; reason: RehomeReason; queued: number; homedElsewhere: number } | null;
   /** The newest batches, oldest first. */
@@ -47,6 +51,11 @@ export interface HandoverOptions {
   movable: Availability;
   /** Ends the user's bindings here with a `deactivated` NOTIFY. */
   deactivate: (user: string) => void;
+  /**
+   * Is the user in a call through this server? Then it waits: a client that re-registers elsewhere
+   * leaves its flow here, and the call with it. It is queued again behind the others.
+   */
+  busy?: (user: string) => boolean;
   batchSize: number;
   intervalMs: number;
 }
@@ -55,6 +64,7 @@ export class Handover {
   private readonly queue: RehomeQueue;
   private readonly handedOverTotal: Record<RehomeReason, number> = { recovery: 0, commission: 0, decommission: 0, drain: 0 };
   private skippedTotal = 0;
+  private deferredTotal = 0;
   private lastReconcile: HandoverStatus['lastReconcile'] = null;
   private readonly batches: HandoverBatch[] = [];
   private batchSize: number;
@@ -108,6 +118,7 @@ export class Handover {
       run: this.queue.progress(),
       handedOverTotal: { ...this.handedOverTotal },
       skippedTotal: this.skippedTotal,
+      deferredTotal: this.deferredTotal,
       lastReconcile: this.lastReconcile,
       batches: [...this.batches],
     };
@@ -119,10 +130,16 @@ export class Handover {
     const sequencer = this.options.sequencer();
     let handedOver = 0;
     let skipped = 0;
-    for (const { user, reason } of items) {
+    const deferred: RehomeItem[] = [];
+    for (const item of items) {
+      const { user, reason } = item;
       const home = homeInSequence(sequencer.sequenceOfCanonical(user), this.options.movable);
       if (home === null || home.server === self || this.options.location.bindingsOf(user).length === 0) {
         skipped++;
+        continue;
+      }
+      if (this.options.busy?.(user)) {
+        deferred.push(item);
         continue;
       }
       this.options.deactivate(user);
@@ -130,7 +147,9 @@ export class Handover {
       this.handedOverTotal[reason]++;
     }
     this.skippedTotal += skipped;
-    this.batches.push({ atMs: this.options.clock.nowMs(), released: items.length, handedOver, skipped });
+    this.batches.push({ atMs: this.options.clock.nowMs(), released: items.length, handedOver, skipped, deferred: deferred.length });
+    this.deferredTotal += deferred.length;
+    if (deferred.length > 0) this.queue.enqueue(deferred);
     if (this.batches.length > HANDOVER_BATCHES_KEPT) this.batches.shift();
   }
 }

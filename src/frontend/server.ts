@@ -206,6 +206,7 @@ export class FrontEndServer {
       sequencer: () => this.view.sequencer,
       movable: (fqdn) => this.isMovable(fqdn),
       deactivate: (user) => this.registrar.deactivate(user),
+      busy: (user) => this.dialogs.inDialog(user),
       batchSize: this.view.topology.settings.rehome.batchSize,
       intervalMs: this.view.topology.settings.rehome.intervalMs,
     });
