@@ -73,7 +73,7 @@ export class Handover {
   constructor(private readonly options: HandoverOptions) {
     this.batchSize = options.batchSize;
     this.intervalMs = options.intervalMs;
-    this.queue = new RehomeQueue({ clock: options.clock, batchSize: options.batchSize, intervalMs: options.intervalMs, onBatch: (batch) => this.release(batch) });
+    this.queue = new RehomeQueue({ clock: options.clock, batchSize: options.batchSize, intervalMs: options.intervalMs, onBatch: (batch, atMs) => this.release(batch, atMs) });
   }
 
   /** A new `settings.rehome` (published topology). */
@@ -125,7 +125,7 @@ export class Handover {
   }
 
   /** One batch from the queue: the pool may have changed since the users were queued, so look again. */
-  private release(items: readonly RehomeItem[]): void {
+  private release(items: readonly RehomeItem[], atMs: number): void {
     const self = this.options.self();
     const sequencer = this.options.sequencer();
     let handedOver = 0;
@@ -147,7 +147,7 @@ export class Handover {
       this.handedOverTotal[reason]++;
     }
     this.skippedTotal += skipped;
-    this.batches.push({ atMs: this.options.clock.nowMs(), released: items.length, handedOver, skipped, deferred: deferred.length });
+    this.batches.push({ atMs, released: items.length, handedOver, skipped, deferred: deferred.length });
     this.deferredTotal += deferred.length;
     if (deferred.length > 0) this.queue.enqueue(deferred);
     if (this.batches.length > HANDOVER_BATCHES_KEPT) this.batches.shift();
