@@ -31,3 +31,17 @@ test('dialogs never ended are forgotten after maxAgeMs, and the oldest goes when
   assert.equal(dialogs.active(), 0, 'both reached their age');
   assert.equal(dialogs.stats().forgottenTotal, 3);
 });
+
+test('inDialog: a user is in a dialog from its 2xx to its BYE, counted per dialog; endAll forgets every dialog', () => {
+  const dialogs = new DialogCounter({ clock: new FakeClock() });
+  dialogs.confirm('c1', 'a', 'b', ['sip:alice@contoso.com', 'sip:bob@contoso.com']);
+  dialogs.confirm('c2', 'x', 'y', ['sip:alice@contoso.com']);
+  assert.equal(dialogs.inDialog('sip:alice@contoso.com'), true);
+  assert.equal(dialogs.inDialog('sip:carol@contoso.com'), false);
+  dialogs.end('c1', 'b', 'a');
+  assert.equal(dialogs.inDialog('sip:bob@contoso.com'), false);
+  assert.equal(dialogs.inDialog('sip:alice@contoso.com'), true, 'still in c2');
+  assert.equal(dialogs.endAll(), 1);
+  assert.equal(dialogs.inDialog('sip:alice@contoso.com'), false);
+  assert.equal(dialogs.stats().endedTotal, 2);
+});

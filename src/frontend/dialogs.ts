@@ -20,8 +20,10 @@ export class DialogCounter {
   private readonly clock: Clock;
   private readonly maxAgeMs: number;
   private readonly dialogsMax: number;
-  /** key → start time; Map order is start order, so the oldest is first. */
-  private readonly dialogs = new Map<string, number>();
+  /** key → start time and the users of the pool in it; Map order is start order, so the oldest is first. */
+  private readonly dialogs = new Map<string, { startedMs: number; users: readonly string[] }>();
+  /** user → dialogs it is in (a hand-over waits for a user's calls to end). */
+  private readonly byUser = new Map<string, number>();
   private startedTotal = 0;
   private endedTotal = 0;
   private forgottenTotal = 0;
@@ -32,25 +34,57 @@ export class DialogCounter {
     this.dialogsMax = options.dialogsMax ?? limits.frontendDialogsMax;
   }
 
-  /** A 2xx answered a dialog-creating INVITE. Repeated 2xx (retransmissions) count once. */
-  confirm(callId: string, fromTag: string, toTag: string): void {
+  /**
+   * A 2xx answered a dialog-creating INVITE. Repeated 2xx (retransmissions) count once. `users` are
+   * the canonical users of our SIP domains in it (From and To), so that a hand-over can wait for them.
+   */
+  confirm(callId: string, fromTag: string, toTag: string, users: readonly string[] = []): void {
     const key = dialogKey(callId, fromTag, toTag);
     if (this.dialogs.has(key)) return;
     this.forgetOld();
     if (this.dialogs.size >= this.dialogsMax) {
       const oldest = this.dialogs.keys().next().value;
-      if (oldest !== undefined) this.dialogs.delete(oldest);
+      if (oldest !== undefined) this.remove(oldest);
       this.forgottenTotal++;
     }
-    this.dialogs.set(key, this.clock.nowMs());
+    const unique = [...new Set(users)];
+    this.dialogs.set(key, { startedMs: this.clock.nowMs(), users: unique });
+    for (const user of unique) this.byUser.set(user, (this.byUser.get(user) ?? 0) + 1);
     this.startedTotal++;
   }
 
   /** A BYE passed (or an INVITE's dialog failed): the dialog ends. Unknown dialogs are ignored. */
   end(callId: string, fromTag: string, toTag: string): boolean {
-    const ended = this.dialogs.delete(dialogKey(callId, fromTag, toTag));
+    const ended = this.remove(dialogKey(callId, fromTag, toTag));
     if (ended) this.endedTotal++;
     return ended;
+  }
+
+  /** Is the user (canonical URI) in a dialog through this server? */
+  inDialog(user: string): boolean {
+    this.forgetOld();
+    return this.byUser.has(user);
+  }
+
+  private remove(key: string): boolean {
+    const dialog = this.dialogs.get(key);
+    if (!dialog) return false;
+    this.dialogs.delete(key);
+    for (const user of dialog.users) {
+      const left = (this.byUser.get(user) ?? 1) - 1;
+      if (left <= 0) this.byUser.delete(user);
+      else this.byUser.set(user, left);
+    }
+    return true;
+  }
+
+  /** Forgets every dialog (a drain that timed out ended them); returns how many there were. */
+  endAll(): number {
+    const count = this.dialogs.size;
+    this.dialogs.clear();
+    this.byUser.clear();
+    this.endedTotal += count;
+    return count;
   }
 
   /** Active dialogs (those older than the age limit are forgotten first). */
@@ -65,9 +99,9 @@ export class DialogCounter {
 
   private forgetOld(): void {
     const oldestAllowed = this.clock.nowMs() - this.maxAgeMs;
-    for (const [key, startedMs] of this.dialogs) {
+    for (const [key, { startedMs }] of this.dialogs) {
       if (startedMs > oldestAllowed) break;
-      this.dialogs.delete(key);
+      this.remove(key);
       this.forgottenTotal++;
     }
   }

@@ -167,7 +167,7 @@ export class Proxy {
       else if (tx.dialogCreating) {
         const fromTag = from(response).tag;
         const toTag = to(response).tag;
-        if (fromTag && toTag) this.options.dialogs.confirm(callId(response), fromTag, toTag);
+        if (fromTag && toTag) this.options.dialogs.confirm(callId(response), fromTag, toTag, this.usersOf(response));
         this.remember(response, tx);
       }
       if (first) tx.timer = this.options.clock.setTimer(this.lingerMs, () => this.forget(tx));
@@ -191,6 +191,17 @@ export class Proxy {
         this.cancelDownstream(tx);
       }
     }
+  }
+
+  /** The users of our SIP domains a dialog is between (From and To), canonical. */
+  private usersOf(message: SipResponse): string[] {
+    const view = this.options.view();
+    const users: string[] = [];
+    for (const uri of [from(message).uri, to(message).uri]) {
+      const who = view.userOf(uri);
+      if (who !== null && 'user' in who) users.push(who.user);
+    }
+    return users;
   }
 
   close(): void {

@@ -111,12 +111,20 @@ export class RegistrarService {
     }
   }
 
-  /** The Contacts of a 301: one per available server of the user's sequence, over the client's transport. */
+  /**
+   * The Contacts of a 301/302: one per available server of the user's sequence, over the client's
+   * transport — never this server itself (DESIGN §3 "no redirect loops": a redirect always sends the
+   * client elsewhere; were it to list us, a client that cannot reach the home would come back here).
+   */
+  contactHeaders(list: readonly RedirectContact[], flow: Flow): Header[] {
+    return this.redirectHeaders(list, flow);
+  }
+
   private redirectHeaders(list: readonly RedirectContact[], flow: Flow): Header[] {
     const view = this.options.view();
     const port = flow.transport === 'tls' ? view.tlsPort : view.tcpPort;
     // maddr (RFC 3261 §19.1.1) carries the address, so a client without our DNS still reaches the FQDN's server.
-    return list.map((contact) => ({
+    return list.filter((contact) => contact.server !== view.self.fqdn).map((contact) => ({
       name: 'Contact',
       value: `<sip:${contact.server}:${port};transport=${flow.transport};maddr=${view.member(contact.server)?.address ?? contact.server}>;q=${formatQ(contact.q)}`,
     }));

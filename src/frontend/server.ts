@@ -5,20 +5,23 @@
 import { pino, type Logger } from 'pino';
 import type { Flow } from '../sip/flow.ts';
 import { createResponse, headerValue, type Header, type SipRequest, type SipResponse } from '../sip/message.ts';
-import { maxForwards, parseNameAddr, proxyRequire, topVia } from '../sip/headers.ts';
+import { from, maxForwards, parseNameAddr, proxyRequire, to, topVia } from '../sip/headers.ts';
 import { checkRequire, answerFor } from '../sip/problem.ts';
 import { isSipUri, parseUri } from '../sip/uri.ts';
 import { SipTransport, type TlsClientOptions, type TransportStats } from '../sip/transport.ts';
 import { systemClock, systemRandom, type Clock, type Random } from '../shared/clock.ts';
-import { DnslbError } from '../shared/errors.ts';
+import { DnslbError, isDnslbError } from '../shared/errors.ts';
 import { limits } from '../shared/limits.ts';
 import { LocationService, type LocationCounts, type RegistrarConfig } from '../registrar/location.ts';
-import { canonicalUser, homeInSequence, type RegistrarMode } from '../registrar/sequence.ts';
+import { canonicalUser, homeInSequence, redirectContactsInSequence, type RegistrarMode } from '../registrar/sequence.ts';
 import { REGINFO_CONTENT_TYPE } from '../registrar/reg-event.ts';
 import { Heartbeat } from '../pool/heartbeat.ts';
 import { isAvailable, type MemberState, type ProbeResult, type ReportedState } from '../pool/member-state.ts';
+import type { AdminState, LivenessRecord } from '../store/store.ts';
 import type { Topology } from '../topology/schema.ts';
 import { DialogCounter } from './dialogs.ts';
+import { Drain, type DrainCause, type DrainLeft, type DrainProgress } from './drain.ts';
+import { Handover, type HandoverStatus } from './handover.ts';
 import { PoolView } from './pool-view.ts';
 import { isLoop, Proxy, type ProxyCounters } from './proxy.ts';
 import { RegistrarService, type RegistrarCounters } from './registrar-service.ts';
@@ -88,6 +91,26 @@ export interface FrontEndStatus {
   links: { open: string[]; connectFailures: number };
   transport: TransportStats;
   memory: { rssBytes: number; heapUsedBytes: number };
+  resilience: ResilienceStatus;
+}
+
+/** Drain, hand-over and store-driven state (src/frontend/README.md "Resilience"). */
+export interface ResilienceStatus {
+  /** This server's admin state as the store says (`active` without a store). */
+  adminState: AdminState;
+  /** Servers an operator took out of the pool (blocked anywhere, draining peers): no home for anyone. */
+  adminUnavailable: string[];
+  /** The published topology no longer lists this server: it drains and keeps its last pool view. */
+  removedFromTopology: boolean;
+  /** Peers added by a published version and not heard from yet (no home, no move target). */
+  commissioning: string[];
+  acceptingConnections: boolean;
+  /** The current (or last) drain; null when this server never drained. */
+  drain: DrainProgress | null;
+  /** Out-of-dialog requests answered 302 while draining. */
+  drainRedirects: number;
+  handover: HandoverStatus;
+  liveness: { reportsWritten: number; failures: number; lastReportAtMs: number | null; lastError: string | null };
 }
 
 export interface UserEntry {
@@ -116,6 +139,15 @@ export class FrontEndServer {
   private adminUnavailable: ReadonlySet<string> = new Set();
   private listening: { tcp: string | null; tls: string | null } = { tcp: null, tls: null };
   private readonly startedAtMs: number;
+  private readonly handover: Handover;
+  private drain: Drain | null = null;
+  private drainRedirects = 0;
+  private adminState: AdminState = 'active';
+  private removedFromTopology = false;
+  /** Peers added by a published version and not heard from yet. */
+  private readonly commissioning = new Set<string>();
+  private readonly changeListeners = new Set<() => void>();
+  private readonly livenessStats: ResilienceStatus['liveness'] = { reportsWritten: 0, failures: 0, lastReportAtMs: null, lastError: null };
 
   constructor(private readonly options: FrontEndOptions) {
     this.clock = options.clock ?? systemClock;
@@ -156,7 +188,28 @@ export class FrontEndServer {
     });
     const settings = this.view.topology.settings.heartbeat;
     this.heartbeat = new Heartbeat(this.view.self.fqdn, this.view.peers.map((peer) => peer.fqdn), (peer) => this.probe(peer), settings, this.clock);
-    this.heartbeat.onChange((change) => this.logger.info({ peer: change.peer, from: change.from, to: change.to, reason: change.health.lastReason }, 'heartbeat: peer changed state'));
+    this.heartbeat.onChange((change) => {
+      this.logger.info({ peer: change.peer, from: change.from, to: change.to, reason: change.health.lastReason }, 'heartbeat: peer changed state');
+      if (isAvailable(change.to)) {
+        // A peer came back (recovery), answered for the first time after a commission, or resumed
+        // from a drain: the users held here whose home it is go back in batches.
+        const commissioned = this.commissioning.delete(change.peer);
+        this.handover.reconcile(commissioned ? 'commission' : 'recovery');
+      }
+      this.changed();
+    });
+    this.handover = new Handover({
+      clock: this.clock,
+      logger: this.logger,
+      location: this.location,
+      self: () => this.view.self.fqdn,
+      sequencer: () => this.view.sequencer,
+      movable: (fqdn) => this.isMovable(fqdn),
+      deactivate: (user) => this.registrar.deactivate(user),
+      busy: (user) => this.dialogs.inDialog(user),
+      batchSize: this.view.topology.settings.rehome.batchSize,
+      intervalMs: this.view.topology.settings.rehome.intervalMs,
+    });
     this.transport.on('message', (flow, message) => {
       try {
         if (message.kind === 'request') this.onRequest(flow, message);
@@ -178,30 +231,223 @@ export class FrontEndServer {
     return this.ownState;
   }
 
-  /** Draining and drained are set by the drain work (later); this server then leaves the physical sequence. */
+  get heartbeatIntervalMs(): number {
+    return this.view.topology.settings.heartbeat.intervalMs;
+  }
+
+  get topologyVersion(): number {
+    return this.view.topologyVersion;
+  }
+
+  /** Sets the state this server announces by hand (tests); the drain sets it through startDrain/resumeDrain. */
   setOwnState(state: OwnState): void {
     this.ownState = state;
+    this.changed();
   }
 
-  /** Servers taken out by an operator (blocked), as the store says. */
+  /**
+   * Servers taken out by an operator, as one set (tests inject a view with it). The store's admin
+   * states come through applyAdminStates, which computes this set.
+   */
   setAdminUnavailable(servers: Iterable<string>): void {
-    this.adminUnavailable = new Set(servers);
+    const before = this.adminUnavailable;
+    this.adminUnavailable = new Set([...servers].map((server) => server.toLowerCase()));
+    // A server back from blocked (or from a drain) may be some users' home again.
+    if ([...before].some((server) => !this.adminUnavailable.has(server))) this.handover.reconcile('recovery');
+    this.changed();
   }
 
-  /** A newly published topology: the sequences, the peers and the links follow it. */
+  /**
+   * The admin state of every server as the store says (src/frontend/README.md "Resilience"):
+   * `blocked` (any server) and `draining` (a peer) take a server out of the physical sequence;
+   * this server's own `draining` starts its drain and `active` resumes it. Blocking moves nobody.
+   */
+  applyAdminStates(states: ReadonlyMap<string, AdminState>): void {
+    const self = this.view.self.fqdn;
+    const out: string[] = [];
+    let own: AdminState = 'active';
+    for (const [server, state] of states) {
+      const fqdn = server.toLowerCase();
+      if (fqdn === self) own = state;
+      if (state === 'blocked' || (state === 'draining' && fqdn !== self)) out.push(fqdn);
+    }
+    const ownBefore = this.adminState;
+    this.adminState = own;
+    if (own !== ownBefore) this.logger.info({ from: ownBefore, to: own }, 'frontend: admin state changed in the store');
+    if (own === 'draining') this.startDrain('admin');
+    else if (this.drain?.phase !== 'resumed' && this.drain?.cause === 'admin') this.resumeDrain();
+    this.setAdminUnavailable(out);
+  }
+
+  /** A newly published topology: the sequences, the peers and the links follow it; users whose home changed move. */
   setTopology(topology: Topology, version: number): void {
-    this.view = new PoolView(topology, this.view.self.fqdn, version);
-    this.links.setView(this.view);
-    this.heartbeat.setPeers(this.view.peers.map((peer) => peer.fqdn));
+    const self = this.view.self.fqdn;
+    let view: PoolView;
+    try {
+      view = new PoolView(topology, self, version);
+    } catch (error) {
+      if (!isDnslbError(error, 'FRONTEND_UNKNOWN_SERVER')) throw error;
+      // Decommissioned: keep the last pool view (its peers still serve), hand every user over, drain.
+      if (!this.removedFromTopology) this.logger.warn({ version }, 'frontend: this server is no longer in the published topology; draining');
+      this.removedFromTopology = true;
+      this.startDrain('decommission');
+      this.changed();
+      return;
+    }
+    const before = new Set(this.view.members.map((member) => member.fqdn));
+    const added = view.peers.map((peer) => peer.fqdn).filter((fqdn) => !before.has(fqdn));
+    const removed = [...before].filter((fqdn) => view.member(fqdn) === undefined);
+    this.view = view;
+    this.links.setView(view);
+    this.heartbeat.setPeers(view.peers.map((peer) => peer.fqdn));
     this.heartbeat.setSettings(topology.settings.heartbeat);
+    this.handover.setRate(topology.settings.rehome.batchSize, topology.settings.rehome.intervalMs);
+    for (const fqdn of added) this.commissioning.add(fqdn);
+    for (const fqdn of [...this.commissioning]) if (view.member(fqdn) === undefined) this.commissioning.delete(fqdn);
+    this.logger.info({ version, added, removed }, 'frontend: following a newly published topology');
+    if (this.removedFromTopology) {
+      // Listed again: back to work unless an operator wants it drained.
+      this.removedFromTopology = false;
+      if (this.drain?.cause === 'decommission' && this.adminState !== 'draining') this.resumeDrain();
+    }
+    this.handover.reconcile(removed.length > 0 && added.length === 0 ? 'decommission' : 'commission');
+    this.changed();
   }
 
   /** The physical registrar sequence: may `fqdn` take users now? */
   isAvailable(fqdn: string): boolean {
     if (this.adminUnavailable.has(fqdn)) return false;
-    if (fqdn === this.view.self.fqdn) return this.ownState === 'active';
+    if (fqdn === this.view.self.fqdn) return this.ownState === 'active' && !this.removedFromTopology;
     if (!this.view.member(fqdn)) return false;
-    return isAvailable(this.heartbeat.stateOf(fqdn) ?? 'suspect');
+    const health = this.heartbeat.view().get(fqdn);
+    // A commissioned server is nobody's home until it has answered once (it may not run yet).
+    if (health?.unknown && this.commissioning.has(fqdn)) return false;
+    return isAvailable(health?.state ?? 'suspect');
+  }
+
+  /**
+   * Where users may be moved to: as isAvailable, but a peer must have answered (a server that just
+   * started knows nothing of its peers yet), and this server counts while it keeps its users —
+   * blocked included (blocking redirects new registrations; it does not move anyone).
+   */
+  isMovable(fqdn: string): boolean {
+    const self = this.view.self.fqdn;
+    if (fqdn === self) return this.ownState === 'active' && !this.removedFromTopology;
+    if (this.adminUnavailable.has(fqdn) || !this.view.member(fqdn)) return false;
+    const health = this.heartbeat.view().get(fqdn);
+    if (!health || health.unknown) return false;
+    return isAvailable(health.state);
+  }
+
+  /** Called when something liveness reports carry changed (own state, a peer's state). */
+  onChange(listener: () => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
+  private changed(): void {
+    for (const listener of this.changeListeners) listener();
+  }
+
+  // --- drain -------------------------------------------------------------------------------------
+
+  /**
+   * Starts draining (DESIGN §1): no new connections from clients (pool peers still get in), 302 for
+   * new out-of-dialog requests, users handed to their next servers in batches, dialogs left to end;
+   * drained when nothing is left or at `settings.drain.timeoutMs`. Idempotent.
+   */
+  startDrain(cause: DrainCause): void {
+    if (this.drain && this.drain.phase !== 'resumed') return;
+    const self = this.view.self;
+    this.ownState = 'draining';
+    this.transport.stopAccepting({
+      except: (address) => {
+        const member = this.view.memberAt(address);
+        return member !== undefined && member.fqdn !== self.fqdn;
+      },
+    });
+    const handedOverBefore = this.handover.handedOver('drain');
+    const intervalMs = this.view.topology.settings.heartbeat.intervalMs;
+    this.drain = new Drain({
+      clock: this.clock,
+      cause,
+      timeoutMs: this.view.topology.settings.drain.timeoutMs,
+      checkIntervalMs: Math.min(intervalMs, 1000),
+      left: () => this.drainLeft(),
+      handedOver: () => this.handover.handedOver('drain') - handedOverBefore,
+      endLeft: () => this.endLeft(),
+      onDrained: (progress) => {
+        this.ownState = 'drained';
+        this.logger.info({ cause: progress.cause, startedAt: new Date(progress.startedAtMs).toISOString(), finishedAt: new Date(progress.finishedAtMs ?? 0).toISOString(), handedOver: progress.handedOver, timedOut: progress.timedOut, endedAtTimeout: progress.endedAtTimeout }, 'drain: drained');
+        this.changed();
+      },
+    });
+    const left = this.drainLeft();
+    this.logger.info({ cause, startedAt: new Date(this.clock.nowMs()).toISOString(), bindings: left.bindings, dialogs: left.dialogs, timeoutMs: this.view.topology.settings.drain.timeoutMs }, 'drain: started');
+    this.handover.reconcile('drain');
+    this.drain.check();
+    this.changed();
+  }
+
+  /** Back to active (the operator resumed): accept again; peers see `active` and send the users back in batches. */
+  resumeDrain(): void {
+    if (!this.drain || this.drain.phase === 'resumed' || this.removedFromTopology) return;
+    this.drain.resume();
+    this.ownState = 'active';
+    this.transport.startAccepting();
+    this.logger.info({ resumedAt: new Date(this.clock.nowMs()).toISOString() }, 'drain: resumed');
+    this.changed();
+  }
+
+  private drainLeft(): DrainLeft {
+    return { bindings: this.location.counts().bindings, dialogs: this.dialogs.active() };
+  }
+
+  /** The drain timed out: end every binding (deactivated NOTIFY), forget the dialogs and close client flows. */
+  private endLeft(): DrainLeft {
+    const left = this.drainLeft();
+    for (const user of [...this.location.users()]) this.registrar.deactivate(user);
+    this.dialogs.endAll();
+    for (const flow of this.transport.flows()) if (!this.isPeerAddress(flow.remoteAddress)) flow.close('local', 'drain timed out');
+    this.logger.warn({ bindings: left.bindings, dialogs: left.dialogs }, 'drain: timed out; ended what was left');
+    return left;
+  }
+
+  private isPeerAddress(address: string): boolean {
+    const member = this.view.memberAt(address.startsWith('::ffff:') ? address.slice(7) : address);
+    return member !== undefined && member !== this.view.self;
+  }
+
+  // --- liveness ----------------------------------------------------------------------------------
+
+  /**
+   * What this server reports to the store (DNS reads them, src/dns/zone.ts): its own state, and its
+   * heartbeat view of each peer it has heard from or given up on. Reporter = this server.
+   */
+  livenessRecords(ttlMs: number): LivenessRecord[] {
+    const atMs = this.clock.nowMs();
+    const self = this.view.self.fqdn;
+    const topologyVersion = this.view.topologyVersion;
+    const ownState = this.ownState === 'active' ? (this.adminState === 'blocked' ? 'blocked' : 'active') : this.ownState;
+    const records: LivenessRecord[] = [{ server: self, reporter: self, state: ownState, atMs, ttlMs, topologyVersion }];
+    if (this.removedFromTopology) return records;
+    for (const [peer, health] of this.heartbeat.view()) {
+      // Never heard and not yet given up on: nothing to say (a server that just started knows nothing).
+      if (health.unknown) continue;
+      records.push({ server: peer, reporter: self, state: health.state, atMs, ttlMs, topologyVersion });
+    }
+    return records;
+  }
+
+  /** The store follower tells how writing the reports went (for status()). */
+  noteLivenessReport(outcome: { ok: true } | { ok: false; error: string }): void {
+    if (outcome.ok) {
+      this.livenessStats.reportsWritten++;
+      this.livenessStats.lastReportAtMs = this.clock.nowMs();
+    } else {
+      this.livenessStats.failures++;
+      this.livenessStats.lastError = outcome.error;
+    }
   }
 
   async start(): Promise<{ tcp: { host: string; port: number }; tls: { host: string; port: number } | null }> {
@@ -218,6 +464,8 @@ export class FrontEndServer {
   }
 
   async stop(): Promise<void> {
+    this.drain?.resume();
+    this.handover.cancel();
     this.heartbeat.stop();
     this.location.stop();
     this.registrar.close();
@@ -259,6 +507,17 @@ export class FrontEndServer {
       links: this.links.stats(),
       transport: this.transport.stats(),
       memory: { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed },
+      resilience: {
+        adminState: this.adminState,
+        adminUnavailable: [...this.adminUnavailable],
+        removedFromTopology: this.removedFromTopology,
+        commissioning: [...this.commissioning],
+        acceptingConnections: this.transport.isAccepting,
+        drain: this.drain?.progress() ?? null,
+        drainRedirects: this.drainRedirects,
+        handover: this.handover.status(),
+        liveness: { ...this.livenessStats },
+      },
     };
   }
 
@@ -313,6 +572,7 @@ export class FrontEndServer {
     const addressedToUs = !routeLeft && isSipUri(uri) && uri.user === null && view.isServiceHost(uri.host);
     const hops = maxForwards(routed);
 
+    if (this.ownState !== 'active' && this.redirectedAway(flow, routed, { routeLeft, addressedToUs, hops })) return;
     if (!routeLeft && routed.method === 'REGISTER') return this.answerLocally(flow, routed, () => this.registrar.handleRegister(flow, routed));
     if (!routeLeft && RegistrarService.isRegSubscribe(routed)) return this.answerLocally(flow, routed, () => this.registrar.handleSubscribe(flow, routed));
     if (routed.method === 'OPTIONS' && (addressedToUs || hops === 0)) return this.answerOptions(flow, routed);
@@ -331,6 +591,32 @@ export class FrontEndServer {
     }
     const fromPeer = view.peers.some((peer) => peer.address === flow.remoteAddress);
     this.proxy.route(flow, routed, { poppedOwnRoute, fromPeer });
+  }
+
+  /**
+   * A draining (or drained) server answers every new out-of-dialog request from a client (no To tag,
+   * not over a pool link) with `302 Moved Temporarily` to the user's next available servers — REGISTER
+   * included, so a user leaves with its first request. In-dialog requests, requests from peers and
+   * OPTIONS to the server itself go on as usual. True when it answered.
+   */
+  private redirectedAway(flow: Flow, request: SipRequest, context: { routeLeft: boolean; addressedToUs: boolean; hops: number | null }): boolean {
+    if (request.method === 'ACK' || request.method === 'CANCEL') return false;
+    if (request.method === 'OPTIONS' && (context.addressedToUs || context.hops === 0)) return false;
+    if (this.isPeerAddress(flow.remoteAddress)) return false;
+    const toHeader = to(request);
+    if (toHeader.tag !== null || context.routeLeft) return false;
+    const view = this.view;
+    const aor = request.method === 'REGISTER' || RegistrarService.isRegSubscribe(request) ? toHeader.uri : from(request).uri;
+    const who = view.userOf(aor);
+    if (who === null || !('user' in who)) return false;
+    const contacts = redirectContactsInSequence(view.sequencer.sequenceOfCanonical(who.user), (fqdn) => this.isAvailable(fqdn));
+    this.drainRedirects++;
+    if (contacts.length === 0) {
+      flow.send(createResponse(request, 503, { toTag: randomToken(this.random, 10), reason: 'Draining, no other server available', headers: [{ name: 'Retry-After', value: '30' }] }));
+      return true;
+    }
+    flow.send(createResponse(request, 302, { toTag: randomToken(this.random, 10), reason: 'Moved Temporarily', headers: this.registrar.contactHeaders(contacts, flow) }));
+    return true;
   }
 
   /** A request this server answers itself (REGISTER, reg SUBSCRIBE): Require checked first (§8.2.2.3). */

@@ -42,8 +42,8 @@ export interface RehomeOptions {
   batchSize: number;
   /** At least this long between two batches (topology `settings.rehome.intervalMs`, default 1000). Milliseconds. */
   intervalMs: number;
-  /** Moves one batch: typically deactivate each user's bindings and NOTIFY `deactivated`. */
-  onBatch: (batch: RehomeItem[]) => void;
+  /** Moves one batch: typically deactivate each user's bindings and NOTIFY `deactivated`. `atMs`: the release time the rate is kept on. */
+  onBatch: (batch: RehomeItem[], atMs: number) => void;
 }
 
 /**
@@ -56,9 +56,9 @@ export interface RehomeOptions {
  */
 export class RehomeQueue {
   private readonly clock: Clock;
-  private readonly batchSize: number;
-  private readonly intervalMs: number;
-  private readonly onBatch: (batch: RehomeItem[]) => void;
+  private batchSize: number;
+  private intervalMs: number;
+  private readonly onBatch: (batch: RehomeItem[], atMs: number) => void;
   private readonly queued = new Map<string, RehomeItem>();
   private timer: Timer | undefined;
   private lastReleaseMs: number | null = null;
@@ -72,6 +72,23 @@ export class RehomeQueue {
     this.batchSize = options.batchSize;
     this.intervalMs = options.intervalMs;
     this.onBatch = options.onBatch;
+  }
+
+  /**
+   * New rate (a newly published `settings.rehome`). Queued users keep their place, and the next batch
+   * still waits for the new interval after the last release, so no window ever sees two batches.
+   */
+  setRate(batchSize: number, intervalMs: number): void {
+    assert(Number.isInteger(batchSize) && batchSize >= 1 && batchSize <= limits.rehomeBatchSizeMax, `rehome batchSize out of range: ${batchSize}`);
+    assert(Number.isFinite(intervalMs) && intervalMs > 0, `rehome intervalMs must be > 0: ${intervalMs}`);
+    if (batchSize === this.batchSize && intervalMs === this.intervalMs) return;
+    this.batchSize = batchSize;
+    this.intervalMs = intervalMs;
+    if (this.timer !== undefined) {
+      this.timer.cancel();
+      this.timer = undefined;
+      this.schedule();
+    }
   }
 
   /** Queues users to move; returns how many were newly queued (duplicates are not). */
@@ -130,6 +147,12 @@ export class RehomeQueue {
 
   private release(): void {
     this.timer = undefined;
+    // Timers may fire a millisecond early by the wall clock (node's timers run on a monotonic clock):
+    // the rate is a promise on the clock people read, so wait out the rest.
+    if (this.lastReleaseMs !== null && this.clock.nowMs() < this.lastReleaseMs + this.intervalMs) {
+      this.schedule();
+      return;
+    }
     const batch: RehomeItem[] = [];
     for (const [user, item] of this.queued) {
       if (batch.length === this.batchSize) break;
@@ -144,7 +167,7 @@ export class RehomeQueue {
     // State first, then the callback: a throwing callback must not leave the queue half-updated.
     if (this.queued.size > 0) this.schedule();
     else this.finish(false);
-    this.onBatch(batch);
+    this.onBatch(batch, this.lastReleaseMs);
   }
 
   private finish(cancelled: boolean): void {

@@ -73,6 +73,7 @@ export const ERROR_CODES = [
   'FRONTEND_UNKNOWN_SERVER',
   'FRONTEND_TLS',
   'FRONTEND_PEER_UNKNOWN',
+  'FRONTEND_NO_TOPOLOGY',
   // cli
   'CLI_USAGE',
 ] as const;

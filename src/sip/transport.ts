@@ -99,6 +99,8 @@ export class SipTransport extends EventEmitter<TransportEvents> {
   private readonly handshakes = new Set<Socket>();
   private flowSequence = 0;
   private accepting = true;
+  /** While not accepting, connections from addresses this approves are still taken (a draining server's pool peers). */
+  private acceptAnyway: ((remoteAddress: string) => boolean) | null = null;
   private readonly counters: TransportStats = {
     connectionsAccepted: 0,
     connectionsRefused: 0,
@@ -182,9 +184,24 @@ export class SipTransport extends EventEmitter<TransportEvents> {
     return this.adopt(socket, options.transport, 'outbound');
   }
 
-  /** Stops accepting new connections (draining); existing flows continue. */
-  stopAccepting(): void {
+  /**
+   * Stops accepting new connections (draining); existing flows continue. `except` still lets some
+   * remote addresses in: a draining Front End keeps taking its pool peers' links (heartbeat, calls
+   * in progress that follow its Record-Route), while clients are turned away.
+   */
+  stopAccepting(options: { except?: (remoteAddress: string) => boolean } = {}): void {
     this.accepting = false;
+    this.acceptAnyway = options.except ?? null;
+  }
+
+  /** Accepts new connections again (a drain was resumed). */
+  startAccepting(): void {
+    this.accepting = true;
+    this.acceptAnyway = null;
+  }
+
+  get isAccepting(): boolean {
+    return this.accepting;
   }
 
   flows(): Flow[] {
@@ -202,6 +219,7 @@ export class SipTransport extends EventEmitter<TransportEvents> {
   /** Closes every listener and flow. */
   async close(): Promise<void> {
     this.accepting = false;
+    this.acceptAnyway = null;
     for (const socket of this.handshakes) socket.destroy();
     this.handshakes.clear();
     for (const flow of this.openFlows.values()) flow.close('shutdown');
@@ -211,7 +229,8 @@ export class SipTransport extends EventEmitter<TransportEvents> {
 
   private accept(listener: Listener, socket: Socket): void {
     socket.on('error', () => {}); // a reset before the flow exists is not an error of ours
-    if (!this.accepting || this.openFlows.size + this.handshakes.size >= this.connectionsMax) {
+    const refused = !this.accepting && !(this.acceptAnyway?.(normalAddress(socket.remoteAddress ?? '')) ?? false);
+    if (refused || this.openFlows.size + this.handshakes.size >= this.connectionsMax) {
       this.counters.connectionsRefused++;
       socket.destroy();
       return;
@@ -285,4 +304,9 @@ export class SipTransport extends EventEmitter<TransportEvents> {
     this.emit('flow', flow);
     return flow;
   }
+}
+
+/** `::ffff:127.0.0.1` (an IPv4 peer on a dual-stack socket) → `127.0.0.1`. */
+function normalAddress(address: string): string {
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
 }

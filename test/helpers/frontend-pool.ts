@@ -1,12 +1,15 @@
 // A pool of real `dnslb server` processes on loopback addresses for integration tests and benches:
-// writes a topology, finds free SIP ports, starts each server with its admin API, waits until every
-// server sees every peer active, reads their state, and stops them by PID.
+// writes a topology (or publishes it into a file store the servers follow with --store), finds free
+// SIP ports, starts each server with its admin API, waits until every server sees every peer active,
+// reads their state, kills and restarts servers, publishes new versions, and stops them by PID.
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { start, waitUntil, type Running } from './process.ts';
+import { openFileStore, type FileStore } from '../../src/store/file-store.ts';
+import { parse } from '../../src/topology/parse.ts';
 import type { FrontEndStatus, UserEntry } from '../../src/frontend/server.ts';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
@@ -23,9 +26,20 @@ export interface RunningPool {
   topologyFile: string;
   tcpPort: number;
   tlsPort: number;
+  /** Indexed like `addresses`; undefined for a server not started (yet). */
   servers: PoolServer[];
+  /** The file store the servers follow (with `store: true`). */
+  store: FileStore | undefined;
   status(index: number): Promise<FrontEndStatus>;
   users(index: number): Promise<UserEntry[]>;
+  /** Starts (or starts again) server `index` and waits until it listens. */
+  startServer(index: number): Promise<PoolServer>;
+  /** SIGKILL (a crash), waiting until the process is gone. */
+  kill(index: number): Promise<void>;
+  /** The topology text with the first `count` addresses as its servers. */
+  topologyText(count: number): string;
+  /** Publishes the topology with the first `count` addresses as the next version (store only). */
+  publish(count: number): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -42,6 +56,12 @@ export interface PoolOptions {
   /** More `dnslb server` flags. */
   serverArgs?: string[];
   taskset?: string;
+  /** Publish the topology into a file store in the pool's directory and start servers with `--store`. */
+  store?: boolean;
+  /** How many of `addresses` the first topology lists (default all; the others can be commissioned). */
+  inTopology?: number;
+  /** More lines under `settings:` (two-space indented), e.g. `  rehome: { batchSize: 10, intervalMs: 500 }`. */
+  settingsYaml?: string;
 }
 
 async function portFree(host: string, port: number): Promise<boolean> {
@@ -63,7 +83,7 @@ export async function freePortPair(addresses: readonly string[]): Promise<number
   throw new Error('no free port pair');
 }
 
-export function topologyYaml(addresses: readonly string[], tcpPort: number, heartbeatIntervalMs: number, extraYaml = ''): string {
+export function topologyYaml(addresses: readonly string[], tcpPort: number, heartbeatIntervalMs: number, extraYaml = '', settingsYaml = ''): string {
   const servers = addresses.map((address, index) => `      - { fqdn: fe${index + 1}.contoso.com, ipv4: ${address} }`).join('\n');
   return `schemaVersion: 1
 sipDomains: [contoso.com]
@@ -84,6 +104,7 @@ dns:
   zones: [{ name: contoso.com }]
 settings:
   heartbeat: { intervalMs: ${heartbeatIntervalMs}, failAfter: 3, riseAfter: 2 }
+${settingsYaml}
 ${extraYaml}
 `;
 }
@@ -98,47 +119,81 @@ export async function startPool(options: PoolOptions): Promise<RunningPool> {
   const dir = mkdtempSync(join(tmpdir(), 'dnslb-pool-'));
   const tcpPort = await freePortPair(options.addresses);
   const topologyFile = join(dir, 'topology.yaml');
-  writeFileSync(topologyFile, topologyYaml(options.addresses, tcpPort, options.heartbeatIntervalMs ?? 200, options.extraYaml));
+  const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 200;
+  const topologyText = (count: number): string => topologyYaml(options.addresses.slice(0, count), tcpPort, heartbeatIntervalMs, options.extraYaml, options.settingsYaml);
+  const inTopology = options.inTopology ?? options.addresses.length;
+  writeFileSync(topologyFile, topologyText(inTopology));
   const servers: PoolServer[] = [];
-  const indexes = options.startOnly ?? options.addresses.map((_, index) => index);
+  let store: FileStore | undefined;
+  let token = '';
+  const publish = async (count: number): Promise<number> => {
+    if (!store) throw new Error('publish needs a pool started with store: true');
+    const published = await store.publish(parse(topologyText(count), 'topology.yaml'), await store.currentVersion(), { by: 'test', comment: `${count} servers` });
+    return published.version;
+  };
+  const startServer = async (index: number): Promise<PoolServer> => {
+    const address = options.addresses[index]!;
+    const fqdn = `fe${index + 1}.contoso.com`;
+    const tlsArgs = options.tls ? ['--tls-cert', options.tls.certFile, '--tls-key', options.tls.keyFile, '--tls-ca', options.tls.caFile] : [];
+    const source = options.store ? ['--store', dir] : ['--topology', topologyFile];
+    const args = ['bin/dnslb.js', 'server', ...source, '--server', fqdn, '--admin-listen', `${address}:0`, '--data-dir', dir, '--log-level', 'warn', ...tlsArgs, ...(options.serverArgs ?? [])];
+    const child = start(process.execPath, args, { cwd: REPO, taskset: options.taskset });
+    let adminUrl = '';
+    await waitUntil(`${fqdn} listening`, () => {
+      const match = /admin (http:\/\/[0-9.]+:\d+)/.exec(child.output());
+      if (match) adminUrl = match[1]!;
+      return match !== null;
+    }, { process: child, timeoutMs: 20_000 });
+    const server = { fqdn, address, process: child, adminUrl };
+    servers[index] = server;
+    if (!token) token = readFileSync(join(dir, 'admin-token'), 'utf8').trim();
+    return server;
+  };
+  const stopAllServers = async (): Promise<void> => {
+    await Promise.all(servers.filter(Boolean).map((server) => server.process.stop()));
+  };
+  const indexes = options.startOnly ?? options.addresses.slice(0, inTopology).map((_, index) => index);
   try {
-    for (const index of indexes) {
-      const address = options.addresses[index]!;
-      const fqdn = `fe${index + 1}.contoso.com`;
-      const tlsArgs = options.tls ? ['--tls-cert', options.tls.certFile, '--tls-key', options.tls.keyFile, '--tls-ca', options.tls.caFile] : [];
-      const args = ['bin/dnslb.js', 'server', '--topology', topologyFile, '--server', fqdn, '--admin-listen', `${address}:0`, '--data-dir', dir, '--log-level', 'warn', ...tlsArgs, ...(options.serverArgs ?? [])];
-      const child = start(process.execPath, args, { cwd: REPO, taskset: options.taskset });
-      let adminUrl = '';
-      await waitUntil(`${fqdn} listening`, () => {
-        const match = /admin (http:\/\/[0-9.]+:\d+)/.exec(child.output());
-        if (match) adminUrl = match[1]!;
-        return match !== null;
-      }, { process: child, timeoutMs: 20_000 });
-      servers.push({ fqdn, address, process: child, adminUrl });
+    if (options.store) {
+      store = await openFileStore({ dataDir: dir });
+      await publish(inTopology);
     }
+    for (const index of indexes) await startServer(index);
   } catch (error) {
-    await Promise.all(servers.map((server) => server.process.stop()));
+    await stopAllServers();
+    await store?.close();
     rmSync(dir, { recursive: true, force: true });
     throw error;
   }
-  const token = readFileSync(join(dir, 'admin-token'), 'utf8').trim();
   const pool: RunningPool = {
     dir,
     topologyFile,
     tcpPort,
     tlsPort: tcpPort + 1,
     servers,
+    store,
     status: (index) => adminGet<FrontEndStatus>(servers[index]!.adminUrl, token, '/status'),
     users: async (index) => (await adminGet<{ users: UserEntry[] }>(servers[index]!.adminUrl, token, '/users')).users,
+    startServer,
+    async kill(index) {
+      const child = servers[index]!.process.child;
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      await exited;
+    },
+    topologyText,
+    publish,
     async stop() {
-      await Promise.all(servers.map((server) => server.process.stop()));
+      await stopAllServers();
+      await store?.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };
-  if (indexes.length === options.addresses.length && indexes.length > 1) {
+  if (indexes.length === inTopology && indexes.length > 1) {
     // Ready when every server sees every peer active (the physical sequence is whole).
     await waitUntil('every peer active', async () => {
-      for (let index = 0; index < servers.length; index++) {
+      for (const index of indexes) {
         const status = await pool.status(index);
         if (Object.values(status.heartbeat.peers).some((peer) => peer.state !== 'active')) return false;
       }

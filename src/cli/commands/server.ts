@@ -7,6 +7,10 @@ import { join } from 'node:path';
 import { AdminApi } from '../../admin/http-api.ts';
 import { ensureToken } from '../../admin/credentials.ts';
 import { FrontEndServer, readTlsFiles } from '../../frontend/server.ts';
+import { StoreFollower } from '../../frontend/store-follower.ts';
+import { openFileStore, type FileStore } from '../../store/file-store.ts';
+import type { Snapshot } from '../../store/store.ts';
+import type { Topology } from '../../topology/schema.ts';
 import { systemClock, systemRandom } from '../../shared/clock.ts';
 import { DnslbError } from '../../shared/errors.ts';
 import { checkLimits, limits } from '../../shared/limits.ts';
@@ -14,7 +18,8 @@ import { parseFile } from '../../topology/parse.ts';
 import { endpoint } from '../../topology/schema.ts';
 
 interface ServerOptions {
-  topology: string;
+  topology?: string;
+  store?: string;
   server: string;
   topologyVersion: string;
   adminListen?: string;
@@ -38,7 +43,8 @@ export function registerServer(program: Command): void {
   program
     .command('server')
     .description('run one Front End server (SIP registrar + proxy over TCP/TLS) until SIGTERM/SIGINT')
-    .option('--topology <file>', 'topology YAML')
+    .option('--topology <file>', 'topology YAML (without --store, or when the store has nothing published)')
+    .option('--store <dir>', 'follow the file store of this data directory: published versions and admin state in, liveness out')
     .option('--server <fqdn>', 'which server of the topology this process is (required)')
     .option('--topology-version <n>', 'the published version the file is (0: never published)', '0')
     .option('--admin-listen <address:port>', 'serve the admin API (GET /status, /users) here; port 0 picks one; token in --data-dir')
@@ -53,17 +59,32 @@ export function registerServer(program: Command): void {
     .action(async (options: ServerOptions, command: Command) => {
       // Not commander's requiredOption: that would also demand them of the admin subcommands (server drain …).
       if (options.server === undefined) throw new DnslbError('CLI_USAGE', 'dnslb server needs --server FQDN');
-      if (options.topology === undefined) throw new DnslbError('CLI_USAGE', 'dnslb server needs --topology FILE');
       checkLimits();
       const dataDir = (command.optsWithGlobals() as { dataDir: string }).dataDir;
       const logger = pino({ level: options.logLevel, base: { component: 'frontend', server: options.server } }, pino.destination(2));
-      const topology = await parseFile(options.topology);
+      let store: FileStore | undefined;
+      let snapshot: Snapshot | undefined;
+      let topology: Topology;
+      let topologyVersion = integer('--topology-version', options.topologyVersion, 0);
+      if (options.store !== undefined) {
+        store = await openFileStore({ dataDir: options.store });
+        snapshot = await store.snapshot();
+      }
+      if (snapshot?.current) {
+        topology = snapshot.current.topology;
+        topologyVersion = snapshot.current.version;
+      } else if (options.topology !== undefined) {
+        topology = await parseFile(options.topology);
+      } else {
+        await store?.close();
+        throw new DnslbError('FRONTEND_NO_TOPOLOGY', options.store === undefined ? 'give --topology FILE or --store DIR' : `the store in ${options.store} has no published topology; publish one or give --topology FILE`);
+      }
       const tls = await readTlsFiles({ cert: options.tlsCert, key: options.tlsKey, ca: options.tlsCa });
       if (options.peerTransport !== undefined && options.peerTransport !== 'tcp' && options.peerTransport !== 'tls') throw new DnslbError('CLI_USAGE', '--peer-transport is tcp or tls');
       if (options.peerTransport === 'tls' && !tls) throw new DnslbError('CLI_USAGE', '--peer-transport tls needs --tls-cert and --tls-key');
       const server = new FrontEndServer({
         topology,
-        topologyVersion: integer('--topology-version', options.topologyVersion, 0),
+        topologyVersion,
         server: options.server,
         tls,
         peerTransport: options.peerTransport as 'tcp' | 'tls' | undefined,
@@ -75,6 +96,8 @@ export function registerServer(program: Command): void {
         tlsHandshakeTimeoutMs: Math.min(integer('--tls-handshake-timeout-ms', options.tlsHandshakeTimeoutMs, 1), limits.sipTlsHandshakeTimeoutMsMax),
       });
       const bound = await server.start();
+      const follower = store ? new StoreFollower({ store, server, clock: systemClock, logger }) : undefined;
+      await follower?.start(snapshot);
       let admin: AdminApi | undefined;
       let adminUrl = '';
       if (options.adminListen !== undefined) {
@@ -108,6 +131,8 @@ export function registerServer(program: Command): void {
         process.on('SIGINT', stop);
       });
       await admin?.close();
+      await follower?.stop();
       await server.stop();
+      await store?.close();
     });
 }

@@ -2,7 +2,7 @@
 // file store of --data-dir (skipped when the current version already holds exactly this document),
 // then runs the pool: one child process per SIP server (frontend, director, mediation pools), one for
 // DNS, all following the store, and the pool admin API. Runs until SIGINT/SIGTERM.
-import { readFile, unlink, writeFile } from 'node:fs/promises';
+import { readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
@@ -50,7 +50,7 @@ interface UpOptions {
 }
 
 /** The children of the pool: DNS, then every SIP server on its own address. */
-export function childSpecs(topology: Topology, version: number, dataDir: string, topologyFile: string, logLevel: string): ChildSpec[] {
+export function childSpecs(topology: Topology, dataDir: string, logLevel: string): ChildSpec[] {
   const env = { ...process.env, DNSLB_LOG_LEVEL: logLevel };
   const node = (args: string[]) => ({ command: process.execPath, args: [BIN, '--data-dir', dataDir, ...args], env });
   const specs: ChildSpec[] = [{ name: 'dns', ...node(['dns', 'serve', '--store', dataDir]) }];
@@ -59,7 +59,7 @@ export function childSpecs(topology: Topology, version: number, dataDir: string,
     for (const server of pool.servers) {
       const address = server.ipv4 ?? server.ipv6!;
       const admin = address.includes(':') ? `[${address}]:0` : `${address}:0`;
-      specs.push({ name: server.fqdn, ...node(['server', '--topology', topologyFile, '--topology-version', String(version), '--server', server.fqdn, '--admin-listen', admin]) });
+      specs.push({ name: server.fqdn, ...node(['server', '--store', dataDir, '--server', server.fqdn, '--admin-listen', admin]) });
     }
   }
   return specs;
@@ -112,11 +112,8 @@ export function registerUp(program: Command): void {
 
 async function runPool(version: PublishedVersion, dataDir: string, options: UpOptions, store: Awaited<ReturnType<typeof openStoreOf>>): Promise<void> {
   const { token, created } = await ensureToken(dataDir);
-  // The servers read the published version from a file (JSON is YAML) until they follow the store themselves.
-  const topologyFile = join(dataDir, `topology-v${version.version}.json`);
-  await writeFile(topologyFile, `${JSON.stringify(toDocument(version.topology), null, 2)}\n`);
   const listening = new Map<string, string>();
-  const supervisor = new Supervisor(childSpecs(version.topology, version.version, dataDir, topologyFile, options.logLevel), {
+  const supervisor = new Supervisor(childSpecs(version.topology, dataDir, options.logLevel), {
     restartDelayMs: version.topology.settings.supervisor.restartDelayMs,
     output: (name, line) => {
       // Each child prints one line saying where it listens; keep those, pass the rest through.
@@ -192,9 +189,7 @@ function followTopology(store: Awaited<ReturnType<typeof openStoreOf>>, supervis
       for await (const event of store.watch({ afterRevision: first.revision, signal: abort.signal })) {
         if (event.kind !== 'published') continue;
         const next = await store.read(event.version);
-        const file = join(dataDir, `topology-v${next.version}.json`);
-        await writeFile(file, `${JSON.stringify(toDocument(next.topology), null, 2)}\n`);
-        const wanted = childSpecs(next.topology, next.version, dataDir, file, logLevel);
+        const wanted = childSpecs(next.topology, dataDir, logLevel);
         const running = new Set(supervisor.names());
         for (const spec of wanted) {
           if (running.has(spec.name)) continue;

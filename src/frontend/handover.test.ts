@@ -1,0 +1,149 @@
+// The hand-over on a FakeClock with a real LocationService: on recovery exactly the users whose
+// primary came back leave, never more than batchSize per interval; on commission exactly the users
+// planMoves says; users whose home is here again when their batch comes are left alone.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { pino } from 'pino';
+import { FakeClock } from '../../test/helpers/fake-clock.ts';
+import { LocationService } from '../registrar/location.ts';
+import { homeOf, planMoves, Sequencer } from '../registrar/sequence.ts';
+import { Handover } from './handover.ts';
+
+const POOL = ['fe1.contoso.com', 'fe2.contoso.com', 'fe3.contoso.com'];
+
+function users(count: number): string[] {
+  return Array.from({ length: count }, (_, n) => `sip:user${n}@contoso.com`);
+}
+
+function setUp(self: string, servers: string[], movable: Set<string>, batch = { batchSize: 10, intervalMs: 1000 }, busy?: (user: string) => boolean) {
+  const clock = new FakeClock();
+  const location = new LocationService({ clock });
+  let sequencer = new Sequencer(servers);
+  const deactivated: { user: string; atMs: number }[] = [];
+  const handover = new Handover({
+    clock,
+    logger: pino({ level: 'silent' }),
+    location,
+    self: () => self,
+    sequencer: () => sequencer,
+    movable,
+    deactivate: (user) => {
+      location.deactivateUser(user);
+      deactivated.push({ user, atMs: clock.nowMs() });
+    },
+    ...batch,
+    ...(busy ? { busy } : {}),
+  });
+  const register = (user: string, mode: 'primary' | 'backup'): void => {
+    const outcome = location.register({ aor: user, callId: `c-${user}`, cseq: 1, contacts: [{ uri: `${user.replace('@contoso.com', '@10.0.0.9')}` }], flowId: `f-${user}` }, mode);
+    assert.equal(outcome.kind, 'ok');
+  };
+  return { clock, location, handover, deactivated, register, setSequencer: (next: Sequencer) => (sequencer = next) };
+}
+
+/** The most users released in any window of `intervalMs` (a sliding window over the release times). */
+function mostInAnyWindow(times: number[], intervalMs: number): number {
+  const sorted = [...times].sort((a, b) => a - b);
+  let most = 0;
+  for (let i = 0; i < sorted.length; i++) {
+    let j = i;
+    while (j < sorted.length && sorted[j]! < sorted[i]! + intervalMs) j++;
+    most = Math.max(most, j - i);
+  }
+  return most;
+}
+
+describe('Handover', () => {
+  test('recovery: fe1 comes back; fe2 hands back exactly fe1\'s users, at most batchSize per interval', () => {
+    const movable = new Set(['fe2.contoso.com', 'fe3.contoso.com']);
+    const { clock, handover, deactivated, register } = setUp('fe2.contoso.com', POOL, movable);
+    const all = users(600);
+    const heldHere = all.filter((user) => homeOf(user, POOL, movable)!.server === 'fe2.contoso.com');
+    for (const user of heldHere) register(user, homeOf(user, POOL, movable)!.mode);
+    const orphansOfFe1 = heldHere.filter((user) => homeOf(user, POOL, new Set(POOL))!.server === 'fe1.contoso.com');
+    assert.ok(orphansOfFe1.length > 30, `enough orphans for several batches (${orphansOfFe1.length})`);
+    assert.equal(handover.reconcile('recovery'), 0, 'fe1 still down: nobody moves');
+    movable.add('fe1.contoso.com');
+    assert.equal(handover.reconcile('recovery'), orphansOfFe1.length);
+    assert.equal(handover.reconcile('recovery'), 0, 'queued users are not queued twice');
+    assert.equal(deactivated.length, 0, 'nothing is released inside reconcile');
+    clock.advance(60_000);
+    assert.deepEqual(deactivated.map((d) => d.user).sort(), [...orphansOfFe1].sort());
+    assert.ok(mostInAnyWindow(deactivated.map((d) => d.atMs), 1000) <= 10, 'at most batchSize in any interval');
+    const status = handover.status();
+    assert.equal(status.handedOverTotal.recovery, orphansOfFe1.length);
+    assert.equal(status.run.remaining, 0);
+    assert.equal(status.run.batches, Math.ceil(orphansOfFe1.length / 10));
+    assert.equal(status.batches.at(-1)!.handedOver, orphansOfFe1.length % 10 || 10);
+  });
+
+  test('a user whose home is here again when its batch comes (fe1 failed again) is skipped, not moved', () => {
+    const movable = new Set(['fe2.contoso.com', 'fe3.contoso.com']);
+    const { clock, handover, deactivated, register } = setUp('fe2.contoso.com', POOL, movable, { batchSize: 5, intervalMs: 1000 });
+    const orphans = users(400).filter((user) => homeOf(user, POOL, new Set(POOL))!.server === 'fe1.contoso.com' && homeOf(user, POOL, movable)!.server === 'fe2.contoso.com');
+    for (const user of orphans) register(user, 'backup');
+    movable.add('fe1.contoso.com');
+    handover.reconcile('recovery');
+    clock.advance(1500); // two batches out
+    assert.equal(deactivated.length, 10);
+    movable.delete('fe1.contoso.com');
+    clock.advance(60_000);
+    assert.equal(deactivated.length, 10, 'the rest stay here');
+    assert.equal(handover.status().skippedTotal, orphans.length - 10);
+  });
+
+  test('commission: adding fe4 moves exactly the users planMoves names, from this server', () => {
+    const after = [...POOL, 'fe4.contoso.com'];
+    const movable = new Set(POOL);
+    const { clock, handover, deactivated, register, setSequencer } = setUp('fe1.contoso.com', POOL, movable, { batchSize: 50, intervalMs: 500 });
+    const all = users(2000);
+    const here = all.filter((user) => homeOf(user, POOL, movable)!.server === 'fe1.contoso.com');
+    for (const user of here) register(user, 'primary');
+    setSequencer(new Sequencer(after));
+    assert.equal(handover.reconcile('commission'), 0, 'fe4 not heard from yet: not a move target');
+    movable.add('fe4.contoso.com');
+    handover.reconcile('commission');
+    clock.advance(60_000);
+    const plan = planMoves(all, { servers: POOL }, { servers: after }, { listMoves: true });
+    const planned = plan.moves!.filter((move) => move.from === 'fe1.contoso.com').map((move) => move.user);
+    assert.ok(plan.moves!.every((move) => move.to === 'fe4.contoso.com'), 'rendezvous hashing: every move goes to the new server');
+    assert.deepEqual(deactivated.map((d) => d.user).sort(), planned.sort());
+    assert.ok(mostInAnyWindow(deactivated.map((d) => d.atMs), 500) <= 50);
+    assert.equal(handover.status().handedOverTotal.commission, planned.length);
+  });
+
+  test('setRate: a new rate applies to the next batch, and no window sees two batches', () => {
+    const movable = new Set(['fe2.contoso.com', 'fe3.contoso.com']);
+    const { clock, handover, deactivated, register } = setUp('fe2.contoso.com', POOL, movable, { batchSize: 10, intervalMs: 1000 });
+    const orphans = users(600).filter((user) => homeOf(user, POOL, new Set(POOL))!.server === 'fe1.contoso.com' && homeOf(user, POOL, movable)!.server === 'fe2.contoso.com');
+    for (const user of orphans) register(user, 'backup');
+    movable.add('fe1.contoso.com');
+    handover.reconcile('recovery');
+    clock.advance(0);
+    assert.equal(deactivated.length, 10);
+    handover.setRate(3, 2000);
+    clock.advance(1999);
+    assert.equal(deactivated.length, 10, 'the new interval counts from the last release');
+    clock.advance(1);
+    assert.equal(deactivated.length, 13);
+  });
+
+  test('a user in a call waits for the call to end, behind the others', () => {
+    const movable = new Set(['fe2.contoso.com', 'fe3.contoso.com']);
+    const inCall = new Set<string>();
+    const { clock, handover, deactivated, register } = setUp('fe2.contoso.com', POOL, movable, { batchSize: 4, intervalMs: 1000 }, (user) => inCall.has(user));
+    const orphans = users(300).filter((user) => homeOf(user, POOL, new Set(POOL))!.server === 'fe1.contoso.com' && homeOf(user, POOL, movable)!.server === 'fe2.contoso.com').slice(0, 10);
+    for (const user of orphans) register(user, 'backup');
+    const caller = 'sip:' + orphans[0]!.slice(4);
+    inCall.add(orphans[0]!);
+    movable.add('fe1.contoso.com');
+    handover.reconcile('recovery');
+    clock.advance(10_000);
+    assert.deepEqual(deactivated.map((d) => d.user).sort(), orphans.slice(1).sort(), 'everyone but the caller');
+    assert.ok(handover.status().deferredTotal >= 1);
+    inCall.delete(orphans[0]!);
+    clock.advance(1000);
+    assert.equal(deactivated.at(-1)!.user, caller, 'handed over once its call ended');
+    assert.equal(handover.status().handedOverTotal.recovery, orphans.length);
+  });
+});

@@ -1,0 +1,155 @@
+// Handing users over to their homes (DESIGN §3 recovery, commission, drain): when the pool changes,
+// the users held here whose home is now another server are queued and released in rate-limited
+// batches (RehomeQueue); each released user is `deactivated` (RFC 3680) and re-registers at its home.
+import type { Logger } from 'pino';
+import type { Clock } from '../shared/clock.ts';
+import type { LocationService } from '../registrar/location.ts';
+import { RehomeQueue, type RehomeItem, type RehomeProgress, type RehomeReason } from '../registrar/rehome.ts';
+import { homeInSequence, type Availability, type Sequencer } from '../registrar/sequence.ts';
+
+/** The last batches kept for status() (enough to check the rate over a recovery). */
+export const HANDOVER_BATCHES_KEPT = 64;
+
+export interface HandoverBatch {
+  atMs: number;
+  /** Users released by the queue in this batch. */
+  released: number;
+  /** Of those, deactivated (handed over). */
+  handedOver: number;
+  /** Of those, left alone at release time: home is here again, no binding left, or nowhere to go. */
+  skipped: number;
+  /** Of those, in a call: queued again. */
+  deferred: number;
+}
+
+export interface HandoverStatus {
+  batchSize: number;
+  intervalMs: number;
+  /** The current (or last) run of the queue. */
+  run: RehomeProgress;
+  /** Since start: users deactivated per reason, and users skipped at release. */
+  handedOverTotal: Record<RehomeReason, number>;
+  skippedTotal: number;
+  /** Releases put back in the queue because the user was in a call. */
+  deferredTotal: number;
+  /** Users queued by the last reconcile, and why. */
+  lastReconcile: { atMs: number; reason: RehomeReason; queued: number; homedElsewhere: number } | null;
+  /** The newest batches, oldest first. */
+  batches: HandoverBatch[];
+}
+
+export interface HandoverOptions {
+  clock: Clock;
+  logger: Logger;
+  location: LocationService;
+  self: () => string;
+  sequencer: () => Sequencer;
+  /**
+   * Where users may be moved now: servers that are up, heard from and not taken out by an operator.
+   * This server counts as long as it keeps its users (blocked does; draining does not).
+   */
+  movable: Availability;
+  /** Ends the user's bindings here with a `deactivated` NOTIFY. */
+  deactivate: (user: string) => void;
+  /**
+   * Is the user in a call through this server? Then it waits: a client that re-registers elsewhere
+   * leaves its flow here, and the call with it. It is queued again behind the others.
+   */
+  busy?: (user: string) => boolean;
+  batchSize: number;
+  intervalMs: number;
+}
+
+export class Handover {
+  private readonly queue: RehomeQueue;
+  private readonly handedOverTotal: Record<RehomeReason, number> = { recovery: 0, commission: 0, decommission: 0, drain: 0 };
+  private skippedTotal = 0;
+  private deferredTotal = 0;
+  private lastReconcile: HandoverStatus['lastReconcile'] = null;
+  private readonly batches: HandoverBatch[] = [];
+  private batchSize: number;
+  private intervalMs: number;
+
+  constructor(private readonly options: HandoverOptions) {
+    this.batchSize = options.batchSize;
+    this.intervalMs = options.intervalMs;
+    this.queue = new RehomeQueue({ clock: options.clock, batchSize: options.batchSize, intervalMs: options.intervalMs, onBatch: (batch, atMs) => this.release(batch, atMs) });
+  }
+
+  /** A new `settings.rehome` (published topology). */
+  setRate(batchSize: number, intervalMs: number): void {
+    this.batchSize = batchSize;
+    this.intervalMs = intervalMs;
+    this.queue.setRate(batchSize, intervalMs);
+  }
+
+  /**
+   * Queues every user held here whose home, by `movable`, is another server. Idempotent: users
+   * already queued keep their place. Returns how many were newly queued.
+   */
+  reconcile(reason: RehomeReason): number {
+    const moves = this.options.location.usersHomedElsewhere(this.options.self(), this.options.sequencer(), this.options.movable);
+    // A user with no home at all stays: deactivating it would only make it fail to register anywhere.
+    const items = moves.filter((move) => move.home !== null).map((move) => ({ user: move.user, reason, to: move.home }));
+    const queued = this.queue.enqueue(items);
+    this.lastReconcile = { atMs: this.options.clock.nowMs(), reason, queued, homedElsewhere: items.length };
+    if (queued > 0) this.options.logger.info({ reason, queued, remaining: this.queue.progress().remaining }, 'handover: users queued to move to their homes');
+    return queued;
+  }
+
+  /** Stops the current run (a drain resumed: its users stay). */
+  cancel(): void {
+    this.queue.cancel();
+  }
+
+  /** Users deactivated for `reason` since start. */
+  handedOver(reason: RehomeReason): number {
+    return this.handedOverTotal[reason];
+  }
+
+  get remaining(): number {
+    return this.queue.progress().remaining;
+  }
+
+  status(): HandoverStatus {
+    return {
+      batchSize: this.batchSize,
+      intervalMs: this.intervalMs,
+      run: this.queue.progress(),
+      handedOverTotal: { ...this.handedOverTotal },
+      skippedTotal: this.skippedTotal,
+      deferredTotal: this.deferredTotal,
+      lastReconcile: this.lastReconcile,
+      batches: [...this.batches],
+    };
+  }
+
+  /** One batch from the queue: the pool may have changed since the users were queued, so look again. */
+  private release(items: readonly RehomeItem[], atMs: number): void {
+    const self = this.options.self();
+    const sequencer = this.options.sequencer();
+    let handedOver = 0;
+    let skipped = 0;
+    const deferred: RehomeItem[] = [];
+    for (const item of items) {
+      const { user, reason } = item;
+      const home = homeInSequence(sequencer.sequenceOfCanonical(user), this.options.movable);
+      if (home === null || home.server === self || this.options.location.bindingsOf(user).length === 0) {
+        skipped++;
+        continue;
+      }
+      if (this.options.busy?.(user)) {
+        deferred.push(item);
+        continue;
+      }
+      this.options.deactivate(user);
+      handedOver++;
+      this.handedOverTotal[reason]++;
+    }
+    this.skippedTotal += skipped;
+    this.batches.push({ atMs, released: items.length, handedOver, skipped, deferred: deferred.length });
+    this.deferredTotal += deferred.length;
+    if (deferred.length > 0) this.queue.enqueue(deferred);
+    if (this.batches.length > HANDOVER_BATCHES_KEPT) this.batches.shift();
+  }
+}

@@ -1,0 +1,146 @@
+// A Front End server following the store (DESIGN §2: "Live state flows admin/heartbeat → store →
+// dns + frontends"): newly published topology versions and every server's admin state come in;
+// this server's liveness reports (its own state and its heartbeat view of each peer) go out.
+import type { Logger } from 'pino';
+import type { Clock, Timer } from '../shared/clock.ts';
+import type { AdminState, Snapshot, Store, StoreEvent } from '../store/store.ts';
+import type { FrontEndServer } from './server.ts';
+
+/** A liveness report is believed for this many heartbeat intervals (a killed server's own report expires then). */
+export const LIVENESS_TTL_INTERVALS = 3;
+
+export interface StoreFollowerOptions {
+  store: Store;
+  server: FrontEndServer;
+  clock: Clock;
+  logger: Logger;
+  /** After the watch failed, follow again from a new snapshot this much later. Default 1000 ms. */
+  retryDelayMs?: number;
+}
+
+export class StoreFollower {
+  private readonly abort = new AbortController();
+  private readonly adminStates = new Map<string, AdminState>();
+  private watching: Promise<void> | undefined;
+  private reportTimer: Timer | undefined;
+  private retryTimer: Timer | undefined;
+  private reporting: Promise<void> | undefined;
+  private reportAgain = false;
+  private stopped = false;
+  private unsubscribe: (() => void) | undefined;
+  /** The store revision applied so far (tests wait for it). */
+  appliedRevision = 0;
+
+  constructor(private readonly options: StoreFollowerOptions) {}
+
+  /** Applies the snapshot (a newer version, the admin states), starts watching and reporting. */
+  async start(snapshot?: Snapshot): Promise<void> {
+    const first = snapshot ?? (await this.options.store.snapshot());
+    this.applySnapshot(first);
+    this.unsubscribe = this.options.server.onChange(() => this.reportSoon());
+    this.watching = this.watch(first.revision);
+    this.reportSoon();
+  }
+
+  /** Stops following; the last report says `down` with a short TTL so that DNS drops this server at once. */
+  async stop(options: { reportDown?: boolean } = {}): Promise<void> {
+    this.stopped = true;
+    this.abort.abort();
+    this.unsubscribe?.();
+    this.reportTimer?.cancel();
+    this.retryTimer?.cancel();
+    await this.watching;
+    await this.reporting;
+    if (options.reportDown ?? true) {
+      const server = this.options.server;
+      const intervalMs = server.heartbeatIntervalMs;
+      try {
+        await this.options.store.reportLiveness({ server: server.self, reporter: server.self, state: 'down', atMs: this.options.clock.nowMs(), ttlMs: LIVENESS_TTL_INTERVALS * intervalMs, topologyVersion: server.topologyVersion });
+      } catch (error) {
+        this.options.logger.warn({ err: error }, 'frontend: could not report down to the store');
+      }
+    }
+  }
+
+  private applySnapshot(snapshot: Snapshot): void {
+    const server = this.options.server;
+    if (snapshot.current && snapshot.current.version > server.topologyVersion) server.setTopology(snapshot.current.topology, snapshot.current.version);
+    this.adminStates.clear();
+    for (const [fqdn, record] of snapshot.adminStates) this.adminStates.set(fqdn.toLowerCase(), record.state);
+    server.applyAdminStates(this.adminStates);
+    this.appliedRevision = Math.max(this.appliedRevision, snapshot.revision);
+  }
+
+  private async watch(afterRevision: number): Promise<void> {
+    try {
+      for await (const event of this.options.store.watch({ afterRevision, signal: this.abort.signal })) await this.apply(event);
+    } catch (error) {
+      if (this.stopped) return;
+      this.options.logger.error({ err: error }, 'frontend: following the store failed; retrying from a new snapshot');
+      this.retryTimer = this.options.clock.setTimer(this.options.retryDelayMs ?? 1000, () => {
+        this.options.store.snapshot().then(
+          (snapshot) => {
+            if (this.stopped) return;
+            this.applySnapshot(snapshot);
+            this.watching = this.watch(snapshot.revision);
+          },
+          (cause: unknown) => this.options.logger.error({ err: cause }, 'frontend: store snapshot failed'),
+        );
+      });
+    }
+  }
+
+  private async apply(event: StoreEvent): Promise<void> {
+    const server = this.options.server;
+    switch (event.kind) {
+      case 'published':
+        if (event.version > server.topologyVersion) {
+          const published = await this.options.store.read(event.version);
+          if (published.version > server.topologyVersion) server.setTopology(published.topology, published.version);
+        }
+        break;
+      case 'admin-state':
+        this.adminStates.set(event.record.server.toLowerCase(), event.record.state);
+        server.applyAdminStates(this.adminStates);
+        break;
+      case 'liveness':
+      case 'liveness-expired':
+        // Other servers' reports are for DNS; this server trusts its own heartbeat.
+        break;
+    }
+    this.appliedRevision = Math.max(this.appliedRevision, event.revision);
+  }
+
+  /** Writes the reports now (coalescing: one write in flight, one more queued), then every interval. */
+  private reportSoon(): void {
+    if (this.stopped) return;
+    if (this.reporting) {
+      this.reportAgain = true;
+      return;
+    }
+    this.reportTimer?.cancel();
+    this.reportTimer = undefined;
+    this.reporting = this.report().finally(() => {
+      this.reporting = undefined;
+      if (this.stopped) return;
+      if (this.reportAgain) {
+        this.reportAgain = false;
+        this.reportSoon();
+        return;
+      }
+      this.reportTimer = this.options.clock.setTimer(this.options.server.heartbeatIntervalMs, () => this.reportSoon());
+    });
+  }
+
+  private async report(): Promise<void> {
+    const server = this.options.server;
+    const ttlMs = LIVENESS_TTL_INTERVALS * server.heartbeatIntervalMs;
+    try {
+      for (const record of server.livenessRecords(ttlMs)) await this.options.store.reportLiveness(record);
+      server.noteLivenessReport({ ok: true });
+    } catch (error) {
+      server.noteLivenessReport({ ok: false, error: (error as Error).message });
+      this.options.logger.warn({ err: error }, 'frontend: liveness report failed');
+    }
+  }
+}
