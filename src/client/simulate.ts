@@ -141,8 +141,7 @@ export class Simulator {
     }
     const ratePerS = this.options.startRatePerS ?? 200;
     for (let index = 0; index < this.options.users; index++) {
-      // Spread the legacy users over the whole list, not all at its end.
-      const legacy = legacyCount > 0 && Math.floor(((index + 1) * legacyCount) / this.options.users) > Math.floor((index * legacyCount) / this.options.users);
+      const legacy = isLegacyUser(index, this.options.users, legacyCount);
       const user = this.createUser(index, legacy);
       this.users.push(user);
       this.later(Math.floor((index * 1000) / ratePerS), () => void user.agent.start());
@@ -315,4 +314,9 @@ export class Simulator {
       if (!up && !this.stopped) this.calls.failed++;
     });
   }
+}
+
+/** Which simulated users are legacy: `legacyCount` of `users`, spread over the whole list, not all at its end. */
+export function isLegacyUser(index: number, users: number, legacyCount: number): boolean {
+  return legacyCount > 0 && Math.floor(((index + 1) * legacyCount) / users) > Math.floor((index * legacyCount) / users);
 }

@@ -283,8 +283,9 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
     const discovery = await this.options.locator.discover(this.aor);
     for (const step of discovery.steps) this.emit('trace', `dns ${step.query} → ${step.found}`);
     let endpoints = discovery.endpoints.map(({ address, port, transport, host }) => ({ address, port, transport, host }));
-    // RFC 5626 §4.5 forms the new flow elsewhere: the server whose flow just died goes last.
-    if (this.lostServer) {
+    // RFC 5626 §4.5 forms the new flow elsewhere: the server whose flow just died goes last. Legacy
+    // (pre-2010) clients know nothing of that: they take the first address DNS gives, dead or not.
+    if (this.lostServer && this.mode !== 'legacy') {
       const lost = this.lostServer;
       endpoints = [...endpoints.filter((e) => `${e.address}:${e.port}` !== lost), ...endpoints.filter((e) => `${e.address}:${e.port}` === lost)];
     }

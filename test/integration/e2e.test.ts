@@ -1,7 +1,7 @@
 // The whole system as the Lync documents describe it: `dnslb up` (DNS, every server, admin API) and
 // the client simulator, both real processes, on loopback addresses of this test's own (127.0.12.x).
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -10,6 +10,8 @@ import { dig } from '../helpers/dns-process.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { startUp, type UpSystem } from '../helpers/up.ts';
 import type { PoolStatus } from '../../src/cli/commands/admin-client.ts';
+import { callAdmin } from '../../src/admin/http-api.ts';
+import { isLegacyUser } from '../../src/client/simulate.ts';
 
 const NET = '127.0.12';
 const INSIDE = `${NET}.200`;
@@ -30,7 +32,7 @@ interface Report {
     signInFailureReasons: { modern: Record<string, number>; legacy: Record<string, number> };
     calls: { attempted: number; up: number; failed: number; inProgress: number };
   };
-  users: { aor: string; legacy: boolean; state: string; server: string | null; mode: string | null; failovers: number; redirects: number; lastError: string | null }[];
+  users: { aor: string; legacy: boolean; state: string; server: string | null; mode: string | null; failures: number; failovers: number; redirects: number; lastError: string | null }[];
 }
 
 describe('the whole system', () => {
@@ -102,5 +104,75 @@ describe('the whole system', () => {
       const view = fe2?.status as unknown as { heartbeat: { peers: Record<string, { state: string }> } } | undefined;
       assert.equal(view?.heartbeat.peers['fe1.contoso.com']?.state, 'active');
     }, { timeoutMs: 30_000 });
+  });
+});
+
+describe('a server dies: modern clients fail over, legacy clients do not until health-aware DNS drops it', () => {
+  const NET2 = '127.0.13';
+  let system: UpSystem;
+  let work = '';
+
+  before(async () => {
+    work = await mkdtemp(join(tmpdir(), 'dnslb-e2e-legacy-'));
+    // The first server in DNS order is always fe1 (order: fixed); health-aware answers are off at
+    // first, as in a Lync deployment whose DNS knows nothing of server health; the killed server stays down.
+    system = await startUp(NET2, {
+      edit: (text) =>
+        text
+          .replace('dns: { order: rotate, maxRecords: 0, ttl: 60, healthAware: true }', 'dns: { order: fixed, maxRecords: 0, ttl: 5, healthAware: false }')
+          .replace('supervisor: { restartDelayMs: 2000 }', 'supervisor: { restartDelayMs: 600000 }'),
+    });
+  });
+  after(async () => system?.stop());
+
+  test('300 modern and 100 legacy users; SIGKILL of the first server in DNS order', async () => {
+    const status = async (): Promise<PoolStatus> => JSON.parse((await system.cli('pool', 'status', '--json')).stdout) as PoolStatus;
+    const onServers = (current: PoolStatus, servers: string[]) =>
+      current.servers.filter((entry) => servers.includes(entry.server)).reduce((sum, entry) => sum + (entry.status?.bindings.bindings ?? 0), 0);
+    await eventually(async () => assert.ok((await status()).servers.every((entry) => entry.status?.state === 'active')));
+    const file = join(work, 'report.json');
+    const simulator = system.cli('client', 'simulate', '--domain', 'contoso.com', '--dns', `${system.dns.address}:${system.dns.port}`, '--users', '400', '--legacy', '25%', '--duration', '40s', '--backoff-base-ms', '500', '--backoff-max-ms', '2000', '--summary-every', '60s', '--json', file);
+    const frontends = ['fe1.contoso.com', 'fe2.contoso.com', 'fe3.contoso.com'];
+    await eventually(async () => assert.equal(onServers(await status(), frontends), 400), { timeoutMs: 30_000 });
+
+    // Who is on fe1 now: the legacy ones among them will have to sign in again, and will try fe1 only.
+    const before = await status();
+    const fe1 = before.servers.find((entry) => entry.server === 'fe1.contoso.com')!;
+    const endpoint = JSON.parse(await readFile(join(system.dataDir, 'servers', 'fe1.contoso.com.json'), 'utf8')) as { url: string };
+    const token = (await readFile(join(system.dataDir, 'admin-token'), 'utf8')).trim();
+    const onFe1 = new Set(((await callAdmin(endpoint.url, token, 'GET', '/users')) as { users: { user: string }[] }).users.map((entry) => entry.user));
+    const legacyUsers = new Set(Array.from({ length: 400 }, (_, index) => index).filter((index) => isLegacyUser(index, 400, 100)).map((index) => `sip:user${index + 1}@contoso.com`));
+    const legacyOnFe1 = [...onFe1].filter((user) => legacyUsers.has(user));
+    assert.ok(legacyOnFe1.length > 0 && legacyOnFe1.length < 100, `${legacyOnFe1.length} legacy users on fe1`);
+    process.kill(fe1.process!.pid!, 'SIGKILL');
+
+    // Every user not on fe1, and every modern user that was, ends on fe2/fe3; the legacy users that were
+    // on fe1 cannot sign in while DNS still answers fe1 first: exactly they are missing.
+    const survivors = ['fe2.contoso.com', 'fe3.contoso.com'];
+    await eventually(async () => assert.equal(onServers(await status(), survivors), 400 - legacyOnFe1.length), { timeoutMs: 30_000 });
+    assert.deepEqual((await dig(system.dns, ['pool01.contoso.com', 'A'], `${NET2}.200`)).answer.map((record) => record.data), [`${NET2}.11`, `${NET2}.12`, `${NET2}.13`]);
+
+    // Health-aware DNS: a new version turns it on; fe1 leaves the answers and the legacy users sign in.
+    const text = (await readFile(system.topologyFile, 'utf8')).replace('dns: { order: fixed, maxRecords: 0, ttl: 5, healthAware: false }', 'dns: { order: fixed, maxRecords: 0, ttl: 5, healthAware: true }');
+    const healthAware = join(work, 'health-aware.yaml');
+    await writeFile(healthAware, text);
+    assert.equal((await system.cli('topology', 'publish', healthAware)).code, 0);
+    await eventually(async () => assert.deepEqual((await dig(system.dns, ['pool01.contoso.com', 'A'], `${NET2}.200`)).answer.map((record) => record.data), [`${NET2}.12`, `${NET2}.13`]));
+    await eventually(async () => assert.equal(onServers(await status(), survivors), 400), { timeoutMs: 30_000 });
+
+    const result = await simulator;
+    assert.equal(result.code, 0, result.stderr);
+    const report = JSON.parse(await readFile(file, 'utf8')) as Report;
+    const modern = report.users.filter((user) => !user.legacy);
+    const legacy = report.users.filter((user) => user.legacy);
+    assert.equal(modern.length, 300);
+    assert.equal(legacy.length, 100);
+    assert.ok(modern.every((user) => user.state === 'registered' && user.server !== `${NET2}.11:5060`), 'every modern user ends registered elsewhere');
+    assert.ok(legacy.every((user) => user.state === 'registered' && user.server !== `${NET2}.11:5060`), 'with fe1 out of DNS, every legacy user signed in');
+    // The report says what happened to the legacy users meanwhile: those that were on fe1 failed to
+    // sign in (refused at fe1), the others never had to sign in again.
+    for (const user of legacy) assert.equal(user.failures > 0, onFe1.has(user.aor), `${user.aor}: ${user.failures} failures`);
+    assert.ok(report.totals.signInFailures.legacy >= legacyOnFe1.length);
+    assert.ok(Object.keys(report.totals.signInFailureReasons.legacy).every((reason) => /CLIENT_CONNECT/.test(reason)), JSON.stringify(report.totals.signInFailureReasons.legacy));
   });
 });
