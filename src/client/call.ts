@@ -18,6 +18,8 @@ export interface CallEvents {
   ringing: [];
   up: [];
   ended: [{ how: CallEnd; status?: number; detail?: string }];
+  /** The final answer to our BYE (0 when none came: the flow closed or the transaction timed out). */
+  byeAnswered: [status: number];
 }
 
 /** What a call needs from its user agent. */
@@ -258,7 +260,10 @@ export class Call extends EventEmitter<CallEvents> {
     const sent = this.flow.request({ method: 'BYE', uri: this.remoteTarget, headers: this.dialogHeaders('BYE', this.localSeq) });
     // The call is over whatever the answer (§15.1.1: a BYE that fails still ends the dialog).
     this.end('bye-sent');
-    sent.response.catch(() => {});
+    sent.response.then(
+      (response) => this.emit('byeAnswered', response.status),
+      () => this.emit('byeAnswered', 0),
+    );
   }
 
   private end(how: CallEnd, status?: number, detail?: string): void {

@@ -63,7 +63,12 @@ export interface SimulationSummary {
   deactivations: number;
   flowDeaths: number;
   signInFailures: { modern: number; legacy: number };
-  calls: { attempted: number; up: number; failed: number; inProgress: number };
+  /**
+   * attempted: placed; up: answered; failed: ended before it was answered (not counting calls cut by the
+   * end of the run); dropped: ended after it was up other than by a BYE; byeOk / byeFailed: our BYEs
+   * answered 2xx / otherwise (or not at all).
+   */
+  calls: { attempted: number; up: number; failed: number; dropped: number; byeOk: number; byeFailed: number; inProgress: number };
 }
 
 export interface UserReport {
@@ -114,7 +119,7 @@ export class Simulator {
   private readonly timers = new Set<Timer>();
   private readonly failureReasons = { modern: {} as Record<string, number>, legacy: {} as Record<string, number> };
   private readonly signInFailures = { modern: 0, legacy: 0 };
-  private readonly calls = { attempted: 0, up: 0, failed: 0 };
+  private readonly calls = { attempted: 0, up: 0, failed: 0, dropped: 0, byeOk: 0, byeFailed: 0 };
   private readonly liveCalls = new Set<Call>();
   private startedAtMs = 0;
   private stopped = false;
@@ -308,10 +313,15 @@ export class Simulator {
       this.calls.up++;
       this.later(this.options.callHoldMs ?? 5000, () => call.hangUp());
     });
-    call.once('ended', () => {
+    call.once('byeAnswered', (status) => {
+      if (status >= 200 && status < 300) this.calls.byeOk++;
+      else this.calls.byeFailed++;
+    });
+    call.once('ended', ({ how }) => {
       this.liveCalls.delete(call);
       // A call still ringing when the run ends is cut by the simulator, not failed by the pool.
       if (!up && !this.stopped) this.calls.failed++;
+      if (up && !this.stopped && how !== 'bye-sent' && how !== 'bye-received') this.calls.dropped++;
     });
   }
 }

@@ -59,6 +59,8 @@ interface ClientTransaction {
 
 export interface ProxyCounters {
   requestsForwarded: number;
+  /** Out-of-dialog INVITEs this server took on (new calls through it); a draining server takes none. */
+  invitesAccepted: number;
   responsesForwarded: number;
   answeredLocally: Record<string, number>;
   loopsDetected: number;
@@ -70,7 +72,7 @@ export interface ProxyCounters {
 const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'REFER']);
 
 export class Proxy {
-  readonly counters: ProxyCounters = { requestsForwarded: 0, responsesForwarded: 0, answeredLocally: {}, loopsDetected: 0, strayResponses: 0, transactionsTimedOut: 0 };
+  readonly counters: ProxyCounters = { requestsForwarded: 0, invitesAccepted: 0, responsesForwarded: 0, answeredLocally: {}, loopsDetected: 0, strayResponses: 0, transactionsTimedOut: 0 };
   private readonly byBranch = new Map<string, ClientTransaction>();
   private readonly byServerKey = new Map<string, ClientTransaction>();
   /** Contact URI → the flow it was last seen on: how in-dialog requests and calls reach a UA (RFC 5626 spirit). */
@@ -309,6 +311,7 @@ export class Proxy {
       tx.timer = this.options.clock.setTimer(timeoutMs, () => this.timedOut(pending));
       // §16.2: a stateful proxy answers an INVITE with 100 Trying itself, at once.
       if (request.method === 'INVITE') inFlow.send(createResponse(request, 100));
+      if (request.method === 'INVITE' && dialogCreating) this.counters.invitesAccepted++;
     }
     if (dialogCreating) {
       const contact = headerValue(request, 'Contact');

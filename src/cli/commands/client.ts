@@ -43,7 +43,7 @@ export function formatSummary(summary: SimulationSummary): string {
     `primary ${summary.primary} backup ${summary.backup}`,
     `failovers ${summary.failovers}`,
     `redirects ${summary.redirects}`,
-    `calls up ${summary.calls.up}/${summary.calls.attempted} (${summary.calls.inProgress} live, ${summary.calls.failed} failed)`,
+    `calls up ${summary.calls.up}/${summary.calls.attempted} (${summary.calls.inProgress} live, ${summary.calls.failed} failed, ${summary.calls.dropped} dropped)`,
     `errors ${summary.signInFailures.modern + summary.signInFailures.legacy} (legacy ${summary.signInFailures.legacy})`,
   ].join('  ');
 }
