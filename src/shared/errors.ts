@@ -69,6 +69,7 @@ export const ERROR_CODES = [
   'SIP_FLOW_CLOSED',
   'SIP_CONNECT',
   'SIP_LISTEN',
+  'SIP_CERTIFICATE',
   // frontend
   'FRONTEND_UNKNOWN_SERVER',
   'FRONTEND_TLS',

@@ -86,6 +86,13 @@ describe('the whole system', () => {
     assert.equal(report.totals.calls.failed, 0, JSON.stringify(report.totals.calls));
   });
 
+  test('over TLS as Lync clients do: _sipinternaltls SRV, certificates from the pool\'s private CA, calls through server-to-server TLS', async () => {
+    const report = await simulate('--users', '90', '--duration', '6s', '--transport', 'tls', '--ca', join(system.dataDir, 'tls', 'ca.pem'), '--calls-per-minute', '300', '--call-hold', '1s');
+    assert.equal(report.totals.registered, 90);
+    assert.deepEqual(Object.keys(report.totals.registeredPerServer).sort(), [`${NET}.11:5061`, `${NET}.12:5061`, `${NET}.13:5061`]);
+    assert.ok(report.totals.calls.up > 0 && report.totals.calls.failed === 0, JSON.stringify(report.totals.calls));
+  });
+
   test('a server whose address silently drops packets: modern clients still sign in, through the connect timeout or staggered attempts', async () => {
     const restore = await blackhole(`${NET}.11`);
     try {

@@ -61,7 +61,7 @@ describe('dnslb server under bad input', () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'dnslb-fe-bad-'));
-    certs = createTestCertificates({ names: ['fe1.contoso.com'], ips: [ADDRESS] });
+    certs = await createTestCertificates({ names: ['fe1.contoso.com'], ips: [ADDRESS] });
     writeFileSync(join(dir, 'cert.pem'), certs.cert);
     writeFileSync(join(dir, 'key.pem'), certs.key);
     writeFileSync(join(dir, 'ca.pem'), certs.ca);
@@ -73,7 +73,7 @@ describe('dnslb server under bad input', () => {
   });
   after(async () => {
     await pool?.stop();
-    certs?.cleanup();
+    await certs?.cleanup();
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -75,7 +75,7 @@ describe('REGISTER through sipp over TLS with the test CA', () => {
   const tunnels: Running[] = [];
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'dnslb-fe-tls-'));
-    certs = createTestCertificates({ names: SERVERS, ips: addresses });
+    certs = await createTestCertificates({ names: SERVERS, ips: addresses });
     writeFileSync(join(dir, 'ca.pem'), certs.ca);
     writeFileSync(join(dir, 'cert.pem'), certs.cert);
     writeFileSync(join(dir, 'key.pem'), certs.key);
@@ -92,7 +92,7 @@ describe('REGISTER through sipp over TLS with the test CA', () => {
   after(async () => {
     await Promise.all(tunnels.map((tunnel) => tunnel.stop()));
     await pool?.stop();
-    certs?.cleanup();
+    await certs?.cleanup();
     rmSync(dir, { recursive: true, force: true });
   });
 

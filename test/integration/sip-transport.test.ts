@@ -226,13 +226,13 @@ describe('SipTransport over TLS', () => {
   let port = 0;
 
   before(async () => {
-    certs = createTestCertificates({ names: ['fe1.contoso.com'], ips: [HOST] });
+    certs = await createTestCertificates({ names: ['fe1.contoso.com'], ips: [HOST] });
     port = (await transport.listen({ transport: 'tls', host: HOST, port: 0, tls: { cert: certs.cert, key: certs.key } })).port;
     respond(transport);
   });
   after(async () => {
     await transport.close();
-    certs.cleanup();
+    await certs.cleanup();
   });
 
   test('exchanges a message over TLS with a client transport that verifies the certificate', async () => {

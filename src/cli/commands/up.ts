@@ -10,6 +10,7 @@ import { ensureToken, writeEndpoint } from '../../admin/credentials.ts';
 import { callAdmin } from '../../admin/http-api.ts';
 import { PoolAdmin } from '../../admin/pool-api.ts';
 import { systemClock } from '../../shared/clock.ts';
+import { ensureCertificate } from '../../sip/certificates.ts';
 import { DnslbError } from '../../shared/errors.ts';
 import type { PublishedVersion } from '../../store/store.ts';
 import { Supervisor, type ChildSpec } from '../../supervisor/supervisor.ts';
@@ -42,6 +43,8 @@ function describe(topology: Topology) {
 }
 
 interface UpOptions {
+  /** commander's --no-tls: false when given. */
+  tls: boolean;
   by?: string;
   json?: boolean;
   publishOnly?: boolean;
@@ -50,7 +53,22 @@ interface UpOptions {
 }
 
 /** The children of the pool: DNS, then every SIP server on its own address. */
-export function childSpecs(topology: Topology, dataDir: string, logLevel: string): ChildSpec[] {
+/**
+ * TLS out of the box: a private CA in DATA/tls and one certificate per SIP server (its FQDN, its
+ * pool's FQDN, its addresses), made with openssl the first time and kept. Clients trust DATA/tls/ca.pem.
+ */
+export async function ensurePoolCertificates(topology: Topology, dataDir: string): Promise<void> {
+  const dir = join(dataDir, 'tls');
+  for (const pool of topology.pools) {
+    if (!RUNNABLE_KINDS.has(pool.kind)) continue;
+    for (const server of pool.servers) {
+      const ips = [server.ipv4, server.ipv6].filter((value): value is string => value !== undefined);
+      await ensureCertificate(dir, server.fqdn, { names: [server.fqdn, pool.fqdn], ips });
+    }
+  }
+}
+
+export function childSpecs(topology: Topology, dataDir: string, logLevel: string, tls: boolean): ChildSpec[] {
   const env = { ...process.env, DNSLB_LOG_LEVEL: logLevel };
   const node = (args: string[]) => ({ command: process.execPath, args: [BIN, '--data-dir', dataDir, ...args], env });
   const specs: ChildSpec[] = [{ name: 'dns', ...node(['dns', 'serve', '--store', dataDir]) }];
@@ -59,7 +77,8 @@ export function childSpecs(topology: Topology, dataDir: string, logLevel: string
     for (const server of pool.servers) {
       const address = server.ipv4 ?? server.ipv6!;
       const admin = address.includes(':') ? `[${address}]:0` : `${address}:0`;
-      specs.push({ name: server.fqdn, ...node(['server', '--store', dataDir, '--server', server.fqdn, '--admin-listen', admin]) });
+      const tlsFlags = tls ? ['--tls-cert', join(dataDir, 'tls', `${server.fqdn}.pem`), '--tls-key', join(dataDir, 'tls', `${server.fqdn}.key`), '--tls-ca', join(dataDir, 'tls', 'ca.pem')] : [];
+      specs.push({ name: server.fqdn, ...node(['server', '--store', dataDir, '--server', server.fqdn, '--admin-listen', admin, ...tlsFlags]) });
     }
   }
   return specs;
@@ -73,6 +92,7 @@ export function registerUp(program: Command): void {
     .option('--by <who>', 'who publishes (default: user@host)')
     .option('--admin-listen <address:port>', 'the pool admin API (token in the data dir); port 0 picks one', '127.0.0.1:7300')
     .option('--publish-only', 'publish and print what was published, start nothing')
+    .option('--no-tls', 'SIP over TCP only (by default every server also listens for TLS with certificates from a private CA in DATA/tls)')
     .option('--log-level <level>', 'log level of the children: fatal, error, warn, info, debug', 'warn')
     .option('--json', 'print the result as JSON')
     .action(async (file: string, options: UpOptions, command: Command) => {
@@ -112,8 +132,9 @@ export function registerUp(program: Command): void {
 
 async function runPool(version: PublishedVersion, dataDir: string, options: UpOptions, store: Awaited<ReturnType<typeof openStoreOf>>): Promise<void> {
   const { token, created } = await ensureToken(dataDir);
+  if (options.tls) await ensurePoolCertificates(version.topology, dataDir);
   const listening = new Map<string, string>();
-  const supervisor = new Supervisor(childSpecs(version.topology, dataDir, options.logLevel), {
+  const supervisor = new Supervisor(childSpecs(version.topology, dataDir, options.logLevel, options.tls), {
     restartDelayMs: version.topology.settings.supervisor.restartDelayMs,
     output: (name, line) => {
       // Each child prints one line saying where it listens; keep those, pass the rest through.
@@ -138,8 +159,9 @@ async function runPool(version: PublishedVersion, dataDir: string, options: UpOp
   }
   await writeEndpoint(dataDir, { url, pid: process.pid, startedAtMs: Date.now() });
   supervisor.startAll();
-  const following = followTopology(store, supervisor, version, dataDir, options.logLevel, token);
+  const following = followTopology(store, supervisor, version, dataDir, options.logLevel, token, options.tls);
   console.log(`admin API ${url} (token in ${join(dataDir, 'admin-token')})`);
+  if (options.tls) console.log(`TLS: every server listens on its pool's TLS port; clients trust ${join(dataDir, 'tls', 'ca.pem')}`);
   if (created) console.log(`admin token (shown once): ${token}`);
   // Say where everything listens once the children have told us (or after a few seconds, what is known).
   const expected = supervisor.status().length;
@@ -168,7 +190,7 @@ async function runPool(version: PublishedVersion, dataDir: string, options: UpOp
  * a child for it; a server that is no longer in the topology drains itself (it follows the store),
  * and its child is stopped once it reports `drained` (or the drain timeout has passed).
  */
-function followTopology(store: Awaited<ReturnType<typeof openStoreOf>>, supervisor: Supervisor, first: PublishedVersion, dataDir: string, logLevel: string, token: string): AbortController {
+function followTopology(store: Awaited<ReturnType<typeof openStoreOf>>, supervisor: Supervisor, first: PublishedVersion, dataDir: string, logLevel: string, token: string, tls: boolean): AbortController {
   const abort = new AbortController();
   const retiring = new Set<string>();
   const retire = async (name: string, drainTimeoutMs: number) => {
@@ -189,7 +211,8 @@ function followTopology(store: Awaited<ReturnType<typeof openStoreOf>>, supervis
       for await (const event of store.watch({ afterRevision: first.revision, signal: abort.signal })) {
         if (event.kind !== 'published') continue;
         const next = await store.read(event.version);
-        const wanted = childSpecs(next.topology, dataDir, logLevel);
+        if (tls) await ensurePoolCertificates(next.topology, dataDir);
+        const wanted = childSpecs(next.topology, dataDir, logLevel, tls);
         const running = new Set(supervisor.names());
         for (const spec of wanted) {
           if (running.has(spec.name)) continue;
