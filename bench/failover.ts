@@ -107,7 +107,7 @@ async function main(): Promise<void> {
     await callAdmin(url, token, 'POST', `/servers/${victim}/start`, {});
     const recovery = await until('recovery', (sampled) => sampled.bindings.get(victim)?.state === 'active' && survivors.every((server) => (sampled.bindings.get(server)?.backup ?? 1) === 0) && total(sampled, FRONTENDS) >= USERS);
     const back = on(recovery.at(-1)!, victim);
-    rows.push(`| recovery (start ${victim}) | ${back} | ${((recovery.at(-1)!.atMs - recoveredAtMs) / 1000).toFixed(1)} s | all to ${victim.split('.')[0]} | ${victim.split('.')[0]} ${peakPerSecond(recovery, victim)}/s (batch ${settings.batchSize} per ${settings.intervalMs} ms per survivor) |`);
+    rows.push(`| recovery (start ${victim}) | ${back} | ${((recovery.at(-1)!.atMs - recoveredAtMs) / 1000).toFixed(1)} s | all to ${victim.split('.')[0]} | ${victim.split('.')[0]} ${peakPerSecond(recovery, victim)}/s (pool-wide batch ${settings.batchSize} per ${settings.intervalMs} ms, each survivor sending its share) |`);
     console.log(rows.at(-1));
 
     // drain

@@ -18,8 +18,8 @@ export interface CallEvents {
   ringing: [];
   up: [];
   ended: [{ how: CallEnd; status?: number; detail?: string }];
-  /** The final answer to our BYE (0 when none came: the flow closed or the transaction timed out). */
-  byeAnswered: [status: number];
+  /** The final answer to our BYE (null: none came — the flow closed or the transaction timed out). */
+  byeAnswered: [number | null];
 }
 
 /** What a call needs from its user agent. */
@@ -64,6 +64,8 @@ export class Call extends EventEmitter<CallEvents> {
   private answered = false;
   private answerTimer: Timer | null = null;
   private endedInfo: { how: CallEnd; status?: number; detail?: string } | null = null;
+  /** The final status of the BYE we sent: undefined before it is answered, null when it never was. */
+  byeStatus: number | null | undefined = undefined;
 
   private constructor(context: CallContext, flow: ClientFlow, direction: CallDirection, id: string, localTag: string, remoteUri: string) {
     super();
@@ -261,8 +263,14 @@ export class Call extends EventEmitter<CallEvents> {
     // The call is over whatever the answer (§15.1.1: a BYE that fails still ends the dialog).
     this.end('bye-sent');
     sent.response.then(
-      (response) => this.emit('byeAnswered', response.status),
-      () => this.emit('byeAnswered', 0),
+      (response) => {
+        this.byeStatus = response.status;
+        this.emit('byeAnswered', response.status);
+      },
+      () => {
+        this.byeStatus = null;
+        this.emit('byeAnswered', null);
+      },
     );
   }
 

@@ -314,7 +314,7 @@ export class Simulator {
       this.later(this.options.callHoldMs ?? 5000, () => call.hangUp());
     });
     call.once('byeAnswered', (status) => {
-      if (status >= 200 && status < 300) this.calls.byeOk++;
+      if (status !== null && status >= 200 && status < 300) this.calls.byeOk++;
       else this.calls.byeFailed++;
     });
     call.once('ended', ({ how }) => {

@@ -53,7 +53,7 @@ export class DialogCounter {
     this.startedTotal++;
   }
 
-  /** A BYE passed (or an INVITE's dialog failed): the dialog ends. Unknown dialogs are ignored. */
+  /** A BYE transaction ended (answered, timed out or failed): the dialog ends. Unknown dialogs are ignored. */
   end(callId: string, fromTag: string, toTag: string): boolean {
     const ended = this.remove(dialogKey(callId, fromTag, toTag));
     if (ended) this.endedTotal++;

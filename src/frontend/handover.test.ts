@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { FakeClock } from '../../test/helpers/fake-clock.ts';
 import { LocationService } from '../registrar/location.ts';
 import { homeOf, planMoves, Sequencer } from '../registrar/sequence.ts';
-import { Handover } from './handover.ts';
+import { Handover, rehomeShare } from './handover.ts';
 
 const POOL = ['fe1.contoso.com', 'fe2.contoso.com', 'fe3.contoso.com'];
 
@@ -15,8 +15,7 @@ function users(count: number): string[] {
   return Array.from({ length: count }, (_, n) => `sip:user${n}@contoso.com`);
 }
 
-function setUp(self: string, servers: string[], movable: Set<string>, batch = { batchSize: 10, intervalMs: 1000 }, busy?: (user: string) => boolean) {
-  const clock = new FakeClock();
+function setUp(self: string, servers: string[], movable: Set<string>, batch = { batchSize: 20, intervalMs: 1000 }, busy?: (user: string) => boolean, clock = new FakeClock()) {
   const location = new LocationService({ clock });
   let sequencer = new Sequencer(servers);
   const deactivated: { user: string; atMs: number }[] = [];
@@ -32,6 +31,7 @@ function setUp(self: string, servers: string[], movable: Set<string>, batch = { 
       deactivated.push({ user, atMs: clock.nowMs() });
     },
     ...batch,
+    poolSize: servers.length,
     ...(busy ? { busy } : {}),
   });
   const register = (user: string, mode: 'primary' | 'backup'): void => {
@@ -69,7 +69,7 @@ describe('Handover', () => {
     assert.equal(deactivated.length, 0, 'nothing is released inside reconcile');
     clock.advance(60_000);
     assert.deepEqual(deactivated.map((d) => d.user).sort(), [...orphansOfFe1].sort());
-    assert.ok(mostInAnyWindow(deactivated.map((d) => d.atMs), 1000) <= 10, 'at most batchSize in any interval');
+    assert.ok(mostInAnyWindow(deactivated.map((d) => d.atMs), 1000) <= 10, 'at most its share (batchSize 20 / 2 senders) in any interval');
     const status = handover.status();
     assert.equal(status.handedOverTotal.recovery, orphansOfFe1.length);
     assert.equal(status.run.remaining, 0);
@@ -79,7 +79,7 @@ describe('Handover', () => {
 
   test('a user whose home is here again when its batch comes (fe1 failed again) is skipped, not moved', () => {
     const movable = new Set(['fe2.contoso.com', 'fe3.contoso.com']);
-    const { clock, handover, deactivated, register } = setUp('fe2.contoso.com', POOL, movable, { batchSize: 5, intervalMs: 1000 });
+    const { clock, handover, deactivated, register } = setUp('fe2.contoso.com', POOL, movable, { batchSize: 10, intervalMs: 1000 });
     const orphans = users(400).filter((user) => homeOf(user, POOL, new Set(POOL))!.server === 'fe1.contoso.com' && homeOf(user, POOL, movable)!.server === 'fe2.contoso.com');
     for (const user of orphans) register(user, 'backup');
     movable.add('fe1.contoso.com');
@@ -108,20 +108,20 @@ describe('Handover', () => {
     const planned = plan.moves!.filter((move) => move.from === 'fe1.contoso.com').map((move) => move.user);
     assert.ok(plan.moves!.every((move) => move.to === 'fe4.contoso.com'), 'rendezvous hashing: every move goes to the new server');
     assert.deepEqual(deactivated.map((d) => d.user).sort(), planned.sort());
-    assert.ok(mostInAnyWindow(deactivated.map((d) => d.atMs), 500) <= 50);
+    assert.ok(mostInAnyWindow(deactivated.map((d) => d.atMs), 500) <= 25, 'its share: 50 / 2 senders');
     assert.equal(handover.status().handedOverTotal.commission, planned.length);
   });
 
   test('setRate: a new rate applies to the next batch, and no window sees two batches', () => {
     const movable = new Set(['fe2.contoso.com', 'fe3.contoso.com']);
-    const { clock, handover, deactivated, register } = setUp('fe2.contoso.com', POOL, movable, { batchSize: 10, intervalMs: 1000 });
+    const { clock, handover, deactivated, register } = setUp('fe2.contoso.com', POOL, movable, { batchSize: 20, intervalMs: 1000 });
     const orphans = users(600).filter((user) => homeOf(user, POOL, new Set(POOL))!.server === 'fe1.contoso.com' && homeOf(user, POOL, movable)!.server === 'fe2.contoso.com');
     for (const user of orphans) register(user, 'backup');
     movable.add('fe1.contoso.com');
     handover.reconcile('recovery');
     clock.advance(0);
     assert.equal(deactivated.length, 10);
-    handover.setRate(3, 2000);
+    handover.setRate(6, 2000, 3);
     clock.advance(1999);
     assert.equal(deactivated.length, 10, 'the new interval counts from the last release');
     clock.advance(1);
@@ -131,7 +131,7 @@ describe('Handover', () => {
   test('a user in a call waits for the call to end, behind the others', () => {
     const movable = new Set(['fe2.contoso.com', 'fe3.contoso.com']);
     const inCall = new Set<string>();
-    const { clock, handover, deactivated, register } = setUp('fe2.contoso.com', POOL, movable, { batchSize: 4, intervalMs: 1000 }, (user) => inCall.has(user));
+    const { clock, handover, deactivated, register } = setUp('fe2.contoso.com', POOL, movable, { batchSize: 8, intervalMs: 1000 }, (user) => inCall.has(user));
     const orphans = users(300).filter((user) => homeOf(user, POOL, new Set(POOL))!.server === 'fe1.contoso.com' && homeOf(user, POOL, movable)!.server === 'fe2.contoso.com').slice(0, 10);
     for (const user of orphans) register(user, 'backup');
     const caller = 'sip:' + orphans[0]!.slice(4);
@@ -145,5 +145,44 @@ describe('Handover', () => {
     clock.advance(1000);
     assert.equal(deactivated.at(-1)!.user, caller, 'handed over once its call ended');
     assert.equal(handover.status().handedOverTotal.recovery, orphans.length);
+  });
+
+  test('rehomeShare: each of the n−1 possible senders gets ⌊batchSize/(n−1)⌋ per interval, or one user per longer interval', () => {
+    const table: [batchSize: number, intervalMs: number, poolSize: number, share: { batchSize: number; intervalMs: number }][] = [
+      [100, 1000, 1, { batchSize: 100, intervalMs: 1000 }],
+      [100, 1000, 2, { batchSize: 100, intervalMs: 1000 }],
+      [100, 1000, 3, { batchSize: 50, intervalMs: 1000 }],
+      [100, 1000, 4, { batchSize: 33, intervalMs: 1000 }],
+      [40, 250, 4, { batchSize: 13, intervalMs: 250 }],
+      [3, 1000, 4, { batchSize: 1, intervalMs: 1000 }],
+      [2, 1000, 4, { batchSize: 1, intervalMs: 2000 }],
+      [1, 500, 12, { batchSize: 1, intervalMs: 5500 }],
+    ];
+    for (const [batchSize, intervalMs, poolSize, share] of table) assert.deepEqual(rehomeShare(batchSize, intervalMs, poolSize), share, `${batchSize}/${intervalMs} ms in a pool of ${poolSize}`);
+  });
+
+  // Found by test/integration/pool-resilience.test.ts: with each server releasing the whole
+  // batchSize on its own timer, the returning server received (n−1) × batchSize per interval.
+  test('two backup servers handing users back to one returning server together send it at most batchSize per interval', () => {
+    const clock = new FakeClock();
+    const down = new Set(['fe2.contoso.com', 'fe3.contoso.com']);
+    const all = users(1200);
+    const senders = ['fe2.contoso.com', 'fe3.contoso.com'].map((self) => {
+      const movable = new Set(down);
+      const sender = setUp(self, POOL, movable, { batchSize: 30, intervalMs: 1000 }, undefined, clock);
+      for (const user of all) if (homeOf(user, POOL, new Set(POOL))!.server === 'fe1.contoso.com' && homeOf(user, POOL, down)!.server === self) sender.register(user, 'backup');
+      return { ...sender, movable };
+    });
+    // The two learn of fe1's return at different moments, so their timers are out of phase.
+    senders[0]!.movable.add('fe1.contoso.com');
+    senders[0]!.handover.reconcile('recovery');
+    clock.advance(370);
+    senders[1]!.movable.add('fe1.contoso.com');
+    senders[1]!.handover.reconcile('recovery');
+    clock.advance(60_000);
+    const arrivals = senders.flatMap((sender) => sender.deactivated.map((d) => d.atMs));
+    assert.ok(arrivals.length > 200, `${arrivals.length} users handed back`);
+    assert.ok(senders.every((sender) => sender.deactivated.length > 60), 'both hand users back');
+    assert.ok(mostInAnyWindow(arrivals, 1000) <= 30, `fe1 received ${mostInAnyWindow(arrivals, 1000)} users within one interval (batchSize 30)`);
   });
 });

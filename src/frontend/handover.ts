@@ -22,9 +22,28 @@ export interface HandoverBatch {
   deferred: number;
 }
 
+/**
+ * One server's share of the pool's re-home rate. `settings.rehome` bounds the re-registrations any
+ * one home receives per `intervalMs` (the knob protects the home from a REGISTER storm); but up to
+ * n−1 servers hand users to the same home at once — every other member after a recovery or a
+ * commission — each on its own timer. So each releases at most ⌊batchSize/(n−1)⌋ users per
+ * interval: a window of `intervalMs` holds at most one batch of each sender, hence at most
+ * `batchSize` arrivals at any home. When batchSize < n−1 a sender releases one user every
+ * ⌈(n−1)/batchSize⌉ intervals; the bound then holds on average over that many intervals.
+ */
+export function rehomeShare(batchSize: number, intervalMs: number, poolSize: number): { batchSize: number; intervalMs: number } {
+  const senders = Math.max(1, poolSize - 1);
+  const share = Math.floor(batchSize / senders);
+  if (share >= 1) return { batchSize: share, intervalMs };
+  return { batchSize: 1, intervalMs: intervalMs * Math.ceil(senders / batchSize) };
+}
+
 export interface HandoverStatus {
+  /** The pool's rate (`settings.rehome`): what any one home receives at most per interval. */
   batchSize: number;
   intervalMs: number;
+  /** This server's share of it (rehomeShare): what its queue releases. */
+  perServer: { batchSize: number; intervalMs: number };
   /** The current (or last) run of the queue. */
   run: RehomeProgress;
   /** Since start: users deactivated per reason, and users skipped at release. */
@@ -56,8 +75,11 @@ export interface HandoverOptions {
    * leaves its flow here, and the call with it. It is queued again behind the others.
    */
   busy?: (user: string) => boolean;
+  /** The pool's `settings.rehome`; this server releases its share (rehomeShare). */
   batchSize: number;
   intervalMs: number;
+  /** Servers in the pool (this one included), for the share. */
+  poolSize: number;
 }
 
 export class Handover {
@@ -69,18 +91,21 @@ export class Handover {
   private readonly batches: HandoverBatch[] = [];
   private batchSize: number;
   private intervalMs: number;
+  private perServer: { batchSize: number; intervalMs: number };
 
   constructor(private readonly options: HandoverOptions) {
     this.batchSize = options.batchSize;
     this.intervalMs = options.intervalMs;
-    this.queue = new RehomeQueue({ clock: options.clock, batchSize: options.batchSize, intervalMs: options.intervalMs, onBatch: (batch, atMs) => this.release(batch, atMs) });
+    this.perServer = rehomeShare(options.batchSize, options.intervalMs, options.poolSize);
+    this.queue = new RehomeQueue({ clock: options.clock, ...this.perServer, onBatch: (batch, atMs) => this.release(batch, atMs) });
   }
 
-  /** A new `settings.rehome` (published topology). */
-  setRate(batchSize: number, intervalMs: number): void {
+  /** A new `settings.rehome` or a new pool size (published topology); applies to the next batch. */
+  setRate(batchSize: number, intervalMs: number, poolSize: number): void {
     this.batchSize = batchSize;
     this.intervalMs = intervalMs;
-    this.queue.setRate(batchSize, intervalMs);
+    this.perServer = rehomeShare(batchSize, intervalMs, poolSize);
+    this.queue.setRate(this.perServer.batchSize, this.perServer.intervalMs);
   }
 
   /**
@@ -115,6 +140,7 @@ export class Handover {
     return {
       batchSize: this.batchSize,
       intervalMs: this.intervalMs,
+      perServer: { ...this.perServer },
       run: this.queue.progress(),
       handedOverTotal: { ...this.handedOverTotal },
       skippedTotal: this.skippedTotal,

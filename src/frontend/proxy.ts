@@ -55,6 +55,12 @@ interface ClientTransaction {
   cancelled: boolean;
   dialogCreating: boolean;
   timer: Timer | null;
+  /**
+   * A BYE's dialog, ended when this transaction ends (answered, timed out, or failed), not when the
+   * BYE is sent on: until its answer has passed back the users stay busy, so a hand-over cannot
+   * move a caller off its flow while the 200 is on its way.
+   */
+  endsDialog?: { callId: string; fromTag: string; toTag: string };
 }
 
 export interface ProxyCounters {
@@ -304,6 +310,11 @@ export class Proxy {
     let tx: ClientTransaction | null = null;
     if (!stateless) {
       tx = { branch, method: request.method, serverKey, inFlow, request, sent: null, outFlow: null, provisional: false, finalStatus: 0, cancelled: false, dialogCreating, timer: null };
+      if (request.method === 'BYE') {
+        const fromTag = from(request).tag;
+        const toTag = to(request).tag;
+        if (fromTag && toTag) tx.endsDialog = { callId: callId(request), fromTag, toTag };
+      }
       this.byBranch.set(branch, tx);
       this.byServerKey.set(serverKey, tx);
       const timeoutMs = request.method === 'INVITE' ? this.inviteTimeoutMs : this.nonInviteTimeoutMs;
@@ -316,11 +327,6 @@ export class Proxy {
     if (dialogCreating) {
       const contact = headerValue(request, 'Contact');
       if (contact !== undefined) this.noteContactValue(contact, inFlow);
-    }
-    if (request.method === 'BYE') {
-      const fromTag = from(request).tag;
-      const toTag = to(request).tag;
-      if (fromTag && toTag) this.options.dialogs.end(callId(request), fromTag, toTag);
     }
     hop.flow().then(
       (outFlow) => {
@@ -400,6 +406,8 @@ export class Proxy {
 
   private forget(tx: ClientTransaction): void {
     tx.timer?.cancel();
+    // §15.1.1: the dialog is over whatever the BYE's answer (a failed BYE ends it too).
+    if (tx.endsDialog) this.options.dialogs.end(tx.endsDialog.callId, tx.endsDialog.fromTag, tx.endsDialog.toTag);
     if (this.byBranch.get(tx.branch) === tx) this.byBranch.delete(tx.branch);
     if (this.byServerKey.get(tx.serverKey) === tx) this.byServerKey.delete(tx.serverKey);
   }

@@ -195,6 +195,53 @@ describe('Front End servers in process: fe1 and fe2 up, fe3 never started', () =
     assert.equal(servers[0]!.status().dialogs.active + servers[1]!.status().dialogs.active, 0);
   });
 
+  // Found by test/integration/pool-drain-calls.test.ts: the dialog ended when the BYE was forwarded,
+  // so a draining server could hand the caller over (deactivate → re-register elsewhere → the client
+  // leaves its flow) while the BYE's 200 was still on its way back: the caller never got it.
+  test('a BYE in flight keeps its dialog (and its users busy for the hand-over) until its answer passes back', async () => {
+    const calleeUser = userHomedAt('fe2.contoso.com', 'byecallee');
+    const callerUser = userHomedAt('fe1.contoso.com', 'byecaller');
+    const callee = await open(1);
+    const reg = registerLines(calleeUser, callee);
+    callee.send(reg.lines);
+    await callee.response(reg.callId, 200);
+    const caller = await open(0);
+    const invite = inviteLines(callerUser, calleeUser, caller);
+    caller.send(invite.lines);
+    const incoming = await callee.request('INVITE', invite.callId);
+    const recordRoutes = headerValues(incoming, 'Record-Route');
+    const reply = (status: string, req: typeof incoming, extra: string[] = []) => [
+      `SIP/2.0 ${status}`,
+      ...headerValues(req, 'Via').map((via) => `Via: ${via}`),
+      `From: ${headerValue(req, 'From')}`,
+      `To: ${headerValue(req, 'To')}${/;tag=/.test(headerValue(req, 'To') ?? '') ? '' : ';tag=byecallee'}`,
+      `Call-ID: ${headerValue(req, 'Call-ID')}`,
+      `CSeq: ${headerValue(req, 'CSeq')}`,
+      ...extra,
+    ];
+    callee.send(reply('200 OK', incoming, [`Contact: <sip:callee@${CLIENT}:${callee.localPort};transport=tcp>`, ...recordRoutes.map((route) => `Record-Route: ${route}`)]));
+    await caller.response(invite.callId, 200, 'INVITE');
+    const fe1 = servers[0]!;
+    assert.equal(fe1.status().dialogs.active, 1);
+    // §12.1.2: the caller's route set is the Record-Route list reversed.
+    caller.send([
+      `BYE sip:callee@${CLIENT}:${callee.localPort};transport=tcp SIP/2.0`,
+      `Via: SIP/2.0/TCP ${CLIENT}:${caller.localPort};branch=z9hG4bK-bye${counter}`,
+      'Max-Forwards: 70',
+      ...[...recordRoutes].reverse().map((route) => `Route: ${route}`),
+      `From: <${callerUser}>;tag=caller${invite.callId.replace(/\D/g, '')}`,
+      `To: <${calleeUser}>;tag=byecallee`,
+      `Call-ID: ${invite.callId}`,
+      'CSeq: 2 BYE',
+    ]);
+    const bye = await callee.request('BYE', invite.callId);
+    // The hand-over's `busy` is this same dialog count (DialogCounter.inDialog).
+    assert.equal(fe1.status().dialogs.active, 1, 'the BYE is not answered yet: the dialog, and its users\' busy state, are still up');
+    callee.send(reply('200 OK', bye));
+    await caller.response(invite.callId, 200, 'BYE');
+    assert.equal(fe1.status().dialogs.active, 0);
+  });
+
   test('reg event: a user subscribes to its own registration, gets full state, then the deactivated hand-over', async () => {
     const user = userHomedAt('fe1.contoso.com', 'watcher');
     const client = await open(0);

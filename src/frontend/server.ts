@@ -209,6 +209,7 @@ export class FrontEndServer {
       busy: (user) => this.dialogs.inDialog(user),
       batchSize: this.view.topology.settings.rehome.batchSize,
       intervalMs: this.view.topology.settings.rehome.intervalMs,
+      poolSize: this.view.members.length,
     });
     this.transport.on('message', (flow, message) => {
       try {
@@ -301,7 +302,7 @@ export class FrontEndServer {
     this.links.setView(view);
     this.heartbeat.setPeers(view.peers.map((peer) => peer.fqdn));
     this.heartbeat.setSettings(topology.settings.heartbeat);
-    this.handover.setRate(topology.settings.rehome.batchSize, topology.settings.rehome.intervalMs);
+    this.handover.setRate(topology.settings.rehome.batchSize, topology.settings.rehome.intervalMs, view.members.length);
     for (const fqdn of added) this.commissioning.add(fqdn);
     for (const fqdn of [...this.commissioning]) if (view.member(fqdn) === undefined) this.commissioning.delete(fqdn);
     this.logger.info({ version, added, removed }, 'frontend: following a newly published topology');

@@ -13,7 +13,8 @@ export interface Fleet {
 }
 
 export interface FleetOptions {
-  pool: RunningPool;
+  /** The pool (only its SIP TCP port is used: a `dnslb up` system passes `{ tcpPort: 5060 }`). */
+  pool: Pick<RunningPool, 'tcpPort'>;
   /** Every address of the pool (the FQDN feN.contoso.com is addresses[N-1]). */
   addresses: readonly string[];
   /** How many of `addresses` DNS would answer (the published pool). */

@@ -2,6 +2,8 @@
 // fe2 wrongly believes fe3 is out of the pool (an injected view) while fe1 and fe3 see it up. A real
 // UserAgent whose user's sequence is [fe3, fe1, fe2] and whose DNS answer starts at fe2 ends
 // registered at fe3, in primary mode, after exactly 2 redirects; no 3xx ever names its sender.
+// And when the views disagree so much that a 3rd redirect comes (four servers on 127.0.14.21-24),
+// the client does not follow it: it tries the next address DNS gave it.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Discovery } from '../../src/client/discover.ts';
@@ -104,5 +106,63 @@ describe('two servers that disagree about a third do not make a client loop', ()
     } finally {
       client.close();
     }
+  });
+});
+
+describe('a client follows at most 2 redirects, then tries the next address', () => {
+  const ADDRESSES4 = ['127.0.14.21', '127.0.14.22', '127.0.14.23', '127.0.14.24'];
+  const SERVERS4 = ['fe1.contoso.com', 'fe2.contoso.com', 'fe3.contoso.com', 'fe4.contoso.com'];
+  const servers: FrontEndServer[] = [];
+  let ua: UserAgent | undefined;
+  let port = 0;
+
+  before(async () => {
+    port = await freePortPair(ADDRESSES4);
+    const topology = parse(topologyYaml(ADDRESSES4, port, 100), 'loop4.yaml');
+    for (const fqdn of SERVERS4) {
+      const server = new FrontEndServer({ topology, server: fqdn });
+      await server.start();
+      servers.push(server);
+    }
+    await eventually(() => assert.ok(servers.every((server) => Object.values(server.status().heartbeat.peers).every((peer) => peer.state === 'active')), JSON.stringify(servers.map((server) => server.status().heartbeat.peers))), { timeoutMs: 30_000 });
+    // Three views of fe3 and fe4 at once (as while an unblock spreads): fe2 has neither, fe1 has fe3 only, fe3 and fe4 have both.
+    servers[1]!.setAdminUnavailable(['fe3.contoso.com', 'fe4.contoso.com']);
+    servers[0]!.setAdminUnavailable(['fe4.contoso.com']);
+  });
+  after(async () => {
+    await ua?.stop({ unregisterTimeoutMs: 200 });
+    await Promise.all(servers.map((server) => server.stop()));
+  });
+
+  test('fe2 → fe1 → fe3 → (fe4 not followed): the client gives up on fe2 and registers through the next DNS address, fe4', async () => {
+    let user = '';
+    for (let n = 0; !user; n++) if (sequenceOf(`sip:far${n}@contoso.com`, SERVERS4).join() === ['fe4.contoso.com', 'fe3.contoso.com', 'fe1.contoso.com', 'fe2.contoso.com'].join()) user = `sip:far${n}@contoso.com`;
+    const order = [1, 3, 0, 2]; // DNS gave fe2 first, then fe4
+    const locator: Locator = {
+      async discover(): Promise<Discovery> {
+        return { domain: 'contoso.com', via: 'static', targets: [], steps: [], expiresAtMs: 0, endpoints: order.map((index) => ({ address: ADDRESSES4[index]!, port, transport: 'tcp', host: ADDRESSES4[index]! })) };
+      },
+      forget() {},
+      async resolveHost(host: string) {
+        return [ADDRESSES4[SERVERS4.indexOf(host.toLowerCase())]!];
+      },
+    };
+    ua = new UserAgent({ aor: user, locator, transport: 'tcp', retry: false, keepAliveIntervalMs: 600_000 });
+    const trace: string[] = [];
+    ua.on('trace', (line) => trace.push(line));
+    const registered = new Promise<{ server: string; mode: string; redirects: number }>((resolve) => ua!.once('registered', resolve));
+    await ua.start();
+    const info = await registered;
+    const registers = trace.filter((line) => line.startsWith('REGISTER → '));
+    assert.deepEqual(registers.map((line) => /REGISTER → ([0-9.]+):\d+: (\d+)/.exec(line)!.slice(1).join(' ')), [
+      `${ADDRESSES4[1]} 301`, // fe2: fe3 and fe4 are out, so fe1
+      `${ADDRESSES4[0]} 301`, // fe1: fe4 is out, so fe3
+      `${ADDRESSES4[2]} 301`, // fe3: fe4 — a 3rd redirect, not followed
+      `${ADDRESSES4[3]} 200`, // the next DNS address
+    ], trace.join('\n'));
+    assert.ok(trace.some((line) => /sign-in via 127\.0\.14\.22:\d+ failed: .*at most 2 are followed/.test(line)), trace.join('\n'));
+    assert.equal(info.server, `${ADDRESSES4[3]}:${port}`);
+    assert.equal(info.mode, 'primary');
+    assert.equal(info.redirects, 0, 'registered at the next address without a redirect');
   });
 });

@@ -196,13 +196,17 @@ function followTopology(store: Awaited<ReturnType<typeof openStoreOf>>, supervis
   const retire = async (name: string, drainTimeoutMs: number) => {
     retiring.add(name);
     const deadline = Date.now() + drainTimeoutMs + 10_000;
+    let state: string | undefined;
     while (!abort.signal.aborted && Date.now() < deadline) {
-      const state = await serverState(dataDir, name, token);
+      state = await serverState(dataDir, name, token);
       if (state === 'drained' || state === undefined) break;
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
     if (abort.signal.aborted) return;
-    console.error(`dnslb up: ${name} left the topology and is drained; stopping it`);
+    // Say which of the three it was: an operator reading this wants to know whether users were
+    // handed over (drained) or the process was simply gone or stuck.
+    const why = state === 'drained' ? 'reports drained' : state === undefined ? 'does not answer its admin API' : `is still ${state} after the drain timeout`;
+    console.error(`dnslb up: ${name} left the topology and ${why}; stopping it`);
     await supervisor.remove(name).catch(() => undefined);
     retiring.delete(name);
   };
