@@ -96,7 +96,11 @@ export class DnsServer {
 
   private bindUdp(endpoint: Endpoint): Promise<dgram.Socket> {
     return new Promise((resolve, reject) => {
-      const socket = dgram.createSocket({ type: isIP(endpoint.address) === 6 ? 'udp6' : 'udp4' });
+      const family = isIP(endpoint.address) === 6 ? 6 : 4;
+      // Replies go to the address a query came from, always an IP literal: answer the socket's
+      // lookup at once instead of through dns.lookup, which defers every send by a tick.
+      const lookup = (address: string, _family: unknown, callback: (error: Error | null, address: string, family: number) => void) => callback(null, address, family);
+      const socket = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', lookup: lookup as unknown as dgram.SocketOptions['lookup'] });
       socket.once('error', reject);
       socket.on('message', (packet, remote) => {
         const response = this.handle(packet, remote.address, true);
