@@ -145,7 +145,7 @@ async function main(): Promise<void> {
   }
   const body = [
     `${machineLine()}.`,
-    `\`npm run bench:failover\`: ${USERS} simulated users (one process, \`dnslb client simulate\`) on a pool of 3 under \`dnslb up\` (DNS, servers and simulator share the 2 cores), default heartbeat (1 s interval, down after 3 misses), re-home batches of 100 per second per server. Times are from the action to the last user registered, sampled every ${POLL_MS} ms through the admin API.`,
+    `\`npm run bench:failover\`: ${USERS} simulated users (one process, \`dnslb client simulate\`) on a pool of 3 under \`dnslb up\` (DNS, servers and simulator share the 2 cores), default heartbeat (1 s interval, down after 3 misses), re-home batches of 100 per second pool-wide (each sending server releases its share). Times are from the action to the last user registered, sampled every ${POLL_MS} ms through the admin API. Peak arrivals are the largest rise of a server's binding count between two samples at most 1 s apart; each sample reads the servers one after the other, so the figure can over-read by a sampling interval — the exact re-home rate is asserted from the servers' own batch records in test/integration/pool-resilience.test.ts.`,
     '',
     '| scenario | users moved | time until all registered | where they went | peak arrivals per second |',
     '|---|---:|---:|---|---|',
