@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePortPair, REPO, startPool, type RunningPool } from '../test/helpers/frontend-pool.ts';
 import { start, waitUntil, type Running } from '../test/helpers/process.ts';
-import { REGISTER_CONTACT, runSipp, startSipp, UAC_CALL, UAS_ANSWER } from '../test/helpers/sipp-scenarios.ts';
+import { REGISTER_CONTACT, REGISTER_ONCE, runSipp, startSipp, UAC_CALL, UAS_ANSWER } from '../test/helpers/sipp-scenarios.ts';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 15);
 const SERVER_CORE = '0';
@@ -20,26 +20,6 @@ const UAS_ADDRESS = '127.0.6.202';
 const SIPP_ADDRESS = '127.0.6.203';
 const OUT = join(REPO, 'bench', 'out', 'sip');
 
-const REGISTER_SCENARIO = `<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="register">
-  <send>
-    <![CDATA[
-REGISTER sip:contoso.com SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:[field0]@contoso.com>;tag=[pid]SIPpTag[call_number]
-To: <sip:[field0]@contoso.com>
-Call-ID: [call_id]
-CSeq: 1 REGISTER
-Contact: <sip:[field0]@[local_ip]:[local_port];transport=[transport]>
-Expires: 3600
-Max-Forwards: 70
-Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200"/>
-</scenario>
-`;
 
 function successful(stdout: string): number {
   const match = /Successful call\s*\|\s*\d+\s*\|\s*(\d+)/.exec(stdout);
@@ -113,7 +93,7 @@ async function main(): Promise<void> {
   rmSync(OUT, { recursive: true, force: true });
   mkdirSync(OUT, { recursive: true });
   writeFileSync(join(OUT, 'users.csv'), `SEQUENTIAL\n${Array.from({ length: 100_000 }, (_, index) => `b${index}`).join('\n')}\n`);
-  writeFileSync(join(OUT, 'register.xml'), REGISTER_SCENARIO);
+  writeFileSync(join(OUT, 'register.xml'), REGISTER_ONCE);
   writeFileSync(join(OUT, 'register-contact.xml'), REGISTER_CONTACT);
   writeFileSync(join(OUT, 'uas.xml'), UAS_ANSWER);
   writeFileSync(join(OUT, 'uac.xml'), UAC_CALL.replace('<pause milliseconds="100"/>', ''));

@@ -111,6 +111,15 @@ export function registerFollowingRedirect(options: { contactPattern?: string; po
 `;
 }
 
+/** REGISTER field0@contoso.com with its own address as Contact, expecting 200 (the REGISTER/s benchmark). */
+export const REGISTER_ONCE = `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="register">
+  <send>${REGISTER(1)}
+  </send>
+  <recv response="200"/>
+</scenario>
+`;
+
 /** REGISTER field0 with an explicit Contact (field1 = host:port of a listening UA), expecting 200. */
 export const REGISTER_CONTACT = `<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="register a contact">
