@@ -18,6 +18,15 @@ import { FakeClock } from '../helpers/fake-clock.ts';
 import { stopAll } from '../helpers/process.ts';
 import { freePortOn, startSipp, type Sipp } from '../helpers/sipp.ts';
 
+/** Resolves when the user agent's SUBSCRIBE to its own reg event has been answered 2xx. */
+function subscribedTo(ua: { on(event: 'trace', listener: (line: string) => void): unknown }): Promise<void> {
+  return new Promise((resolve) => {
+    ua.on('trace', (line: string) => {
+      if (/^SUBSCRIBE reg → .*: 2\d\d /.test(line)) resolve();
+    });
+  });
+}
+
 const A = (n: number) => `127.0.8.${n}`;
 
 /** Discovery is tested elsewhere (discover.test.ts, client-simulate.test.ts): here the pool is a fixed list. */
@@ -189,8 +198,9 @@ describe('UserAgent calls', () => {
     // REGISTER, SUBSCRIBE and INVITE are sipp's three calls; it exits 0 only if all three went as scripted.
     const sipp = await startSipp({ scenario: 'registrar.xml', address: A(40), port, set: { mode: 'primary', expires: '600' }, calls: 3 });
     const ua = agent([tcp(A(40), port)]);
+    const subscribed = subscribedTo(ua);
     await ua.start();
-    await sleep(100); // let the SUBSCRIBE finish first, so that sipp's calls do not overlap
+    await subscribed; // the SUBSCRIBE finishes first, so that sipp's calls do not overlap
     const call = ua.call('sip:bob@contoso.com');
     const states: string[] = [];
     call.on('ringing', () => states.push('ringing'));
@@ -223,8 +233,9 @@ describe('UserAgent calls', () => {
     const port = await freePortOn([A(42)]);
     const sipp = await startSipp({ scenario: 'ringing.xml', address: A(42), port, calls: 3 });
     const ua = agent([tcp(A(42), port)]);
+    const subscribed = subscribedTo(ua);
     await ua.start();
-    await sleep(100);
+    await subscribed;
     const call = ua.call('sip:carol@contoso.com');
     call.once('ringing', () => call.hangUp());
     const [ended] = (await once(call, 'ended')) as [{ how: string; status?: number }];

@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { homeOf } from '../../src/registrar/sequence.ts';
 import { freePortPair, startPool, type RunningPool } from '../helpers/frontend-pool.ts';
 import { REGISTER_CONTACT, runSipp, startSipp, UAC_CALL, UAS_ANSWER } from '../helpers/sipp-scenarios.ts';
+import { connect } from 'node:net';
+import { eventually } from '../helpers/eventually.ts';
 
 const ADDRESSES = ['127.0.6.7', '127.0.6.8', '127.0.6.9'];
 const SERVERS = ['fe1.contoso.com', 'fe2.contoso.com', 'fe3.contoso.com'];
@@ -57,7 +59,17 @@ describe('a call between users homed on two servers, with sipp at both ends', ()
     }
     const uas = startSipp(dir, ['-sf', 'uas.xml', '-t', 't1', '-i', UAS_IP, '-p', String(uasPort), '-m', '1', '-timeout', '30s']);
     try {
-      await new Promise((resolve) => setTimeout(resolve, 300)); // the UAS binds its port
+      // The UAS listens before the call starts (a condition, not a pause).
+      await eventually(
+        () =>
+          new Promise<void>((resolve, reject) => {
+            const probe = connect({ host: UAS_IP, port: uasPort }, () => {
+              probe.destroy();
+              resolve();
+            });
+            probe.once('error', reject);
+          }),
+      );
       const call = await runSipp(dir, ['-sf', 'uac.xml', '-inf', 'call.csv', '-t', 't1', '-i', UAC_IP, '-p', String(uacPort), '-m', '1', '-timeout', '30s', at(callerHome)]);
       assert.equal(call.code, 0, `UAC failed: ${call.stderr}\n${call.errors}`);
       const answered = await uas.exited;
