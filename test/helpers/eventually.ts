@@ -4,7 +4,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Store } from '../../src/store/store.ts';
 
 export async function eventually<T>(check: () => T | Promise<T>, options: { timeoutMs?: number; intervalMs?: number } = {}): Promise<T> {
-  const deadline = Date.now() + (options.timeoutMs ?? 15_000);
+  // Generous by default: a loaded 2-core machine is slow, and a condition that holds returns at once.
+  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
   for (;;) {
     try {
       return await check();

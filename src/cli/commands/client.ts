@@ -150,9 +150,16 @@ export function registerClient(program: Command): void {
           process.stdout.write(`${formatSummary(summary)}\n`);
         }
       }, tty ? 200 : 500);
-      const stopEarly = new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+      // Ctrl-C or a SIGTERM ends the run early; the report is still written.
+      const stopEarly = new Promise<void>((resolve) => {
+        process.once('SIGINT', () => resolve());
+        process.once('SIGTERM', () => resolve());
+      });
       simulator.start();
-      await Promise.race([new Promise((resolve) => setTimeout(resolve, durationMs)), stopEarly]);
+      let durationTimer: NodeJS.Timeout | undefined;
+      await Promise.race([new Promise((resolve) => (durationTimer = setTimeout(resolve, durationMs))), stopEarly]);
+      // Stopped early: the duration timer must not keep the process alive.
+      clearTimeout(durationTimer);
       clearInterval(progress);
       const report = simulator.report();
       await simulator.stop();
