@@ -113,8 +113,8 @@ export class PoolAdmin {
     return { action, server, pool: pool.fqdn, quorum };
   }
 
-  /** One server's own /status, or the reason it has none. */
-  private async serverStatus(fqdn: string): Promise<{ status?: unknown; error?: string }> {
+  /** One server's own /status (through the admin endpoint it recorded in the data dir), or the reason it has none. */
+  async serverStatus(fqdn: string): Promise<{ status?: unknown; error?: string }> {
     let record: { url: string; pid: number };
     try {
       record = JSON.parse(await readFile(join(this.options.dataDir, 'servers', `${fqdn}.json`), 'utf8')) as { url: string; pid: number };

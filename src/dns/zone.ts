@@ -120,14 +120,9 @@ export function answeringServers(pool: Pool, live: LiveState, reports = latestRe
 // ---------------------------------------------------------------------------------------------
 // Building.
 
-interface Pending {
+/** An RRset waiting to be placed in the views it is wanted in. */
+interface Pending extends RRset {
   wanted: 'internal' | 'external' | 'both' | readonly string[];
-  name: string;
-  type: RecordType;
-  ttl: number;
-  records: RecordData[];
-  policy: PolicyName;
-  maxRecords: number;
 }
 
 function addressRecords(pair: AddressPair | undefined, type: 'A' | 'AAAA'): RecordData[] {

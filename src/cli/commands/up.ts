@@ -2,12 +2,11 @@
 // file store of --data-dir (skipped when the current version already holds exactly this document),
 // then runs the pool: one child process per SIP server (frontend, director, mediation pools), one for
 // DNS, all following the store, and the pool admin API. Runs until SIGINT/SIGTERM.
-import { readFile, unlink } from 'node:fs/promises';
+import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { ensureToken, writeEndpoint } from '../../admin/credentials.ts';
-import { callAdmin } from '../../admin/http-api.ts';
 import { PoolAdmin } from '../../admin/pool-api.ts';
 import { systemClock } from '../../shared/clock.ts';
 import { ensureCertificate } from '../../sip/certificates.ts';
@@ -159,7 +158,7 @@ async function runPool(version: PublishedVersion, dataDir: string, options: UpOp
   }
   await writeEndpoint(dataDir, { url, pid: process.pid, startedAtMs: Date.now() });
   supervisor.startAll();
-  const following = followTopology(store, supervisor, version, dataDir, options.logLevel, token, options.tls);
+  const following = followTopology(store, supervisor, version, dataDir, options.logLevel, poolAdmin, options.tls);
   console.log(`admin API ${url} (token in ${join(dataDir, 'admin-token')})`);
   if (options.tls) console.log(`TLS: every server listens on its pool's TLS port; clients trust ${join(dataDir, 'tls', 'ca.pem')}`);
   if (created) console.log(`admin token (shown once): ${token}`);
@@ -190,7 +189,7 @@ async function runPool(version: PublishedVersion, dataDir: string, options: UpOp
  * a child for it; a server that is no longer in the topology drains itself (it follows the store),
  * and its child is stopped once it reports `drained` (or the drain timeout has passed).
  */
-function followTopology(store: Awaited<ReturnType<typeof openStoreOf>>, supervisor: Supervisor, first: PublishedVersion, dataDir: string, logLevel: string, token: string, tls: boolean): AbortController {
+function followTopology(store: Awaited<ReturnType<typeof openStoreOf>>, supervisor: Supervisor, first: PublishedVersion, dataDir: string, logLevel: string, poolAdmin: PoolAdmin, tls: boolean): AbortController {
   const abort = new AbortController();
   const retiring = new Set<string>();
   const retire = async (name: string, drainTimeoutMs: number) => {
@@ -198,7 +197,7 @@ function followTopology(store: Awaited<ReturnType<typeof openStoreOf>>, supervis
     const deadline = Date.now() + drainTimeoutMs + 10_000;
     let state: string | undefined;
     while (!abort.signal.aborted && Date.now() < deadline) {
-      state = await serverState(dataDir, name, token);
+      state = ((await poolAdmin.serverStatus(name)).status as { state?: string } | undefined)?.state;
       if (state === 'drained' || state === undefined) break;
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
@@ -234,15 +233,4 @@ function followTopology(store: Awaited<ReturnType<typeof openStoreOf>>, supervis
     }
   })();
   return abort;
-}
-
-/** A server's own state from its admin API (via the data dir), or undefined when it does not answer. */
-async function serverState(dataDir: string, fqdn: string, token: string): Promise<string | undefined> {
-  try {
-    const record = JSON.parse(await readFile(join(dataDir, 'servers', `${fqdn}.json`), 'utf8')) as { url: string };
-    const status = (await callAdmin(record.url, token, 'GET', '/status')) as { state: string };
-    return status.state;
-  } catch {
-    return undefined;
-  }
 }
