@@ -1,10 +1,14 @@
 // DNS benchmark: dnslb, Knot, NSD and BIND serving the same zone (the example topology plus 1,000
 // extra host records), each pinned in turn to core 0 with dnsperf on core 1, 15 s per server, two
 // passes, the quieter (higher q/s) pass kept. Writes the "DNS" section of bench/RESULTS.md.
+// Beside queries/s it reports the server's CPU time per query (the process tree's utime + stime
+// from /proc over the run): near dnsperf's own ceiling several servers reach the same q/s, and the
+// CPU per query still tells them apart. dnslb runs twice: with its batch UDP engine (the default)
+// and with node:dgram, to show what the engine is worth.
 // Run: npm run bench:dns [-- --seconds N] [-- --workers N]      (not a test: figures depend on the machine)
 import { machineLine, writeSection } from './results.ts';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -20,7 +24,7 @@ const flag = (name: string, fallback: number): number => {
   return at >= 0 ? Number(args[at + 1]) : fallback;
 };
 const SECONDS = flag('--seconds', 15);
-const WORKERS = flag('--workers', 1);
+const WORKERS = flag('--workers', 0);
 const PASSES = flag('--passes', 2);
 const EXTRA_HOSTS = 1000;
 // dnsperf: 8 "clients" (sockets), 200 queries in flight at most: enough to keep any of the
@@ -35,6 +39,30 @@ interface Result {
   latencyMs: number;
   lost: number;
   sent: number;
+  /** Server CPU (user + system) per answered query, microseconds. */
+  cpuUsPerQuery: number;
+}
+
+const TICKS_PER_SECOND = 100; // Linux USER_HZ, what /proc/PID/stat counts in
+
+/** CPU seconds (user + system) used so far by `pid` and every process below it. */
+async function treeCpuSeconds(pid: number): Promise<number> {
+  const stats = new Map<number, { parent: number; ticks: number }>();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const text = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    // Fields after the command name (which may hold spaces) start at "state": ppid is the 2nd, utime the 12th, stime the 13th.
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    if (fields.length > 13) stats.set(Number(entry), { parent: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) });
+  }
+  let ticks = 0;
+  const below = [pid];
+  while (below.length > 0) {
+    const current = below.pop()!;
+    ticks += stats.get(current)?.ticks ?? 0;
+    for (const [child, stat] of stats) if (stat.parent === current) below.push(child);
+  }
+  return ticks / TICKS_PER_SECOND;
 }
 
 async function benchTopology(directory: string): Promise<string> {
@@ -62,7 +90,7 @@ function queryFile(): string {
   return `${lines.join('\n')}\n`;
 }
 
-async function dnsperf(server: string, port: number, queries: string): Promise<Omit<Result, 'server'>> {
+async function dnsperf(server: string, port: number, queries: string): Promise<Omit<Result, 'server' | 'cpuUsPerQuery'>> {
   const { stdout } = await run('taskset', ['-c', '1', 'dnsperf', '-s', ADDRESS, '-p', String(port), '-d', queries, '-l', String(SECONDS), ...DNSPERF], { maxBuffer: 16 * 1024 * 1024 });
   const number = (pattern: RegExp): number => Number(pattern.exec(stdout)?.[1] ?? NaN);
   const result = {
@@ -75,8 +103,8 @@ async function dnsperf(server: string, port: number, queries: string): Promise<O
   return result;
 }
 
-async function startDnslb(topology: string, port: number): Promise<Running> {
-  const child = start('taskset', ['-c', '0', process.execPath, 'bin/dnslb.js', 'dns', 'serve', topology, '--listen', `${ADDRESS}:${port}`, '--workers', String(WORKERS), '--log-level', 'warn'], { cwd: REPO });
+async function startDnslb(topology: string, port: number, engine: 'batch' | 'dgram'): Promise<Running> {
+  const child = start('taskset', ['-c', '0', process.execPath, 'bin/dnslb.js', 'dns', 'serve', topology, '--listen', `${ADDRESS}:${port}`, '--workers', String(WORKERS), '--udp-engine', engine, '--log-level', 'warn'], { cwd: REPO });
   await waitUntil('dnslb listening', () => /listening udp:/.test(child.output()), { process: child, timeoutMs: 30_000 });
   return child;
 }
@@ -91,22 +119,28 @@ async function main(): Promise<void> {
   await writeFile(queries, queryFile());
   const zones = [{ name: 'contoso.com', file: zoneFile }];
 
-  type Starter = (port: number) => Promise<{ stop(): Promise<void> }>;
+  type Starter = (port: number) => Promise<{ pid: number; stop(): Promise<void> }>;
+  const peer = (started: DnsPeer) => ({ pid: started.process.pid, stop: () => started.stop() });
+  const workers = WORKERS > 0 ? `, --workers ${WORKERS}` : '';
   const servers: [string, Starter][] = [
-    [`dnslb (--workers ${WORKERS})`, async (port) => startDnslb(topology, port)],
-    ['Knot', (port) => startKnot({ address: ADDRESS, port, zones, taskset: '0' })],
-    ['NSD', (port) => startNsd({ address: ADDRESS, port, zones, taskset: '0' })],
-    ['BIND', (port) => startBind({ address: ADDRESS, port, zones, taskset: '0', threads: 1 })],
+    [`dnslb (batch UDP${workers})`, (port) => startDnslb(topology, port, 'batch')],
+    [`dnslb (node:dgram${workers})`, (port) => startDnslb(topology, port, 'dgram')],
+    ['Knot', async (port) => peer(await startKnot({ address: ADDRESS, port, zones, taskset: '0' }))],
+    ['NSD', async (port) => peer(await startNsd({ address: ADDRESS, port, zones, taskset: '0' }))],
+    ['BIND', async (port) => peer(await startBind({ address: ADDRESS, port, zones, taskset: '0', threads: 1 }))],
   ];
   const best = new Map<string, Result>();
   try {
     for (let pass = 1; pass <= PASSES; pass++) {
       for (const [name, startServer] of servers) {
         const port = await freePort(ADDRESS);
-        const server: { stop(): Promise<void> } | DnsPeer = await startServer(port);
+        const server = await startServer(port);
         try {
-          const result = { server: name, ...(await dnsperf(name, port, queries)) };
-          console.log(`pass ${pass}: ${name.padEnd(20)} ${Math.round(result.qps).toString().padStart(8)} q/s  ${result.latencyMs.toFixed(3)} ms  lost ${result.lost}/${result.sent}`);
+          const cpuBefore = await treeCpuSeconds(server.pid);
+          const measured = await dnsperf(name, port, queries);
+          const cpu = (await treeCpuSeconds(server.pid)) - cpuBefore;
+          const result: Result = { server: name, ...measured, cpuUsPerQuery: (cpu * 1e6) / Math.max(1, measured.sent - measured.lost) };
+          console.log(`pass ${pass}: ${name.padEnd(28)} ${Math.round(result.qps).toString().padStart(8)} q/s  ${result.latencyMs.toFixed(3)} ms  lost ${result.lost}/${result.sent}  ${result.cpuUsPerQuery.toFixed(2)} µs CPU/query`);
           const previous = best.get(name);
           if (!previous || result.qps > previous.qps) best.set(name, result);
         } finally {
@@ -123,9 +157,9 @@ async function main(): Promise<void> {
 async function writeResults(results: Result[]): Promise<void> {
   const dnslb = results[0]!;
   const table = [
-    '| server | queries/s | mean latency (ms) | lost | dnslb ÷ server |',
-    '|---|---:|---:|---:|---:|',
-    ...results.map((result) => `| ${result.server} | ${Math.round(result.qps)} | ${result.latencyMs.toFixed(3)} | ${result.lost} of ${result.sent} | ${(dnslb.qps / result.qps).toFixed(2)} |`),
+    '| server | queries/s | mean latency (ms) | lost | server CPU per query (µs) | dnslb ÷ server (q/s) |',
+    '|---|---:|---:|---:|---:|---:|',
+    ...results.map((result) => `| ${result.server} | ${Math.round(result.qps)} | ${result.latencyMs.toFixed(3)} | ${result.lost} of ${result.sent} | ${result.cpuUsPerQuery.toFixed(2)} | ${(dnslb.qps / result.qps).toFixed(2)} |`),
   ];
   const ratios = results.slice(1).map((result) => `- dnslb / ${result.server}: ${(dnslb.qps / result.qps).toFixed(2)}`);
   const knot = results.find((result) => result.server === 'Knot');
@@ -136,6 +170,7 @@ async function writeResults(results: Result[]): Promise<void> {
     `Each server pinned to core 0 (\`taskset -c 0\`), dnsperf to core 1: \`dnsperf ${DNSPERF.join(' ')} -l ${SECONDS}\`;`,
     `zone: examples/contoso.yaml in one view + ${EXTRA_HOSTS} host records (exported by \`dnslb dns export\` for the peers);`,
     'queries: 70 % pool01 A, 10 % SRV, 10 % other host A, 10 % nonexistent names.',
+    'Server CPU per query: user + system time of the server\'s process tree over the run (/proc), divided by the queries answered; where q/s meets dnsperf\'s own ceiling it is the fairer comparison.',
     `${PASSES} passes, the quieter (higher q/s) kept per server. Command: \`npm run bench:dns\`.`,
     '',
     ...table,

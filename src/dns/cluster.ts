@@ -1,4 +1,4 @@
-// `dns serve --workers N`: node:cluster workers answering on one shared UDP socket (and TCP port).
+// `dns serve --workers N`: node:cluster workers answering on one UDP port (and TCP port).
 // The primary alone follows the store, numbers the serials and sends NOTIFY; it forwards each new
 // zone version to the workers, which build their own answer index from it. One serial authority,
 // so every worker serves the same serial for the same content (workers following the store each
@@ -11,6 +11,7 @@ import type { Endpoint, View } from '../topology/schema.ts';
 import { buildAnswers, type AnswerIndex } from './answer-cache.ts';
 import type { LiveZones } from './live.ts';
 import type { TransferSource } from './transfer.ts';
+import type { UdpEngineName } from './udp.ts';
 import { ViewSelector } from './views.ts';
 import type { RRset, ZoneVersion } from './zone.ts';
 
@@ -28,7 +29,7 @@ export type PrimaryMessage =
   /** `reset`: the workers drop their histories first (a new worker, or a zone left). */
   | { kind: 'zones'; reset: boolean; versions: WireVersion[]; views: View[]; secondaries: Endpoint[] };
 
-export type WorkerMessage = { kind: 'listening'; udp: Endpoint[]; tcp: Endpoint[] } | { kind: 'failed'; message: string };
+export type WorkerMessage = { kind: 'listening'; udp: Endpoint[]; tcp: Endpoint[]; udpEngine: UdpEngineName } | { kind: 'failed'; message: string };
 
 function toWire(version: ZoneVersion): WireVersion {
   return { serial: version.serial, fingerprint: version.fingerprint, origin: version.content.origin, soa: version.content.soa, views: [...version.content.views.entries()] };

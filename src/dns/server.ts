@@ -1,7 +1,5 @@
 // The authoritative DNS server's sockets: UDP and TCP (RFC 7766) on each listen address, feeding
 // each packet through readQuery → answerFor. The one place where errors become an RCODE.
-import dgram from 'node:dgram';
-import { isIP } from 'node:net';
 import net from 'node:net';
 import type { Logger } from 'pino';
 import type { Clock, Timer } from '../shared/clock.ts';
@@ -10,6 +8,7 @@ import { limits } from '../shared/limits.ts';
 import type { Endpoint } from '../topology/schema.ts';
 import { answerFor, errorFor, udpLimitOf, type AnswerIndex } from './answer-cache.ts';
 import { transferResponse, type TransferSource } from './transfer.ts';
+import { bindUdp, sourceText, udpEngines, type Source, type UdpEngineName, type UdpListener } from './udp.ts';
 import { Query, RCODE, readQuery, ReadResult, TYPE } from './wire.ts';
 
 export interface DnsServerOptions {
@@ -22,6 +21,10 @@ export interface DnsServerOptions {
   logger?: Logger;
   tcpIdleTimeoutMs?: number;
   tcpConnectionsMax?: number;
+  /** UDP engine (default: batch when native/udp-batch is built, see udp.ts). */
+  udpEngine?: UdpEngineName;
+  /** Let other processes bind the same UDP address and port (`--workers`: one socket each). */
+  udpReusePort?: boolean;
 }
 
 export interface DnsServerStats {
@@ -37,6 +40,8 @@ export interface DnsServerStats {
 export interface BoundAddresses {
   udp: Endpoint[];
   tcp: Endpoint[];
+  /** The UDP engine the sockets use. */
+  udpEngine: UdpEngineName;
 }
 
 /** How many times a port-0 listen retries to get the same free port for UDP and TCP. */
@@ -44,7 +49,7 @@ const SAME_PORT_ATTEMPTS = 8;
 
 export class DnsServer {
   readonly stats: DnsServerStats = { queries: 0, dropped: 0, formErrors: 0, serverFailures: 0, tcpConnections: 0, tcpRejected: 0, tcpIdleClosed: 0 };
-  private readonly udpSockets: dgram.Socket[] = [];
+  private readonly udpSockets: UdpListener[] = [];
   private readonly tcpServers: net.Server[] = [];
   private readonly connections = new Set<net.Socket>();
   /** One parsed-query scratch object: handling is synchronous, so it is never shared. */
@@ -59,18 +64,23 @@ export class DnsServer {
 
   /** Binds every listen address (UDP and TCP on the same port, also for port 0). */
   async start(): Promise<BoundAddresses> {
-    const bound: BoundAddresses = { udp: [], tcp: [] };
+    const bound: BoundAddresses = { udp: [], tcp: [], udpEngine: this.options.udpEngine ?? udpEngines.preferred };
     for (const endpoint of this.options.listen) {
       let lastError: unknown;
       for (let attempt = 0; attempt < SAME_PORT_ATTEMPTS; attempt++) {
-        let udp: dgram.Socket;
+        let udp: UdpListener;
         try {
-          udp = await this.bindUdp(endpoint);
+          udp = await bindUdp(endpoint, (packet, source) => this.handle(packet, source, true) as Buffer | undefined, {
+            engine: this.options.udpEngine,
+            reusePort: this.options.udpReusePort,
+            onError: (error) => this.options.logger?.warn({ err: error }, 'dns: udp socket error'),
+          });
         } catch (error) {
           lastError = error;
           break;
         }
-        const port = udp.address().port;
+        bound.udpEngine = udp.engine;
+        const port = udp.port;
         try {
           const tcp = await this.listenTcp({ address: endpoint.address, port });
           this.udpSockets.push(udp);
@@ -80,7 +90,7 @@ export class DnsServer {
           lastError = undefined;
           break;
         } catch (error) {
-          udp.close();
+          await udp.close();
           lastError = error;
           // With a fixed port there is nothing to retry; with port 0 another free port may work.
           if (endpoint.port !== 0) break;
@@ -92,26 +102,6 @@ export class DnsServer {
       }
     }
     return bound;
-  }
-
-  private bindUdp(endpoint: Endpoint): Promise<dgram.Socket> {
-    return new Promise((resolve, reject) => {
-      const family = isIP(endpoint.address) === 6 ? 6 : 4;
-      // Replies go to the address a query came from, always an IP literal: answer the socket's
-      // lookup at once instead of through dns.lookup, which defers every send by a tick.
-      const lookup = (address: string, _family: unknown, callback: (error: Error | null, address: string, family: number) => void) => callback(null, address, family);
-      const socket = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', lookup: lookup as unknown as dgram.SocketOptions['lookup'] });
-      socket.once('error', reject);
-      socket.on('message', (packet, remote) => {
-        const response = this.handle(packet, remote.address, true);
-        if (response !== undefined) socket.send(response as Buffer, remote.port, remote.address);
-      });
-      socket.bind(endpoint.port, endpoint.address, () => {
-        socket.off('error', reject);
-        socket.on('error', (error) => this.options.logger?.warn({ err: error }, 'dns: udp socket error'));
-        resolve(socket);
-      });
-    });
   }
 
   private listenTcp(endpoint: Endpoint): Promise<net.Server> {
@@ -194,7 +184,7 @@ export class DnsServer {
    * One packet in, the response (or undefined: drop). A zone transfer over TCP is several
    * messages (an array); over UDP there is always one. Errors become SERVFAIL here and only here.
    */
-  handle(packet: Buffer, address: string, udp: boolean): Buffer | readonly Buffer[] | undefined {
+  handle(packet: Buffer, source: Source, udp: boolean): Buffer | readonly Buffer[] | undefined {
     const query = this.query;
     const result = readQuery(packet, packet.length, query);
     this.stats.queries++;
@@ -202,11 +192,11 @@ export class DnsServer {
       switch (result) {
         case ReadResult.Ok: {
           if ((query.qtype === TYPE.AXFR || query.qtype === TYPE.IXFR) && this.options.transfers) {
-            const messages = transferResponse(this.options.transfers, packet, query, address, udp);
+            const messages = transferResponse(this.options.transfers, packet, query, sourceText(source), udp);
             return udp ? messages[0] : messages;
           }
           const index = this.options.answers.current;
-          return answerFor(index, index.selector.indexOf(address), packet, query, udp ? udpLimitOf(query) : 0);
+          return answerFor(index, index.selector.indexOf(source), packet, query, udp ? udpLimitOf(query) : 0);
         }
         case ReadResult.FormErr:
           this.stats.formErrors++;
@@ -232,7 +222,7 @@ export class DnsServer {
     for (const socket of this.connections) socket.destroy();
     this.connections.clear();
     await Promise.all([
-      ...this.udpSockets.map((socket) => new Promise<void>((resolve) => socket.close(() => resolve()))),
+      ...this.udpSockets.map((socket) => socket.close()),
       ...this.tcpServers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))),
     ]);
     this.udpSockets.length = 0;

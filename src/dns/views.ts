@@ -46,18 +46,32 @@ function parseCidr(text: string): Network {
 export class ViewSelector {
   private readonly networks: { view: number; network: Network }[];
   private readonly cache = new Map<string, number>();
+  private readonly cacheV4 = new Map<number, number>();
 
   constructor(views: readonly View[]) {
     this.networks = views.flatMap((view, index) => view.clients.map((cidr) => ({ view: index, network: parseCidr(cidr) })));
   }
 
-  /** The index of the view serving `address` (as a socket reports it), or -1: no view, REFUSED. */
-  indexOf(address: string): number {
+  /**
+   * The index of the view serving `address` (as a socket reports it, or an IPv4 address as a
+   * 32-bit integer, as the UDP engines give it), or -1: no view, REFUSED.
+   */
+  indexOf(address: string | number): number {
+    if (typeof address === 'number') return this.indexOfV4(address);
     const cached = this.cache.get(address);
     if (cached !== undefined) return cached;
     const index = this.decide(address);
     if (this.cache.size >= limits.dnsViewCacheEntriesMax) this.cache.clear();
     this.cache.set(address, index);
+    return index;
+  }
+
+  private indexOfV4(address: number): number {
+    const cached = this.cacheV4.get(address);
+    if (cached !== undefined) return cached;
+    const index = this.match(4, BigInt(address >>> 0));
+    if (this.cacheV4.size >= limits.dnsViewCacheEntriesMax) this.cacheV4.clear();
+    this.cacheV4.set(address, index);
     return index;
   }
 
@@ -71,7 +85,10 @@ export class ViewSelector {
       text = mapped[1];
     }
     if (family === 0) return -1;
-    const value = family === 4 ? ipv4ToBigInt(text) : ipv6ToBigInt(text);
+    return this.match(family, family === 4 ? ipv4ToBigInt(text) : ipv6ToBigInt(text));
+  }
+
+  private match(family: number, value: bigint): number {
     for (const { view, network } of this.networks) {
       if (network.family === family && (value & maskOf(network.family, network.bits)) === network.base) return view;
     }

@@ -9,6 +9,7 @@ import { viewRecords } from '../../dns/zone.ts';
 import { Notifier } from '../../dns/notify.ts';
 import { cluster, ForwardedZones, forwardChanges, zonesMessage, type PrimaryMessage, type WorkerMessage } from '../../dns/cluster.ts';
 import { DnsServer, type BoundAddresses, type DnsServerOptions } from '../../dns/server.ts';
+import { udpEngines, type UdpEngineName } from '../../dns/udp.ts';
 import type { Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { systemClock, systemRandom } from '../../shared/clock.ts';
@@ -30,6 +31,7 @@ interface ServeOptions {
   tcpIdleTimeoutMs: string;
   tcpConnectionsMax: string;
   workers: string;
+  udpEngine?: string;
 }
 
 /** Resolves on SIGTERM or SIGINT. */
@@ -49,21 +51,27 @@ function untilSignal(logger: Logger): Promise<void> {
 type ServerKnobs = Omit<DnsServerOptions, 'listen' | 'answers' | 'transfers'>;
 
 /**
- * The primary of `--workers N`: forks the workers one after the other, each given the same listen
- * addresses (node:cluster keys a shared handle by address and port as asked, port 0 included, so
- * every worker gets the first one's UDP socket and TCP port), forwards zone versions, and re-forks
- * a worker that dies. If one cannot listen, the others are stopped and the error is thrown.
+ * The primary of `--workers N`: forks the workers one after the other, forwards zone versions, and
+ * re-forks a worker that dies. If one cannot listen, the others are stopped and the error is thrown.
+ * TCP is node:cluster's shared handle, keyed by address and port as asked. UDP: with the batch
+ * engine each worker binds its own socket with SO_REUSEPORT and the kernel spreads the datagrams,
+ * so the workers after the first are given the first one's ports (port 0 picks once); with the
+ * dgram engine node:cluster shares one socket, keyed as asked, so they are given the same request.
  */
 async function startWorkers(zones: LiveZones, listen: Endpoint[], count: number, logger: Logger): Promise<{ bound: BoundAddresses; stop(): Promise<void> }> {
   let stopping = false;
+  let listenNext = listen;
   const fork = (): Promise<{ worker: Worker; bound: BoundAddresses }> =>
     new Promise((resolve, reject) => {
       const worker = cluster.fork();
       worker.on('message', (message: WorkerMessage | { kind: 'ready' }) => {
         if (message.kind === 'ready') {
-          worker.send({ kind: 'listen', listen } satisfies PrimaryMessage);
+          worker.send({ kind: 'listen', listen: listenNext } satisfies PrimaryMessage);
           worker.send(zonesMessage(zones, true));
-        } else if (message.kind === 'listening') resolve({ worker, bound: { udp: message.udp, tcp: message.tcp } });
+        } else if (message.kind === 'listening') {
+          if (message.udpEngine === 'batch') listenNext = message.udp;
+          resolve({ worker, bound: { udp: message.udp, tcp: message.tcp, udpEngine: message.udpEngine } });
+        }
         else reject(new DnslbError('DNS_LISTEN', `worker: ${message.message}`));
       });
       worker.once('exit', (code, signal) => {
@@ -112,10 +120,10 @@ async function serveWorker(knobs: ServerKnobs): Promise<void> {
     });
     process.send?.({ kind: 'ready' });
   });
-  const server = new DnsServer({ listen, answers: zones, transfers: zones, ...knobs });
+  const server = new DnsServer({ listen, answers: zones, transfers: zones, udpReusePort: true, ...knobs });
   try {
     const bound = await server.start();
-    process.send?.({ kind: 'listening', udp: bound.udp, tcp: bound.tcp } satisfies WorkerMessage);
+    process.send?.({ kind: 'listening', udp: bound.udp, tcp: bound.tcp, udpEngine: bound.udpEngine } satisfies WorkerMessage);
   } catch (error) {
     process.send?.({ kind: 'failed', message: (error as Error).message } satisfies WorkerMessage);
     throw error;
@@ -125,6 +133,8 @@ async function serveWorker(knobs: ServerKnobs): Promise<void> {
   await server.close();
   process.disconnect?.();
 }
+
+const isUdpEngine = (text: string): text is UdpEngineName => text === 'batch' || text === 'dgram';
 
 function positiveInteger(flag: string, text: string): number {
   const value = Number(text);
@@ -155,11 +165,17 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
     .option('--tcp-idle-timeout-ms <ms>', 'close a TCP connection with no complete query for this long', String(limits.dnsTcpIdleTimeoutMs))
     .option('--tcp-connections-max <n>', 'open TCP connections at most; more are closed at once', String(limits.dnsTcpConnectionsMax))
     .option('--log-level <level>', 'pino level: fatal, error, warn, info, debug, silent', process.env['DNSLB_LOG_LEVEL'] ?? 'info')
-    .option('--workers <n>', 'answer in N node:cluster worker processes sharing the UDP socket and TCP port (0: in this process)', '0')
+    .option('--workers <n>', 'answer in N node:cluster worker processes sharing the UDP port and TCP port (0: in this process)', '0')
+    .option('--udp-engine <engine>', `batch (recvmmsg/sendmmsg, native/udp-batch) or dgram (node:dgram); default ${udpEngines.preferred}`)
     .action(async (file: string | undefined, options: ServeOptions) => {
       checkLimits();
       const logger = pino({ level: options.logLevel, base: { component: 'dns' } }, pino.destination(2));
+      const udpEngine = options.udpEngine ?? udpEngines.preferred;
+      if (!isUdpEngine(udpEngine)) throw new DnslbError('CLI_USAGE', `--udp-engine ${udpEngine}: batch or dgram`);
+      if (udpEngine === 'batch' && udpEngines.batchProblem) throw new DnslbError('CLI_USAGE', `--udp-engine batch: ${udpEngines.batchProblem}`);
+      if (udpEngines.batchProblem && !cluster.isWorker) logger.warn(`dns: ${udpEngines.batchProblem}; UDP answers through node:dgram, several times slower`);
       const serverOptions = {
+        udpEngine,
         clock: systemClock,
         logger,
         tcpIdleTimeoutMs: positiveInteger('--tcp-idle-timeout-ms', options.tcpIdleTimeoutMs),
@@ -205,8 +221,8 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
       notifier.notify(zones.served());
       const where = [...bound.udp.map((e) => `udp://${e.address}:${e.port}`), ...bound.tcp.map((e) => `tcp://${e.address}:${e.port}`)].join(' ');
       // The one line on stdout: tests and operators read where it listens (port 0 included).
-      console.log(`dnslb dns: listening ${where} serials ${JSON.stringify(Object.fromEntries(zones.current.serials))}${workers > 0 ? ` workers ${workers}` : ''}`);
-      logger.info({ udp: bound.udp, tcp: bound.tcp, workers }, 'dns: listening');
+      console.log(`dnslb dns: listening ${where} serials ${JSON.stringify(Object.fromEntries(zones.current.serials))}${workers > 0 ? ` workers ${workers}` : ''} udp-engine ${bound.udpEngine}`);
+      logger.info({ udp: bound.udp, tcp: bound.tcp, workers, udpEngine: bound.udpEngine }, 'dns: listening');
       await untilSignal(logger);
       await notifier.close();
       await stopServing();
