@@ -26,7 +26,10 @@ export interface ProxyOptions {
   location: LocationService;
   dialogs: DialogCounter;
   view: () => PoolView;
+  /** May `fqdn` take users now (the physical registrar sequence)? */
   available: (fqdn: string) => boolean;
+  /** Is peer `fqdn` up (heartbeat), whatever its admin state: it may still hold bindings. */
+  reachable: (fqdn: string) => boolean;
   /** Timer C (RFC 3261 §16.6 step 11): an INVITE with no final answer after this is given up (408). Default 180 000 ms. */
   inviteTimeoutMs?: number;
   /** A non-INVITE request with no final answer after this is given up (408; 64·T1, §17.1.2.2). Default 32 000 ms. */
@@ -254,7 +257,16 @@ export class Proxy {
       return { kind: 'flow', flow: () => this.options.links.flowTo(fqdn), toUa: false, what: fqdn };
     }
     const binding = pickBinding(this.options.location.bindingsOf(user));
-    if (!binding) return { kind: 'answer', status: 480, reason: method === 'INVITE' ? 'User not registered' : 'Temporarily Unavailable' };
+    if (!binding) {
+      // The user may not be here yet: a hand-over moves users in rate-limited batches, and a blocked
+      // or draining server keeps its users until they leave, so for a while the server the
+      // sequence names is not the one holding the binding. Ask the first other live server of the
+      // user's sequence — by rendezvous hashing, the one the user is moving from (commission,
+      // recovery) or still on (drain, block). Once only: a request from a peer is answered here.
+      const holder = fromPeer ? undefined : view.sequencer.sequenceOfCanonical(user).find((fqdn) => fqdn !== view.self.fqdn && this.options.reachable(fqdn));
+      if (holder !== undefined) return { kind: 'flow', flow: () => this.options.links.flowTo(holder), toUa: false, what: holder };
+      return { kind: 'answer', status: 480, reason: method === 'INVITE' ? 'User not registered' : 'Temporarily Unavailable' };
+    }
     const uri = parseContactUri(binding.contact);
     if (!uri) return { kind: 'answer', status: 480, reason: 'Unreachable contact' };
     const open = this.options.transport.flow(binding.flowId);

@@ -152,6 +152,45 @@ describe('Front End servers in process: fe1 and fe2 up, fe3 never started', () =
     await client.response(probe.callId, 482, 'INVITE');
   });
 
+  // Found in review: a server that is blocked (or draining, or handing users over in batches) keeps
+  // its users for a while, but the sequence already names another home; calls from the rest of the
+  // pool went to that home, found no binding and got 480. The home now asks the server holding it.
+  test('a user still registered on a blocked server is reached from the rest of the pool (the home by the sequence asks the server that holds the binding)', async () => {
+    const user = (() => {
+      for (let n = 0; ; n++) {
+        const candidate = `sip:held${n}@contoso.com`;
+        if (homeOf(candidate, SERVERS, new Set(SERVERS.slice(0, 2)))!.server === 'fe1.contoso.com') return candidate;
+      }
+    })();
+    const callee = await open(0);
+    const reg = registerLines(user, callee);
+    callee.send(reg.lines);
+    await callee.response(reg.callId, 200);
+    const blocked = new Map([['fe1.contoso.com', 'blocked' as const]]);
+    for (const server of servers) server.applyAdminStates(blocked);
+    try {
+      assert.equal(servers[1]!.user(user).home, 'fe2.contoso.com', 'fe2 is the home by the sequence now');
+      assert.equal(servers[1]!.user(user).bindings.length, 0, 'but the binding is still on fe1');
+      const caller = await open(1);
+      const invite = inviteLines('sip:caller@contoso.com', user, caller);
+      caller.send(invite.lines);
+      const incoming = await callee.request('INVITE', invite.callId);
+      assert.equal(headerValues(incoming, 'Via').length, 3, 'fe2 and fe1 both proxied it');
+      callee.send([
+        'SIP/2.0 486 Busy Here',
+        ...headerValues(incoming, 'Via').map((via) => `Via: ${via}`),
+        `From: ${headerValue(incoming, 'From')}`,
+        `To: ${headerValue(incoming, 'To')};tag=held`,
+        `Call-ID: ${invite.callId}`,
+        `CSeq: ${headerValue(incoming, 'CSeq')}`,
+      ]);
+      await caller.response(invite.callId, 486, 'INVITE');
+      await callee.request('ACK', invite.callId);
+    } finally {
+      for (const server of servers) server.applyAdminStates(new Map());
+    }
+  });
+
   test('a call across fe1 → fe2 cancelled while ringing: 100, 180, CANCEL 200, 487 and ACK hop by hop; no dialog is left', async () => {
     const calleeUser = userHomedAt('fe2.contoso.com', 'callee');
     const callee = await open(1);

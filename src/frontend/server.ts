@@ -173,6 +173,7 @@ export class FrontEndServer {
       dialogs: this.dialogs,
       view: () => this.view,
       available,
+      reachable: (fqdn) => this.isReachable(fqdn),
       inviteTimeoutMs: options.inviteTimeoutMs,
     });
     this.registrar = new RegistrarService({
@@ -324,6 +325,16 @@ export class FrontEndServer {
     // A commissioned server is nobody's home until it has answered once (it may not run yet).
     if (health?.unknown && this.commissioning.has(fqdn)) return false;
     return isAvailable(health?.state ?? 'suspect');
+  }
+
+  /**
+   * A peer that is up and may hold bindings, whatever the admin state says (blocked and draining
+   * servers keep their users until they leave): it has answered, is not down and not drained.
+   */
+  isReachable(fqdn: string): boolean {
+    if (fqdn === this.view.self.fqdn || !this.view.member(fqdn)) return false;
+    const health = this.heartbeat.view().get(fqdn);
+    return health !== undefined && !health.unknown && health.state !== 'down' && health.state !== 'drained';
   }
 
   /**
