@@ -1,6 +1,7 @@
 // SIP message types (RFC 3261 §7), header-name rules (compact forms, canonical spelling, list headers),
 // serialization, and building a response from a request (§8.2.6).
 import { assert } from '../shared/assert.ts';
+import { forEachOutsideQuotesAndAngles } from './scan.ts';
 import { formatUri, type Uri } from './uri.ts';
 
 /**
@@ -197,23 +198,7 @@ export function rawHasTag(value: string): boolean {
 
 function stripQuotedAndBracketed(value: string): string {
   let out = '';
-  let inQuote = false;
-  let inAngle = false;
-  for (let i = 0; i < value.length; i++) {
-    const c = value[i];
-    if (inQuote) {
-      if (c === '\\') i++;
-      else if (c === '"') inQuote = false;
-      continue;
-    }
-    if (inAngle) {
-      if (c === '>') inAngle = false;
-      continue;
-    }
-    if (c === '"') inQuote = true;
-    else if (c === '<') inAngle = true;
-    else out += c;
-  }
+  forEachOutsideQuotesAndAngles(value, (i) => (out += value[i]));
   // An addr-spec without <> keeps its URI up to the first ';': strip it so a URI parameter is not taken for a tag.
   return value.includes('<') ? out : out.slice(out.indexOf(';') < 0 ? out.length : out.indexOf(';'));
 }

@@ -4,6 +4,7 @@ import { limits } from '../shared/limits.ts';
 import { canonicalHeaderName, isListHeader, SINGLE_VALUE_HEADERS, type Header, type SipMessage } from './message.ts';
 import { checkDate, HeaderSyntaxError, isToken, parseContact, parseCSeq, parseFromTo, parseNameAddr, parseTokenValue, parseVia } from './headers.ts';
 import { SipMessageError, type PartialMessage } from './problem.ts';
+import { forEachOutsideQuotesAndAngles } from './scan.ts';
 import { isSipUri, isTelUri, parseUri, UriSyntaxError, type Uri } from './uri.ts';
 
 export interface ParseOptions {
@@ -33,21 +34,11 @@ export function trimWs(text: string): string {
 export function splitListValue(value: string): string[] {
   const parts: string[] = [];
   let start = 0;
-  let inQuote = false;
-  let inAngle = false;
-  for (let i = 0; i < value.length; i++) {
-    const c = value[i];
-    if (inQuote) {
-      if (c === '\\') i++;
-      else if (c === '"') inQuote = false;
-    } else if (c === '"') inQuote = true;
-    else if (c === '<') inAngle = true;
-    else if (c === '>') inAngle = false;
-    else if (c === ',' && !inAngle) {
-      parts.push(trimWs(value.slice(start, i)));
-      start = i + 1;
-    }
-  }
+  forEachOutsideQuotesAndAngles(value, (i) => {
+    if (value[i] !== ',') return;
+    parts.push(trimWs(value.slice(start, i)));
+    start = i + 1;
+  });
   parts.push(trimWs(value.slice(start)));
   return parts;
 }
