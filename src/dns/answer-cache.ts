@@ -180,35 +180,43 @@ function writeOpt(out: Buffer, at: number, query: Query, extendedRcodeHigh: numb
 }
 
 /** Flags of our answers: QR, the query's opcode and RD (RFC 1035 §4.1.1), CD (RFC 4035 §3.1.6). */
-function writeHeader(out: Buffer, query: Query, authoritative: boolean, truncated: boolean, rcode: number): void {
-  out[0] = query.id >> 8;
-  out[1] = query.id & 0xff;
-  out[2] = 0x80 | (query.flags2 & 0x79) | (authoritative ? 0x04 : 0) | (truncated ? 0x02 : 0);
-  out[3] = (query.flags3 & 0x10) | (rcode & 0x0f);
+function writeHeader(out: Buffer, at: number, query: Query, authoritative: boolean, truncated: boolean, rcode: number): void {
+  out[at] = query.id >> 8;
+  out[at + 1] = query.id & 0xff;
+  out[at + 2] = 0x80 | (query.flags2 & 0x79) | (authoritative ? 0x04 : 0) | (truncated ? 0x02 : 0);
+  out[at + 3] = (query.flags3 & 0x10) | (rcode & 0x0f);
 }
 
 /**
  * A response assembled from the query's own question and a prebuilt body (negative answers,
- * errors, CNAME, TC). `body` holds `answerCount` answer then `authorityCount` authority records.
+ * errors, CNAME, TC), written into `out` at `at`; returns its length. `body` holds `answerCount`
+ * answer then `authorityCount` authority records.
  */
-export function assemble(packet: Uint8Array, query: Query, rcode: number, authoritative: boolean, truncated: boolean, answerCount: number, authorityCount: number, body: Buffer | undefined): Buffer {
+function assembleInto(out: Buffer, at: number, packet: Uint8Array, query: Query, rcode: number, authoritative: boolean, truncated: boolean, answerCount: number, authorityCount: number, body: Buffer | undefined): number {
   const question = query.questionOk ? query.questionEnd - HEADER_BYTES : 0;
   const bodyLength = body?.length ?? 0;
   const withOpt = query.edns;
-  const out = Buffer.allocUnsafe(HEADER_BYTES + question + bodyLength + (withOpt ? OPT_BYTES : 0));
-  writeHeader(out, query, authoritative, truncated, rcode);
-  out[4] = 0;
-  out[5] = question > 0 ? 1 : 0;
-  out[6] = answerCount >> 8;
-  out[7] = answerCount & 0xff;
-  out[8] = authorityCount >> 8;
-  out[9] = authorityCount & 0xff;
-  out[10] = 0;
-  out[11] = withOpt ? 1 : 0;
-  if (question > 0) out.set(packet.subarray(HEADER_BYTES, query.questionEnd), HEADER_BYTES);
-  if (body) body.copy(out, HEADER_BYTES + question);
+  writeHeader(out, at, query, authoritative, truncated, rcode);
+  out[at + 4] = 0;
+  out[at + 5] = question > 0 ? 1 : 0;
+  out[at + 6] = answerCount >> 8;
+  out[at + 7] = answerCount & 0xff;
+  out[at + 8] = authorityCount >> 8;
+  out[at + 9] = authorityCount & 0xff;
+  out[at + 10] = 0;
+  out[at + 11] = withOpt ? 1 : 0;
+  if (question > 0) out.set(packet.subarray(HEADER_BYTES, query.questionEnd), at + HEADER_BYTES);
+  if (body) body.copy(out, at + HEADER_BYTES + question);
   // RFC 6891 §6.1.3: BADVERS is 16, the upper 8 bits (1) in the OPT, the lower 4 (0) in the header.
-  if (withOpt) writeOpt(out, HEADER_BYTES + question + bodyLength, query, rcode === RCODE_BADVERS ? 1 : 0);
+  if (withOpt) writeOpt(out, at + HEADER_BYTES + question + bodyLength, query, rcode === RCODE_BADVERS ? 1 : 0);
+  return HEADER_BYTES + question + bodyLength + (withOpt ? OPT_BYTES : 0);
+}
+
+/** assembleInto, as a Buffer of its own (zone transfers' REFUSED/NOTAUTH answers). */
+export function assemble(packet: Uint8Array, query: Query, rcode: number, authoritative: boolean, truncated: boolean, answerCount: number, authorityCount: number, body: Buffer | undefined): Buffer {
+  const question = query.questionOk ? query.questionEnd - HEADER_BYTES : 0;
+  const out = Buffer.allocUnsafe(HEADER_BYTES + question + (body?.length ?? 0) + (query.edns ? OPT_BYTES : 0));
+  assembleInto(out, 0, packet, query, rcode, authoritative, truncated, answerCount, authorityCount, body);
   return out;
 }
 
@@ -221,53 +229,66 @@ export function udpLimitOf(query: Query): number {
 
 /**
  * The response to a well-formed QUERY (readQuery returned Ok) from `view`, or a TC answer when it
- * does not fit `udpLimit` bytes (0 = TCP: no limit). Never throws on any query.
+ * does not fit `udpLimit` bytes (0 = TCP: no limit), written into `out` at `at` (room for 64 KiB
+ * from `at`); returns its length. Never throws on any query; allocates nothing.
  */
-export function answerFor(index: AnswerIndex, viewIndex: number, packet: Uint8Array, query: Query, udpLimit: number): Buffer {
+export function answerInto(out: Buffer, at: number, index: AnswerIndex, viewIndex: number, packet: Uint8Array, query: Query, udpLimit: number): number {
   // RFC 6891 §6.1.3: we speak EDNS version 0 only.
-  if (query.edns && query.ednsVersion > 0) return assemble(packet, query, RCODE_BADVERS, false, false, 0, 0, undefined);
-  if (query.qtype === TYPE.OPT || query.qtype === 0) return assemble(packet, query, RCODE.FORMERR, false, false, 0, 0, undefined);
+  if (query.edns && query.ednsVersion > 0) return assembleInto(out, at, packet, query, RCODE_BADVERS, false, false, 0, 0, undefined);
+  if (query.qtype === TYPE.OPT || query.qtype === 0) return assembleInto(out, at, packet, query, RCODE.FORMERR, false, false, 0, 0, undefined);
   const view = index.views[viewIndex];
   // Only class IN is served; zone transfers are not offered (yet): both are refused.
   if (view === undefined || query.qclass !== CLASS_IN || query.qtype === TYPE.AXFR || query.qtype === TYPE.IXFR) {
-    return assemble(packet, query, RCODE.REFUSED, false, false, 0, 0, undefined);
+    return assembleInto(out, at, packet, query, RCODE.REFUSED, false, false, 0, 0, undefined);
   }
   const node = findName(view, packet, query);
   if (node === undefined) {
     const zone = findZone(view, packet, query);
-    if (zone === undefined) return assemble(packet, query, RCODE.REFUSED, false, false, 0, 0, undefined);
+    if (zone === undefined) return assembleInto(out, at, packet, query, RCODE.REFUSED, false, false, 0, 0, undefined);
     // RFC 2308 §2.1: NXDOMAIN, the zone's SOA in the authority section.
-    return fit(assemble(packet, query, RCODE.NXDOMAIN, true, false, 0, 1, zone.soaRecord), packet, query, udpLimit);
+    return fit(out, at, assembleInto(out, at, packet, query, RCODE.NXDOMAIN, true, false, 0, 1, zone.soaRecord), packet, query, udpLimit);
   }
   let answer = node.types.get(query.qtype);
   if (answer === undefined && query.qtype === TYPE.ANY) answer = node.anyAnswer;
   if (answer === undefined) {
-    if (node.cname !== undefined) return fit(assemble(packet, query, RCODE.NOERROR, true, false, 1, 0, node.cname), packet, query, udpLimit);
+    if (node.cname !== undefined) return fit(out, at, assembleInto(out, at, packet, query, RCODE.NOERROR, true, false, 1, 0, node.cname), packet, query, udpLimit);
     // RFC 2308 §2.2: NODATA, NOERROR with the SOA in the authority section.
-    return fit(assemble(packet, query, RCODE.NOERROR, true, false, 0, 1, node.zone.soaRecord), packet, query, udpLimit);
+    return fit(out, at, assembleInto(out, at, packet, query, RCODE.NOERROR, true, false, 0, 1, node.zone.soaRecord), packet, query, udpLimit);
   }
   const orders = answer.orders;
   const prebuilt = orders[orders.length === 1 ? 0 : answer.policy.choose(orders.length, answer.counter++)]!;
   const length = prebuilt.length + (query.edns ? OPT_BYTES : 0);
-  if (udpLimit > 0 && length > udpLimit) return assemble(packet, query, RCODE.NOERROR, true, true, 0, 0, undefined);
-  const out = Buffer.allocUnsafe(length);
-  prebuilt.copy(out, 0);
-  writeHeader(out, query, true, false, RCODE.NOERROR);
+  if (udpLimit > 0 && length > udpLimit) return assembleInto(out, at, packet, query, RCODE.NOERROR, true, true, 0, 0, undefined);
+  prebuilt.copy(out, at);
+  writeHeader(out, at, query, true, false, RCODE.NOERROR);
   // The question as asked: its case (RFC 4343 §4.1), and ANY when that was the type asked.
-  out.set(packet.subarray(HEADER_BYTES, query.questionEnd), HEADER_BYTES);
+  out.set(packet.subarray(HEADER_BYTES, query.questionEnd), at + HEADER_BYTES);
   if (query.edns) {
-    out[11] = 1;
-    writeOpt(out, prebuilt.length, query, 0);
+    out[at + 11] = 1;
+    writeOpt(out, at + prebuilt.length, query, 0);
   }
-  return out;
+  return length;
 }
 
 /** A negative or CNAME answer that outgrew the UDP limit (a long name plus a long SOA) goes TC. */
-function fit(response: Buffer, packet: Uint8Array, query: Query, udpLimit: number): Buffer {
-  return udpLimit > 0 && response.length > udpLimit ? assemble(packet, query, response[3]! & 0x0f, true, true, 0, 0, undefined) : response;
+function fit(out: Buffer, at: number, length: number, packet: Uint8Array, query: Query, udpLimit: number): number {
+  return udpLimit > 0 && length > udpLimit ? assembleInto(out, at, packet, query, out[at + 3]! & 0x0f, true, true, 0, 0, undefined) : length;
 }
 
-/** FORMERR / NOTIMP for packets the reader refused, echoing the question when it parsed. */
+/** Room for any answer: a DNS message is at most 64 KiB (RFC 1035 §4.2.2's 16-bit length). */
+const scratch = Buffer.allocUnsafe(2 * 65_536);
+
+/** answerInto, as a Buffer of its own (TCP, tests). */
+export function answerFor(index: AnswerIndex, viewIndex: number, packet: Uint8Array, query: Query, udpLimit: number): Buffer {
+  return Buffer.from(scratch.subarray(0, answerInto(scratch, 0, index, viewIndex, packet, query, udpLimit)));
+}
+
+/** FORMERR / NOTIMP / SERVFAIL for packets the reader refused or answering failed, into `out` at `at`. */
+export function errorInto(out: Buffer, at: number, packet: Uint8Array, query: Query, rcode: number): number {
+  return assembleInto(out, at, packet, query, rcode, false, false, 0, 0, undefined);
+}
+
+/** errorInto, as a Buffer of its own. */
 export function errorFor(packet: Uint8Array, query: Query, rcode: number): Buffer {
   return assemble(packet, query, rcode, false, false, 0, 0, undefined);
 }

@@ -6,7 +6,7 @@ import type { Clock, Timer } from '../shared/clock.ts';
 import { DnslbError } from '../shared/errors.ts';
 import { limits } from '../shared/limits.ts';
 import type { Endpoint } from '../topology/schema.ts';
-import { answerFor, errorFor, udpLimitOf, type AnswerIndex } from './answer-cache.ts';
+import { answerFor, answerInto, errorFor, errorInto, udpLimitOf, type AnswerIndex } from './answer-cache.ts';
 import { transferResponse, type TransferSource } from './transfer.ts';
 import { bindUdp, sourceText, udpEngines, type Source, type UdpEngineName, type UdpListener } from './udp.ts';
 import { Query, RCODE, readQuery, ReadResult, TYPE } from './wire.ts';
@@ -47,6 +47,8 @@ export interface BoundAddresses {
 /** How many times a port-0 listen retries to get the same free port for UDP and TCP. */
 const SAME_PORT_ATTEMPTS = 8;
 
+const isTransfer = (query: Query): boolean => query.qtype === TYPE.AXFR || query.qtype === TYPE.IXFR;
+
 export class DnsServer {
   readonly stats: DnsServerStats = { queries: 0, dropped: 0, formErrors: 0, serverFailures: 0, tcpConnections: 0, tcpRejected: 0, tcpIdleClosed: 0 };
   private readonly udpSockets: UdpListener[] = [];
@@ -70,7 +72,7 @@ export class DnsServer {
       for (let attempt = 0; attempt < SAME_PORT_ATTEMPTS; attempt++) {
         let udp: UdpListener;
         try {
-          udp = await bindUdp(endpoint, (packet, source) => this.handle(packet, source, true) as Buffer | undefined, {
+          udp = await bindUdp(endpoint, (packet, source, out, at) => this.handleInto(packet, source, out, at), {
             engine: this.options.udpEngine,
             reusePort: this.options.udpReusePort,
             onError: (error) => this.options.logger?.warn({ err: error }, 'dns: udp socket error'),
@@ -181,6 +183,29 @@ export class DnsServer {
   }
 
   /**
+   * A UDP datagram in, its response written into `out` at `at` (the engine's output slot) and its
+   * length returned (0: drop). The common case, an answer from the index, allocates nothing; the
+   * rest (malformed queries, transfers) goes through handle(), which reads the packet again.
+   */
+  handleInto(packet: Buffer, source: Source, out: Buffer, at: number): number {
+    const query = this.query;
+    if (readQuery(packet, packet.length, query) === ReadResult.Ok && !(isTransfer(query) && this.options.transfers)) {
+      this.stats.queries++;
+      try {
+        const index = this.options.answers.current;
+        return answerInto(out, at, index, index.selector.indexOf(source), packet, query, udpLimitOf(query));
+      } catch (error) {
+        this.failed(error);
+        return errorInto(out, at, packet, query, RCODE.SERVFAIL);
+      }
+    }
+    const response = this.handle(packet, source, true) as Buffer | undefined;
+    if (response === undefined) return 0;
+    out.set(response, at);
+    return response.length;
+  }
+
+  /**
    * One packet in, the response (or undefined: drop). A zone transfer over TCP is several
    * messages (an array); over UDP there is always one. Errors become SERVFAIL here and only here.
    */
@@ -191,7 +216,7 @@ export class DnsServer {
     try {
       switch (result) {
         case ReadResult.Ok: {
-          if ((query.qtype === TYPE.AXFR || query.qtype === TYPE.IXFR) && this.options.transfers) {
+          if (isTransfer(query) && this.options.transfers) {
             const messages = transferResponse(this.options.transfers, packet, query, sourceText(source), udp);
             return udp ? messages[0] : messages;
           }
@@ -208,10 +233,14 @@ export class DnsServer {
           return undefined;
       }
     } catch (error) {
-      this.stats.serverFailures++;
-      this.options.logger?.error({ err: error }, 'dns: answering failed');
+      this.failed(error);
       return errorFor(packet, query, RCODE.SERVFAIL);
     }
+  }
+
+  private failed(error: unknown): void {
+    this.stats.serverFailures++;
+    this.options.logger?.error({ err: error }, 'dns: answering failed');
   }
 
   get openConnections(): number {

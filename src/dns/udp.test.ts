@@ -1,6 +1,6 @@
 // The two UDP engines against one contract, on real loopback sockets: every datagram of a burst
 // (more than one batch) is answered to its sender, the source is reported the same way by both
-// (IPv4 as an integer, IPv6 as text), undefined means no answer, closing from inside the answerer
+// (IPv4 as an integer, IPv6 as text), length 0 means no answer, closing from inside the answerer
 // is safe, and binding errors carry the errno name.
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
@@ -50,6 +50,12 @@ async function exchange(address: string, port: number, count: number, answered: 
 
 const engines: UdpEngineName[] = ['batch', 'dgram'];
 
+/** Writes `bytes` as the answer (what an Answerer does with its output slot). */
+function reply(bytes: Uint8Array, out: Buffer, at: number): number {
+  out.set(bytes, at);
+  return bytes.length;
+}
+
 test('this machine built the batch engine (npm install compiles native/udp-batch)', () => {
   assert.equal(udpEngines.preferred, 'batch', udpEngines.batchProblem);
 });
@@ -58,10 +64,10 @@ for (const engine of engines) {
   describe(`UDP engine ${engine}`, () => {
     test('answers every datagram of a 1,000-datagram burst to its sender, with the source as an IPv4 integer', async () => {
       const sources = new Set<Source>();
-      const listener = await bindUdp({ address: '127.0.8.200', port: 0 }, (packet, source) => {
+      const listener = await bindUdp({ address: '127.0.8.200', port: 0 }, (packet, source, out, at) => {
         sources.add(source);
         // Echo the number back with one byte more, so that the answer is not the query.
-        return Buffer.concat([packet, Buffer.from([0xaa])]);
+        return reply(Buffer.concat([packet, Buffer.from([0xaa])]), out, at);
       }, { engine });
       try {
         assert.equal(listener.engine, engine);
@@ -75,11 +81,11 @@ for (const engine of engines) {
       }
     });
 
-    test('IPv6 sources come as text; no answer when the answerer says undefined', async () => {
+    test('IPv6 sources come as text; no answer when the answerer returns 0', async () => {
       const sources = new Set<Source>();
-      const listener = await bindUdp({ address: '::1', port: 0 }, (packet, source) => {
+      const listener = await bindUdp({ address: '::1', port: 0 }, (packet, source, out, at) => {
         sources.add(source);
-        return packet.readUInt32BE(0) % 2 === 0 ? Buffer.from(packet) : undefined;
+        return packet.readUInt32BE(0) % 2 === 0 ? reply(packet, out, at) : 0;
       }, { engine });
       try {
         const answers = await exchange('::1', listener.port, 200, (i) => i % 2 === 0);
@@ -94,10 +100,10 @@ for (const engine of engines) {
     test('closing from inside the answerer stops it cleanly', async () => {
       let seen = 0;
       let listener: UdpListener | undefined = undefined;
-      listener = await bindUdp({ address: '127.0.8.201', port: 0 }, (packet) => {
+      listener = await bindUdp({ address: '127.0.8.201', port: 0 }, (packet, _source, out, at) => {
         seen++;
         if (seen === 1) void listener!.close();
-        return Buffer.from(packet);
+        return reply(packet, out, at);
       }, { engine });
       const client = dgram.createSocket('udp4');
       for (let i = 0; i < 50; i++) client.send(Buffer.alloc(4), listener.port, '127.0.8.201');
@@ -114,9 +120,9 @@ for (const engine of engines) {
     });
 
     test('a port in use is EADDRINUSE, named with the address', async () => {
-      const first = await bindUdp({ address: '127.0.8.202', port: 0 }, () => undefined, { engine });
+      const first = await bindUdp({ address: '127.0.8.202', port: 0 }, () => 0, { engine });
       try {
-        await assert.rejects(bindUdp({ address: '127.0.8.202', port: first.port }, () => undefined, { engine }), (error: NodeJS.ErrnoException) => {
+        await assert.rejects(bindUdp({ address: '127.0.8.202', port: first.port }, () => 0, { engine }), (error: NodeJS.ErrnoException) => {
           assert.equal(error.code, 'EADDRINUSE');
           return true;
         });
@@ -130,13 +136,13 @@ for (const engine of engines) {
 describe('UDP engine batch with SO_REUSEPORT', () => {
   test('two sockets share one port and the kernel spreads senders over them', async () => {
     const counts = [0, 0];
-    const first = await bindUdp({ address: '127.0.8.203', port: 0 }, (packet) => {
+    const first = await bindUdp({ address: '127.0.8.203', port: 0 }, (packet, _source, out, at) => {
       counts[0]!++;
-      return Buffer.from(packet);
+      return reply(packet, out, at);
     }, { engine: 'batch', reusePort: true });
-    const second = await bindUdp({ address: '127.0.8.203', port: first.port }, (packet) => {
+    const second = await bindUdp({ address: '127.0.8.203', port: first.port }, (packet, _source, out, at) => {
       counts[1]!++;
-      return Buffer.from(packet);
+      return reply(packet, out, at);
     }, { engine: 'batch', reusePort: true });
     try {
       // Each client socket (its own source port) hashes to one of the two; 40 clients reach both.
@@ -150,6 +156,6 @@ describe('UDP engine batch with SO_REUSEPORT', () => {
   });
 
   test('not an IP address is EINVAL, named', async () => {
-    await assert.rejects(bindUdp({ address: 'pool01.contoso.com', port: 0 }, () => undefined, { engine: 'batch' }), /not an IP address/);
+    await assert.rejects(bindUdp({ address: 'pool01.contoso.com', port: 0 }, () => 0, { engine: 'batch' }), /not an IP address/);
   });
 });

@@ -13,8 +13,11 @@ import type { Endpoint } from '../topology/schema.ts';
 /** A query's source: IPv4 as an unsigned 32-bit integer, IPv6 as text ("::1", "fd00::a"). */
 export type Source = number | string;
 
-/** Answers one datagram: the response, or undefined to drop it. Must not keep `packet`. */
-export type Answerer = (packet: Buffer, source: Source) => Uint8Array | undefined;
+/**
+ * Answers one datagram by writing the response into `out` at `at` (room for 64 KiB); returns its
+ * length, 0 to drop it. Must not keep `packet` or `out`: both are reused for the next datagram.
+ */
+export type Answerer = (packet: Buffer, source: Source, out: Buffer, at: number) => number;
 
 export type UdpEngineName = 'batch' | 'dgram';
 
@@ -102,10 +105,7 @@ function bindBatch(module: NativeModule, endpoint: Endpoint, reusePort: boolean,
         continue;
       }
       const source = meta[at + 2] === 4 ? meta[at + 4]! >>> 0 : ipv6Source(metaBytes, (at + 4) * 4);
-      const response = answer(input.subarray(i * SLOT, i * SLOT + length), source);
-      if (response === undefined || response.length > SLOT) continue;
-      output.set(response, i * SLOT);
-      meta[at + 1] = response.length;
+      meta[at + 1] = answer(input.subarray(i * SLOT, i * SLOT + length), source, output, i * SLOT);
     }
   };
   const socket = module.open(endpoint.address, endpoint.port, reusePort, input, output, metaBytes, onBatch);
@@ -135,10 +135,12 @@ function bindDgram(endpoint: Endpoint, answer: Answerer, onError: (error: Error)
     const socket = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', lookup: lookup as unknown as dgram.SocketOptions['lookup'] });
     socket.once('error', reject);
     let closing: Promise<void> | undefined;
+    const out = Buffer.allocUnsafe(65_536);
     socket.on('message', (packet, remote) => {
-      const response = answer(packet, dgramSource(remote.address));
-      // The answerer may have closed the socket (the server stopping): nothing more goes out.
-      if (response !== undefined && closing === undefined) socket.send(response, remote.port, remote.address);
+      const length = answer(packet, dgramSource(remote.address), out, 0);
+      // The answerer may have closed the socket (the server stopping): nothing more goes out. The
+      // answer is copied out of `out`: a send can complete after the next datagram is answered.
+      if (length > 0 && closing === undefined) socket.send(Buffer.from(out.subarray(0, length)), remote.port, remote.address);
     });
     socket.bind(endpoint.port, endpoint.address, () => {
       socket.off('error', reject);
