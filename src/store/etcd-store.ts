@@ -106,7 +106,9 @@ export class EtcdStore implements Store {
       hosts: this.endpoints.map((endpoint) => `http://${endpoint}`),
       dialTimeout: this.requestTimeoutMs,
       // Every unary call carries a gRPC deadline; streams (watch) are bounded by our own handling.
-      defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + this.requestTimeoutMs }),
+      // waitForReady: a call made while the connection is being re-established (etcd restarting,
+      // a blip) waits for it until the deadline instead of failing at once.
+      defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + this.requestTimeoutMs, waitForReady: true }),
     });
   }
 
