@@ -230,7 +230,7 @@ for (const backend of [fileBackend, etcdBackend]) {
         await store.reportLiveness({ ...base, reporter: 'fe3.example.com', ttlMs: 1000, atMs: Date.now() });
         await store.reportLiveness({ ...base, reporter: 'fe2.example.com', ttlMs: 60_000, state: 'down', atMs: Date.now() });
         const reader = await another();
-        const byReporter = (records: LivenessRecord[]) => Object.fromEntries(records.map((record) => [record.reporter, record.state]));
+        const byReporter = (records: readonly LivenessRecord[]) => Object.fromEntries(records.map((record) => [record.reporter, record.state]));
         // fe3's report may already have expired on a slow machine: check fe2's, then wait for fe3's to go.
         assert.equal(byReporter(await reader.liveness())['fe2.example.com'], 'down');
         await eventually(async () => assert.deepEqual(byReporter(await reader.liveness()), { 'fe2.example.com': 'down' }));
