@@ -498,10 +498,12 @@ export class EtcdStore implements Store {
       return queue.shift() as Item;
     };
 
+    const ended = (): boolean => this.closed || signal?.aborted === true;
     try {
+      if (ended()) return;
       await startWatcher();
       for (;;) {
-        if (this.closed || signal?.aborted) return;
+        if (ended()) return;
         const item = await next();
         if (item.kind === 'end') return;
         if (item.kind === 'disconnected') throw this.failure('watch', item.error);
@@ -513,6 +515,7 @@ export class EtcdStore implements Store {
           const replay = await this.replayAfter(cursor);
           for (const event of replay.events) yield event;
           cursor = replay.revision;
+          if (ended()) return;
           await startWatcher();
           continue;
         }
@@ -545,6 +548,10 @@ export class EtcdStore implements Store {
           // nothing a consumer holds; keys dnslb did not write are ignored.
         }
       }
+    } catch (error) {
+      // Cancelling the etcd watcher under a call in flight makes that call fail: not an error of the watch.
+      if (ended()) return;
+      throw error;
     } finally {
       signal?.removeEventListener('abort', release);
       this.releases.delete(release);
