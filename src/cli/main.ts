@@ -5,7 +5,7 @@ import { TopologyError } from '../topology/problem.ts';
 import { EXIT_INVALID, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE } from './exit-codes.ts';
 import { registerTopology } from './commands/topology.ts';
 import { registerDns } from './commands/dns.ts';
-import { openFileStore } from '../store/file-store.ts';
+import { openStore } from '../store/open.ts';
 import { registerPlan } from './commands/plan.ts';
 import { registerClient } from './commands/client.ts';
 import { registerServer } from './commands/server.ts';
@@ -24,7 +24,8 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   registerTopology(program);
-  registerDns(program, (dataDir) => openFileStore({ dataDir, mustExist: true }));
+  // --store DIR (the file store, which must exist: dns never creates one) or etcd://host:port[/prefix].
+  registerDns(program, (value) => openStore(value, { mustExist: true }));
   registerPlan(program);
   registerClient(program);
   registerServer(program);

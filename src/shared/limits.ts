@@ -107,6 +107,13 @@ export const limits = {
   storeCommitAttemptsMax: 1000,
   /** Longest TTL a liveness report may ask for. */
   storeLivenessTtlMsMax: 3_600_000, // 1 h
+  // store: the etcd v3 backend (src/store/etcd-store.ts)
+  /** Default bound on one etcd call (connect included): past it the call fails with STORE_UNAVAILABLE instead of hanging. */
+  storeEtcdRequestTimeoutMs: 5_000, // 5 s
+  /** Largest etcd value read back (a version's topology document plus its envelope). */
+  storeEtcdValueBytesMax: 4 * 1024 * 1024 + 64 * 1024, // 4 MiB + 64 KiB
+  /** Keys read in one range (admin states, liveness reports, version summaries). */
+  storeEtcdRangeKeysMax: 100_000,
 } as const;
 
 /** Asserts the relations between limits; called once when a process starts. */
@@ -128,4 +135,6 @@ export function checkLimits(): void {
   assert(limits.frontendRegSubscriptionExpiresMaxS <= limits.registrarExpiresMaxS, 'a reg subscription outlives no registration');
   assert(limits.storeLogEntryBytesMax > limits.topologyBytesMax + 3 * limits.storeTextCharsMax * 4, 'a log entry holds a topology plus its texts');
   assert(limits.storeLivenessBytesMax > 0 && limits.storeCommitAttemptsMax > 0 && limits.storeLogEntriesMax > 0);
+  assert(limits.storeEtcdRequestTimeoutMs > 0 && limits.storeEtcdRangeKeysMax > 0);
+  assert(limits.storeEtcdValueBytesMax > limits.topologyBytesMax + 3 * limits.storeTextCharsMax * 4, 'an etcd value holds a topology plus its texts');
 }

@@ -21,7 +21,8 @@ import { parseFile } from '../../topology/parse.ts';
 import { endpoint, type Endpoint } from '../../topology/schema.ts';
 
 /** Opens the store kept in a data directory; provided by whoever registers the command. */
-export type OpenStore = (directory: string) => Promise<Store>;
+/** Opens the store a --store value names: a data directory or etcd://host:port[,host:port…][/prefix]. */
+export type OpenStore = (value: string) => Promise<Store>;
 
 interface ServeOptions {
   listen?: string[];
@@ -150,8 +151,8 @@ function parseListen(text: string): Endpoint {
 }
 
 /**
- * `openStore` opens `--store-dir`; until the file store is wired in (src/store/file-store.ts,
- * being written on its own branch) `--store-dir` is refused with a clear message.
+ * `openStore` opens a `--store` value (src/store/open.ts: a file store data directory or an etcd
+ * URL); without one (a build with no store wired in) `--store` is refused with a clear message.
  */
 export function registerDns(program: Command, openStore?: OpenStore): void {
   const dns = program.command('dns').description('the authoritative DNS server');
@@ -161,7 +162,7 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
     .argument('[file]', 'topology YAML (served when the store has no published version, or without a store)')
     .option('--listen <address:port...>', 'where to listen (default: the topology\'s DNS servers\' listen addresses); port 0 picks a free port')
     .option('--server <fqdn>', 'listen only on this DNS server\'s addresses from the topology')
-    .option('--store <dir>', 'follow the file store in this data directory (published topology, admin state, liveness)')
+    .option('--store <dir|etcd://host:port[/prefix]>', 'follow the store: the file store in this data directory, or etcd (published topology, admin state, liveness)')
     .option('--tcp-idle-timeout-ms <ms>', 'close a TCP connection with no complete query for this long', String(limits.dnsTcpIdleTimeoutMs))
     .option('--tcp-connections-max <n>', 'open TCP connections at most; more are closed at once', String(limits.dnsTcpConnectionsMax))
     .option('--log-level <level>', 'pino level: fatal, error, warn, info, debug, silent', process.env['DNSLB_LOG_LEVEL'] ?? 'info')
@@ -184,7 +185,7 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
       if (cluster.isWorker) return serveWorker(serverOptions);
       const workers = Number(options.workers);
       if (!Number.isInteger(workers) || workers < 0 || workers > limits.dnsWorkersMax) throw new DnslbError('CLI_USAGE', `--workers ${options.workers}: not an integer from 0 to ${limits.dnsWorkersMax}`);
-      if (file === undefined && options.store === undefined) throw new DnslbError('CLI_USAGE', 'dns serve needs a topology FILE, --store DIR, or both');
+      if (file === undefined && options.store === undefined) throw new DnslbError('CLI_USAGE', 'dns serve needs a topology FILE, --store DIR|etcd://HOST:PORT, or both');
       const topology = file === undefined ? undefined : await parseFile(file);
       let store: Store | undefined;
       if (options.store !== undefined) {
@@ -237,7 +238,7 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
     .argument('[file]', 'topology YAML (used when the store has no published version, or without a store)')
     .requiredOption('--zone <zone>', 'the zone to export')
     .option('--view <view>', 'the view to export (default: the first view)')
-    .option('--store <dir>', 'read the published topology and live state from the file store in this data directory')
+    .option('--store <dir|etcd://host:port[/prefix]>', 'read the published topology and live state from the store: a file store data directory, or etcd')
     .action(async (file: string | undefined, options: { zone: string; view?: string; store?: string }) => {
       const zones = await openZones(file, options.store, openStore);
       try {
@@ -271,7 +272,7 @@ function registerPush(dns: Command, openStore: OpenStore | undefined): void {
     .requiredOption('--zone <zone>', 'the zone to update')
     .requiredOption('--tsig <name:alg:secret>', 'TSIG key: NAME:hmac-sha256:BASE64SECRET (as tsig-keygen prints it)')
     .option('--view <view>', 'the view whose records the server should hold (default: the first view)')
-    .option('--store <dir>', 'read the published topology and live state from the file store in this data directory')
+    .option('--store <dir|etcd://host:port[/prefix]>', 'read the published topology and live state from the store: a file store data directory, or etcd')
     .action(async (file: string | undefined, options: PushOptions) => {
       const key = parseTsigKey(options.tsig);
       const parsed = endpoint.safeParse(options.server);
@@ -292,7 +293,7 @@ function registerPush(dns: Command, openStore: OpenStore | undefined): void {
 
 /** Zones built once from a topology file and/or the store (export and push read, they do not follow). */
 async function openZones(file: string | undefined, storeDir: string | undefined, openStore: OpenStore | undefined): Promise<LiveZones> {
-  if (file === undefined && storeDir === undefined) throw new DnslbError('CLI_USAGE', 'needs a topology FILE, --store DIR, or both');
+  if (file === undefined && storeDir === undefined) throw new DnslbError('CLI_USAGE', 'needs a topology FILE, --store DIR|etcd://HOST:PORT, or both');
   const topology: Topology | undefined = file === undefined ? undefined : await parseFile(file);
   let store: Store | undefined;
   if (storeDir !== undefined) {

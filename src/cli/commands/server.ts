@@ -8,7 +8,8 @@ import { AdminApi } from '../../admin/http-api.ts';
 import { ensureToken } from '../../admin/credentials.ts';
 import { FrontEndServer, readTlsFiles } from '../../frontend/server.ts';
 import { StoreFollower } from '../../frontend/store-follower.ts';
-import { openFileStore, type FileStore } from '../../store/file-store.ts';
+import { openStore } from '../../store/open.ts';
+import type { Store } from '../../store/store.ts';
 import type { Snapshot } from '../../store/store.ts';
 import type { Topology } from '../../topology/schema.ts';
 import { systemClock, systemRandom } from '../../shared/clock.ts';
@@ -44,7 +45,7 @@ export function registerServer(program: Command): void {
     .command('server')
     .description('run one Front End server (SIP registrar + proxy over TCP/TLS) until SIGTERM/SIGINT')
     .option('--topology <file>', 'topology YAML (without --store, or when the store has nothing published)')
-    .option('--store <dir>', 'follow the file store of this data directory: published versions and admin state in, liveness out')
+    .option('--store <dir|etcd://host:port[/prefix]>', 'follow the store (a file store data directory, or etcd): published versions and admin state in, liveness out')
     .option('--server <fqdn>', 'which server of the topology this process is (required)')
     .option('--topology-version <n>', 'the published version the file is (0: never published)', '0')
     .option('--admin-listen <address:port>', 'serve the admin API (GET /status, /users) here; port 0 picks one; token in --data-dir')
@@ -62,12 +63,12 @@ export function registerServer(program: Command): void {
       checkLimits();
       const dataDir = (command.optsWithGlobals() as { dataDir: string }).dataDir;
       const logger = pino({ level: options.logLevel, base: { component: 'frontend', server: options.server } }, pino.destination(2));
-      let store: FileStore | undefined;
+      let store: Store | undefined;
       let snapshot: Snapshot | undefined;
       let topology: Topology;
       let topologyVersion = integer('--topology-version', options.topologyVersion, 0);
       if (options.store !== undefined) {
-        store = await openFileStore({ dataDir: options.store });
+        store = await openStore(options.store);
         snapshot = await store.snapshot();
       }
       if (snapshot?.current) {
@@ -77,7 +78,7 @@ export function registerServer(program: Command): void {
         topology = await parseFile(options.topology);
       } else {
         await store?.close();
-        throw new DnslbError('FRONTEND_NO_TOPOLOGY', options.store === undefined ? 'give --topology FILE or --store DIR' : `the store in ${options.store} has no published topology; publish one or give --topology FILE`);
+        throw new DnslbError('FRONTEND_NO_TOPOLOGY', options.store === undefined ? 'give --topology FILE or --store DIR|etcd://HOST:PORT' : `the store in ${options.store} has no published topology; publish one or give --topology FILE`);
       }
       const tls = await readTlsFiles({ cert: options.tlsCert, key: options.tlsKey, ca: options.tlsCa });
       if (options.peerTransport !== undefined && options.peerTransport !== 'tcp' && options.peerTransport !== 'tls') throw new DnslbError('CLI_USAGE', '--peer-transport is tcp or tls');

@@ -1,0 +1,607 @@
+// The etcd v3 store (DESIGN §4 distributed mode): published versions and admin state as keys under
+// a prefix, publish as a compare-and-swap transaction, liveness as keys on leases, and watch as an
+// etcd watch from a revision (src/store/README.md, "The etcd v3 backend").
+import { Etcd3, Range, SortOrder, SortTarget, type ICompare, type IKeyValue, type IRangeRequest, type IRequestOp, type IResponseOp, type Watcher } from 'etcd3';
+import { z } from 'zod';
+import { assert } from '../shared/assert.ts';
+import { systemClock, type Clock } from '../shared/clock.ts';
+import { DnslbError } from '../shared/errors.ts';
+import { limits } from '../shared/limits.ts';
+import { diffTopologies, type TopologyDiff } from '../topology/diff.ts';
+import { toDocument } from '../topology/document.ts';
+import { fromObject } from '../topology/parse.ts';
+import { TopologyError } from '../topology/problem.ts';
+import type { Topology } from '../topology/schema.ts';
+import type { AdminState, AdminStateRecord, LivenessRecord, PublishedVersion, Snapshot, Store, StoreEvent, VersionSummary, WatchOptions } from './store.ts';
+
+export interface EtcdStoreOptions {
+  /** Client endpoints, `host:port` (plain HTTP/2; TLS and auth are not supported yet). */
+  endpoints: readonly string[];
+  /** Every key lives under this prefix; several systems can share one etcd cluster. */
+  prefix?: string;
+  /** Timestamps of changes (publishedAtMs, admin atMs) and the expiry test of liveness reports. */
+  clock?: Clock;
+  /** Bound on one etcd call; past it the call fails with STORE_UNAVAILABLE. */
+  requestTimeoutMs?: number;
+}
+
+export const ETCD_STORE_DEFAULTS = {
+  prefix: '/dnslb/',
+  requestTimeoutMs: limits.storeEtcdRequestTimeoutMs, // 5 s
+} as const;
+
+const FORMAT = 1;
+const VERSION_DIGITS = 16;
+const VERSION_NAME = /^\d{16}$/;
+/** Times setAdminState re-reads the current version when a publish slips in between its read and its commit. */
+const ADMIN_ATTEMPTS_MAX = 20;
+
+const text = z.string().max(limits.storeTextCharsMax);
+const count = z.number().int().min(1);
+const summarySchema = z.strictObject({ format: z.literal(FORMAT), version: count, publishedAtMs: z.number(), by: text, comment: text });
+const topologyValueSchema = z.strictObject({ format: z.literal(FORMAT), version: count, topology: z.unknown() });
+const adminValueSchema = z.strictObject({
+  format: z.literal(FORMAT),
+  server: z.string().min(1),
+  state: z.enum(['active', 'draining', 'blocked']),
+  by: text,
+  atMs: z.number(),
+  reason: text,
+});
+const livenessFields = {
+  server: z.string().min(1),
+  reporter: z.string().min(1),
+  state: z.enum(['active', 'suspect', 'down', 'draining', 'drained', 'blocked']),
+  atMs: z.number(),
+  ttlMs: z.number().int().min(1).max(limits.storeLivenessTtlMsMax),
+  topologyVersion: z.number().int().min(0),
+};
+const livenessRecordSchema = z.strictObject(livenessFields);
+const livenessValueSchema = z.strictObject({ format: z.literal(FORMAT), ...livenessFields });
+
+/** A key segment for a name: readable for FQDNs, collision-free for anything else (as the file store names files). */
+function escapeName(value: string): string {
+  return value.replace(/[^a-z0-9.-]/g, (character) => `_${character.codePointAt(0)?.toString(16)}_`);
+}
+
+function versionName(version: number): string {
+  return String(version).padStart(VERSION_DIGITS, '0');
+}
+
+function checkText(what: string, value: string): void {
+  if (value.length > limits.storeTextCharsMax) throw new DnslbError('STORE_TOO_LARGE', `${what} is ${value.length} characters, more than the limit of ${limits.storeTextCharsMax}`);
+}
+
+/** The whole-second lease TTL for a report's ttlMs: rounded up, at least 1 s (etcd's granularity). */
+export function leaseTtlSeconds(ttlMs: number): number {
+  return Math.max(1, Math.ceil(ttlMs / 1000));
+}
+
+/** A revision as etcd sends it (an int64 in a string) as a number; 2^53 revisions are out of reach. */
+function revisionOf(value: string | number | undefined): number {
+  return Number(value ?? 0);
+}
+
+type Kind = 'versions' | 'topologies' | 'admin' | 'liveness';
+
+export class EtcdStore implements Store {
+  readonly endpoints: readonly string[];
+  readonly prefix: string;
+  private readonly client: Etcd3;
+  private readonly clock: Clock;
+  private readonly requestTimeoutMs: number;
+  private closed = false;
+  /** One per running watch: ends it (and cancels its etcd watcher) on close(). */
+  private readonly releases = new Set<() => void>();
+
+  private constructor(options: EtcdStoreOptions) {
+    assert(options.endpoints.length > 0, 'an etcd store needs at least one endpoint');
+    this.endpoints = options.endpoints;
+    this.prefix = options.prefix ?? ETCD_STORE_DEFAULTS.prefix;
+    assert(this.prefix.startsWith('/') && this.prefix.endsWith('/'), 'the etcd prefix starts and ends with /');
+    this.clock = options.clock ?? systemClock;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? ETCD_STORE_DEFAULTS.requestTimeoutMs;
+    assert(this.requestTimeoutMs > 0, 'requestTimeoutMs > 0');
+    this.client = new Etcd3({
+      hosts: this.endpoints.map((endpoint) => `http://${endpoint}`),
+      dialTimeout: this.requestTimeoutMs,
+      // Every unary call carries a gRPC deadline; streams (watch) are bounded by our own handling.
+      // waitForReady: a call made while the connection is being re-established (etcd restarting,
+      // a blip) waits for it until the deadline instead of failing at once.
+      defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + this.requestTimeoutMs, waitForReady: true }),
+    });
+  }
+
+  /** Opens the store and checks that etcd answers (STORE_UNAVAILABLE otherwise), as the file store reads itself through on open. */
+  static async open(options: EtcdStoreOptions): Promise<EtcdStore> {
+    const store = new EtcdStore(options);
+    try {
+      await store.range('versions', { limit: 1, keys_only: true });
+    } catch (error) {
+      store.client.close();
+      throw error;
+    }
+    return store;
+  }
+
+  private where(): string {
+    return `etcd ${this.endpoints.join(',')}`;
+  }
+
+  private key(kind: Kind, name = ''): Buffer {
+    return Buffer.from(`${this.prefix}${kind}/${name}`);
+  }
+
+  private keyName(kv: IKeyValue): string {
+    return kv.key.toString();
+  }
+
+  /**
+   * Runs one etcd call, bounded by requestTimeoutMs whatever the client's own retries do (the
+   * gRPC deadline is on real time, as the network is: the injected Clock only stamps changes).
+   */
+  private async call<T>(what: string, operation: () => Promise<T>): Promise<T> {
+    assert(!this.closed, 'etcd store used after close()');
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new DnslbError('STORE_UNAVAILABLE', `${this.where()}: ${what}: no answer within ${this.requestTimeoutMs} ms`)), this.requestTimeoutMs);
+    });
+    try {
+      return await Promise.race([operation(), timeout]);
+    } catch (error) {
+      throw this.failure(what, error);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private failure(what: string, error: unknown): DnslbError {
+    if (error instanceof DnslbError) return error;
+    const message = (error as Error | undefined)?.message ?? String(error);
+    // etcd refuses a request over its --max-request-bytes (1.5 MiB by default).
+    if (/request is too large/i.test(message)) return new DnslbError('STORE_TOO_LARGE', `${this.where()}: ${what}: ${message} (raise etcd's --max-request-bytes above ${limits.topologyBytesMax} bytes)`, { cause: error });
+    return new DnslbError('STORE_UNAVAILABLE', `${this.where()}: ${what}: ${message}`, { cause: error });
+  }
+
+  private corrupt(key: string, what: string, cause?: unknown): DnslbError {
+    return new DnslbError('STORE_CORRUPT', `${this.where()} key ${key}: ${what}`, { cause });
+  }
+
+  private rangeRequest(kind: Kind, request: Omit<IRangeRequest, 'key' | 'range_end'> = {}): IRangeRequest {
+    const range = Range.prefix(this.key(kind));
+    return { key: range.start, range_end: range.end, ...request };
+  }
+
+  private async range(kind: Kind, request: Omit<IRangeRequest, 'key' | 'range_end'> = {}): Promise<{ revision: number; kvs: IKeyValue[] }> {
+    const response = await this.call(`read ${this.prefix}${kind}/`, () => this.client.kv.range(this.rangeRequest(kind, { limit: limits.storeEtcdRangeKeysMax + 1, ...request })));
+    const kvs = this.bounded(kind, response.kvs);
+    return { revision: revisionOf(response.header.revision), kvs };
+  }
+
+  private bounded(kind: Kind, kvs: IKeyValue[]): IKeyValue[] {
+    if (kvs.length > limits.storeEtcdRangeKeysMax) throw this.corrupt(`${this.prefix}${kind}/`, `more than ${limits.storeEtcdRangeKeysMax} keys`);
+    return kvs;
+  }
+
+  /** Parses and shape-checks a value; anything wrong is STORE_CORRUPT naming the key. */
+  private checked<T>(kv: IKeyValue, schema: z.ZodType<T>): T {
+    const key = this.keyName(kv);
+    if (kv.value.length > limits.storeEtcdValueBytesMax) throw this.corrupt(key, `${kv.value.length} bytes, more than the limit of ${limits.storeEtcdValueBytesMax}`);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(kv.value.toString('utf8'));
+    } catch (cause) {
+      throw this.corrupt(key, `not JSON (written by something else than dnslb?): ${(cause as Error).message}`, cause);
+    }
+    const result = schema.safeParse(parsed);
+    if (!result.success) {
+      const issue = result.error.issues[0];
+      throw this.corrupt(key, `unexpected content at ${issue?.path.join('.') || '(top)'}: ${issue?.message ?? 'invalid'}`);
+    }
+    return result.data;
+  }
+
+  private versionOfKey(kv: IKeyValue, kind: 'versions' | 'topologies'): number {
+    const key = this.keyName(kv);
+    const name = key.slice(this.key(kind).length);
+    if (!VERSION_NAME.test(name) || Number(name) < 1) throw this.corrupt(key, 'not a version key (16 digits expected)');
+    return Number(name);
+  }
+
+  private summaryOf(kv: IKeyValue): VersionSummary {
+    const value = this.checked(kv, summarySchema);
+    const version = this.versionOfKey(kv, 'versions');
+    if (value.version !== version) throw this.corrupt(this.keyName(kv), `holds version ${value.version}, its key says ${version}`);
+    return { version, revision: revisionOf(kv.mod_revision), publishedAtMs: value.publishedAtMs, by: value.by, comment: value.comment };
+  }
+
+  private topologyOf(kv: IKeyValue, version: number): Topology {
+    const key = this.keyName(kv);
+    const value = this.checked(kv, topologyValueSchema);
+    if (value.version !== version || this.versionOfKey(kv, 'topologies') !== version) throw this.corrupt(key, `should hold the topology of version ${version}`);
+    try {
+      return fromObject(value.topology, key);
+    } catch (cause) {
+      if (cause instanceof TopologyError) throw this.corrupt(key, `the stored topology of version ${version} does not validate:\n${cause.message}`, cause);
+      throw cause;
+    }
+  }
+
+  private adminOf(kv: IKeyValue): AdminStateRecord {
+    const { format: _format, ...record } = this.checked(kv, adminValueSchema);
+    if (this.keyName(kv) !== this.key('admin', escapeName(record.server)).toString()) throw this.corrupt(this.keyName(kv), `holds the admin state of ${record.server}, its key says otherwise`);
+    return record;
+  }
+
+  private livenessOf(kv: IKeyValue): LivenessRecord {
+    const { format: _format, ...record } = this.checked(kv, livenessValueSchema);
+    if (this.keyName(kv) !== this.livenessKey(record.server, record.reporter).toString()) throw this.corrupt(this.keyName(kv), `holds the report of ${record.reporter} about ${record.server}, its key says otherwise`);
+    return record;
+  }
+
+  private livenessKey(server: string, reporter: string): Buffer {
+    return this.key('liveness', `${escapeName(server)}~${escapeName(reporter)}`);
+  }
+
+  private unexpired(records: LivenessRecord[]): LivenessRecord[] {
+    const nowMs = this.clock.nowMs();
+    return records.filter((record) => nowMs < record.atMs + record.ttlMs);
+  }
+
+  /** The newest version's key, or undefined when nothing is published. Versions sort by key: 16 digits. */
+  private latestRequest(kind: 'versions' | 'topologies'): IRangeRequest {
+    return this.rangeRequest(kind, { limit: 1, sort_order: SortOrder.Descend, sort_target: SortTarget.Key });
+  }
+
+  // ---- versions --------------------------------------------------------------------------
+
+  /**
+   * One transaction: if versions/<base+1> does not exist and (base > 0) versions/<base> does, put
+   * the summary and the topology of base+1. Versions are never deleted, so "current == base" is
+   * exactly that compare; of two publishers on one base, etcd's serial transactions let one win.
+   */
+  async publish(topology: Topology, baseVersion: number, meta: { by: string; comment?: string }): Promise<PublishedVersion> {
+    assert(Number.isInteger(baseVersion) && baseVersion >= 0, 'baseVersion is a version number');
+    const comment = meta.comment ?? '';
+    checkText('by', meta.by);
+    checkText('comment', comment);
+    const document = toDocument(topology);
+    const documentBytes = Buffer.byteLength(JSON.stringify(document));
+    if (documentBytes > limits.topologyBytesMax) {
+      throw new DnslbError('STORE_TOO_LARGE', `the topology is ${documentBytes} bytes as JSON, more than the limit of ${limits.topologyBytesMax}`);
+    }
+    const version = baseVersion + 1;
+    const publishedAtMs = this.clock.nowMs();
+    const compare: ICompare[] = [{ key: this.key('versions', versionName(version)), target: 'Create', result: 'Equal', create_revision: 0 }];
+    if (baseVersion > 0) compare.push({ key: this.key('versions', versionName(baseVersion)), target: 'Create', result: 'Greater', create_revision: 0 });
+    const success: IRequestOp[] = [
+      { request_put: { key: this.key('topologies', versionName(version)), value: Buffer.from(JSON.stringify({ format: FORMAT, version, topology: document })) } },
+      { request_put: { key: this.key('versions', versionName(version)), value: Buffer.from(JSON.stringify({ format: FORMAT, version, publishedAtMs, by: meta.by, comment })) } },
+    ];
+    const response = await this.call(`publish version ${version}`, () => this.client.kv.txn({ compare, success, failure: [{ request_range: this.latestRequest('versions') }] }));
+    if (!response.succeeded) {
+      const latest = (response.responses[0] as IResponseOp | undefined)?.response_range.kvs[0];
+      const current = latest ? this.versionOfKey(latest, 'versions') : 0;
+      throw new DnslbError('STORE_STALE_VERSION', `the current version is ${current}, not the base version ${baseVersion}: someone published meanwhile; diff against version ${current} and publish again`);
+    }
+    return { version, revision: revisionOf(response.header.revision), publishedAtMs, by: meta.by, comment, topology };
+  }
+
+  async currentVersion(): Promise<number> {
+    const response = await this.call('read the current version', () => this.client.kv.range({ ...this.latestRequest('versions'), keys_only: true }));
+    const latest = response.kvs[0];
+    return latest ? this.versionOfKey(latest, 'versions') : 0;
+  }
+
+  async listVersions(): Promise<VersionSummary[]> {
+    const { kvs } = await this.range('versions');
+    const summaries = kvs.map((kv) => this.summaryOf(kv));
+    summaries.forEach((summary, index) => {
+      if (summary.version !== index + 1) throw this.corrupt(this.key('versions', versionName(index + 1)).toString(), 'missing: the versions have a hole (deleted by hand?)');
+    });
+    return summaries;
+  }
+
+  async read(version?: number): Promise<PublishedVersion> {
+    // Both keys of a version in one read; for the latest, the newest of each (written together).
+    const [summaryRequest, topologyRequest] =
+      version === undefined
+        ? [this.latestRequest('versions'), this.latestRequest('topologies')]
+        : [{ key: this.key('versions', versionName(version)) }, { key: this.key('topologies', versionName(version)) }];
+    const response = await this.call(`read version ${version ?? 'latest'}`, () =>
+      this.client.kv.txn({ compare: [], success: [{ request_range: summaryRequest }, { request_range: topologyRequest }, { request_range: { ...this.latestRequest('versions'), keys_only: true } }] }),
+    );
+    const [summaries, topologies, latest] = response.responses.map((op) => op.response_range.kvs);
+    const summaryKv = summaries?.[0];
+    if (!summaryKv) {
+      const current = latest?.[0] ? this.versionOfKey(latest[0], 'versions') : 0;
+      if (current === 0) throw new DnslbError('STORE_NOT_FOUND', `nothing has been published in ${this.where()} under ${this.prefix} yet`);
+      throw new DnslbError('STORE_NOT_FOUND', `version ${version} does not exist (the versions are 1 to ${current})`);
+    }
+    const summary = this.summaryOf(summaryKv);
+    const topologyKv = topologies?.[0];
+    if (!topologyKv) throw this.corrupt(this.key('topologies', versionName(summary.version)).toString(), `missing: version ${summary.version} has no topology`);
+    return { ...summary, topology: this.topologyOf(topologyKv, summary.version) };
+  }
+
+  async diff(fromVersion: number, toVersion: number): Promise<TopologyDiff> {
+    const before = await this.read(fromVersion);
+    const after = await this.read(toVersion);
+    return diffTopologies(before.topology, after.topology);
+  }
+
+  // ---- admin state -----------------------------------------------------------------------
+
+  /**
+   * Reads the current version, checks the server is in it, then puts the record in a transaction
+   * guarded by "no newer version exists": a publish between the read and the put makes the
+   * compare fail, and the check runs again on the new version.
+   */
+  async setAdminState(server: string, adminState: AdminState, meta: { by: string; reason: string }): Promise<AdminStateRecord> {
+    checkText('by', meta.by);
+    checkText('reason', meta.reason);
+    for (let attempt = 0; attempt < ADMIN_ATTEMPTS_MAX; attempt++) {
+      let current: PublishedVersion | undefined;
+      try {
+        current = await this.read();
+      } catch (error) {
+        if (!(error instanceof DnslbError && error.code === 'STORE_NOT_FOUND')) throw error;
+      }
+      const known = current?.topology.pools.flatMap((pool) => pool.servers.map((candidate) => candidate.fqdn)) ?? [];
+      if (!known.includes(server)) {
+        throw new DnslbError('STORE_UNKNOWN_SERVER', `${server} is not a server of the current topology${current === undefined ? ' (nothing is published yet)' : ` (version ${current.version})`}`);
+      }
+      assert(current);
+      const record: AdminStateRecord = { server, state: adminState, by: meta.by, atMs: this.clock.nowMs(), reason: meta.reason };
+      const response = await this.call(`set the admin state of ${server}`, () =>
+        this.client.kv.txn({
+          compare: [{ key: this.key('versions', versionName((current as PublishedVersion).version + 1)), target: 'Create', result: 'Equal', create_revision: 0 }],
+          success: [{ request_put: { key: this.key('admin', escapeName(server)), value: Buffer.from(JSON.stringify({ format: FORMAT, ...record })) } }],
+        }),
+      );
+      if (response.succeeded) return record;
+    }
+    throw new DnslbError('STORE_LOCKED', `gave up setting the admin state of ${server} after ${ADMIN_ATTEMPTS_MAX} attempts: new versions kept being published meanwhile`);
+  }
+
+  async adminStates(): Promise<ReadonlyMap<string, AdminStateRecord>> {
+    const { kvs } = await this.range('admin');
+    return new Map(kvs.map((kv) => this.adminOf(kv)).map((record) => [record.server, record]));
+  }
+
+  // ---- liveness --------------------------------------------------------------------------
+
+  /**
+   * A put on a fresh lease of the report's TTL (whole seconds, rounded up): etcd deletes the key
+   * when the reporter stops renewing, which a watch sees as 'liveness-expired'. Each report takes a
+   * new lease; the one it replaces expires with no key on it.
+   */
+  async reportLiveness(record: LivenessRecord): Promise<void> {
+    const parsed = livenessRecordSchema.safeParse(record);
+    assert(parsed.success, `invalid liveness record: ${parsed.error?.issues[0]?.message ?? ''}`);
+    const key = this.livenessKey(record.server, record.reporter);
+    const lease = await this.call(`grant a lease for ${key.toString()}`, () => this.client.leaseClient.leaseGrant({ TTL: leaseTtlSeconds(record.ttlMs) }));
+    await this.call(`report liveness to ${key.toString()}`, () => this.client.kv.put({ key, value: Buffer.from(JSON.stringify({ format: FORMAT, ...parsed.data })), lease: lease.ID }));
+  }
+
+  /**
+   * Every report whose key still exists (its lease is alive) and that is not past atMs + ttlMs: a
+   * lease lasts whole seconds (etcd may even grant a longer one), the interface's expiry is the record's.
+   */
+  async liveness(): Promise<LivenessRecord[]> {
+    const { kvs } = await this.range('liveness');
+    return this.unexpired(kvs.map((kv) => this.livenessOf(kv)));
+  }
+
+  // ---- snapshot and watch ----------------------------------------------------------------
+
+  /** One transaction of ranges, so every part is read at the same revision. */
+  async snapshot(): Promise<Snapshot> {
+    const response = await this.call('read a snapshot', () =>
+      this.client.kv.txn({
+        compare: [],
+        success: [
+          { request_range: this.latestRequest('versions') },
+          { request_range: this.latestRequest('topologies') },
+          { request_range: this.rangeRequest('admin', { limit: limits.storeEtcdRangeKeysMax + 1 }) },
+          { request_range: this.rangeRequest('liveness', { limit: limits.storeEtcdRangeKeysMax + 1 }) },
+        ],
+      }),
+    );
+    const [versions, topologies, admin, liveness] = response.responses.map((op) => op.response_range.kvs);
+    let current: PublishedVersion | undefined;
+    const summaryKv = versions?.[0];
+    if (summaryKv) {
+      const summary = this.summaryOf(summaryKv);
+      const topologyKv = topologies?.[0];
+      if (!topologyKv) throw this.corrupt(this.key('topologies', versionName(summary.version)).toString(), `missing: version ${summary.version} has no topology`);
+      current = { ...summary, topology: this.topologyOf(topologyKv, summary.version) };
+    }
+    const adminStates = new Map(this.bounded('admin', admin ?? []).map((kv) => this.adminOf(kv)).map((record) => [record.server, record]));
+    const records = this.unexpired(this.bounded('liveness', liveness ?? []).map((kv) => this.livenessOf(kv)));
+    return { revision: revisionOf(response.header.revision), current, adminStates, liveness: records };
+  }
+
+  /**
+   * Changes after `afterRevision` (now when absent): first every unexpired liveness report, then an
+   * etcd watch on the prefix from afterRevision + 1, its puts and deletes mapped to StoreEvents.
+   * When etcd has compacted the start revision away, the durable state is replayed instead (each
+   * version and the latest admin state per server newer than the resume point), as the file store
+   * does. A lost connection ends the iteration with STORE_UNAVAILABLE: callers re-snapshot.
+   */
+  async *watch(options: WatchOptions = {}): AsyncGenerator<StoreEvent> {
+    assert(!this.closed, 'etcd store used after close()');
+    const { signal } = options;
+    if (signal?.aborted) return;
+    // Liveness first, at one revision: older liveness changes in the replayed history are skipped.
+    const initial = await this.range('liveness');
+    const livenessRevision = initial.revision;
+    let cursor = options.afterRevision ?? initial.revision;
+    /** Liveness as last reported to this watcher, by key. */
+    const reported = new Map<string, { fingerprint: string; server: string; reporter: string }>();
+    const fingerprint = (record: LivenessRecord): string => `${record.state}|${record.topologyVersion}`;
+    for (const kv of initial.kvs) {
+      const record = this.livenessOf(kv);
+      if (this.unexpired([record]).length === 0) continue;
+      reported.set(this.keyName(kv), { fingerprint: fingerprint(record), server: record.server, reporter: record.reporter });
+      yield { kind: 'liveness', revision: cursor, record };
+    }
+
+    type Item = { kind: 'events'; events: Array<{ type: string; kv: IKeyValue }> } | { kind: 'error'; error: unknown } | { kind: 'disconnected'; error: unknown } | { kind: 'end' };
+    const queue: Item[] = [];
+    let wake: (() => void) | undefined;
+    const push = (item: Item): void => {
+      queue.push(item);
+      wake?.();
+    };
+    let watcher: Watcher | undefined;
+    const stopWatcher = async (): Promise<void> => {
+      const stopping = watcher;
+      watcher = undefined;
+      if (!stopping) return;
+      stopping.removeAllListeners();
+      stopping.on('error', () => undefined);
+      // Cancelling needs the connection; a dead one must not hold us up.
+      await Promise.race([stopping.cancel().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, this.requestTimeoutMs).unref())]);
+    };
+    const startWatcher = async (): Promise<void> => {
+      const created = this.client.watch().prefix(this.prefix).startRevision(String(cursor + 1)).watcher();
+      watcher = created;
+      let connected = false;
+      created.on('data', (response) => {
+        if (response.events.length > 0) push({ kind: 'events', events: response.events });
+      });
+      created.on('error', (error) => push({ kind: 'error', error }));
+      created.on('disconnected', (error) => push({ kind: connected ? 'disconnected' : 'error', error }));
+      await this.call('start a watch', () =>
+        new Promise<void>((resolve, reject) => {
+          created.once('connected', () => {
+            connected = true;
+            resolve();
+          });
+          created.once('error', reject);
+          created.once('disconnected', reject);
+        }),
+      );
+    };
+    // Abort and close() cancel the etcd watcher at once, even when the consumer never pulls again
+    // (a generator suspended at `yield` runs its finally only when resumed).
+    const release = (): void => {
+      push({ kind: 'end' });
+      void stopWatcher();
+    };
+    signal?.addEventListener('abort', release);
+    this.releases.add(release);
+    const next = async (): Promise<Item> => {
+      while (queue.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+      wake = undefined;
+      return queue.shift() as Item;
+    };
+
+    const ended = (): boolean => this.closed || signal?.aborted === true;
+    try {
+      if (ended()) return;
+      await startWatcher();
+      for (;;) {
+        if (ended()) return;
+        const item = await next();
+        if (item.kind === 'end') return;
+        if (item.kind === 'disconnected') throw this.failure('watch', item.error);
+        if (item.kind === 'error') {
+          // etcd cancels a watch whose start revision was compacted (ErrCompacted): replay instead.
+          if (!(await this.compacted(cursor + 1))) throw this.failure('watch', item.error);
+          await stopWatcher();
+          queue.length = 0;
+          const replay = await this.replayAfter(cursor);
+          for (const event of replay.events) yield event;
+          cursor = replay.revision;
+          if (ended()) return;
+          await startWatcher();
+          continue;
+        }
+        for (const { type, kv } of item.events) {
+          const revision = revisionOf(kv.mod_revision);
+          const key = this.keyName(kv);
+          const name = key.slice(this.prefix.length);
+          const put = type === 'Put' || (type as unknown) === 0;
+          cursor = Math.max(cursor, revision);
+          if (name.startsWith('versions/') && put) {
+            yield { kind: 'published', revision, version: this.summaryOf(kv).version };
+          } else if (name.startsWith('admin/') && put) {
+            yield { kind: 'admin-state', revision, record: this.adminOf(kv) };
+          } else if (name.startsWith('liveness/') && revision > livenessRevision) {
+            if (put) {
+              const record = this.livenessOf(kv);
+              const print = fingerprint(record);
+              if (reported.get(key)?.fingerprint === print) continue; // a renewal
+              reported.set(key, { fingerprint: print, server: record.server, reporter: record.reporter });
+              yield { kind: 'liveness', revision, record };
+            } else {
+              // Only lease expiry deletes a report: the reporter stopped renewing it.
+              const was = reported.get(key);
+              if (!was) continue;
+              reported.delete(key);
+              yield { kind: 'liveness-expired', revision, server: was.server, reporter: was.reporter };
+            }
+          }
+          // Topologies come with their version's summary; deletes of durable keys (by hand) change
+          // nothing a consumer holds; keys dnslb did not write are ignored.
+        }
+      }
+    } catch (error) {
+      // Cancelling the etcd watcher under a call in flight makes that call fail: not an error of the watch.
+      if (ended()) return;
+      throw error;
+    } finally {
+      signal?.removeEventListener('abort', release);
+      this.releases.delete(release);
+      await stopWatcher();
+    }
+  }
+
+  /** Whether etcd has compacted `revision` away: a range at that revision fails with ErrCompacted. */
+  private async compacted(revision: number): Promise<boolean> {
+    try {
+      await this.call('check for compaction', () => this.client.kv.range({ key: this.key('versions'), revision }));
+      return false;
+    } catch (error) {
+      const cause = error instanceof DnslbError ? error.cause : error;
+      return /compacted/i.test((cause as Error | undefined)?.message ?? '');
+    }
+  }
+
+  /** The durable state newer than `afterRevision`, as events in revision order, read at one revision. */
+  private async replayAfter(afterRevision: number): Promise<{ revision: number; events: StoreEvent[] }> {
+    const response = await this.call('read the state to replay', () =>
+      this.client.kv.txn({
+        compare: [],
+        success: [{ request_range: this.rangeRequest('versions', { limit: limits.storeEtcdRangeKeysMax + 1 }) }, { request_range: this.rangeRequest('admin', { limit: limits.storeEtcdRangeKeysMax + 1 }) }],
+      }),
+    );
+    const [versions, admin] = response.responses.map((op) => op.response_range.kvs);
+    const events: StoreEvent[] = [
+      ...this.bounded('versions', versions ?? [])
+        .map((kv) => this.summaryOf(kv))
+        .filter((summary) => summary.revision > afterRevision)
+        .map((summary): StoreEvent => ({ kind: 'published', revision: summary.revision, version: summary.version })),
+      ...this.bounded('admin', admin ?? [])
+        .filter((kv) => revisionOf(kv.mod_revision) > afterRevision)
+        .map((kv): StoreEvent => ({ kind: 'admin-state', revision: revisionOf(kv.mod_revision), record: this.adminOf(kv) })),
+    ].sort((a, b) => a.revision - b.revision);
+    return { revision: revisionOf(response.header.revision), events };
+  }
+
+  /** Ends every watch and closes the connections; etcd's data is left as it is. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    for (const release of this.releases) release();
+    this.closed = true;
+    // Let the watches run their finally blocks (cancel their etcd watchers) before the client goes.
+    await new Promise((resolve) => setImmediate(resolve));
+    this.client.close();
+  }
+}
+
+export function openEtcdStore(options: EtcdStoreOptions): Promise<EtcdStore> {
+  return EtcdStore.open(options);
+}

@@ -1,0 +1,359 @@
+// The Store contract: the same cases run against every backend (the file store in a temporary
+// directory, the etcd store against a real etcd), as hono runs every router through one suite.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import fc from 'fast-check';
+import { startEtcd, type EtcdServer } from '../../test/helpers/etcd.ts';
+import { eventually } from '../../test/helpers/eventually.ts';
+import { FakeClock } from '../../test/helpers/fake-clock.ts';
+import { topologyDocument, topologyShape } from '../../test/helpers/topology-arbitrary.ts';
+import { systemClock, type Clock } from '../shared/clock.ts';
+import { isDnslbError } from '../shared/errors.ts';
+import { fromObject } from '../topology/parse.ts';
+import type { Topology } from '../topology/schema.ts';
+import { openEtcdStore } from './etcd-store.ts';
+import { openFileStore } from './file-store.ts';
+import type { LivenessRecord, Store, StoreEvent } from './store.ts';
+
+interface Backend {
+  name: string;
+  setup(): Promise<void>;
+  teardown(): Promise<void>;
+  /** A fresh, empty store, and a way to open more instances on the same data (another process's view). */
+  fresh(clock: Clock): Promise<{ store: Store; another(): Promise<Store> }>;
+}
+
+const opened: Store[] = [];
+async function track<T extends Store>(store: Promise<T>): Promise<T> {
+  const value = await store;
+  opened.push(value);
+  return value;
+}
+
+const directories: string[] = [];
+const fileBackend: Backend = {
+  name: 'file store',
+  async setup() {},
+  async teardown() {
+    for (const directory of directories) await rm(directory, { recursive: true, force: true });
+  },
+  async fresh(clock) {
+    const dataDir = await mkdtemp(join(tmpdir(), 'dnslb-contract-'));
+    directories.push(dataDir);
+    // A short poll: liveness expiry on the system clock is noticed by the poll.
+    const open = () => track(openFileStore({ dataDir, clock, pollIntervalMs: 100 }));
+    return { store: await open(), another: open };
+  },
+};
+
+let etcd: EtcdServer | undefined;
+let prefixes = 0;
+const etcdBackend: Backend = {
+  name: 'etcd store',
+  async setup() {
+    etcd = await startEtcd();
+  },
+  async teardown() {
+    await etcd?.dispose();
+  },
+  async fresh(clock) {
+    assert.ok(etcd);
+    // One etcd for the whole suite; each case gets keys of its own.
+    const prefix = `/contract-${process.pid}-${++prefixes}/`;
+    const endpoint = etcd.endpoint;
+    const open = () => track(openEtcdStore({ endpoints: [endpoint], prefix, clock }));
+    return { store: await open(), another: open };
+  },
+};
+
+/** A small valid topology; `servers` names the frontend pool's servers. */
+function topology(servers = 2, seed = 0): Topology {
+  const shape = fc.sample(topologyShape, { numRuns: 1, seed })[0];
+  assert.ok(shape);
+  const document = topologyDocument({ ...shape, prefix: 'x', pools: [{ ...(shape.pools[0] as (typeof shape.pools)[number]), kind: 'frontend', servers, loadBalancing: 'dns' }] });
+  return fromObject(document);
+}
+
+function serverNames(value: Topology): string[] {
+  return value.pools.flatMap((pool) => pool.servers.map((server) => server.fqdn));
+}
+
+async function rejectsWith(promise: Promise<unknown>, code: string, messageIncludes?: string | RegExp): Promise<void> {
+  let caught: unknown;
+  try {
+    await promise;
+  } catch (error) {
+    caught = error;
+  }
+  assert.ok(isDnslbError(caught), `expected DnslbError ${code}, got ${String(caught)}`);
+  assert.equal(caught.code, code, caught.message);
+  if (typeof messageIncludes === 'string') assert.ok(caught.message.includes(messageIncludes), caught.message);
+  else if (messageIncludes) assert.match(caught.message, messageIncludes);
+}
+
+async function take(iterator: AsyncIterator<StoreEvent>, count: number, keep: (event: StoreEvent) => boolean = () => true): Promise<StoreEvent[]> {
+  const events: StoreEvent[] = [];
+  while (events.length < count) {
+    const next = await iterator.next();
+    assert.ok(!next.done, 'the watch ended early');
+    if (keep(next.value)) events.push(next.value);
+  }
+  return events;
+}
+
+const durable = (event: StoreEvent): boolean => event.kind === 'published' || event.kind === 'admin-state';
+
+for (const backend of [fileBackend, etcdBackend]) {
+  describe(`Store contract: ${backend.name}`, () => {
+    before(() => backend.setup());
+    after(async () => {
+      for (const store of opened.splice(0)) await store.close();
+      await backend.teardown();
+    });
+
+    describe('publish, read, versions, diff', () => {
+      test('an empty store: version 0, no versions, read() says nothing is published, no current version in the snapshot', async () => {
+        const { store } = await backend.fresh(new FakeClock());
+        assert.equal(await store.currentVersion(), 0);
+        assert.deepEqual(await store.listVersions(), []);
+        await rejectsWith(store.read(), 'STORE_NOT_FOUND', 'nothing has been published');
+        assert.equal((await store.snapshot()).current, undefined);
+      });
+
+      test('publish makes version N+1; read() the latest, read(N) any version, unchanged and frozen; listVersions in order; diff', async () => {
+        const clock = new FakeClock();
+        const { store } = await backend.fresh(clock);
+        const first = topology(2, 1);
+        const second = topology(3, 1);
+        const published = await store.publish(first, 0, { by: 'alice', comment: 'initial' });
+        assert.equal(published.version, 1);
+        assert.equal(published.publishedAtMs, clock.nowMs());
+        clock.advance(1000);
+        const again = await store.publish(second, 1, { by: 'bob' });
+        assert.ok(again.revision > published.revision, 'revisions grow');
+        assert.equal(await store.currentVersion(), 2);
+        const latest = await store.read();
+        assert.equal(latest.version, 2);
+        assert.equal(latest.revision, again.revision);
+        assert.deepEqual(latest.topology, second);
+        assert.equal(latest.comment, '');
+        const old = await store.read(1);
+        assert.deepEqual(old.topology, first);
+        assert.equal(old.by, 'alice');
+        assert.equal(old.comment, 'initial');
+        assert.ok(Object.isFrozen(old.topology));
+        assert.deepEqual(await store.listVersions(), [
+          { version: 1, revision: published.revision, publishedAtMs: clock.nowMs() - 1000, by: 'alice', comment: 'initial' },
+          { version: 2, revision: again.revision, publishedAtMs: clock.nowMs(), by: 'bob', comment: '' },
+        ]);
+        await rejectsWith(store.read(3), 'STORE_NOT_FOUND', 'version 3 does not exist');
+        const diff = await store.diff(1, 2);
+        assert.equal(diff.summary.serversAdded.length, 1);
+        assert.deepEqual((await store.diff(2, 2)).entries, []);
+        await rejectsWith(store.diff(1, 9), 'STORE_NOT_FOUND');
+      });
+
+      test('a stale base (behind or ahead) is refused with STORE_STALE_VERSION naming both versions; nothing is written', async () => {
+        const { store } = await backend.fresh(new FakeClock());
+        await store.publish(topology(), 0, { by: 'a' });
+        await store.publish(topology(), 1, { by: 'a' });
+        await rejectsWith(store.publish(topology(3), 1, { by: 'late' }), 'STORE_STALE_VERSION', /current version is 2, not the base version 1/);
+        await rejectsWith(store.publish(topology(3), 5, { by: 'ahead' }), 'STORE_STALE_VERSION', /current version is 2, not the base version 5/);
+        await rejectsWith(store.publish(topology(3), 0, { by: 'first?' }), 'STORE_STALE_VERSION', /current version is 2, not the base version 0/);
+        assert.equal(await store.currentVersion(), 2);
+        assert.deepEqual((await store.listVersions()).map((summary) => summary.by), ['a', 'a']);
+      });
+
+      test('two instances publishing on the same base at once: exactly one wins, every round', async () => {
+        const { store: one, another } = await backend.fresh(systemClock);
+        const two = await another();
+        for (let round = 0; round < 8; round++) {
+          const results = await Promise.allSettled([one.publish(topology(2), round, { by: 'one' }), two.publish(topology(3), round, { by: 'two' })]);
+          const lost = results.filter((result): result is PromiseRejectedResult => result.status === 'rejected');
+          assert.equal(lost.length, 1, `round ${round}: ${results.map((result) => result.status).join(', ')}`);
+          assert.ok(isDnslbError(lost[0]?.reason, 'STORE_STALE_VERSION'), String(lost[0]?.reason));
+        }
+        assert.equal(await one.currentVersion(), 8);
+        assert.equal(await two.currentVersion(), 8);
+        assert.deepEqual((await two.listVersions()).map((summary) => summary.version), [1, 2, 3, 4, 5, 6, 7, 8]);
+      });
+
+      test('a second instance sees what the first published (no stale cache)', async () => {
+        const { store: writer, another } = await backend.fresh(new FakeClock());
+        const reader = await another();
+        assert.equal(await reader.currentVersion(), 0);
+        await writer.publish(topology(4), 0, { by: 'w' });
+        assert.deepEqual(serverNames((await reader.read()).topology), serverNames(topology(4)));
+      });
+    });
+
+    describe('admin state', () => {
+      test('records who, when and why; the latest per server wins; another instance sees it', async () => {
+        const clock = new FakeClock();
+        const { store, another } = await backend.fresh(clock);
+        const value = topology(3);
+        const [first, second] = serverNames(value) as [string, string];
+        await store.publish(value, 0, { by: 'a' });
+        const record = await store.setAdminState(first, 'draining', { by: 'ops@host', reason: 'patch Tuesday' });
+        assert.deepEqual(record, { server: first, state: 'draining', by: 'ops@host', atMs: clock.nowMs(), reason: 'patch Tuesday' });
+        clock.advance(5000);
+        await store.setAdminState(first, 'active', { by: 'ops@host', reason: 'patched' });
+        await store.setAdminState(second, 'blocked', { by: 'sec', reason: 'compromised' });
+        const states = await (await another()).adminStates();
+        assert.equal(states.size, 2);
+        assert.deepEqual(states.get(first), { server: first, state: 'active', by: 'ops@host', atMs: clock.nowMs(), reason: 'patched' });
+        assert.equal(states.get(second)?.state, 'blocked');
+      });
+
+      test('a server outside the current topology is refused with STORE_UNKNOWN_SERVER', async () => {
+        const { store } = await backend.fresh(new FakeClock());
+        await rejectsWith(store.setAdminState('fe9.example.com', 'blocked', { by: 'a', reason: 'r' }), 'STORE_UNKNOWN_SERVER', 'nothing is published yet');
+        const value = topology(3);
+        await store.publish(value, 0, { by: 'a' });
+        await rejectsWith(store.setAdminState('fe9.example.com', 'blocked', { by: 'a', reason: 'r' }), 'STORE_UNKNOWN_SERVER', '(version 1)');
+        // A server removed by a newer version is unknown from then on.
+        const removed = serverNames(value)[2] as string;
+        await store.publish(topology(2), 1, { by: 'a' });
+        await rejectsWith(store.setAdminState(removed, 'blocked', { by: 'a', reason: 'r' }), 'STORE_UNKNOWN_SERVER', '(version 2)');
+        assert.equal((await store.adminStates()).size, 0);
+      });
+    });
+
+    describe('liveness', () => {
+      test('one report per (server, reporter), the newest wins; a report not renewed expires after its TTL', async () => {
+        const { store, another } = await backend.fresh(systemClock);
+        const base = { server: 'fe1.example.com', state: 'active' as const, topologyVersion: 1 };
+        await store.reportLiveness({ ...base, reporter: 'fe2.example.com', ttlMs: 60_000, atMs: Date.now() });
+        await store.reportLiveness({ ...base, reporter: 'fe3.example.com', ttlMs: 1000, atMs: Date.now() });
+        await store.reportLiveness({ ...base, reporter: 'fe2.example.com', ttlMs: 60_000, state: 'down', atMs: Date.now() });
+        const reader = await another();
+        const byReporter = (records: readonly LivenessRecord[]) => Object.fromEntries(records.map((record) => [record.reporter, record.state]));
+        // fe3's report may already have expired on a slow machine: check fe2's, then wait for fe3's to go.
+        assert.equal(byReporter(await reader.liveness())['fe2.example.com'], 'down');
+        await eventually(async () => assert.deepEqual(byReporter(await reader.liveness()), { 'fe2.example.com': 'down' }));
+        assert.deepEqual(byReporter((await reader.snapshot()).liveness), { 'fe2.example.com': 'down' });
+      });
+    });
+
+    describe('snapshot', () => {
+      test('holds the current version, admin states and liveness at one revision; a watch from it delivers exactly what came after', async () => {
+        const { store, another } = await backend.fresh(systemClock);
+        const value = topology(3);
+        const [server] = serverNames(value) as [string];
+        await store.publish(value, 0, { by: 'a' });
+        await store.setAdminState(server, 'blocked', { by: 'ops', reason: 'r' });
+        await store.reportLiveness({ server, reporter: 'fe2', state: 'active', ttlMs: 60_000, atMs: Date.now(), topologyVersion: 1 });
+        const snapshot = await store.snapshot();
+        assert.equal(snapshot.current?.version, 1);
+        assert.deepEqual(snapshot.current?.topology, value);
+        assert.equal(snapshot.adminStates.get(server)?.state, 'blocked');
+        assert.deepEqual(snapshot.liveness.map((record) => record.reporter), ['fe2']);
+        assert.ok(snapshot.revision >= (snapshot.current?.revision ?? Infinity));
+
+        // Snapshots taken while another instance keeps publishing: each one's current version is
+        // exactly the last one before its revision, so a watch from it misses nothing and repeats nothing.
+        const writer = await another();
+        const writing = (async () => {
+          for (let version = 1; version < 6; version++) await writer.publish(topology(2 + (version % 2)), version, { by: 'w' });
+        })();
+        const snapshots = [];
+        for (let index = 0; index < 3; index++) snapshots.push(await store.snapshot());
+        await writing;
+        for (const taken of snapshots) {
+          const controller = new AbortController();
+          const from = taken.current?.version ?? 0;
+          const events = await take(store.watch({ afterRevision: taken.revision, signal: controller.signal })[Symbol.asyncIterator](), 6 - from, (event) => event.kind === 'published');
+          controller.abort();
+          assert.deepEqual(
+            events.map((event) => event.kind === 'published' && event.version),
+            Array.from({ length: 6 - from }, (_, index) => from + 1 + index),
+          );
+        }
+      });
+    });
+
+    describe('watch', () => {
+      test('from now: another instance\'s publishes and admin changes, in order, with their revisions', async () => {
+        const clock = new FakeClock();
+        const { store: writer, another } = await backend.fresh(clock);
+        const watcher = await another();
+        const value = topology(2);
+        await writer.publish(value, 0, { by: 'before the watch' });
+        // A watch reports current liveness first: once that arrives, "now" is fixed for it.
+        await writer.reportLiveness({ server: 'fe1', reporter: 'fe2', state: 'active', ttlMs: 60_000, atMs: clock.nowMs(), topologyVersion: 1 });
+        const controller = new AbortController();
+        const iterator = watcher.watch({ signal: controller.signal })[Symbol.asyncIterator]();
+        assert.equal((await take(iterator, 1))[0]?.kind, 'liveness');
+        const pending = take(iterator, 3, durable);
+        const second = await writer.publish(value, 1, { by: 'w' });
+        const admin = await writer.setAdminState(serverNames(value)[0] as string, 'draining', { by: 'w', reason: 'r' });
+        const third = await writer.publish(value, 2, { by: 'w' });
+        const events = await pending;
+        assert.deepEqual(events[0], { kind: 'published', revision: second.revision, version: 2 });
+        assert.equal(events[1]?.kind === 'admin-state' && events[1].record.server, admin.server);
+        assert.ok((events[1]?.revision ?? 0) > second.revision);
+        assert.deepEqual(events[2], { kind: 'published', revision: third.revision, version: 3 });
+        controller.abort();
+        assert.equal((await iterator.next()).done, true, 'abort ends the watch');
+      });
+
+      test('afterRevision replays the durable changes after it, in order; close() ends a watch', async () => {
+        const { store, another } = await backend.fresh(new FakeClock());
+        const value = topology(2);
+        const [server] = serverNames(value) as [string];
+        const revisions: number[] = [];
+        revisions.push((await store.publish(value, 0, { by: 'w' })).revision);
+        await store.setAdminState(server, 'draining', { by: 'w', reason: 'one' });
+        revisions.push((await store.publish(value, 1, { by: 'w' })).revision);
+        await store.setAdminState(server, 'blocked', { by: 'w', reason: 'two' });
+        revisions.push((await store.publish(value, 2, { by: 'w' })).revision);
+        const reader = await another();
+        const iterator = reader.watch({ afterRevision: revisions[0] })[Symbol.asyncIterator]();
+        const events = await take(iterator, 4, durable);
+        assert.deepEqual(
+          events.map((event) => (event.kind === 'published' ? `v${event.version}` : event.kind === 'admin-state' ? event.record.reason : event.kind)),
+          ['one', 'v2', 'two', 'v3'],
+        );
+        assert.deepEqual(events.map((event) => event.revision), [...events.map((event) => event.revision)].sort((a, b) => a - b));
+        assert.equal(events[3]?.revision, revisions[2]);
+        const resumed = await take(reader.watch({ afterRevision: events[1]?.revision })[Symbol.asyncIterator](), 2, durable);
+        assert.deepEqual(resumed, events.slice(2));
+        const pending = iterator.next();
+        await reader.close();
+        assert.equal((await pending).done, true, 'close() ends every watch');
+      });
+
+      test('liveness: current reports first, then changes of state (not renewals), then expiry', async () => {
+        const { store, another } = await backend.fresh(systemClock);
+        const watcherStore = await another();
+        const report = { server: 'fe1.example.com', reporter: 'fe2.example.com', state: 'active' as const, ttlMs: 60_000, topologyVersion: 1 };
+        await store.reportLiveness({ ...report, atMs: Date.now() });
+        const controller = new AbortController();
+        const iterator = watcherStore.watch({ signal: controller.signal })[Symbol.asyncIterator]();
+        const [first] = await take(iterator, 1);
+        assert.equal(first?.kind === 'liveness' && first.record.state, 'active');
+        const next = iterator.next();
+        await store.reportLiveness({ ...report, atMs: Date.now() }); // a renewal, same state: no event
+        await store.reportLiveness({ ...report, state: 'down', ttlMs: 1000, atMs: Date.now() });
+        const changed = await next;
+        assert.equal(!changed.done && changed.value.kind === 'liveness' && changed.value.record.state, 'down');
+        const [expired] = await take(iterator, 1);
+        assert.deepEqual(expired && { ...expired, revision: 0 }, { kind: 'liveness-expired', revision: 0, server: 'fe1.example.com', reporter: 'fe2.example.com' });
+        controller.abort();
+        assert.equal((await iterator.next()).done, true);
+      });
+
+      test('an aborted signal ends a watch that is waiting for changes', async () => {
+        const { store } = await backend.fresh(new FakeClock());
+        const controller = new AbortController();
+        const iterator = store.watch({ signal: controller.signal })[Symbol.asyncIterator]();
+        const pending = iterator.next();
+        setTimeout(() => controller.abort(), 50);
+        assert.equal((await pending).done, true);
+      });
+    });
+  });
+}
