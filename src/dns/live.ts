@@ -90,10 +90,19 @@ export class LiveZones {
     } catch (error) {
       if (this.abort.signal.aborted) return;
       this.options.logger?.error({ err: error }, 'dns: following the store failed; retrying from a new snapshot');
-      this.retryTimer = this.options.clock.setTimer(this.options.retryDelayMs ?? 1000, () => {
-        this.follow(store).catch((cause: unknown) => this.options.logger?.error({ err: cause }, 'dns: store snapshot failed'));
-      });
+      this.retry(store);
     }
+  }
+
+  /** Follows again from a new snapshot after retryDelayMs, and again after each failure: a store that is down for a while (etcd restarting) is followed again when it is back. */
+  private retry(store: Store): void {
+    if (this.abort.signal.aborted) return;
+    this.retryTimer = this.options.clock.setTimer(this.options.retryDelayMs ?? 1000, () => {
+      this.follow(store).catch((cause: unknown) => {
+        this.options.logger?.error({ err: cause }, 'dns: store snapshot failed; retrying');
+        this.retry(store);
+      });
+    });
   }
 
   private async apply(store: Store, event: StoreEvent): Promise<void> {

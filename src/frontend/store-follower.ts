@@ -77,17 +77,26 @@ export class StoreFollower {
     } catch (error) {
       if (this.stopped) return;
       this.options.logger.error({ err: error }, 'frontend: following the store failed; retrying from a new snapshot');
-      this.retryTimer = this.options.clock.setTimer(this.options.retryDelayMs ?? 1000, () => {
-        this.options.store.snapshot().then(
-          (snapshot) => {
-            if (this.stopped) return;
-            this.applySnapshot(snapshot);
-            this.watching = this.watch(snapshot.revision);
-          },
-          (cause: unknown) => this.options.logger.error({ err: cause }, 'frontend: store snapshot failed'),
-        );
-      });
+      this.retry();
     }
+  }
+
+  /** Follows again from a new snapshot after retryDelayMs, and again after each failure: a store that is down for a while (etcd restarting) is followed again when it is back. */
+  private retry(): void {
+    if (this.stopped) return;
+    this.retryTimer = this.options.clock.setTimer(this.options.retryDelayMs ?? 1000, () => {
+      this.options.store.snapshot().then(
+        (snapshot) => {
+          if (this.stopped) return;
+          this.applySnapshot(snapshot);
+          this.watching = this.watch(snapshot.revision);
+        },
+        (cause: unknown) => {
+          this.options.logger.error({ err: cause }, 'frontend: store snapshot failed; retrying');
+          this.retry();
+        },
+      );
+    });
   }
 
   private async apply(event: StoreEvent): Promise<void> {

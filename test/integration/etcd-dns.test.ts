@@ -66,6 +66,18 @@ describe('dns serve --store etcd://…: a child process follows changes made in 
     await store.publish(topology, current.version, { by: 'test', comment: 'commission fe4' });
     await eventually(async () => assert.deepEqual(await pool(), ['127.0.0.11', '127.0.0.12', '127.0.0.13', '127.0.0.14']));
   });
+
+  // Found in review: after a failed watch the server tried one new snapshot and, when etcd was still
+  // down, stopped following for good. It now retries until etcd is back.
+  test('etcd down long enough for several failed snapshots, then back: the server follows again', async () => {
+    assert.ok(store && etcd && dns);
+    const failures = () => (dns!.stderr().match(/store snapshot failed; retrying/g) ?? []).length;
+    await etcd.stop();
+    await eventually(() => assert.ok(failures() >= 2, `${failures()} failed snapshots so far`));
+    await etcd.start();
+    await store.setAdminState('fe2.contoso.com', 'blocked', { by: 'test', reason: 'after the outage' });
+    await eventually(async () => assert.ok(!(await pool()).includes('127.0.0.12')));
+  });
 });
 
 describe('--store etcd://… on the command line', () => {
