@@ -1,10 +1,12 @@
 // Prometheus metrics of real processes scraped over real HTTP: `dnslb dns serve --metrics-listen`
 // after dig queries (a name that exists, one that does not, one over TCP) and a malformed packet;
-// `dnslb server --admin-listen` after a REGISTER (127.0.31.x).
+// `dnslb server --admin-listen` after a REGISTER; `dnslb up`'s supervisor (127.0.31.x: the example
+// topology's addresses under up, .200 and above for the others).
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { eventually } from '../helpers/eventually.ts';
@@ -12,11 +14,12 @@ import { dig, startDns, type RunningDns } from '../helpers/dns-process.ts';
 import { startPool, type RunningPool } from '../helpers/frontend-pool.ts';
 import { parsePrometheusText, sampleValue, type Family } from '../helpers/prom-text.ts';
 import { TestSipClient } from '../helpers/sip-client.ts';
+import { startUp, type UpSystem } from '../helpers/up.ts';
 
-const DNS_ADDRESS = '127.0.31.30';
-const WORKERS_ADDRESS = '127.0.31.32';
-const FRONTEND_ADDRESS = '127.0.31.31';
-const CLIENT = '127.0.31.130';
+const DNS_ADDRESS = '127.0.31.200';
+const WORKERS_ADDRESS = '127.0.31.202';
+const FRONTEND_ADDRESS = '127.0.31.201';
+const CLIENT = '127.0.31.230';
 
 async function scrape(url: string, token?: string): Promise<Map<string, Family>> {
   const response = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} });
@@ -48,7 +51,7 @@ describe('dns serve --metrics-listen', () => {
 
   test('the listening line keeps its parts and ends with the metrics URL', () => {
     assert.equal(dns.address, DNS_ADDRESS);
-    assert.match(dns.metricsUrl ?? '', /^http:\/\/127\.0\.31\.30:\d+\/metrics$/);
+    assert.match(dns.metricsUrl ?? '', /^http:\/\/127\.0\.31\.200:\d+\/metrics$/);
   });
 
   test('counters reflect the queries sent; the serial gauge is the SOA serial dig sees', async () => {
@@ -97,7 +100,7 @@ describe('dns serve --workers 2 --metrics-listen: the primary sums what its work
     const sent = 8;
     // Distinct source addresses (the external view: SOA is in every view): with SO_REUSEPORT the
     // kernel picks the worker by the source.
-    for (let i = 0; i < sent; i++) assert.equal((await dig(dns, ['contoso.com', 'SOA'], `127.0.31.${140 + i}`)).status, 'NOERROR');
+    for (let i = 0; i < sent; i++) assert.equal((await dig(dns, ['contoso.com', 'SOA'], `127.0.31.${240 + i}`)).status, 'NOERROR');
     // Workers report once a second: wait for the sum rather than assume when it lands.
     await eventually(async () => {
       const counted = sampleValue(await scrape(dns.metricsUrl!), 'dnslb_dns_queries_total');
@@ -150,5 +153,25 @@ describe('dnslb server: GET /metrics on the admin API', () => {
     } finally {
       client.close();
     }
+  });
+});
+
+describe('dnslb up: GET /metrics on the pool admin API', () => {
+  let up: UpSystem;
+  before(async () => {
+    up = await startUp('127.0.31');
+  });
+  after(() => up.stop());
+
+  test('every child running, none restarted; the token is needed', async () => {
+    const { url } = JSON.parse(await readFile(join(up.dataDir, 'admin.json'), 'utf8')) as { url: string };
+    const token = (await readFile(join(up.dataDir, 'admin-token'), 'utf8')).trim();
+    assert.equal((await fetch(`${url}/metrics`)).status, 401);
+    const families = await scrape(`${url}/metrics`, token);
+    const children = new Set(families.get('dnslb_supervisor_child_restarts_total')!.samples.map((sample) => sample.labels['child']));
+    assert.ok(children.has('dns') && children.has('fe1.contoso.com'), [...children].join(' '));
+    assert.equal(sampleValue(families, 'dnslb_supervisor_children', { state: 'running' }), children.size);
+    assert.equal(sampleValue(families, 'dnslb_supervisor_child_state', { child: 'dns', state: 'running' }), 1);
+    assert.equal(sampleValue(families, 'dnslb_supervisor_child_restarts_total', { child: 'fe1.contoso.com' }), 0);
   });
 });
