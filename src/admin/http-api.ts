@@ -16,7 +16,9 @@ export interface Request {
 
 export interface Reply {
   status?: number;
+  /** JSON unless `contentType` is given; then a string sent as it is (GET /metrics: Prometheus text). */
   body: unknown;
+  contentType?: string;
 }
 
 export type Handler = (request: Request) => Promise<Reply> | Reply;
@@ -98,7 +100,11 @@ export class AdminApi {
       const params = Object.fromEntries(route.names.map((name, index) => [name, decodeURIComponent(match[index + 1]!)]));
       const body = await readJson(request);
       const reply = await route.handler({ method: request.method!, path: url.pathname, params, query: url.searchParams, body });
-      send(reply.status ?? 200, reply.body);
+      if (reply.contentType !== undefined) {
+        const text = String(reply.body);
+        response.writeHead(reply.status ?? 200, { 'content-type': reply.contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+        response.end(text);
+      } else send(reply.status ?? 200, reply.body);
     } catch (error) {
       if (isDnslbError(error)) send(STATUS_OF_CODE[error.code] ?? 500, { error: { code: error.code, message: error.message } });
       else send(500, { error: { code: 'ADMIN_INTERNAL', message: (error as Error).message } });

@@ -10,6 +10,8 @@ import { DnslbError } from '../shared/errors.ts';
 import type { AdminState, Store } from '../store/store.ts';
 import type { Pool, Topology } from '../topology/schema.ts';
 import { AdminApi, callAdmin } from './http-api.ts';
+import { addMetricsRoute, createRegistry } from './metrics.ts';
+import { registerSupervisorMetrics } from './supervisor-metrics.ts';
 
 /** What the supervisor offers the admin API; absent when the servers are not our children. */
 export interface ProcessControl {
@@ -173,6 +175,10 @@ export class PoolAdmin {
     for (const action of ['drain', 'resume', 'block', 'unblock', 'stop', 'start', 'decommission'] as const) {
       api.route('POST', `/servers/:server/${action}`, async (request) => ({ body: await this.act(action, request.params['server']!, (request.body ?? {}) as ActionBody) }));
     }
+    // The supervisor's own metrics; each server's are on its own admin API (servers/FQDN.json).
+    const registry = createRegistry();
+    if (this.options.processes) registerSupervisorMetrics(registry, this.options.processes);
+    addMetricsRoute(api, registry);
     return api;
   }
 }

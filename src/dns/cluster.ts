@@ -10,6 +10,7 @@ import { limits } from '../shared/limits.ts';
 import type { Endpoint, View } from '../topology/schema.ts';
 import { buildAnswers, type AnswerIndex } from './answer-cache.ts';
 import type { LiveZones } from './live.ts';
+import type { DnsServerStats } from './server.ts';
 import type { TransferSource } from './transfer.ts';
 import type { UdpEngineName } from './udp.ts';
 import { ViewSelector } from './views.ts';
@@ -25,11 +26,56 @@ interface WireVersion {
 }
 
 export type PrimaryMessage =
-  | { kind: 'listen'; listen: Endpoint[] }
+  /** `statsIntervalMs`: report DnsServer.stats this often (only when the primary serves metrics). */
+  | { kind: 'listen'; listen: Endpoint[]; statsIntervalMs?: number }
   /** `reset`: the workers drop their histories first (a new worker, or a zone left). */
   | { kind: 'zones'; reset: boolean; versions: WireVersion[]; views: View[]; secondaries: Endpoint[] };
 
-export type WorkerMessage = { kind: 'listening'; udp: Endpoint[]; tcp: Endpoint[]; udpEngine: UdpEngineName } | { kind: 'failed'; message: string };
+export type WorkerMessage =
+  | { kind: 'listening'; udp: Endpoint[]; tcp: Endpoint[]; udpEngine: UdpEngineName }
+  | { kind: 'failed'; message: string }
+  | { kind: 'stats'; stats: DnsServerStats; openConnections: number };
+
+/**
+ * The primary's sum of its workers' counters (`--metrics-listen` with `--workers`): each worker
+ * reports its own every `limits.dnsWorkerStatsIntervalMs`; a worker that dies leaves its last report
+ * in `retired`, so the summed counters never go back when a worker is re-forked.
+ */
+export class WorkerStats {
+  private readonly latest = new Map<number, { stats: DnsServerStats; openConnections: number }>();
+  private readonly retired: DnsServerStats = emptyStats();
+
+  report(workerId: number, stats: DnsServerStats, openConnections: number): void {
+    this.latest.set(workerId, { stats, openConnections });
+  }
+
+  retire(workerId: number): void {
+    const last = this.latest.get(workerId);
+    if (last) addStats(this.retired, last.stats);
+    this.latest.delete(workerId);
+  }
+
+  stats(): DnsServerStats {
+    const sum = addStats(emptyStats(), this.retired);
+    for (const { stats } of this.latest.values()) addStats(sum, stats);
+    return sum;
+  }
+
+  openConnections(): number {
+    let open = 0;
+    for (const entry of this.latest.values()) open += entry.openConnections;
+    return open;
+  }
+}
+
+function emptyStats(): DnsServerStats {
+  return { queries: 0, dropped: 0, formErrors: 0, serverFailures: 0, tcpConnections: 0, tcpRejected: 0, tcpIdleClosed: 0 };
+}
+
+function addStats(into: DnsServerStats, more: DnsServerStats): DnsServerStats {
+  for (const key of Object.keys(into) as (keyof DnsServerStats)[]) into[key] += more[key];
+  return into;
+}
 
 function toWire(version: ZoneVersion): WireVersion {
   return { serial: version.serial, fingerprint: version.fingerprint, origin: version.content.origin, soa: version.content.soa, views: [...version.content.views.entries()] };

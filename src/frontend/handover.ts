@@ -51,6 +51,8 @@ export interface HandoverStatus {
   skippedTotal: number;
   /** Releases put back in the queue because the user was in a call. */
   deferredTotal: number;
+  /** Batches released since start (`batches` keeps only the newest). */
+  batchesTotal: number;
   /** Users queued by the last reconcile, and why. */
   lastReconcile: { atMs: number; reason: RehomeReason; queued: number; homedElsewhere: number } | null;
   /** The newest batches, oldest first. */
@@ -87,6 +89,7 @@ export class Handover {
   private readonly handedOverTotal: Record<RehomeReason, number> = { recovery: 0, commission: 0, decommission: 0, drain: 0 };
   private skippedTotal = 0;
   private deferredTotal = 0;
+  private batchesTotal = 0;
   private lastReconcile: HandoverStatus['lastReconcile'] = null;
   private readonly batches: HandoverBatch[] = [];
   private batchSize: number;
@@ -145,6 +148,7 @@ export class Handover {
       handedOverTotal: { ...this.handedOverTotal },
       skippedTotal: this.skippedTotal,
       deferredTotal: this.deferredTotal,
+      batchesTotal: this.batchesTotal,
       lastReconcile: this.lastReconcile,
       batches: [...this.batches],
     };
@@ -173,6 +177,7 @@ export class Handover {
       this.handedOverTotal[reason]++;
     }
     this.skippedTotal += skipped;
+    this.batchesTotal++;
     this.batches.push({ atMs, released: items.length, handedOver, skipped, deferred: deferred.length });
     this.deferredTotal += deferred.length;
     if (deferred.length > 0) this.queue.enqueue(deferred);

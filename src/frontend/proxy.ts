@@ -68,6 +68,8 @@ interface ClientTransaction {
 
 export interface ProxyCounters {
   requestsForwarded: number;
+  /** requestsForwarded by method: the RFC 3261/3262/3265/3311/3428/3515/3903/6086 methods, any other as `other`. */
+  requestsForwardedByMethod: Record<string, number>;
   /** Out-of-dialog INVITEs this server took on (new calls through it); a draining server takes none. */
   invitesAccepted: number;
   responsesForwarded: number;
@@ -77,11 +79,14 @@ export interface ProxyCounters {
   transactionsTimedOut: number;
 }
 
+/** Methods counted by name; any other token a client sends counts as `other` (a metric label must stay a small set). */
+const COUNTED_METHODS: ReadonlySet<string> = new Set(['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'REGISTER', 'SUBSCRIBE', 'NOTIFY', 'REFER', 'MESSAGE', 'INFO', 'PRACK', 'UPDATE', 'PUBLISH']);
+
 /** Methods that create a dialog and so get our Record-Route (RFC 3261 §16.6 step 4). */
 const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'REFER']);
 
 export class Proxy {
-  readonly counters: ProxyCounters = { requestsForwarded: 0, invitesAccepted: 0, responsesForwarded: 0, answeredLocally: {}, loopsDetected: 0, strayResponses: 0, transactionsTimedOut: 0 };
+  readonly counters: ProxyCounters = { requestsForwarded: 0, requestsForwardedByMethod: {}, invitesAccepted: 0, responsesForwarded: 0, answeredLocally: {}, loopsDetected: 0, strayResponses: 0, transactionsTimedOut: 0 };
   private readonly byBranch = new Map<string, ClientTransaction>();
   private readonly byServerKey = new Map<string, ClientTransaction>();
   /** Contact URI → the flow it was last seen on: how in-dialog requests and calls reach a UA (RFC 5626 spirit). */
@@ -351,7 +356,11 @@ export class Proxy {
           tx.sent = sent;
           tx.outFlow = outFlow;
         }
-        if (outFlow.send(sent)) this.counters.requestsForwarded++;
+        if (outFlow.send(sent)) {
+          this.counters.requestsForwarded++;
+          const method = COUNTED_METHODS.has(request.method) ? request.method : 'other';
+          this.counters.requestsForwardedByMethod[method] = (this.counters.requestsForwardedByMethod[method] ?? 0) + 1;
+        }
         else if (tx) this.finishLocally(tx, 503, 'Next hop connection closed');
       },
       (error: unknown) => {

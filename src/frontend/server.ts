@@ -87,6 +87,8 @@ export interface FrontEndStatus {
   /** The physical registrar sequence: the pool's servers that may take users now (self included). */
   available: string[];
   registrar: RegistrarCounters;
+  /** Every REGISTER this server answered, by status class (draining's 302/503 and Require's 420 included). */
+  registerAnswersByClass: Record<StatusClass, number>;
   proxy: ProxyCounters;
   links: { open: string[]; connectFailures: number };
   transport: TransportStats;
@@ -112,6 +114,9 @@ export interface ResilienceStatus {
   handover: HandoverStatus;
   liveness: { reportsWritten: number; failures: number; lastReportAtMs: number | null; lastError: string | null };
 }
+
+export type StatusClass = '1xx' | '2xx' | '3xx' | '4xx' | '5xx' | '6xx';
+export const STATUS_CLASSES: readonly StatusClass[] = ['1xx', '2xx', '3xx', '4xx', '5xx', '6xx'];
 
 export interface UserEntry {
   user: string;
@@ -142,6 +147,7 @@ export class FrontEndServer {
   private readonly handover: Handover;
   private drain: Drain | null = null;
   private drainRedirects = 0;
+  private readonly registerAnswers: Record<StatusClass, number> = { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0, '6xx': 0 };
   private adminState: AdminState = 'active';
   private removedFromTopology = false;
   /** Peers added by a published version and not heard from yet. */
@@ -515,7 +521,8 @@ export class FrontEndServer {
       heartbeat: { intervalMs: this.view.topology.settings.heartbeat.intervalMs, peers },
       available: this.view.members.map((member) => member.fqdn).filter((fqdn) => this.isAvailable(fqdn)),
       registrar: { ...this.registrar.counters },
-      proxy: { ...this.proxy.counters, answeredLocally: { ...this.proxy.counters.answeredLocally } },
+      registerAnswersByClass: { ...this.registerAnswers },
+      proxy: { ...this.proxy.counters, requestsForwardedByMethod: { ...this.proxy.counters.requestsForwardedByMethod }, answeredLocally: { ...this.proxy.counters.answeredLocally } },
       links: this.links.stats(),
       transport: this.transport.stats(),
       memory: { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed },
@@ -624,9 +631,11 @@ export class FrontEndServer {
     const contacts = redirectContactsInSequence(view.sequencer.sequenceOfCanonical(who.user), (fqdn) => this.isAvailable(fqdn));
     this.drainRedirects++;
     if (contacts.length === 0) {
+      this.countRegisterAnswer(request, 503);
       flow.send(createResponse(request, 503, { toTag: randomToken(this.random, 10), reason: 'Draining, no other server available', headers: [{ name: 'Retry-After', value: '30' }] }));
       return true;
     }
+    this.countRegisterAnswer(request, 302);
     flow.send(createResponse(request, 302, { toTag: randomToken(this.random, 10), reason: 'Moved Temporarily', headers: this.registrar.contactHeaders(contacts, flow) }));
     return true;
   }
@@ -636,10 +645,22 @@ export class FrontEndServer {
     const bad = checkRequire(request, SUPPORTED);
     if (bad) {
       const answer = answerFor(bad, { toTag: randomToken(this.random, 10) });
-      if (answer.response) flow.send(answer.response);
+      if (answer.response) {
+        this.countRegisterAnswer(request, answer.response.status);
+        flow.send(answer.response);
+      }
       return;
     }
-    flow.send(handle());
+    const response = handle();
+    this.countRegisterAnswer(request, response.status);
+    flow.send(response);
+  }
+
+  /** For `registerAnswersByClass` (the metrics' REGISTER answers by class). */
+  private countRegisterAnswer(request: SipRequest, status: number): void {
+    if (request.method !== 'REGISTER') return;
+    const statusClass = STATUS_CLASSES[Math.floor(status / 100) - 1];
+    if (statusClass) this.registerAnswers[statusClass]++;
   }
 
   private answerOptions(flow: Flow, request: SipRequest): void {

@@ -50,6 +50,7 @@ export const ERROR_CODES = [
   'ADMIN_METHOD',
   'ADMIN_QUORUM',
   'ADMIN_INTERNAL',
+  'ADMIN_METRICS_LISTEN',
   // supervisor
   'SUPERVISOR_CHILD',
   // registrar

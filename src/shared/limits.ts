@@ -52,6 +52,8 @@ export const limits = {
   dnsNotifyAttemptsMax: 5,
   /** Most `dns serve --workers`. */
   dnsWorkersMax: 64,
+  /** How often a `--workers` worker reports its counters to the primary when metrics are served (how stale a scrape may be). */
+  dnsWorkerStatsIntervalMs: 1000, // 1 s
   /** How long `dns push` waits for the server (AXFR read, UPDATE response). */
   dnsPushTimeoutMs: 10_000, // 10 s
   /** RFC 8945 §5.2.3: the clock skew a TSIG signature tolerates (the fudge we send and accept). */

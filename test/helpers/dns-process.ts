@@ -12,6 +12,10 @@ export interface RunningDns {
   child: ChildProcess;
   address: string;
   port: number;
+  /** `http://ADDRESS:PORT/metrics` when started with `--metrics-listen`. */
+  metricsUrl: string | undefined;
+  /** The whole "dnslb dns: listening …" line. */
+  line: string;
   stderr: () => string;
   stop(): Promise<number | null>;
 }
@@ -22,11 +26,13 @@ export async function startDns(args: string[]): Promise<RunningDns> {
   let stdout = '';
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const listening = await new Promise<{ address: string; port: number }>((resolve, reject) => {
+  const listening = await new Promise<{ address: string; port: number; metricsUrl: string | undefined; line: string }>((resolve, reject) => {
     child.stdout?.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
-      const match = /udp:\/\/([0-9.]+):(\d+)/.exec(stdout);
-      if (match) resolve({ address: match[1]!, port: Number(match[2]) });
+      // The whole line: its parts after udp:// (metrics …) may come in a later chunk.
+      const line = /^dnslb dns: listening .*$/m.exec(stdout);
+      const match = /udp:\/\/([0-9.]+):(\d+)/.exec(line && stdout.includes('\n', line.index) ? line[0] : '');
+      if (match) resolve({ address: match[1]!, port: Number(match[2]), metricsUrl: / metrics (http:\/\/\S+)/.exec(line![0])?.[1], line: line![0] });
     });
     child.once('exit', (code) => reject(new Error(`dns serve exited ${code} before listening: ${stderr}`)));
   });

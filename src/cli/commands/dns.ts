@@ -7,7 +7,9 @@ import { parseTsigKey } from '../../dns/tsig.ts';
 import { push } from '../../dns/update.ts';
 import { viewRecords } from '../../dns/zone.ts';
 import { Notifier } from '../../dns/notify.ts';
-import { cluster, ForwardedZones, forwardChanges, zonesMessage, type PrimaryMessage, type WorkerMessage } from '../../dns/cluster.ts';
+import { cluster, ForwardedZones, forwardChanges, WorkerStats, zonesMessage, type PrimaryMessage, type WorkerMessage } from '../../dns/cluster.ts';
+import { registerDnsMetrics } from '../../admin/dns-metrics.ts';
+import { createRegistry, listenMetrics, type MetricsListener } from '../../admin/metrics.ts';
 import { DnsServer, type BoundAddresses, type DnsServerOptions } from '../../dns/server.ts';
 import { udpEngines, type UdpEngineName } from '../../dns/udp.ts';
 import type { Worker } from 'node:cluster';
@@ -33,6 +35,7 @@ interface ServeOptions {
   tcpConnectionsMax: string;
   workers: string;
   udpEngine?: string;
+  metricsListen?: string;
 }
 
 /** Resolves on SIGTERM or SIGINT. */
@@ -59,7 +62,7 @@ type ServerKnobs = Omit<DnsServerOptions, 'listen' | 'answers' | 'transfers'>;
  * so the workers after the first are given the first one's ports (port 0 picks once); with the
  * dgram engine node:cluster shares one socket, keyed as asked, so they are given the same request.
  */
-async function startWorkers(zones: LiveZones, listen: Endpoint[], count: number, logger: Logger): Promise<{ bound: BoundAddresses; stop(): Promise<void> }> {
+async function startWorkers(zones: LiveZones, listen: Endpoint[], count: number, logger: Logger, stats?: WorkerStats): Promise<{ bound: BoundAddresses; stop(): Promise<void> }> {
   let stopping = false;
   let listenNext = listen;
   const fork = (): Promise<{ worker: Worker; bound: BoundAddresses }> =>
@@ -67,15 +70,17 @@ async function startWorkers(zones: LiveZones, listen: Endpoint[], count: number,
       const worker = cluster.fork();
       worker.on('message', (message: WorkerMessage | { kind: 'ready' }) => {
         if (message.kind === 'ready') {
-          worker.send({ kind: 'listen', listen: listenNext } satisfies PrimaryMessage);
+          worker.send({ kind: 'listen', listen: listenNext, ...(stats ? { statsIntervalMs: limits.dnsWorkerStatsIntervalMs } : {}) } satisfies PrimaryMessage);
           worker.send(zonesMessage(zones, true));
-        } else if (message.kind === 'listening') {
+        } else if (message.kind === 'stats') stats?.report(worker.id, message.stats, message.openConnections);
+        else if (message.kind === 'listening') {
           if (message.udpEngine === 'batch') listenNext = message.udp;
           resolve({ worker, bound: { udp: message.udp, tcp: message.tcp, udpEngine: message.udpEngine } });
         }
         else reject(new DnslbError('DNS_LISTEN', `worker: ${message.message}`));
       });
       worker.once('exit', (code, signal) => {
+        stats?.retire(worker.id);
         reject(new DnslbError('DNS_LISTEN', `worker exited (${code ?? signal}) before listening`));
         if (stopping) return;
         logger.error({ code, signal }, 'dns: a worker died; starting another');
@@ -110,11 +115,15 @@ async function startWorkers(zones: LiveZones, listen: Endpoint[], count: number,
 /** A worker of `--workers N`: serves the zones the primary forwards, on the addresses it gives. */
 async function serveWorker(knobs: ServerKnobs): Promise<void> {
   const zones = new ForwardedZones(systemRandom);
+  let statsIntervalMs: number | undefined;
   const listen = await new Promise<Endpoint[]>((resolve) => {
     let listenTo: Endpoint[] | undefined;
     let zonesSeen = false;
     process.on('message', (message: PrimaryMessage) => {
-      if (message.kind === 'listen') listenTo = message.listen;
+      if (message.kind === 'listen') {
+        listenTo = message.listen;
+        statsIntervalMs = message.statsIntervalMs;
+      }
       else zones.apply(message);
       zonesSeen ||= message.kind === 'zones';
       if (listenTo && zonesSeen) resolve(listenTo);
@@ -129,8 +138,16 @@ async function serveWorker(knobs: ServerKnobs): Promise<void> {
     process.send?.({ kind: 'failed', message: (error as Error).message } satisfies WorkerMessage);
     throw error;
   }
+  // Only when the primary serves metrics: its scrape reads the sum of these reports.
+  const reporting =
+    statsIntervalMs === undefined
+      ? undefined
+      : setInterval(() => {
+          if (process.connected) process.send?.({ kind: 'stats', stats: server.stats, openConnections: server.openConnections } satisfies WorkerMessage);
+        }, statsIntervalMs).unref();
   // The primary going away (disconnect) ends a worker as SIGTERM does.
   await Promise.race([untilSignal(knobs.logger!), new Promise<void>((resolve) => process.once('disconnect', () => resolve()))]);
+  clearInterval(reporting);
   await server.close();
   process.disconnect?.();
 }
@@ -143,9 +160,9 @@ function positiveInteger(flag: string, text: string): number {
   return value;
 }
 
-function parseListen(text: string): Endpoint {
+function parseListen(text: string, flag = '--listen'): Endpoint {
   const result = endpoint.safeParse(text.replace(/:0$/, ':1'));
-  if (!result.success) throw new DnslbError('CLI_USAGE', `--listen ${text}: not ADDRESS:PORT or [IPV6]:PORT`);
+  if (!result.success) throw new DnslbError('CLI_USAGE', `${flag} ${text}: not ADDRESS:PORT or [IPV6]:PORT`);
   // Port 0 (any free port) is accepted here though a topology may not use it.
   return text.endsWith(':0') ? { address: result.data.address, port: 0 } : result.data;
 }
@@ -168,6 +185,7 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
     .option('--log-level <level>', 'pino level: fatal, error, warn, info, debug, silent', process.env['DNSLB_LOG_LEVEL'] ?? 'info')
     .option('--workers <n>', 'answer in N node:cluster worker processes sharing the UDP port and TCP port (0: in this process)', '0')
     .option('--udp-engine <engine>', `batch (recvmmsg/sendmmsg, native/udp-batch) or dgram (node:dgram); default ${udpEngines.preferred}`)
+    .option('--metrics-listen <address:port>', 'serve Prometheus metrics at http://ADDRESS:PORT/metrics (no token: bind it to loopback or a management network); port 0 picks one')
     .action(async (file: string | undefined, options: ServeOptions) => {
       checkLimits();
       const logger = pino({ level: options.logLevel, base: { component: 'dns' } }, pino.destination(2));
@@ -186,6 +204,7 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
       const workers = Number(options.workers);
       if (!Number.isInteger(workers) || workers < 0 || workers > limits.dnsWorkersMax) throw new DnslbError('CLI_USAGE', `--workers ${options.workers}: not an integer from 0 to ${limits.dnsWorkersMax}`);
       if (file === undefined && options.store === undefined) throw new DnslbError('CLI_USAGE', 'dns serve needs a topology FILE, --store DIR|etcd://HOST:PORT, or both');
+      const metricsAt = options.metricsListen === undefined ? undefined : parseListen(options.metricsListen, '--metrics-listen');
       const topology = file === undefined ? undefined : await parseFile(file);
       let store: Store | undefined;
       if (options.store !== undefined) {
@@ -196,7 +215,7 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
       await zones.start();
       const source = topology ?? (store ? (await store.read().catch(() => undefined))?.topology : undefined);
       let listen: Endpoint[];
-      if (options.listen && options.listen.length > 0) listen = options.listen.map(parseListen);
+      if (options.listen && options.listen.length > 0) listen = options.listen.map((text) => parseListen(text));
       else {
         const servers = (source?.dns.servers ?? []).filter((server) => options.server === undefined || server.fqdn === options.server.toLowerCase());
         listen = servers.flatMap((server) => server.listen);
@@ -204,14 +223,18 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
       if (listen.length === 0) throw new DnslbError('CLI_USAGE', 'nothing to listen on: give --listen, or a topology whose dns.servers list listen addresses');
       let bound: BoundAddresses;
       let stopServing: () => Promise<void>;
+      let counters: Pick<DnsServer, 'stats' | 'openConnections'> | WorkerStats;
       if (workers === 0) {
         const server = new DnsServer({ listen, answers: zones, transfers: zones, ...serverOptions });
         bound = await server.start();
         stopServing = () => server.close();
+        counters = server;
       } else {
-        const pool = await startWorkers(zones, listen, workers, logger);
+        const workerStats = new WorkerStats();
+        const pool = await startWorkers(zones, listen, workers, logger, metricsAt ? workerStats : undefined);
         bound = pool.bound;
         stopServing = pool.stop;
+        counters = workerStats;
       }
       // NOTIFY goes out from our own listen address: secondaries accept it from their primary only.
       const sourceAddress = listen.map((e) => e.address).find((address) => address !== '0.0.0.0' && address !== '::');
@@ -220,11 +243,34 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
       zones.onChange((changed) => notifier.notify(changed));
       // A (re)started primary tells its secondaries too: they may have missed changes meanwhile.
       notifier.notify(zones.served());
+      let metrics: MetricsListener | undefined;
+      if (metricsAt) {
+        const registry = createRegistry();
+        registerDnsMetrics(registry, {
+          stats: () => (counters instanceof WorkerStats ? counters.stats() : counters.stats),
+          openConnections: () => (counters instanceof WorkerStats ? counters.openConnections() : counters.openConnections),
+          notify: notifier.stats,
+          serials: () => zones.current.serials,
+          udpEngine: bound.udpEngine,
+          workers,
+        });
+        try {
+          metrics = await listenMetrics(registry, metricsAt.address, metricsAt.port);
+        } catch (error) {
+          await notifier.close();
+          await stopServing();
+          await zones.close();
+          await store?.close();
+          throw error;
+        }
+      }
       const where = [...bound.udp.map((e) => `udp://${e.address}:${e.port}`), ...bound.tcp.map((e) => `tcp://${e.address}:${e.port}`)].join(' ');
-      // The one line on stdout: tests and operators read where it listens (port 0 included).
-      console.log(`dnslb dns: listening ${where} serials ${JSON.stringify(Object.fromEntries(zones.current.serials))}${workers > 0 ? ` workers ${workers}` : ''} udp-engine ${bound.udpEngine}`);
-      logger.info({ udp: bound.udp, tcp: bound.tcp, workers, udpEngine: bound.udpEngine }, 'dns: listening');
+      // The one line on stdout: tests and operators read where it listens (port 0 included); new
+      // parts go at the end so that readers of the older parts keep working.
+      console.log(`dnslb dns: listening ${where} serials ${JSON.stringify(Object.fromEntries(zones.current.serials))}${workers > 0 ? ` workers ${workers}` : ''} udp-engine ${bound.udpEngine}${metrics ? ` metrics ${metrics.url}` : ''}`);
+      logger.info({ udp: bound.udp, tcp: bound.tcp, workers, udpEngine: bound.udpEngine, metrics: metrics?.url ?? null }, 'dns: listening');
       await untilSignal(logger);
+      await metrics?.close();
       await notifier.close();
       await stopServing();
       await zones.close();

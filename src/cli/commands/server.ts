@@ -1,11 +1,14 @@
 // dnslb server: runs one Front End server (SIP registrar + proxy) of a topology until SIGTERM/SIGINT,
-// with an optional admin API (GET /status, GET /users, GET /users/:uri) for status and tests.
+// with an optional admin API (GET /status, GET /users, GET /users/:uri, GET /metrics) for status,
+// Prometheus and tests.
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AdminApi } from '../../admin/http-api.ts';
 import { ensureToken } from '../../admin/credentials.ts';
+import { registerFrontendMetrics } from '../../admin/frontend-metrics.ts';
+import { addMetricsRoute, createRegistry } from '../../admin/metrics.ts';
 import { FrontEndServer, readTlsFiles } from '../../frontend/server.ts';
 import { StoreFollower } from '../../frontend/store-follower.ts';
 import { openStore } from '../../store/open.ts';
@@ -48,7 +51,7 @@ export function registerServer(program: Command): void {
     .option('--store <dir|etcd://host:port[/prefix]>', 'follow the store (a file store data directory, or etcd): published versions and admin state in, liveness out')
     .option('--server <fqdn>', 'which server of the topology this process is (required)')
     .option('--topology-version <n>', 'the published version the file is (0: never published)', '0')
-    .option('--admin-listen <address:port>', 'serve the admin API (GET /status, /users) here; port 0 picks one; token in --data-dir')
+    .option('--admin-listen <address:port>', 'serve the admin API (GET /status, /users, /metrics) here; port 0 picks one; token in --data-dir')
     .option('--tls-cert <file>', 'PEM certificate: listen for TLS on the pool\'s TLS port, and present it to peers')
     .option('--tls-key <file>', 'PEM key of --tls-cert')
     .option('--tls-ca <file>', 'PEM CA that signs the peers\' certificates (server-to-server TLS)')
@@ -112,6 +115,9 @@ export function registerServer(program: Command): void {
             body: server.users(Number(request.query.get('offset') ?? 0) || 0, Number(request.query.get('limit') ?? limits.frontendUsersPageMax) || limits.frontendUsersPageMax),
           }))
           .route('GET', '/users/:uri', (request) => ({ body: server.user(request.params['uri']!) }));
+        const registry = createRegistry();
+        registerFrontendMetrics(registry, server);
+        addMetricsRoute(admin, registry);
         adminUrl = await admin.listen(parsed.data.address, port);
         // Where this server's admin API is, for tools that know only the data dir.
         await mkdir(join(dataDir, 'servers'), { recursive: true });
