@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checkQuorum } from '../pool/quorum.ts';
+import { assert } from '../shared/assert.ts';
 import type { Clock } from '../shared/clock.ts';
 import { DnslbError } from '../shared/errors.ts';
 import type { AdminState, Store } from '../store/store.ts';
@@ -22,8 +23,10 @@ export interface ProcessControl {
 
 export interface PoolApiOptions {
   store: Store;
-  token: string;
-  dataDir: string;
+  /** The bearer token of the HTTP routes (api()); absent when the CLI acts on the store directly. */
+  token?: string;
+  /** Where `dnslb up` records each server's admin endpoint; absent in distributed mode (the store alone). */
+  dataDir?: string;
   clock: Clock;
   processes?: ProcessControl;
   /** Per server admin call; 1 s by default so that one hung server does not stall `pool status`. */
@@ -117,6 +120,8 @@ export class PoolAdmin {
 
   /** One server's own /status (through the admin endpoint it recorded in the data dir), or the reason it has none. */
   async serverStatus(fqdn: string): Promise<{ status?: unknown; error?: string }> {
+    // Distributed mode: no local record of the servers' admin endpoints; the store tells the rest.
+    if (this.options.dataDir === undefined || this.options.token === undefined) return {};
     let record: { url: string; pid: number };
     try {
       record = JSON.parse(await readFile(join(this.options.dataDir, 'servers', `${fqdn}.json`), 'utf8')) as { url: string; pid: number };
@@ -171,6 +176,7 @@ export class PoolAdmin {
 
   /** The HTTP routes on top of this. */
   api(): AdminApi {
+    assert(this.options.token !== undefined, 'the pool admin API needs a token');
     const api = new AdminApi(this.options.token).route('GET', '/status', async () => ({ body: await this.status() }));
     for (const action of ['drain', 'resume', 'block', 'unblock', 'stop', 'start', 'decommission'] as const) {
       api.route('POST', `/servers/:server/${action}`, async (request) => ({ body: await this.act(action, request.params['server']!, (request.body ?? {}) as ActionBody) }));

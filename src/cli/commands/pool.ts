@@ -1,7 +1,10 @@
 // dnslb pool status: every server of the running system with its process, admin state, health,
 // bindings (primary / backup) and dialogs, from the pool admin API found through --data-dir.
 import type { Command } from 'commander';
+import { PoolAdmin } from '../../admin/pool-api.ts';
+import { systemClock } from '../../shared/clock.ts';
 import { adminCall, type PoolStatus, type ServerEntry } from './admin-client.ts';
+import { openStoreOf, storeSpecOf, withStoreOption } from './store-options.ts';
 
 /** The state an operator cares about: the server's own word when it answers, else what peers report. */
 export function stateOf(entry: ServerEntry): string {
@@ -33,13 +36,23 @@ export function formatPoolStatus(status: PoolStatus): string {
 }
 
 export function registerPool(program: Command): void {
-  const pool = program.command('pool').description('the running pool (through the admin API in --data-dir)');
-  pool
+  const pool = program.command('pool').description('the running pool (through the admin API in --data-dir, or the store with --store)');
+  withStoreOption(pool
     .command('status')
-    .description('every server: process id, admin state, health, bindings in primary and backup mode, active dialogs')
-    .option('--json', 'print the admin API answer as JSON')
+    .description('every server: process id, admin state, health, bindings in primary and backup mode, active dialogs (with --store: admin state and liveness from the store alone)')
+    .option('--json', 'print the admin API answer as JSON'))
     .action(async (options: { json?: boolean }, command: Command) => {
-      const status = (await adminCall(command, 'GET', '/status')) as PoolStatus;
+      const status = (storeSpecOf(command) === undefined ? await adminCall(command, 'GET', '/status') : await statusFromStore(command)) as PoolStatus;
       console.log(options.json ? JSON.stringify(status, null, 2) : formatPoolStatus(status));
     });
+}
+
+/** Distributed mode: what the store says of every server (admin state, liveness), no admin API. */
+async function statusFromStore(command: Command): Promise<unknown> {
+  const store = await openStoreOf(command, { mustExist: true });
+  try {
+    return await new PoolAdmin({ store, clock: systemClock }).status();
+  } finally {
+    await store.close();
+  }
 }

@@ -46,7 +46,9 @@ function integer(flag: string, text: string, min: number): number {
 export function registerServer(program: Command): void {
   program
     .command('server')
-    .description('run one Front End server (SIP registrar + proxy over TCP/TLS) until SIGTERM/SIGINT')
+    // DESIGN §4 distributed mode names it `dnslb node --store etcd://… --server FQDN`: one server per process or machine.
+    .alias('node')
+    .description('run one Front End server (SIP registrar + proxy over TCP/TLS) until SIGTERM/SIGINT; `dnslb node` is the same')
     .option('--topology <file>', 'topology YAML (without --store, or when the store has nothing published)')
     .option('--store <dir|etcd://host:port[/prefix]>', 'follow the store (a file store data directory, or etcd): published versions and admin state in, liveness out')
     .option('--server <fqdn>', 'which server of the topology this process is (required)')

@@ -1,18 +1,18 @@
-// dnslb topology publish|diff|versions: the topology subcommands that work with the store (--data-dir).
+// dnslb topology publish|diff|versions: the topology subcommands that work with the store (--data-dir, or --store DIR|etcd://…).
 import type { Command } from 'commander';
 import { DnslbError } from '../../shared/errors.ts';
-import type { FileStore } from '../../store/file-store.ts';
+import type { Store } from '../../store/store.ts';
 import { diffTopologies, formatDiff, type TopologyDiff } from '../../topology/diff.ts';
 import { parseFile } from '../../topology/parse.ts';
 import type { Topology } from '../../topology/schema.ts';
-import { dataDirOf, defaultActor, openStoreOf, versionNumber } from './store-options.ts';
+import { dataDirOf, defaultActor, openStoreOf, storeLabelOf, storeSpecOf, versionNumber, withStoreOption } from './store-options.ts';
 
 /** Adds the store subcommands to the `topology` command (created when no other file did). */
 export function registerTopologyStore(program: Command): void {
   const topology = program.commands.find((command) => command.name() === 'topology') ?? program.command('topology').description('validate, inspect and publish topology documents');
 
-  topology
-    .command('publish')
+  withStoreOption(topology
+    .command('publish'))
     .description('validate a topology and publish it as the next version (compare-and-swap on --base)')
     .argument('<file>', 'topology YAML')
     .option('--base <version>', 'the version this one replaces; refused when the store has moved on (default: the current version)', versionNumber)
@@ -26,16 +26,16 @@ export function registerTopologyStore(program: Command): void {
       try {
         const base = options.base ?? (await store.currentVersion());
         const published = await store.publish(parsed, base, { by: options.by ?? defaultActor(), comment: options.comment });
-        const summary = { version: published.version, base, revision: published.revision, by: published.by, comment: published.comment, dataDir: dataDirOf(command) };
+        const summary = { version: published.version, base, revision: published.revision, by: published.by, comment: published.comment, ...(storeSpecOf(command) === undefined ? { dataDir: dataDirOf(command) } : { store: storeSpecOf(command) }) };
         if (options.json) console.log(JSON.stringify(summary));
-        else console.log(`published ${file} as version ${published.version} (base ${base}) in ${summary.dataDir} by ${published.by}`);
+        else console.log(`published ${file} as version ${published.version} (base ${base}) in ${storeLabelOf(command)} by ${published.by}`);
       } finally {
         await store.close();
       }
     });
 
-  topology
-    .command('diff')
+  withStoreOption(topology
+    .command('diff'))
     .description('what changed: between two store versions (default: the one before the current → the current), a store version and a file, or two files')
     .argument('[files...]', 'none: two store versions; one file: --from (default current) → the file; two files: A → B')
     .option('--from <version>', 'the older store version', versionNumber)
@@ -71,8 +71,8 @@ export function registerTopologyStore(program: Command): void {
       else console.log(`${label}\n${formatDiff(diff)}`);
     });
 
-  topology
-    .command('versions')
+  withStoreOption(topology
+    .command('versions'))
     .description('list the published versions: number, when, by whom, why')
     .option('--json', 'print the list as JSON')
     .action(async (options: { json?: boolean }, command: Command) => {
@@ -94,7 +94,7 @@ export function registerTopologyStore(program: Command): void {
 }
 
 /** Version 0 is the empty start: diffing from it is diffing from nothing, which the store cannot show. */
-async function topologyOf(store: FileStore, version: number): Promise<Topology> {
+async function topologyOf(store: Store, version: number): Promise<Topology> {
   if (version === 0) throw new DnslbError('STORE_NOT_FOUND', 'version 0 is the empty store; give --from 1 or later');
   return (await store.read(version)).topology;
 }

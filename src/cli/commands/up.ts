@@ -16,7 +16,7 @@ import { Supervisor, type ChildSpec } from '../../supervisor/supervisor.ts';
 import { formatEndpoint, toDocument } from '../../topology/document.ts';
 import { parseFile } from '../../topology/parse.ts';
 import { endpoint, type Topology } from '../../topology/schema.ts';
-import { dataDirOf, defaultActor, openStoreOf } from './store-options.ts';
+import { dataDirOf, defaultActor, openFileStoreOf } from './store-options.ts';
 
 const BIN = fileURLToPath(new URL('../../../bin/dnslb.js', import.meta.url));
 /** Pool kinds whose servers are SIP servers dnslb runs; edge pools are DNS records only. */
@@ -99,7 +99,7 @@ export function registerUp(program: Command): void {
       const parsed = await parseFile(file);
       const admin = endpoint.safeParse(options.adminListen.replace(/:0$/, ':1'));
       if (!admin.success) throw new DnslbError('CLI_USAGE', `--admin-listen ${options.adminListen}: not ADDRESS:PORT`);
-      const store = await openStoreOf(command, { mustExist: false });
+      const store = await openFileStoreOf(command, { mustExist: false });
       let version: PublishedVersion;
       let published: boolean;
       try {
@@ -129,7 +129,7 @@ export function registerUp(program: Command): void {
     });
 }
 
-async function runPool(version: PublishedVersion, dataDir: string, options: UpOptions, store: Awaited<ReturnType<typeof openStoreOf>>): Promise<void> {
+async function runPool(version: PublishedVersion, dataDir: string, options: UpOptions, store: Awaited<ReturnType<typeof openFileStoreOf>>): Promise<void> {
   const { token, created } = await ensureToken(dataDir);
   if (options.tls) await ensurePoolCertificates(version.topology, dataDir);
   const listening = new Map<string, string>();
@@ -189,7 +189,7 @@ async function runPool(version: PublishedVersion, dataDir: string, options: UpOp
  * a child for it; a server that is no longer in the topology drains itself (it follows the store),
  * and its child is stopped once it reports `drained` (or the drain timeout has passed).
  */
-function followTopology(store: Awaited<ReturnType<typeof openStoreOf>>, supervisor: Supervisor, first: PublishedVersion, dataDir: string, logLevel: string, poolAdmin: PoolAdmin, tls: boolean): AbortController {
+function followTopology(store: Awaited<ReturnType<typeof openFileStoreOf>>, supervisor: Supervisor, first: PublishedVersion, dataDir: string, logLevel: string, poolAdmin: PoolAdmin, tls: boolean): AbortController {
   const abort = new AbortController();
   const retiring = new Set<string>();
   const retire = async (name: string, drainTimeoutMs: number) => {
