@@ -1,22 +1,11 @@
 // dnslb plan through the real binary: counts that match the sequence, JSON output, usage errors.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { test } from 'node:test';
-import { promisify } from 'node:util';
+import { runDnslb, type CliRun } from '../helpers/cli.ts';
 
-const run = promisify(execFile);
-const BIN = new URL('../../bin/dnslb.js', import.meta.url).pathname;
 const EXAMPLE = new URL('../../examples/contoso.yaml', import.meta.url).pathname;
 
-async function dnslb(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args]);
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
+const dnslb = (...args: string[]): Promise<CliRun> => runDnslb(args);
 
 interface PlanJson {
   users: number;

@@ -1,34 +1,17 @@
 // `dnslb topology validate|show|advise|schema` run as the real command (node bin/dnslb.js) in a child process.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { runDnslb, type CliRun } from '../helpers/cli.ts';
 import { BASE_YAML, edit, positionOf } from '../helpers/topology-text.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const EXAMPLE = 'examples/contoso.yaml';
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs bin/dnslb.js with these arguments; resolves with its exit code and output whatever the code. */
-function dnslb(...args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['bin/dnslb.js', ...args], { cwd: ROOT, timeout: 60_000 }, (error, stdout, stderr) => {
-      if (error && typeof error.code !== 'number') {
-        reject(error);
-        return;
-      }
-      resolve({ code: typeof error?.code === 'number' ? error.code : 0, stdout, stderr });
-    });
-  });
-}
+const dnslb = (...args: string[]): Promise<CliRun> => runDnslb(args, { cwd: ROOT });
 
 let directory = '';
 let invalidFile = '';

@@ -2,13 +2,13 @@
 // A records, two sipp registrars answer REGISTER 200 (primary and backup), a third pool address is
 // dead (refused); the JSON report must account for every user, legacy failures included.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { SimulationReport } from '../../src/client/simulate.ts';
+import { runDnslb, type CliRun } from '../helpers/cli.ts';
 import { startKnot, type DnsPeer } from '../helpers/dns-peers.ts';
 import { freePortOn, startSipp, type Sipp } from '../helpers/sipp.ts';
 
@@ -18,14 +18,7 @@ const FE1 = '127.0.8.11';
 const FE2 = '127.0.8.12';
 const DEAD = '127.0.8.10'; // in DNS (Knot answers in address order: first), nothing listens: refused
 
-function dnslb(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['bin/dnslb.js', ...args], { cwd: ROOT, timeout: 60_000 }, (error, stdout, stderr) => {
-      if (error && typeof error.code !== 'number') reject(error);
-      else resolve({ code: typeof error?.code === 'number' ? error.code : 0, stdout, stderr });
-    });
-  });
-}
+const dnslb = (args: string[]): Promise<CliRun> => runDnslb(args, { cwd: ROOT });
 
 describe('dnslb client', () => {
   let knot: DnsPeer | undefined;

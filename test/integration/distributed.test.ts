@@ -4,11 +4,11 @@
 // --store` showing what the nodes report through etcd, and the admin verbs acting on the store:
 // drain --wait until the node reports drained (DNS drops it), resume, block, and the quorum guard.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { runDnslb, type CliRun } from '../helpers/cli.ts';
 import { dig, REPO, startDns, type RunningDns } from '../helpers/dns-process.ts';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.ts';
 import { eventually } from '../helpers/eventually.ts';
@@ -18,19 +18,7 @@ import { start, waitUntil, type Running } from '../helpers/process.ts';
 const ADDRESSES = ['127.0.30.11', '127.0.30.12', '127.0.30.13'];
 const SERVERS = ['fe1.contoso.com', 'fe2.contoso.com', 'fe3.contoso.com'];
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function dnslb(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [join(REPO, 'bin', 'dnslb.js'), ...args], { cwd: REPO, timeout: 120_000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const dnslb = (...args: string[]): Promise<CliRun> => runDnslb(args, { cwd: REPO, timeoutMs: 120_000 });
 
 interface StatusEntry {
   server: string;

@@ -1,12 +1,12 @@
 // The store verbs of the real `dnslb` command (node bin/dnslb.js, a child process) on a temp --data-dir:
 // topology publish / diff / versions and up; and a watch in this process seeing the CLI's publish.
-import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openFileStore } from '../../src/store/file-store.ts';
+import { runDnslb, type CliRun } from '../helpers/cli.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 
 const root = new URL('../..', import.meta.url).pathname;
@@ -20,20 +20,7 @@ after(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function dnslb(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [join(root, 'bin', 'dnslb.js'), ...args], { cwd: work, timeout: 60_000 }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const dnslb = (...args: string[]): Promise<CliRun> => runDnslb(args, { cwd: work });
 
 /** contoso.yaml with fe3 moved to another address and the Front End pool's TTL changed. */
 async function contosoChanged(): Promise<string> {
