@@ -22,6 +22,7 @@ WANTED=(
   "taskset util-linux"
   "ip iproute2"
   "iptables iptables"
+  "chromium chromium"
 )
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }
