@@ -28,7 +28,7 @@ export interface ProxyOptions {
   view: () => PoolView;
   /** May `fqdn` take users now (the physical registrar sequence)? */
   available: (fqdn: string) => boolean;
-  /** Is peer `fqdn` up (heartbeat), whatever its admin state: it may still hold bindings. */
+  /** Is peer `fqdn` up and taking calls (heartbeat: active), whatever its admin state: it may still hold bindings. */
   reachable: (fqdn: string) => boolean;
   /** Timer C (RFC 3261 §16.6 step 11): an INVITE with no final answer after this is given up (408). Default 180 000 ms. */
   inviteTimeoutMs?: number;
@@ -264,10 +264,11 @@ export class Proxy {
     const binding = pickBinding(this.options.location.bindingsOf(user));
     if (!binding) {
       // The user may not be here yet: a hand-over moves users in rate-limited batches, and a blocked
-      // or draining server keeps its users until they leave, so for a while the server the
-      // sequence names is not the one holding the binding. Ask the first other live server of the
-      // user's sequence — by rendezvous hashing, the one the user is moving from (commission,
-      // recovery) or still on (drain, block). Once only: a request from a peer is answered here.
+      // server keeps its users until they leave, so for a while the server the sequence names is
+      // not the one holding the binding. Ask the first other live, active server of the user's
+      // sequence — by rendezvous hashing, the one the user is moving from (commission, recovery) or
+      // still on (block). Not a draining one: it takes no new calls. Once only: a request from a
+      // peer is answered where it lands.
       const holder = fromPeer ? undefined : view.sequencer.sequenceOfCanonical(user).find((fqdn) => fqdn !== view.self.fqdn && this.options.reachable(fqdn));
       if (holder !== undefined) return { kind: 'flow', flow: () => this.options.links.flowTo(holder), toUa: false, what: holder };
       return { kind: 'answer', status: 480, reason: method === 'INVITE' ? 'User not registered' : 'Temporarily Unavailable' };

@@ -334,13 +334,14 @@ export class FrontEndServer {
   }
 
   /**
-   * A peer that is up and may hold bindings, whatever the admin state says (blocked and draining
-   * servers keep their users until they leave): it has answered, is not down and not drained.
+   * A peer that is up, takes calls and may hold bindings, whatever the admin state says (a blocked
+   * server keeps its users until they leave): it has answered and says it is active. A draining
+   * server takes no new calls (DESIGN §1: its users are handed over), so it is not reachable here.
    */
   isReachable(fqdn: string): boolean {
     if (fqdn === this.view.self.fqdn || !this.view.member(fqdn)) return false;
     const health = this.heartbeat.view().get(fqdn);
-    return health !== undefined && !health.unknown && health.state !== 'down' && health.state !== 'drained';
+    return health !== undefined && !health.unknown && (health.state === 'active' || health.state === 'suspect');
   }
 
   /**
