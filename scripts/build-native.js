@@ -23,7 +23,7 @@ const result = spawnSync(command, args, { cwd: root, stdio: 'inherit' });
 if (result.status !== 0) {
   console.warn(
     '\ndnslb: could not build native/udp-batch (node-gyp failed, see above; it needs python3, make, a C compiler and Node\'s headers).\n' +
-      'dnslb still works: the DNS server answers UDP through node:dgram, several times slower.\n' +
+      'dnslb still works: the DNS server answers UDP through node:dgram, at about half the speed.\n' +
       'Install build-essential and run `npm rebuild dnslb` (or `node scripts/build-native.js`) to build it.\n',
   );
 }

@@ -39,6 +39,6 @@ export function registerDnsMetrics(registry: Registry, source: DnsMetricsSource)
   notify('dnslb_dns_notify_retried_total', 'NOTIFY messages sent again because the secondary had not answered: a secondary slow or unreachable.', 'retried');
   notify('dnslb_dns_notify_acknowledged_total', 'NOTIFY answered NOERROR by the secondary.', 'acknowledged');
   notify('dnslb_dns_notify_failed_total', 'NOTIFY given up after every attempt, or answered with an error: that secondary serves an old zone until its refresh.', 'failed');
-  collectedGauge(registry, { name: 'dnslb_dns_udp_engine_info', help: 'The UDP engine answering (batch: recvmmsg/sendmmsg; dgram: node:dgram, several times slower), always 1.', labelNames: ['engine'], read: () => [[{ engine: source.udpEngine }, 1]] });
+  collectedGauge(registry, { name: 'dnslb_dns_udp_engine_info', help: 'The UDP engine answering (batch: recvmmsg/sendmmsg; dgram: node:dgram, at about half the speed), always 1.', labelNames: ['engine'], read: () => [[{ engine: source.udpEngine }, 1]] });
   collectedGauge(registry, { name: 'dnslb_dns_workers', help: 'Worker processes answering (--workers; 0: the primary answers itself).', read: () => source.workers });
 }

@@ -192,7 +192,7 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
       const udpEngine = options.udpEngine ?? udpEngines.preferred;
       if (!isUdpEngine(udpEngine)) throw new DnslbError('CLI_USAGE', `--udp-engine ${udpEngine}: batch or dgram`);
       if (udpEngine === 'batch' && udpEngines.batchProblem) throw new DnslbError('CLI_USAGE', `--udp-engine batch: ${udpEngines.batchProblem}`);
-      if (udpEngines.batchProblem && !cluster.isWorker) logger.warn(`dns: ${udpEngines.batchProblem}; UDP answers through node:dgram, several times slower`);
+      if (udpEngines.batchProblem && !cluster.isWorker) logger.warn(`dns: ${udpEngines.batchProblem}; UDP answers through node:dgram, at about half the speed`);
       const serverOptions = {
         udpEngine,
         clock: systemClock,
