@@ -8,6 +8,7 @@ import { limits } from '../shared/limits.ts';
 import type { Endpoint } from '../topology/schema.ts';
 import { answerFor, answerInto, errorFor, errorInto, udpLimitOf, type AnswerIndex } from './answer-cache.ts';
 import { transferResponse, type TransferSource } from './transfer.ts';
+import { checkRequest, ResponseSigner, tsigErrorResponse, type TsigKey } from './tsig.ts';
 import { bindUdp, sourceText, udpEngines, type Source, type UdpEngineName, type UdpListener } from './udp.ts';
 import { Query, RCODE, readQuery, ReadResult, TYPE } from './wire.ts';
 
@@ -25,6 +26,11 @@ export interface DnsServerOptions {
   udpEngine?: UdpEngineName;
   /** Let other processes bind the same UDP address and port (`--workers`: one socket each). */
   udpReusePort?: boolean;
+  /**
+   * TSIG keys (by lower-case name) a zone transfer must be signed with (RFC 8945), on top of the
+   * address ACL; absent or empty: the address ACL alone.
+   */
+  transferKeys?: ReadonlyMap<string, TsigKey>;
 }
 
 export interface DnsServerStats {
@@ -217,7 +223,7 @@ export class DnsServer {
       switch (result) {
         case ReadResult.Ok: {
           if (isTransfer(query) && this.options.transfers) {
-            const messages = transferResponse(this.options.transfers, packet, query, sourceText(source), udp);
+            const messages = this.transfer(this.options.transfers, packet, query, source, udp);
             return udp ? messages[0] : messages;
           }
           const index = this.options.answers.current;
@@ -236,6 +242,22 @@ export class DnsServer {
       this.failed(error);
       return errorFor(packet, query, RCODE.SERVFAIL);
     }
+  }
+
+  /**
+   * AXFR/IXFR: the address ACL (transfer.ts), and with transfer keys a valid TSIG too (RFC 8945):
+   * unsigned → REFUSED; unknown key or bad MAC → NOTAUTH with BADKEY/BADSIG (unsigned, §5.2);
+   * a time outside the fudge → NOTAUTH with BADTIME (signed); else every message signed (§5.3).
+   */
+  private transfer(transfers: TransferSource, packet: Buffer, query: Query, source: Source, udp: boolean): Buffer[] {
+    const keys = this.options.transferKeys;
+    if (!keys || keys.size === 0) return transferResponse(transfers, packet, query, sourceText(source), udp);
+    const nowS = Math.floor(this.options.clock.nowMs() / 1000);
+    const check = checkRequest(packet, keys, nowS);
+    if (check.kind === 'unsigned') return [errorFor(packet, query, RCODE.REFUSED)];
+    if (check.kind === 'bad') return [tsigErrorResponse(errorFor(packet, query, RCODE.NOTAUTH), check, nowS)];
+    const signer = new ResponseSigner(check.key, check.tsig.mac, () => nowS);
+    return transferResponse(transfers, packet, query, sourceText(source), udp).map((message) => signer.sign(message));
   }
 
   private failed(error: unknown): void {

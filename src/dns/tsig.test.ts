@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { describe, test } from 'node:test';
 import dnsPacket from 'dns-packet';
-import { findTsig, parseTsigKey, ResponseVerifier, sign } from './tsig.ts';
+import { checkRequest, findTsig, parseTsigKey, parseTsigKeyFile, ResponseSigner, ResponseVerifier, sign, tsigErrorResponse } from './tsig.ts';
 
 const key = parseTsigKey('Test-Key.:hmac-sha256:c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA==');
 const query = (id: number): Buffer => dnsPacket.encode({ id, type: 'query', questions: [{ name: 'contoso.com', type: 'SOA' }] });
@@ -64,5 +64,75 @@ describe('TSIG', () => {
     assert.throws(() => new ResponseVerifier(key, request.mac, now).verify(otherSecret), /BADSIG/);
     assert.throws(() => new ResponseVerifier(key, request.mac, () => 1_700_001_000).verify(good), /BADTIME/);
     assert.throws(() => new ResponseVerifier(key, request.mac, now).verify(response), /not signed/);
+  });
+});
+
+describe('TSIG, the server side (signed zone transfers)', () => {
+  const keys = new Map([[key.name, key]]);
+  const nowS = 1_800_000_000;
+  const axfr = (id: number): Buffer => dnsPacket.encode({ id, type: 'query', questions: [{ name: 'contoso.com', type: 'AXFR' }] });
+  const answer = (id: number, n: number): Buffer => dnsPacket.encode({ id, type: 'response', flags: dnsPacket.AUTHORITATIVE_ANSWER, answers: [{ name: `host${n}.contoso.com`, type: 'A', ttl: 300, data: `10.0.0.${n}` }] });
+
+  test('checkRequest: a request signed with our key is ok; unsigned is unsigned', () => {
+    const request = sign(axfr(7), key, nowS);
+    const check = checkRequest(request.message, keys, nowS + 10);
+    assert.equal(check.kind, 'ok');
+    assert.ok(check.kind === 'ok' && check.tsig.mac.equals(request.mac));
+    assert.equal(checkRequest(axfr(7), keys, nowS).kind, 'unsigned');
+  });
+
+  test('checkRequest: an unknown key is BADKEY, a changed byte or another secret BADSIG, a time beyond the fudge BADTIME', () => {
+    const other = parseTsigKey('other-key:hmac-sha256:c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA==');
+    const unknown = checkRequest(sign(axfr(1), other, nowS).message, keys, nowS);
+    assert.ok(unknown.kind === 'bad' && unknown.error === 17);
+    const altered = sign(axfr(2), key, nowS).message;
+    altered.writeUInt8(altered[3]! ^ 0x01, 3);
+    const badsig = checkRequest(altered, keys, nowS);
+    assert.ok(badsig.kind === 'bad' && badsig.error === 16);
+    const wrongSecret = checkRequest(sign(axfr(3), { ...key, secret: Buffer.from('another secret entirely') }, nowS).message, keys, nowS);
+    assert.ok(wrongSecret.kind === 'bad' && wrongSecret.error === 16);
+    const late = checkRequest(sign(axfr(4), key, nowS).message, keys, nowS + 301);
+    assert.ok(late.kind === 'bad' && late.error === 18);
+  });
+
+  test('ResponseSigner: a 5-message transfer verifies message by message with ResponseVerifier (first over the request MAC, then chained)', () => {
+    const request = sign(axfr(9), key, nowS);
+    const signer = new ResponseSigner(key, request.mac, () => nowS);
+    const verifier = new ResponseVerifier(key, request.mac, () => nowS);
+    for (let n = 1; n <= 5; n++) verifier.verify(signer.sign(answer(9, n)), true);
+    verifier.finish();
+    // Out of order: the chain breaks.
+    const again = new ResponseSigner(key, request.mac, () => nowS);
+    const first = again.sign(answer(9, 1));
+    const second = again.sign(answer(9, 2));
+    const fresh = new ResponseVerifier(key, request.mac, () => nowS);
+    assert.throws(() => fresh.verify(second), /BADSIG|does not verify/);
+    fresh.verify(first);
+  });
+
+  test('tsigErrorResponse: BADKEY and BADSIG go unsigned (empty MAC); BADTIME is signed and carries our time', () => {
+    const other = parseTsigKey('other-key:hmac-sha256:c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA==');
+    const badkey = checkRequest(sign(axfr(5), other, nowS).message, keys, nowS);
+    assert.ok(badkey.kind === 'bad');
+    const unsignedAnswer = findTsig(tsigErrorResponse(answer(5, 1), badkey, nowS))!;
+    assert.equal(unsignedAnswer.error, 17);
+    assert.equal(unsignedAnswer.mac.length, 0);
+    assert.equal(unsignedAnswer.keyName, 'other-key');
+    const request = sign(axfr(6), key, nowS - 1000);
+    const badtime = checkRequest(request.message, keys, nowS);
+    assert.ok(badtime.kind === 'bad' && badtime.error === 18);
+    const signedAnswer = findTsig(tsigErrorResponse(answer(6, 1), badtime, nowS))!;
+    assert.equal(signedAnswer.error, 18);
+    assert.equal(signedAnswer.mac.length, 32);
+    assert.equal(signedAnswer.other.readUIntBE(0, 6), nowS);
+    // The client can check it: it is a first-message MAC over the request's MAC.
+    assert.throws(() => new ResponseVerifier(key, request.mac, () => nowS).verify(tsigErrorResponse(answer(6, 1), badtime, nowS)), /BADTIME/);
+  });
+
+  test('parseTsigKeyFile: one key per line, comments and blanks skipped; a bad line or a key twice names file:line', () => {
+    const parsed = parseTsigKeyFile('# keys\n\nxfr-key:hmac-sha256:c2VjcmV0\nother:hmac-sha256:c2VjcmV0\n', 'keys.txt');
+    assert.deepEqual([...parsed.keys()], ['xfr-key', 'other']);
+    assert.throws(() => parseTsigKeyFile('a:hmac-md5:c2VjcmV0\n', 'keys.txt'), /keys\.txt:1: .*hmac-md5/);
+    assert.throws(() => parseTsigKeyFile('a:hmac-sha256:c2VjcmV0\nA:hmac-sha256:c2VjcmV0\n', 'keys.txt'), /keys\.txt:2: key a is defined twice/);
   });
 });

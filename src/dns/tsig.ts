@@ -1,5 +1,6 @@
-// TSIG (RFC 8945) with HMAC-SHA256: signing requests, verifying responses, including the
-// multi-message form of a zone transfer (§5.3.1). Used by `dns push` (RFC 2136 updates + AXFR).
+// TSIG (RFC 8945) with HMAC-SHA256: signing requests and verifying responses (`dns push`: RFC 2136
+// updates + AXFR), and the server side: checking signed transfer requests and signing every
+// message of the answer, including the multi-message form of a zone transfer (§5.3.1).
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { DnslbError } from '../shared/errors.ts';
 import { limits } from '../shared/limits.ts';
@@ -59,12 +60,7 @@ export interface Signed {
 /** RFC 8945 §4.2–§4.3.1: appends a TSIG record to `message` (whose ARCOUNT does not count it yet). */
 export function sign(message: Buffer, key: TsigKey, timeSignedS: number, fudgeS = limits.dnsTsigFudgeS): Signed {
   const mac = hmac(key, [message, variables(key, timeSignedS, fudgeS, 0, Buffer.alloc(0))]);
-  const algorithm = encodeName(key.algorithm);
-  const rdata = Buffer.concat([algorithm, u48(timeSignedS), u16(fudgeS), u16(mac.length), mac, message.subarray(0, 2), u16(0), u16(0)]);
-  const record = Buffer.concat([encodeName(key.name), u16(TYPE.TSIG), u16(CLASS_ANY), Buffer.alloc(4), u16(rdata.length), rdata]);
-  const signed = Buffer.concat([message, record]);
-  signed.writeUInt16BE(signed.readUInt16BE(10) + 1, 10);
-  return { message: signed, mac };
+  return { message: appendTsig(message, key, timeSignedS, fudgeS, mac, 0, Buffer.alloc(0)), mac };
 }
 
 /** A TSIG record found at the end of a message. */
@@ -183,4 +179,91 @@ export class ResponseVerifier {
   finish(): void {
     if (this.unsignedSince.length > 0) throw new DnslbError('DNS_TSIG', 'the transfer\'s last message is not signed');
   }
+}
+
+// ---- the server side: transfers requested with TSIG (RFC 8945 §5.2–§5.3) ----------------------
+
+/** RFC 8945 §5.2: how a signed request fared against our keys. */
+export type RequestCheck =
+  | { kind: 'unsigned' }
+  | { kind: 'ok'; key: TsigKey; tsig: TsigRecord }
+  /** BADKEY (17) and BADSIG (16) are answered unsigned; BADTIME (18) signed, with our time (§5.2.3). */
+  | { kind: 'bad'; error: 16 | 17 | 18; tsig: TsigRecord; key?: TsigKey };
+
+/** Checks the TSIG of a request (the last additional record) against `keys` (by lower-case name). */
+export function checkRequest(packet: Buffer, keys: ReadonlyMap<string, TsigKey>, nowS: number): RequestCheck {
+  const tsig = findTsig(packet);
+  if (!tsig) return { kind: 'unsigned' };
+  const key = keys.get(tsig.keyName);
+  if (!key || tsig.algorithm !== key.algorithm) return { kind: 'bad', error: 17, tsig };
+  const expected = hmac(key, [tsig.unsigned, variables(key, tsig.timeSignedS, tsig.fudgeS, tsig.error, tsig.other)]);
+  // §5.2.2: a MAC of another length is a truncation we do not accept (§5.2.2.1 allows it only by policy).
+  if (tsig.mac.length !== expected.length || !timingSafeEqual(tsig.mac, expected)) return { kind: 'bad', error: 16, tsig, key };
+  if (Math.abs(nowS - tsig.timeSignedS) > tsig.fudgeS) return { kind: 'bad', error: 18, tsig, key };
+  return { kind: 'ok', key, tsig };
+}
+
+/** Appends a TSIG record with `mac` (possibly empty) to `message`. */
+function appendTsig(message: Buffer, key: { name: string; algorithm: string }, timeSignedS: number, fudgeS: number, mac: Buffer, error: number, other: Buffer): Buffer {
+  const rdata = Buffer.concat([encodeName(key.algorithm), u48(timeSignedS), u16(fudgeS), u16(mac.length), mac, message.subarray(0, 2), u16(error), u16(other.length), other]);
+  const record = Buffer.concat([encodeName(key.name), u16(TYPE.TSIG), u16(CLASS_ANY), Buffer.alloc(4), u16(rdata.length), rdata]);
+  const signed = Buffer.concat([message, record]);
+  signed.writeUInt16BE(signed.readUInt16BE(10) + 1, 10);
+  return signed;
+}
+
+/**
+ * Signs every message of one response to a signed request (RFC 8945 §5.3): the first MAC covers
+ * the request's MAC, the message and the TSIG variables; each later one the previous MAC, the
+ * message and the timers only (§5.3.1). Every message of a transfer is signed (allowed: "at least
+ * every 100th").
+ */
+export class ResponseSigner {
+  private previousMac: Buffer;
+  private first = true;
+
+  constructor(private readonly key: TsigKey, requestMac: Buffer, private readonly nowS: () => number, private readonly fudgeS: number = limits.dnsTsigFudgeS) {
+    this.previousMac = requestMac;
+  }
+
+  sign(message: Buffer, error = 0, other: Buffer = Buffer.alloc(0)): Buffer {
+    const timeSignedS = this.nowS();
+    const prior = Buffer.concat([u16(this.previousMac.length), this.previousMac]);
+    const mac = this.first
+      ? hmac(this.key, [prior, message, variables(this.key, timeSignedS, this.fudgeS, error, other)])
+      : hmac(this.key, [prior, message, u48(timeSignedS), u16(this.fudgeS)]);
+    this.previousMac = mac;
+    this.first = false;
+    return appendTsig(message, this.key, timeSignedS, this.fudgeS, mac, error, other);
+  }
+}
+
+/**
+ * The answer to a request whose TSIG failed (RFC 8945 §5.2): `response` (already NOTAUTH) with a
+ * TSIG record carrying the error. BADKEY and BADSIG go unsigned (an empty MAC: we cannot or must
+ * not sign); BADTIME is signed and carries our time in the other data (§5.2.3).
+ */
+export function tsigErrorResponse(response: Buffer, check: Extract<RequestCheck, { kind: 'bad' }>, nowS: number): Buffer {
+  if (check.error === 18 && check.key) {
+    return new ResponseSigner(check.key, check.tsig.mac, () => nowS, check.tsig.fudgeS).sign(response, 18, u48(nowS));
+  }
+  return appendTsig(response, { name: check.tsig.keyName, algorithm: check.tsig.algorithm }, check.tsig.timeSignedS, check.tsig.fudgeS, Buffer.alloc(0), check.error, Buffer.alloc(0));
+}
+
+/** Reads a key file: one NAME:hmac-sha256:BASE64SECRET per line; blank lines and # comments skipped. */
+export function parseTsigKeyFile(text: string, file: string): Map<string, TsigKey> {
+  const keys = new Map<string, TsigKey>();
+  text.split('\n').forEach((raw, index) => {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) return;
+    let key: TsigKey;
+    try {
+      key = parseTsigKey(line);
+    } catch (error) {
+      throw new DnslbError('DNS_TSIG', `${file}:${index + 1}: ${(error as Error).message.replace(/^--tsig:? ?/, '')}`);
+    }
+    if (keys.has(key.name)) throw new DnslbError('DNS_TSIG', `${file}:${index + 1}: key ${key.name} is defined twice`);
+    keys.set(key.name, key);
+  });
+  return keys;
 }

@@ -45,14 +45,14 @@ function peerOf(name: DnsPeer['name'], address: string, port: number, process: R
 }
 
 /** Knot DNS with the given zones (primary from a file, or secondary of a primary). */
-export async function startKnot(options: { address: string; port: number; zones: PeerZone[]; taskset?: string; workers?: number }): Promise<DnsPeer> {
+export async function startKnot(options: { address: string; port: number; zones: PeerZone[]; taskset?: string; workers?: number; tsig?: { name: string; secret: string } }): Promise<DnsPeer> {
   const directory = await mkdtemp(join(tmpdir(), 'dnslb-knot-'));
   const workers = options.workers ?? 1;
   const remotes = options.zones
     .filter((zone) => zone.primary)
     // `via`: transfers and SOA queries leave from Knot's own address, so the primary's ACL and view
     // see that address (the kernel would otherwise pick 127.0.0.1 for any loopback destination).
-    .map((zone, index) => `  - id: primary${index}\n    address: ${zone.primary!.address}@${zone.primary!.port}\n    via: ${options.address}\n`)
+    .map((zone, index) => `  - id: primary${index}\n    address: ${zone.primary!.address}@${zone.primary!.port}\n    via: ${options.address}\n${options.tsig ? `    key: ${options.tsig.name}\n` : ''}`)
     .join('');
   const acls = options.zones
     .filter((zone) => zone.primary)
@@ -82,6 +82,8 @@ export async function startKnot(options: { address: string; port: number; zones:
     'log:',
     '  - target: stderr',
     '    any: info',
+    // With a key, Knot signs its SOA queries and transfers from the primary (RFC 8945).
+    options.tsig ? `key:\n  - id: ${options.tsig.name}\n    algorithm: hmac-sha256\n    secret: ${options.tsig.secret}\n` : '',
     remotes ? `remote:\n${remotes}` : '',
     acls ? `acl:\n${acls}${transferAcl}` : '',
     `zone:\n${zones}`,

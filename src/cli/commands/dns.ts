@@ -1,9 +1,10 @@
 // dnslb dns serve: runs the authoritative DNS server alone, from a topology file and/or a store.
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { LiveZones } from '../../dns/live.ts';
 import { exportZone } from '../../dns/export.ts';
-import { parseTsigKey } from '../../dns/tsig.ts';
+import { parseTsigKey, parseTsigKeyFile } from '../../dns/tsig.ts';
 import { push } from '../../dns/update.ts';
 import { viewRecords } from '../../dns/zone.ts';
 import { Notifier } from '../../dns/notify.ts';
@@ -35,6 +36,7 @@ interface ServeOptions {
   tcpConnectionsMax: string;
   workers: string;
   udpEngine?: string;
+  tsigKeyFile?: string;
   metricsListen?: string;
 }
 
@@ -184,6 +186,7 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
     .option('--tcp-connections-max <n>', 'open TCP connections at most; more are closed at once', String(limits.dnsTcpConnectionsMax))
     .option('--log-level <level>', 'pino level: fatal, error, warn, info, debug, silent', process.env['DNSLB_LOG_LEVEL'] ?? 'info')
     .option('--workers <n>', 'answer in N node:cluster worker processes sharing the UDP port and TCP port (0: in this process)', '0')
+    .option('--tsig-key-file <file>', 'zone transfers must be TSIG-signed (RFC 8945) with one of these keys, one NAME:hmac-sha256:BASE64SECRET per line, besides coming from a dns.secondaries address')
     .option('--udp-engine <engine>', `batch (recvmmsg/sendmmsg, native/udp-batch) or dgram (node:dgram); default ${udpEngines.preferred}`)
     .option('--metrics-listen <address:port>', 'serve Prometheus metrics at http://ADDRESS:PORT/metrics (no token: bind it to loopback or a management network); port 0 picks one')
     .action(async (file: string | undefined, options: ServeOptions) => {
@@ -193,7 +196,11 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
       if (!isUdpEngine(udpEngine)) throw new DnslbError('CLI_USAGE', `--udp-engine ${udpEngine}: batch or dgram`);
       if (udpEngine === 'batch' && udpEngines.batchProblem) throw new DnslbError('CLI_USAGE', `--udp-engine batch: ${udpEngines.batchProblem}`);
       if (udpEngines.batchProblem && !cluster.isWorker) logger.warn(`dns: ${udpEngines.batchProblem}; UDP answers through node:dgram, at about half the speed`);
+      const transferKeys = options.tsigKeyFile === undefined ? undefined : parseTsigKeyFile(await readFile(options.tsigKeyFile, 'utf8').catch((error: unknown) => {
+        throw new DnslbError('CLI_USAGE', `--tsig-key-file ${options.tsigKeyFile}: ${(error as Error).message}`);
+      }), options.tsigKeyFile);
       const serverOptions = {
+        transferKeys,
         udpEngine,
         clock: systemClock,
         logger,
