@@ -1,7 +1,7 @@
 // dnslb up FILE: the embedded default (DESIGN §4). Validates the topology and publishes it into the
 // file store of --data-dir (skipped when the current version already holds exactly this document),
 // then runs the pool: one child process per SIP server (frontend, director, mediation pools), one for
-// DNS, all following the store, and the pool admin API. Runs until SIGINT/SIGTERM.
+// DNS, all following the store, and the pool admin API with its dashboard page. Runs until SIGINT/SIGTERM.
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -129,6 +129,18 @@ export function registerUp(program: Command): void {
     });
 }
 
+/**
+ * The dashboard's address. The token rides in the fragment (`#token=…`): browsers never send a
+ * fragment to the server, so it reaches no access log or proxy, and the page moves it into the tab's
+ * sessionStorage and out of the address bar. It is printed only where the token may be: to a terminal,
+ * or the first time (when the token itself is printed once); stdout sent to a file or a journal
+ * gets the address alone, as it gets no token on later starts.
+ */
+export function dashboardUrl(adminUrl: string, token: string, withToken: boolean): string {
+  const page = new URL('/dashboard', adminUrl).href;
+  return withToken ? `${page}#token=${encodeURIComponent(token)}` : `${page} (open it with #token=<the admin-token file> appended, or paste the token in the page)`;
+}
+
 async function runPool(version: PublishedVersion, dataDir: string, options: UpOptions, store: Awaited<ReturnType<typeof openFileStoreOf>>): Promise<void> {
   const { token, created } = await ensureToken(dataDir);
   if (options.tls) await ensurePoolCertificates(version.topology, dataDir);
@@ -162,6 +174,7 @@ async function runPool(version: PublishedVersion, dataDir: string, options: UpOp
   console.log(`admin API ${url} (token in ${join(dataDir, 'admin-token')})`);
   if (options.tls) console.log(`TLS: every server listens on its pool's TLS port; clients trust ${join(dataDir, 'tls', 'ca.pem')}`);
   if (created) console.log(`admin token (shown once): ${token}`);
+  console.log(`dashboard ${dashboardUrl(url, token, created || process.stdout.isTTY === true)}`);
   // Say where everything listens once the children have told us (or after a few seconds, what is known).
   const expected = supervisor.status().length;
   for (let waited = 0; waited < 10_000 && listening.size < expected; waited += 100) await new Promise((resolve) => setTimeout(resolve, 100));
