@@ -12,7 +12,7 @@ import { systemClock } from '../../shared/clock.ts';
 import { parseFile } from '../../topology/parse.ts';
 import type { AdminApi } from '../http-api.ts';
 import { PoolAdmin } from '../pool-api.ts';
-import { CONTENT_SECURITY_POLICY, DASHBOARD_PATHS } from './assets.ts';
+import { CONTENT_SECURITY_POLICY, DASHBOARD_PATHS, dashboardUrl } from './assets.ts';
 
 const TOKEN = 'a'.repeat(43);
 
@@ -136,5 +136,13 @@ describe('dashboard routes', () => {
     // Public means GET only: another method on the page is the token-guarded 405.
     assert.equal((await get(url, '/dashboard', { method: 'POST' })).status, 401);
     assert.equal((await get(url, '/dashboard', { method: 'POST', token: TOKEN })).status, 405);
+  });
+
+  test('the URL for the operator: the token in the fragment, encoded; or the address alone with a hint', () => {
+    assert.equal(dashboardUrl('http://127.0.0.1:7300', 'abc-_9', true), 'http://127.0.0.1:7300/dashboard#token=abc-_9');
+    assert.equal(dashboardUrl('http://[::1]:7300', 'a+b/c=', true), 'http://[::1]:7300/dashboard#token=a%2Bb%2Fc%3D');
+    const bare = dashboardUrl('http://127.0.0.1:7300', 'secret-token', false);
+    assert.match(bare, /^http:\/\/127\.0\.0\.1:7300\/dashboard \(/);
+    assert.ok(!bare.includes('secret-token'));
   });
 });

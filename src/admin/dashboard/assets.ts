@@ -46,6 +46,16 @@ const HEADERS = {
   'x-frame-options': 'DENY',
 };
 
+/**
+ * The dashboard's address for an operator. The token rides in the fragment (`#token=…`): browsers
+ * never send a fragment to the server, so it reaches no access log or proxy, and the page moves it
+ * into the tab's sessionStorage and out of the address bar. Without it, the address and a hint.
+ */
+export function dashboardUrl(adminUrl: string, token: string, withToken: boolean): string {
+  const page = new URL('/dashboard', adminUrl).href;
+  return withToken ? `${page}#token=${encodeURIComponent(token)}` : `${page} (append #token= and the admin-token file's content, or paste the token in the page)`;
+}
+
 /** Adds GET /dashboard and its files (public), and a 404 for every other path under /dashboard/. */
 export function addDashboardRoutes(api: AdminApi): AdminApi {
   // Read once, on first use: the files do not change under a running process.

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { ensureToken, writeEndpoint } from '../../admin/credentials.ts';
+import { dashboardUrl } from '../../admin/dashboard/assets.ts';
 import { PoolAdmin } from '../../admin/pool-api.ts';
 import { systemClock } from '../../shared/clock.ts';
 import { ensureCertificate } from '../../sip/certificates.ts';
@@ -129,18 +130,6 @@ export function registerUp(program: Command): void {
     });
 }
 
-/**
- * The dashboard's address. The token rides in the fragment (`#token=…`): browsers never send a
- * fragment to the server, so it reaches no access log or proxy, and the page moves it into the tab's
- * sessionStorage and out of the address bar. It is printed only where the token may be: to a terminal,
- * or the first time (when the token itself is printed once); stdout sent to a file or a journal
- * gets the address alone, as it gets no token on later starts.
- */
-export function dashboardUrl(adminUrl: string, token: string, withToken: boolean): string {
-  const page = new URL('/dashboard', adminUrl).href;
-  return withToken ? `${page}#token=${encodeURIComponent(token)}` : `${page} (open it with #token=<the admin-token file> appended, or paste the token in the page)`;
-}
-
 async function runPool(version: PublishedVersion, dataDir: string, options: UpOptions, store: Awaited<ReturnType<typeof openFileStoreOf>>): Promise<void> {
   const { token, created } = await ensureToken(dataDir);
   if (options.tls) await ensurePoolCertificates(version.topology, dataDir);
@@ -174,6 +163,8 @@ async function runPool(version: PublishedVersion, dataDir: string, options: UpOp
   console.log(`admin API ${url} (token in ${join(dataDir, 'admin-token')})`);
   if (options.tls) console.log(`TLS: every server listens on its pool's TLS port; clients trust ${join(dataDir, 'tls', 'ca.pem')}`);
   if (created) console.log(`admin token (shown once): ${token}`);
+  // The token goes where it may be read: a terminal, or the first start (it is printed once anyway);
+  // stdout sent to a file or a journal gets the address alone on later starts.
   console.log(`dashboard ${dashboardUrl(url, token, created || process.stdout.isTTY === true)}`);
   // Say where everything listens once the children have told us (or after a few seconds, what is known).
   const expected = supervisor.status().length;
