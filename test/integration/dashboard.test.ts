@@ -146,6 +146,7 @@ describe('dashboard in a browser', () => {
     await page.locator('#banner').waitFor({ state: 'visible', timeout: WAIT.timeoutMs });
     assert.match((await page.locator('#banner').textContent()) ?? '', /The admin API is not answering since .*The system may be stopped/);
     assert.equal(await page.locator('#servers-section').isVisible(), false, 'the table is hidden');
+    assert.equal(await page.locator('#topology-version').textContent(), '-', 'no stale version either');
     assert.equal(await page.evaluate('document.body.dataset.connection'), 'lost');
     assert.deepEqual(problems, []);
   });

@@ -138,6 +138,8 @@ function notAnswering(error) {
   element('banner').textContent = `The admin API is not answering since ${clockTime(failingSinceMs)} (${reason}); ${last}. The system may be stopped. Retrying every ${POLL_INTERVAL_MS / 1000} s.`;
   element('banner').hidden = false;
   element('servers-section').hidden = true;
+  element('message').hidden = true;
+  for (const id of ['topology-version', 'store-revision', 'dns']) element(id).textContent = '-';
   bindings.add(nowMs, null);
   drawChart();
 }
