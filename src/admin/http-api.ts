@@ -1,5 +1,6 @@
 // A small JSON-over-HTTP server for the admin API: routes by method and path pattern, a bearer
-// token on every request, bounded bodies, and errors as JSON with the DnslbError code.
+// token on every request (except the few routes marked public: the dashboard's static files),
+// bounded bodies, and errors as JSON with the DnslbError code.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DnslbError, isDnslbError } from '../shared/errors.ts';
@@ -19,6 +20,16 @@ export interface Reply {
   /** JSON unless `contentType` is given; then a string sent as it is (GET /metrics: Prometheus text). */
   body: unknown;
   contentType?: string;
+  /** Extra response headers (the dashboard's Content-Security-Policy). */
+  headers?: Record<string, string>;
+}
+
+export interface RouteOptions {
+  /**
+   * Served without the token. Only for what reveals nothing and changes nothing (the dashboard's
+   * own HTML/JS/CSS): every data and action route keeps the token, so there is one rule to check.
+   */
+  public?: boolean;
 }
 
 export type Handler = (request: Request) => Promise<Reply> | Reply;
@@ -28,6 +39,7 @@ interface Route {
   pattern: RegExp;
   names: string[];
   handler: Handler;
+  public: boolean;
 }
 
 /** Operating errors that are the caller's fault map to 4xx; the rest to 500/503. */
@@ -46,11 +58,14 @@ export class AdminApi {
 
   constructor(private readonly token: string) {}
 
-  /** `path` may hold `:name` segments, given to the handler in `params`. */
-  route(method: string, path: string, handler: Handler): this {
+  /**
+   * `path` may hold `:name` segments (one segment each) and end in `:name*` (the rest of the path,
+   * maybe empty, slashes included), given to the handler in `params`.
+   */
+  route(method: string, path: string, handler: Handler, options: RouteOptions = {}): this {
     const names: string[] = [];
-    const pattern = new RegExp(`^${path.replace(/:([a-zA-Z]+)/g, (_, name: string) => (names.push(name), '([^/]+)'))}$`);
-    this.routes.push({ method, pattern, names, handler });
+    const pattern = new RegExp(`^${path.replace(/:([a-zA-Z]+)(\*?)/g, (_, name: string, rest: string) => (names.push(name), rest ? '(.*)' : '([^/]+)'))}$`);
+    this.routes.push({ method, pattern, names, handler, public: options.public === true });
     return this;
   }
 
@@ -78,18 +93,19 @@ export class AdminApi {
   private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const send = (status: number, body: unknown) => {
       const text = `${JSON.stringify(body, null, 2)}\n`;
-      response.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+      response.writeHead(status, { ...COMMON_HEADERS, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
       response.end(text);
     };
     try {
-      if (!isAuthorized(request.headers.authorization, this.token)) {
+      const url = new URL(request.url ?? '/', 'http://admin');
+      const open = this.routes.find((candidate) => candidate.public && candidate.method === request.method && candidate.pattern.test(url.pathname));
+      if (!open && !isAuthorized(request.headers.authorization, this.token)) {
         response.setHeader('www-authenticate', 'Bearer realm="dnslb"');
         send(401, { error: { code: 'ADMIN_UNAUTHORIZED', message: 'a bearer token is required (see the admin-token file in the data dir)' } });
         request.resume();
         return;
       }
-      const url = new URL(request.url ?? '/', 'http://admin');
-      const route = this.routes.find((candidate) => candidate.method === request.method && candidate.pattern.test(url.pathname));
+      const route = open ?? this.routes.find((candidate) => candidate.method === request.method && candidate.pattern.test(url.pathname));
       if (!route) {
         const known = this.routes.some((candidate) => candidate.pattern.test(url.pathname));
         send(known ? 405 : 404, { error: { code: known ? 'ADMIN_METHOD' : 'ADMIN_NOT_FOUND', message: `${request.method} ${url.pathname} is not an admin route` } });
@@ -97,12 +113,12 @@ export class AdminApi {
         return;
       }
       const match = route.pattern.exec(url.pathname)!;
-      const params = Object.fromEntries(route.names.map((name, index) => [name, decodeURIComponent(match[index + 1]!)]));
+      const params = Object.fromEntries(route.names.map((name, index) => [name, decodePathSegment(match[index + 1]!)]));
       const body = await readJson(request);
       const reply = await route.handler({ method: request.method!, path: url.pathname, params, query: url.searchParams, body });
       if (reply.contentType !== undefined) {
         const text = String(reply.body);
-        response.writeHead(reply.status ?? 200, { 'content-type': reply.contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+        response.writeHead(reply.status ?? 200, { ...COMMON_HEADERS, ...reply.headers, 'content-type': reply.contentType, 'content-length': Buffer.byteLength(text) });
         response.end(text);
       } else send(reply.status ?? 200, reply.body);
     } catch (error) {
@@ -111,6 +127,17 @@ export class AdminApi {
     }
   }
 }
+
+function decodePathSegment(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch (error) {
+    throw new DnslbError('ADMIN_BAD_REQUEST', `bad percent-encoding in the path: ${text}`, { cause: error });
+  }
+}
+
+/** On every answer: never cached (states change every second), never sniffed into another type. */
+const COMMON_HEADERS = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' };
 
 async function readJson(request: IncomingMessage): Promise<unknown> {
   let size = 0;

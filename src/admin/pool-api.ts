@@ -10,6 +10,7 @@ import type { Clock } from '../shared/clock.ts';
 import { DnslbError } from '../shared/errors.ts';
 import type { AdminState, Store } from '../store/store.ts';
 import type { Pool, Topology } from '../topology/schema.ts';
+import { addDashboardRoutes } from './dashboard/assets.ts';
 import { AdminApi, callAdmin } from './http-api.ts';
 import { addMetricsRoute, createRegistry } from './metrics.ts';
 import { registerSupervisorMetrics } from './supervisor-metrics.ts';
@@ -185,6 +186,8 @@ export class PoolAdmin {
     const registry = createRegistry();
     if (this.options.processes) registerSupervisorMetrics(registry, this.options.processes);
     addMetricsRoute(api, registry);
+    // The dashboard page (public files; its calls to the routes above carry the token).
+    addDashboardRoutes(api);
     return api;
   }
 }

@@ -1,12 +1,13 @@
 // dnslb up FILE: the embedded default (DESIGN §4). Validates the topology and publishes it into the
 // file store of --data-dir (skipped when the current version already holds exactly this document),
 // then runs the pool: one child process per SIP server (frontend, director, mediation pools), one for
-// DNS, all following the store, and the pool admin API. Runs until SIGINT/SIGTERM.
+// DNS, all following the store, and the pool admin API with its dashboard page. Runs until SIGINT/SIGTERM.
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { ensureToken, writeEndpoint } from '../../admin/credentials.ts';
+import { dashboardUrl } from '../../admin/dashboard/assets.ts';
 import { PoolAdmin } from '../../admin/pool-api.ts';
 import { systemClock } from '../../shared/clock.ts';
 import { ensureCertificate } from '../../sip/certificates.ts';
@@ -162,6 +163,9 @@ async function runPool(version: PublishedVersion, dataDir: string, options: UpOp
   console.log(`admin API ${url} (token in ${join(dataDir, 'admin-token')})`);
   if (options.tls) console.log(`TLS: every server listens on its pool's TLS port; clients trust ${join(dataDir, 'tls', 'ca.pem')}`);
   if (created) console.log(`admin token (shown once): ${token}`);
+  // The token goes where it may be read: a terminal, or the first start (it is printed once anyway);
+  // stdout sent to a file or a journal gets the address alone on later starts.
+  console.log(`dashboard ${dashboardUrl(url, token, created || process.stdout.isTTY === true)}`);
   // Say where everything listens once the children have told us (or after a few seconds, what is known).
   const expected = supervisor.status().length;
   for (let waited = 0; waited < 10_000 && listening.size < expected; waited += 100) await new Promise((resolve) => setTimeout(resolve, 100));

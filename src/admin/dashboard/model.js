@@ -1,0 +1,106 @@
+// What the dashboard shows, as pure functions of GET /status answers (no DOM here), so that node
+// tests can check them: a server's row, which actions apply, a refusal's text, the bindings history.
+// Plain JavaScript served as it is (an ES module): the page has no build step.
+
+/**
+ * The state an operator cares about: blocked when an operator blocked it, else the server's own word
+ * when it answers, else its process state when not running, else what its peers last reported.
+ * The same rule as `stateOf` in src/cli/commands/pool.ts (`dnslb pool status`); model.test.ts checks
+ * that the two agree.
+ */
+export function stateOf(entry) {
+  if (entry.adminState?.state === 'blocked') return 'blocked';
+  if (entry.status) return entry.status.state;
+  if (entry.process && entry.process.state !== 'running') return entry.process.state;
+  const newest = [...entry.liveness].sort((a, b) => b.atMs - a.atMs)[0];
+  return newest ? newest.state : 'unknown';
+}
+
+const dash = (value) => (value === undefined || value === null ? '-' : String(value));
+
+/** One table row: the columns of `dnslb pool status`, as text. */
+export function rowOf(entry) {
+  const admin = entry.adminState?.state ?? 'active';
+  return {
+    server: entry.server,
+    pool: entry.pool,
+    pid: dash(entry.process?.pid),
+    admin,
+    // Who set the admin state and why: shown as the cell's tooltip.
+    adminNote: entry.adminState ? `${entry.adminState.state} by ${entry.adminState.by}: ${entry.adminState.reason}` : '',
+    state: stateOf(entry),
+    available: entry.available ? 'yes' : 'no',
+    primary: dash(entry.status?.bindings.bindingsPrimary),
+    backup: dash(entry.status?.bindings.bindingsBackup),
+    dialogs: dash(entry.status?.dialogs.active),
+    version: dash(entry.status?.topologyVersion),
+    error: entry.error ?? '',
+  };
+}
+
+export const ACTIONS = ['drain', 'resume', 'block', 'unblock'];
+
+/** Which of the four actions make sense from an admin state (the API would accept the others, to no effect). */
+export function actionsFor(admin) {
+  return {
+    drain: admin === 'active',
+    resume: admin === 'draining',
+    block: admin !== 'blocked',
+    unblock: admin === 'blocked',
+  };
+}
+
+/**
+ * The text of an admin API error answer (`{ error: { code, message } }`), and whether resending with
+ * `force: true` may help: only a quorum refusal is a judgement an operator may override.
+ */
+export function refusalOf(httpStatus, body) {
+  const error = body && typeof body === 'object' ? body.error : undefined;
+  if (error && typeof error.code === 'string') return { text: `${error.code}: ${error.message ?? ''}`, forceable: error.code === 'ADMIN_QUORUM' };
+  return { text: `HTTP ${httpStatus}`, forceable: false };
+}
+
+/**
+ * Bindings per server over a sliding window, in uPlot's column layout: one x array (seconds) and one
+ * array per server, all the same length. A server first seen later gets nulls before; a poll that
+ * failed adds nulls for every server, so the chart shows a gap instead of a made-up line.
+ */
+export class BindingHistory {
+  constructor(windowMs) {
+    this.windowMs = windowMs;
+    this.times = [];
+    this.names = [];
+    this.values = new Map();
+  }
+
+  /** `servers`: the `servers` of a GET /status answer, or null when the API did not answer. */
+  add(atMs, servers) {
+    this.times.push(atMs / 1000);
+    const seen = new Map();
+    for (const entry of servers ?? []) seen.set(entry.server, entry.status ? entry.status.bindings.bindings : null);
+    for (const name of seen.keys()) {
+      if (this.values.has(name)) continue;
+      this.names.push(name);
+      this.values.set(name, new Array(this.times.length - 1).fill(null));
+    }
+    for (const name of this.names) this.values.get(name).push(seen.get(name) ?? null);
+    const oldest = (atMs - this.windowMs) / 1000;
+    let drop = 0;
+    while (drop < this.times.length && this.times[drop] < oldest) drop += 1;
+    if (drop > 0) {
+      this.times.splice(0, drop);
+      for (const series of this.values.values()) series.splice(0, drop);
+    }
+    // A server gone from the topology (decommissioned) leaves once the window holds nothing of it.
+    for (const name of [...this.names]) {
+      if (this.values.get(name).some((value) => value !== null) || seen.has(name)) continue;
+      this.names.splice(this.names.indexOf(name), 1);
+      this.values.delete(name);
+    }
+  }
+
+  /** [times, ...one series per name], in `names` order. */
+  data() {
+    return [this.times, ...this.names.map((name) => this.values.get(name))];
+  }
+}
