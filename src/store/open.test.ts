@@ -41,3 +41,10 @@ describe('parseStoreSpec', () => {
     });
   }
 });
+
+test('the default etcd prefix here is the backend\'s own', async () => {
+  const { ETCD_STORE_DEFAULTS } = await import('./etcd-store.ts');
+  const spec = parseStoreSpec('etcd://127.0.0.1:2379');
+  assert.ok(spec.kind === 'etcd');
+  assert.equal(spec.prefix, ETCD_STORE_DEFAULTS.prefix);
+});

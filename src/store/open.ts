@@ -2,13 +2,14 @@
 // directory), `etcd://host:port[,host:port…][/prefix]` the etcd v3 store.
 import { DnslbError } from '../shared/errors.ts';
 import type { Clock } from '../shared/clock.ts';
-import { ETCD_STORE_DEFAULTS, openEtcdStore } from './etcd-store.ts';
 import { openFileStore } from './file-store.ts';
 import type { Store } from './store.ts';
 
 export type StoreSpec = { kind: 'file'; dataDir: string } | { kind: 'etcd'; endpoints: string[]; prefix: string };
 
 const ETCD_SCHEME = 'etcd://';
+/** The etcd backend's default key prefix (etcd-store.ts ETCD_STORE_DEFAULTS.prefix; kept here so that parsing loads no gRPC). */
+const ETCD_DEFAULT_PREFIX = '/dnslb/';
 /** host:port, host a DNS name or IPv4 address, or [IPv6]:port. */
 const ENDPOINT = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})?)*|\[[0-9A-Fa-f:.]+\]):(\d{1,5})$/;
 const PREFIX_SEGMENT = /^[A-Za-z0-9._-]+$/;
@@ -30,7 +31,7 @@ export function parseStoreSpec(value: string, flag = '--store'): StoreSpec {
     const port = Number(match?.[1]);
     if (!match || port < 1 || port > 65_535) throw new DnslbError('CLI_USAGE', `${flag} ${value}: "${endpoint}" is not host:port (port 1 to 65535)`);
   }
-  let prefix: string = ETCD_STORE_DEFAULTS.prefix;
+  let prefix: string = ETCD_DEFAULT_PREFIX;
   if (path !== '' && path !== '/') {
     const segments = path.replace(/^\/|\/$/g, '').split('/');
     if (!segments.every((segment) => PREFIX_SEGMENT.test(segment))) throw new DnslbError('CLI_USAGE', `${flag} ${value}: the key prefix "${path}" may hold only letters, digits, '.', '_', '-' between slashes`);
@@ -48,9 +49,12 @@ export interface OpenStoreOptions {
 }
 
 /** Opens the store a `--store` value names (parseStoreSpec), whichever backend it is. */
-export function openStore(value: string, options: OpenStoreOptions = {}): Promise<Store> {
+export async function openStore(value: string, options: OpenStoreOptions = {}): Promise<Store> {
   const spec = parseStoreSpec(value, options.flag);
   const clock = options.clock ? { clock: options.clock } : {};
   if (spec.kind === 'file') return openFileStore({ dataDir: spec.dataDir, mustExist: options.mustExist, ...clock });
+  // Loaded only for etcd:// stores: the etcd client brings gRPC and protobuf (tens of MB of heap and
+  // startup time) into every process that imports this file, SIP servers on the file store included.
+  const { openEtcdStore } = await import('./etcd-store.ts');
   return openEtcdStore({ endpoints: spec.endpoints, prefix: spec.prefix, ...clock });
 }
