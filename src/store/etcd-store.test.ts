@@ -4,16 +4,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Etcd3 } from 'etcd3';
-import fc from 'fast-check';
 import { startEtcd, type EtcdServer } from '../../test/helpers/etcd.ts';
 import { eventually } from '../../test/helpers/eventually.ts';
 import { FakeClock } from '../../test/helpers/fake-clock.ts';
-import { topologyDocument, topologyShape } from '../../test/helpers/topology-arbitrary.ts';
-import { isDnslbError } from '../shared/errors.ts';
-import { fromObject } from '../topology/parse.ts';
-import type { Topology } from '../topology/schema.ts';
 import { leaseTtlSeconds, openEtcdStore, type EtcdStore } from './etcd-store.ts';
 import type { StoreEvent } from './store.ts';
+import { rejectsWith, storeTopology as topology } from '../../test/helpers/store-fixtures.ts';
 
 let etcd: EtcdServer;
 let raw: Etcd3;
@@ -35,25 +31,6 @@ async function fresh(options: { requestTimeoutMs?: number } = {}): Promise<{ sto
   const store = await openEtcdStore({ endpoints: [etcd.endpoint], prefix, clock: new FakeClock(), ...options });
   stores.push(store);
   return { store, prefix };
-}
-
-function topology(servers = 2): Topology {
-  const shape = fc.sample(topologyShape, { numRuns: 1, seed: 0 })[0];
-  assert.ok(shape);
-  return fromObject(topologyDocument({ ...shape, prefix: 'x', pools: [{ ...(shape.pools[0] as (typeof shape.pools)[number]), kind: 'frontend', servers, loadBalancing: 'dns' }] }));
-}
-
-async function rejectsWith(promise: Promise<unknown>, code: string, messageIncludes?: string): Promise<Error> {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (error) {
-    caught = error;
-  }
-  assert.ok(isDnslbError(caught), `expected DnslbError ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  if (messageIncludes !== undefined) assert.ok(caught.message.includes(messageIncludes), caught.message);
-  return caught;
 }
 
 describe('values written by something else: STORE_CORRUPT naming the key', () => {

@@ -8,10 +8,10 @@ import { systemClock, type Clock } from '../shared/clock.ts';
 import { DnslbError } from '../shared/errors.ts';
 import { limits } from '../shared/limits.ts';
 import { diffTopologies, type TopologyDiff } from '../topology/diff.ts';
-import { toDocument } from '../topology/document.ts';
 import { fromObject } from '../topology/parse.ts';
 import { TopologyError } from '../topology/problem.ts';
 import type { Topology } from '../topology/schema.ts';
+import { checkText, publishedDocument } from './checks.ts';
 import type { AdminState, AdminStateRecord, LivenessRecord, PublishedVersion, Snapshot, Store, StoreEvent, VersionSummary, WatchOptions } from './store.ts';
 
 export interface EtcdStoreOptions {
@@ -66,10 +66,6 @@ function escapeName(value: string): string {
 
 function versionName(version: number): string {
   return String(version).padStart(VERSION_DIGITS, '0');
-}
-
-function checkText(what: string, value: string): void {
-  if (value.length > limits.storeTextCharsMax) throw new DnslbError('STORE_TOO_LARGE', `${what} is ${value.length} characters, more than the limit of ${limits.storeTextCharsMax}`);
 }
 
 /** The whole-second lease TTL for a report's ttlMs: rounded up, at least 1 s (etcd's granularity). */
@@ -263,13 +259,7 @@ export class EtcdStore implements Store {
   async publish(topology: Topology, baseVersion: number, meta: { by: string; comment?: string }): Promise<PublishedVersion> {
     assert(Number.isInteger(baseVersion) && baseVersion >= 0, 'baseVersion is a version number');
     const comment = meta.comment ?? '';
-    checkText('by', meta.by);
-    checkText('comment', comment);
-    const document = toDocument(topology);
-    const documentBytes = Buffer.byteLength(JSON.stringify(document));
-    if (documentBytes > limits.topologyBytesMax) {
-      throw new DnslbError('STORE_TOO_LARGE', `the topology is ${documentBytes} bytes as JSON, more than the limit of ${limits.topologyBytesMax}`);
-    }
+    const document = publishedDocument(topology, { by: meta.by, comment });
     const version = baseVersion + 1;
     const publishedAtMs = this.clock.nowMs();
     const compare: ICompare[] = [{ key: this.key('versions', versionName(version)), target: 'Create', result: 'Equal', create_revision: 0 }];

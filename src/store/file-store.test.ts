@@ -12,9 +12,9 @@ import { topologyDocument, topologyShape, validTopology } from '../../test/helpe
 import { isDnslbError } from '../shared/errors.ts';
 import { limits } from '../shared/limits.ts';
 import { fromObject } from '../topology/parse.ts';
-import type { Topology } from '../topology/schema.ts';
 import { openFileStore, type FileStore, type FileStoreOptions } from './file-store.ts';
 import type { StoreEvent } from './store.ts';
+import { rejectsWith, serverNames, storeTopology as topology } from '../../test/helpers/store-fixtures.ts';
 
 const directories: string[] = [];
 after(async () => {
@@ -31,32 +31,6 @@ async function freshStore(options: Partial<FileStoreOptions> = {}): Promise<{ st
   const dataDir = options.dataDir ?? (await freshDir());
   const clock = (options.clock as FakeClock | undefined) ?? new FakeClock();
   return { store: await openFileStore({ ...options, dataDir, clock }), dataDir, clock };
-}
-
-/** A small valid topology; `servers` names the frontend pool's servers (fe1.example.com …). */
-function topology(servers = 2, seed = 0): Topology {
-  const shape = fc.sample(topologyShape, { numRuns: 1, seed })[0];
-  assert.ok(shape);
-  const document = topologyDocument({ ...shape, prefix: 'x', pools: [{ ...(shape.pools[0] as (typeof shape.pools)[number]), kind: 'frontend', servers, loadBalancing: 'dns' }] });
-  return fromObject(document);
-}
-
-function serverNames(value: Topology): string[] {
-  return value.pools.flatMap((pool) => pool.servers.map((server) => server.fqdn));
-}
-
-async function rejectsWith(promise: Promise<unknown>, code: string, messageIncludes?: string | RegExp): Promise<Error> {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (error) {
-    caught = error;
-  }
-  assert.ok(isDnslbError(caught), `expected DnslbError ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  if (typeof messageIncludes === 'string') assert.ok(caught.message.includes(messageIncludes), caught.message);
-  else if (messageIncludes) assert.match(caught.message, messageIncludes);
-  return caught;
 }
 
 async function take(iterator: AsyncIterator<StoreEvent>, count: number): Promise<StoreEvent[]> {

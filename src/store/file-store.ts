@@ -10,11 +10,11 @@ import { systemClock, type Clock, type Timer } from '../shared/clock.ts';
 import { DnslbError } from '../shared/errors.ts';
 import { limits } from '../shared/limits.ts';
 import { diffTopologies, type TopologyDiff } from '../topology/diff.ts';
-import { toDocument } from '../topology/document.ts';
 import { fromObject } from '../topology/parse.ts';
 import { TopologyError } from '../topology/problem.ts';
 import type { Topology } from '../topology/schema.ts';
 import { corrupt, createExclusive, fsyncDirectory, listDirectory, readBounded, removeIfPresent, removeStaleTemps, replaceAtomically } from './files.ts';
+import { checkText, publishedDocument } from './checks.ts';
 import type { AdminState, AdminStateRecord, LivenessRecord, PublishedVersion, Snapshot, Store, StoreEvent, VersionSummary, WatchOptions } from './store.ts';
 
 export interface FileStoreOptions {
@@ -126,10 +126,6 @@ function checked<T>(path: string, raw: string, schema: z.ZodType<T>): T {
 function livenessName(server: string, reporter: string): string {
   const escape = (value: string): string => value.replace(/[^a-z0-9.-]/g, (character) => `_${character.codePointAt(0)?.toString(16)}_`);
   return `${escape(server)}~${escape(reporter)}.json`;
-}
-
-function checkText(what: string, value: string): void {
-  if (value.length > limits.storeTextCharsMax) throw new DnslbError('STORE_TOO_LARGE', `${what} is ${value.length} characters, more than the limit of ${limits.storeTextCharsMax}`);
 }
 
 /** Wakes a waiting watch: latched, so that a notification during a scan is not lost. */
@@ -388,13 +384,7 @@ export class FileStore implements Store {
   async publish(topology: Topology, baseVersion: number, meta: { by: string; comment?: string }): Promise<PublishedVersion> {
     assert(Number.isInteger(baseVersion) && baseVersion >= 0, 'baseVersion is a version number');
     const comment = meta.comment ?? '';
-    checkText('by', meta.by);
-    checkText('comment', comment);
-    const document = toDocument(topology);
-    const documentBytes = Buffer.byteLength(JSON.stringify(document));
-    if (documentBytes > limits.topologyBytesMax) {
-      throw new DnslbError('STORE_TOO_LARGE', `the topology is ${documentBytes} bytes as JSON, more than the limit of ${limits.topologyBytesMax}`);
-    }
+    const document = publishedDocument(topology, { by: meta.by, comment });
     return this.exclusive(() =>
       this.commit(async (state) => {
         const current = state.versions.at(-1)?.version ?? 0;

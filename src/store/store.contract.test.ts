@@ -5,18 +5,15 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import fc from 'fast-check';
 import { startEtcd, type EtcdServer } from '../../test/helpers/etcd.ts';
 import { eventually } from '../../test/helpers/eventually.ts';
 import { FakeClock } from '../../test/helpers/fake-clock.ts';
-import { topologyDocument, topologyShape } from '../../test/helpers/topology-arbitrary.ts';
 import { systemClock, type Clock } from '../shared/clock.ts';
 import { isDnslbError } from '../shared/errors.ts';
-import { fromObject } from '../topology/parse.ts';
-import type { Topology } from '../topology/schema.ts';
 import { openEtcdStore } from './etcd-store.ts';
 import { openFileStore } from './file-store.ts';
 import type { LivenessRecord, Store, StoreEvent } from './store.ts';
+import { rejectsWith, serverNames, storeTopology as topology } from '../../test/helpers/store-fixtures.ts';
 
 interface Backend {
   name: string;
@@ -68,31 +65,6 @@ const etcdBackend: Backend = {
     return { store: await open(), another: open };
   },
 };
-
-/** A small valid topology; `servers` names the frontend pool's servers. */
-function topology(servers = 2, seed = 0): Topology {
-  const shape = fc.sample(topologyShape, { numRuns: 1, seed })[0];
-  assert.ok(shape);
-  const document = topologyDocument({ ...shape, prefix: 'x', pools: [{ ...(shape.pools[0] as (typeof shape.pools)[number]), kind: 'frontend', servers, loadBalancing: 'dns' }] });
-  return fromObject(document);
-}
-
-function serverNames(value: Topology): string[] {
-  return value.pools.flatMap((pool) => pool.servers.map((server) => server.fqdn));
-}
-
-async function rejectsWith(promise: Promise<unknown>, code: string, messageIncludes?: string | RegExp): Promise<void> {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (error) {
-    caught = error;
-  }
-  assert.ok(isDnslbError(caught), `expected DnslbError ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  if (typeof messageIncludes === 'string') assert.ok(caught.message.includes(messageIncludes), caught.message);
-  else if (messageIncludes) assert.match(caught.message, messageIncludes);
-}
 
 async function take(iterator: AsyncIterator<StoreEvent>, count: number, keep: (event: StoreEvent) => boolean = () => true): Promise<StoreEvent[]> {
   const events: StoreEvent[] = [];

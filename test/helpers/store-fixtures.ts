@@ -1,0 +1,34 @@
+// What the store tests share: a small valid topology, its server names, and an assertion that a
+// promise fails with a given DnslbError code.
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { isDnslbError } from '../../src/shared/errors.ts';
+import { fromObject } from '../../src/topology/parse.ts';
+import type { Topology } from '../../src/topology/schema.ts';
+import { topologyDocument, topologyShape } from './topology-arbitrary.ts';
+
+/** A small valid topology; `servers` names the frontend pool's servers (fe1.example.com …). */
+export function storeTopology(servers = 2, seed = 0): Topology {
+  const shape = fc.sample(topologyShape, { numRuns: 1, seed })[0];
+  assert.ok(shape);
+  return fromObject(topologyDocument({ ...shape, prefix: 'x', pools: [{ ...(shape.pools[0] as (typeof shape.pools)[number]), kind: 'frontend', servers, loadBalancing: 'dns' }] }));
+}
+
+export function serverNames(value: Topology): string[] {
+  return value.pools.flatMap((pool) => pool.servers.map((server) => server.fqdn));
+}
+
+/** Awaits `promise` and asserts it failed with DnslbError `code` (and a message including / matching `message`). */
+export async function rejectsWith(promise: Promise<unknown>, code: string, message?: string | RegExp): Promise<Error> {
+  let caught: unknown;
+  try {
+    await promise;
+  } catch (error) {
+    caught = error;
+  }
+  assert.ok(isDnslbError(caught), `expected DnslbError ${code}, got ${String(caught)}`);
+  assert.equal(caught.code, code, caught.message);
+  if (typeof message === 'string') assert.ok(caught.message.includes(message), caught.message);
+  else if (message) assert.match(caught.message, message);
+  return caught;
+}
