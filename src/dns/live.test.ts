@@ -72,6 +72,25 @@ describe('LiveZones', () => {
     assert.ok(serialGreater(zones.current.serials.get('contoso.com')!, before));
   });
 
+  test('serveAbove: the same content under a serial above a secondary\'s; later changes keep counting from there', async () => {
+    const before = zones.current.serials.get('contoso.com')!;
+    const content = zones.history('contoso.com').at(-1)!.fingerprint;
+    const changes: number[] = [];
+    zones.onChange((changed) => changes.push(...changed.map((version) => version.serial)));
+    assert.equal(zones.serveAbove('contoso.com', before - 5), undefined, 'already ahead: nothing to do');
+    const raised = zones.serveAbove('contoso.com', before + 1000);
+    assert.equal(raised?.serial, before + 1001);
+    assert.equal(raised?.fingerprint, content, 'same content');
+    assert.equal(zones.current.serials.get('contoso.com'), before + 1001, 'answers carry it');
+    assert.deepEqual(changes, [before + 1001], 'listeners (NOTIFY) hear of it');
+    assert.equal(zones.serveAbove('nope.example', 1), undefined);
+    await store.setAdminState('fe2.contoso.com', 'blocked', { by: 'test', reason: 'after the raise' });
+    await caughtUp(zones, store);
+    assert.equal(zones.current.serials.get('contoso.com'), before + 1002, 'the clock is behind: previous + 1');
+    await store.setAdminState('fe2.contoso.com', 'active', { by: 'test', reason: 'done' });
+    await caughtUp(zones, store);
+  });
+
   test('a snapshot taken after changes starts from them (restart)', async () => {
     await store.setAdminState('fe1.contoso.com', 'blocked', { by: 'test', reason: 'x' });
     const restarted = new LiveZones({ store, clock, random: seededRandom(2) });

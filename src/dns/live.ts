@@ -8,7 +8,7 @@ import type { AdminState, LivenessRecord, Store, StoreEvent } from '../store/sto
 import type { Endpoint, Topology, View } from '../topology/schema.ts';
 import { buildAnswers, type AnswerIndex } from './answer-cache.ts';
 import { ViewSelector } from './views.ts';
-import { buildZones, fingerprint, nextExpiryMs, nextSerial, type ZoneVersion } from './zone.ts';
+import { buildZones, fingerprint, nextExpiryMs, nextSerial, serialAdd, serialGreater, type ZoneVersion } from './zone.ts';
 
 export interface LiveZonesOptions {
   /** The topology to serve when the store has none published (or when there is no store). */
@@ -172,6 +172,25 @@ export class LiveZones {
       for (const listener of this.listeners) listener(changed);
     }
     this.scheduleExpiry(live);
+  }
+
+  /**
+   * Serves the zone, same content, under a serial greater than `serial` (RFC 1982) when it is not
+   * already: a restarted primary whose clock-based serial is behind what a secondary holds (changes
+   * outran the clock before the restart) would otherwise be ignored by that secondary until the
+   * clock caught up. Returns the new version, or undefined when the zone is ahead or not served.
+   */
+  serveAbove(origin: string, serial: number): ZoneVersion | undefined {
+    const history = this.histories.get(origin);
+    const last = history?.at(-1);
+    if (!history || !last || !this.topology || serialGreater(last.serial, serial)) return undefined;
+    const version: ZoneVersion = { ...last, serial: serialAdd(serial, 1) };
+    history.push(version);
+    if (history.length > limits.dnsZoneHistoryMax) history.shift();
+    this.answers = buildAnswers(this.served(), this.topology.dns.views, this.options.random);
+    this.options.logger?.info({ zone: origin, serial: version.serial }, 'dns: zone changed');
+    for (const listener of this.listeners) listener([version]);
+    return version;
   }
 
   /** A liveness report expiring changes the answers too: rebuild when the next one does. */

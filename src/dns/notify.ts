@@ -3,10 +3,10 @@
 import dgram from 'node:dgram';
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
-import type { Clock, Random, Timer } from '../shared/clock.ts';
+import { systemRandom, type Clock, type Random, type Timer } from '../shared/clock.ts';
 import { limits } from '../shared/limits.ts';
 import type { Endpoint } from '../topology/schema.ts';
-import { CLASS_IN, encodeName, MessageWriter, OPCODE, TYPE } from './wire.ts';
+import { CLASS_IN, encodeName, MessageWriter, OPCODE, skipName, TYPE } from './wire.ts';
 import { soaOf, type ZoneVersion } from './zone.ts';
 
 export interface NotifierOptions {
@@ -139,4 +139,58 @@ export class Notifier {
     this.socket = undefined;
     if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
   }
+}
+
+/**
+ * The SOA serial `target` serves for `origin` (one UDP query, RFC 1035), or undefined when it does
+ * not answer within `timeoutMs` or has no SOA for it. A restarted primary asks its secondaries so
+ * that it never serves a serial below theirs (LiveZones.serveAbove).
+ */
+export async function secondarySerial(target: Endpoint, origin: string, options: { sourceAddress?: string; timeoutMs?: number; random?: Random } = {}): Promise<number | undefined> {
+  const family = isIP(target.address) === 6 ? 'udp6' : 'udp4';
+  const socket = dgram.createSocket(family);
+  const id = Math.floor((options.random ?? systemRandom)() * 0x10000);
+  const query = new MessageWriter();
+  query.u16(id);
+  query.bytes([0, 0, 0, 1, 0, 0, 0, 0, 0, 0]); // QUERY, no flags, one question
+  query.bytes(encodeName(origin));
+  query.u16(TYPE.SOA);
+  query.u16(CLASS_IN);
+  try {
+    return await new Promise<number | undefined>((resolve) => {
+      const timer = setTimeout(() => resolve(undefined), options.timeoutMs ?? limits.dnsSecondarySerialTimeoutMs);
+      socket.on('error', () => {
+        clearTimeout(timer);
+        resolve(undefined);
+      });
+      socket.on('message', (message) => {
+        const serial = soaSerialOf(message, id);
+        if (serial === 'ignore') return;
+        clearTimeout(timer);
+        resolve(serial);
+      });
+      const sourceFamily = options.sourceAddress === undefined ? 0 : isIP(options.sourceAddress);
+      const send = (): void => socket.send(query.toBuffer(), target.port, target.address);
+      if (options.sourceAddress !== undefined && sourceFamily === (family === 'udp6' ? 6 : 4)) socket.bind(0, options.sourceAddress, send);
+      else send();
+    });
+  } finally {
+    socket.close();
+  }
+}
+
+/** The serial of the first SOA in the answer section of a response with `id`; 'ignore' for someone else's packet. */
+function soaSerialOf(message: Buffer, id: number): number | undefined | 'ignore' {
+  if (message.length < 12 || message.readUInt16BE(0) !== id || (message[2]! & 0x80) === 0) return 'ignore';
+  if ((message[3]! & 0x0f) !== 0 || message.readUInt16BE(6) === 0) return undefined;
+  let at = skipName(message, 12, message.length);
+  if (at < 0 || at + 4 > message.length) return undefined;
+  at += 4;
+  at = skipName(message, at, message.length);
+  if (at < 0 || at + 10 > message.length || message.readUInt16BE(at) !== TYPE.SOA) return undefined;
+  const rdataEnd = at + 10 + message.readUInt16BE(at + 8);
+  let r = skipName(message, at + 10, rdataEnd);
+  r = r < 0 ? -1 : skipName(message, r, rdataEnd);
+  if (r < 0 || r + 4 > rdataEnd || rdataEnd > message.length) return undefined;
+  return message.readUInt32BE(r);
 }

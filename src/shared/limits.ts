@@ -50,6 +50,8 @@ export const limits = {
   dnsNotifyRetryMs: 2_000, // 2 s
   /** NOTIFY sends per secondary and serial, first one included, before giving up. */
   dnsNotifyAttemptsMax: 5,
+  /** At start, how long `dns serve` waits for each secondary's SOA serial (it serves above it). */
+  dnsSecondarySerialTimeoutMs: 1_000, // 1 s
   /** Most `dns serve --workers`. */
   dnsWorkersMax: 64,
   /** How often a `--workers` worker reports its counters to the primary when metrics are served (how stale a scrape may be). */

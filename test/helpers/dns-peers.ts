@@ -15,6 +15,8 @@ export interface PeerZone {
   file?: string;
   /** For a secondary zone: the primary to transfer from. */
   primary?: { address: string; port: number };
+  /** For a secondary zone: the copy it holds already when it starts (master-file text). */
+  held?: string;
 }
 
 export interface DnsPeer {
@@ -90,6 +92,7 @@ export async function startKnot(options: { address: string; port: number; zones:
   ].join('\n');
   // Knot does not create its database directory; a secondary stores IXFR changes in the journal there.
   await mkdir(join(directory, 'db'), { recursive: true });
+  for (const zone of options.zones) if (zone.primary && zone.held !== undefined) await writeFile(join(directory, `${zone.name}.zone`), zone.held);
   await writeFile(join(directory, 'knot.conf'), config);
   const process = start('knotd', ['-c', join(directory, 'knot.conf')], { taskset: options.taskset });
   const peer = peerOf('knot', options.address, options.port, process, directory);

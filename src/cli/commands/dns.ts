@@ -7,7 +7,7 @@ import { exportZone } from '../../dns/export.ts';
 import { parseTsigKey, parseTsigKeyFile } from '../../dns/tsig.ts';
 import { push } from '../../dns/update.ts';
 import { viewRecords } from '../../dns/zone.ts';
-import { Notifier } from '../../dns/notify.ts';
+import { Notifier, secondarySerial } from '../../dns/notify.ts';
 import { cluster, ForwardedZones, forwardChanges, WorkerStats, zonesMessage, type PrimaryMessage, type WorkerMessage } from '../../dns/cluster.ts';
 import { registerDnsMetrics } from '../../admin/dns-metrics.ts';
 import { createRegistry, listenMetrics, type MetricsListener } from '../../admin/metrics.ts';
@@ -154,6 +154,21 @@ async function serveWorker(knobs: ServerKnobs): Promise<void> {
   process.disconnect?.();
 }
 
+/** Asks every secondary for each zone's SOA serial (at most dnsSecondarySerialTimeoutMs, in parallel) and serves above the highest. */
+async function serveAboveSecondaries(zones: LiveZones, sourceAddress: string | undefined, logger: Logger): Promise<void> {
+  await Promise.all(
+    zones.served().map(async (version) => {
+      const origin = version.content.origin;
+      const serials = await Promise.all(zones.secondaries.map((secondary) => secondarySerial(secondary, origin, { sourceAddress, random: systemRandom })));
+      for (const serial of serials) {
+        if (serial === undefined) continue;
+        const raised = zones.serveAbove(origin, serial);
+        if (raised) logger.warn({ zone: origin, secondarySerial: serial, serial: raised.serial }, 'dns: a secondary holds a newer serial than ours (changes outran the clock before a restart); serving above it');
+      }
+    }),
+  );
+}
+
 const isUdpEngine = (text: string): text is UdpEngineName => text === 'batch' || text === 'dgram';
 
 function positiveInteger(flag: string, text: string): number {
@@ -248,6 +263,9 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
       const notifier = new Notifier({ secondaries: () => zones.secondaries, sourceAddress, clock: systemClock, random: systemRandom, logger });
       await notifier.start();
       zones.onChange((changed) => notifier.notify(changed));
+      // A restarted primary must not serve a serial below what its secondaries hold (changes that
+      // outran the clock before the restart): ask them, and serve above (RFC 1982).
+      await serveAboveSecondaries(zones, sourceAddress, logger);
       // A (re)started primary tells its secondaries too: they may have missed changes meanwhile.
       notifier.notify(zones.served());
       let metrics: MetricsListener | undefined;
