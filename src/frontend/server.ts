@@ -142,6 +142,8 @@ export class FrontEndServer {
   private ownState: OwnState = 'active';
   /** Servers an operator took out (blocked, from the store); never the same as unhealthy. */
   private adminUnavailable: ReadonlySet<string> = new Set();
+  /** Peers the store says are draining: they take no new calls, before heartbeat reports it too. */
+  private adminDraining: ReadonlySet<string> = new Set();
   private listening: { tcp: string | null; tls: string | null } = { tcp: null, tls: null };
   private readonly startedAtMs: number;
   private readonly handover: Handover;
@@ -279,6 +281,7 @@ export class FrontEndServer {
       if (fqdn === self) own = state;
       if (state === 'blocked' || (state === 'draining' && fqdn !== self)) out.push(fqdn);
     }
+    this.adminDraining = new Set([...states].filter(([server, state]) => state === 'draining' && server.toLowerCase() !== self).map(([server]) => server.toLowerCase()));
     const ownBefore = this.adminState;
     this.adminState = own;
     if (own !== ownBefore) this.logger.info({ from: ownBefore, to: own }, 'frontend: admin state changed in the store');
@@ -335,11 +338,13 @@ export class FrontEndServer {
 
   /**
    * A peer that is up, takes calls and may hold bindings, whatever the admin state says (a blocked
-   * server keeps its users until they leave): it has answered and says it is active. A draining
-   * server takes no new calls (DESIGN §1: its users are handed over), so it is not reachable here.
+   * server keeps its users until they leave): it has answered and says it is active, and the store
+   * does not say it is draining. A draining server takes no new calls (DESIGN §1: its users are
+   * handed over), so it is not reachable here.
    */
   isReachable(fqdn: string): boolean {
-    if (fqdn === this.view.self.fqdn || !this.view.member(fqdn)) return false;
+    // The store's word comes first: heartbeat learns of a drain up to an interval later.
+    if (fqdn === this.view.self.fqdn || !this.view.member(fqdn) || this.adminDraining.has(fqdn)) return false;
     const health = this.heartbeat.view().get(fqdn);
     return health !== undefined && !health.unknown && (health.state === 'active' || health.state === 'suspect');
   }
