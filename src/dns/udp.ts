@@ -24,8 +24,6 @@ export type UdpEngineName = 'batch' | 'dgram';
 export interface UdpListener {
   readonly engine: UdpEngineName;
   readonly port: number;
-  /** Datagrams dropped below the answerer: cut (longer than a slot) or not sent (buffer full). */
-  dropped(): number;
   close(): Promise<void>;
 }
 
@@ -33,21 +31,11 @@ interface NativeSocket {
   readonly brand: unique symbol;
 }
 
-interface NativeStats {
-  received: number;
-  sent: number;
-  truncated: number;
-  sendDropped: number;
-  sendFailed: number;
-  batches: number;
-}
-
 interface NativeModule {
   BATCH: number;
   SLOT: number;
   open(address: string, port: number, reusePort: boolean, input: Buffer, output: Buffer, meta: Buffer, onBatch: (count: number) => void): NativeSocket;
   port(socket: NativeSocket): number;
-  stats(socket: NativeSocket): NativeStats;
   close(socket: NativeSocket): void;
 }
 
@@ -95,15 +83,12 @@ function bindBatch(module: NativeModule, endpoint: Endpoint, reusePort: boolean,
   const output = Buffer.alloc(BATCH * SLOT);
   const metaBytes = Buffer.alloc(BATCH * META_INTS * 4);
   const meta = new Int32Array(metaBytes.buffer, metaBytes.byteOffset, BATCH * META_INTS);
-  let cut = 0;
   const onBatch = (count: number): void => {
     for (let i = 0; i < count; i++) {
       const at = i * META_INTS;
       const length = meta[at]!;
-      if (length < 0) {
-        cut++;
-        continue;
-      }
+      // Longer than a slot (cut by the kernel): no DNS query is; dropped (the module counts it).
+      if (length < 0) continue;
       const source = meta[at + 2] === 4 ? meta[at + 4]! >>> 0 : ipv6Source(metaBytes, (at + 4) * 4);
       meta[at + 1] = answer(input.subarray(i * SLOT, i * SLOT + length), source, output, i * SLOT);
     }
@@ -113,11 +98,6 @@ function bindBatch(module: NativeModule, endpoint: Endpoint, reusePort: boolean,
   return {
     engine: 'batch',
     port: module.port(socket),
-    dropped: () => {
-      if (closed) return cut;
-      const stats = module.stats(socket);
-      return cut + stats.sendDropped + stats.sendFailed;
-    },
     close: () => {
       if (!closed) module.close(socket);
       closed = true;
@@ -148,7 +128,6 @@ function bindDgram(endpoint: Endpoint, answer: Answerer, onError: (error: Error)
       resolve({
         engine: 'dgram',
         port: socket.address().port,
-        dropped: () => 0,
         close: () => (closing ??= new Promise<void>((done) => socket.close(() => done()))),
       });
     });

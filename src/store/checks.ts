@@ -1,5 +1,6 @@
-// What every store backend checks before it writes, so that the file store and etcd refuse the
-// same inputs with the same words (STORE_TOO_LARGE).
+// What every store backend checks, so that the file store and etcd refuse the same inputs with
+// the same words (STORE_TOO_LARGE) and read the same record shapes back (STORE_CORRUPT otherwise).
+import { z } from 'zod';
 import { DnslbError } from '../shared/errors.ts';
 import { limits } from '../shared/limits.ts';
 import { toDocument } from '../topology/document.ts';
@@ -21,3 +22,26 @@ export function publishedDocument(topology: Topology, meta: { by: string; commen
   }
   return document;
 }
+
+/** A free-text field as stored. */
+export const storedText = z.string().max(limits.storeTextCharsMax);
+
+/** An admin state record (AdminStateRecord) as stored. */
+export const adminRecordFields = {
+  server: z.string().min(1),
+  state: z.enum(['active', 'draining', 'blocked']),
+  by: storedText,
+  atMs: z.number(),
+  reason: storedText,
+};
+
+/** A liveness report (LivenessRecord) as stored. */
+export const livenessRecordFields = {
+  server: z.string().min(1),
+  reporter: z.string().min(1),
+  state: z.enum(['active', 'suspect', 'down', 'draining', 'drained', 'blocked']),
+  atMs: z.number(),
+  ttlMs: z.number().int().min(1).max(limits.storeLivenessTtlMsMax),
+  topologyVersion: z.number().int().min(0),
+};
+export const livenessRecordSchema = z.strictObject(livenessRecordFields);

@@ -11,7 +11,7 @@ import { diffTopologies, type TopologyDiff } from '../topology/diff.ts';
 import { fromObject } from '../topology/parse.ts';
 import { TopologyError } from '../topology/problem.ts';
 import type { Topology } from '../topology/schema.ts';
-import { checkText, publishedDocument } from './checks.ts';
+import { adminRecordFields, checkText, livenessRecordFields, livenessRecordSchema, publishedDocument, storedText } from './checks.ts';
 import type { AdminState, AdminStateRecord, LivenessRecord, PublishedVersion, Snapshot, Store, StoreEvent, VersionSummary, WatchOptions } from './store.ts';
 
 export interface EtcdStoreOptions {
@@ -36,28 +36,12 @@ const VERSION_NAME = /^\d{16}$/;
 /** Times setAdminState re-reads the current version when a publish slips in between its read and its commit. */
 const ADMIN_ATTEMPTS_MAX = 20;
 
-const text = z.string().max(limits.storeTextCharsMax);
+const text = storedText;
 const count = z.number().int().min(1);
 const summarySchema = z.strictObject({ format: z.literal(FORMAT), version: count, publishedAtMs: z.number(), by: text, comment: text });
 const topologyValueSchema = z.strictObject({ format: z.literal(FORMAT), version: count, topology: z.unknown() });
-const adminValueSchema = z.strictObject({
-  format: z.literal(FORMAT),
-  server: z.string().min(1),
-  state: z.enum(['active', 'draining', 'blocked']),
-  by: text,
-  atMs: z.number(),
-  reason: text,
-});
-const livenessFields = {
-  server: z.string().min(1),
-  reporter: z.string().min(1),
-  state: z.enum(['active', 'suspect', 'down', 'draining', 'drained', 'blocked']),
-  atMs: z.number(),
-  ttlMs: z.number().int().min(1).max(limits.storeLivenessTtlMsMax),
-  topologyVersion: z.number().int().min(0),
-};
-const livenessRecordSchema = z.strictObject(livenessFields);
-const livenessValueSchema = z.strictObject({ format: z.literal(FORMAT), ...livenessFields });
+const adminValueSchema = z.strictObject({ format: z.literal(FORMAT), ...adminRecordFields });
+const livenessValueSchema = z.strictObject({ format: z.literal(FORMAT), ...livenessRecordFields });
 
 /** A key segment for a name: readable for FQDNs, collision-free for anything else (as the file store names files). */
 function escapeName(value: string): string {

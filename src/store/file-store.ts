@@ -14,7 +14,7 @@ import { fromObject } from '../topology/parse.ts';
 import { TopologyError } from '../topology/problem.ts';
 import type { Topology } from '../topology/schema.ts';
 import { corrupt, createExclusive, fsyncDirectory, listDirectory, readBounded, removeIfPresent, removeStaleTemps, replaceAtomically } from './files.ts';
-import { checkText, publishedDocument } from './checks.ts';
+import { adminRecordFields, checkText, livenessRecordSchema, publishedDocument, storedText } from './checks.ts';
 import type { AdminState, AdminStateRecord, LivenessRecord, PublishedVersion, Snapshot, Store, StoreEvent, VersionSummary, WatchOptions } from './store.ts';
 
 export interface FileStoreOptions {
@@ -44,9 +44,8 @@ const LOG_NAME = /^(\d{16})\.json$/;
 const READ_ATTEMPTS_MAX = 20;
 
 const count = z.number().int().min(1);
-const text = z.string().max(limits.storeTextCharsMax);
-const adminStateSchema = z.enum(['active', 'draining', 'blocked']);
-const adminRecordSchema = z.strictObject({ server: z.string().min(1), state: adminStateSchema, by: text, atMs: z.number(), reason: text });
+const text = storedText;
+const adminRecordSchema = z.strictObject(adminRecordFields);
 const summarySchema = z.strictObject({ version: count, revision: count, publishedAtMs: z.number(), by: text, comment: text });
 
 const logEntrySchema = z.strictObject({
@@ -70,14 +69,6 @@ type Compaction = z.infer<typeof compactionSchema>;
 
 const versionFileSchema = summarySchema.extend({ format: z.literal(FORMAT), topology: z.unknown() });
 
-const livenessSchema = z.strictObject({
-  server: z.string().min(1),
-  reporter: z.string().min(1),
-  state: z.enum(['active', 'suspect', 'down', 'draining', 'drained', 'blocked']),
-  atMs: z.number(),
-  ttlMs: z.number().int().min(1).max(limits.storeLivenessTtlMsMax),
-  topologyVersion: z.number().int().min(0),
-});
 
 /** The log reduced to a revision: what every reader and writer works from. */
 interface State {
@@ -489,7 +480,7 @@ export class FileStore implements Store {
    */
   async reportLiveness(record: LivenessRecord): Promise<void> {
     assert(!this.closed, 'file store used after close()');
-    const parsed = livenessSchema.safeParse(record);
+    const parsed = livenessRecordSchema.safeParse(record);
     assert(parsed.success, `invalid liveness record: ${parsed.error?.issues[0]?.message ?? ''}`);
     await replaceAtomically(this.tmpDirectory, join(this.livenessDirectory, livenessName(record.server, record.reporter)), JSON.stringify(parsed.data), { syncDirectory: false });
   }
@@ -503,7 +494,7 @@ export class FileStore implements Store {
       const path = join(this.livenessDirectory, name);
       const raw = await readBounded(path, limits.storeLivenessBytesMax);
       if (raw === undefined) continue;
-      const record = checked(path, raw, livenessSchema);
+      const record = checked(path, raw, livenessRecordSchema);
       if (livenessName(record.server, record.reporter) !== name) throw corrupt(path, `holds the report of ${record.reporter} about ${record.server}, its name says otherwise`);
       // A report renewed between the read and the unlink is lost until the next one (≈ 1 s): harmless.
       if (record.atMs + record.ttlMs + this.livenessRetainMs < nowMs) await removeIfPresent(path);
