@@ -167,6 +167,34 @@ describe('Web services override on DNS-load-balanced frontend and director pools
   });
 });
 
+describe('Web services ports and the HLB (TOPOLOGY_WEB_SERVICES_PORT, TOPOLOGY_HLB)', () => {
+  const DIR_WEB = '    webServices:\n      internal:\n        fqdn: dirweb.contoso.com\n        vip: { ipv4: 127.0.1.23 }\n';
+  test('a Web site port that is also the pool\'s SIP port', () => {
+    const text = edit(BASE_YAML, DIR_WEB, `${DIR_WEB}        serverPort: 5061\n`);
+    rejects(text, 'TOPOLOGY_WEB_SERVICES_PORT', ['pools', 2, 'webServices', 'internal', 'serverPort'], 'serverPort: »5061');
+  });
+  test('internal and external Web sites on one server port', () => {
+    const text = edit(BASE_YAML, DIR_WEB, `${DIR_WEB}      external: { fqdn: dirwebext.contoso.com, vip: { ipv4: 127.0.1.24 }, serverPort: 443 }\n`);
+    rejects(text, 'TOPOLOGY_WEB_SERVICES_PORT', ['pools', 2, 'webServices', 'external', 'serverPort'], 'serverPort: »443 }');
+  });
+  test('hlb: haproxy with no VIP to listen on', () => {
+    // A hardware-load-balanced frontend needs no override, so webServices may name neither side.
+    const hardware = edit(BASE_YAML, '    vip: { ipv4: 127.0.1.20 }\n', '    vip: { ipv4: 127.0.1.20 }\n    webServices:\n      hlb: haproxy\n');
+    rejects(hardware, 'TOPOLOGY_HLB', ['pools', 1, 'webServices', 'hlb'], 'hlb: »haproxy');
+  });
+  test('hlb: haproxy with the internal and external Web services on one VIP and port', () => {
+    const text = edit(BASE_YAML, DIR_WEB, `${DIR_WEB}      external: { fqdn: dirwebext.contoso.com, vip: { ipv4: 127.0.1.23 } }\n      hlb: haproxy\n`);
+    rejects(text, 'TOPOLOGY_HLB', ['pools', 2, 'webServices', 'external', 'vip', 'ipv4'], 'vip: { ipv4: »127.0.1.23 } }');
+  });
+  test('one VIP with two ports, and the same VIP without hlb, pass', () => {
+    accepts(edit(BASE_YAML, DIR_WEB, `${DIR_WEB}      external: { fqdn: dirwebext.contoso.com, vip: { ipv4: 127.0.1.23 }, port: 8443 }\n      hlb: haproxy\n`));
+    accepts(edit(BASE_YAML, DIR_WEB, `${DIR_WEB}      external: { fqdn: dirwebext.contoso.com, vip: { ipv4: 127.0.1.23 } }\n`));
+  });
+  test('an unknown hlb is a schema error', () => {
+    assert.throws(() => parse(edit(BASE_YAML, DIR_WEB, `${DIR_WEB}      hlb: nginx\n`), 'test.yaml'), /TOPOLOGY_SCHEMA[\s\S]*hlb/);
+  });
+});
+
 describe('unique FQDNs', () => {
   test('a server in two pools (TOPOLOGY_DUPLICATE_SERVER), with its own address: no IP problem', () => {
     const text = edit(BASE_YAML, MED1, `${MED1}      - fqdn: fe1.contoso.com\n        ipv4: 127.0.1.11\n`);

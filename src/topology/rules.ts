@@ -186,6 +186,58 @@ const webServicesOverride: Rule = {
   },
 };
 
+/**
+ * The Web services ports (DESIGN §1: HTTPS stays on the hardware load balancer): each server listens on
+ * its internal and external Web site ports beside its SIP ports, and with `hlb: haproxy` dnslb binds
+ * both VIPs itself, so two sides must not claim one address and port.
+ */
+const webServicesPorts: Rule = {
+  name: 'Web services ports and the HLB',
+  check(topology) {
+    const problems: RuleProblem[] = [];
+    topology.pools.forEach((pool, poolIndex) => {
+      const web = pool.webServices;
+      if (!web) return;
+      const at: YamlPath = ['pools', poolIndex, 'webServices'];
+      const sipPorts = new Map([
+        [pool.sip.tcpPort, 'SIP over TCP'],
+        [pool.sip.tlsPort, 'SIP over TLS'],
+      ]);
+      for (const side of ['internal', 'external'] as const) {
+        const serverPort = web[side]?.serverPort;
+        if (serverPort === undefined) continue;
+        const clash = sipPorts.get(serverPort);
+        if (clash) {
+          problems.push({ code: 'TOPOLOGY_WEB_SERVICES_PORT', path: [...at, side, 'serverPort'], message: `the ${side} Web site of ${pool.fqdn} cannot listen on port ${serverPort}: the servers use it for ${clash}` });
+        }
+      }
+      if (web.internal && web.external && web.internal.serverPort === web.external.serverPort) {
+        problems.push({
+          code: 'TOPOLOGY_WEB_SERVICES_PORT',
+          path: [...at, 'external', 'serverPort'],
+          message: `the internal and external Web sites of ${pool.fqdn} both listen on port ${web.internal.serverPort} of each server; give the external one its own (Lync: 4443)`,
+        });
+      }
+      if (web.hlb !== 'haproxy') return;
+      if (!web.internal && !web.external) {
+        problems.push({ code: 'TOPOLOGY_HLB', path: [...at, 'hlb'], message: `hlb: haproxy needs a VIP to listen on: give ${pool.fqdn} webServices.internal or webServices.external` });
+        return;
+      }
+      if (web.internal && web.external && web.internal.port === web.external.port) {
+        const shared = (['ipv4', 'ipv6'] as const).find((family) => web.internal?.vip[family] !== undefined && web.internal.vip[family] === web.external?.vip[family]);
+        if (shared) {
+          problems.push({
+            code: 'TOPOLOGY_HLB',
+            path: [...at, 'external', 'vip', shared],
+            message: `hlb: haproxy cannot listen for both the internal and the external Web services of ${pool.fqdn} on ${web.internal.vip[shared]} port ${web.internal.port}; give them different VIPs or ports`,
+          });
+        }
+      }
+    });
+    return problems;
+  },
+};
+
 const keysForKind: Rule = {
   name: 'keys that fit the pool kind and load balancing',
   check(topology) {
@@ -478,6 +530,7 @@ export const RULES: readonly Rule[] = [
   edgeLoadBalancing,
   vips,
   webServicesOverride,
+  webServicesPorts,
   uniqueFqdns,
   uniqueIps,
   insideZones,

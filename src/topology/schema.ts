@@ -140,7 +140,25 @@ const server = z
   // A server without an address could be neither resolved nor reached.
   .refine((value) => value.ipv4 !== undefined || value.ipv6 !== undefined, { message: 'a server needs ipv4 or ipv6 (or both)' });
 
-const webService = z.strictObject({ fqdn, vip: address });
+/** One side (internal or external) of a pool's Web services: the FQDN clients use, the VIP it resolves to. */
+const webService = z.strictObject({
+  fqdn,
+  vip: address,
+  /** The HTTPS port clients connect to on the VIP (Lync: 443 on both sides). */
+  port: port.default(443),
+});
+
+/** Where a hardware load balancer for the Web services comes from: `none` (yours, outside dnslb) or `haproxy` (dnslb up runs Debian's HAProxy on the VIPs). */
+export const HLB_KINDS = ['none', 'haproxy'] as const;
+export type HlbKind = (typeof HLB_KINDS)[number];
+
+const webServices = z.strictObject({
+  /** Lync's internal Web site listens on 443 on every server. */
+  internal: webService.extend({ serverPort: port.default(443) }).optional(),
+  /** Lync's external Web site listens on 4443 on every server (a reverse proxy publishes it on 443). */
+  external: webService.extend({ serverPort: port.default(4443) }).optional(),
+  hlb: z.enum(HLB_KINDS).default('none'),
+});
 
 const edgeService = z.strictObject({
   fqdn,
@@ -168,7 +186,7 @@ const pool = z.strictObject({
   vip: address.optional(),
   servers: z.array(server),
   /** Frontend and director pools: Web services stay behind a hardware load balancer (HTTPS). */
-  webServices: z.strictObject({ internal: webService.optional(), external: webService.optional() }).optional(),
+  webServices: webServices.optional(),
   /** Edge pools: the external services. */
   edge: edge.optional(),
   dns: dnsPolicy,
@@ -311,4 +329,7 @@ export type StaticRecord = Zone['records'][number];
 export type View = Topology['dns']['views'][number];
 export type Facts = Topology['facts'];
 export type Settings = Topology['settings'];
+export type WebServices = NonNullable<Pool['webServices']>;
+/** The two sides of a pool's Web services, each with its own VIP, ports and FQDN. */
+export type WebServicesSide = 'internal' | 'external';
 export type AddressPair = { ipv4?: string | undefined; ipv6?: string | undefined };
