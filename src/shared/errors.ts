@@ -55,6 +55,12 @@ export const ERROR_CODES = [
   'ADMIN_METRICS_LISTEN',
   // supervisor
   'SUPERVISOR_CHILD',
+  // webservices
+  'WEBSERVICES_NO_POOL',
+  'WEBSERVICES_LISTEN',
+  // hlb
+  'HLB_CONFIG',
+  'HLB_RUNTIME',
   // registrar
   'REGISTRAR_BAD_URI',
   'REGISTRAR_REGINFO_PARSE',

@@ -37,6 +37,11 @@ export const limits = {
   dnsViewCacheEntriesMax: 65_536,
   /** Serial versions kept per zone for IXFR. */
   dnsZoneHistoryMax: 64,
+  // web services (src/webservices/)
+  /** An HTTPS request whose headers (or whole request) have not arrived by then is dropped (slowloris). */
+  webServicesHeadersTimeoutMs: 10_000, // 10 s
+  /** Headers in one Web services request. */
+  webServicesHeadersMax: 64,
   // client (src/client/)
   /** Redirects a client follows in one registration before it tries the next address (DESIGN §3: no redirect loops). */
   clientRedirectsMax: 2,

@@ -48,12 +48,16 @@ export async function ensureCertificate(dir: string, name: string, options: { na
   await ensureCertificateAuthority(dir);
   const certFile = join(dir, `${name}.pem`);
   const keyFile = join(dir, `${name}.key`);
-  if ((await exists(certFile)) && (await exists(keyFile))) return { certFile, keyFile };
   const san = [...options.names.map((value) => `DNS:${value}`), ...options.ips.map((value) => `IP:${value}`)].join(',');
+  // serverAuth and clientAuth: the same certificate serves clients and the server-to-server links.
+  const extensions = `subjectAltName=${san}\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=critical,digitalSignature\n`;
+  // Kept while it was made for the same names; a certificate made before a name was added (a Web
+  // services FQDN, say) is made again, or clients checking that name would refuse it.
+  const madeFor = await readFile(join(dir, `${name}.ext`), 'utf8').catch(() => undefined);
+  if ((await exists(certFile)) && (await exists(keyFile)) && (madeFor === undefined || madeFor === extensions)) return { certFile, keyFile };
   await openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', `${name}.key`], dir);
   await openssl(['req', '-new', '-key', `${name}.key`, '-subj', `/CN=${options.names[0] ?? name}`, '-out', `${name}.csr`], dir);
-  // serverAuth and clientAuth: the same certificate serves clients and the server-to-server links.
-  await writeFile(join(dir, `${name}.ext`), `subjectAltName=${san}\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=critical,digitalSignature\n`);
+  await writeFile(join(dir, `${name}.ext`), extensions);
   await openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', String(options.days ?? 825), '-extfile', `${name}.ext`, '-out', `${name}.pem`], dir);
   return { certFile, keyFile };
 }

@@ -2,7 +2,7 @@
 // with an optional admin API (GET /status, GET /users, GET /users/:uri, GET /metrics) for status,
 // Prometheus and tests.
 import type { Command } from 'commander';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AdminApi } from '../../admin/http-api.ts';
@@ -20,6 +20,8 @@ import { DnslbError } from '../../shared/errors.ts';
 import { checkLimits, limits } from '../../shared/limits.ts';
 import { parseFile } from '../../topology/parse.ts';
 import { endpoint } from '../../topology/schema.ts';
+import type { WebServerState } from '../../webservices/health.ts';
+import { WebServices, webServicesPoolOf } from '../../webservices/web-services.ts';
 
 interface ServerOptions {
   topology?: string;
@@ -104,6 +106,7 @@ export function registerServer(program: Command): void {
       const bound = await server.start();
       const follower = store ? new StoreFollower({ store, server, clock: systemClock, logger }) : undefined;
       await follower?.start(snapshot);
+      const web = await startWebServices(server, topology, tls, store, logger);
       let admin: AdminApi | undefined;
       let adminUrl = '';
       if (options.adminListen !== undefined) {
@@ -116,7 +119,8 @@ export function registerServer(program: Command): void {
           .route('GET', '/users', (request) => ({
             body: server.users(Number(request.query.get('offset') ?? 0) || 0, Number(request.query.get('limit') ?? limits.frontendUsersPageMax) || limits.frontendUsersPageMax),
           }))
-          .route('GET', '/users/:uri', (request) => ({ body: server.user(request.params['uri']!) }));
+          .route('GET', '/users/:uri', (request) => ({ body: server.user(request.params['uri']!) }))
+          .route('GET', '/web-services', () => ({ body: web?.status() ?? null }));
         const registry = createRegistry();
         registerFrontendMetrics(registry, server);
         addMetricsRoute(admin, registry);
@@ -125,7 +129,8 @@ export function registerServer(program: Command): void {
         await mkdir(join(dataDir, 'servers'), { recursive: true });
         await writeFile(join(dataDir, 'servers', `${server.self}.json`), `${JSON.stringify({ url: adminUrl, pid: process.pid, startedAtMs: Date.now() }, null, 2)}\n`);
       }
-      const where = [`tcp://${bound.tcp.host}:${bound.tcp.port}`, ...(bound.tls ? [`tls://${bound.tls.host}:${bound.tls.port}`] : []), ...(adminUrl ? [`admin ${adminUrl}`] : [])].join(' ');
+      const webListening = Object.values(web?.status().listening ?? {}).map((address) => `https://${address}`);
+      const where = [`tcp://${bound.tcp.host}:${bound.tcp.port}`, ...(bound.tls ? [`tls://${bound.tls.host}:${bound.tls.port}`] : []), ...(webListening.length > 0 ? [`web ${webListening.join(' ')}`] : []), ...(adminUrl ? [`admin ${adminUrl}`] : [])].join(' ');
       // The one line on stdout: tests and operators read where it listens (port 0 included).
       console.log(`dnslb server: ${server.self} listening ${where}`);
       logger.info({ tcp: bound.tcp, tls: bound.tls, admin: adminUrl || null }, 'frontend: listening');
@@ -140,8 +145,45 @@ export function registerServer(program: Command): void {
         process.on('SIGINT', stop);
       });
       await admin?.close();
+      await web?.stop();
       await follower?.stop();
       await server.stop();
       await store?.close();
     });
+}
+
+/** The server's state as its Web services' health endpoint reports it: blocked (the store says) above its own. */
+function webStateOf(server: FrontEndServer): WebServerState {
+  const status = server.status();
+  return status.resilience.adminState === 'blocked' ? 'blocked' : status.state;
+}
+
+/**
+ * The Web services of a frontend or director server whose pool has `webServices` (src/webservices/),
+ * on the server's own certificate; none without TLS (HTTPS needs one) or for other servers. A Web
+ * site that cannot listen is reported and the SIP server keeps running: SIP is the pool's main job.
+ */
+async function startWebServices(server: FrontEndServer, topology: Topology, tls: Awaited<ReturnType<typeof readTlsFiles>>, store: Store | undefined, logger: Logger): Promise<WebServices | undefined> {
+  if (!tls || !webServicesPoolOf(topology, server.self)) return undefined;
+  // The health endpoint is read on every probe; the state is recomputed when the server says it changed.
+  let state = webStateOf(server);
+  let version = server.topologyVersion;
+  const web = new WebServices({ topology, server: server.self, tls, state: () => state, logger });
+  server.onChange(() => {
+    state = webStateOf(server);
+    if (server.topologyVersion === version || !store) return;
+    version = server.topologyVersion;
+    store.read(version).then(
+      (published) => web.setTopology(published.topology),
+      (error: unknown) => logger.warn({ err: error, version }, 'web services: cannot read the published topology; documents stay on the previous one'),
+    );
+  });
+  try {
+    await web.start();
+  } catch (error) {
+    logger.error({ err: error }, 'web services: not listening');
+    console.error(`dnslb server: ${server.self} web services not listening: ${(error as Error).message}`);
+    return undefined;
+  }
+  return web;
 }

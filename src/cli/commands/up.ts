@@ -55,7 +55,7 @@ interface UpOptions {
 /** The children of the pool: DNS, then every SIP server on its own address. */
 /**
  * TLS out of the box: a private CA in DATA/tls and one certificate per SIP server (its FQDN, its
- * pool's FQDN, its addresses), made with openssl the first time and kept. Clients trust DATA/tls/ca.pem.
+ * pool's FQDN, its addresses, and with Web services their FQDNs and lyncdiscover[internal].<domain>), made with openssl the first time and kept. Clients trust DATA/tls/ca.pem.
  */
 export async function ensurePoolCertificates(topology: Topology, dataDir: string): Promise<void> {
   const dir = join(dataDir, 'tls');
@@ -63,7 +63,9 @@ export async function ensurePoolCertificates(topology: Topology, dataDir: string
     if (!RUNNABLE_KINDS.has(pool.kind)) continue;
     for (const server of pool.servers) {
       const ips = [server.ipv4, server.ipv6].filter((value): value is string => value !== undefined);
-      await ensureCertificate(dir, server.fqdn, { names: [server.fqdn, pool.fqdn], ips });
+      // Web services are reached through the VIP by these names (TLS passes through the HLB to the server).
+      const web = pool.webServices ? [pool.webServices.internal?.fqdn, pool.webServices.external?.fqdn, ...topology.sipDomains.flatMap((domain) => [`lyncdiscoverinternal.${domain}`, `lyncdiscover.${domain}`])] : [];
+      await ensureCertificate(dir, server.fqdn, { names: [server.fqdn, pool.fqdn, ...web.filter((name): name is string => name !== undefined)], ips });
     }
   }
 }
