@@ -23,6 +23,7 @@ WANTED=(
   "ip iproute2"
   "iptables iptables"
   "chromium chromium"
+  "haproxy haproxy"
 )
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }
@@ -65,7 +66,7 @@ fi
 
 # Some packages start their daemon anyway (no systemd here, init scripts may ignore policy-rc.d);
 # stop any system-wide instance so that it does not hold ports the tests want.
-for daemon in named knotd nsd kamailio etcd; do
+for daemon in named knotd nsd kamailio etcd haproxy; do
   pkill -x "$daemon" 2>/dev/null || true
 done
 echo "ensure-system-packages: installed ${missing[*]}"

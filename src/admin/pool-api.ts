@@ -8,6 +8,7 @@ import { checkQuorum } from '../pool/quorum.ts';
 import { assert } from '../shared/assert.ts';
 import type { Clock } from '../shared/clock.ts';
 import { DnslbError } from '../shared/errors.ts';
+import type { HlbServerView } from '../hlb/follower.ts';
 import type { AdminState, Store } from '../store/store.ts';
 import type { Pool, Topology } from '../topology/schema.ts';
 import { addDashboardRoutes } from './dashboard/assets.ts';
@@ -30,6 +31,8 @@ export interface PoolApiOptions {
   dataDir?: string;
   clock: Clock;
   processes?: ProcessControl;
+  /** The Web services load balancer's view of each server (`webServices.hlb: haproxy`), by server FQDN. */
+  hlb?: () => Promise<ReadonlyMap<string, HlbServerView>>;
   /** Per server admin call; 1 s by default so that one hung server does not stall `pool status`. */
   serverTimeoutMs?: number;
 }
@@ -148,6 +151,7 @@ export class PoolAdmin {
     const processes = new Map((this.options.processes?.status() ?? []).map((entry) => [entry.name, entry]));
     const nowMs = this.options.clock.nowMs();
     const servers = [];
+    const hlb = (await this.options.hlb?.()) ?? new Map<string, HlbServerView>();
     for (const pool of topology?.pools ?? []) {
       if (pool.kind === 'edge') continue;
       const available = await this.available(pool);
@@ -163,6 +167,7 @@ export class PoolAdmin {
           available: available.has(server.fqdn),
           process: processes.get(server.fqdn) ?? null,
           liveness: reports.map((record) => ({ reporter: record.reporter, state: record.state, atMs: record.atMs })),
+          hlb: hlb.get(server.fqdn) ?? null,
           ...own,
         });
       }

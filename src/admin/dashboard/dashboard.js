@@ -10,7 +10,7 @@ const HISTORY_MS = 10 * 60 * 1000;
 const REQUEST_TIMEOUT_MS = 8000;
 const TOKEN_KEY = 'dnslb.adminToken';
 const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
-const COLUMNS = ['server', 'pool', 'pid', 'admin', 'state', 'available', 'primary', 'backup', 'dialogs', 'version'];
+const COLUMNS = ['server', 'pool', 'pid', 'admin', 'state', 'available', 'hlb', 'primary', 'backup', 'dialogs', 'version'];
 
 const element = (id) => document.getElementById(id);
 const clockTime = (ms) => new Date(ms).toLocaleTimeString();

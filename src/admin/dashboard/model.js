@@ -16,6 +16,17 @@ export function stateOf(entry) {
   return newest ? newest.state : 'unknown';
 }
 
+/**
+ * The Web services HLB's word for a server (HAProxy's status, one per Web site when they differ),
+ * '-' behind none, '?' when HAProxy does not answer. The same rule as `hlbOf` in src/cli/commands/pool.ts.
+ */
+export function hlbOf(entry) {
+  if (!entry.hlb) return '-';
+  if (entry.hlb.error !== undefined) return '?';
+  const words = [entry.hlb.sides.internal?.status, entry.hlb.sides.external?.status].filter((word) => word !== undefined).map((word) => word.replace(/ (\d+\/\d+)$/, '($1)').replaceAll(' ', '-'));
+  return words.length === 0 ? '?' : new Set(words).size === 1 ? words[0] : words.join('/');
+}
+
 const dash = (value) => (value === undefined || value === null ? '-' : String(value));
 
 /** One table row: the columns of `dnslb pool status`, as text. */
@@ -30,6 +41,7 @@ export function rowOf(entry) {
     adminNote: entry.adminState ? `${entry.adminState.state} by ${entry.adminState.by}: ${entry.adminState.reason}` : '',
     state: stateOf(entry),
     available: entry.available ? 'yes' : 'no',
+    hlb: hlbOf(entry),
     primary: dash(entry.status?.bindings.bindingsPrimary),
     backup: dash(entry.status?.bindings.bindingsBackup),
     dialogs: dash(entry.status?.dialogs.active),

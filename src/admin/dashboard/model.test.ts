@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { formatPoolStatus, stateOf as cliStateOf } from '../../cli/commands/pool.ts';
+import { formatPoolStatus, hlbOf as cliHlbOf, stateOf as cliStateOf } from '../../cli/commands/pool.ts';
 import type { ServerEntry } from '../../cli/commands/admin-client.ts';
 
 interface Row {
@@ -14,6 +14,7 @@ interface Row {
   adminNote: string;
   state: string;
   available: string;
+  hlb: string;
   primary: string;
   backup: string;
   dialogs: string;
@@ -27,6 +28,7 @@ interface History {
 }
 interface Model {
   stateOf(entry: ServerEntry): string;
+  hlbOf(entry: ServerEntry): string;
   rowOf(entry: ServerEntry): Row;
   actionsFor(admin: string): Record<'drain' | 'resume' | 'block' | 'unblock', boolean>;
   refusalOf(status: number, body: unknown): { text: string; forceable: boolean };
@@ -55,6 +57,21 @@ const serverEntry: fc.Arbitrary<ServerEntry> = fc.record({
     }),
     { nil: undefined },
   ),
+  hlb: fc.option(
+    fc.record({
+      hlb: fc.constant('haproxy' as const),
+      pool: fc.constant('pool01.contoso.com'),
+      desired: fc.constantFrom('ready' as const, 'drain' as const, 'maint' as const),
+      sides: fc.record(
+        {
+          internal: fc.record({ status: fc.constantFrom('UP', 'DOWN', 'DRAIN', 'MAINT', 'UP 1/2', 'no check'), sessionsCurrent: fc.nat(), sessionsTotal: fc.nat(), checkStatus: fc.constantFrom('L7OK', 'L4CON') }),
+          external: fc.record({ status: fc.constantFrom('UP', 'DOWN', 'DRAIN'), sessionsCurrent: fc.nat(), sessionsTotal: fc.nat(), checkStatus: fc.constant('L7OK') }),
+        },
+        { requiredKeys: [] },
+      ),
+    }),
+    { nil: null },
+  ),
 });
 
 const entry = (server: string, bindings: number | undefined): ServerEntry => ({
@@ -74,10 +91,12 @@ describe('dashboard model', () => {
     fc.assert(
       fc.property(serverEntry, (server) => {
         assert.equal(model.stateOf(server), cliStateOf(server));
+        assert.equal(model.hlbOf(server), cliHlbOf(server));
         const row = model.rowOf(server);
         // The CLI's table line for this entry, cell by cell (columns split on two or more spaces).
         const line = formatPoolStatus({ topologyVersion: 1, revision: 1, dns: null, servers: [server] }).split('\n')[2]!;
-        const cells = [row.server, row.pool, row.pid, row.admin, row.state, row.available, row.primary, row.backup, row.dialogs, row.version];
+        // The CLI shows the HLB column only when some server has an HLB.
+        const cells = [row.server, row.pool, row.pid, row.admin, row.state, row.available, ...(server.hlb ? [row.hlb] : []), row.primary, row.backup, row.dialogs, row.version];
         assert.deepEqual(line.split(/ {2,}/), cells);
       }),
     );

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { readEndpoint, readToken } from '../../admin/credentials.ts';
 import { callAdmin } from '../../admin/http-api.ts';
 import { dataDirOf } from './store-options.ts';
+import type { HlbServerView } from '../../hlb/follower.ts';
 
 export async function adminCall(command: Command, method: string, path: string, body?: unknown): Promise<unknown> {
   const dataDir = dataDirOf(command);
@@ -27,6 +28,8 @@ export interface ServerEntry {
     dialogs: { active: number };
     drain?: Record<string, unknown> | null;
   };
+  /** The Web services HLB's view (`webServices.hlb: haproxy`); null for servers behind none. */
+  hlb?: HlbServerView | null;
   error?: string;
 }
 

@@ -15,8 +15,21 @@ export function stateOf(entry: ServerEntry): string {
   return newest ? newest.state : 'unknown';
 }
 
+/**
+ * The HLB's word for a server (HAProxy's status: UP, DRAIN, MAINT, DOWN, UP(1/2) going down …), one
+ * per Web site when they differ ("UP/DOWN": internal/external); "?" when HAProxy does not answer.
+ */
+export function hlbOf(entry: ServerEntry): string {
+  if (!entry.hlb) return '-';
+  if (entry.hlb.error !== undefined) return '?';
+  const words = [entry.hlb.sides.internal?.status, entry.hlb.sides.external?.status].filter((word): word is string => word !== undefined).map((word) => word.replace(/ (\d+\/\d+)$/, '($1)').replaceAll(' ', '-'));
+  return words.length === 0 ? '?' : [...new Set(words)].length === 1 ? words[0]! : words.join('/');
+}
+
 export function formatPoolStatus(status: PoolStatus): string {
-  const header = ['SERVER', 'POOL', 'PID', 'ADMIN', 'STATE', 'AVAILABLE', 'PRIMARY', 'BACKUP', 'DIALOGS', 'VERSION'];
+  // The HLB column only when some pool has one (webServices.hlb: haproxy).
+  const withHlb = status.servers.some((entry) => entry.hlb);
+  const header = ['SERVER', 'POOL', 'PID', 'ADMIN', 'STATE', 'AVAILABLE', ...(withHlb ? ['HLB'] : []), 'PRIMARY', 'BACKUP', 'DIALOGS', 'VERSION'];
   const rows = status.servers.map((entry) => [
     entry.server,
     entry.pool,
@@ -24,6 +37,7 @@ export function formatPoolStatus(status: PoolStatus): string {
     entry.adminState?.state ?? 'active',
     stateOf(entry),
     entry.available ? 'yes' : 'no',
+    ...(withHlb ? [hlbOf(entry)] : []),
     String(entry.status?.bindings.bindingsPrimary ?? '-'),
     String(entry.status?.bindings.bindingsBackup ?? '-'),
     String(entry.status?.dialogs.active ?? '-'),

@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import { ensureToken, writeEndpoint } from '../../admin/credentials.ts';
 import { dashboardUrl } from '../../admin/dashboard/assets.ts';
 import { PoolAdmin } from '../../admin/pool-api.ts';
+import { hlbPools, HlbFollower, type HlbChild } from '../../hlb/follower.ts';
 import { systemClock } from '../../shared/clock.ts';
 import { ensureCertificate } from '../../sip/certificates.ts';
 import { DnslbError } from '../../shared/errors.ts';
@@ -136,7 +137,23 @@ async function runPool(version: PublishedVersion, dataDir: string, options: UpOp
   const { token, created } = await ensureToken(dataDir);
   if (options.tls) await ensurePoolCertificates(version.topology, dataDir);
   const listening = new Map<string, string>();
-  const supervisor = new Supervisor(childSpecs(version.topology, dataDir, options.logLevel, options.tls), {
+  let supervisor: Supervisor | undefined;
+  // webServices.hlb: haproxy — Debian's HAProxy on the Web services VIPs, one child per pool (src/hlb/).
+  const hlb = new HlbFollower({
+    store,
+    dataDir,
+    clock: systemClock,
+    quiet: !['debug', 'info'].includes(options.logLevel),
+    // A changed configuration (servers commissioned or decommissioned): SIGUSR2 makes HAProxy's master reload it.
+    reload: (name) => {
+      const pid = supervisor?.status().find((child) => child.name === name)?.pid;
+      if (pid !== undefined) process.kill(pid, 'SIGUSR2');
+    },
+  });
+  let hlbChildren: HlbChild[] = [];
+  if (options.tls) hlbChildren = await hlb.prepare(version);
+  else if (hlbPools(version.topology).length > 0) console.error(`dnslb up: webServices.hlb: haproxy is not started with --no-tls: the Web services it balances are HTTPS (${hlbPools(version.topology).map((pool) => pool.fqdn).join(', ')})`);
+  supervisor = new Supervisor([...childSpecs(version.topology, dataDir, options.logLevel, options.tls), ...hlbChildren], {
     restartDelayMs: version.topology.settings.supervisor.restartDelayMs,
     output: (name, line) => {
       // Each child prints one line saying where it listens; keep those, pass the rest through.
@@ -148,7 +165,7 @@ async function runPool(version: PublishedVersion, dataDir: string, options: UpOp
   supervisor.onChange((status) => {
     if (status.state === 'restarting') console.error(`dnslb up: ${status.name} ended (${status.lastExit}); restarting in ${version.topology.settings.supervisor.restartDelayMs} ms`);
   });
-  const poolAdmin = new PoolAdmin({ store, token, dataDir, clock: systemClock, processes: supervisor });
+  const poolAdmin = new PoolAdmin({ store, token, dataDir, clock: systemClock, processes: supervisor, hlb: () => hlb.view() });
   const api = poolAdmin.api();
   const port = options.adminListen.endsWith(':0') ? 0 : Number(options.adminListen.slice(options.adminListen.lastIndexOf(':') + 1));
   const host = options.adminListen.slice(0, options.adminListen.lastIndexOf(':')).replace(/^\[|\]$/g, '');
@@ -161,6 +178,7 @@ async function runPool(version: PublishedVersion, dataDir: string, options: UpOp
   }
   await writeEndpoint(dataDir, { url, pid: process.pid, startedAtMs: Date.now() });
   supervisor.startAll();
+  await hlb.start(version.revision);
   const following = followTopology(store, supervisor, version, dataDir, options.logLevel, poolAdmin, options.tls);
   console.log(`admin API ${url} (token in ${join(dataDir, 'admin-token')})`);
   if (options.tls) console.log(`TLS: every server listens on its pool's TLS port; clients trust ${join(dataDir, 'tls', 'ca.pem')}`);
@@ -170,7 +188,14 @@ async function runPool(version: PublishedVersion, dataDir: string, options: UpOp
   console.log(`dashboard ${dashboardUrl(url, token, created || process.stdout.isTTY === true)}`);
   // Say where everything listens once the children have told us (or after a few seconds, what is known).
   const expected = supervisor.status().length;
-  for (let waited = 0; waited < 10_000 && listening.size < expected; waited += 100) await new Promise((resolve) => setTimeout(resolve, 100));
+  for (let waited = 0; waited < 10_000 && listening.size < expected; waited += 100) {
+    // HAProxy prints no line of ours: it listens once its runtime API answers.
+    for (const child of hlbChildren) {
+      const where = listening.has(child.name) ? undefined : await hlb.listening(child.name);
+      if (where !== undefined) listening.set(child.name, where);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
   for (const child of supervisor.status()) console.log(`${child.name.padEnd(24)} pid ${String(child.pid ?? '-').padEnd(8)} ${listening.get(child.name) ?? `(${child.state})`}`);
   console.log('dnslb up: running; Ctrl-C stops everything');
   await new Promise<void>((resolve) => {
@@ -184,6 +209,7 @@ async function runPool(version: PublishedVersion, dataDir: string, options: UpOp
   });
   console.log('dnslb up: stopping');
   following.abort();
+  hlb.stop();
   await supervisor.shutdown();
   await api.close();
   await unlink(join(dataDir, 'admin.json')).catch(() => undefined);
@@ -230,7 +256,8 @@ function followTopology(store: Awaited<ReturnType<typeof openFileStoreOf>>, supe
         }
         const names = new Set(wanted.map((spec) => spec.name));
         for (const name of running) {
-          if (names.has(name) || retiring.has(name)) continue;
+          // HAProxy children follow the store on their own (HlbFollower reloads them).
+          if (names.has(name) || retiring.has(name) || name.startsWith('hlb:')) continue;
           void retire(name, next.topology.settings.drain.timeoutMs);
         }
       }

@@ -1,0 +1,156 @@
+// Web services behind a real HAProxy (webServices.hlb: haproxy) under `dnslb up`, on the example
+// topology moved to 127.0.44.x: autodiscover through the VIP spreads over the servers; drain, block
+// and resume in dnslb reach HAProxy's admin state; a killed server is taken out by the health checks
+// while requests keep succeeding. Counts are read at the servers (their /web-services counters).
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { request } from 'node:https';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { callAdmin } from '../../src/admin/http-api.ts';
+import { readToken } from '../../src/admin/credentials.ts';
+import type { PoolStatus } from '../../src/cli/commands/admin-client.ts';
+import { HaproxyRuntime, type HlbAdminState } from '../../src/hlb/runtime-api.ts';
+import type { AutodiscoverDocument } from '../../src/webservices/autodiscover.ts';
+import type { WebServicesStatus } from '../../src/webservices/web-services.ts';
+import { eventually } from '../helpers/eventually.ts';
+import { startUp, type UpSystem } from '../helpers/up.ts';
+
+const NET = '127.0.44';
+const VIP = `${NET}.21`;
+const SERVERS = ['fe1.contoso.com', 'fe2.contoso.com', 'fe3.contoso.com'];
+const PATH = '/autodiscover/autodiscoverservice.svc/root?originalDomain=contoso.com';
+
+describe('Web services behind HAProxy (webServices.hlb: haproxy)', () => {
+  let system: UpSystem;
+  let ca: string;
+  let token: string;
+  let runtime: HaproxyRuntime;
+
+  /** One autodiscover GET through the VIP on a new connection (so that HAProxy picks a server for each). */
+  const autodiscover = (): Promise<{ statusCode: number; server: string }> =>
+    new Promise((resolve, reject) => {
+      const outgoing = request({ host: VIP, port: 443, path: PATH, ca, servername: 'lyncdiscoverinternal.contoso.com', headers: { host: 'lyncdiscoverinternal.contoso.com' }, agent: false }, (response) => {
+        let body = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (body += chunk));
+        response.on('end', () => resolve({ statusCode: response.statusCode ?? 0, server: response.statusCode === 200 ? (JSON.parse(body) as AutodiscoverDocument).Server : '' }));
+      });
+      outgoing.on('error', reject);
+      outgoing.end();
+    });
+
+  /** `count` requests, 8 at a time; every answer's status and naming server. */
+  const many = async (count: number): Promise<{ statusCode: number; server: string }[]> => {
+    const answers: { statusCode: number; server: string }[] = [];
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (next < count) {
+          next++;
+          answers.push(await autodiscover());
+        }
+      }),
+    );
+    return answers;
+  };
+
+  /** Autodiscover requests each server has answered on its internal Web site, as it counts them. */
+  const countsAtServers = async (servers = SERVERS): Promise<Map<string, number>> => {
+    const counts = new Map<string, number>();
+    for (const server of servers) {
+      const { url } = JSON.parse(await readFile(join(system.dataDir, 'servers', `${server}.json`), 'utf8')) as { url: string };
+      const status = (await callAdmin(url, token, 'GET', '/web-services')) as WebServicesStatus;
+      counts.set(server, status.requests.internal.autodiscover);
+    }
+    return counts;
+  };
+
+  const adminStateInHaproxy = async (server: string): Promise<HlbAdminState[]> => (await runtime.serversState()).filter((row) => row.server === server).map((row) => row.admin);
+
+  before(async () => {
+    // No restart of a killed server during the test: HAProxy's checks must see it stay down.
+    system = await startUp(NET, { edit: (text) => text.replace('restartDelayMs: 2000', 'restartDelayMs: 600000') });
+    ca = await readFile(join(system.dataDir, 'tls', 'ca.pem'), 'utf8');
+    token = await readToken(system.dataDir);
+    runtime = new HaproxyRuntime(join(system.dataDir, 'hlb', 'pool01.contoso.com.sock'));
+    // Every server up in both backends (their health checks passed).
+    await eventually(async () => {
+      const stats = (await runtime.stat()).filter((row) => SERVERS.includes(row.server));
+      assert.deepEqual(stats.map((row) => row.status), ['UP', 'UP', 'UP', 'UP', 'UP', 'UP'], JSON.stringify(stats));
+    });
+  });
+  after(async () => system?.stop());
+
+  test('dnslb up says HAProxy listens on the VIPs, and the exported configuration is the one running and passes haproxy -c', async () => {
+    assert.match(system.process.output(), new RegExp(`hlb:pool01\\.contoso\\.com +pid \\d+ +https://${VIP.replaceAll('.', '\\.')}:443 \\(internal\\) https://${NET.replaceAll('.', '\\.')}\\.22:443 \\(external\\)`));
+    const exported = await system.cli('hlb', 'export', '--pool', 'pool01.contoso.com', '--check');
+    assert.equal(exported.code, 0, exported.stderr);
+    assert.equal(exported.stdout, await readFile(join(system.dataDir, 'hlb', 'pool01.contoso.com.cfg'), 'utf8'));
+  });
+
+  test('1,000 autodiscover requests through the VIP spread over the three servers (25–40 % each)', async () => {
+    const before = await countsAtServers();
+    const answers = await many(1000);
+    assert.deepEqual([...new Set(answers.map((answer) => answer.statusCode))], [200]);
+    const after = await countsAtServers();
+    const shares = SERVERS.map((server) => (after.get(server)! - before.get(server)!) / 1000);
+    assert.equal(Math.round(shares.reduce((sum, share) => sum + share, 0) * 1000), 1000, `every request counted once at a server: ${shares.join(', ')}`);
+    for (const [index, share] of shares.entries()) assert.ok(share >= 0.25 && share <= 0.4, `${SERVERS[index]} answered ${(share * 100).toFixed(1)} %`);
+    // The documents name the server that counted them.
+    for (const server of SERVERS) assert.equal(answers.filter((answer) => answer.server === server).length, after.get(server)! - before.get(server)!);
+  });
+
+  test('drain in dnslb → drain in HAProxy: no new request reaches the server; resume → it gets requests again', async () => {
+    assert.equal((await system.cli('server', 'drain', 'fe2.contoso.com')).code, 0);
+    await eventually(async () => assert.deepEqual(await adminStateInHaproxy('fe2.contoso.com'), ['drain', 'drain']));
+    const status = JSON.parse((await system.cli('pool', 'status', '--json')).stdout) as PoolStatus;
+    const fe2 = status.servers.find((entry) => entry.server === 'fe2.contoso.com')!;
+    assert.equal(fe2.hlb?.desired, 'drain');
+    assert.equal(fe2.hlb?.sides.internal?.status, 'DRAIN');
+    assert.match((await system.cli('pool', 'status')).stdout, /^fe2\.contoso\.com +pool01\.contoso\.com +\d+ +draining +\S+ +no +DRAIN /m);
+    const before = await countsAtServers();
+    const answers = await many(300);
+    assert.deepEqual([...new Set(answers.map((answer) => answer.statusCode))], [200]);
+    const after = await countsAtServers();
+    assert.equal(after.get('fe2.contoso.com')! - before.get('fe2.contoso.com')!, 0, 'the drained server got no new request');
+    assert.equal(after.get('fe1.contoso.com')! - before.get('fe1.contoso.com')! + after.get('fe3.contoso.com')! - before.get('fe3.contoso.com')!, 300);
+
+    assert.equal((await system.cli('server', 'resume', 'fe2.contoso.com')).code, 0);
+    await eventually(async () => assert.deepEqual(await adminStateInHaproxy('fe2.contoso.com'), ['ready', 'ready']));
+    // Back in rotation once its health check passes (a drained server's /health said 503 meanwhile).
+    await eventually(async () => assert.ok((await runtime.stat()).filter((row) => row.server === 'fe2.contoso.com').every((row) => row.status === 'UP')));
+    const resumedBefore = await countsAtServers();
+    await many(90);
+    const resumedAfter = await countsAtServers();
+    assert.ok(resumedAfter.get('fe2.contoso.com')! > resumedBefore.get('fe2.contoso.com')!, 'fe2 answers again');
+  });
+
+  test('block → maint in HAProxy; unblock → ready', async () => {
+    assert.equal((await system.cli('server', 'block', 'fe1.contoso.com')).code, 0);
+    await eventually(async () => assert.deepEqual(await adminStateInHaproxy('fe1.contoso.com'), ['maint', 'maint']));
+    const before = await countsAtServers();
+    await many(60);
+    assert.equal((await countsAtServers()).get('fe1.contoso.com'), before.get('fe1.contoso.com'), 'nothing reaches a server in maintenance');
+    assert.equal((await system.cli('server', 'unblock', 'fe1.contoso.com')).code, 0);
+    await eventually(async () => assert.deepEqual(await adminStateInHaproxy('fe1.contoso.com'), ['ready', 'ready']));
+  });
+
+  test('a killed server: requests keep succeeding, and HAProxy\'s health check takes it out', async () => {
+    await eventually(async () => assert.ok((await runtime.stat()).filter((row) => SERVERS.includes(row.server)).every((row) => row.status === 'UP')));
+    const status = JSON.parse((await system.cli('pool', 'status', '--json')).stdout) as PoolStatus;
+    const victim = status.servers.find((entry) => entry.server === 'fe3.contoso.com')!.process!.pid!;
+    const before = await countsAtServers(['fe1.contoso.com', 'fe2.contoso.com']);
+    process.kill(victim, 'SIGKILL');
+    // Before and after the checks notice: a refused connection is retried on another server.
+    const during = await many(200);
+    await eventually(async () => assert.ok((await runtime.stat()).filter((row) => row.server === 'fe3.contoso.com').every((row) => row.status === 'DOWN')));
+    const afterDown = await many(200);
+    assert.deepEqual([...new Set([...during, ...afterDown].map((answer) => answer.statusCode))], [200]);
+    assert.ok([...during, ...afterDown].every((answer) => answer.server !== 'fe3.contoso.com'));
+    const after = await countsAtServers(['fe1.contoso.com', 'fe2.contoso.com']);
+    assert.equal(after.get('fe1.contoso.com')! - before.get('fe1.contoso.com')! + after.get('fe2.contoso.com')! - before.get('fe2.contoso.com')!, 400, 'fe1 and fe2 answered every request');
+    const table = (await system.cli('pool', 'status')).stdout;
+    assert.match(table, /^fe3\.contoso\.com +pool01\.contoso\.com .* DOWN /m);
+  });
+});
