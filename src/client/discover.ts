@@ -1,8 +1,10 @@
-// Finding the pool as Lync clients did (DESIGN §1): SRV records first, then well-known host names,
-// then the addresses of the target, in the order DNS gave them (the order is the load balancing).
+// Finding the pool as Lync clients did (DESIGN §1): optionally Lync 2013's autodiscover through
+// lyncdiscoverinternal/lyncdiscover first, then SRV records, then well-known host names, then the
+// addresses of the target, in the order DNS gave them (the order is the load balancing).
 import { Resolver } from 'node:dns/promises';
 import { systemClock, systemRandom, type Clock, type Random } from '../shared/clock.ts';
 import { DnslbError } from '../shared/errors.ts';
+import { fetchAutodiscover, type AutodiscoverOptions } from './autodiscover.ts';
 
 export type SipTransportName = 'tls' | 'tcp';
 
@@ -15,6 +17,8 @@ export interface Target {
 }
 
 export interface DiscoveryStep {
+  /** A DNS question (the default) or an HTTPS GET of the autodiscover document. */
+  kind?: 'dns' | 'https';
   query: string;
   /** What the step found, in words ("2 SRV targets", "NXDOMAIN", "3 addresses"). */
   found: string;
@@ -46,6 +50,11 @@ export interface DiscoverOptions {
    * cache, as each device has); `dnsServers` and `timeoutMs` are then the resolver's business.
    */
   resolver?: Resolver;
+  /**
+   * Ask the Autodiscover service first (Lync 2013): lyncdiscoverinternal.<domain>, then
+   * lyncdiscover.<domain>, over HTTPS through the Web services VIP; SRV and A records when neither answers.
+   */
+  autodiscover?: AutodiscoverOptions;
 }
 
 /** Node's resolver does not give the TTL of SRV records; their answers are re-checked after this. */
@@ -97,8 +106,10 @@ export class PoolDiscoverer {
   private readonly random: Random;
   private readonly transport: SipTransportName;
   private readonly cache = new Map<string, Discovery>();
+  private readonly autodiscover: AutodiscoverOptions | undefined;
 
   constructor(options: DiscoverOptions) {
+    this.autodiscover = options.autodiscover;
     if (options.resolver) this.resolver = options.resolver;
     else {
       this.resolver = new Resolver({ timeout: options.timeoutMs ?? 2000, tries: 2 });
@@ -154,9 +165,56 @@ export class PoolDiscoverer {
     return { addresses, ttlS };
   }
 
+  /**
+   * Lync 2013's order: lyncdiscoverinternal (internal DNS only), then lyncdiscover; for the first name
+   * that resolves, each address until one answers the document; then the SIP access it names,
+   * resolved. Anything that fails is a step, and discovery goes on (to SRV in the end).
+   */
+  private async throughAutodiscover(domain: string, options: AutodiscoverOptions, steps: DiscoveryStep[], nowMs: number): Promise<Discovery | undefined> {
+    const port = options.port ?? 443;
+    for (const name of [`lyncdiscoverinternal.${domain}`, `lyncdiscover.${domain}`]) {
+      let found: { addresses: string[]; ttlS: number };
+      try {
+        found = await this.addressesOf(name, steps);
+      } catch (error) {
+        // A DNS failure here (SERVFAIL, a timeout) must not stop discovery: SRV comes next.
+        steps.push({ query: `${name} A`, found: (error as Error).message });
+        continue;
+      }
+      for (const address of found.addresses) {
+        const query = `GET https://${name}${port === 443 ? '' : `:${port}`}/ at ${address.includes(':') ? `[${address}]` : address}`;
+        let answer;
+        try {
+          answer = await fetchAutodiscover(address, name, domain, options);
+        } catch (error) {
+          steps.push({ kind: 'https', query, found: (error as Error).message.replace(/^https:\/\/\S+ \([^)]*\): /, '') });
+          continue;
+        }
+        const wanted = [...answer.access.filter((access) => access.transport === this.transport), ...answer.access.filter((access) => access.transport !== this.transport)];
+        steps.push({ kind: 'https', query, found: `${answer.accessLocation} access ${wanted.map((access) => `${access.fqdn}:${access.port} ${access.transport}`).join(', ')}${answer.server ? ` (answered by ${answer.server})` : ''}` });
+        const targets: Target[] = [];
+        let ttlS = found.ttlS;
+        for (const access of wanted.slice(0, 1)) {
+          const addresses = await this.addressesOf(access.fqdn, steps).catch((error: unknown) => {
+            steps.push({ query: `${access.fqdn} A`, found: (error as Error).message });
+            return { addresses: [], ttlS: Number.POSITIVE_INFINITY };
+          });
+          ttlS = Math.min(ttlS, addresses.ttlS);
+          targets.push({ host: access.fqdn, port: access.port, transport: access.transport, addresses: addresses.addresses });
+        }
+        if (targets.some((target) => target.addresses.length > 0)) return this.result(domain, `${name} autodiscover (https://${address}:${port})`, targets, steps, nowMs, ttlS);
+      }
+    }
+    return undefined;
+  }
+
   private async discoverFresh(domain: string): Promise<Discovery> {
     const steps: DiscoveryStep[] = [];
     const nowMs = this.clock.nowMs();
+    if (this.autodiscover) {
+      const found = await this.throughAutodiscover(domain, this.autodiscover, steps, nowMs);
+      if (found) return found;
+    }
     const srvSteps: { name: string; transport: SipTransportName }[] = [
       { name: `_sipinternaltls._tcp.${domain}`, transport: 'tls' },
       { name: `_sipinternal._tcp.${domain}`, transport: 'tcp' },

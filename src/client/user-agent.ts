@@ -281,7 +281,8 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
 
   private async signInThroughDiscovery(serial: number, errors: DnslbError[]): Promise<Registered | null> {
     const discovery = await this.options.locator.discover(this.aor);
-    for (const step of discovery.steps) this.emit('trace', `dns ${step.query} → ${step.found}`);
+    for (const step of discovery.steps) this.emit('trace', `${step.kind ?? 'dns'} ${step.query} → ${step.found}`);
+    this.emit('trace', `pool found through ${discovery.via}`);
     let endpoints = discovery.endpoints.map(({ address, port, transport, host }) => ({ address, port, transport, host }));
     // RFC 5626 §4.5 forms the new flow elsewhere: the server whose flow just died goes last. Legacy
     // (pre-2010) clients know nothing of that: they take the first address DNS gives, dead or not.

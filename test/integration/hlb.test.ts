@@ -101,14 +101,39 @@ describe('Web services behind HAProxy (webServices.hlb: haproxy)', () => {
     for (const server of SERVERS) assert.equal(answers.filter((answer) => answer.server === server).length, after.get(server)! - before.get(server)!);
   });
 
-  test('drain in dnslb → drain in HAProxy: no new request reaches the server; resume → it gets requests again', async () => {
+  test('dnslb client register finds the pool through lyncdiscoverinternal and the VIP, and falls back to SRV when autodiscover fails', async () => {
+    const dns = `${system.dns.address}:${system.dns.port}`;
+    const caFile = join(system.dataDir, 'tls', 'ca.pem');
+    const through = await system.cli('client', 'register', '--uri', 'sip:alice@contoso.com', '--dns', dns, '--ca', caFile);
+    assert.equal(through.code, 0, through.stderr);
+    assert.match(through.stdout, /^dns lyncdiscoverinternal\.contoso\.com A → 1 address$/m);
+    assert.match(through.stdout, new RegExp(`^https GET https://lyncdiscoverinternal\\.contoso\\.com/ at ${VIP.replaceAll('.', '\\.')} → Internal access pool01\\.contoso\\.com:5061 tls, pool01\\.contoso\\.com:5060 tcp \\(answered by fe\\d\\.contoso\\.com\\)$`, 'm'));
+    assert.match(through.stdout, new RegExp(`^pool found through lyncdiscoverinternal\\.contoso\\.com autodiscover \\(https://${VIP.replaceAll('.', '\\.')}:443\\)$`, 'm'));
+    assert.doesNotMatch(through.stdout, /_sipinternaltls/, 'SRV was not needed');
+    assert.match(through.stdout, /^registered at .* in primary mode/m);
+    // Without the pool CA the document cannot be trusted: the client says why and takes the SRV path (SIP over TCP needs no CA).
+    const fallback = await system.cli('client', 'register', '--uri', 'sip:bob@contoso.com', '--dns', dns, '--transport', 'tcp');
+    assert.equal(fallback.code, 0, fallback.stderr);
+    assert.match(fallback.stdout, /^https GET https:\/\/lyncdiscoverinternal\.contoso\.com\/ at .* → .*(certificate|self-signed|issuer)/im);
+    assert.match(fallback.stdout, /^pool found through _sipinternal\._tcp\.contoso\.com SRV$/m);
+    assert.match(fallback.stdout, /^registered at /m);
+    const skipped = await system.cli('client', 'register', '--uri', 'sip:carol@contoso.com', '--dns', dns, '--ca', caFile, '--no-autodiscover');
+    assert.equal(skipped.code, 0, skipped.stderr);
+    assert.doesNotMatch(skipped.stdout, /lyncdiscover/);
+    assert.match(skipped.stdout, /^pool found through _sipinternaltls\._tcp\.contoso\.com SRV$/m);
+  });
+
+  test('drain in dnslb → drain in HAProxy: no new request reaches the server; resume → it gets requests again', async (t) => {
     assert.equal((await system.cli('server', 'drain', 'fe2.contoso.com')).code, 0);
+    // Back to active whatever happens, so that the tests after this one start from a whole pool.
+    t.after(async () => void (await system.cli('server', 'resume', 'fe2.contoso.com')));
     await eventually(async () => assert.deepEqual(await adminStateInHaproxy('fe2.contoso.com'), ['drain', 'drain']));
     const status = JSON.parse((await system.cli('pool', 'status', '--json')).stdout) as PoolStatus;
     const fe2 = status.servers.find((entry) => entry.server === 'fe2.contoso.com')!;
     assert.equal(fe2.hlb?.desired, 'drain');
-    assert.equal(fe2.hlb?.sides.internal?.status, 'DRAIN');
-    assert.match((await system.cli('pool', 'status')).stdout, /^fe2\.contoso\.com +pool01\.contoso\.com +\d+ +draining +\S+ +no +DRAIN /m);
+    // DRAIN while its health check passes; DOWN once it is drained (no users here), when /health says 503.
+    assert.match(fe2.hlb?.sides.internal?.status ?? '', /^(DRAIN|DOWN)/);
+    assert.match((await system.cli('pool', 'status')).stdout, /^fe2\.contoso\.com +pool01\.contoso\.com +\d+ +draining +\S+ +no +(DRAIN|DOWN)\S* /m);
     const before = await countsAtServers();
     const answers = await many(300);
     assert.deepEqual([...new Set(answers.map((answer) => answer.statusCode))], [200]);
@@ -126,8 +151,9 @@ describe('Web services behind HAProxy (webServices.hlb: haproxy)', () => {
     assert.ok(resumedAfter.get('fe2.contoso.com')! > resumedBefore.get('fe2.contoso.com')!, 'fe2 answers again');
   });
 
-  test('block → maint in HAProxy; unblock → ready', async () => {
+  test('block → maint in HAProxy; unblock → ready', async (t) => {
     assert.equal((await system.cli('server', 'block', 'fe1.contoso.com')).code, 0);
+    t.after(async () => void (await system.cli('server', 'unblock', 'fe1.contoso.com')));
     await eventually(async () => assert.deepEqual(await adminStateInHaproxy('fe1.contoso.com'), ['maint', 'maint']));
     const before = await countsAtServers();
     await many(60);

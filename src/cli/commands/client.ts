@@ -77,6 +77,9 @@ interface RegisterOptions {
   legacy?: boolean;
   connectTimeoutMs: string;
   stay?: string;
+  /** commander's --no-autodiscover: false when given. */
+  autodiscover: boolean;
+  autodiscoverPort: string;
 }
 
 export function registerClient(program: Command): void {
@@ -181,15 +184,20 @@ export function registerClient(program: Command): void {
     .option('--legacy', 'behave as a legacy client: only the first address')
     .option('--connect-timeout-ms <ms>', 'per-address connect timeout', '2000')
     .option('--stay <time>', 'stay registered this long (keep-alives, refreshes, reg event) before unregistering')
+    .option('--no-autodiscover', 'skip Lync 2013\'s first step (the autodiscover document through lyncdiscoverinternal/lyncdiscover over HTTPS): SRV, then A records only')
+    .option('--autodiscover-port <port>', 'the HTTPS port of the Web services VIP', '443')
     .action(async (options: RegisterOptions) => {
       checkLimits();
       const transport = transportOf(options.transport);
+      // One CA for both: the Web services answer with the servers' own certificates (TLS passes through the HLB).
+      const ca = options.ca ? await readFile(options.ca, 'utf8') : undefined;
+      const autodiscover = options.autodiscover ? { port: wholeNumber('--autodiscover-port', options.autodiscoverPort, 1, 65_535), ...(ca ? { ca } : {}) } : undefined;
       const agent = new UserAgent({
         aor: options.uri,
-        locator: new PoolDiscoverer({ dnsServers: dnsServers(options.dns), transport }),
+        locator: new PoolDiscoverer({ dnsServers: dnsServers(options.dns), transport, ...(autodiscover ? { autodiscover } : {}) }),
         transport,
         mode: options.legacy ? 'legacy' : 'modern',
-        connect: { connectTimeoutMs: wholeNumber('--connect-timeout-ms', options.connectTimeoutMs, 1, 600_000), ...(options.ca ? { ca: await readFile(options.ca, 'utf8') } : {}) },
+        connect: { connectTimeoutMs: wholeNumber('--connect-timeout-ms', options.connectTimeoutMs, 1, 600_000), ...(ca ? { ca } : {}) },
         retry: options.stay !== undefined,
       });
       agent.on('trace', (line) => process.stdout.write(`${line}\n`));

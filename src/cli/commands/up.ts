@@ -137,7 +137,6 @@ async function runPool(version: PublishedVersion, dataDir: string, options: UpOp
   const { token, created } = await ensureToken(dataDir);
   if (options.tls) await ensurePoolCertificates(version.topology, dataDir);
   const listening = new Map<string, string>();
-  let supervisor: Supervisor | undefined;
   // webServices.hlb: haproxy — Debian's HAProxy on the Web services VIPs, one child per pool (src/hlb/).
   const hlb = new HlbFollower({
     store,
@@ -146,14 +145,15 @@ async function runPool(version: PublishedVersion, dataDir: string, options: UpOp
     quiet: !['debug', 'info'].includes(options.logLevel),
     // A changed configuration (servers commissioned or decommissioned): SIGUSR2 makes HAProxy's master reload it.
     reload: (name) => {
-      const pid = supervisor?.status().find((child) => child.name === name)?.pid;
+      // Called only after the supervisor below exists (on a published version).
+      const pid = supervisor.status().find((child) => child.name === name)?.pid;
       if (pid !== undefined) process.kill(pid, 'SIGUSR2');
     },
   });
   let hlbChildren: HlbChild[] = [];
   if (options.tls) hlbChildren = await hlb.prepare(version);
   else if (hlbPools(version.topology).length > 0) console.error(`dnslb up: webServices.hlb: haproxy is not started with --no-tls: the Web services it balances are HTTPS (${hlbPools(version.topology).map((pool) => pool.fqdn).join(', ')})`);
-  supervisor = new Supervisor([...childSpecs(version.topology, dataDir, options.logLevel, options.tls), ...hlbChildren], {
+  const supervisor = new Supervisor([...childSpecs(version.topology, dataDir, options.logLevel, options.tls), ...hlbChildren], {
     restartDelayMs: version.topology.settings.supervisor.restartDelayMs,
     output: (name, line) => {
       // Each child prints one line saying where it listens; keep those, pass the rest through.
