@@ -33,8 +33,9 @@ export function formatSummary(topology: Topology, file: string): string {
       lines.push(`    ${server.fqdn}  ${addresses(server)}${external}`);
     }
     const { internal, external } = pool.webServices ?? {};
-    if (internal) lines.push(`    Web services internal ${internal.fqdn} -> VIP ${addresses(internal.vip)}`);
-    if (external) lines.push(`    Web services external ${external.fqdn} -> VIP ${addresses(external.vip)}`);
+    if (internal) lines.push(`    Web services internal ${internal.fqdn} -> VIP ${addresses(internal.vip)} port ${internal.port} -> servers' port ${internal.serverPort}`);
+    if (external) lines.push(`    Web services external ${external.fqdn} -> VIP ${addresses(external.vip)} port ${external.port} -> servers' port ${external.serverPort}`);
+    if (pool.webServices?.hlb === 'haproxy') lines.push('    Web services load balancer: HAProxy, run by dnslb up');
     if (pool.edge) {
       const edge = pool.edge;
       lines.push(`    external interface: ${edge.externalLoadBalancing} load balancing`);
