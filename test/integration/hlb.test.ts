@@ -168,7 +168,12 @@ describe('Web services behind HAProxy (webServices.hlb: haproxy)', () => {
     const victim = status.servers.find((entry) => entry.server === 'fe3.contoso.com')!.process!.pid!;
     const before = await countsAtServers(['fe1.contoso.com', 'fe2.contoso.com']);
     process.kill(victim, 'SIGKILL');
-    // Before and after the checks notice: a refused connection is retried on another server.
+    // Once it is gone (its supervisor saw it end), before and after the checks notice: a refused
+    // connection is retried on another server. (A request already on its way to it when it died is lost.)
+    await eventually(async () => {
+      const now = JSON.parse((await system.cli('pool', 'status', '--json')).stdout) as PoolStatus;
+      assert.notEqual(now.servers.find((entry) => entry.server === 'fe3.contoso.com')?.process?.state, 'running');
+    });
     const during = await many(200);
     await eventually(async () => assert.ok((await runtime.stat()).filter((row) => row.server === 'fe3.contoso.com').every((row) => row.status === 'DOWN')));
     const afterDown = await many(200);
