@@ -11,9 +11,21 @@ function step(): { step: RequireStep; answers: RegisterAnswers } {
   return { step: new RequireStep(fixedRandom, answers), answers };
 }
 
+test('regression: OPTIONS to the server itself with an unknown Require was answered 200; it gets 420 with Unsupported (RFC 3261 §8.2.2.3)', () => {
+  const { outcome, flow } = runStep(step().step, request('OPTIONS sip:127.0.7.1:5060 SIP/2.0', ['Require: an-unknown-extension'], { To: '<sip:127.0.7.1:5060>' }));
+  assert.equal(outcome, 'answered');
+  const [response] = flow.responses();
+  assert.equal(response?.status, 420);
+  assert.equal(response?.reason, 'Bad Extension');
+  assert.equal(headerValue(response!, 'Unsupported'), 'an-unknown-extension');
+  assert.match(headerValue(response!, 'To') ?? '', /;tag=/);
+});
+
 test('require: what passes and what gets 420', () => {
   const rows: [string, ReturnType<typeof request>, number | null, string | null][] = [
+    ['OPTIONS to us, supported Require', request('OPTIONS sip:127.0.7.1 SIP/2.0', ['Require: outbound']), null, null],
     ['heartbeat OPTIONS (Max-Forwards 0, no Require)', request('OPTIONS sip:fe1.contoso.com SIP/2.0', [], { 'Max-Forwards': '0' }), null, null],
+    ['OPTIONS with Max-Forwards 0 and an unknown Require: we are its UAS', request('OPTIONS sip:bob@contoso.com SIP/2.0', ['Require: foo'], { 'Max-Forwards': '0' }), 420, 'foo'],
     ['REGISTER, unknown Require', request('REGISTER sip:contoso.com SIP/2.0', ['Require: foo, path']), 420, 'foo'],
     ['REGISTER, supported Require', request('REGISTER sip:contoso.com SIP/2.0', ['Require: path, outbound']), null, null],
     ['reg SUBSCRIBE, unknown Require', request('SUBSCRIBE sip:alice@contoso.com SIP/2.0', ['Event: reg', 'Require: foo']), 420, 'foo'],
@@ -38,5 +50,6 @@ test('require: a REGISTER refused 420 is counted in the REGISTER answers (Requir
   const { step: require, answers } = step();
   runStep(require, request('REGISTER sip:contoso.com SIP/2.0', ['Require: foo']));
   runStep(require, request('REGISTER sip:contoso.com SIP/2.0', ['Proxy-Require: foo']));
+  runStep(require, request('OPTIONS sip:127.0.7.1 SIP/2.0', ['Require: foo']));
   assert.equal(answers.byClass['4xx'], 2);
 });

@@ -1,6 +1,6 @@
 // Extensions a request insists on. Proxy-Require, for every request (§16.3 step 5: we support no
 // proxy extension) → 420. Require, only for requests this server answers itself as their UAS —
-// REGISTER, reg SUBSCRIBE (§8.2.2.3) → 420 with Unsupported; a proxy ignores Require
+// REGISTER, reg SUBSCRIBE, OPTIONS to us (§8.2.2.3) → 420 with Unsupported; a proxy ignores Require
 // (§16.3). Requests to us with a method we do not serve get 405 first (§8.2.1 comes before §8.2.2).
 import type { Random } from '../../shared/clock.ts';
 import { proxyRequire } from '../../sip/headers.ts';
@@ -31,7 +31,7 @@ export class RequireStep implements Step {
       return 'answered';
     }
     const kind = context.kind;
-    if (kind !== 'register' && kind !== 'reg-subscribe') return 'continue';
+    if (kind !== 'register' && kind !== 'reg-subscribe' && kind !== 'options') return 'continue';
     const bad = checkRequire(request, SUPPORTED);
     if (!bad) return 'continue';
     const answer = answerFor(bad, { toTag: randomToken(this.random, 10) });
