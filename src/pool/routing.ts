@@ -2,7 +2,7 @@
 // request to, in which order — by the published topology and live membership, never by DNS.
 // Pure: the membership table answers "is S routable", the registrar gives the callee's sequence.
 import { Sequencer } from '../registrar/sequence.ts';
-import type { Pool, Topology } from '../topology/schema.ts';
+import { aPoolOf, type Pool, type Topology } from '../topology/schema.ts';
 
 /**
  * The membership table's answer for one server: may it be sent new server-to-server traffic now?
@@ -100,7 +100,7 @@ function sequencerOf(pool: Pool): Sequencer {
 export function mediationServersFor(callId: string, topology: Topology, mediationPool: string, routable: Routable): Targets | NoTargets {
   const pool = poolOf(topology, mediationPool);
   if (!pool) return { none: true, reason: `mediation pool ${mediationPool} is not a pool of the published topology` };
-  if (pool.kind !== 'mediation') return { none: true, reason: `${pool.fqdn} is a ${pool.kind} pool, not a mediation pool` };
+  if (pool.kind !== 'mediation') return { none: true, reason: `${pool.fqdn} is ${aPoolOf(pool.kind)}, not a mediation pool` };
   if (callId === '') return { none: true, reason: 'a call without a Call-ID cannot be placed on a mediation server' };
   const targets = routableTargets(pool, sequencerOf(pool).sequenceOfCanonical(callId), routable);
   if (targets.length > 0) return { pool: pool.fqdn, targets };

@@ -1,6 +1,6 @@
 // A user's home pool (DESIGN §7 Front End): an explicit assignment (the store's user directory) wins,
 // then the topology's home rules in order, then the default pool. No home is a reason, never a guess.
-import type { HomeRule, Pool, Topology } from './schema.ts';
+import { aPoolOf, type HomeRule, type Pool, type Topology } from './schema.ts';
 import { isUserPatternError, parseUserPattern, userPatternMatches, type UserPattern } from './user-pattern.ts';
 
 export type HomePoolSource = 'assignment' | 'rule' | 'default';
@@ -79,7 +79,7 @@ export function homePoolOf(user: string, topology: Topology, explicitAssignment?
     return {
       none: true,
       reason: other
-        ? `${user} is assigned to ${assigned}, a ${other.kind} pool, not a frontend pool`
+        ? `${user} is assigned to ${assigned}, ${aPoolOf(other.kind)}, not a frontend pool`
         : `${user} is assigned to ${assigned}, which is not a pool of the published topology`,
     };
   }

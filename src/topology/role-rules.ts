@@ -5,7 +5,7 @@ import type { YamlPath } from './problem.ts';
 import { formatPath } from './problem.ts';
 import { routeDigits, routeLabel } from './pstn-route.ts';
 import type { RuleProblem, Rule } from './rules.ts';
-import type { PoolKind, Topology } from './schema.ts';
+import { aPoolOf, type PoolKind, type Topology } from './schema.ts';
 import { globCovers, globMatches, type UserPattern } from './user-pattern.ts';
 
 /** A pool reference that must name a declared pool of one kind. */
@@ -15,7 +15,7 @@ function checkPoolReference(topology: Topology, fqdn: string, kind: PoolKind, pa
     const ofKind = topology.pools.filter((candidate) => candidate.kind === kind).map((candidate) => candidate.fqdn);
     return [{ code: 'TOPOLOGY_UNKNOWN_REFERENCE', path, message: `${what} ${fqdn} is not a pool of the topology (${kind} pools: ${ofKind.join(', ') || 'none'})` }];
   }
-  if (pool.kind !== kind) return [{ code: 'TOPOLOGY_POOL_KIND', path, message: `${what} ${fqdn} is a ${pool.kind} pool; it must be a ${kind} pool` }];
+  if (pool.kind !== kind) return [{ code: 'TOPOLOGY_POOL_KIND', path, message: `${what} ${fqdn} is ${aPoolOf(pool.kind)}; it must be ${aPoolOf(kind)}` }];
   return [];
 }
 

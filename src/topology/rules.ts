@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
 import type { Problem, YamlPath } from './problem.ts';
 import { formatPath } from './problem.ts';
 import { ROLE_RULES } from './role-rules.ts';
-import { isFqdn, type AddressPair, type Pool, type StaticRecord, type Topology } from './schema.ts';
+import { aPoolOf, isFqdn, type AddressPair, type Pool, type StaticRecord, type Topology } from './schema.ts';
 
 export type RuleProblem = Omit<Problem, 'line' | 'column'>;
 
@@ -212,18 +212,18 @@ const keysForKind: Rule = {
           }
         });
       } else {
-        if (pool.edge) problems.push({ code: 'TOPOLOGY_KEY_NOT_ALLOWED', path: [...at, 'edge'], message: `"edge" is only for edge pools; ${pool.fqdn} is a ${pool.kind} pool` });
+        if (pool.edge) problems.push({ code: 'TOPOLOGY_KEY_NOT_ALLOWED', path: [...at, 'edge'], message: `"edge" is only for edge pools; ${pool.fqdn} is ${aPoolOf(pool.kind)}` });
         pool.servers.forEach((server, serverIndex) => {
           if (server.external) {
-            problems.push({ code: 'TOPOLOGY_KEY_NOT_ALLOWED', path: [...at, 'servers', serverIndex, 'external'], message: `"external" addresses are only for edge servers; ${pool.fqdn} is a ${pool.kind} pool` });
+            problems.push({ code: 'TOPOLOGY_KEY_NOT_ALLOWED', path: [...at, 'servers', serverIndex, 'external'], message: `"external" addresses are only for edge servers; ${pool.fqdn} is ${aPoolOf(pool.kind)}` });
           }
         });
       }
       if (pool.gateways && pool.kind !== 'mediation') {
-        problems.push({ code: 'TOPOLOGY_KEY_NOT_ALLOWED', path: [...at, 'gateways'], message: `"gateways" is only for mediation pools; ${pool.fqdn} is a ${pool.kind} pool` });
+        problems.push({ code: 'TOPOLOGY_KEY_NOT_ALLOWED', path: [...at, 'gateways'], message: `"gateways" is only for mediation pools; ${pool.fqdn} is ${aPoolOf(pool.kind)}` });
       }
       if (pool.webServices && pool.kind !== 'frontend' && pool.kind !== 'director') {
-        problems.push({ code: 'TOPOLOGY_KEY_NOT_ALLOWED', path: [...at, 'webServices'], message: `"webServices" is only for frontend and director pools; ${pool.fqdn} is a ${pool.kind} pool` });
+        problems.push({ code: 'TOPOLOGY_KEY_NOT_ALLOWED', path: [...at, 'webServices'], message: `"webServices" is only for frontend and director pools; ${pool.fqdn} is ${aPoolOf(pool.kind)}` });
       }
       // A VIP nobody resolves to would mislead whoever reads the document.
       if (pool.vip && pool.loadBalancing === 'dns') {

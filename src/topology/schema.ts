@@ -112,6 +112,11 @@ const address = z.strictObject(addresses).refine((value) => value.ipv4 !== undef
 
 export const POOL_KINDS = ['frontend', 'director', 'edge', 'mediation'] as const;
 export type PoolKind = (typeof POOL_KINDS)[number];
+
+/** "a frontend pool", "an edge pool": for messages. */
+export function aPoolOf(kind: PoolKind): string {
+  return `${kind === 'edge' ? 'an' : 'a'} ${kind} pool`;
+}
 export const LOAD_BALANCING = ['dns', 'hardware'] as const;
 export type LoadBalancing = (typeof LOAD_BALANCING)[number];
 export const ANSWER_ORDERS = ['rotate', 'random', 'fixed'] as const;
