@@ -1,6 +1,7 @@
 // homePoolOf: explicit assignment, then home rules in order, then the default pool; no home is a reason.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
 import { BASE_YAML, MULTI_POOL_FILE } from '../../test/helpers/topology-text.ts';
 import { defaultHomePool, homePoolOf } from './home-pool.ts';
 import { parse, parseFile } from './parse.ts';
@@ -61,4 +62,33 @@ describe('the default pool', () => {
     assert.ok('none' in result && /none of 1 home rule matches/.test(result.reason));
     assert.deepEqual(homePoolOf('sip:dub-x@contoso.com', two), { pool: 'pool02.contoso.com', source: 'rule', rule: 0 });
   });
+});
+
+test('property: the home is the first matching rule (checked with a regular expression), else the default', () => {
+  const rulePattern = fc.tuple(fc.stringMatching(/^[ab*?]{1,4}$/), fc.constantFrom('contoso.com', 'dublin.contoso.com', '*')).map(([user, host]) => `sip:${user}@${host}`);
+  const rules = fc.array(fc.record({ users: rulePattern, pool: fc.constantFrom('pool01.contoso.com', 'pool02.contoso.com') }), { maxLength: 5 });
+  const user = fc.tuple(fc.stringMatching(/^[ab]{1,5}$/), fc.constantFrom('contoso.com', 'dublin.contoso.com')).map(([name, domain]) => `sip:${name}@${domain}`);
+  const asRegExp = (glob: string): RegExp => new RegExp(`^${glob.replace(/[.]/g, '\\.').replace(/\*/g, '[^@]*').replace(/\?/g, '[^@]')}$`);
+  fc.assert(
+    fc.property(rules, user, (ruleList, uri) => {
+      // Not validated: hidden rules are allowed here, the order alone must decide.
+      const candidate = { ...topology, homePools: { default: 'pool01.contoso.com', rules: ruleList } };
+      const expected = ruleList.findIndex((rule) => asRegExp(rule.users).test(uri));
+      const result = homePoolOf(uri, candidate);
+      assert.ok(!('none' in result));
+      if (expected < 0) assert.deepEqual(result, { pool: 'pool01.contoso.com', source: 'default' });
+      else assert.deepEqual(result, { pool: ruleList[expected]?.pool, source: 'rule', rule: expected });
+    }),
+    { numRuns: 1000 },
+  );
+});
+
+test('property: any text as a user gets a home or a reason, never an exception', () => {
+  fc.assert(
+    fc.property(fc.string({ maxLength: 200 }), fc.option(fc.string({ maxLength: 60 }), { nil: undefined }), (text, assignment) => {
+      const result = homePoolOf(text, topology, assignment);
+      assert.ok('none' in result ? result.reason.length > 0 : topology.pools.some((pool) => pool.fqdn === result.pool && pool.kind === 'frontend'));
+    }),
+    { numRuns: 2000 },
+  );
 });

@@ -100,3 +100,18 @@ describe('routeForNumber on other route tables', () => {
     );
   });
 });
+
+test('property: any text as a URI gets a route or a 404/484 with a reason, never an exception', () => {
+  fc.assert(
+    fc.property(fc.oneof(fc.string({ maxLength: 200 }), fc.string({ maxLength: 60 }).map((text) => `tel:${text}`), fc.string({ maxLength: 60 }).map((text) => `sip:${text}@contoso.com;user=phone`)), (uri) => {
+      const result = routeForNumber(uri, topology);
+      if ('none' in result) {
+        assert.ok(result.status === 404 || result.status === 484);
+        assert.ok(result.reason.length > 0);
+      } else {
+        assert.match(result.number, /^\+[0-9]{1,15}$/);
+      }
+    }),
+    { numRuns: 2000 },
+  );
+});
