@@ -3,6 +3,8 @@
 // 2 dirpool (director), 3 edgepool (edge), 4 medpool (mediation).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import { validTopology } from '../../test/helpers/topology-arbitrary.ts';
 import { assertOneProblem, BASE_YAML, edit, MULTI_POOL_FILE, positionOf, problemsOf } from '../../test/helpers/topology-text.ts';
 import { toDocument } from './document.ts';
 import { fromObject, parse, parseFile } from './parse.ts';
@@ -145,4 +147,11 @@ describe('gateways', () => {
   test('an empty gateway list is a schema problem', () => {
     assert.equal(problemsOf(edit(WITH_GATEWAY, '    gateways:\n      - { endpoint: "127.0.1.90:5060" }\n', '    gateways: []\n'))[0]?.code, 'TOPOLOGY_SCHEMA');
   });
+});
+
+test('the arbitrary topologies of the property tests carry home rules, routes and gateways too', () => {
+  const samples = fc.sample(validTopology, { numRuns: 200, seed: 42 });
+  assert.ok(samples.some((topology) => topology.homePools !== undefined));
+  assert.ok(samples.some((topology) => topology.pstn !== undefined && topology.pools.some((pool) => pool.gateways !== undefined)));
+  for (const topology of samples) assert.deepEqual(fromObject(toDocument(topology)), topology);
 });
