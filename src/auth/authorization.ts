@@ -1,4 +1,4 @@
-// Parsing of Authorization / Proxy-Authorization digest credentials (RFC 3261 §25.1 `credentials`,
+// Parsing of Authorization / Proxy-Authorization headers: digest credentials (RFC 3261 §25.1 `credentials`,
 // RFC 7616 §3.4): quoted strings with escapes, parameters in any order and case, each at most once.
 // Anything malformed is an AuthHeaderError (400); a well-formed header dnslb cannot use says why (401).
 import { DnslbError } from '../shared/errors.ts';
