@@ -81,7 +81,9 @@ export function parseUsersCsv(text: string, file: string, options: { md5: boolea
     };
     let uri: string;
     try {
-      uri = canonicalUser((get('uri') as string).trim());
+      const text = (get('uri') as string).trim();
+      // A bare user@domain is a SIP URI, as on the command line.
+      uri = canonicalUser(/^[a-z][a-z0-9+.-]*:/i.test(text) ? text : `sip:${text}`);
     } catch (error) {
       if (isDnslbError(error)) throw new DnslbError('AUTH_USERS_FILE', `${where}: ${error.message}`, { cause: error });
       throw error;
