@@ -111,7 +111,8 @@ export class FileUsers implements UserDirectory {
     }
     const text = JSON.stringify({ format: FORMAT, ...content });
     if (Buffer.byteLength(text) > limits.storeUserBytesMax) throw new DnslbError('STORE_TOO_LARGE', `user ${uri}: the record is ${Buffer.byteLength(text)} bytes, more than the limit of ${limits.storeUserBytesMax}`);
-    if (!(await createExclusive(this.options.tmpDirectory, join(directory, versionName(version)), text))) return false;
+    // 0600: an HA1 is as good as the password for digest; only the store's owner may read it.
+    if (!(await createExclusive(this.options.tmpDirectory, join(directory, versionName(version)), text, 0o600))) return false;
     for (const name of await listDirectory(directory)) {
       const found = VERSION_NAME.exec(name)?.[1];
       if (found !== undefined && Number(found) < version) await removeIfPresent(join(directory, name));
@@ -188,7 +189,7 @@ export class FileUsers implements UserDirectory {
     if (raw === undefined) {
       const content = authSecretSchema.parse({ pool, secret: candidate.toString('hex') });
       // Exclusive: of two servers creating the secret at once, one wins and both read the winner's.
-      if (await createExclusive(this.options.tmpDirectory, path, JSON.stringify({ format: FORMAT, ...content }))) return Buffer.from(candidate);
+      if (await createExclusive(this.options.tmpDirectory, path, JSON.stringify({ format: FORMAT, ...content }), 0o600)) return Buffer.from(candidate);
     }
     const stored = checked(path, raw ?? (await readBounded(path, limits.storeUserBytesMax)) ?? '', secretFileSchema);
     if (stored.pool !== pool) throw corrupt(path, `holds the secret of ${stored.pool}, its name says ${pool}`);
