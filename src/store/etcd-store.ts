@@ -375,7 +375,11 @@ export class EtcdStore implements Store {
   private userOf(kv: IKeyValue): UserRecord {
     const { format: _format, ...record } = this.checked(kv, userValueSchema);
     if (this.keyName(kv) !== this.key('users', escapeName(record.uri)).toString()) throw this.corrupt(this.keyName(kv), `holds user ${record.uri}, its key says otherwise`);
-    return checkedUser(record);
+    try {
+      return checkedUser(record);
+    } catch (error) {
+      throw this.corrupt(this.keyName(kv), (error as Error).message, error);
+    }
   }
 
   /**

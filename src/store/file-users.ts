@@ -96,7 +96,11 @@ export class FileUsers implements UserDirectory {
       if (stored.uri !== uri) throw corrupt(path, `holds user ${stored.uri}, its folder says ${uri}`);
       if (stored.removed) return { version, record: undefined };
       const { format: _format, removed: _removed, ...record } = stored;
-      return { version, record: checkedUser(record) };
+      try {
+        return { version, record: checkedUser(record) };
+      } catch (error) {
+        throw corrupt(path, (error as Error).message, error);
+      }
     }
     throw corrupt(directory, 'versions keep vanishing while being read');
   }
