@@ -16,7 +16,7 @@ import { registerServerAdmin } from './commands/server-admin.ts';
 import { registerUser } from './commands/user.ts';
 
 /** Operating errors whose cause is the user's input rather than the system. */
-const INVALID_INPUT_CODES = new Set(['ADMIN_QUORUM', 'ADMIN_NOT_FOUND', 'TOPOLOGY_FILE', 'STORE_STALE_VERSION', 'STORE_UNKNOWN_SERVER', 'STORE_NOT_FOUND', 'STORE_TOO_LARGE', 'STORE_USER_EXISTS', 'STORE_UNKNOWN_USER', 'STORE_UNKNOWN_POOL', 'STORE_BAD_USER', 'AUTH_USERS_FILE', 'AUTH_PASSWORD']);
+const INVALID_INPUT_CODES = new Set(['ADMIN_QUORUM', 'ADMIN_NOT_FOUND', 'TOPOLOGY_FILE', 'STORE_STALE_VERSION', 'STORE_UNKNOWN_SERVER', 'STORE_NOT_FOUND', 'STORE_TOO_LARGE', 'CLI_BAD_INPUT', 'STORE_USER_EXISTS', 'STORE_UNKNOWN_USER', 'STORE_UNKNOWN_POOL', 'STORE_BAD_USER', 'AUTH_USERS_FILE', 'AUTH_PASSWORD']);
 
 export function buildProgram(): Command {
   const program = new Command('dnslb')
