@@ -14,9 +14,10 @@ import { registerUp } from './commands/up.ts';
 import { registerPool } from './commands/pool.ts';
 import { registerServerAdmin } from './commands/server-admin.ts';
 import { registerHlb } from './commands/hlb.ts';
+import { registerUser } from './commands/user.ts';
 
 /** Operating errors whose cause is the user's input rather than the system. */
-const INVALID_INPUT_CODES = new Set(['ADMIN_QUORUM', 'ADMIN_NOT_FOUND', 'TOPOLOGY_FILE', 'STORE_STALE_VERSION', 'STORE_UNKNOWN_SERVER', 'STORE_NOT_FOUND', 'STORE_TOO_LARGE', 'CLI_BAD_INPUT']);
+const INVALID_INPUT_CODES = new Set(['ADMIN_QUORUM', 'ADMIN_NOT_FOUND', 'TOPOLOGY_FILE', 'STORE_STALE_VERSION', 'STORE_UNKNOWN_SERVER', 'STORE_NOT_FOUND', 'STORE_TOO_LARGE', 'CLI_BAD_INPUT', 'STORE_USER_EXISTS', 'STORE_UNKNOWN_USER', 'STORE_UNKNOWN_POOL', 'STORE_BAD_USER', 'AUTH_USERS_FILE', 'AUTH_PASSWORD']);
 
 export function buildProgram(): Command {
   const program = new Command('dnslb')
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerPool(program);
   registerServerAdmin(program);
   registerHlb(program);
+  registerUser(program);
   program.commands.forEach(function exitOverrideEverywhere(command: Command) {
     command.exitOverride();
     command.commands.forEach(exitOverrideEverywhere);

@@ -7,6 +7,7 @@ import dnsPacket from 'dns-packet';
 import { FakeClock } from '../../test/helpers/fake-clock.ts';
 import { seededRandom } from '../../test/helpers/seeded-random.ts';
 import { Notifier } from './notify.ts';
+import { checkRequest, findTsig, parseTsigKey, ResponseSigner, tsigErrorResponse } from './tsig.ts';
 import type { ZoneVersion } from './zone.ts';
 
 const version: ZoneVersion = {
@@ -81,6 +82,55 @@ describe('Notifier', () => {
     assert.equal(notifier.stats.failed, 1);
     assert.equal(notifier.outstanding, 0);
     assert.equal(notifier.stats.sent, 4);
+    await notifier.close();
+    peer.socket.close();
+  });
+
+  test('with a TSIG key: every attempt signed afresh; an unsigned or forged response is ignored, a signed one ends the retries; a TSIG error gives up', async () => {
+    const clock = new FakeClock();
+    const key = parseTsigKey('xfr-key:hmac-sha256:c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA==');
+    const keys = new Map([[key.name, key]]);
+    const nowS = (): number => Math.floor(clock.nowMs() / 1000);
+    const peer = await secondary();
+    const notifier = new Notifier({ secondaries: () => [{ address: '127.0.7.20', port: peer.port }], clock, random: seededRandom(5), retryMs: 1000, attemptsMax: 4, tsigKey: key });
+    await notifier.start();
+    notifier.notify([version]);
+    const first = await peer.next();
+    const check = checkRequest(first.message, keys, nowS());
+    assert.equal(check.kind, 'ok', 'the secondary verifies our signature with the shared key');
+    clock.advance(1000);
+    const retry = await peer.next();
+    assert.notDeepEqual(findTsig(retry.message)?.mac, findTsig(first.message)?.mac, 'signed again at the retry');
+    const retryTsig = findTsig(retry.message);
+    assert.ok(retryTsig && checkRequest(retry.message, keys, nowS()).kind === 'ok');
+    const answer = Buffer.from(retryTsig.unsigned);
+    answer[2] = answer[2]! | 0x80;
+    // Unsigned, and signed with the wrong key: ignored, the retries go on.
+    peer.socket.send(answer, retry.port, retry.address);
+    const wrongKey = parseTsigKey(`xfr-key:hmac-sha256:${Buffer.from('not the secret at all').toString('base64')}`);
+    peer.socket.send(new ResponseSigner(wrongKey, retryTsig.mac, nowS).sign(answer), retry.port, retry.address);
+    clock.advance(2000);
+    const third = await peer.next();
+    assert.equal(notifier.stats.acknowledged, 0);
+    const thirdTsig = findTsig(third.message);
+    assert.ok(thirdTsig);
+    const unsignedThird = Buffer.from(thirdTsig.unsigned);
+    unsignedThird[2] = unsignedThird[2]! | 0x80;
+    peer.socket.send(new ResponseSigner(key, thirdTsig.mac, nowS).sign(unsignedThird), third.port, third.address);
+    while (notifier.outstanding > 0) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(notifier.stats.acknowledged, 1);
+
+    // A secondary that does not know the key answers NOTAUTH with BADKEY: no point retrying.
+    notifier.notify([version]);
+    const next = await peer.next();
+    const nextTsig = findTsig(next.message);
+    assert.ok(nextTsig);
+    const refused = Buffer.from(nextTsig.unsigned);
+    refused[2] = refused[2]! | 0x80;
+    refused[3] = (refused[3]! & 0xf0) | 9; // NOTAUTH
+    peer.socket.send(tsigErrorResponse(refused, { kind: 'bad', error: 17, tsig: nextTsig }, nowS()), next.port, next.address);
+    while (notifier.outstanding > 0) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(notifier.stats.failed, 1);
     await notifier.close();
     peer.socket.close();
   });

@@ -7,6 +7,7 @@ import { systemRandom, type Clock, type Random, type Timer } from '../shared/clo
 import { limits } from '../shared/limits.ts';
 import type { Endpoint } from '../topology/schema.ts';
 import { CLASS_IN, encodeName, MessageWriter, OPCODE, skipName, TYPE } from './wire.ts';
+import { findTsig, ResponseVerifier, sign, TSIG_ERRORS, type TsigKey } from './tsig.ts';
 import { soaOf, type ZoneVersion } from './zone.ts';
 
 export interface NotifierOptions {
@@ -19,6 +20,12 @@ export interface NotifierOptions {
   logger?: Logger;
   retryMs?: number;
   attemptsMax?: number;
+  /**
+   * Sign every NOTIFY with this key (RFC 8945 §5.1; the transfer key of `dns serve --tsig-key-file`),
+   * for secondaries that accept NOTIFY only signed (Knot's acl with `key`, BIND's allow-notify { key … }).
+   * A response must then verify against it; one that does not is ignored (a forged response cannot end the retries).
+   */
+  tsigKey?: TsigKey;
 }
 
 export interface NotifyStats {
@@ -36,6 +43,8 @@ interface Pending {
   message: Buffer;
   attempts: number;
   timer: Timer | undefined;
+  /** The MAC of the last signed attempt: its response's MAC covers it (RFC 8945 §5.3). */
+  requestMac: Buffer | undefined;
 }
 
 /** RFC 1996 §3.7: opcode NOTIFY, AA, the zone's SOA as the question and (a hint) in the answer. */
@@ -84,7 +93,7 @@ export class Notifier {
         const key = `${version.content.origin}\n${target.address}\n${target.port}`;
         this.pending.get(key)?.timer?.cancel();
         const id = Math.floor(this.options.random() * 0x10000) & 0xffff;
-        const entry: Pending = { id, origin: version.content.origin, serial: version.serial, target, message: notifyMessage(id, version), attempts: 0, timer: undefined };
+        const entry: Pending = { id, origin: version.content.origin, serial: version.serial, target, message: notifyMessage(id, version), attempts: 0, timer: undefined, requestMac: undefined };
         this.pending.set(key, entry);
         this.send(key, entry);
       }
@@ -95,7 +104,15 @@ export class Notifier {
     entry.attempts++;
     if (entry.attempts > 1) this.stats.retried++;
     this.stats.sent++;
-    this.socket?.send(entry.message, entry.target.port, entry.target.address);
+    let message = entry.message;
+    const tsigKey = this.options.tsigKey;
+    if (tsigKey) {
+      // Signed afresh on each attempt: the time signed must be within the fudge when it arrives.
+      const signed = sign(entry.message, tsigKey, Math.floor(this.options.clock.nowMs() / 1000));
+      message = signed.message;
+      entry.requestMac = signed.mac;
+    }
+    this.socket?.send(message, entry.target.port, entry.target.address);
     const retryMs = (this.options.retryMs ?? limits.dnsNotifyRetryMs) * 2 ** (entry.attempts - 1);
     entry.timer = this.options.clock.setTimer(retryMs, () => {
       if (this.pending.get(key) !== entry) return;
@@ -113,10 +130,28 @@ export class Notifier {
   private response(message: Buffer, address: string, port: number): void {
     if (message.length < 12 || (message[2]! & 0x80) === 0 || ((message[2]! >> 3) & 0x0f) !== OPCODE.NOTIFY) return;
     const id = message.readUInt16BE(0);
-    for (const [key, entry] of this.pending) {
+    for (const [pendingKey, entry] of this.pending) {
       if (entry.id !== id || entry.target.port !== port || entry.target.address !== address) continue;
+      const key = this.options.tsigKey;
+      if (key && entry.requestMac) {
+        const tsig = findTsig(message);
+        if (tsig && tsig.error !== 0) {
+          // The secondary refused our signature (unsigned answer, RFC 8945 §5.2): retrying will not help.
+          entry.timer?.cancel();
+          this.pending.delete(pendingKey);
+          this.stats.failed++;
+          this.options.logger?.warn({ zone: entry.origin, secondary: entry.target, tsigError: TSIG_ERRORS[tsig.error] ?? tsig.error }, 'dns: secondary refused the NOTIFY\'s TSIG signature');
+          return;
+        }
+        try {
+          new ResponseVerifier(key, entry.requestMac, () => Math.floor(this.options.clock.nowMs() / 1000)).verify(message);
+        } catch (error) {
+          this.options.logger?.warn({ zone: entry.origin, secondary: entry.target, err: error }, 'dns: NOTIFY response does not verify; ignored, still retrying');
+          return;
+        }
+      }
       entry.timer?.cancel();
-      this.pending.delete(key);
+      this.pending.delete(pendingKey);
       const rcode = message[3]! & 0x0f;
       if (rcode === 0) this.stats.acknowledged++;
       else {

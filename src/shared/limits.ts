@@ -127,6 +127,26 @@ export const limits = {
   storeEtcdValueBytesMax: 4 * 1024 * 1024 + 64 * 1024, // 4 MiB + 64 KiB
   /** Keys read in one range (admin states, liveness reports, version summaries). */
   storeEtcdRangeKeysMax: 100_000,
+  // store: the user directory (src/store/users.ts)
+  /** Largest stored user record (URI, home pool, HA1 hashes, who and when). */
+  storeUserBytesMax: 4 * 1024, // 4 KiB
+  /** Users in one directory listing (`dnslb user list`, both backends). */
+  storeUsersMax: 100_000,
+  // auth (src/auth/)
+  /** Parameters in one Authorization / Proxy-Authorization header. */
+  authParamsMax: 32,
+  /** Longest value of one digest parameter (username, uri, nonce, cnonce …). */
+  authParamCharsMax: 1024,
+  /** A nonce stamped this far in the future (clock skew between the pool's servers) is still accepted. */
+  authNonceFutureMsMax: 30_000, // 30 s
+  /** Nonce counts below the highest seen that may still arrive out of order (parallel transactions). */
+  authNcWindow: 64,
+  /** Nonces whose counts one server tracks; beyond it the least recently used are forgotten (then refused as stale). */
+  authNoncesTrackedMax: 100_000,
+  /** Sources and users the brute-force limiter tracks, each; beyond it the least recently failed are forgotten. */
+  authLimiterEntriesMax: 100_000,
+  /** Sources remembered per user as having signed in (they stay exempt from that user's lock). */
+  authKnownSourcesPerUserMax: 16,
 } as const;
 
 /** Asserts the relations between limits; called once when a process starts. */

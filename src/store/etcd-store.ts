@@ -13,6 +13,7 @@ import { TopologyError } from '../topology/problem.ts';
 import type { Topology } from '../topology/schema.ts';
 import { adminRecordFields, checkText, livenessRecordFields, livenessRecordSchema, publishedDocument, storedText } from './checks.ts';
 import type { AdminState, AdminStateRecord, LivenessRecord, PublishedVersion, Snapshot, Store, StoreEvent, VersionSummary, WatchOptions } from './store.ts';
+import { authSecretSchema, checkedUser, checkHomePool, unknownUser, updatedUser, userExists, userRecordFields, type NewUser, type UserRecord, type UserUpdate } from './users.ts';
 
 export interface EtcdStoreOptions {
   /** Client endpoints, `host:port` (plain HTTP/2; TLS and auth are not supported yet). */
@@ -42,6 +43,8 @@ const summarySchema = z.strictObject({ format: z.literal(FORMAT), version: count
 const topologyValueSchema = z.strictObject({ format: z.literal(FORMAT), version: count, topology: z.unknown() });
 const adminValueSchema = z.strictObject({ format: z.literal(FORMAT), ...adminRecordFields });
 const livenessValueSchema = z.strictObject({ format: z.literal(FORMAT), ...livenessRecordFields });
+const userValueSchema = z.strictObject({ format: z.literal(FORMAT), ...userRecordFields });
+const secretValueSchema = authSecretSchema.extend({ format: z.literal(FORMAT) });
 
 /** A key segment for a name: readable for FQDNs, collision-free for anything else (as the file store names files). */
 function escapeName(value: string): string {
@@ -62,7 +65,7 @@ function revisionOf(value: string | number | undefined): number {
   return Number(value ?? 0);
 }
 
-type Kind = 'versions' | 'topologies' | 'admin' | 'liveness';
+type Kind = 'versions' | 'topologies' | 'admin' | 'liveness' | 'users' | 'secrets';
 
 export class EtcdStore implements Store {
   readonly endpoints: readonly string[];
@@ -365,6 +368,114 @@ export class EtcdStore implements Store {
   async liveness(): Promise<LivenessRecord[]> {
     const { kvs } = await this.range('liveness');
     return this.unexpired(kvs.map((kv) => this.livenessOf(kv)));
+  }
+
+  // ---- users -----------------------------------------------------------------------------
+
+  private userOf(kv: IKeyValue): UserRecord {
+    const { format: _format, ...record } = this.checked(kv, userValueSchema);
+    if (this.keyName(kv) !== this.key('users', escapeName(record.uri)).toString()) throw this.corrupt(this.keyName(kv), `holds user ${record.uri}, its key says otherwise`);
+    try {
+      return checkedUser(record);
+    } catch (error) {
+      throw this.corrupt(this.keyName(kv), (error as Error).message, error);
+    }
+  }
+
+  /**
+   * The compare that keeps a home-pool check true at commit: "no version after the one checked
+   * exists" (as setAdminState does). Empty when the record names no home pool.
+   */
+  private async homePoolGuard(homePool: string | undefined): Promise<ICompare[]> {
+    if (homePool === undefined) return [];
+    let current: PublishedVersion | undefined;
+    try {
+      current = await this.read();
+    } catch (error) {
+      if (!(error instanceof DnslbError && error.code === 'STORE_NOT_FOUND')) throw error;
+    }
+    checkHomePool(homePool, current?.topology, current?.version);
+    return [{ key: this.key('versions', versionName((current as PublishedVersion).version + 1)), target: 'Create', result: 'Equal', create_revision: 0 }];
+  }
+
+  /**
+   * Read a user, decide, then write in a transaction guarded by the key's mod_revision (0: absent)
+   * and the home-pool guard; a concurrent change makes the compare fail and the decision runs again.
+   */
+  private async changeUser<T>(uri: string, decide: (current: UserRecord | undefined) => Promise<{ op: IRequestOp; homePool: string | undefined; result: T }>): Promise<T> {
+    const key = this.key('users', escapeName(uri));
+    for (let attempt = 0; attempt < ADMIN_ATTEMPTS_MAX; attempt++) {
+      const response = await this.call(`read user ${uri}`, () => this.client.kv.range({ key }));
+      const kv = response.kvs[0];
+      const { op, homePool, result } = await decide(kv ? this.userOf(kv) : undefined);
+      const compare: ICompare[] = [{ key, target: 'Mod', result: 'Equal', mod_revision: kv ? kv.mod_revision : 0 }, ...(await this.homePoolGuard(homePool))];
+      const written = await this.call(`write user ${uri}`, () => this.client.kv.txn({ compare, success: [op] }));
+      if (written.succeeded) return result;
+    }
+    throw new DnslbError('STORE_LOCKED', `gave up changing user ${uri} after ${ADMIN_ATTEMPTS_MAX} attempts: it (or the topology) kept changing meanwhile`);
+  }
+
+  private putUser(record: UserRecord): IRequestOp {
+    const value = JSON.stringify({ format: FORMAT, ...record });
+    if (Buffer.byteLength(value) > limits.storeUserBytesMax) throw new DnslbError('STORE_TOO_LARGE', `user ${record.uri}: the record is ${Buffer.byteLength(value)} bytes, more than the limit of ${limits.storeUserBytesMax}`);
+    return { request_put: { key: this.key('users', escapeName(record.uri)), value: Buffer.from(value) } };
+  }
+
+  async addUser(user: NewUser, meta: { by: string }): Promise<UserRecord> {
+    checkText('by', meta.by);
+    const record = checkedUser({ ...user, by: meta.by, atMs: this.clock.nowMs() });
+    return this.changeUser(record.uri, async (current) => {
+      if (current) throw userExists(record.uri);
+      return { op: this.putUser(record), homePool: record.homePool, result: record };
+    });
+  }
+
+  async updateUser(uri: string, update: UserUpdate, meta: { by: string }): Promise<UserRecord> {
+    checkText('by', meta.by);
+    return this.changeUser(uri, async (current) => {
+      if (!current) throw unknownUser(uri);
+      const record = updatedUser(current, update, { by: meta.by, atMs: this.clock.nowMs() });
+      return { op: this.putUser(record), homePool: update.homePool ?? undefined, result: record };
+    });
+  }
+
+  async removeUser(uri: string): Promise<void> {
+    await this.changeUser(uri, async (current) => {
+      if (!current) throw unknownUser(uri);
+      return { op: { request_delete_range: { key: this.key('users', escapeName(uri)) } }, homePool: undefined, result: undefined };
+    });
+  }
+
+  async user(uri: string): Promise<UserRecord | undefined> {
+    const response = await this.call(`read user ${uri}`, () => this.client.kv.range({ key: this.key('users', escapeName(uri)) }));
+    const kv = response.kvs[0];
+    return kv ? this.userOf(kv) : undefined;
+  }
+
+  async users(): Promise<UserRecord[]> {
+    const response = await this.call(`read ${this.prefix}users/`, () => this.client.kv.range(this.rangeRequest('users', { limit: limits.storeUsersMax + 1 })));
+    if (response.kvs.length > limits.storeUsersMax) throw this.corrupt(`${this.prefix}users/`, `more than ${limits.storeUsersMax} users`);
+    return response.kvs.map((kv) => this.userOf(kv)).sort((a, b) => (a.uri < b.uri ? -1 : a.uri > b.uri ? 1 : 0));
+  }
+
+  /** One transaction: put the candidate if the pool has no secret yet, else read the one it has. */
+  async authSecret(pool: string, candidate: Buffer): Promise<Buffer> {
+    assert(candidate.length === 32, 'a pool secret is 32 bytes');
+    const key = this.key('secrets', escapeName(pool));
+    const value = authSecretSchema.parse({ pool, secret: candidate.toString('hex') });
+    const response = await this.call(`read or create the secret of ${pool}`, () =>
+      this.client.kv.txn({
+        compare: [{ key, target: 'Create', result: 'Equal', create_revision: 0 }],
+        success: [{ request_put: { key, value: Buffer.from(JSON.stringify({ format: FORMAT, ...value })) } }],
+        failure: [{ request_range: { key } }],
+      }),
+    );
+    if (response.succeeded) return Buffer.from(candidate);
+    const kv = (response.responses[0] as IResponseOp | undefined)?.response_range.kvs[0];
+    if (!kv) throw this.corrupt(key.toString(), 'missing right after etcd said it exists');
+    const stored = this.checked(kv, secretValueSchema);
+    if (stored.pool !== pool) throw this.corrupt(key.toString(), `holds the secret of ${stored.pool}`);
+    return Buffer.from(stored.secret, 'hex');
   }
 
   // ---- snapshot and watch ----------------------------------------------------------------

@@ -16,6 +16,8 @@ import type { Topology } from '../topology/schema.ts';
 import { corrupt, createExclusive, fsyncDirectory, listDirectory, readBounded, removeIfPresent, removeStaleTemps, replaceAtomically } from './files.ts';
 import { adminRecordFields, checkText, livenessRecordSchema, publishedDocument, storedText } from './checks.ts';
 import type { AdminState, AdminStateRecord, LivenessRecord, PublishedVersion, Snapshot, Store, StoreEvent, VersionSummary, WatchOptions } from './store.ts';
+import { FileUsers } from './file-users.ts';
+import type { NewUser, UserRecord, UserUpdate } from './users.ts';
 
 export interface FileStoreOptions {
   /** The data directory (`--data-dir`, default ./.dnslb); the store lives in its `store/` folder. */
@@ -160,6 +162,8 @@ export class FileStore implements Store {
   private closed = false;
   /** One per running watch: closes its fs watchers and wakes it to end. */
   private readonly releases = new Set<() => void>();
+  /** The user directory and pool secrets (file-users.ts): apart from the change log. */
+  private readonly userFiles: FileUsers;
 
   private constructor(options: FileStoreOptions) {
     this.directory = join(options.dataDir, 'store');
@@ -173,6 +177,18 @@ export class FileStore implements Store {
     this.compactEvery = options.compactEvery ?? FILE_STORE_DEFAULTS.compactEvery;
     this.livenessRetainMs = options.livenessRetainMs ?? FILE_STORE_DEFAULTS.livenessRetainMs;
     assert(this.pollIntervalMs > 0 && this.compactEvery >= 1 && this.livenessRetainMs >= 0, 'file store options out of range');
+    this.userFiles = new FileUsers({
+      directory: this.directory,
+      tmpDirectory: this.tmpDirectory,
+      clock: this.clock,
+      currentTopology: () =>
+        this.exclusive(async () => {
+          const state = await this.refresh();
+          if (state.versions.length === 0) return undefined;
+          const current = await this.readVersion(state, undefined);
+          return { topology: current.topology, version: current.version };
+        }),
+    });
   }
 
   /** Opens (creating when absent) the store in `dataDir`; reads it through, so a corrupt store fails here. */
@@ -507,6 +523,41 @@ export class FileStore implements Store {
     assert(!this.closed, 'file store used after close()');
     const nowMs = this.clock.nowMs();
     return (await this.readLiveness()).filter((record) => nowMs < record.atMs + record.ttlMs);
+  }
+
+  // ---- users (file-users.ts) -------------------------------------------------------------
+
+  async addUser(user: NewUser, meta: { by: string }): Promise<UserRecord> {
+    assert(!this.closed, 'file store used after close()');
+    checkText('by', meta.by);
+    return this.userFiles.addUser(user, meta);
+  }
+
+  async updateUser(uri: string, update: UserUpdate, meta: { by: string }): Promise<UserRecord> {
+    assert(!this.closed, 'file store used after close()');
+    checkText('by', meta.by);
+    return this.userFiles.updateUser(uri, update, meta);
+  }
+
+  async removeUser(uri: string): Promise<void> {
+    assert(!this.closed, 'file store used after close()');
+    return this.userFiles.removeUser(uri);
+  }
+
+  async user(uri: string): Promise<UserRecord | undefined> {
+    assert(!this.closed, 'file store used after close()');
+    return this.userFiles.user(uri);
+  }
+
+  async users(): Promise<UserRecord[]> {
+    assert(!this.closed, 'file store used after close()');
+    return this.userFiles.users();
+  }
+
+  async authSecret(pool: string, candidate: Buffer): Promise<Buffer> {
+    assert(!this.closed, 'file store used after close()');
+    assert(candidate.length === 32, 'a pool secret is 32 bytes');
+    return this.userFiles.authSecret(pool, candidate);
   }
 
   // ---- snapshot and watch ----------------------------------------------------------------

@@ -34,11 +34,11 @@ export async function fsyncDirectory(directory: string): Promise<void> {
  * Writes `text` to a new file in `tmpDirectory` and fsyncs it. The name carries the writer's pid,
  * so that removeStaleTemps() can tell a dead writer's leftovers from a live writer's work.
  */
-async function writeTemp(tmpDirectory: string, text: string, sync: boolean): Promise<string> {
+async function writeTemp(tmpDirectory: string, text: string, sync: boolean, mode = 0o666): Promise<string> {
   const path = join(tmpDirectory, `${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   let handle;
   try {
-    handle = await open(path, 'wx');
+    handle = await open(path, 'wx', mode);
     await handle.writeFile(text, 'utf8');
     if (sync) await handle.sync();
   } catch (cause) {
@@ -55,8 +55,9 @@ async function writeTemp(tmpDirectory: string, text: string, sync: boolean): Pro
  * temp file is atomic and fails with EEXIST when another writer got there first. Returns false then.
  * A reader therefore sees no file or the whole file, never part of it, whatever instant a writer dies.
  */
-export async function createExclusive(tmpDirectory: string, target: string, text: string): Promise<boolean> {
-  const temp = await writeTemp(tmpDirectory, text, true);
+/** `mode`: 0o600 for secrets (password hashes, the nonce secret), so that only the store's owner reads them. */
+export async function createExclusive(tmpDirectory: string, target: string, text: string, mode?: number): Promise<boolean> {
+  const temp = await writeTemp(tmpDirectory, text, true, mode);
   try {
     await link(temp, target);
   } catch (cause) {

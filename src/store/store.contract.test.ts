@@ -10,10 +10,11 @@ import { eventually } from '../../test/helpers/eventually.ts';
 import { FakeClock } from '../../test/helpers/fake-clock.ts';
 import { systemClock, type Clock } from '../shared/clock.ts';
 import { isDnslbError } from '../shared/errors.ts';
+import { limits } from '../shared/limits.ts';
 import { openEtcdStore } from './etcd-store.ts';
 import { openFileStore } from './file-store.ts';
 import type { LivenessRecord, Store, StoreEvent } from './store.ts';
-import { rejectsWith, serverNames, storeTopology as topology } from '../../test/helpers/store-fixtures.ts';
+import { rejectsWith, serverNames, storeTopology as topology, storeTopologyWithDirector, storeUser } from '../../test/helpers/store-fixtures.ts';
 
 interface Backend {
   name: string;
@@ -207,6 +208,112 @@ for (const backend of [fileBackend, etcdBackend]) {
         assert.equal(byReporter(await reader.liveness())['fe2.example.com'], 'down');
         await eventually(async () => assert.deepEqual(byReporter(await reader.liveness()), { 'fe2.example.com': 'down' }));
         assert.deepEqual(byReporter((await reader.snapshot()).liveness), { 'fe2.example.com': 'down' });
+      });
+    });
+
+    describe('users', () => {
+      test('add, read from another instance, list sorted; a second add is STORE_USER_EXISTS; update and remove; re-add after remove', async () => {
+        const clock = new FakeClock(1_000_000);
+        const { store, another } = await backend.fresh(clock);
+        const other = await another();
+        assert.equal(await store.user('sip:alice@contoso.com'), undefined);
+        assert.deepEqual(await store.users(), []);
+        const added = await store.addUser(storeUser('sip:bob@contoso.com', { md5: true }), { by: 'op@host' });
+        assert.deepEqual(added, { ...storeUser('sip:bob@contoso.com', { md5: true }), by: 'op@host', atMs: 1_000_000 });
+        await store.addUser(storeUser('sip:alice@contoso.com'), { by: 'op@host' });
+        assert.deepEqual(await other.user('sip:bob@contoso.com'), added);
+        assert.deepEqual((await other.users()).map((user) => user.uri), ['sip:alice@contoso.com', 'sip:bob@contoso.com']);
+        await rejectsWith(other.addUser(storeUser('sip:bob@contoso.com'), { by: 'x' }), 'STORE_USER_EXISTS', 'sip:bob@contoso.com');
+
+        clock.advance(5000);
+        const disabled = await other.updateUser('sip:bob@contoso.com', { disabled: true }, { by: 'sec@host' });
+        assert.deepEqual(disabled, { ...added, disabled: true, by: 'sec@host', atMs: 1_005_000 });
+        const credential = { realm: 'contoso.com', ha1Sha256: 'c'.repeat(64) };
+        const rekeyed = await store.updateUser('sip:bob@contoso.com', { credential }, { by: 'op@host' });
+        assert.deepEqual(rekeyed.credential, credential, 'a new credential replaces the MD5 hash too');
+        assert.equal(rekeyed.disabled, true, 'the other instance\'s change is kept');
+        assert.deepEqual(await other.user('sip:bob@contoso.com'), rekeyed);
+
+        await store.removeUser('sip:bob@contoso.com');
+        assert.equal(await other.user('sip:bob@contoso.com'), undefined);
+        assert.deepEqual((await other.users()).map((user) => user.uri), ['sip:alice@contoso.com']);
+        await rejectsWith(other.removeUser('sip:bob@contoso.com'), 'STORE_UNKNOWN_USER', 'sip:bob@contoso.com');
+        await rejectsWith(other.updateUser('sip:bob@contoso.com', { disabled: false }, { by: 'x' }), 'STORE_UNKNOWN_USER');
+        const again = await other.addUser(storeUser('sip:bob@contoso.com'), { by: 'op@host' });
+        assert.deepEqual(await store.user('sip:bob@contoso.com'), again);
+      });
+
+      test('a home pool must be a frontend pool of the published topology; null removes it', async () => {
+        const { store } = await backend.fresh(new FakeClock());
+        const value = storeTopologyWithDirector();
+        const [frontend, director] = value.pools;
+        assert.ok(frontend && director && director.kind === 'director');
+        await rejectsWith(store.addUser(storeUser('sip:alice@contoso.com', { homePool: frontend.fqdn }), { by: 'x' }), 'STORE_UNKNOWN_POOL', 'nothing is published');
+        await store.publish(value, 0, { by: 'x' });
+        await rejectsWith(store.addUser(storeUser('sip:alice@contoso.com', { homePool: 'nopool.example.com' }), { by: 'x' }), 'STORE_UNKNOWN_POOL', frontend.fqdn);
+        await rejectsWith(store.addUser(storeUser('sip:alice@contoso.com', { homePool: director.fqdn }), { by: 'x' }), 'STORE_UNKNOWN_POOL', 'director');
+        assert.equal(await store.user('sip:alice@contoso.com'), undefined, 'a refused add writes nothing');
+        const homed = await store.addUser(storeUser('sip:alice@contoso.com', { homePool: frontend.fqdn }), { by: 'x' });
+        assert.equal(homed.homePool, frontend.fqdn);
+        await rejectsWith(store.updateUser('sip:alice@contoso.com', { homePool: director.fqdn }, { by: 'x' }), 'STORE_UNKNOWN_POOL');
+        const unhomed = await store.updateUser('sip:alice@contoso.com', { homePool: null }, { by: 'x' });
+        assert.equal('homePool' in unhomed, false);
+        assert.deepEqual(await store.user('sip:alice@contoso.com'), unhomed);
+      });
+
+      test('malformed records are STORE_BAD_USER naming the field: not canonical, bad hashes, a realm other than the domain', async () => {
+        const { store } = await backend.fresh(new FakeClock());
+        const good = storeUser('sip:alice@contoso.com');
+        await rejectsWith(store.addUser({ ...good, uri: 'sip:alice@Contoso.com' }, { by: 'x' }), 'STORE_BAD_USER', 'uri');
+        await rejectsWith(store.addUser({ ...good, uri: 'alice@contoso.com' }, { by: 'x' }), 'STORE_BAD_USER', 'uri');
+        await rejectsWith(store.addUser({ ...good, credential: { ...good.credential, ha1Sha256: 'A'.repeat(64) } }, { by: 'x' }), 'STORE_BAD_USER', 'ha1Sha256');
+        await rejectsWith(store.addUser({ ...good, credential: { ...good.credential, ha1Md5: 'ab' } }, { by: 'x' }), 'STORE_BAD_USER', 'ha1Md5');
+        await rejectsWith(store.addUser({ ...good, credential: { ...good.credential, realm: 'fabrikam.com' } }, { by: 'x' }), 'STORE_BAD_USER', 'realm');
+        await rejectsWith(store.addUser(good, { by: 'x'.repeat(limits.storeTextCharsMax + 1) }), 'STORE_TOO_LARGE');
+        assert.deepEqual(await store.users(), []);
+      });
+
+      test('two instances adding the same user at once: exactly one wins, every round', async () => {
+        const { store, another } = await backend.fresh(new FakeClock());
+        const other = await another();
+        for (let round = 0; round < 5; round++) {
+          const uri = `sip:user${round}@contoso.com`;
+          const results = await Promise.allSettled([store.addUser(storeUser(uri), { by: 'a' }), other.addUser(storeUser(uri), { by: 'b' })]);
+          assert.equal(results.filter((result) => result.status === 'fulfilled').length, 1, `round ${round}`);
+          const loser = results.find((result) => result.status === 'rejected');
+          assert.ok(loser && isDnslbError(loser.reason, 'STORE_USER_EXISTS'));
+          const winner = results.find((result) => result.status === 'fulfilled');
+          assert.deepEqual(await other.user(uri), winner?.status === 'fulfilled' ? winner.value : undefined);
+        }
+      });
+
+      test('concurrent changes of one user from two instances are all kept (compare-and-swap, no lost update)', async () => {
+        const { store, another } = await backend.fresh(new FakeClock());
+        const other = await another();
+        await store.addUser(storeUser('sip:carol@contoso.com'), { by: 'x' });
+        // Each writer changes its own field ten times in a row, both at once: with a read-modify-write
+        // that is not a compare-and-swap, one writer's last change is overwritten by the other's stale copy.
+        const writerA = async (): Promise<void> => {
+          for (let index = 0; index < 10; index++) await store.updateUser('sip:carol@contoso.com', { disabled: index % 2 === 1 }, { by: 'a' });
+        };
+        const writerB = async (): Promise<void> => {
+          for (let index = 0; index < 10; index++) await other.updateUser('sip:carol@contoso.com', { credential: { realm: 'contoso.com', ha1Sha256: String(index).repeat(64) } }, { by: 'b' });
+        };
+        await Promise.all([writerA(), writerB()]);
+        const final = await store.user('sip:carol@contoso.com');
+        assert.equal(final?.disabled, true);
+        assert.equal(final?.credential.ha1Sha256, '9'.repeat(64));
+      });
+
+      test('a pool secret: the first candidate wins, every instance gets the same bytes', async () => {
+        const { store, another } = await backend.fresh(new FakeClock());
+        const other = await another();
+        const [first, second] = await Promise.all([store.authSecret('pool.contoso.com', Buffer.alloc(32, 1)), other.authSecret('pool.contoso.com', Buffer.alloc(32, 2))]);
+        assert.ok(first && second);
+        assert.deepEqual(first, second);
+        assert.ok(first.equals(Buffer.alloc(32, 1)) || first.equals(Buffer.alloc(32, 2)));
+        assert.deepEqual(await store.authSecret('pool.contoso.com', Buffer.alloc(32, 3)), first);
+        assert.deepEqual(await other.authSecret('other.contoso.com', Buffer.alloc(32, 4)), Buffer.alloc(32, 4), 'each pool has its own');
       });
     });
 

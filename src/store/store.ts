@@ -3,6 +3,7 @@
 // and the etcd backend implement it, so callers never know which one they hold.
 import type { TopologyDiff } from '../topology/diff.ts';
 import type { Topology } from '../topology/schema.ts';
+import type { UserDirectory } from './users.ts';
 
 /** What an operator set: "disabled by an operator" is never the same as "unhealthy" (STYLE). */
 export type AdminState = 'active' | 'draining' | 'blocked';
@@ -75,7 +76,8 @@ export interface WatchOptions {
   signal?: AbortSignal;
 }
 
-export interface Store {
+/** The store; its user directory and pool secrets (users.ts) are apart from the change log and not watched. */
+export interface Store extends UserDirectory {
   /**
    * Publishes `topology` as version baseVersion + 1. Compare-and-swap: throws DnslbError
    * STORE_STALE_VERSION when the current version is not `baseVersion` (0 = nothing published yet).

@@ -58,7 +58,8 @@ export async function startKnot(options: { address: string; port: number; zones:
     .join('');
   const acls = options.zones
     .filter((zone) => zone.primary)
-    .map((zone, index) => `  - id: notify${index}\n    address: ${zone.primary!.address}\n    action: notify\n`)
+    // With a key, NOTIFY must be signed with it too (dnslb signs NOTIFY with its transfer key).
+    .map((zone, index) => `  - id: notify${index}\n    address: ${zone.primary!.address}\n${options.tsig ? `    key: ${options.tsig.name}\n` : ''}    action: notify\n`)
     .join('');
   // Tests compare a secondary's copy with the primary by AXFR from the secondary: allow it on loopback.
   const transferAcl = acls ? '  - id: transfer_loopback\n    address: 127.0.0.0/8\n    action: transfer\n' : '';

@@ -14,6 +14,25 @@ export function storeTopology(servers = 2, seed = 0): Topology {
   return fromObject(topologyDocument({ ...shape, prefix: 'x', pools: [{ ...(shape.pools[0] as (typeof shape.pools)[number]), kind: 'frontend', servers, loadBalancing: 'dns' }] }));
 }
 
+/** A valid topology with a frontend pool (xpool0…) and a director pool (xpool1…): home-pool checks need both kinds. */
+export function storeTopologyWithDirector(seed = 0): Topology {
+  const shape = fc.sample(topologyShape, { numRuns: 1, seed })[0];
+  assert.ok(shape);
+  const first = shape.pools[0] as (typeof shape.pools)[number];
+  return fromObject(topologyDocument({ ...shape, prefix: 'x', pools: [{ ...first, kind: 'frontend', servers: 2, loadBalancing: 'dns' }, { ...first, kind: 'director', servers: 1, loadBalancing: 'dns' }] }));
+}
+
+/** A user record for the directory tests: HA1s are fixed hex strings (the store never sees a password). */
+export function storeUser(uri: string, extra: { homePool?: string; disabled?: boolean; md5?: boolean } = {}): { uri: string; homePool?: string; disabled: boolean; credential: { realm: string; ha1Sha256: string; ha1Md5?: string } } {
+  const realm = uri.slice(uri.lastIndexOf('@') + 1);
+  return {
+    uri,
+    ...(extra.homePool === undefined ? {} : { homePool: extra.homePool }),
+    disabled: extra.disabled ?? false,
+    credential: { realm, ha1Sha256: 'a'.repeat(64), ...(extra.md5 ? { ha1Md5: 'b'.repeat(32) } : {}) },
+  };
+}
+
 export function serverNames(value: Topology): string[] {
   return value.pools.flatMap((pool) => pool.servers.map((server) => server.fqdn));
 }

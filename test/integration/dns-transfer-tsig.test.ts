@@ -1,7 +1,8 @@
 // Zone transfers signed with TSIG (RFC 8945): `dnslb dns serve --tsig-key-file` as a real child
 // process, a real Knot secondary configured with the same key transferring the zone, and dig from an
 // allowed address: signed with the key → the zone; unsigned → REFUSED; a wrong secret → NOTAUTH
-// (BADSIG), an unknown key → NOTAUTH (BADKEY), both answered unsigned as §5.2 says.
+// (BADSIG), an unknown key → NOTAUTH (BADKEY), both answered unsigned as §5.2 says. Knot's notify ACL
+// requires the key too: dnslb's signed NOTIFY is acknowledged, an unsigned one is not.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,6 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import { Notifier } from '../../src/dns/notify.ts';
+import { parseTsigKey } from '../../src/dns/tsig.ts';
+import type { ZoneVersion } from '../../src/dns/zone.ts';
+import { systemClock, systemRandom } from '../../src/shared/clock.ts';
 import { startKnot, type DnsPeer } from '../helpers/dns-peers.ts';
 import { REPO, startDns, type RunningDns } from '../helpers/dns-process.ts';
 import { eventually } from '../helpers/eventually.ts';
@@ -90,5 +95,28 @@ describe('zone transfers signed with TSIG', () => {
     const unknown = await digAxfr(dns!.port, `hmac-sha256:someone-else:${KEY.secret}`);
     assert.match(unknown, /NOTAUTH|BADKEY/i, unknown);
     assert.doesNotMatch(unknown, /\sIN\s+A\s+127\.0\.0\.11/, 'no record leaked');
+  });
+
+  test('NOTIFY is signed with the transfer key: Knot, whose notify ACL requires the key, acknowledges a signed one and refuses an unsigned one', async () => {
+    const soa = (await run('dig', ['+short', '-b', SECONDARY, '-p', String(dns!.port), `@${PRIMARY}`, 'contoso.com', 'SOA'])).stdout.trim().split(/\s+/);
+    const version: ZoneVersion = {
+      serial: Number(soa[2]),
+      content: { origin: 'contoso.com', soa: { mname: soa[0]!.replace(/\.$/, ''), rname: soa[1]!.replace(/\.$/, ''), refresh: 3600, retry: 600, expire: 604_800, minimum: 60 }, views: new Map() },
+      fingerprint: '',
+    };
+    const outcomes: Record<string, { acknowledged: number; failed: number }> = {};
+    for (const [name, tsigKey] of [['signed', parseTsigKey(`${KEY.name}:hmac-sha256:${KEY.secret}`)], ['unsigned', undefined]] as const) {
+      // From the primary's address, as dnslb's own NOTIFY: Knot's ACL names that address.
+      const notifier = new Notifier({ secondaries: () => [{ address: SECONDARY, port: knot!.port }], sourceAddress: PRIMARY, clock: systemClock, random: systemRandom, retryMs: 200, attemptsMax: 3, ...(tsigKey ? { tsigKey } : {}) });
+      await notifier.start();
+      try {
+        notifier.notify([version]);
+        await eventually(() => assert.equal(notifier.outstanding, 0));
+        outcomes[name] = { acknowledged: notifier.stats.acknowledged, failed: notifier.stats.failed };
+      } finally {
+        await notifier.close();
+      }
+    }
+    assert.deepEqual(outcomes, { signed: { acknowledged: 1, failed: 0 }, unsigned: { acknowledged: 0, failed: 1 } }, knot!.process.output().slice(-3000));
   });
 });

@@ -260,7 +260,10 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
       }
       // NOTIFY goes out from our own listen address: secondaries accept it from their primary only.
       const sourceAddress = listen.map((e) => e.address).find((address) => address !== '0.0.0.0' && address !== '::');
-      const notifier = new Notifier({ secondaries: () => zones.secondaries, sourceAddress, clock: systemClock, random: systemRandom, logger });
+      // NOTIFY is signed with the transfer key (the file's first, when it holds several): secondaries that
+      // require TSIG for transfers may require it for NOTIFY too (RFC 8945 §5.1).
+      const notifyKey = transferKeys === undefined ? undefined : [...transferKeys.values()][0];
+      const notifier = new Notifier({ secondaries: () => zones.secondaries, sourceAddress, clock: systemClock, random: systemRandom, logger, ...(notifyKey ? { tsigKey: notifyKey } : {}) });
       await notifier.start();
       zones.onChange((changed) => notifier.notify(changed));
       // A restarted primary must not serve a serial below what its secondaries hold (changes that
