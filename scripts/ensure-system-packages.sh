@@ -23,6 +23,7 @@ WANTED=(
   "ip iproute2"
   "iptables iptables"
   "chromium chromium"
+  "hyperfine hyperfine"  # npm run bench:startup only
 )
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }
