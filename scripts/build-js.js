@@ -133,6 +133,10 @@ export async function buildJs({ root = ROOT, clean = false } = {}) {
     target: 'node20',
     // Bundled CommonJS packages call require() (for node built-ins); ESM has none of its own.
     banner: { js: "import { createRequire as dnslbCreateRequire } from 'node:module'; const require = dnslbCreateRequire(import.meta.url);" },
+    // Whitespace and syntax only (identifiers keep their names, so do classes and stack frames):
+    // a quarter less text for node to compile at every start, about 0.08 s of CPU out of 0.4.
+    minifyWhitespace: true,
+    minifySyntax: true,
     // Stack traces name src/….ts lines: bin/dnslb.js turns source maps on. The map points at the
     // sources instead of holding copies of them.
     sourcemap: 'linked',
