@@ -21,7 +21,7 @@ import dnsPacket from 'dns-packet';
 import { parseFile } from '../src/topology/parse.ts';
 import { REPO } from '../test/helpers/dns-process.ts';
 import { freePort } from '../test/helpers/free-port.ts';
-import { start, stopAll } from '../test/helpers/process.ts';
+import { start, stopAll, waitUntil } from '../test/helpers/process.ts';
 import { exampleTopology } from '../test/helpers/up.ts';
 import { machineLine, writeSection } from './results.ts';
 
@@ -163,6 +163,9 @@ async function upOnce(dataDir: string, dnsPort: number): Promise<UpRun> {
     ]);
     return { dnsMs: dnsMs!, sipMs, allMs: Math.max(dnsMs!, ...sipMs.values()) };
   } finally {
+    // `dnslb up` installs its SIGTERM handler (which stops the children) once it has printed that it
+    // runs; a SIGTERM before that ends it alone and leaves its children behind.
+    await waitUntil('dnslb up running', () => up.output().includes('dnslb up: running'), { process: up, timeoutMs: 30_000 }).catch(() => undefined);
     await up.stop(10_000);
     // The supervisor stops its children on SIGTERM; should it have been killed instead, they would
     // be left running on the benchmark's addresses: stop them by PID and say so.
