@@ -5,6 +5,9 @@
 //   recovery    start it again: time until its users are back, peak arrivals/s vs the batch rate;
 //   drain       drain another server: time until drained, where its users went, peak arrivals/s;
 //   commission  publish a 4th server: users moved vs the 1/(n+1) minimum, time, peak arrivals/s.
+// Moves are counted at the servers: each sender's hand-over counters (users it deactivated, per
+// reason) and each receiver's bindings. A scenario ends when the servers say it is over (queues
+// empty, states settled, every user registered), never when a count reaches what the plan predicts.
 // Run: npm run bench:failover [-- --users N]. Not a test: the figures depend on the machine.
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -28,9 +31,30 @@ const USERS = argument('users', 10_000);
 const POLL_MS = 100;
 const FRONTENDS = ['fe1.contoso.com', 'fe2.contoso.com', 'fe3.contoso.com'];
 
+interface ServerSample {
+  primary: number;
+  backup: number;
+  state: string;
+  topologyVersion: number;
+  /** Since the server started: users it handed over (deactivated), per reason (src/frontend/handover.ts). */
+  handedOver: Record<string, number>;
+  /** Users still queued in its hand-over queue. */
+  queued: number;
+  /** Peers added by a published version that it has not heard from yet. */
+  commissioning: number;
+}
+
 interface Sample {
   atMs: number;
-  bindings: Map<string, { primary: number; backup: number; state: string }>;
+  bindings: Map<string, ServerSample>;
+}
+
+/** The part of a server's own GET /status (src/frontend/server.ts FrontEndStatus) that the benchmark reads. */
+interface OwnStatus {
+  state: string;
+  topologyVersion: number;
+  bindings: { bindingsPrimary: number; bindingsBackup: number };
+  resilience?: { commissioning: string[]; handover: { handedOverTotal: Record<string, number>; run: { remaining: number } } };
 }
 
 let system: UpSystem;
@@ -39,16 +63,30 @@ let token = '';
 
 async function sample(): Promise<Sample> {
   const status = (await callAdmin(url, token, 'GET', '/status')) as PoolStatus;
-  const bindings = new Map<string, { primary: number; backup: number; state: string }>();
+  const bindings = new Map<string, ServerSample>();
   for (const entry of status.servers) {
     if (entry.pool !== 'pool01.contoso.com') continue;
-    bindings.set(entry.server, { primary: entry.status?.bindings.bindingsPrimary ?? 0, backup: entry.status?.bindings.bindingsBackup ?? 0, state: entry.status?.state ?? entry.process?.state ?? 'unknown' });
+    const own = entry.status as OwnStatus | undefined;
+    bindings.set(entry.server, {
+      primary: own?.bindings.bindingsPrimary ?? 0,
+      backup: own?.bindings.bindingsBackup ?? 0,
+      state: own?.state ?? entry.process?.state ?? 'unknown',
+      topologyVersion: own?.topologyVersion ?? 0,
+      handedOver: own?.resilience?.handover.handedOverTotal ?? {},
+      queued: own?.resilience?.handover.run.remaining ?? 0,
+      commissioning: own?.resilience?.commissioning.length ?? 0,
+    });
   }
   return { atMs: Date.now(), bindings };
 }
 
 const total = (sampled: Sample, servers: readonly string[]) => servers.reduce((sum, server) => sum + (sampled.bindings.get(server)?.primary ?? 0) + (sampled.bindings.get(server)?.backup ?? 0), 0);
 const on = (sampled: Sample, server: string) => (sampled.bindings.get(server)?.primary ?? 0) + (sampled.bindings.get(server)?.backup ?? 0);
+/** Users the `senders` handed over for `reason` between two samples, by their own counters. */
+const handedOver = (from: Sample, to: Sample, senders: readonly string[], reason: string) =>
+  senders.reduce((sum, server) => sum + (to.bindings.get(server)?.handedOver[reason] ?? 0) - (from.bindings.get(server)?.handedOver[reason] ?? 0), 0);
+/** Every server's hand-over queue is empty. */
+const queuesEmpty = (sampled: Sample, servers: readonly string[]) => servers.every((server) => sampled.bindings.get(server)?.queued === 0);
 
 /** Samples until `done`; returns every sample (the last one satisfied `done`). */
 async function until(what: string, done: (sampled: Sample) => boolean, timeoutMs = 300_000): Promise<Sample[]> {
@@ -103,11 +141,12 @@ async function main(): Promise<void> {
     console.log(rows.at(-1));
 
     // recovery
+    const beforeRecovery = await sample();
     const recoveredAtMs = Date.now();
     await callAdmin(url, token, 'POST', `/servers/${victim}/start`, {});
-    const recovery = await until('recovery', (sampled) => sampled.bindings.get(victim)?.state === 'active' && survivors.every((server) => (sampled.bindings.get(server)?.backup ?? 1) === 0) && total(sampled, FRONTENDS) >= USERS);
+    const recovery = await until('recovery', (sampled) => sampled.bindings.get(victim)?.state === 'active' && survivors.every((server) => (sampled.bindings.get(server)?.backup ?? 1) === 0) && queuesEmpty(sampled, survivors) && total(sampled, FRONTENDS) >= USERS);
     const back = on(recovery.at(-1)!, victim);
-    rows.push(`| recovery (start ${victim}) | ${back} | ${((recovery.at(-1)!.atMs - recoveredAtMs) / 1000).toFixed(1)} s | all to ${victim.split('.')[0]} | ${victim.split('.')[0]} ${peakPerSecond(recovery, victim)}/s (pool-wide batch ${settings.batchSize} per ${settings.intervalMs} ms, each survivor sending its share) |`);
+    rows.push(`| recovery (start ${victim}) | ${back} (handed over: ${handedOver(beforeRecovery, recovery.at(-1)!, survivors, 'recovery')}) | ${((recovery.at(-1)!.atMs - recoveredAtMs) / 1000).toFixed(1)} s | all to ${victim.split('.')[0]} | ${victim.split('.')[0]} ${peakPerSecond(recovery, victim)}/s (pool-wide batch ${settings.batchSize} per ${settings.intervalMs} ms, each survivor sending its share) |`);
     console.log(rows.at(-1));
 
     // drain
@@ -119,7 +158,7 @@ async function main(): Promise<void> {
     await callAdmin(url, token, 'POST', `/servers/${drained}/drain`, { force: true });
     const drain = await until('drain', (sampled) => sampled.bindings.get(drained)?.state === 'drained' && total(sampled, others) >= USERS);
     const drainGained = others.map((server) => on(drain.at(-1)!, server) - on(beforeDrain, server));
-    rows.push(`| drain ${drained} | ${moving} | ${((drain.at(-1)!.atMs - drainAtMs) / 1000).toFixed(1)} s | ${others.map((server, index) => `${server.split('.')[0]} ${((100 * drainGained[index]!) / Math.max(1, moving)).toFixed(1)} %`).join(', ')} | ${others.map((server) => `${server.split('.')[0]} ${peakPerSecond(drain, server)}/s`).join(', ')} |`);
+    rows.push(`| drain ${drained} | ${moving} (handed over: ${handedOver(beforeDrain, drain.at(-1)!, [drained], 'drain')}) | ${((drain.at(-1)!.atMs - drainAtMs) / 1000).toFixed(1)} s | ${others.map((server, index) => `${server.split('.')[0]} ${((100 * drainGained[index]!) / Math.max(1, moving)).toFixed(1)} %`).join(', ')} | ${others.map((server) => `${server.split('.')[0]} ${peakPerSecond(drain, server)}/s`).join(', ')} |`);
     console.log(rows.at(-1));
     await callAdmin(url, token, 'POST', `/servers/${drained}/resume`, {});
     await until('resume', (sampled) => sampled.bindings.get(drained)?.state === 'active' && others.every((server) => (sampled.bindings.get(server)?.backup ?? 1) === 0) && total(sampled, FRONTENDS) >= USERS);
@@ -131,13 +170,24 @@ async function main(): Promise<void> {
     const text = (await readFile(system.topologyFile, 'utf8')).replace(`      - { fqdn: fe3.contoso.com, ipv4: ${NET}.13 }\n`, `      - { fqdn: fe3.contoso.com, ipv4: ${NET}.13 }\n      - { fqdn: fe4.contoso.com, ipv4: ${NET}.14 }\n`);
     const file = join(work, 'with-fe4.yaml');
     await writeFile(file, text);
+    const beforeCommission = await sample();
     const commissionAtMs = Date.now();
     const published = await system.cli('topology', 'publish', file);
     if (published.code !== 0) throw new Error(`publish: ${published.stderr}`);
+    const version = Number(/ as version (\d+)/.exec(published.stdout)?.[1] ?? NaN);
     const all = [...FRONTENDS, 'fe4.contoso.com'];
-    const commission = await until('commission', (sampled) => on(sampled, 'fe4.contoso.com') >= plan.moved && total(sampled, all) >= USERS);
+    // Over when the servers say so: every one on the new version with fe4 heard from, each sender's
+    // queue empty after it handed some users over (each holds some of fe4's share), and every user
+    // registered somewhere.
+    const settled = (sampled: Sample) =>
+      all.every((server) => sampled.bindings.get(server)?.state === 'active' && (Number.isNaN(version) || sampled.bindings.get(server)!.topologyVersion >= version) && sampled.bindings.get(server)!.commissioning === 0) &&
+      FRONTENDS.every((server) => handedOver(beforeCommission, sampled, [server], 'commission') > 0) &&
+      queuesEmpty(sampled, FRONTENDS) &&
+      total(sampled, all) >= USERS;
+    const commission = await until('commission', settled);
     const moved = on(commission.at(-1)!, 'fe4.contoso.com');
-    rows.push(`| commission fe4 | ${moved} (${((100 * moved) / USERS).toFixed(1)} %; minimum 1/(n+1) = ${((100 * 1) / 4).toFixed(1)} %, planned ${plan.moved}) | ${((commission.at(-1)!.atMs - commissionAtMs) / 1000).toFixed(1)} s | all to fe4 | fe4 ${peakPerSecond(commission, 'fe4.contoso.com')}/s |`);
+    const sent = handedOver(beforeCommission, commission.at(-1)!, FRONTENDS, 'commission');
+    rows.push(`| commission fe4 | ${moved} on fe4, ${sent} handed over by fe1–fe3 (${((100 * moved) / USERS).toFixed(1)} %; minimum 1/(n+1) = ${((100 * 1) / 4).toFixed(1)} %, planned ${plan.moved}) | ${((commission.at(-1)!.atMs - commissionAtMs) / 1000).toFixed(1)} s | all to fe4 | fe4 ${peakPerSecond(commission, 'fe4.contoso.com')}/s |`);
     console.log(rows.at(-1));
   } finally {
     await simulator?.stop();
@@ -145,7 +195,7 @@ async function main(): Promise<void> {
   }
   const body = [
     `${machineLine()}.`,
-    `\`npm run bench:failover\`: ${USERS} simulated users (one process, \`dnslb client simulate\`) on a pool of 3 under \`dnslb up\` (DNS, servers and simulator share the 2 cores), default heartbeat (1 s interval, down after 3 misses), re-home batches of 100 per second pool-wide (each sending server releases its share). Times are from the action to the last user registered, sampled every ${POLL_MS} ms through the admin API. Peak arrivals are the largest rise of a server's binding count between two samples at most 1 s apart; each sample reads the servers one after the other, so the figure can over-read by a sampling interval — the exact re-home rate is asserted from the servers' own batch records in test/integration/pool-resilience.test.ts.`,
+    `\`npm run bench:failover\`: ${USERS} simulated users (one process, \`dnslb client simulate\`) on a pool of 3 under \`dnslb up\` (DNS, servers and simulator share the 2 cores), default heartbeat (1 s interval, down after 3 misses), re-home batches of 100 per second pool-wide (each sending server releases its share). Times are from the action until the servers say it is over (hand-over queues empty, states settled, every user registered), sampled every ${POLL_MS} ms through the admin API; users moved are counted at the servers (the receiver's bindings; "handed over": the senders' own counters of users they deactivated for that reason). Peak arrivals are the largest rise of a server's binding count between two samples at most 1 s apart; each sample reads the servers one after the other, so the figure can over-read by a sampling interval — the exact re-home rate is asserted from the servers' own batch records in test/integration/pool-resilience.test.ts.`,
     '',
     '| scenario | users moved | time until all registered | where they went | peak arrivals per second |',
     '|---|---:|---:|---|---|',

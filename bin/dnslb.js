@@ -1,7 +1,12 @@
 #!/usr/bin/env node
-// The dnslb command: loads the TypeScript sources through tsx, so `npx dnslb` works right after `npm install`.
-import { register } from 'tsx/esm/api';
+// The dnslb command: runs dist/dnslb.js, the JavaScript that scripts/build-js.js compiles from src/
+// (at `npm install`), so neither the CLI nor any process it starts loads a TypeScript transpiler.
+// When an input of that build changed since (a developer's edit, a checkout), it rebuilds first
+// (well under a second of CPU), so what runs is always what src/ says.
+import { buildJs, buildStaleness } from '../scripts/build-js.js';
 
-register();
-const { main } = await import('../src/cli/main.ts');
+// Stack traces name src/….ts lines through dist/dnslb.js.map.
+process.setSourceMapsEnabled(true);
+if (buildStaleness() !== undefined) await buildJs();
+const { main } = await import('../dist/dnslb.js');
 process.exitCode = await main(process.argv);

@@ -24,6 +24,8 @@ WANTED=(
   "iptables iptables"
   "chromium chromium"
   "haproxy haproxy"
+  # hyperfine: npm run bench:startup only
+  "hyperfine hyperfine"
 )
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # npm test: system peers present, type-check, lint, then every test (unit beside the code,
 # integration under test/integration). Pass --unit for unit tests only, or file paths to run
-# just those files.
+# just those files. Every run first rebuilds dist/ (scripts/build-js.js), the JavaScript that
+# bin/dnslb.js runs in every process the tests start, so the tests never run a stale build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,7 @@ if [ "${#files[@]}" -eq 0 ]; then
   fi
 fi
 
+echo "== build"; node scripts/build-js.js
 echo "== tests (${#files[@]} files)"
 # Two files at a time: the machine has two cores and integration tests start real processes.
 exec node --import tsx --test --test-concurrency=2 --test-timeout=600000 "${files[@]}"
