@@ -13,6 +13,7 @@ import { registerTopologyStore } from './commands/topology-store.ts';
 import { registerUp } from './commands/up.ts';
 import { registerPool } from './commands/pool.ts';
 import { registerServerAdmin } from './commands/server-admin.ts';
+import { DATA_DIR_DEFAULT, DATA_DIR_DESCRIPTION, DATA_DIR_FLAGS } from './commands/store-options.ts';
 
 /** Operating errors whose cause is the user's input rather than the system. */
 const INVALID_INPUT_CODES = new Set(['ADMIN_QUORUM', 'ADMIN_NOT_FOUND', 'TOPOLOGY_FILE', 'STORE_STALE_VERSION', 'STORE_UNKNOWN_SERVER', 'STORE_NOT_FOUND', 'STORE_TOO_LARGE']);
@@ -20,7 +21,11 @@ const INVALID_INPUT_CODES = new Set(['ADMIN_QUORUM', 'ADMIN_NOT_FOUND', 'TOPOLOG
 export function buildProgram(): Command {
   const program = new Command('dnslb')
     .description('Pools of SIP servers behind DNS load balancing')
-    .option('--data-dir <dir>', 'where the embedded store, admin address and token live', './.dnslb')
+    // Program options before the verb only, so that a verb may have an option of the same name
+    // (`topology show --version N` beside `dnslb --version`); every verb that uses the data dir or
+    // the store declares --data-dir and --store itself (store-options.ts), with one meaning.
+    .enablePositionalOptions()
+    .option(DATA_DIR_FLAGS, DATA_DIR_DESCRIPTION, DATA_DIR_DEFAULT)
     .showHelpAfterError()
     .exitOverride();
   registerTopology(program);
