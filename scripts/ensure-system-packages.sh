@@ -29,6 +29,7 @@ WANTED=(
   "ip iproute2"
   "iptables iptables"
   "chromium chromium"
+  "zsh zsh"
 )
 
 sbin_dirs="${DNSLB_SBIN_DIRS-/usr/sbin /usr/bin}"

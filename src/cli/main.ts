@@ -13,6 +13,8 @@ import { registerTopologyStore } from './commands/topology-store.ts';
 import { registerUp } from './commands/up.ts';
 import { registerPool } from './commands/pool.ts';
 import { registerServerAdmin } from './commands/server-admin.ts';
+import { registerCompletion } from './commands/completion.ts';
+import { versionText } from './version.ts';
 import { DATA_DIR_DEFAULT, DATA_DIR_DESCRIPTION, DATA_DIR_FLAGS } from './commands/store-options.ts';
 
 /** Operating errors whose cause is the user's input rather than the system. */
@@ -26,6 +28,7 @@ export function buildProgram(): Command {
     // the store declares --data-dir and --store itself (store-options.ts), with one meaning.
     .enablePositionalOptions()
     .option(DATA_DIR_FLAGS, DATA_DIR_DESCRIPTION, DATA_DIR_DEFAULT)
+    .version(versionText(), '-V, --version', 'print the version and whether the native UDP engine is loaded')
     .showHelpAfterError()
     .exitOverride();
   registerTopology(program);
@@ -38,6 +41,8 @@ export function buildProgram(): Command {
   registerUp(program);
   registerPool(program);
   registerServerAdmin(program);
+  // Last: the completion script is generated from every command registered before it.
+  registerCompletion(program);
   program.commands.forEach(function exitOverrideEverywhere(command: Command) {
     command.exitOverride();
     command.commands.forEach(exitOverrideEverywhere);
