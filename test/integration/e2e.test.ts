@@ -135,10 +135,12 @@ describe('the whole system', () => {
     await eventually(async () => assert.deepEqual(await answers('pool01.contoso.com', INSIDE), [`${NET}.11`, `${NET}.12`, `${NET}.13`]));
   });
 
-  test('drain with calls in progress: no call dropped, no new call through the draining server, drained reported; resume brings users back', async () => {
+  test('drain with calls in progress: no call dropped, no new call through the draining server, drained reported; resume brings users back', async (t) => {
     const file = join(work, 'drain-report.json');
     // Runs until stopped (SIGTERM ends it and writes the report), so a slow machine cannot end the run early.
     const simulator = start(process.execPath, ['bin/dnslb.js', 'client', 'simulate', '--domain', 'contoso.com', '--dns', `${system.dns.address}:${system.dns.port}`, '--users', '150', '--duration', '10m', '--calls-per-minute', '600', '--call-hold', '4s', '--summary-every', '60s', '--report', file], { cwd: REPO });
+    // A failed assertion must not leave this simulator's users signed in for the next test.
+    t.after(() => simulator.stop());
     const invitesAccepted = (entry: { status?: unknown }) => (entry.status as { proxy: { invitesAccepted: number } }).proxy.invitesAccepted;
     const upAtDrain = await eventually(async () => {
       const fe2 = await serverStatus('fe2.contoso.com');
@@ -146,10 +148,12 @@ describe('the whole system', () => {
       return fe2.status!.dialogs.active;
     }, { timeoutMs: 30_000 });
     const drained = system.cli('server', 'drain', 'fe2.contoso.com', '--wait');
-    // Once fe2 says it is draining, it takes on no new call.
+    // Once fe2 says it is draining, it takes on no new call. On a loaded machine the first status
+    // seen may already be `drained` (150 users hand over in about two seconds): the count from then
+    // on must not grow either.
     const acceptedAtDrain = await eventually(async () => {
       const fe2 = await serverStatus('fe2.contoso.com');
-      assert.equal(fe2.status?.state, 'draining');
+      assert.ok(fe2.status?.state === 'draining' || fe2.status?.state === 'drained', `fe2 is ${fe2.status?.state}`);
       return invitesAccepted(fe2);
     });
     const done = await drained;
@@ -172,12 +176,14 @@ describe('the whole system', () => {
     await eventually(async () => assert.equal((await serverStatus('fe2.contoso.com')).status?.state, 'active'));
   });
 
-  test('commission a 4th server: about a quarter of the users move to it, in batches', async () => {
+  test('commission a 4th server: about a quarter of the users move to it, in batches', async (t) => {
     const users = 200;
     const file = join(work, 'commission-report.json');
     // The users stay signed in until the test ends (a fixed duration would let them unregister
     // while the new server is still starting on a loaded machine); the simulator is stopped by PID.
     const simulator = start(process.execPath, ['bin/dnslb.js', 'client', 'simulate', '--domain', 'contoso.com', '--dns', `${system.dns.address}:${system.dns.port}`, '--users', String(users), '--duration', '10m', '--summary-every', '60s', '--report', file], { cwd: REPO });
+    // A failed assertion must not leave this simulator's users signed in for the next test.
+    t.after(() => simulator.stop());
     const frontends = ['fe1.contoso.com', 'fe2.contoso.com', 'fe3.contoso.com'];
     const registered = async (servers: string[]) => (await poolStatus()).servers.filter((entry) => servers.includes(entry.server)).reduce((sum, entry) => sum + (entry.status?.bindings.bindingsPrimary ?? 0), 0);
     await eventually(async () => assert.equal(await registered(frontends), users), { timeoutMs: 30_000 });
@@ -223,13 +229,15 @@ describe('a server dies: modern clients fail over, legacy clients do not until h
     await stopAll();
   });
 
-  test('300 modern and 100 legacy users; SIGKILL of the first server in DNS order', async () => {
+  test('300 modern and 100 legacy users; SIGKILL of the first server in DNS order', async (t) => {
     const status = async (): Promise<PoolStatus> => JSON.parse((await system.cli('pool', 'status', '--json')).stdout) as PoolStatus;
     const onServers = (current: PoolStatus, servers: string[]) =>
       current.servers.filter((entry) => servers.includes(entry.server)).reduce((sum, entry) => sum + (entry.status?.bindings.bindings ?? 0), 0);
     await eventually(async () => assert.ok((await status()).servers.every((entry) => entry.status?.state === 'active')), { timeoutMs: 60_000 });
     const file = join(work, 'report.json');
     const simulator = start(process.execPath, ['bin/dnslb.js', 'client', 'simulate', '--domain', 'contoso.com', '--dns', `${system.dns.address}:${system.dns.port}`, '--users', '400', '--legacy-share', '25%', '--duration', '10m', '--backoff-base-ms', '500', '--backoff-max-ms', '2000', '--summary-every', '60s', '--report', file], { cwd: REPO });
+    // A failed assertion must not leave this simulator's users signed in for the next test.
+    t.after(() => simulator.stop());
     const frontends = ['fe1.contoso.com', 'fe2.contoso.com', 'fe3.contoso.com'];
     await eventually(async () => assert.equal(onServers(await status(), frontends), 400), { timeoutMs: 30_000 });
 
