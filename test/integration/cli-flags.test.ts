@@ -118,8 +118,10 @@ describe('one flag for one thing', () => {
       ]);
       for (const run of runs) assert.equal(run.code, 0, run.stderr);
       assert.match(runs[0]!.stdout, /^fe4 +\d+ IN A +127\.0\.0\.14$/m);
-      assert.equal(runs[1]!.stdout, runs[0]!.stdout);
-      assert.equal(runs[2]!.stdout, runs[0]!.stdout);
+      // The SOA serial follows the clock (one per second): compare the zones without it.
+      const zone = (text: string) => text.replace(/\b\d{10}\b/g, 'SERIAL');
+      assert.equal(zone(runs[1]!.stdout), zone(runs[0]!.stdout));
+      assert.equal(zone(runs[2]!.stdout), zone(runs[0]!.stdout));
     });
 
     test('a FILE given alone is used alone: dns export FILE does not read the data dir', async () => {
