@@ -12,6 +12,12 @@ import { start, waitUntil, type Running } from '../test/helpers/process.ts';
 import { REGISTER_CONTACT, REGISTER_ONCE, runSipp, startSipp, UAC_CALL, UAS_ANSWER } from '../test/helpers/sipp-scenarios.ts';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 15);
+/**
+ * BENCH_SIP_ONLY=register: only dnslb's REGISTER/s, printed and not written to RESULTS.md (for
+ * before/after comparisons); BENCH_SIP_REPO=DIR runs the `dnslb server` of another checkout (e.g. main).
+ */
+const ONLY = process.env['BENCH_SIP_ONLY'];
+const SERVER_REPO = process.env['BENCH_SIP_REPO'];
 const SERVER_CORE = '0';
 const LOAD_CORE = '1';
 const DNSLB_ADDRESS = '127.0.6.200';
@@ -85,7 +91,7 @@ request_route {
 }
 
 async function dnslbPool(): Promise<RunningPool> {
-  return startPool({ addresses: [DNSLB_ADDRESS], taskset: SERVER_CORE, serverArgs: ['--connections-max', '20000'] });
+  return startPool({ addresses: [DNSLB_ADDRESS], taskset: SERVER_CORE, serverArgs: ['--connections-max', '20000'], repo: SERVER_REPO });
 }
 
 async function main(): Promise<void> {
@@ -100,6 +106,15 @@ async function main(): Promise<void> {
   writeFileSync(join(OUT, 'call.csv'), 'SEQUENTIAL\ncaller;callee\n');
 
   const rows: string[] = [];
+  if (ONLY === 'register') {
+    const only = await dnslbPool();
+    try {
+      console.log(`dnslb${SERVER_REPO ? ` (${SERVER_REPO})` : ''}: ${(await registerRate(`${DNSLB_ADDRESS}:${only.tcpPort}`)).toFixed(0)} REGISTER/s`);
+    } finally {
+      await only.stop();
+    }
+    return;
+  }
   // dnslb
   let pool = await dnslbPool();
   const dnslbTarget = `${DNSLB_ADDRESS}:${pool.tcpPort}`;

@@ -63,6 +63,15 @@ export class PoolView {
     return this.byAddress.get(bare.toLowerCase()) ?? this.byFqdn.get(canonicalServer(bare));
   }
 
+  /**
+   * Is a connection's remote address a pool peer's (the heartbeat, a request a peer proxied, our
+   * Record-Route followed by a peer)? IPv4-mapped IPv6 addresses count as their IPv4 address.
+   */
+  isPeerAddress(address: string): boolean {
+    const member = this.byAddress.get(address) ?? (address.startsWith('::ffff:') ? this.byAddress.get(address.slice(7)) : undefined);
+    return member !== undefined && member !== this.self;
+  }
+
   /** Does a URI host name this server (its address, its FQDN) — a Route to pop, an OPTIONS to answer? */
   isSelf(host: string): boolean {
     return this.memberAt(host) === this.self;

@@ -119,7 +119,8 @@ export class Proxy {
   }
 
   /**
-   * A request that is not for this server itself. `poppedOwnRoute` says a Route naming us was removed
+   * A request that is not for this server itself, past the steps before the route step (limits,
+   * Max-Forwards, loops, Proxy-Require, drain). `poppedOwnRoute` says a Route naming us was removed
    * (the request follows our Record-Route); `fromPeer` that it came over a pool server's link.
    */
   route(inFlow: Flow, request: SipRequest, context: { poppedOwnRoute: boolean; fromPeer: boolean }): void {
@@ -132,9 +133,6 @@ export class Proxy {
       if (invite && invite.finalStatus >= 300) return;
     } else if (this.byServerKey.has(serverKey)) {
       return; // a retransmission of a request in progress
-    }
-    if (request.method !== 'ACK' && this.byBranch.size >= limits.frontendTransactionsMax) {
-      return this.answer(inFlow, request, 503, 'Too many transactions', [{ name: 'Retry-After', value: '5' }]);
     }
     const hop = this.nextHop(inFlow, request, context, view);
     if (hop.kind === 'answer') {
@@ -406,7 +404,8 @@ export class Proxy {
     }
   }
 
-  private answer(flow: Flow, request: SipRequest, status: number, reason?: string, headers: Header[] = []): void {
+  /** Answers `request` ourselves, counted in `answeredLocally` (the limits step's 503 too). */
+  answer(flow: Flow, request: SipRequest, status: number, reason?: string, headers: readonly Header[] = []): void {
     this.counters.answeredLocally[status] = (this.counters.answeredLocally[status] ?? 0) + 1;
     flow.send(createResponse(request, status, { toTag: randomToken(this.options.random, 10), reason, headers }));
   }

@@ -5,6 +5,10 @@ import { assert } from './assert.ts';
 export const limits = {
   /** Largest topology document read from disk or the store. */
   topologyBytesMax: 4 * 1024 * 1024, // 4 MiB
+  /** Home pool rules in one topology; each user is matched against them in order, so they stay few (explicit assignments live in the store). */
+  topologyHomeRulesMax: 1000,
+  /** PSTN routes in one topology. */
+  topologyPstnRoutesMax: 1000,
 
   // admin
   /** Largest admin API request body. */

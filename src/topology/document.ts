@@ -11,12 +11,16 @@ export function formatEndpoint(endpoint: Endpoint): string {
 /**
  * The inverse of parse for a validated topology: fromObject(toDocument(t)) deep-equals t.
  * Every schema transform is idempotent on its own output except endpoints (a string in the
- * document, an object in the model), which are turned back into strings here.
+ * document, an object in the model: DNS listen addresses, secondaries, gateways), which are turned
+ * back into strings here.
  */
 export function toDocument(topology: Topology): TopologyInput {
   const copy = JSON.parse(JSON.stringify(topology)) as Topology;
   return {
     ...copy,
+    pools: copy.pools.map((pool) =>
+      pool.gateways ? { ...pool, gateways: pool.gateways.map((gateway) => ({ ...gateway, endpoint: formatEndpoint(gateway.endpoint) })) } : pool,
+    ),
     dns: {
       ...copy.dns,
       servers: copy.dns.servers.map((server) => ({ ...server, listen: server.listen.map(formatEndpoint) })),

@@ -3,7 +3,8 @@
 import { isIP } from 'node:net';
 import type { Problem, YamlPath } from './problem.ts';
 import { formatPath } from './problem.ts';
-import { isFqdn, type AddressPair, type Pool, type StaticRecord, type Topology } from './schema.ts';
+import { ROLE_RULES } from './role-rules.ts';
+import { aPoolOf, isFqdn, type AddressPair, type Pool, type StaticRecord, type Topology } from './schema.ts';
 
 export type RuleProblem = Omit<Problem, 'line' | 'column'>;
 
@@ -129,6 +130,11 @@ function addressUses(topology: Topology): AddressUse[] {
     for (const service of EDGE_SERVICES) {
       add(pool.edge?.[service].vip, [...at, 'edge', service, 'vip'], `edge-vip ${pool.fqdn}`, `the edge VIP of ${pool.fqdn}`);
     }
+    // Gateways may share an address with each other (one host, several ports), but a gateway at a
+    // server's or VIP's address would send calls back into the deployment: a loop.
+    pool.gateways?.forEach((_, gatewayIndex) => {
+      uses.push({ path: [...at, 'gateways', gatewayIndex, 'endpoint', 'address'], owner: 'gateways', what: 'a PSTN gateway' });
+    });
   });
   return uses;
 }
@@ -206,15 +212,18 @@ const keysForKind: Rule = {
           }
         });
       } else {
-        if (pool.edge) problems.push({ code: 'TOPOLOGY_KEY_NOT_ALLOWED', path: [...at, 'edge'], message: `"edge" is only for edge pools; ${pool.fqdn} is a ${pool.kind} pool` });
+        if (pool.edge) problems.push({ code: 'TOPOLOGY_KEY_NOT_ALLOWED', path: [...at, 'edge'], message: `"edge" is only for edge pools; ${pool.fqdn} is ${aPoolOf(pool.kind)}` });
         pool.servers.forEach((server, serverIndex) => {
           if (server.external) {
-            problems.push({ code: 'TOPOLOGY_KEY_NOT_ALLOWED', path: [...at, 'servers', serverIndex, 'external'], message: `"external" addresses are only for edge servers; ${pool.fqdn} is a ${pool.kind} pool` });
+            problems.push({ code: 'TOPOLOGY_KEY_NOT_ALLOWED', path: [...at, 'servers', serverIndex, 'external'], message: `"external" addresses are only for edge servers; ${pool.fqdn} is ${aPoolOf(pool.kind)}` });
           }
         });
       }
+      if (pool.gateways && pool.kind !== 'mediation') {
+        problems.push({ code: 'TOPOLOGY_KEY_NOT_ALLOWED', path: [...at, 'gateways'], message: `"gateways" is only for mediation pools; ${pool.fqdn} is ${aPoolOf(pool.kind)}` });
+      }
       if (pool.webServices && pool.kind !== 'frontend' && pool.kind !== 'director') {
-        problems.push({ code: 'TOPOLOGY_KEY_NOT_ALLOWED', path: [...at, 'webServices'], message: `"webServices" is only for frontend and director pools; ${pool.fqdn} is a ${pool.kind} pool` });
+        problems.push({ code: 'TOPOLOGY_KEY_NOT_ALLOWED', path: [...at, 'webServices'], message: `"webServices" is only for frontend and director pools; ${pool.fqdn} is ${aPoolOf(pool.kind)}` });
       }
       // A VIP nobody resolves to would mislead whoever reads the document.
       if (pool.vip && pool.loadBalancing === 'dns') {
@@ -469,6 +478,24 @@ const uniqueNames: Rule = {
   },
 };
 
+const gatewaysOnce: Rule = {
+  name: 'a gateway is listed once',
+  check(topology) {
+    const problems: RuleProblem[] = [];
+    const seen = new Map<string, YamlPath>();
+    topology.pools.forEach((pool, poolIndex) => {
+      pool.gateways?.forEach((gateway, gatewayIndex) => {
+        const path: YamlPath = ['pools', poolIndex, 'gateways', gatewayIndex, 'endpoint'];
+        const key = `${canonicalIp(gateway.endpoint.address)} ${gateway.endpoint.port}`;
+        const earlier = seen.get(key);
+        if (earlier) problems.push({ code: 'TOPOLOGY_DUPLICATE_IP', path, message: `gateway ${gateway.endpoint.address}:${gateway.endpoint.port} is already listed at ${formatPath(earlier)}; a gateway serves one mediation pool, once` });
+        else seen.set(key, path);
+      });
+    });
+    return problems;
+  },
+};
+
 /** Every rule, in the order their problems are reported. */
 export const RULES: readonly Rule[] = [
   uniqueNames,
@@ -484,6 +511,8 @@ export const RULES: readonly Rule[] = [
   noStaticRecordsForTopologyNames,
   recordValues,
   cnameAlone,
+  gatewaysOnce,
+  ...ROLE_RULES,
 ];
 
 export function checkRules(topology: Topology): RuleProblem[] {

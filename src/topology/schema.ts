@@ -2,6 +2,9 @@
 // Shape rules live here; rules that look across the document (uniqueness, zones, references) live in rules.ts.
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { limits } from '../shared/limits.ts';
+import { normalisePrefix, E164_DIGITS_MAX } from './phone-number.ts';
+import { isUserPatternError, parseUserPattern } from './user-pattern.ts';
 
 /** RFC 1035 §2.3.1 / RFC 1123 §2.1: labels of letters, digits and hyphens, 1–63 bytes, 253 in all. */
 const FQDN_PATTERN = /^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+$/;
@@ -12,6 +15,7 @@ const FQDN_PATTERN = /^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{
  */
 const BAD_FQDN = { code: 'TOPOLOGY_BAD_FQDN' } as const;
 const BAD_ADDRESS = { code: 'TOPOLOGY_BAD_ADDRESS' } as const;
+const BAD_PATTERN = { code: 'TOPOLOGY_BAD_PATTERN' } as const;
 
 const FQDN_JSON_PATTERN = '^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.?$';
 
@@ -108,6 +112,11 @@ const address = z.strictObject(addresses).refine((value) => value.ipv4 !== undef
 
 export const POOL_KINDS = ['frontend', 'director', 'edge', 'mediation'] as const;
 export type PoolKind = (typeof POOL_KINDS)[number];
+
+/** "a frontend pool", "an edge pool": for messages. */
+export function aPoolOf(kind: PoolKind): string {
+  return `${kind === 'edge' ? 'an' : 'a'} ${kind} pool`;
+}
 export const LOAD_BALANCING = ['dns', 'hardware'] as const;
 export type LoadBalancing = (typeof LOAD_BALANCING)[number];
 export const ANSWER_ORDERS = ['rotate', 'random', 'fixed'] as const;
@@ -158,6 +167,18 @@ const edge = z.strictObject({
   av: edgeService,
 });
 
+export const GATEWAY_TRANSPORTS = ['tcp', 'tls'] as const;
+
+/** A PSTN gateway (or IP-PBX) a Mediation pool forwards calls to: an address, never a name (no DNS on the call path). */
+const gateway = z.strictObject({
+  /** "address:port" or "[v6]:port". */
+  endpoint,
+  /** SIP over TCP or TLS, as everywhere in dnslb (no UDP). */
+  transport: z.enum(GATEWAY_TRANSPORTS).default('tcp'),
+  /** The gateway's name: what its TLS certificate must match, and what messages call it. */
+  fqdn: fqdn.optional(),
+});
+
 const pool = z.strictObject({
   /** The pool FQDN: with DNS load balancing it answers one record per server. */
   fqdn,
@@ -171,6 +192,8 @@ const pool = z.strictObject({
   webServices: z.strictObject({ internal: webService.optional(), external: webService.optional() }).optional(),
   /** Edge pools: the external services. */
   edge: edge.optional(),
+  /** Mediation pools: the gateways calls leave through, tried in order. */
+  gateways: z.array(gateway).min(1).optional(),
   dns: dnsPolicy,
   sip: z
     .strictObject({
@@ -264,6 +287,77 @@ const settings = z
   })
   .prefault({});
 
+/** A glob over the canonical user URI (user-pattern.ts), written back in canonical form (scheme and host lower case). */
+const userPattern = z
+  .string()
+  .transform((value, context) => {
+    const parsed = parseUserPattern(value);
+    if (isUserPatternError(parsed)) {
+      context.addIssue({ code: 'custom', message: parsed.error, params: BAD_PATTERN });
+      return z.NEVER;
+    }
+    return `sip:${parsed.user}@${parsed.host}`;
+  })
+  .meta({ description: 'a glob over the canonical user URI: * any run of characters, ? one character', pattern: '^[sS][iI][pP]:[^@]+@[^@]+$' });
+
+const homeRule = z
+  .strictObject({
+    /** Every user of this SIP domain. */
+    domain: fqdn.optional(),
+    /** The users whose canonical URI matches this glob. */
+    users: userPattern.optional(),
+    /** A frontend pool. */
+    pool: fqdn,
+  })
+  .refine((rule) => (rule.domain === undefined) !== (rule.users === undefined), {
+    message: 'a home rule has exactly one of "domain" (a SIP domain) or "users" (a pattern such as sip:*@dublin.contoso.com)',
+  });
+
+/** Where users live (DESIGN §7): the first rule that matches a user, else the default; an explicit assignment in the store comes first. */
+const homePools = z.strictObject({
+  /** The frontend pool of users no rule matches; with one frontend pool in the topology, that pool when absent. */
+  default: fqdn.optional(),
+  rules: z.array(homeRule).max(limits.topologyHomeRulesMax).default([]),
+});
+
+/** A route prefix in normal form: `+` and digits, visual separators removed. */
+const numberPrefix = z
+  .string()
+  .transform((value, context) => {
+    const normal = normalisePrefix(value);
+    if ('error' in normal) {
+      context.addIssue({ code: 'custom', message: normal.error, params: BAD_PATTERN });
+      return z.NEVER;
+    }
+    return normal.prefix;
+  })
+  .meta({ description: 'a global number prefix: + then digits, separators - . ( ) allowed', pattern: '^\\+[0-9().-]*$' });
+
+const digitCount = z.number().int().min(1).max(E164_DIGITS_MAX);
+
+const pstnRoute = z
+  .strictObject({
+    /** For messages and diffs. */
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/, 'a route name is a word of at most 64 letters, digits, spaces, . _ -').optional(),
+    /** The numbers this route takes: global numbers starting with these digits. */
+    prefix: numberPrefix,
+    /** Digits (after +) a complete number has at least; a shorter one is incomplete (484). Default: the prefix's digits, at least 1. */
+    digitsMin: digitCount.optional(),
+    /** Digits a number has at most; a longer one takes no route here. Default 15 (E.164). */
+    digitsMax: digitCount.optional(),
+    /** A mediation pool. */
+    pool: fqdn,
+  })
+  .refine((route) => route.digitsMin === undefined || route.digitsMax === undefined || route.digitsMin <= route.digitsMax, {
+    message: 'digitsMin is larger than digitsMax',
+    path: ['digitsMin'],
+  });
+
+/** Calls to telephone numbers (DESIGN §7 Mediation): the most specific matching prefix wins. */
+const pstn = z.strictObject({
+  routes: z.array(pstnRoute).max(limits.topologyPstnRoutesMax).default([]),
+});
+
 export const EXCHANGE_UM_VERSIONS = ['none', '2007', '2007-sp1', '2010', '2010-sp1', '2013', '2016', '2019'] as const;
 export type ExchangeUmVersion = (typeof EXCHANGE_UM_VERSIONS)[number];
 
@@ -298,6 +392,8 @@ export const topologySchema = z.strictObject({
   /** When present, the only users the servers know (`sip:user@domain`); otherwise any user of the SIP domains. */
   users: z.array(z.string().regex(/^sips?:[^@\s]+@[^@\s]+$/i, 'not a SIP URI sip:user@domain')).optional(),
   pools: z.array(pool).min(1),
+  homePools: homePools.optional(),
+  pstn: pstn.optional(),
   dns,
   settings,
   facts,
@@ -313,4 +409,8 @@ export type StaticRecord = Zone['records'][number];
 export type View = Topology['dns']['views'][number];
 export type Facts = Topology['facts'];
 export type Settings = Topology['settings'];
+export type Gateway = NonNullable<Pool['gateways']>[number];
+export type HomePools = NonNullable<Topology['homePools']>;
+export type HomeRule = HomePools['rules'][number];
+export type PstnRoute = NonNullable<Topology['pstn']>['routes'][number];
 export type AddressPair = { ipv4?: string | undefined; ipv6?: string | undefined };

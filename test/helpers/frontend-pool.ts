@@ -56,6 +56,8 @@ export interface PoolOptions {
   /** More `dnslb server` flags. */
   serverArgs?: string[];
   taskset?: string;
+  /** Run `bin/dnslb.js` of this checkout instead of this repository's (bench/sip.ts compares two). */
+  repo?: string;
   /** Publish the topology into a file store in the pool's directory and start servers with `--store`. */
   store?: boolean;
   /** How many of `addresses` the first topology lists (default all; the others can be commissioned). */
@@ -137,7 +139,7 @@ export async function startPool(options: PoolOptions): Promise<RunningPool> {
     const tlsArgs = options.tls ? ['--tls-cert', options.tls.certFile, '--tls-key', options.tls.keyFile, '--tls-ca', options.tls.caFile] : [];
     const source = options.store ? ['--store', dir] : ['--topology', topologyFile];
     const args = ['bin/dnslb.js', 'server', ...source, '--server', fqdn, '--admin-listen', `${address}:0`, '--data-dir', dir, '--log-level', 'warn', ...tlsArgs, ...(options.serverArgs ?? [])];
-    const child = start(process.execPath, args, { cwd: REPO, taskset: options.taskset });
+    const child = start(process.execPath, args, { cwd: options.repo ?? REPO, taskset: options.taskset });
     let adminUrl = '';
     await waitUntil(`${fqdn} listening`, () => {
       const match = /admin (http:\/\/[0-9.]+:\d+)/.exec(child.output());

@@ -32,6 +32,8 @@ export const topologyShape = fc.record({
   legacyClientsPercent: fc.integer({ min: 0, max: 100 }),
   exchangeUm: fc.constantFrom('none', '2010-sp1', '2013'),
   comment: fc.option(fc.string({ maxLength: 40 }), { nil: undefined }),
+  /** Home pool rules (with a frontend pool), PSTN routes (with a mediation pool) and gateways on every mediation pool. */
+  withRoles: fc.boolean(),
 });
 
 export type TopologyShape = typeof topologyShape extends fc.Arbitrary<infer T> ? T : never;
@@ -80,15 +82,20 @@ export function topologyDocument(shape: TopologyShape): TopologyInput {
             },
           }
         : {}),
+      ...(shape.withRoles && pool.kind === 'mediation' ? { gateways: [{ endpoint: `${ipv4()}:5060`, transport: 'tcp' as const }] } : {}),
       dns: { order: pool.order, maxRecords: pool.maxRecords, ttl: pool.ttl, healthAware: pool.healthAware },
       sip: { tcpPort: pool.tcpPort, tlsPort: pool.tcpPort === 65_535 ? 1 : pool.tcpPort + 1 },
     };
   });
+  const frontend = pools.find((pool) => pool.kind === 'frontend');
+  const mediation = pools.find((pool) => pool.kind === 'mediation');
   return {
     schemaVersion: 1,
     sipDomains: [zone],
     sites: [{ name: 'site1', ...(shape.comment !== undefined ? { description: shape.comment } : {}) }],
     pools,
+    ...(shape.withRoles && frontend ? { homePools: { default: frontend.fqdn, rules: [{ users: `sip:${shape.prefix}-*@${zone}`, pool: frontend.fqdn }, { domain: zone, pool: frontend.fqdn }] } } : {}),
+    ...(shape.withRoles && mediation ? { pstn: { routes: [{ name: 'local', prefix: '+1-425', digitsMin: 11, digitsMax: 11, pool: mediation.fqdn }, { prefix: '+', pool: mediation.fqdn }] } } : {}),
     dns: {
       servers: [{ fqdn: name('dns1'), listen: [`127.0.0.1:${shape.dnsPort}`] }],
       zones: [{ name: zone, soa: { rname: `hostmaster.${zone}` } }],

@@ -139,3 +139,6 @@ export function assertOneProblem(text: string, expected: { code: string; path: r
   assert.deepEqual({ line: problem.line, column: problem.column }, expected.at);
   return problem;
 }
+
+/** A valid multi-pool topology: two frontend pools of 3, a director pool of 2, an edge pool, a mediation pool of 2 with a gateway, home rules and PSTN routes. */
+export const MULTI_POOL_FILE = new URL('../fixtures/topology/multi-pool.yaml', import.meta.url).pathname;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { runDnslb, type CliRun } from '../helpers/cli.ts';
-import { BASE_YAML, edit, positionOf } from '../helpers/topology-text.ts';
+import { BASE_YAML, edit, MULTI_POOL_FILE, positionOf } from '../helpers/topology-text.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const EXAMPLE = 'examples/contoso.yaml';
@@ -96,6 +96,23 @@ describe('dnslb topology show', () => {
     }
   });
 
+  test('a multi-pool topology: gateways, home pool rules and PSTN routes', async () => {
+    const run = await dnslb('topology', 'show', MULTI_POOL_FILE);
+    assert.equal(run.code, 0, run.stderr);
+    for (const expected of [
+      '    gateway 127.0.2.90:5060 tcp (gw1.contoso.com)',
+      '  1  users sip:dub-*@contoso.com -> pool02.contoso.com',
+      '  default -> pool01.contoso.com',
+      '  redmond  +1425, 11 digits -> medpool.contoso.com',
+      '  international  +, 8–15 digits -> medpool.contoso.com',
+    ]) {
+      assert.ok(run.stdout.includes(expected), `missing "${expected}" in:\n${run.stdout}`);
+    }
+    const example = await dnslb('topology', 'show', EXAMPLE);
+    assert.match(example.stdout, /^ {2}default -> pool01\.contoso\.com$/m);
+    assert.match(example.stdout, /^PSTN routes \(longest prefix wins\): none$/m);
+  });
+
   test('--json prints the validated topology with defaults filled in', async () => {
     const run = await dnslb('topology', 'show', '--json', EXAMPLE);
     assert.equal(run.code, 0, run.stderr);
@@ -138,7 +155,7 @@ describe('dnslb topology schema', () => {
     const schema = JSON.parse(run.stdout) as { $schema: string; type: string; properties: Record<string, { properties?: Record<string, unknown> }>; required: string[]; additionalProperties: boolean };
     assert.match(schema.$schema, /json-schema\.org/);
     assert.equal(schema.type, 'object');
-    assert.deepEqual(Object.keys(schema.properties).sort(), ['dns', 'facts', 'pools', 'schemaVersion', 'settings', 'sipDomains', 'sites', 'users']);
+    assert.deepEqual(Object.keys(schema.properties).sort(), ['dns', 'facts', 'homePools', 'pools', 'pstn', 'schemaVersion', 'settings', 'sipDomains', 'sites', 'users']);
     assert.deepEqual(schema.required.sort(), ['dns', 'pools', 'sipDomains', 'sites']);
     assert.equal(schema.additionalProperties, false);
     assert.ok(schema.properties['dns']?.properties?.['zones']);
@@ -149,5 +166,12 @@ describe('dnslb topology schema', () => {
     assert.ok(!pattern.test('pool_01.contoso.com'));
     assert.ok(!pattern.test('localhost'));
     assert.equal(pools.items.properties.vip.properties.ipv4.format, 'ipv4');
+    // The role keys carry their patterns too, in agreement with the parser.
+    const pstn = schema.properties['pstn'] as unknown as { properties: { routes: { items: { properties: { prefix: { pattern: string } } } } } };
+    const prefix = new RegExp(pstn.properties.routes.items.properties.prefix.pattern);
+    assert.ok(prefix.test('+1-425') && prefix.test('+') && !prefix.test('1425'));
+    const home = schema.properties['homePools'] as unknown as { properties: { rules: { items: { properties: { users: { pattern: string } } } } } };
+    const users = new RegExp(home.properties.rules.items.properties.users.pattern);
+    assert.ok(users.test('sip:*@contoso.com') && !users.test('*@contoso.com'));
   });
 });

@@ -88,6 +88,38 @@ describe('dnslb server under bad input', () => {
     await stillAnswers();
   });
 
+  test('regression: OPTIONS to the server itself with Require: an-unknown-extension was answered 200; it gets 420 Bad Extension with Unsupported (RFC 3261 §8.2.2.3)', async () => {
+    const client = await open(pool.tcpPort, '127.0.6.112');
+    const request = (n: number, startLine: string, extra: string[], maxForwards = 70): string =>
+      [startLine, `Via: SIP/2.0/TCP 127.0.6.112;branch=z9hG4bK-req-${n}`, `Max-Forwards: ${maxForwards}`, `To: <${startLine.split(' ')[1]}>`, `From: <sip:probe@contoso.com>;tag=r${n}`, `Call-ID: req-${n}@127.0.6.112`, `CSeq: ${n} ${startLine.split(' ')[0]}`, ...extra, 'Content-Length: 0', '', ''].join('\r\n');
+    const answerTo = async (n: number): Promise<string> => {
+      await waitUntil(`answer to request ${n}`, () => new RegExp(`Call-ID: req-${n}@`).test(client.received()), { timeoutMs: 10_000 });
+      const text = client.received();
+      const start = text.lastIndexOf('SIP/2.0 ', text.indexOf(`Call-ID: req-${n}@`));
+      return text.slice(start, text.indexOf('\r\n\r\n', start));
+    };
+    // To the server itself, no user part, no Route left: we are its UAS.
+    client.socket.write(request(1, `OPTIONS sip:${ADDRESS}:${pool.tcpPort} SIP/2.0`, ['Require: an-unknown-extension']));
+    const refused = await answerTo(1);
+    assert.match(refused, /^SIP\/2\.0 420 Bad Extension/);
+    assert.match(refused, /\r\nUnsupported: an-unknown-extension(\r\n|$)/);
+    // The heartbeat's OPTIONS (Max-Forwards 0, no Require) still gets 200 with the state headers.
+    client.socket.write(request(2, 'OPTIONS sip:fe1.contoso.com SIP/2.0', [], 0));
+    const heartbeat = await answerTo(2);
+    assert.match(heartbeat, /^SIP\/2\.0 200 OK/);
+    assert.match(heartbeat, /\r\nX-Dnslb-State: active/);
+    assert.match(heartbeat, /\r\nX-Dnslb-Topology-Version: 0/);
+    // A request we would proxy ignores Require (§16.3): the user is not registered, so 480, not 420.
+    client.socket.write(request(3, 'MESSAGE sip:nobody@contoso.com SIP/2.0', ['Require: an-unknown-extension']));
+    assert.match(await answerTo(3), /^SIP\/2\.0 480 /);
+    // Proxy-Require is still checked (§16.3 step 5).
+    client.socket.write(request(4, 'MESSAGE sip:nobody@contoso.com SIP/2.0', ['Proxy-Require: an-unknown-extension']));
+    const proxyRequired = await answerTo(4);
+    assert.match(proxyRequired, /^SIP\/2\.0 420 /);
+    assert.match(proxyRequired, /\r\nUnsupported: an-unknown-extension(\r\n|$)/);
+    client.socket.destroy();
+  });
+
   test('a megabyte header line closes that connection only', async () => {
     const client = await open(pool.tcpPort);
     client.socket.write(`OPTIONS sip:fe1.contoso.com SIP/2.0\r\nX-Long: ${'a'.repeat(1024 * 1024)}\r\n\r\n`);

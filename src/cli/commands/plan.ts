@@ -1,12 +1,13 @@
 // dnslb plan fail|drain|remove SERVER, plan add FQDN: how many users would move from where to where,
-// computed from the registrar sequence alone, changing nothing.
+// computed from the registrar sequence alone, changing nothing; plan move: users moved between pools.
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { parseMoveList, planPoolMoves, type MovePlan, type MoveRequest } from '../../registrar/move-plan.ts';
 import { planMoves, type Plan, type PoolState } from '../../registrar/sequence.ts';
 import { DnslbError } from '../../shared/errors.ts';
 import { parseFile } from '../../topology/parse.ts';
-import { readPublished, withStoreOption } from './store-options.ts';
 import type { Pool, Topology } from '../../topology/schema.ts';
+import { openStoreOf, readPublished, storeLabelOf, withStoreOption } from './store-options.ts';
 
 interface PlanOptions {
   topology?: string;
@@ -75,6 +76,87 @@ export function formatPlan(action: PlanAction, server: string, pool: Pool, plan:
   return lines.join('\n');
 }
 
+/** `pool/server` as the move table prints a home; `(none)` for no home. */
+function place(pool: string | null, server: string | null): string {
+  if (pool === null) return '(no home)';
+  return `${server ?? '(no server)'} in ${pool}`;
+}
+
+export function formatMovePlan(label: string, plan: MovePlan, listEach: boolean): string {
+  const lines = [
+    `plan: move ${plan.users} user${plan.users === 1 ? '' : 's'} (topology ${label})`,
+    `${plan.moved} would move, ${plan.unchanged} ${plan.unchanged === 1 ? 'is' : 'are'} already there`,
+  ];
+  const labels = plan.flows.map((flow) => `${place(flow.fromPool, flow.from)} → ${place(flow.toPool, flow.to)}`);
+  const width = Math.max(0, ...labels.map((text) => text.length));
+  plan.flows.forEach((flow, index) => {
+    lines.push(`  ${(labels[index] ?? '').padEnd(width)}  ${String(flow.count).padStart(8)}`);
+  });
+  if (listEach) {
+    for (const move of plan.moves) {
+      const from = move.from === null ? `(no home: ${move.fromReason ?? 'unknown'})` : place(move.from.pool, move.from.server);
+      lines.push(`  ${move.user}: ${from} → ${place(move.to.pool, move.to.server)}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+interface MoveOptions {
+  topology?: string;
+  pool?: string;
+  file?: string;
+  list?: boolean;
+  json?: boolean;
+}
+
+/** The topology of `plan move`: --topology FILE, else the current version in the store. */
+async function moveTopology(command: Command, file: string | undefined): Promise<{ topology: Topology; label: string }> {
+  if (file !== undefined) return { topology: await parseFile(file), label: file };
+  const store = await openStoreOf(command, { mustExist: true });
+  try {
+    const version = await store.currentVersion();
+    if (version === 0) throw new DnslbError('STORE_NOT_FOUND', `nothing is published in ${storeLabelOf(command)}; publish a topology or give --topology FILE`);
+    return { topology: (await store.read(version)).topology, label: `version ${version} in ${storeLabelOf(command)}` };
+  } finally {
+    await store.close();
+  }
+}
+
+function registerPlanMove(plan: Command): void {
+  withStoreOption(
+    plan
+      .command('move')
+      .description('users move to other frontend pools: each one\'s home server now and after (changes nothing)')
+      .argument('[users...]', 'SIP URIs to move to --pool')
+      .option('--pool <fqdn>', 'the frontend pool the users given as arguments move to')
+      .option('--file <moves.csv>', 'moves, one "user,pool" a line (an empty pool: back to the home rules and the default)')
+      .option('--topology <file>', 'plan against this topology (default: the current version in the store)')
+      .option('--list', 'print each user, not just the counts')
+      .option('--json', 'print the plan as JSON'),
+  ).action(async (users: string[], options: MoveOptions, command: Command) => {
+    if (users.length > 0 && options.pool === undefined) throw new DnslbError('CLI_USAGE', 'users given as arguments need --pool <fqdn>: the pool they move to');
+    if (users.length === 0 && options.pool !== undefined) throw new DnslbError('CLI_USAGE', '--pool needs the users to move as arguments (or use --file)');
+    if (users.length === 0 && options.file === undefined) throw new DnslbError('CLI_USAGE', 'give the users to move: SIP URIs with --pool, or --file moves.csv');
+    const requests: MoveRequest[] = users.map((user, index) => ({ user, pool: options.pool ?? null, source: `argument ${index + 1}` }));
+    if (options.file !== undefined) {
+      const file = options.file;
+      const text = await readFile(file, 'utf8').catch((cause: unknown) => {
+        throw new DnslbError('CLI_USAGE', `cannot read --file ${file}: ${(cause as Error).message}`, { cause });
+      });
+      requests.push(...parseMoveList(text, file));
+    }
+    const { topology, label } = await moveTopology(command, options.topology);
+    // Explicit assignments of the store's user directory are not read yet: "from" is the rules and the default.
+    const result = planPoolMoves(topology, requests);
+    if (options.json) {
+      const { moves, ...summary } = result;
+      console.log(JSON.stringify({ action: 'move', topology: label, ...summary, ...(options.list ? { moves } : {}) }, null, 2));
+    } else {
+      console.log(formatMovePlan(label, result, options.list === true));
+    }
+  });
+}
+
 export function registerPlan(program: Command): void {
   const plan = program.command('plan').description('what-if: how many users would move from where to where (changes nothing)');
   const actions: [PlanAction, string, string][] = [
@@ -103,4 +185,5 @@ export function registerPlan(program: Command): void {
       else console.log(formatPlan(action, server.toLowerCase(), pool, result));
     });
   }
+  registerPlanMove(plan);
 }

@@ -3,6 +3,9 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { z } from 'zod';
 import { advise, LEGACY_CLIENTS_PERCENT_MAX, type Advice } from '../../topology/advise.ts';
+import { formatEndpoint } from '../../topology/document.ts';
+import { defaultHomePool } from '../../topology/home-pool.ts';
+import { formatDigitRange, routeDigits } from '../../topology/pstn-route.ts';
 import { parseFile } from '../../topology/parse.ts';
 import { TopologyError } from '../../topology/problem.ts';
 import { topologySchema, type AddressPair, type Topology } from '../../topology/schema.ts';
@@ -44,7 +47,14 @@ export function formatSummary(topology: Topology, file: string): string {
       lines.push(`    Web Conferencing Edge ${edge.webConferencing.fqdn}${edge.webConferencing.port ? `:${edge.webConferencing.port}` : ''}${edge.webConferencing.vip ? `, VIP ${addresses(edge.webConferencing.vip)}` : ''}`);
       lines.push(`    A/V Edge ${edge.av.fqdn}${edge.av.port ? `:${edge.av.port}` : ''}${edge.av.vip ? `, VIP ${addresses(edge.av.vip)}` : ''}`);
     }
+    for (const gateway of pool.gateways ?? []) lines.push(`    gateway ${formatEndpoint(gateway.endpoint)} ${gateway.transport}${gateway.fqdn ? ` (${gateway.fqdn})` : ''}`);
   }
+  lines.push('', 'Home pools (first matching rule, else the default):');
+  (topology.homePools?.rules ?? []).forEach((rule, index) => lines.push(`  ${index}  ${rule.domain !== undefined ? `domain ${rule.domain}` : `users ${rule.users}`} -> ${rule.pool}`));
+  lines.push(`  default -> ${defaultHomePool(topology) ?? 'none (users no rule matches have no home)'}`);
+  const routes = topology.pstn?.routes ?? [];
+  lines.push('', `PSTN routes (longest prefix wins): ${routes.length === 0 ? 'none' : ''}`.trimEnd());
+  routes.forEach((route, index) => lines.push(`  ${route.name ?? index}  ${route.prefix}, ${formatDigitRange(routeDigits(route))} digits -> ${route.pool}`));
   lines.push('', 'DNS servers:');
   for (const server of topology.dns.servers) lines.push(`  ${server.fqdn}  listen ${server.listen.map((at) => (at.address.includes(':') ? `[${at.address}]:${at.port}` : `${at.address}:${at.port}`)).join(', ')}`);
   lines.push('', 'Zones:');

@@ -1,0 +1,62 @@
+// The heartbeat's probe (pool/heartbeat.ts asks, this sends): OPTIONS with Max-Forwards 0 over the
+// kept-open link to the peer; a 200 carrying X-Dnslb-State is an answer with the peer's state,
+// anything else (no link, no answer within the interval, another status) a miss.
+import type { Flow } from '../sip/flow.ts';
+import { headerValue } from '../sip/message.ts';
+import { parseUri } from '../sip/uri.ts';
+import type { Random } from '../shared/clock.ts';
+import type { ProbeResult } from '../pool/member-state.ts';
+import type { PoolView } from './pool-view.ts';
+import type { PeerLinks } from './s2s.ts';
+import type { OwnState } from './status.ts';
+import { STATE_HEADER, TOPOLOGY_VERSION_HEADER } from './steps/options.ts';
+import { ownVia, randomToken, type LocalRequests } from './wire.ts';
+
+/** Built once per server; the getters are read when the probe is sent (after the link is up). */
+export interface ProbeContext {
+  view: () => PoolView;
+  ownState: () => OwnState;
+  links: PeerLinks;
+  local: LocalRequests;
+  random: Random;
+}
+
+export async function probePeer(peer: string, context: ProbeContext): Promise<ProbeResult> {
+  let flow: Flow;
+  try {
+    flow = await context.links.flowTo(peer);
+  } catch (error) {
+    return { ok: false, reason: (error as Error).message };
+  }
+  const view = context.view();
+  const random = context.random;
+  if (!view.member(peer)) return { ok: false, reason: 'not in the pool' };
+  const timeoutMs = view.topology.settings.heartbeat.intervalMs;
+  const response = await context.local.send(
+    flow,
+    (branch) => ({
+      kind: 'request',
+      method: 'OPTIONS',
+      uri: parseUri(`sip:${peer}`),
+      headers: [
+        ownVia(view, flow, branch),
+        // §11: an OPTIONS with Max-Forwards 0 is answered by the first server; it never travels on.
+        { name: 'Max-Forwards', value: '0' },
+        { name: 'From', value: `<sip:${view.self.fqdn}>;tag=${randomToken(random, 10)}` },
+        { name: 'To', value: `<sip:${peer}>` },
+        { name: 'Call-ID', value: `hb-${randomToken(random, 20)}@${view.self.fqdn}` },
+        { name: 'CSeq', value: '1 OPTIONS' },
+        { name: STATE_HEADER, value: context.ownState() },
+        { name: TOPOLOGY_VERSION_HEADER, value: String(view.topologyVersion) },
+      ],
+      body: Buffer.alloc(0),
+    }),
+    timeoutMs,
+  );
+  if (!response) return { ok: false, reason: 'no answer' };
+  if (response.status !== 200) return { ok: false, reason: `answered ${response.status}` };
+  const reported = headerValue(response, STATE_HEADER)?.trim();
+  const version = Number(headerValue(response, TOPOLOGY_VERSION_HEADER) ?? 'NaN');
+  if (reported !== 'active' && reported !== 'draining' && reported !== 'drained') return { ok: false, reason: `no ${STATE_HEADER} in the answer` };
+  return { ok: true, reportedState: reported, topologyVersion: Number.isInteger(version) ? version : 0 };
+}

@@ -1,0 +1,39 @@
+// The request path: the Front End's steps in their order, and a path stops at the first step that answers.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { fixedRandom, request, stepView } from '../../test/helpers/step-fixture.ts';
+import { recordingFlow } from '../../test/helpers/recording-flow.ts';
+import { RegisterAnswers } from './register-answers.ts';
+import { buildPath, ROLE_OF_KIND } from './request-path.ts';
+import { RequestContext, runPath, type Step } from './steps/step.ts';
+import type { Proxy } from './proxy.ts';
+import type { RegistrarService } from './registrar-service.ts';
+
+test('the Front End path: shared steps, then the role steps, the route step last', () => {
+  const path = buildPath('frontend', {
+    view: stepView,
+    ownState: () => 'active',
+    available: () => true,
+    random: fixedRandom,
+    proxy: { counters: { loopsDetected: 0 } } as unknown as Proxy,
+    registrar: {} as RegistrarService,
+    registerAnswers: new RegisterAnswers(),
+  });
+  assert.deepEqual(path.steps.map((step) => step.name), ['classify', 'limits', 'max-forwards', 'require', 'drain', 'register', 'reg-subscribe', 'options', 'route']);
+  assert.ok(Object.isFrozen(path.steps), 'built once, never changed per request');
+  assert.equal(path.steps.includes(path.drain), true);
+  assert.deepEqual(Object.values(ROLE_OF_KIND), ['frontend', 'frontend', 'frontend', 'frontend'], 'every kind runs the Front End path until its own exists');
+});
+
+test('runPath stops at the first step that answers; the context is reset for each request', () => {
+  const ran: string[] = [];
+  const step = (name: string, outcome: 'answered' | 'continue'): Step => ({ name, run: () => (ran.push(name), outcome) });
+  const context = new RequestContext();
+  const { flow } = recordingFlow();
+  runPath([step('a', 'continue'), step('b', 'answered'), step('c', 'answered')], context.reset(flow, request('INVITE sip:bob@contoso.com SIP/2.0')));
+  assert.deepEqual(ran, ['a', 'b']);
+  context.kind = 'register';
+  context.fromPeer = true;
+  context.reset(flow, request('INVITE sip:bob@contoso.com SIP/2.0'));
+  assert.deepEqual([context.kind, context.fromPeer, context.poppedOwnRoute, context.hops], ['proxy', false, false, null]);
+});

@@ -1,0 +1,81 @@
+// The request path of each role (DESIGN §7): an ordered list of steps, built once per server, run for
+// every request until one answers. A new policy is a new step in the lists below, not a new `if`.
+//
+//   classify → limits → max-forwards → require → drain → [authenticate] → role steps
+//
+// Front End role steps: register → reg-subscribe → options → route. Director, Mediation and Edge
+// get their own role steps (and share the steps before them); until then every SIP server runs the
+// Front End path.
+import type { Random } from '../shared/clock.ts';
+import type { PoolKind } from '../topology/schema.ts';
+import type { PoolView } from './pool-view.ts';
+import type { Proxy } from './proxy.ts';
+import type { RegisterAnswers } from './register-answers.ts';
+import type { RegistrarService } from './registrar-service.ts';
+import type { OwnState } from './status.ts';
+import { ClassifyStep } from './steps/classify.ts';
+import { DrainRedirectStep } from './steps/drain-redirect.ts';
+import { LimitsStep } from './steps/limits.ts';
+import { MaxForwardsStep } from './steps/max-forwards.ts';
+import { OptionsStep } from './steps/options.ts';
+import { RegSubscribeStep } from './steps/reg-subscribe.ts';
+import { RegisterStep } from './steps/register.ts';
+import { RequireStep } from './steps/require.ts';
+import { RouteStep } from './steps/route.ts';
+import type { Step } from './steps/step.ts';
+
+/** The request path a server runs. Only the Front End's exists today. */
+export type Role = 'frontend';
+
+/** The path each pool kind's servers run: Directors and Mediation servers run the Front End's until theirs exist (edge servers run no SIP server yet). */
+export const ROLE_OF_KIND: Readonly<Record<PoolKind, Role>> = { frontend: 'frontend', director: 'frontend', mediation: 'frontend', edge: 'frontend' };
+
+/** What the steps work with, given once when the path is built (getters read the current state). */
+export interface PathServices {
+  view: () => PoolView;
+  ownState: () => OwnState;
+  /** The physical registrar sequence (pool/membership.ts isAvailable). */
+  available: (fqdn: string) => boolean;
+  random: Random;
+  proxy: Proxy;
+  registrar: RegistrarService;
+  registerAnswers: RegisterAnswers;
+}
+
+export interface RequestPath {
+  readonly role: Role;
+  readonly steps: readonly Step[];
+  /** The drain step, for its counter (status().resilience.drainRedirects). */
+  readonly drain: DrainRedirectStep;
+}
+
+/** Builds the path of `role`: the steps every role shares, then the role's own. */
+export function buildPath(role: Role, services: PathServices): RequestPath {
+  const drain = new DrainRedirectStep({
+    view: services.view,
+    ownState: services.ownState,
+    available: services.available,
+    contactHeaders: (contacts, flow) => services.registrar.contactHeaders(contacts, flow),
+    random: services.random,
+    registerAnswers: services.registerAnswers,
+  });
+  const shared: Step[] = [
+    new ClassifyStep(services.view),
+    new LimitsStep(services.proxy),
+    new MaxForwardsStep(services.view, services.proxy.counters, services.random),
+    new RequireStep(services.random, services.registerAnswers),
+    drain,
+    // authenticate (DESIGN §7 "Trust") goes here: after drain, before the role's steps.
+  ];
+  return { role, steps: Object.freeze([...shared, ...ROLE_STEPS[role](services)]), drain };
+}
+
+/** Each role's own steps, in order; the last one always answers. */
+const ROLE_STEPS: Record<Role, (services: PathServices) => Step[]> = {
+  frontend: (services) => [
+    new RegisterStep(services.registrar, services.registerAnswers),
+    new RegSubscribeStep(services.registrar),
+    new OptionsStep(services.view, services.ownState, services.random),
+    new RouteStep(services.proxy),
+  ],
+};

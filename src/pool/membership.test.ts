@@ -1,0 +1,216 @@
+// The membership table as tables: a real Heartbeat on a FakeClock makes the view (peers answering,
+// silent, draining), the admin states and the topology are laid on top, and each row says who is
+// available, reachable and movable from fe1's side.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { FakeClock } from '../../test/helpers/fake-clock.ts';
+import { Heartbeat } from './heartbeat.ts';
+import type { ProbeResult, ReportedState } from './member-state.ts';
+import {
+  adminViewOf,
+  availableMembers,
+  createMembership,
+  isAvailable,
+  isMovable,
+  isReachable,
+  livenessRecords,
+  withAdminState,
+  withAdminUnavailable,
+  withMembers,
+  withOwnState,
+  withPeerAvailable,
+  withRemovedFromTopology,
+  type Membership,
+} from './membership.ts';
+import type { AdminState } from '../store/store.ts';
+
+const SELF = 'fe1.contoso.com';
+const POOL = ['fe1.contoso.com', 'fe2.contoso.com', 'fe3.contoso.com'];
+const SETTINGS = { intervalMs: 1000, failAfter: 3, riseAfter: 2 };
+
+/** What each peer does when probed: answer with a state, or stay silent (a miss). */
+type Behaviour = ReportedState | 'silent';
+
+/** A Heartbeat from fe1 to `peers` after `probes` probes of each (one per interval) on a FakeClock. */
+async function heartbeatAfter(peers: readonly string[], behaviour: Record<string, Behaviour>, probes: number): Promise<Heartbeat> {
+  const clock = new FakeClock();
+  const probe = async (peer: string): Promise<ProbeResult> => {
+    const does = behaviour[peer] ?? 'silent';
+    return does === 'silent' ? { ok: false, reason: 'no answer' } : { ok: true, reportedState: does, topologyVersion: 1 };
+  };
+  const heartbeat = new Heartbeat(SELF, peers.filter((peer) => peer !== SELF), probe, SETTINGS, clock);
+  if (probes === 0) return heartbeat;
+  heartbeat.start(); // the first probe of each peer goes out at once
+  for (let probe = 1; probe < probes; probe++) {
+    await new Promise((resolve) => setImmediate(resolve)); // let the probes settle
+    clock.advance(SETTINGS.intervalMs);
+  }
+  await new Promise((resolve) => setImmediate(resolve));
+  heartbeat.stop();
+  return heartbeat;
+}
+
+interface Row {
+  name: string;
+  behaviour: Record<string, Behaviour>;
+  probes: number;
+  /** The heartbeat's peers when not the pool (a commissioned server is probed from the version that adds it). */
+  peers?: string[];
+  change?: (table: Membership) => Membership;
+  available: string[];
+  reachable: string[];
+  movable: string[];
+}
+
+const admin = (states: Record<string, AdminState>) => (table: Membership): Membership => {
+  const view = adminViewOf(table.self, new Map(Object.entries(states)));
+  return withAdminUnavailable(withAdminState(table, view.own, view.draining), view.unavailable).table;
+};
+
+const ROWS: Row[] = [
+  {
+    name: 'at start nothing is known: every member is a home, nobody is reachable or movable but self',
+    behaviour: {}, probes: 0,
+    available: POOL, reachable: [], movable: [SELF],
+  },
+  {
+    name: 'both peers answer: all three everywhere',
+    behaviour: { 'fe2.contoso.com': 'active', 'fe3.contoso.com': 'active' }, probes: 1,
+    available: POOL, reachable: ['fe2.contoso.com', 'fe3.contoso.com'], movable: POOL,
+  },
+  {
+    name: 'fe3 silent for fewer than failAfter probes: suspect, still everything',
+    behaviour: { 'fe2.contoso.com': 'active' }, probes: 2,
+    available: POOL, reachable: ['fe2.contoso.com'], movable: ['fe1.contoso.com', 'fe2.contoso.com'],
+  },
+  {
+    name: 'fe3 silent for failAfter probes: down, out of every list',
+    behaviour: { 'fe2.contoso.com': 'active' }, probes: 3,
+    available: ['fe1.contoso.com', 'fe2.contoso.com'], reachable: ['fe2.contoso.com'], movable: ['fe1.contoso.com', 'fe2.contoso.com'],
+  },
+  {
+    name: 'fe2 says it is draining: no home, no calls, no target',
+    behaviour: { 'fe2.contoso.com': 'draining', 'fe3.contoso.com': 'active' }, probes: 1,
+    available: ['fe1.contoso.com', 'fe3.contoso.com'], reachable: ['fe3.contoso.com'], movable: ['fe1.contoso.com', 'fe3.contoso.com'],
+  },
+  {
+    name: 'the store says fe2 is draining before its heartbeat does',
+    behaviour: { 'fe2.contoso.com': 'active', 'fe3.contoso.com': 'active' }, probes: 1,
+    change: admin({ 'fe2.contoso.com': 'draining' }),
+    available: ['fe1.contoso.com', 'fe3.contoso.com'], reachable: ['fe3.contoso.com'], movable: ['fe1.contoso.com', 'fe3.contoso.com'],
+  },
+  {
+    name: 'fe2 blocked: no home, no target, but still reachable (it keeps its users until they leave)',
+    behaviour: { 'fe2.contoso.com': 'active', 'fe3.contoso.com': 'active' }, probes: 1,
+    change: admin({ 'fe2.contoso.com': 'blocked' }),
+    available: ['fe1.contoso.com', 'fe3.contoso.com'], reachable: ['fe2.contoso.com', 'fe3.contoso.com'], movable: ['fe1.contoso.com', 'fe3.contoso.com'],
+  },
+  {
+    name: 'this server blocked: no home for new users, but it keeps (and is a target for) its own',
+    behaviour: { 'fe2.contoso.com': 'active', 'fe3.contoso.com': 'active' }, probes: 1,
+    change: admin({ 'fe1.contoso.com': 'blocked' }),
+    available: ['fe2.contoso.com', 'fe3.contoso.com'], reachable: ['fe2.contoso.com', 'fe3.contoso.com'], movable: POOL,
+  },
+  {
+    name: 'this server draining (own state): nobody\'s home or target, itself included',
+    behaviour: { 'fe2.contoso.com': 'active', 'fe3.contoso.com': 'active' }, probes: 1,
+    change: (table) => withOwnState(table, 'draining'),
+    available: ['fe2.contoso.com', 'fe3.contoso.com'], reachable: ['fe2.contoso.com', 'fe3.contoso.com'], movable: ['fe2.contoso.com', 'fe3.contoso.com'],
+  },
+  {
+    name: 'this server left out of the topology: it takes nobody',
+    behaviour: { 'fe2.contoso.com': 'active', 'fe3.contoso.com': 'active' }, probes: 1,
+    change: withRemovedFromTopology,
+    available: ['fe2.contoso.com', 'fe3.contoso.com'], reachable: ['fe2.contoso.com', 'fe3.contoso.com'], movable: ['fe2.contoso.com', 'fe3.contoso.com'],
+  },
+  {
+    name: 'fe4 commissioned and not heard from: nobody\'s home yet',
+    behaviour: { 'fe2.contoso.com': 'active', 'fe3.contoso.com': 'active' }, probes: 1, peers: [...POOL, 'fe4.contoso.com'],
+    change: (table) => withMembers(table, [...POOL, 'fe4.contoso.com']).table,
+    available: POOL, reachable: ['fe2.contoso.com', 'fe3.contoso.com'], movable: POOL,
+  },
+  {
+    name: 'fe3 removed from the topology: gone from every list',
+    behaviour: { 'fe2.contoso.com': 'active', 'fe3.contoso.com': 'active' }, probes: 1,
+    change: (table) => withMembers(table, ['fe1.contoso.com', 'fe2.contoso.com']).table,
+    available: ['fe1.contoso.com', 'fe2.contoso.com'], reachable: ['fe2.contoso.com'], movable: ['fe1.contoso.com', 'fe2.contoso.com'],
+  },
+];
+
+test('membership table: available, reachable and movable per row', async () => {
+  for (const row of ROWS) {
+    const heartbeat = await heartbeatAfter(row.peers ?? POOL, row.behaviour, row.probes);
+    let table = createMembership({ self: SELF, members: POOL, heartbeat: heartbeat.view() });
+    if (row.change) table = row.change(table);
+    const everyone = [...POOL, 'fe4.contoso.com', 'other.fabrikam.com'];
+    assert.deepEqual(everyone.filter((fqdn) => isAvailable(table, fqdn)), row.available, `${row.name}: available`);
+    assert.deepEqual(everyone.filter((fqdn) => isReachable(table, fqdn)), row.reachable, `${row.name}: reachable`);
+    assert.deepEqual(everyone.filter((fqdn) => isMovable(table, fqdn)), row.movable, `${row.name}: movable`);
+    assert.deepEqual(availableMembers(table), row.available.filter((fqdn) => table.memberSet.has(fqdn)), `${row.name}: availableMembers`);
+  }
+});
+
+test('a commissioned peer becomes a home with its first answer, and only then', async () => {
+  const heartbeat = await heartbeatAfter([...POOL, 'fe4.contoso.com'], { 'fe4.contoso.com': 'active' }, 0);
+  const added = withMembers(createMembership({ self: SELF, members: POOL, heartbeat: heartbeat.view() }), [...POOL, 'fe4.contoso.com']);
+  assert.deepEqual(added.added, ['fe4.contoso.com']);
+  assert.deepEqual(added.removed, []);
+  assert.equal(isAvailable(added.table, 'fe4.contoso.com'), false, 'never heard from');
+  const answered = await heartbeatAfter([...POOL, 'fe4.contoso.com'], { 'fe4.contoso.com': 'active' }, 1);
+  const table = { ...added.table, heartbeat: answered.view() };
+  assert.equal(isAvailable(table, 'fe4.contoso.com'), true, 'answered: available even while still listed as commissioning');
+  const after = withPeerAvailable(table, 'fe4.contoso.com');
+  assert.equal(after.commissioned, true);
+  assert.deepEqual([...after.table.commissioning], []);
+  assert.equal(withPeerAvailable(after.table, 'fe4.contoso.com').commissioned, false, 'only the first answer counts as the commission');
+});
+
+test('a server coming back from an admin state is reported as returned', () => {
+  const table = createMembership({ self: SELF, members: POOL, heartbeat: new Map() });
+  const blocked = withAdminUnavailable(table, ['FE2.contoso.com']);
+  assert.equal(blocked.returned, false);
+  assert.deepEqual([...blocked.table.adminUnavailable], ['fe2.contoso.com'], 'names are compared in lower case');
+  assert.equal(withAdminUnavailable(blocked.table, ['fe2.contoso.com', 'fe3.contoso.com']).returned, false);
+  assert.equal(withAdminUnavailable(blocked.table, []).returned, true);
+});
+
+test('admin states read for this server', () => {
+  const rows: [Record<string, AdminState>, { own: AdminState; unavailable: string[]; draining: string[] }][] = [
+    [{}, { own: 'active', unavailable: [], draining: [] }],
+    [{ 'fe1.contoso.com': 'draining' }, { own: 'draining', unavailable: [], draining: [] }],
+    [{ 'fe1.contoso.com': 'blocked' }, { own: 'blocked', unavailable: ['fe1.contoso.com'], draining: [] }],
+    [{ 'FE2.contoso.com': 'draining', 'fe3.contoso.com': 'blocked' }, { own: 'active', unavailable: ['fe2.contoso.com', 'fe3.contoso.com'], draining: ['fe2.contoso.com'] }],
+    [{ 'fe2.contoso.com': 'active' }, { own: 'active', unavailable: [], draining: [] }],
+  ];
+  for (const [states, expected] of rows) {
+    const view = adminViewOf(SELF, new Map(Object.entries(states)));
+    assert.deepEqual({ own: view.own, unavailable: view.unavailable, draining: [...view.draining] }, expected, JSON.stringify(states));
+  }
+});
+
+test('a version listing this server again clears removedFromTopology and says so', () => {
+  const removed = withRemovedFromTopology(createMembership({ self: SELF, members: POOL, heartbeat: new Map() }));
+  const back = withMembers(removed, POOL);
+  assert.equal(back.wasRemoved, true);
+  assert.equal(back.table.removedFromTopology, false);
+  assert.equal(isAvailable(back.table, SELF), true);
+});
+
+test('liveness records: own state (blocked when blocked and active), then each peer heard from or given up on', async () => {
+  // fe2 answers, fe3 misses 1 probe (unknown, not reported) — then 3 (down, reported).
+  const early = await heartbeatAfter(POOL, { 'fe2.contoso.com': 'active' }, 1);
+  const at = { atMs: 5000, ttlMs: 3000, topologyVersion: 4 };
+  const rows: [string, Membership, [string, string][]][] = [
+    ['active, fe3 not known yet', createMembership({ self: SELF, members: POOL, heartbeat: early.view() }), [[SELF, 'active'], ['fe2.contoso.com', 'active']]],
+    ['blocked', admin({ 'fe1.contoso.com': 'blocked' })(createMembership({ self: SELF, members: POOL, heartbeat: early.view() })), [[SELF, 'blocked'], ['fe2.contoso.com', 'active']]],
+    ['draining wins over blocked', withOwnState(admin({ 'fe1.contoso.com': 'blocked' })(createMembership({ self: SELF, members: POOL, heartbeat: early.view() })), 'draining'), [[SELF, 'draining'], ['fe2.contoso.com', 'active']]],
+    ['removed from the topology: only itself', withOwnState(withRemovedFromTopology(createMembership({ self: SELF, members: POOL, heartbeat: early.view() })), 'drained'), [[SELF, 'drained']]],
+  ];
+  for (const [name, table, expected] of rows) {
+    const records = livenessRecords(table, at);
+    assert.deepEqual(records.map((record) => [record.server, record.state]), expected, name);
+    for (const record of records) assert.deepEqual([record.reporter, record.atMs, record.ttlMs, record.topologyVersion], [SELF, 5000, 3000, 4], name);
+  }
+  const late = await heartbeatAfter(POOL, { 'fe2.contoso.com': 'active' }, 3);
+  assert.deepEqual(livenessRecords(createMembership({ self: SELF, members: POOL, heartbeat: late.view() }), at).map((record) => [record.server, record.state]), [[SELF, 'active'], ['fe2.contoso.com', 'active'], ['fe3.contoso.com', 'down']]);
+});

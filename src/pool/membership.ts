@@ -1,0 +1,195 @@
+// The pool membership table: everything one server knows of its pool's members — the topology's
+// member list, its own state, the operator's admin states, the peers being commissioned, the
+// heartbeat's view — as one immutable value, and the pure functions that say who is available
+// (a home for users), reachable (takes calls, may hold bindings) and movable (a hand-over target).
+import type { AdminState, LivenessRecord } from '../store/store.ts';
+import { isAvailable as isAvailableState, type MemberHealth, type ReportedState } from './member-state.ts';
+
+/**
+ * The inputs, each explicit, so that a new one (a consensus view of liveness, say) is one more field
+ * and one more clause in the functions below. Build it with `createMembership`, change it with the
+ * `with…` functions; never mutate it.
+ */
+export interface Membership {
+  /** This server's FQDN (canonical: lower case, no trailing dot). */
+  readonly self: string;
+  /** The pool's members by the topology this server runs, self included, in topology order. */
+  readonly members: readonly string[];
+  readonly memberSet: ReadonlySet<string>;
+  /** What this server says of itself (OPTIONS answers, liveness). */
+  readonly ownState: ReportedState;
+  /** This server's admin state as the store says (`active` without a store). */
+  readonly adminState: AdminState;
+  /** Servers an operator took out (blocked anywhere, draining peers): nobody's home. Never the same as unhealthy. */
+  readonly adminUnavailable: ReadonlySet<string>;
+  /** Peers the store says are draining: they take no new calls, before their heartbeat says so too. */
+  readonly adminDraining: ReadonlySet<string>;
+  /** Peers added by a published version and not heard from yet: no home, no move target. */
+  readonly commissioning: ReadonlySet<string>;
+  /** The published topology no longer lists this server: it keeps its last pool view and drains. */
+  readonly removedFromTopology: boolean;
+  /**
+   * The heartbeat's view of each peer (Heartbeat.view(): the scheduler replaces an entry on every
+   * probe result, so the table reads the latest without being rebuilt per probe).
+   */
+  readonly heartbeat: ReadonlyMap<string, MemberHealth>;
+}
+
+const EMPTY: ReadonlySet<string> = new Set();
+
+export function createMembership(input: { self: string; members: readonly string[]; heartbeat: ReadonlyMap<string, MemberHealth> }): Membership {
+  return {
+    self: canonical(input.self),
+    members: input.members.map(canonical),
+    memberSet: new Set(input.members.map(canonical)),
+    ownState: 'active',
+    adminState: 'active',
+    adminUnavailable: EMPTY,
+    adminDraining: EMPTY,
+    commissioning: EMPTY,
+    removedFromTopology: false,
+    heartbeat: input.heartbeat,
+  };
+}
+
+function canonical(fqdn: string): string {
+  return fqdn.toLowerCase().replace(/\.$/, '');
+}
+
+function isMember(table: Membership, fqdn: string): boolean {
+  return table.memberSet.has(fqdn) || table.memberSet.has(canonical(fqdn));
+}
+
+/** Does this server take users now (its own state active, still in the topology)? */
+function selfTakesUsers(table: Membership): boolean {
+  return table.ownState === 'active' && !table.removedFromTopology;
+}
+
+/**
+ * The physical registrar sequence: may `fqdn` take users now? Not when an operator took it out; this
+ * server while it is active and in the topology; a peer the heartbeat holds active or suspect (a peer
+ * never heard from is suspect, so at start every peer counts) — but a commissioned peer only after
+ * its first answer (it may not run yet).
+ */
+export function isAvailable(table: Membership, fqdn: string): boolean {
+  if (table.adminUnavailable.has(fqdn)) return false;
+  if (fqdn === table.self) return selfTakesUsers(table);
+  if (!isMember(table, fqdn)) return false;
+  const health = table.heartbeat.get(fqdn);
+  if (health?.unknown && table.commissioning.has(fqdn)) return false;
+  return isAvailableState(health?.state ?? 'suspect');
+}
+
+/**
+ * A peer that is up, takes calls and may hold bindings, whatever the admin state says (a blocked
+ * server keeps its users until they leave): it has answered and says it is active (or missed fewer
+ * than failAfter probes), and the store does not say it is draining — the store's word comes first,
+ * the heartbeat learns of a drain up to an interval later. A draining server takes no new calls
+ * (DESIGN §1: its users are handed over). Never this server.
+ */
+export function isReachable(table: Membership, fqdn: string): boolean {
+  if (fqdn === table.self || !isMember(table, fqdn) || table.adminDraining.has(fqdn)) return false;
+  const health = table.heartbeat.get(fqdn);
+  return health !== undefined && !health.unknown && (health.state === 'active' || health.state === 'suspect');
+}
+
+/**
+ * Where users may be moved to: as isAvailable, but a peer must have answered (a server that just
+ * started knows nothing of its peers yet), and this server counts while it keeps its users —
+ * blocked included (blocking redirects new registrations; it does not move anyone).
+ */
+export function isMovable(table: Membership, fqdn: string): boolean {
+  if (fqdn === table.self) return selfTakesUsers(table);
+  if (table.adminUnavailable.has(fqdn) || !isMember(table, fqdn)) return false;
+  const health = table.heartbeat.get(fqdn);
+  if (!health || health.unknown) return false;
+  return isAvailableState(health.state);
+}
+
+/** The members that may take users now, in topology order (`status().available`). */
+export function availableMembers(table: Membership): string[] {
+  return table.members.filter((fqdn) => isAvailable(table, fqdn));
+}
+
+/**
+ * The store's admin states, read for this server (src/frontend/README.md "Resilience"): its own
+ * state; `blocked` (any server) and `draining` (a peer) take a server out of the physical sequence;
+ * draining peers also stop taking calls. Servers not named are active.
+ */
+export function adminViewOf(self: string, states: ReadonlyMap<string, AdminState>): { own: AdminState; unavailable: string[]; draining: Set<string> } {
+  let own: AdminState = 'active';
+  const unavailable: string[] = [];
+  const draining = new Set<string>();
+  for (const [server, state] of states) {
+    const fqdn = server.toLowerCase();
+    if (fqdn === self) own = state;
+    if (state === 'blocked' || (state === 'draining' && fqdn !== self)) unavailable.push(fqdn);
+    if (state === 'draining' && fqdn !== self) draining.add(fqdn);
+  }
+  return { own, unavailable, draining };
+}
+
+/** A new set of servers taken out by an operator; `returned` says one came back (it may be some users' home again). */
+export function withAdminUnavailable(table: Membership, servers: Iterable<string>): { table: Membership; returned: boolean } {
+  const next = new Set<string>();
+  for (const server of servers) next.add(server.toLowerCase());
+  let returned = false;
+  for (const server of table.adminUnavailable) if (!next.has(server)) returned = true;
+  return { table: { ...table, adminUnavailable: next }, returned };
+}
+
+export function withAdminState(table: Membership, own: AdminState, draining: ReadonlySet<string>): Membership {
+  return { ...table, adminState: own, adminDraining: draining };
+}
+
+export function withOwnState(table: Membership, ownState: ReportedState): Membership {
+  return ownState === table.ownState ? table : { ...table, ownState };
+}
+
+/** The published topology left this server out: it keeps its last members and drains. */
+export function withRemovedFromTopology(table: Membership): Membership {
+  return table.removedFromTopology ? table : { ...table, removedFromTopology: true };
+}
+
+/**
+ * A newly published member list that includes this server: peers it adds are commissioning until
+ * they answer; peers it drops leave every set that is about members. `wasRemoved`: this server had
+ * been left out by an earlier version and is listed again.
+ */
+export function withMembers(table: Membership, members: readonly string[]): { table: Membership; added: string[]; removed: string[]; wasRemoved: boolean } {
+  const list = members.map(canonical);
+  const memberSet = new Set(list);
+  const added = list.filter((fqdn) => fqdn !== table.self && !table.memberSet.has(fqdn));
+  const removed = table.members.filter((fqdn) => !memberSet.has(fqdn));
+  const commissioning = new Set<string>();
+  for (const fqdn of table.commissioning) if (memberSet.has(fqdn)) commissioning.add(fqdn);
+  for (const fqdn of added) commissioning.add(fqdn);
+  return { table: { ...table, members: list, memberSet, commissioning, removedFromTopology: false }, added, removed, wasRemoved: table.removedFromTopology };
+}
+
+/** The heartbeat found `peer` available: a commissioned peer's first answer ends its commissioning. */
+export function withPeerAvailable(table: Membership, peer: string): { table: Membership; commissioned: boolean } {
+  if (!table.commissioning.has(peer)) return { table, commissioned: false };
+  const commissioning = new Set(table.commissioning);
+  commissioning.delete(peer);
+  return { table: { ...table, commissioning }, commissioned: true };
+}
+
+/**
+ * What this server reports to the store (DNS reads them, src/dns/zone.ts): its own state (`blocked`
+ * when an operator blocked it and it is otherwise active), and its heartbeat view of each peer it has
+ * heard from or given up on (a peer never heard from and not yet given up on: nothing to say). A
+ * server left out of the topology reports only itself.
+ */
+export function livenessRecords(table: Membership, at: { atMs: number; ttlMs: number; topologyVersion: number }): LivenessRecord[] {
+  const { atMs, ttlMs, topologyVersion } = at;
+  const self = table.self;
+  const ownState = table.ownState === 'active' ? (table.adminState === 'blocked' ? 'blocked' : 'active') : table.ownState;
+  const records: LivenessRecord[] = [{ server: self, reporter: self, state: ownState, atMs, ttlMs, topologyVersion }];
+  if (table.removedFromTopology) return records;
+  for (const [peer, health] of table.heartbeat) {
+    if (health.unknown) continue;
+    records.push({ server: peer, reporter: self, state: health.state, atMs, ttlMs, topologyVersion });
+  }
+  return records;
+}
