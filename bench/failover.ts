@@ -121,7 +121,7 @@ async function main(): Promise<void> {
   let simulator: Running | undefined;
   const rows: string[] = [];
   try {
-    simulator = start(process.execPath, ['bin/dnslb.js', 'client', 'simulate', '--domain', 'contoso.com', '--dns', `${system.dns.address}:${system.dns.port}`, '--users', String(USERS), '--rate', '2000', '--duration', '3600s', '--summary-every', '3600s', '--backoff-base-ms', '500', '--backoff-max-ms', '5000', '--json', join(work, 'report.json')], { cwd: REPO });
+    simulator = start(process.execPath, ['bin/dnslb.js', 'client', 'simulate', '--domain', 'contoso.com', '--dns', `${system.dns.address}:${system.dns.port}`, '--users', String(USERS), '--rate', '2000', '--duration', '3600s', '--summary-every', '3600s', '--backoff-base-ms', '500', '--backoff-max-ms', '5000', '--report', join(work, 'report.json')], { cwd: REPO });
     const signIn = await until('sign-in', (sampled) => total(sampled, FRONTENDS) >= USERS);
     console.log(`${USERS} users signed in after ${signIn.at(-1)!.atMs - signIn[0]!.atMs} ms`);
 

@@ -3,6 +3,12 @@
 # Each package is named with the command that shows it is present; only the missing ones are
 # installed. Daemons are installed without being started (policy-rc.d): tests start their own
 # instances on loopback and stop them by PID.
+#
+# Two environment variables exist for the script's own test (test/integration/ensure-system-packages.test.ts),
+# which runs it against stub commands without touching the machine:
+#   DNSLB_POLICY_RC_D  the policy-rc.d path (default /usr/sbin/policy-rc.d)
+#   DNSLB_SBIN_DIRS    directories searched besides PATH, which lacks /usr/sbin for most users
+#                      (default "/usr/sbin /usr/bin"; empty = PATH only)
 set -euo pipefail
 
 # command-or-file  package
@@ -26,9 +32,18 @@ WANTED=(
   "haproxy haproxy"
   # hyperfine: npm run bench:startup only
   "hyperfine hyperfine"
+  "zsh zsh"
 )
 
-have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }
+sbin_dirs="${DNSLB_SBIN_DIRS-/usr/sbin /usr/bin}"
+have() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  local dir
+  for dir in $sbin_dirs; do
+    [ -x "$dir/$1" ] && return 0
+  done
+  return 1
+}
 
 missing=()
 for entry in "${WANTED[@]}"; do
@@ -48,20 +63,26 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # Keep package scripts from starting the daemons system-wide (exit 101 = action forbidden).
-policy=/usr/sbin/policy-rc.d
+# A policy-rc.d that was there before (common in Debian container images) is left as it is.
+policy="${DNSLB_POLICY_RC_D:-/usr/sbin/policy-rc.d}"
 restore_policy=""
 if [ ! -e "$policy" ]; then
   printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && restore_policy=yes
 fi
-cleanup() { [ -n "$restore_policy" ] && rm -f "$policy"; }
+# An `if`, not `[ … ] && rm`: under set -e a false test as the trap's last command would make the
+# whole script exit 1 after a successful install (the first `npm test` on such a machine failed so).
+cleanup() {
+  if [ -n "$restore_policy" ]; then rm -f "$policy"; fi
+}
 trap cleanup EXIT
 
 export DEBIAN_FRONTEND=noninteractive
-if ! apt-get install -y --no-install-recommends "${missing[@]}" >/tmp/dnslb-apt.log 2>&1; then
-  apt-get update >>/tmp/dnslb-apt.log 2>&1 || true
-  if ! apt-get install -y --no-install-recommends "${missing[@]}" >>/tmp/dnslb-apt.log 2>&1; then
-    echo "ensure-system-packages: apt-get install failed for: ${missing[*]} (log: /tmp/dnslb-apt.log)" >&2
-    tail -20 /tmp/dnslb-apt.log >&2
+log="${TMPDIR:-/tmp}/dnslb-apt.log"
+if ! apt-get install -y --no-install-recommends "${missing[@]}" >"$log" 2>&1; then
+  apt-get update >>"$log" 2>&1 || true
+  if ! apt-get install -y --no-install-recommends "${missing[@]}" >>"$log" 2>&1; then
+    echo "ensure-system-packages: apt-get install failed for: ${missing[*]} (log: $log)" >&2
+    tail -20 "$log" >&2
     exit 1
   fi
 fi

@@ -40,7 +40,9 @@ export async function readToken(dataDir: string): Promise<string> {
   try {
     return (await readFile(file, 'utf8')).trim();
   } catch (error) {
-    throw new DnslbError('ADMIN_NOT_RUNNING', `no admin token in ${dataDir} (${(error as NodeJS.ErrnoException).code}): is dnslb up running with --data-dir ${dataDir}?`, { cause: error });
+    // Missing: nothing ever ran here. Unreadable (permissions): a credentials problem, not a stopped system.
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new DnslbError('ADMIN_CREDENTIALS', `cannot read ${file}: ${(error as Error).message}`, { cause: error });
+    throw new DnslbError('ADMIN_NOT_RUNNING', `no admin token in ${dataDir}: is dnslb up running with --data-dir ${dataDir}?`, { cause: error });
   }
 }
 

@@ -4,6 +4,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DnslbError, isDnslbError } from '../shared/errors.ts';
+import { describeListenError } from '../shared/listen-error.ts';
 import { limits } from '../shared/limits.ts';
 import { isAuthorized } from './credentials.ts';
 
@@ -73,10 +74,15 @@ export class AdminApi {
     this.server = createServer((request, response) => void this.handle(request, response));
     this.server.headersTimeout = 10_000;
     this.server.requestTimeout = 30_000;
-    await new Promise<void>((resolve, reject) => {
-      this.server!.once('error', reject);
-      this.server!.listen(port, host, () => resolve());
-    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.server!.once('error', reject);
+        this.server!.listen(port, host, () => resolve());
+      });
+    } catch (error) {
+      this.server = undefined;
+      throw new DnslbError('ADMIN_LISTEN', `the admin API cannot listen on ${await describeListenError(error, 'tcp', host, port)}`, { cause: error });
+    }
     const address = this.server.address() as AddressInfo;
     const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     return `http://${shown}:${address.port}`;
@@ -172,7 +178,9 @@ export async function callAdmin(url: string, token: string, method: string, path
   try {
     parsed = JSON.parse(text);
   } catch {
-    throw new DnslbError('ADMIN_INTERNAL', `the admin API answered ${response.status} with a body that is not JSON`);
+    // Not dnslb's admin API at all: admin.json is left from a run that ended badly and its port now
+    // belongs to something else.
+    throw new DnslbError('ADMIN_NOT_RUNNING', `${url} answered ${response.status} with a body that is not JSON: not a dnslb admin API (admin.json left from an earlier run?)`);
   }
   if (!response.ok) {
     const error = (parsed as { error?: { code?: string; message?: string } }).error;

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { assert } from '../shared/assert.ts';
 import { DnslbError } from '../shared/errors.ts';
+import { describeListenError } from '../shared/listen-error.ts';
 import type { AdminApi } from './http-api.ts';
 
 export type { Registry };
@@ -140,7 +141,7 @@ export async function listenMetrics(registry: Registry, host: string, port: numb
       });
     });
   } catch (error) {
-    throw new DnslbError('ADMIN_METRICS_LISTEN', `cannot listen for metrics on ${host}:${port}: ${(error as Error).message}`, { cause: error });
+    throw new DnslbError('ADMIN_METRICS_LISTEN', `the metrics listener cannot listen on ${await describeListenError(error, 'tcp', host, port)}`, { cause: error });
   }
   const address = server.address() as AddressInfo;
   const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;

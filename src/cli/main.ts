@@ -15,6 +15,9 @@ import { registerPool } from './commands/pool.ts';
 import { registerServerAdmin } from './commands/server-admin.ts';
 import { registerHlb } from './commands/hlb.ts';
 import { registerUser } from './commands/user.ts';
+import { registerCompletion } from './commands/completion.ts';
+import { versionText } from './version.ts';
+import { DATA_DIR_DEFAULT, DATA_DIR_DESCRIPTION, DATA_DIR_FLAGS } from './commands/store-options.ts';
 
 /** Operating errors whose cause is the user's input rather than the system. */
 const INVALID_INPUT_CODES = new Set(['ADMIN_QUORUM', 'ADMIN_NOT_FOUND', 'TOPOLOGY_FILE', 'STORE_STALE_VERSION', 'STORE_UNKNOWN_SERVER', 'STORE_NOT_FOUND', 'STORE_TOO_LARGE', 'CLI_BAD_INPUT', 'STORE_USER_EXISTS', 'STORE_UNKNOWN_USER', 'STORE_UNKNOWN_POOL', 'STORE_BAD_USER', 'AUTH_USERS_FILE', 'AUTH_PASSWORD']);
@@ -22,7 +25,12 @@ const INVALID_INPUT_CODES = new Set(['ADMIN_QUORUM', 'ADMIN_NOT_FOUND', 'TOPOLOG
 export function buildProgram(): Command {
   const program = new Command('dnslb')
     .description('Pools of SIP servers behind DNS load balancing')
-    .option('--data-dir <dir>', 'where the embedded store, admin address and token live', './.dnslb')
+    // Program options before the verb only, so that a verb may have an option of the same name
+    // (`topology show --version N` beside `dnslb --version`); every verb that uses the data dir or
+    // the store declares --data-dir and --store itself (store-options.ts), with one meaning.
+    .enablePositionalOptions()
+    .option(DATA_DIR_FLAGS, DATA_DIR_DESCRIPTION, DATA_DIR_DEFAULT)
+    .version(versionText(), '-V, --version', 'print the version and whether the native UDP engine is loaded')
     .showHelpAfterError()
     .exitOverride();
   registerTopology(program);
@@ -37,6 +45,8 @@ export function buildProgram(): Command {
   registerServerAdmin(program);
   registerHlb(program);
   registerUser(program);
+  // Last: the completion script is generated from every command registered before it.
+  registerCompletion(program);
   program.commands.forEach(function exitOverrideEverywhere(command: Command) {
     command.exitOverride();
     command.commands.forEach(exitOverrideEverywhere);

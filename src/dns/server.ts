@@ -4,6 +4,7 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import type { Clock, Timer } from '../shared/clock.ts';
 import { DnslbError } from '../shared/errors.ts';
+import { describeListenError, type ListenProtocol } from '../shared/listen-error.ts';
 import { limits } from '../shared/limits.ts';
 import type { Endpoint } from '../topology/schema.ts';
 import { answerFor, answerInto, errorFor, errorInto, udpLimitOf, type AnswerIndex } from './answer-cache.ts';
@@ -75,6 +76,7 @@ export class DnsServer {
     const bound: BoundAddresses = { udp: [], tcp: [], udpEngine: this.options.udpEngine ?? udpEngines.preferred };
     for (const endpoint of this.options.listen) {
       let lastError: unknown;
+      let failedProtocol: ListenProtocol = 'udp';
       for (let attempt = 0; attempt < SAME_PORT_ATTEMPTS; attempt++) {
         let udp: UdpListener;
         try {
@@ -85,6 +87,7 @@ export class DnsServer {
           });
         } catch (error) {
           lastError = error;
+          failedProtocol = 'udp';
           break;
         }
         bound.udpEngine = udp.engine;
@@ -100,13 +103,14 @@ export class DnsServer {
         } catch (error) {
           await udp.close();
           lastError = error;
+          failedProtocol = 'tcp';
           // With a fixed port there is nothing to retry; with port 0 another free port may work.
           if (endpoint.port !== 0) break;
         }
       }
       if (lastError !== undefined) {
         await this.close();
-        throw new DnslbError('DNS_LISTEN', `cannot listen on ${endpoint.address}:${endpoint.port}: ${(lastError as Error).message}`, { cause: lastError });
+        throw new DnslbError('DNS_LISTEN', `cannot listen on ${await describeListenError(lastError, failedProtocol, endpoint.address, endpoint.port)}`, { cause: lastError });
       }
     }
     return bound;

@@ -6,6 +6,7 @@ import { connect as tlsConnect, createSecureContext, TLSSocket, type SecureConte
 import { assert } from '../shared/assert.ts';
 import { systemClock, systemRandom, type Clock, type Random, type Timer } from '../shared/clock.ts';
 import { DnslbError } from '../shared/errors.ts';
+import { describeListenError } from '../shared/listen-error.ts';
 import { limits } from '../shared/limits.ts';
 import { Flow, type FlowClose, type FlowTransport } from './flow.ts';
 import type { SipMessage } from './message.ts';
@@ -139,10 +140,14 @@ export class SipTransport extends EventEmitter<TransportEvents> {
       requestCert: options.tls?.requestCert ?? false,
     };
     listener.server.on('connection', (socket) => this.accept(listener, socket));
-    await new Promise<void>((resolve, reject) => {
-      listener.server.once('error', (error) => reject(new DnslbError('SIP_LISTEN', `cannot listen on ${options.host}:${options.port}: ${error.message}`, { cause: error })));
-      listener.server.listen(options.port, options.host, () => resolve());
-    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        listener.server.once('error', reject);
+        listener.server.listen(options.port, options.host, () => resolve());
+      });
+    } catch (error) {
+      throw new DnslbError('SIP_LISTEN', `cannot listen on ${await describeListenError(error, 'tcp', options.host, options.port)}`, { cause: error });
+    }
     listener.server.on('error', () => {}); // after bind, accept errors (EMFILE) must not crash the process
     this.servers.push(listener);
     const address = listener.server.address();

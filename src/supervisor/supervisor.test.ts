@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { FakeClock } from '../../test/helpers/fake-clock.ts';
 import { Supervisor, type ChildStatus } from './supervisor.ts';
 
 const sleeper = (name: string) => ({ name, command: process.execPath, args: ['-e', 'setInterval(() => {}, 1000); process.on("SIGTERM", () => process.exit(0))'] });
@@ -78,6 +79,86 @@ test('add starts a new child; remove stops it and forgets it', async () => {
     await supervisor.remove('fe4');
     assert.deepEqual(supervisor.names(), ['fe1']);
     assert.throws(() => process.kill(fe4.pid!, 0), /ESRCH/);
+  } finally {
+    await supervisor.shutdown();
+  }
+});
+
+const readyLine = (line: string) => /^listening (.*)$/.exec(line)?.[1];
+/** A child that says where it listens after `delayMs`, then stays up. */
+const listener = (name: string, delayMs: number) => ({
+  name,
+  command: process.execPath,
+  args: ['-e', `setTimeout(() => console.log("listening tcp://${name}:5060"), ${delayMs}); setInterval(() => {}, 1000); process.on("SIGTERM", () => process.exit(0))`],
+  ready: readyLine,
+});
+
+test('whenReady resolves only once every child has said where it listens, and keeps what it said', async () => {
+  const supervisor = new Supervisor([listener('fast', 0), listener('slow', 300), sleeper('plain')], { restartDelayMs: 1000, output: () => {} });
+  try {
+    supervisor.startAll();
+    const early = supervisor.status();
+    assert.deepEqual(early.map((status) => status.ready), [false, false, true], 'a child without a ready line is ready once spawned');
+    await supervisor.whenReady(60_000);
+    const statuses = supervisor.status();
+    assert.ok(statuses.every((status) => status.ready));
+    assert.deepEqual(statuses.map((status) => status.listening), ['tcp://fast:5060', 'tcp://slow:5060', undefined]);
+  } finally {
+    await supervisor.shutdown();
+  }
+});
+
+test('whenReady names a child that exited before it was ready, with how it ended and its last lines', async () => {
+  const broken = { name: 'fe1', command: process.execPath, args: ['-e', 'console.error("dnslb: SIP_LISTEN: cannot listen on 127.0.0.11:5060: address in use"); process.exit(3)'], ready: readyLine };
+  const supervisor = new Supervisor([listener('dns', 0), broken], { restartDelayMs: 60_000, output: () => {} });
+  try {
+    supervisor.startAll();
+    await assert.rejects(supervisor.whenReady(60_000), (error: Error & { code?: string }) => {
+      assert.equal(error.code, 'SUPERVISOR_START');
+      assert.match(error.message, /^fe1 exited before it was ready: fe1 \(restarting, last run ended with exit 3; its last output: dnslb: SIP_LISTEN: cannot listen on 127\.0\.0\.11:5060: address in use\)$/);
+      return true;
+    });
+  } finally {
+    await supervisor.shutdown();
+  }
+});
+
+test('whenReady times out on the injected clock, naming each child that is not ready and what it last said', async () => {
+  const clock = new FakeClock();
+  const silent = { name: 'fe2', command: process.execPath, args: ['-e', 'console.log("loading"); setInterval(() => {}, 1000); process.on("SIGTERM", () => process.exit(0))'], ready: readyLine };
+  const lines: string[] = [];
+  const supervisor = new Supervisor([listener('fe1', 0), silent], { restartDelayMs: 1000, clock, output: (name, line) => lines.push(`${name}: ${line}`) });
+  try {
+    supervisor.startAll();
+    const ready = supervisor.whenReady(30_000);
+    for (let i = 0; i < 400 && !(supervisor.status()[0]!.ready && lines.includes('fe2: loading')); i++) await sleep(25);
+    clock.advance(29_999);
+    const outcome = await Promise.race([ready.then(() => 'resolved', () => 'rejected'), sleep(50).then(() => 'pending')]);
+    assert.equal(outcome, 'pending', 'not before the timeout');
+    clock.advance(1);
+    await assert.rejects(ready, (error: Error & { code?: string }) => {
+      assert.equal(error.code, 'SUPERVISOR_START');
+      assert.match(error.message, /^not ready after 30000 ms: fe2 \(running; its last output: loading\)$/);
+      assert.doesNotMatch(error.message, /fe1/);
+      return true;
+    });
+  } finally {
+    await supervisor.shutdown();
+  }
+});
+
+test('a restarted child is not ready again until it says so', async () => {
+  const supervisor = new Supervisor([listener('fe1', 0)], { restartDelayMs: 10, output: () => {} });
+  try {
+    supervisor.startAll();
+    await supervisor.whenReady(60_000);
+    const first = supervisor.status()[0]!;
+    const changes: ChildStatus[] = [];
+    supervisor.onChange((status) => changes.push(status));
+    process.kill(first.pid!, 'SIGKILL');
+    await waitFor(supervisor, (statuses) => statuses[0]!.restarts === 1 && statuses[0]!.ready);
+    assert.ok(changes.some((status) => status.state === 'restarting' && !status.ready && status.listening === undefined));
+    assert.ok(changes.some((status) => status.state === 'running' && !status.ready && status.pid !== first.pid), 'running but not yet ready after the restart');
   } finally {
     await supervisor.shutdown();
   }

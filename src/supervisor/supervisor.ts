@@ -1,6 +1,8 @@
 // The supervisor of `dnslb up` (DESIGN §4): one child process per server and one for DNS. A child that
 // dies is a server failure: the others keep running, and the supervisor restarts it after
-// `restartDelayMs` (recovery). An operator can stop and start one child by hand.
+// `restartDelayMs` (recovery). An operator can stop and start one child by hand. A child is *ready*
+// once it has said where it listens (its spec's `ready` recognises the line); `whenReady` waits for
+// every child and, when one cannot come up, says which and why.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { systemClock, type Clock, type Timer } from '../shared/clock.ts';
@@ -12,6 +14,11 @@ export interface ChildSpec {
   command: string;
   args: readonly string[];
   env?: NodeJS.ProcessEnv;
+  /**
+   * Recognises the output line by which the child says it is ready (listening) and returns what to
+   * show for it (its addresses); undefined for every other line. Without it a child is ready once spawned.
+   */
+  ready?: (line: string) => string | undefined;
 }
 
 export type ChildState = 'starting' | 'running' | 'restarting' | 'stopped' | 'stopping';
@@ -25,6 +32,10 @@ export interface ChildStatus {
   /** How the last run ended: "exit 1", "signal SIGKILL", … */
   lastExit: string | undefined;
   lastExitAtMs: number | undefined;
+  /** The current run has said it is ready (reset at every start). */
+  ready: boolean;
+  /** What the ready line said (where it listens), for the current run. */
+  listening: string | undefined;
 }
 
 export interface SupervisorOptions {
@@ -43,6 +54,22 @@ interface Child {
   restartTimer: Timer | undefined;
   /** An operator stopped it: do not restart. */
   held: boolean;
+  /** The last lines it wrote (stdout and stderr), for saying why it did not come up. */
+  recentLines: string[];
+}
+
+/** Lines of output kept per child for start-up failure messages. */
+const RECENT_LINES_MAX = 5;
+
+function newChild(spec: ChildSpec): Child {
+  return {
+    spec,
+    status: { name: spec.name, state: 'stopped', pid: undefined, restarts: 0, startedAtMs: undefined, lastExit: undefined, lastExitAtMs: undefined, ready: false, listening: undefined },
+    process: undefined,
+    restartTimer: undefined,
+    held: false,
+    recentLines: [],
+  };
 }
 
 export class Supervisor {
@@ -55,13 +82,7 @@ export class Supervisor {
     this.clock = options.clock ?? systemClock;
     for (const spec of specs) {
       if (this.children.has(spec.name)) throw new DnslbError('SUPERVISOR_CHILD', `two children named ${spec.name}`);
-      this.children.set(spec.name, {
-        spec,
-        status: { name: spec.name, state: 'stopped', pid: undefined, restarts: 0, startedAtMs: undefined, lastExit: undefined, lastExitAtMs: undefined },
-        process: undefined,
-        restartTimer: undefined,
-        held: false,
-      });
+      this.children.set(spec.name, newChild(spec));
     }
   }
 
@@ -74,13 +95,7 @@ export class Supervisor {
   /** Adds a child (a server commissioned by a new topology version) and starts it. */
   add(spec: ChildSpec): ChildStatus {
     if (this.children.has(spec.name)) throw new DnslbError('SUPERVISOR_CHILD', `two children named ${spec.name}`);
-    const child: Child = {
-      spec,
-      status: { name: spec.name, state: 'stopped', pid: undefined, restarts: 0, startedAtMs: undefined, lastExit: undefined, lastExitAtMs: undefined },
-      process: undefined,
-      restartTimer: undefined,
-      held: false,
-    };
+    const child = newChild(spec);
     this.children.set(spec.name, child);
     this.launch(child);
     return { ...child.status };
@@ -102,6 +117,46 @@ export class Supervisor {
 
   status(): ChildStatus[] {
     return [...this.children.values()].map((child) => ({ ...child.status }));
+  }
+
+  /**
+   * Resolves once every child is ready. Rejects with SUPERVISOR_START, naming the child and why
+   * (how it ended, its last lines), as soon as a child exits before it was ever ready (a port in
+   * use or a bad certificate does not heal by restarting), or when `timeoutMs` passes first
+   * (naming every child not ready yet and what it last said).
+   */
+  whenReady(timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const everReady = new Set<string>();
+      const why = (child: Child) => {
+        const lines = child.recentLines.length > 0 ? `; its last output: ${child.recentLines.join(' | ')}` : '; no output';
+        const ended = child.status.lastExit ? `, last run ended with ${child.status.lastExit}` : '';
+        return `${child.spec.name} (${child.status.state}${ended}${lines})`;
+      };
+      const finish = (error?: DnslbError) => {
+        unsubscribe();
+        timer.cancel();
+        if (error) reject(error);
+        else resolve();
+      };
+      const check = (changed?: ChildStatus) => {
+        if (this.shuttingDown) return finish(new DnslbError('SUPERVISOR_START', 'shut down before every child was ready'));
+        if (changed?.ready) everReady.add(changed.name);
+        if (changed && (changed.state === 'restarting' || changed.state === 'stopped') && changed.lastExit && !everReady.has(changed.name)) {
+          const child = this.children.get(changed.name);
+          if (child && !child.held) return finish(new DnslbError('SUPERVISOR_START', `${changed.name} exited before it was ready: ${why(child)}`));
+        }
+        const waiting = [...this.children.values()].filter((child) => !child.status.ready && !child.held);
+        if (waiting.length === 0) finish();
+      };
+      const unsubscribe = this.onChange(check);
+      const timer = this.clock.setTimer(timeoutMs, () => {
+        const waiting = [...this.children.values()].filter((child) => !child.status.ready && !child.held);
+        finish(new DnslbError('SUPERVISOR_START', `not ready after ${timeoutMs} ms: ${waiting.map(why).join('; ')}`));
+      });
+      for (const child of this.children.values()) if (child.status.ready) everReady.add(child.spec.name);
+      check();
+    });
   }
 
   private childNamed(name: string): Child {
@@ -159,6 +214,10 @@ export class Supervisor {
         const lines = pending.split('\n');
         pending = lines.pop() ?? '';
         for (const line of lines) {
+          child.recentLines.push(line);
+          if (child.recentLines.length > RECENT_LINES_MAX) child.recentLines.shift();
+          const listening = child.status.ready || child.process !== process_ ? undefined : child.spec.ready?.(line);
+          if (listening !== undefined) this.update(child, { ready: true, listening });
           if (this.options.output) this.options.output(child.spec.name, line);
           else process.stderr.write(`[${child.spec.name}] ${line}\n`);
         }
@@ -170,7 +229,8 @@ export class Supervisor {
       this.update(child, { lastExit: `could not start: ${error.message}` });
     });
     process_.once('exit', (code, signal) => this.exited(child, process_, code, signal));
-    this.update(child, { state: 'running', pid: process_.pid, startedAtMs: this.clock.nowMs() });
+    child.recentLines = [];
+    this.update(child, { state: 'running', pid: process_.pid, startedAtMs: this.clock.nowMs(), ready: child.spec.ready === undefined, listening: undefined });
   }
 
   private exited(child: Child, process_: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
@@ -178,10 +238,10 @@ export class Supervisor {
     child.process = undefined;
     const lastExit = signal ? `signal ${signal}` : `exit ${code}`;
     if (this.shuttingDown || child.held || child.status.state === 'stopping') {
-      this.update(child, { state: 'stopped', pid: undefined, lastExit, lastExitAtMs: this.clock.nowMs() });
+      this.update(child, { state: 'stopped', pid: undefined, lastExit, lastExitAtMs: this.clock.nowMs(), ready: false, listening: undefined });
       return;
     }
-    this.update(child, { state: 'restarting', pid: undefined, lastExit, lastExitAtMs: this.clock.nowMs() });
+    this.update(child, { state: 'restarting', pid: undefined, lastExit, lastExitAtMs: this.clock.nowMs(), ready: false, listening: undefined });
     child.restartTimer = this.clock.setTimer(this.options.restartDelayMs, () => {
       child.restartTimer = undefined;
       child.status.restarts++;

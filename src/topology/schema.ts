@@ -298,6 +298,8 @@ const settings = z
     supervisor: z
       .strictObject({
         restartDelayMs: z.number().int().min(0).max(600_000).default(2000), // 2 s
+        // Generous: on a loaded 2-core machine eight children compiling TypeScript at once take a while.
+        startTimeoutMs: z.number().int().min(1000).max(600_000).default(60_000), // 1 min
       })
       .prefault({}),
   })

@@ -46,8 +46,10 @@ test('plan prints a readable table, and names what is wrong', async () => {
   assert.match(unknown.stderr, /fe9\.contoso\.com is not a server of any pool/);
   const badCount = await dnslb('plan', 'fail', 'fe1.contoso.com', '--topology', EXAMPLE, '--users', 'lots');
   assert.equal(badCount.code, 2);
-  const missing = await dnslb('plan', 'fail', 'fe1.contoso.com');
-  assert.equal(missing.code, 2);
+  // Without --topology the plan is of the published version: none here, and the store is named.
+  const missing = await dnslb('plan', 'fail', 'fe1.contoso.com', '--data-dir', '/nonexistent/dnslb');
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /STORE_NOT_FOUND: no store in \/nonexistent\/dnslb/);
 });
 
 const MULTI_POOL = new URL('../fixtures/topology/multi-pool.yaml', import.meta.url).pathname;

@@ -54,7 +54,7 @@ describe('dnslb client', () => {
 
   test('simulate: 50 users, 20 % legacy, calls; the JSON report accounts for every user', async () => {
     const json = join(directory, 'report.json');
-    const run = await dnslb(['client', 'simulate', '--domain', 'sim.test', '--dns', `${DNS}:5398`, '--users', '50', '--legacy', '20%', '--calls-per-minute', '600', '--duration', '3s', '--call-hold', '200ms', '--summary-every', '1s', '--json', json]);
+    const run = await dnslb(['client', 'simulate', '--domain', 'sim.test', '--dns', `${DNS}:5398`, '--users', '50', '--legacy-share', '20%', '--calls-per-minute', '600', '--duration', '3s', '--call-hold', '200ms', '--summary-every', '1s', '--report', json]);
     assert.equal(run.code, 0, run.stderr);
     // Not a TTY: summary lines, then the final one.
     assert.match(run.stdout, /registered \d+\/50/);

@@ -29,7 +29,7 @@ stale    300 IN A   10.9.9.9
 
 async function pushRun(port: number, tsig: string): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, ['bin/dnslb.js', 'dns', 'push', 'examples/contoso.yaml', '--server', `${ADDRESS}:${port}`, '--zone', 'contoso.com', '--view', 'internal', '--tsig', tsig], { cwd: REPO });
+    const { stdout, stderr } = await run(process.execPath, ['bin/dnslb.js', 'dns', 'push', 'examples/contoso.yaml', '--target', `${ADDRESS}:${port}`, '--zone', 'contoso.com', '--view', 'internal', '--tsig', tsig], { cwd: REPO });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failed = error as { code: number; stdout: string; stderr: string };

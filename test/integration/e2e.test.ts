@@ -44,7 +44,7 @@ describe('the whole system', () => {
   /** Runs the simulator against the system's DNS; returns its JSON report. */
   async function simulate(...args: string[]): Promise<Report> {
     const file = join(work, `report-${Date.now()}-${Math.random().toString(36).slice(2)}.json`);
-    const result = await system.cli('client', 'simulate', '--domain', 'contoso.com', '--dns', `${system.dns.address}:${system.dns.port}`, '--json', file, '--summary-every', '60s', ...args);
+    const result = await system.cli('client', 'simulate', '--domain', 'contoso.com', '--dns', `${system.dns.address}:${system.dns.port}`, '--report', file, '--summary-every', '60s', ...args);
     assert.equal(result.code, 0, `simulate failed: ${result.stderr}\n${result.stdout}`);
     return JSON.parse(await readFile(file, 'utf8')) as Report;
   }
@@ -138,7 +138,7 @@ describe('the whole system', () => {
   test('drain with calls in progress: no call dropped, no new call through the draining server, drained reported; resume brings users back', async (t) => {
     const file = join(work, 'drain-report.json');
     // Runs until stopped (SIGTERM ends it and writes the report), so a slow machine cannot end the run early.
-    const simulator = start(process.execPath, ['bin/dnslb.js', 'client', 'simulate', '--domain', 'contoso.com', '--dns', `${system.dns.address}:${system.dns.port}`, '--users', '150', '--duration', '10m', '--calls-per-minute', '600', '--call-hold', '4s', '--summary-every', '60s', '--json', file], { cwd: REPO });
+    const simulator = start(process.execPath, ['bin/dnslb.js', 'client', 'simulate', '--domain', 'contoso.com', '--dns', `${system.dns.address}:${system.dns.port}`, '--users', '150', '--duration', '10m', '--calls-per-minute', '600', '--call-hold', '4s', '--summary-every', '60s', '--report', file], { cwd: REPO });
     // A failed assertion must not leave this simulator's users signed in for the next test.
     t.after(() => simulator.stop());
     const invitesAccepted = (entry: { status?: unknown }) => (entry.status as { proxy: { invitesAccepted: number } }).proxy.invitesAccepted;
@@ -181,7 +181,7 @@ describe('the whole system', () => {
     const file = join(work, 'commission-report.json');
     // The users stay signed in until the test ends (a fixed duration would let them unregister
     // while the new server is still starting on a loaded machine); the simulator is stopped by PID.
-    const simulator = start(process.execPath, ['bin/dnslb.js', 'client', 'simulate', '--domain', 'contoso.com', '--dns', `${system.dns.address}:${system.dns.port}`, '--users', String(users), '--duration', '10m', '--summary-every', '60s', '--json', file], { cwd: REPO });
+    const simulator = start(process.execPath, ['bin/dnslb.js', 'client', 'simulate', '--domain', 'contoso.com', '--dns', `${system.dns.address}:${system.dns.port}`, '--users', String(users), '--duration', '10m', '--summary-every', '60s', '--report', file], { cwd: REPO });
     // A failed assertion must not leave this simulator's users signed in for the next test.
     t.after(() => simulator.stop());
     const frontends = ['fe1.contoso.com', 'fe2.contoso.com', 'fe3.contoso.com'];
@@ -235,7 +235,7 @@ describe('a server dies: modern clients fail over, legacy clients do not until h
       current.servers.filter((entry) => servers.includes(entry.server)).reduce((sum, entry) => sum + (entry.status?.bindings.bindings ?? 0), 0);
     await eventually(async () => assert.ok((await status()).servers.every((entry) => entry.status?.state === 'active')), { timeoutMs: 60_000 });
     const file = join(work, 'report.json');
-    const simulator = start(process.execPath, ['bin/dnslb.js', 'client', 'simulate', '--domain', 'contoso.com', '--dns', `${system.dns.address}:${system.dns.port}`, '--users', '400', '--legacy', '25%', '--duration', '10m', '--backoff-base-ms', '500', '--backoff-max-ms', '2000', '--summary-every', '60s', '--json', file], { cwd: REPO });
+    const simulator = start(process.execPath, ['bin/dnslb.js', 'client', 'simulate', '--domain', 'contoso.com', '--dns', `${system.dns.address}:${system.dns.port}`, '--users', '400', '--legacy-share', '25%', '--duration', '10m', '--backoff-base-ms', '500', '--backoff-max-ms', '2000', '--summary-every', '60s', '--report', file], { cwd: REPO });
     // A failed assertion must not leave this simulator's users signed in for the next test.
     t.after(() => simulator.stop());
     const frontends = ['fe1.contoso.com', 'fe2.contoso.com', 'fe3.contoso.com'];

@@ -27,8 +27,18 @@ describe('dnslb up', () => {
   after(async () => system?.stop());
 
   test('starts DNS and every frontend, director and mediation server, each its own process, and says where they listen', async () => {
+    // startUp waited for "dnslb up: running", which comes only once every child listens: the table
+    // before it shows each child's addresses, none a bare "(running)".
     const output = system.process.output();
-    assert.match(output, new RegExp(`fe1\\.contoso\\.com +pid \\d+ +tcp://${NET.replaceAll('.', '\\.')}\\.11:5060`));
+    const printed = output.slice(output.indexOf('\ndns '), output.indexOf('dnslb up: running'));
+    const net = NET.replaceAll('.', '\\.');
+    assert.match(printed, new RegExp(`^dns +pid \\d+ +udp://${net}\\.1:\\d+ tcp://${net}\\.1:\\d+ serials`, 'm'));
+    const servers = ['fe1', 'fe2', 'fe3', 'dir1', 'dir2', 'med1', 'med2'];
+    for (const [index, server] of servers.entries()) {
+      const octet = [11, 12, 13, 31, 32, 61, 62][index];
+      assert.match(printed, new RegExp(`^${server}\\.contoso\\.com +pid \\d+ +tcp://${net}\\.${octet}:\\d+ tls://${net}\\.${octet}:\\d+ admin http://`, 'm'), printed);
+    }
+    assert.doesNotMatch(printed, /\((running|starting|restarting|stopped)\)/);
     assert.match(output, /admin API http:\/\/127\.0\.0\.1:\d+/);
     const current = await eventually(async () => {
       const current = await status();

@@ -2,7 +2,7 @@
 // polls GET /status every 2 s, renders every server, sends drain/resume/block/unblock, and charts
 // bindings per server over the last 10 minutes with uPlot (loaded before this module as a global).
 /* global document, window, location, history, sessionStorage, fetch, AbortController, uPlot */
-import { ACTIONS, BindingHistory, actionsFor, refusalOf, rowOf } from './model.js';
+import { ACTIONS, BindingHistory, DrainProgress, actionsFor, poolsOf, refusalOf, rowOf } from './model.js';
 
 const POLL_INTERVAL_MS = 2000;
 const HISTORY_MS = 10 * 60 * 1000;
@@ -148,6 +148,35 @@ function notAnswering(error) {
 
 /** Rows are kept per server and updated in place, so a button under the pointer survives a refresh. */
 const rows = new Map();
+/** One heading row per pool, above its servers. */
+const poolRows = new Map();
+const drains = new DrainProgress();
+
+function makePoolRow(pool) {
+  const tr = document.createElement('tr');
+  tr.className = 'pool';
+  tr.dataset.pool = pool;
+  const td = document.createElement('td');
+  td.colSpan = COLUMNS.length + 1;
+  tr.append(td);
+  return { tr, cell: td };
+}
+
+/** A drain's progress in the state cell: a bar (no text, so the cell still reads as the state) and a tooltip. */
+function showDrain(cell, progress) {
+  let bar = cell.querySelector('progress');
+  if (!progress) return bar?.remove();
+  if (!bar) {
+    bar = document.createElement('progress');
+    bar.className = 'drain';
+    bar.max = 1;
+  }
+  cell.append(bar);
+  bar.value = progress.fraction;
+  const done = `${Math.round(progress.fraction * 100)} % drained`;
+  bar.title = progress.left === undefined ? `${done}; the server does not answer` : `${done}; ${progress.left} bindings and dialogs left`;
+  bar.setAttribute('aria-label', bar.title);
+}
 
 function makeRow(server) {
   const tr = document.createElement('tr');
@@ -183,20 +212,37 @@ function renderServers(servers) {
     row.tr.remove();
     rows.delete(name);
   }
-  for (const entry of servers) {
-    let row = rows.get(entry.server);
-    if (!row) {
-      row = makeRow(entry.server);
-      rows.set(entry.server, row);
+  const pools = poolsOf(servers);
+  for (const [pool, row] of poolRows) {
+    if (pools.some((group) => group.pool === pool)) continue;
+    row.tr.remove();
+    poolRows.delete(pool);
+  }
+  // Pool by pool, each under its heading, servers in the API's order (appending an attached row moves it).
+  for (const group of pools) {
+    let heading = poolRows.get(group.pool);
+    if (!heading) {
+      heading = makePoolRow(group.pool);
+      poolRows.set(group.pool, heading);
     }
-    body.append(row.tr); // in the API's order (appending an attached row moves it)
-    const view = rowOf(entry);
-    for (const column of COLUMNS) row.cells[column].textContent = view[column];
-    row.cells.admin.title = view.adminNote;
-    row.cells.state.title = view.error;
-    row.tr.dataset.state = view.state;
-    const allowed = actionsFor(view.admin);
-    for (const action of ACTIONS) row.buttons[action].disabled = !allowed[action];
+    body.append(heading.tr);
+    heading.cell.textContent = `${group.pool}: ${group.servers.length} server${group.servers.length === 1 ? '' : 's'}, ${group.available} available`;
+    for (const entry of group.servers) {
+      let row = rows.get(entry.server);
+      if (!row) {
+        row = makeRow(entry.server);
+        rows.set(entry.server, row);
+      }
+      body.append(row.tr);
+      const view = rowOf(entry);
+      for (const column of COLUMNS) row.cells[column].textContent = view[column];
+      row.cells.admin.title = view.adminNote;
+      row.cells.state.title = view.error;
+      row.tr.dataset.state = view.state;
+      showDrain(row.cells.state, drains.observe(entry));
+      const allowed = actionsFor(view.admin);
+      for (const action of ACTIONS) row.buttons[action].disabled = !allowed[action];
+    }
   }
 }
 

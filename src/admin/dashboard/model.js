@@ -116,3 +116,47 @@ export class BindingHistory {
     return [this.times, ...this.names.map((name) => this.values.get(name))];
   }
 }
+
+/**
+ * The servers grouped by pool, pools in the order the API lists their first server, each with how
+ * many of its servers are available: the multi-pool example reads pool by pool, as Topology Builder shows it.
+ */
+export function poolsOf(servers) {
+  const pools = new Map();
+  for (const entry of servers) {
+    let pool = pools.get(entry.pool);
+    if (!pool) {
+      pool = { pool: entry.pool, servers: [], available: 0 };
+      pools.set(entry.pool, pool);
+    }
+    pool.servers.push(entry);
+    if (entry.available) pool.available += 1;
+  }
+  return [...pools.values()];
+}
+
+/**
+ * How far each drain has come: what a draining server still holds (bindings + dialogs) against what
+ * it held when the dashboard first saw it draining; 1 once it reports drained. A server that is not
+ * draining has no progress, and a later drain starts from its own count.
+ */
+export class DrainProgress {
+  constructor() {
+    this.startLeft = new Map();
+  }
+
+  /** `entry`: one server of a GET /status answer; null when it is not draining. */
+  observe(entry) {
+    const state = stateOf(entry);
+    if (entry.adminState?.state !== 'draining' && state !== 'draining' && state !== 'drained') {
+      this.startLeft.delete(entry.server);
+      return null;
+    }
+    const left = entry.status ? entry.status.bindings.bindings + entry.status.dialogs.active : undefined;
+    if (state === 'drained') return { fraction: 1, left: left ?? 0, state };
+    if (left === undefined) return { fraction: 0, left: undefined, state };
+    const start = Math.max(this.startLeft.get(entry.server) ?? left, left, 1);
+    this.startLeft.set(entry.server, start);
+    return { fraction: (start - left) / start, left, state };
+  }
+}

@@ -33,6 +33,8 @@ interface Model {
   actionsFor(admin: string): Record<'drain' | 'resume' | 'block' | 'unblock', boolean>;
   refusalOf(status: number, body: unknown): { text: string; forceable: boolean };
   BindingHistory: new (windowMs: number) => History;
+  poolsOf(servers: ServerEntry[]): { pool: string; servers: ServerEntry[]; available: number }[];
+  DrainProgress: new () => { observe(entry: ServerEntry): { fraction: number; left: number | undefined; state: string } | null };
 }
 
 // A plain browser module without type declarations: loaded by URL and given its shape here.
@@ -164,5 +166,33 @@ describe('dashboard model', () => {
         }
       }),
     );
+  });
+
+  test('servers are grouped by pool, pools in the order of their first server, with their available count', () => {
+    const at = (server: string, pool: string, available: boolean): ServerEntry => ({ ...entry(server, 1), pool, available });
+    const groups = model.poolsOf([at('fe1.contoso.com', 'pool01.contoso.com', true), at('dir1.contoso.com', 'dirpool.contoso.com', true), at('fe2.contoso.com', 'pool01.contoso.com', false), at('dir2.contoso.com', 'dirpool.contoso.com', true)]);
+    assert.deepEqual(groups.map((group) => [group.pool, group.servers.map((server) => server.server), group.available]), [
+      ['pool01.contoso.com', ['fe1.contoso.com', 'fe2.contoso.com'], 1],
+      ['dirpool.contoso.com', ['dir1.contoso.com', 'dir2.contoso.com'], 2],
+    ]);
+    assert.deepEqual(model.poolsOf([]), []);
+  });
+
+  test('drain progress: what is left against what the drain started with; full when drained; reset for the next drain', () => {
+    const progress = new model.DrainProgress();
+    const draining = (bindings: number, dialogs: number, state = 'draining'): ServerEntry => {
+      const base = entry('fe2.contoso.com', bindings);
+      return { ...base, adminState: { state: 'draining', by: 'test', reason: 'test', atMs: 0 }, status: { ...base.status!, state, dialogs: { active: dialogs } } };
+    };
+    assert.equal(progress.observe(entry('fe2.contoso.com', 90)), null, 'not draining: no bar');
+    assert.deepEqual(progress.observe(draining(90, 10)), { fraction: 0, left: 100, state: 'draining' });
+    assert.deepEqual(progress.observe(draining(40, 10)), { fraction: 0.5, left: 50, state: 'draining' });
+    // More arrived than it started with (a late re-registration): the bar never goes backwards past 0.
+    assert.deepEqual(progress.observe(draining(110, 10)), { fraction: 0, left: 120, state: 'draining' });
+    assert.deepEqual(progress.observe(draining(0, 0, 'drained')), { fraction: 1, left: 0, state: 'drained' });
+    assert.equal(progress.observe(entry('fe2.contoso.com', 0)), null, 'resumed: no bar');
+    assert.deepEqual(progress.observe(draining(10, 0)), { fraction: 0, left: 10, state: 'draining' }, 'a new drain starts from its own count');
+    const silent = { ...draining(5, 0), status: undefined };
+    assert.deepEqual(progress.observe(silent), { fraction: 0, left: undefined, state: 'unknown' }, 'no answer from the server: no count');
   });
 });

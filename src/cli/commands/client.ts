@@ -52,11 +52,11 @@ interface SimulateOptions {
   domain: string;
   dns: string[];
   users: string;
-  legacy: string;
+  legacyShare: string;
   callsPerMinute: string;
   duration: string;
   callHold: string;
-  json?: string;
+  report?: string;
   transport: string;
   ca?: string;
   rate: string;
@@ -91,11 +91,11 @@ export function registerClient(program: Command): void {
     .requiredOption('--domain <domain>', 'SIP domain of the users (user1@domain, user2@domain, ...)')
     .requiredOption('--dns <address:port...>', 'DNS servers to ask (repeat or comma-separate)')
     .option('--users <n>', 'simulated users', '100')
-    .option('--legacy <share>', 'share of legacy clients that try only the first address ("20%" or 0.2)', '0')
+    .option('--legacy-share <share>', 'share of legacy clients that try only the first address ("20%" or 0.2)', '0')
     .option('--calls-per-minute <n>', 'calls placed between random registered users', '0')
     .option('--duration <time>', 'how long to run (500ms, 60s, 2m)', '60s')
     .option('--call-hold <time>', 'how long a call that came up lasts before the caller hangs up', '5s')
-    .option('--json <file>', 'write the JSON report here')
+    .option('--report <file>', 'write the JSON report here')
     .option('--transport <tcp|tls>', 'SIP transport (the SRV record asked first)', 'tcp')
     .option('--ca <file>', 'PEM CA to trust for TLS')
     .option('--rate <n>', 'users started per second', '200')
@@ -111,9 +111,9 @@ export function registerClient(program: Command): void {
       const durationMs = parseDurationMs(options.duration);
       let legacyShare: number;
       try {
-        legacyShare = parseShare(options.legacy);
+        legacyShare = parseShare(options.legacyShare);
       } catch {
-        throw new DnslbError('CLI_USAGE', `--legacy ${options.legacy}: a share like 20% or 0.2`);
+        throw new DnslbError('CLI_USAGE', `--legacy-share ${options.legacyShare}: a share like 20% or 0.2`);
       }
       const simulator = new Simulator({
         domain: options.domain,
@@ -171,7 +171,7 @@ export function registerClient(program: Command): void {
       const reasons = report.totals.signInFailureReasons;
       if (Object.keys(reasons.legacy).length > 0) process.stdout.write(`legacy sign-in failures: ${JSON.stringify(reasons.legacy)}\n`);
       if (Object.keys(reasons.modern).length > 0) process.stdout.write(`sign-in failures: ${JSON.stringify(reasons.modern)}\n`);
-      if (options.json) await writeFile(options.json, JSON.stringify(report, null, 2) + '\n');
+      if (options.report) await writeFile(options.report, JSON.stringify(report, null, 2) + '\n');
     });
 
   client

@@ -17,20 +17,20 @@ import type { Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { systemClock, systemRandom } from '../../shared/clock.ts';
 import type { Topology } from '../../topology/schema.ts';
+import { assert } from '../../shared/assert.ts';
 import { DnslbError } from '../../shared/errors.ts';
 import { checkLimits, limits } from '../../shared/limits.ts';
 import type { Store } from '../../store/store.ts';
 import { parseFile } from '../../topology/parse.ts';
 import { endpoint, type Endpoint } from '../../topology/schema.ts';
+import { DATA_DIR_DEFAULT, DATA_DIR_DESCRIPTION, DATA_DIR_FLAGS, STORE_DESCRIPTION, STORE_FLAGS, storeSpecOrDefault } from './store-options.ts';
 
-/** Opens the store kept in a data directory; provided by whoever registers the command. */
 /** Opens the store a --store value names: a data directory or etcd://host:port[,host:port…][/prefix]. */
 export type OpenStore = (value: string) => Promise<Store>;
 
 interface ServeOptions {
   listen?: string[];
   server?: string;
-  store?: string;
   logLevel: string;
   tcpIdleTimeoutMs: string;
   tcpConnectionsMax: string;
@@ -193,10 +193,11 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
   dns
     .command('serve')
     .description('serve the topology\'s zones over UDP and TCP until SIGTERM/SIGINT')
-    .argument('[file]', 'topology YAML (served when the store has no published version, or without a store)')
+    .argument('[file]', 'topology YAML: given alone (no --store), served alone; with --store, served until the store has a published version')
     .option('--listen <address:port...>', 'where to listen (default: the topology\'s DNS servers\' listen addresses); port 0 picks a free port')
     .option('--server <fqdn>', 'listen only on this DNS server\'s addresses from the topology')
-    .option('--store <dir|etcd://host:port[/prefix]>', 'follow the store: the file store in this data directory, or etcd (published topology, admin state, liveness)')
+    .option(DATA_DIR_FLAGS, DATA_DIR_DESCRIPTION, DATA_DIR_DEFAULT)
+    .option(STORE_FLAGS, STORE_DESCRIPTION)
     .option('--tcp-idle-timeout-ms <ms>', 'close a TCP connection with no complete query for this long', String(limits.dnsTcpIdleTimeoutMs))
     .option('--tcp-connections-max <n>', 'open TCP connections at most; more are closed at once', String(limits.dnsTcpConnectionsMax))
     .option('--log-level <level>', 'pino level: fatal, error, warn, info, debug, silent', process.env['DNSLB_LOG_LEVEL'] ?? 'info')
@@ -204,7 +205,7 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
     .option('--tsig-key-file <file>', 'zone transfers must be TSIG-signed (RFC 8945) with one of these keys, one NAME:hmac-sha256:BASE64SECRET per line, besides coming from a dns.secondaries address')
     .option('--udp-engine <engine>', `batch (recvmmsg/sendmmsg, native/udp-batch) or dgram (node:dgram); default ${udpEngines.preferred}`)
     .option('--metrics-listen <address:port>', 'serve Prometheus metrics at http://ADDRESS:PORT/metrics (no token: bind it to loopback or a management network); port 0 picks one')
-    .action(async (file: string | undefined, options: ServeOptions) => {
+    .action(async (file: string | undefined, options: ServeOptions, command: Command) => {
       checkLimits();
       const logger = pino({ level: options.logLevel, base: { component: 'dns' } }, pino.destination(2));
       const udpEngine = options.udpEngine ?? udpEngines.preferred;
@@ -225,38 +226,43 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
       if (cluster.isWorker) return serveWorker(serverOptions);
       const workers = Number(options.workers);
       if (!Number.isInteger(workers) || workers < 0 || workers > limits.dnsWorkersMax) throw new DnslbError('CLI_USAGE', `--workers ${options.workers}: not an integer from 0 to ${limits.dnsWorkersMax}`);
-      if (file === undefined && options.store === undefined) throw new DnslbError('CLI_USAGE', 'dns serve needs a topology FILE, --store DIR|etcd://HOST:PORT, or both');
+      const storeSpec = storeSpecOrDefault(command, file);
       const metricsAt = options.metricsListen === undefined ? undefined : parseListen(options.metricsListen, '--metrics-listen');
       const topology = file === undefined ? undefined : await parseFile(file);
       let store: Store | undefined;
-      if (options.store !== undefined) {
+      if (storeSpec !== undefined) {
         if (!openStore) throw new DnslbError('CLI_USAGE', '--store: this build has no file store backend wired into `dns serve` yet');
-        store = await openStore(options.store);
+        store = await openStore(storeSpec);
       }
       const zones = new LiveZones({ topology, store, clock: systemClock, random: systemRandom, logger });
       await zones.start();
       const source = topology ?? (store ? (await store.read().catch(() => undefined))?.topology : undefined);
       let listen: Endpoint[];
-      if (options.listen && options.listen.length > 0) listen = options.listen.map((text) => parseListen(text));
-      else {
-        const servers = (source?.dns.servers ?? []).filter((server) => options.server === undefined || server.fqdn === options.server.toLowerCase());
-        listen = servers.flatMap((server) => server.listen);
-      }
-      if (listen.length === 0) throw new DnslbError('CLI_USAGE', 'nothing to listen on: give --listen, or a topology whose dns.servers list listen addresses');
       let bound: BoundAddresses;
       let stopServing: () => Promise<void>;
       let counters: Pick<DnsServer, 'stats' | 'openConnections'> | WorkerStats;
-      if (workers === 0) {
-        const server = new DnsServer({ listen, answers: zones, transfers: zones, ...serverOptions });
-        bound = await server.start();
-        stopServing = () => server.close();
-        counters = server;
-      } else {
-        const workerStats = new WorkerStats();
-        const pool = await startWorkers(zones, listen, workers, logger, metricsAt ? workerStats : undefined);
-        bound = pool.bound;
-        stopServing = pool.stop;
-        counters = workerStats;
+      try {
+        const servers = (source?.dns.servers ?? []).filter((server) => options.server === undefined || server.fqdn === options.server.toLowerCase());
+        listen = options.listen && options.listen.length > 0 ? options.listen.map((text) => parseListen(text)) : servers.flatMap((server) => server.listen);
+        if (listen.length === 0) throw new DnslbError('CLI_USAGE', 'nothing to listen on: give --listen, or a topology whose dns.servers list listen addresses');
+        if (workers === 0) {
+          const server = new DnsServer({ listen, answers: zones, transfers: zones, ...serverOptions });
+          bound = await server.start();
+          stopServing = () => server.close();
+          counters = server;
+        } else {
+          const workerStats = new WorkerStats();
+          const pool = await startWorkers(zones, listen, workers, logger, metricsAt ? workerStats : undefined);
+          bound = pool.bound;
+          stopServing = pool.stop;
+          counters = workerStats;
+        }
+      } catch (error) {
+        // Let the process end with the error: the store watch would keep it alive, a silent
+        // process that never listens (dnslb up would wait for it until its start timeout).
+        await zones.close();
+        await store?.close();
+        throw error;
       }
       // NOTIFY goes out from our own listen address: secondaries accept it from their primary only.
       const sourceAddress = listen.map((e) => e.address).find((address) => address !== '0.0.0.0' && address !== '::');
@@ -309,12 +315,13 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
   dns
     .command('export')
     .description('print the RFC 1035 master file of a zone as served now (for an existing DNS server)')
-    .argument('[file]', 'topology YAML (used when the store has no published version, or without a store)')
+    .argument('[file]', 'topology YAML: given alone (no --store), exported alone; with --store, used until the store has a published version')
     .requiredOption('--zone <zone>', 'the zone to export')
     .option('--view <view>', 'the view to export (default: the first view)')
-    .option('--store <dir|etcd://host:port[/prefix]>', 'read the published topology and live state from the store: a file store data directory, or etcd')
-    .action(async (file: string | undefined, options: { zone: string; view?: string; store?: string }) => {
-      const zones = await openZones(file, options.store, openStore);
+    .option(DATA_DIR_FLAGS, DATA_DIR_DESCRIPTION, DATA_DIR_DEFAULT)
+    .option(STORE_FLAGS, STORE_DESCRIPTION)
+    .action(async (file: string | undefined, options: { zone: string; view?: string }, command: Command) => {
+      const zones = await openZones(file, storeSpecOrDefault(command, file), openStore);
       try {
         const zone = options.zone.toLowerCase().replace(/\.$/, '');
         const version = zones.history(zone).at(-1);
@@ -329,11 +336,10 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
 }
 
 interface PushOptions {
-  server: string;
+  target: string;
   zone: string;
   tsig: string;
   view?: string;
-  store?: string;
 }
 
 /** `dns push`: RFC 2136 updates that bring an existing server's zone in line with the topology. */
@@ -341,17 +347,18 @@ function registerPush(dns: Command, openStore: OpenStore | undefined): void {
   dns
     .command('push')
     .description('bring an existing DNS server\'s zone in line with the topology (RFC 2136 updates signed with TSIG)')
-    .argument('[file]', 'topology YAML (used when the store has no published version, or without a store)')
-    .requiredOption('--server <address:port>', 'the DNS server to update (it must allow AXFR and UPDATE with the key)')
+    .argument('[file]', 'topology YAML: given alone (no --store), used alone; with --store, used until the store has a published version')
+    .requiredOption('--target <address:port>', 'the DNS server to update (it must allow AXFR and UPDATE with the key)')
     .requiredOption('--zone <zone>', 'the zone to update')
     .requiredOption('--tsig <name:alg:secret>', 'TSIG key: NAME:hmac-sha256:BASE64SECRET (as tsig-keygen prints it)')
     .option('--view <view>', 'the view whose records the server should hold (default: the first view)')
-    .option('--store <dir|etcd://host:port[/prefix]>', 'read the published topology and live state from the store: a file store data directory, or etcd')
-    .action(async (file: string | undefined, options: PushOptions) => {
+    .option(DATA_DIR_FLAGS, DATA_DIR_DESCRIPTION, DATA_DIR_DEFAULT)
+    .option(STORE_FLAGS, STORE_DESCRIPTION)
+    .action(async (file: string | undefined, options: PushOptions, command: Command) => {
       const key = parseTsigKey(options.tsig);
-      const parsed = endpoint.safeParse(options.server);
-      if (!parsed.success) throw new DnslbError('CLI_USAGE', `--server ${options.server}: not ADDRESS:PORT or [IPV6]:PORT`);
-      const zones = await openZones(file, options.store, openStore);
+      const parsed = endpoint.safeParse(options.target);
+      if (!parsed.success) throw new DnslbError('CLI_USAGE', `--target ${options.target}: not ADDRESS:PORT or [IPV6]:PORT`);
+      const zones = await openZones(file, storeSpecOrDefault(command, file), openStore);
       const zone = options.zone.toLowerCase().replace(/\.$/, '');
       const version = zones.history(zone).at(-1);
       if (!version) throw new DnslbError('CLI_USAGE', `--zone ${options.zone}: not a zone of the topology (${zones.served().map((v) => v.content.origin).join(', ')})`);
@@ -367,7 +374,7 @@ function registerPush(dns: Command, openStore: OpenStore | undefined): void {
 
 /** Zones built once from a topology file and/or the store (export and push read, they do not follow). */
 async function openZones(file: string | undefined, storeDir: string | undefined, openStore: OpenStore | undefined): Promise<LiveZones> {
-  if (file === undefined && storeDir === undefined) throw new DnslbError('CLI_USAGE', 'needs a topology FILE, --store DIR|etcd://HOST:PORT, or both');
+  assert(file !== undefined || storeDir !== undefined, 'a file, a store, or both');
   const topology: Topology | undefined = file === undefined ? undefined : await parseFile(file);
   let store: Store | undefined;
   if (storeDir !== undefined) {

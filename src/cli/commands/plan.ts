@@ -7,10 +7,10 @@ import { planMoves, type Plan, type PoolState } from '../../registrar/sequence.t
 import { DnslbError } from '../../shared/errors.ts';
 import { parseFile } from '../../topology/parse.ts';
 import type { Pool, Topology } from '../../topology/schema.ts';
-import { openStoreOf, storeLabelOf, withStoreOption } from './store-options.ts';
+import { openStoreOf, readPublished, storeLabelOf, withStoreOption } from './store-options.ts';
 
 interface PlanOptions {
-  topology: string;
+  topology?: string;
   users?: string;
   usersFile?: string;
   pool?: string;
@@ -170,13 +170,14 @@ export function registerPlan(program: Command): void {
       .command(action)
       .description(description)
       .argument(argument)
-      .requiredOption('--topology <file>', 'the topology the pool comes from')
+      .option('--topology <file>', 'the topology the pool comes from (default: the published version of the store)')
       .option('--users <n>', `count N synthetic users sip:userNNN@<first SIP domain> (default: the topology's users, else ${SYNTHETIC_USERS_DEFAULT})`)
       .option('--users-file <file>', 'count these users (one SIP URI a line)')
       .option('--json', 'print the plan as JSON');
     if (action === 'add') command.option('--pool <fqdn>', 'the pool to add the server to (default: the first frontend pool)');
-    command.action(async (server: string, options: PlanOptions) => {
-      const topology = await parseFile(options.topology);
+    withStoreOption(command);
+    command.action(async (server: string, options: PlanOptions, self: Command) => {
+      const topology = options.topology !== undefined ? await parseFile(options.topology) : (await readPublished(self)).topology;
       const { pool, before, after } = planStates(topology, action, server, options.pool);
       const users = await planUsers(topology, options);
       const result = planMoves(users, before, after);

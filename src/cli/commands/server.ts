@@ -13,6 +13,7 @@ import { FrontEndServer } from '../../frontend/server.ts';
 import { readTlsFiles } from '../../frontend/tls-files.ts';
 import { StoreFollower } from '../../frontend/store-follower.ts';
 import { openStore } from '../../store/open.ts';
+import { DATA_DIR_DEFAULT, DATA_DIR_DESCRIPTION, DATA_DIR_FLAGS, dataDirOf, STORE_DESCRIPTION, STORE_FLAGS, storeSpecOrDefault } from './store-options.ts';
 import type { Store } from '../../store/store.ts';
 import type { Snapshot } from '../../store/store.ts';
 import type { Topology } from '../../topology/schema.ts';
@@ -52,8 +53,10 @@ export function registerServer(program: Command): void {
     // DESIGN §4 distributed mode names it `dnslb node --store etcd://… --server FQDN`: one server per process or machine.
     .alias('node')
     .description('run one Front End server (SIP registrar + proxy over TCP/TLS) until SIGTERM/SIGINT; `dnslb node` is the same')
-    .option('--topology <file>', 'topology YAML (without --store, or when the store has nothing published)')
-    .option('--store <dir|etcd://host:port[/prefix]>', 'follow the store (a file store data directory, or etcd): published versions and admin state in, liveness out')
+    .option('--topology <file>', 'topology YAML: given alone (no --store), run from it alone; with --store, used until the store has a published version')
+    // Followed: published versions and admin state in, liveness out.
+    .option(DATA_DIR_FLAGS, DATA_DIR_DESCRIPTION, DATA_DIR_DEFAULT)
+    .option(STORE_FLAGS, STORE_DESCRIPTION)
     .option('--server <fqdn>', 'which server of the topology this process is (required)')
     .option('--topology-version <n>', 'the published version the file is (0: never published)', '0')
     .option('--admin-listen <address:port>', 'serve the admin API (GET /status, /users, /metrics) here; port 0 picks one; token in --data-dir')
@@ -69,14 +72,15 @@ export function registerServer(program: Command): void {
       // Not commander's requiredOption: that would also demand them of the admin subcommands (server drain …).
       if (options.server === undefined) throw new DnslbError('CLI_USAGE', 'dnslb server needs --server FQDN');
       checkLimits();
-      const dataDir = (command.optsWithGlobals() as { dataDir: string }).dataDir;
+      const dataDir = dataDirOf(command);
       const logger = pino({ level: options.logLevel, base: { component: 'frontend', server: options.server } }, pino.destination(2));
       let store: Store | undefined;
       let snapshot: Snapshot | undefined;
       let topology: Topology;
       let topologyVersion = integer('--topology-version', options.topologyVersion, 0);
-      if (options.store !== undefined) {
-        store = await openStore(options.store);
+      const storeSpec = storeSpecOrDefault(command, options.topology);
+      if (storeSpec !== undefined) {
+        store = await openStore(storeSpec, { mustExist: true });
         snapshot = await store.snapshot();
       }
       if (snapshot?.current) {
@@ -86,7 +90,7 @@ export function registerServer(program: Command): void {
         topology = await parseFile(options.topology);
       } else {
         await store?.close();
-        throw new DnslbError('FRONTEND_NO_TOPOLOGY', options.store === undefined ? 'give --topology FILE or --store DIR|etcd://HOST:PORT' : `the store in ${options.store} has no published topology; publish one or give --topology FILE`);
+        throw new DnslbError('FRONTEND_NO_TOPOLOGY', `the store in ${storeSpec} has no published topology; publish one or give --topology FILE`);
       }
       const tls = await readTlsFiles({ cert: options.tlsCert, key: options.tlsKey, ca: options.tlsCa });
       if (options.peerTransport !== undefined && options.peerTransport !== 'tcp' && options.peerTransport !== 'tls') throw new DnslbError('CLI_USAGE', '--peer-transport is tcp or tls');
@@ -125,7 +129,15 @@ export function registerServer(program: Command): void {
         const registry = createRegistry();
         registerFrontendMetrics(registry, server);
         addMetricsRoute(admin, registry);
-        adminUrl = await admin.listen(parsed.data.address, port);
+        try {
+          adminUrl = await admin.listen(parsed.data.address, port);
+        } catch (error) {
+          // End the process with the error rather than run on without the admin API it was asked for.
+          await follower?.stop();
+          await server.stop();
+          await store?.close();
+          throw error;
+        }
         // Where this server's admin API is, for tools that know only the data dir.
         await mkdir(join(dataDir, 'servers'), { recursive: true });
         await writeFile(join(dataDir, 'servers', `${server.self}.json`), `${JSON.stringify({ url: adminUrl, pid: process.pid, startedAtMs: Date.now() }, null, 2)}\n`);

@@ -9,6 +9,8 @@ import { formatDigitRange, routeDigits } from '../../topology/pstn-route.ts';
 import { parseFile } from '../../topology/parse.ts';
 import { TopologyError } from '../../topology/problem.ts';
 import { topologySchema, type AddressPair, type Topology } from '../../topology/schema.ts';
+import { DnslbError } from '../../shared/errors.ts';
+import { DATA_DIR_DEFAULT, DATA_DIR_DESCRIPTION, DATA_DIR_FLAGS, readPublished, STORE_DESCRIPTION, STORE_FLAGS, storeLabelOf, versionNumber } from './store-options.ts';
 
 function addresses(pair: AddressPair | undefined): string {
   return [pair?.ipv4, pair?.ipv6].filter((address) => address !== undefined).join(', ') || '-';
@@ -109,12 +111,25 @@ export function registerTopology(program: Command): void {
     });
   topology
     .command('show')
-    .description('print a summary: domains, sites, pools with servers and addresses, DNS servers, zones, views')
-    .argument('<file>', 'topology YAML')
+    .description('print a summary: domains, sites, pools with servers and addresses, DNS servers, zones, views (of FILE, else of the published version)')
+    .argument('[file]', 'topology YAML (default: the published version of the store)')
+    .option('--version <n>', 'an older published version (default: the current one)', versionNumber)
     .option('--json', 'print the validated topology, defaults filled in, as JSON')
-    .action(async (file: string, options: { json?: boolean }) => {
-      const parsed = await parseFile(file);
-      console.log(options.json ? JSON.stringify(parsed, null, 2) : formatSummary(parsed, file));
+    .option(DATA_DIR_FLAGS, DATA_DIR_DESCRIPTION, DATA_DIR_DEFAULT)
+    .option(STORE_FLAGS, STORE_DESCRIPTION)
+    .action(async (file: string | undefined, options: { json?: boolean; version?: number }, command: Command) => {
+      if (file !== undefined && options.version !== undefined) throw new DnslbError('CLI_USAGE', 'topology show: --version reads the store; give it or a FILE, not both');
+      let parsed: Topology;
+      let label: string;
+      if (file !== undefined) {
+        parsed = await parseFile(file);
+        label = file;
+      } else {
+        const published = await readPublished(command, options.version);
+        parsed = published.topology;
+        label = `version ${published.version} in ${storeLabelOf(command)}`;
+      }
+      console.log(options.json ? JSON.stringify(parsed, null, 2) : formatSummary(parsed, label));
     });
   topology
     .command('advise')

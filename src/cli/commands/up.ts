@@ -12,13 +12,13 @@ import { PoolAdmin } from '../../admin/pool-api.ts';
 import { hlbPools, HlbFollower, type HlbChild } from '../../hlb/follower.ts';
 import { systemClock } from '../../shared/clock.ts';
 import { ensureCertificate } from '../../sip/certificates.ts';
-import { DnslbError } from '../../shared/errors.ts';
+import { DnslbError, isDnslbError } from '../../shared/errors.ts';
 import type { PublishedVersion } from '../../store/store.ts';
 import { Supervisor, type ChildSpec } from '../../supervisor/supervisor.ts';
 import { formatEndpoint, toDocument } from '../../topology/document.ts';
 import { parseFile } from '../../topology/parse.ts';
 import { endpoint, type Topology } from '../../topology/schema.ts';
-import { dataDirOf, defaultActor, openFileStoreOf } from './store-options.ts';
+import { DATA_DIR_DEFAULT, DATA_DIR_DESCRIPTION, DATA_DIR_FLAGS, dataDirOf, defaultActor, openFileStoreOf } from './store-options.ts';
 
 const BIN = fileURLToPath(new URL('../../../bin/dnslb.js', import.meta.url));
 /** Pool kinds whose servers are SIP servers dnslb runs; edge pools are DNS records only. */
@@ -71,17 +71,26 @@ export async function ensurePoolCertificates(topology: Topology, dataDir: string
   }
 }
 
+/**
+ * Each child prints one line on stdout once every listener of it is bound (`dnslb server: FQDN
+ * listening tcp://…`, `dnslb dns: listening udp://…`): that line is its readiness, and what it
+ * says after "listening" is shown in the table.
+ */
+function listeningOf(pattern: RegExp): (line: string) => string | undefined {
+  return (line) => pattern.exec(line)?.[1];
+}
+
 export function childSpecs(topology: Topology, dataDir: string, logLevel: string, tls: boolean): ChildSpec[] {
   const env = { ...process.env, DNSLB_LOG_LEVEL: logLevel };
   const node = (args: string[]) => ({ command: process.execPath, args: [BIN, '--data-dir', dataDir, ...args], env });
-  const specs: ChildSpec[] = [{ name: 'dns', ...node(['dns', 'serve', '--store', dataDir]) }];
+  const specs: ChildSpec[] = [{ name: 'dns', ...node(['dns', 'serve', '--store', dataDir]), ready: listeningOf(/^dnslb dns: listening (.*)$/) }];
   for (const pool of topology.pools) {
     if (!RUNNABLE_KINDS.has(pool.kind)) continue;
     for (const server of pool.servers) {
       const address = server.ipv4 ?? server.ipv6!;
       const admin = address.includes(':') ? `[${address}]:0` : `${address}:0`;
       const tlsFlags = tls ? ['--tls-cert', join(dataDir, 'tls', `${server.fqdn}.pem`), '--tls-key', join(dataDir, 'tls', `${server.fqdn}.key`), '--tls-ca', join(dataDir, 'tls', 'ca.pem')] : [];
-      specs.push({ name: server.fqdn, ...node(['server', '--store', dataDir, '--server', server.fqdn, '--admin-listen', admin, ...tlsFlags]) });
+      specs.push({ name: server.fqdn, ...node(['server', '--store', dataDir, '--server', server.fqdn, '--admin-listen', admin, ...tlsFlags]), ready: listeningOf(/^dnslb server: \S+ listening (.*)$/) });
     }
   }
   return specs;
@@ -98,6 +107,7 @@ export function registerUp(program: Command): void {
     .option('--no-tls', 'SIP over TCP only (by default every server also listens for TLS with certificates from a private CA in DATA/tls)')
     .option('--log-level <level>', 'log level of the children: fatal, error, warn, info, debug', 'warn')
     .option('--json', 'print the result as JSON')
+    .option(DATA_DIR_FLAGS, DATA_DIR_DESCRIPTION, DATA_DIR_DEFAULT)
     .action(async (file: string, options: UpOptions, command: Command) => {
       const dataDir = dataDirOf(command);
       const parsed = await parseFile(file);
@@ -136,7 +146,6 @@ export function registerUp(program: Command): void {
 async function runPool(version: PublishedVersion, dataDir: string, options: UpOptions, store: Awaited<ReturnType<typeof openFileStoreOf>>): Promise<void> {
   const { token, created } = await ensureToken(dataDir);
   if (options.tls) await ensurePoolCertificates(version.topology, dataDir);
-  const listening = new Map<string, string>();
   // webServices.hlb: haproxy — Debian's HAProxy on the Web services VIPs, one child per pool (src/hlb/).
   const hlb = new HlbFollower({
     store,
@@ -155,12 +164,7 @@ async function runPool(version: PublishedVersion, dataDir: string, options: UpOp
   else if (hlbPools(version.topology).length > 0) console.error(`dnslb up: webServices.hlb: haproxy is not started with --no-tls: the Web services it balances are HTTPS (${hlbPools(version.topology).map((pool) => pool.fqdn).join(', ')})`);
   const supervisor = new Supervisor([...childSpecs(version.topology, dataDir, options.logLevel, options.tls), ...hlbChildren], {
     restartDelayMs: version.topology.settings.supervisor.restartDelayMs,
-    output: (name, line) => {
-      // Each child prints one line saying where it listens; keep those, pass the rest through.
-      const where = /^dnslb (?:server|dns): .*listening (.*)$/.exec(line) ?? /^dnslb dns .*listening (.*)$/.exec(line);
-      if (where) listening.set(name, where[1]!);
-      process.stderr.write(`[${name}] ${line}\n`);
-    },
+    output: (name, line) => process.stderr.write(`[${name}] ${line}\n`),
   });
   supervisor.onChange((status) => {
     if (status.state === 'restarting') console.error(`dnslb up: ${status.name} ended (${status.lastExit}); restarting in ${version.topology.settings.supervisor.restartDelayMs} ms`);
@@ -174,46 +178,75 @@ async function runPool(version: PublishedVersion, dataDir: string, options: UpOp
     url = await api.listen(host, port);
   } catch (error) {
     await store.close();
-    throw new DnslbError('ADMIN_NOT_RUNNING', `cannot listen for the admin API on ${options.adminListen}: ${(error as Error).message} (choose another with --admin-listen)`, { cause: error });
+    if (isDnslbError(error, 'ADMIN_LISTEN')) throw new DnslbError('ADMIN_LISTEN', `${error.message}; choose another with --admin-listen`, { cause: error.cause });
+    throw error;
   }
   await writeEndpoint(dataDir, { url, pid: process.pid, startedAtMs: Date.now() });
+  // From here on a signal stops everything, even while the children are still coming up.
+  const stopped = new Promise<'stopped'>((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve('stopped');
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
   supervisor.startAll();
   await hlb.start(version.revision);
   const following = followTopology(store, supervisor, version, dataDir, options.logLevel, poolAdmin, options.tls);
+  const stopAll = async () => {
+    following.abort();
+    hlb.stop();
+    await supervisor.shutdown();
+    await api.close();
+    await unlink(join(dataDir, 'admin.json')).catch(() => undefined);
+    await store.close();
+  };
   console.log(`admin API ${url} (token in ${join(dataDir, 'admin-token')})`);
   if (options.tls) console.log(`TLS: every server listens on its pool's TLS port; clients trust ${join(dataDir, 'tls', 'ca.pem')}`);
   if (created) console.log(`admin token (shown once): ${token}`);
   // The token goes where it may be read: a terminal, or the first start (it is printed once anyway);
   // stdout sent to a file or a journal gets the address alone on later starts.
   console.log(`dashboard ${dashboardUrl(url, token, created || process.stdout.isTTY === true)}`);
-  // Say where everything listens once the children have told us (or after a few seconds, what is known).
-  const expected = supervisor.status().length;
-  for (let waited = 0; waited < 10_000 && listening.size < expected; waited += 100) {
-    // HAProxy prints no line of ours: it listens once its runtime API answers.
-    for (const child of hlbChildren) {
-      const where = listening.has(child.name) ? undefined : await hlb.listening(child.name);
-      if (where !== undefined) listening.set(child.name, where);
+  // "running" means every child listens: the table and that line wait for the last child's ready
+  // line (HAProxy prints none of ours: it listens once its runtime API answers). A child that cannot
+  // come up stops the whole start, named with its reason.
+  const startTimeoutMs = version.topology.settings.supervisor.startTimeoutMs;
+  const hlbListening = async (): Promise<Map<string, string>> => {
+    const where = new Map<string, string>();
+    const deadline = Date.now() + startTimeoutMs;
+    while (where.size < hlbChildren.length) {
+      for (const child of hlbChildren) {
+        const listening = where.has(child.name) ? undefined : await hlb.listening(child.name);
+        if (listening !== undefined) where.set(child.name, listening);
+      }
+      if (where.size === hlbChildren.length) break;
+      if (Date.now() > deadline) {
+        const waiting = hlbChildren.filter((child) => !where.has(child.name)).map((child) => child.name);
+        throw new DnslbError('SUPERVISOR_START', `not ready after ${startTimeoutMs} ms: ${waiting.join(', ')} (HAProxy's runtime API does not answer)`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    return where;
+  };
+  let ready: 'ready' | 'stopped';
+  let hlbWhere = new Map<string, string>();
+  try {
+    ready = await Promise.race([supervisor.whenReady(startTimeoutMs).then(() => 'ready' as const), stopped]);
+    if (ready === 'ready') hlbWhere = await hlbListening();
+  } catch (error) {
+    console.error(`dnslb up: ${(error as Error).message}; stopping everything`);
+    await stopAll();
+    throw error;
   }
-  for (const child of supervisor.status()) console.log(`${child.name.padEnd(24)} pid ${String(child.pid ?? '-').padEnd(8)} ${listening.get(child.name) ?? `(${child.state})`}`);
-  console.log('dnslb up: running; Ctrl-C stops everything');
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  if (ready === 'ready') {
+    for (const child of supervisor.status()) console.log(`${child.name.padEnd(24)} pid ${String(child.pid ?? '-').padEnd(8)} ${child.listening ?? hlbWhere.get(child.name) ?? `(${child.state})`}`);
+    console.log('dnslb up: running; Ctrl-C stops everything');
+    await stopped;
+  }
   console.log('dnslb up: stopping');
-  following.abort();
-  hlb.stop();
-  await supervisor.shutdown();
-  await api.close();
-  await unlink(join(dataDir, 'admin.json')).catch(() => undefined);
-  await store.close();
+  await stopAll();
 }
 
 /**
