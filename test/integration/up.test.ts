@@ -28,7 +28,8 @@ describe('dnslb up', () => {
 
   test('starts DNS and every frontend, director and mediation server, each its own process, and says where they listen', async () => {
     // startUp waited for "dnslb up: running", which comes only once every child listens: the table
-    // before it shows each child's addresses, none a bare "(running)".
+    // before it shows each child's addresses (Front End and Director servers: their Web sites too),
+    // none a bare "(running)".
     const output = system.process.output();
     const printed = output.slice(output.indexOf('\ndns '), output.indexOf('dnslb up: running'));
     const net = NET.replaceAll('.', '\\.');
@@ -36,7 +37,7 @@ describe('dnslb up', () => {
     const servers = ['fe1', 'fe2', 'fe3', 'dir1', 'dir2', 'med1', 'med2'];
     for (const [index, server] of servers.entries()) {
       const octet = [11, 12, 13, 31, 32, 61, 62][index];
-      assert.match(printed, new RegExp(`^${server}\\.contoso\\.com +pid \\d+ +tcp://${net}\\.${octet}:\\d+ tls://${net}\\.${octet}:\\d+ admin http://`, 'm'), printed);
+      assert.match(printed, new RegExp(`^${server}\\.contoso\\.com +pid \\d+ +tcp://${net}\\.${octet}:\\d+ tls://${net}\\.${octet}:\\d+ (?:web https://\\S+ https://\\S+ )?admin http://`, 'm'), printed);
     }
     assert.doesNotMatch(printed, /\((running|starting|restarting|stopped)\)/);
     assert.match(output, /admin API http:\/\/127\.0\.0\.1:\d+/);
