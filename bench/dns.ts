@@ -11,7 +11,7 @@
 // The order of the servers alternates between passes (forward, then backward), so that none always
 // runs first or last on a machine that warms up or gets busier.
 // Run: npm run bench:dns [-- --seconds N] [-- --workers N]      (not a test: figures depend on the machine)
-import { machineLine, writeSection } from './results.ts';
+import { machineLine, median, writeSection } from './results.ts';
 import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -64,21 +64,16 @@ const share = (rcodes: Record<string, number>, rcode: string): number => {
   return total === 0 ? 0 : (rcodes[rcode] ?? 0) / total;
 };
 
-const medianOf = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-};
 
 /** Per server, the RCODEs whose share is off the median share of all servers (empty: answers agree). */
 function rcodeDifferences(results: readonly Result[]): Map<string, string[]> {
   const rcodes = new Set(results.flatMap((result) => Object.keys(result.rcodes)));
   const differences = new Map<string, string[]>(results.map((result) => [result.server, []]));
   for (const rcode of rcodes) {
-    const median = medianOf(results.map((result) => share(result.rcodes, rcode)));
+    const typical = median(results.map((result) => share(result.rcodes, rcode)));
     for (const result of results) {
       const own = share(result.rcodes, rcode);
-      if (Math.abs(own - median) > RCODE_TOLERANCE) differences.get(result.server)!.push(`${rcode} ${(100 * own).toFixed(2)} % (others ${(100 * median).toFixed(2)} %)`);
+      if (Math.abs(own - typical) > RCODE_TOLERANCE) differences.get(result.server)!.push(`${rcode} ${(100 * own).toFixed(2)} % (others ${(100 * typical).toFixed(2)} %)`);
     }
   }
   return differences;

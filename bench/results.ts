@@ -15,6 +15,14 @@ export function machineLine(): string {
   return `${date}; ${cpus().length} cores, ${model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}; load average at the end ${load}`;
 }
 
+/** The middle value (the mean of the two middle values for an even count). */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) throw new Error('median of no values');
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
 /** Replaces the section headed `## ${title}` (up to the next "## ") with `body`, or appends it. */
 export async function writeSection(title: string, body: string): Promise<void> {
   const existing = await readFile(RESULTS, 'utf8').catch(() => '# Benchmark results\n');

@@ -1,7 +1,7 @@
 // npm run bench:sip — REGISTER/s and calls/s with sipp over TCP against one `dnslb server` and against
 // Kamailio (registrar + usrloc in memory, TCP) on the same machine, each pinned to core 0 with sipp on
-// core 1, 15 s each; then bytes of memory per binding at 100,000 bindings. Writes bench/RESULTS.md.
-import { machineLine, writeSection } from './results.ts';
+// core 1, 15 s each, three rounds in alternating order (median and spread); then bytes of memory per binding at 100,000 bindings. Writes bench/RESULTS.md.
+import { machineLine, median, writeSection } from './results.ts';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 
@@ -12,6 +12,7 @@ import { start, waitUntil, type Running } from '../test/helpers/process.ts';
 import { REGISTER_CONTACT, REGISTER_ONCE, runSipp, startSipp, UAC_CALL, UAS_ANSWER } from '../test/helpers/sipp-scenarios.ts';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 15);
+const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
 /**
  * BENCH_SIP_ONLY=register: only dnslb's REGISTER/s, printed and not written to RESULTS.md (for
  * before/after comparisons); BENCH_SIP_REPO=DIR runs the `dnslb server` of another checkout (e.g. main).
@@ -94,6 +95,43 @@ async function dnslbPool(): Promise<RunningPool> {
   return startPool({ addresses: [DNSLB_ADDRESS], taskset: SERVER_CORE, serverArgs: ['--connections-max', '20000'], repo: SERVER_REPO });
 }
 
+type Server = 'dnslb' | 'kamailio';
+interface Rates { register: number; calls: number }
+
+/** One run against a fresh `dnslb server`: REGISTER/s, then calls/s. */
+async function measureDnslb(): Promise<Rates> {
+  const pool = await dnslbPool();
+  const target = `${DNSLB_ADDRESS}:${pool.tcpPort}`;
+  try {
+    return { register: await registerRate(target), calls: await callRate(target, target) };
+  } finally {
+    await pool.stop();
+  }
+}
+
+/** One run against a fresh Kamailio. */
+async function measureKamailio(port: number): Promise<Rates> {
+  rmSync(join(OUT, 'kamailio.pid'), { force: true });
+  const kamailio = startKamailio(port);
+  try {
+    await waitUntil('kamailio pid file', () => existsSync(join(OUT, 'kamailio.pid')), { process: kamailio });
+    await sleep(500);
+    const target = `${KAMAILIO_ADDRESS}:${port}`;
+    return { register: await registerRate(target), calls: await callRate(target, target) };
+  } finally {
+    await kamailio.stop();
+  }
+}
+
+/** "| label | median (low–high) | median (low–high) |" */
+function rateRow(label: string, measured: Record<Server, Rates[]>, key: keyof Rates): string {
+  const cell = (runs: Rates[]) => {
+    const values = runs.map((rates) => rates[key]);
+    return `${median(values).toFixed(0)} (${Math.min(...values).toFixed(0)}–${Math.max(...values).toFixed(0)})`;
+  };
+  return `| ${label} | ${cell(measured.dnslb)} | ${cell(measured.kamailio)} |`;
+}
+
 async function main(): Promise<void> {
   for (const tool of ['sipp', 'kamailio', 'taskset']) execFileSync('bash', ['-c', `command -v ${tool} || test -x /usr/sbin/${tool}`]);
   rmSync(OUT, { recursive: true, force: true });
@@ -115,38 +153,25 @@ async function main(): Promise<void> {
     }
     return;
   }
-  // dnslb
-  let pool = await dnslbPool();
-  const dnslbTarget = `${DNSLB_ADDRESS}:${pool.tcpPort}`;
-  let dnslbRegister: number;
-  let dnslbCalls: number;
-  try {
-    dnslbRegister = await registerRate(dnslbTarget);
-    dnslbCalls = await callRate(dnslbTarget, dnslbTarget);
-  } finally {
-    await pool.stop();
-  }
-  console.log(`dnslb: ${dnslbRegister.toFixed(0)} REGISTER/s, ${dnslbCalls.toFixed(0)} calls/s`);
-  // Kamailio
+  // Rounds in the order dnslb, Kamailio, Kamailio, dnslb, dnslb, Kamailio…: neither server always
+  // runs first (a warm or cold machine) and each figure is the median of ROUNDS runs.
   const kamailioPort = await freePortPair([KAMAILIO_ADDRESS]);
-  const kamailio = startKamailio(kamailioPort);
-  let kamailioRegister: number;
-  let kamailioCalls: number;
-  try {
-    await waitUntil('kamailio pid file', () => existsSync(join(OUT, 'kamailio.pid')), { process: kamailio });
-    await sleep(500);
-    const target = `${KAMAILIO_ADDRESS}:${kamailioPort}`;
-    kamailioRegister = await registerRate(target);
-    kamailioCalls = await callRate(target, target);
-  } finally {
-    await kamailio.stop();
+  const measured: Record<Server, Rates[]> = { dnslb: [], kamailio: [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    const order: Server[] = round % 2 === 0 ? ['dnslb', 'kamailio'] : ['kamailio', 'dnslb'];
+    for (const server of order) {
+      const rates = server === 'dnslb' ? await measureDnslb() : await measureKamailio(kamailioPort);
+      measured[server].push(rates);
+      console.log(`round ${round + 1}/${ROUNDS} ${server}: ${rates.register.toFixed(0)} REGISTER/s, ${rates.calls.toFixed(0)} calls/s`);
+    }
   }
-  console.log(`kamailio: ${kamailioRegister.toFixed(0)} REGISTER/s, ${kamailioCalls.toFixed(0)} calls/s`);
-  rows.push(`| REGISTER/s (TCP, one connection, 400 in flight) | ${dnslbRegister.toFixed(0)} | ${kamailioRegister.toFixed(0)} |`);
-  rows.push(`| calls/s (INVITE/100/180/200/ACK/BYE/200, UAS connected, 200 in flight) | ${dnslbCalls.toFixed(0)} | ${kamailioCalls.toFixed(0)} |`);
+  rows.push(rateRow('REGISTER/s (TCP, one connection, 400 in flight)', measured, 'register'));
+  rows.push(rateRow('calls/s (INVITE/100/180/200/ACK/BYE/200, UAS connected, 200 in flight)', measured, 'calls'));
+  const dnslbRegister = measured.dnslb.map((rates) => rates.register);
+  const steadiness = median(dnslbRegister) / Math.max(...dnslbRegister);
 
   // Memory per binding at 100,000 bindings (dnslb).
-  pool = await dnslbPool();
+  const pool = await dnslbPool();
   let perBindingRss: number;
   let perBindingHeap: number;
   try {
@@ -170,13 +195,15 @@ async function main(): Promise<void> {
   const section = `
 ${machineLine()}; ${kamailioVersion}; ${sippVersion}.
 Each server pinned to core ${SERVER_CORE} (\`taskset\`), sipp to core ${LOAD_CORE}; ${SECONDS} s per run; SIP over TCP on loopback.
+${ROUNDS} rounds, the order alternated (dnslb, Kamailio, Kamailio, dnslb, …); each cell is the median of the runs with the lowest–highest in brackets.
+dnslb's REGISTER median is ${(100 * steadiness).toFixed(0)} % of its best run (issue 15's steadiness goal: ≥ 90 %).
 Kamailio: registrar + usrloc in memory (db_mode 0), tm/rr for calls, children=2, tcp_children=2. dnslb: one \`dnslb server\` process (one pool member, no peers).
 
 | | dnslb | Kamailio |
 |---|---|---|
 ${rows.join('\n')}
 
-Run with \`npm run bench:sip\` (BENCH_SECONDS to change the duration). The machine is shared with other work, so figures vary by ±10–20 % between runs.
+Run with \`npm run bench:sip\` (BENCH_SECONDS to change the duration of a run, BENCH_ROUNDS the number of rounds). The machine is shared with other work, so figures vary by ±10–20 % between runs.
 `;
   await writeSection('SIP: dnslb server vs Kamailio', section);
   console.log(section);

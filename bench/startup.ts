@@ -23,7 +23,7 @@ import { REPO } from '../test/helpers/dns-process.ts';
 import { freePort } from '../test/helpers/free-port.ts';
 import { start, stopAll, waitUntil } from '../test/helpers/process.ts';
 import { exampleTopology } from '../test/helpers/up.ts';
-import { machineLine, writeSection } from './results.ts';
+import { machineLine, median, writeSection } from './results.ts';
 
 const NET = '127.0.21';
 const argument = (name: string, fallback: string) => {
@@ -37,11 +37,6 @@ const RUNNABLE_KINDS = new Set(['frontend', 'director', 'mediation']);
 /** A start that takes longer than this is reported as failed, not waited for. */
 const GIVE_UP_MS = 60_000;
 
-const median = (values: readonly number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-};
 const seconds = (ms: number) => (ms / 1000).toFixed(2);
 const spread = (values: readonly number[]) => `${seconds(Math.min(...values))}–${seconds(Math.max(...values))}`;
 
