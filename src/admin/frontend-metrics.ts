@@ -13,7 +13,7 @@ const ADMIN_STATES = Object.keys({ active: 0, draining: 0, blocked: 0 } satisfie
 const entries = (record: Record<string, number>, label: string): [Labels, number][] => Object.entries(record).map(([key, value]) => [{ [label]: key }, value]);
 
 export function registerFrontendMetrics(registry: Registry, server: { status(): FrontEndStatus }): void {
-  const status = oncePerScrape(() => server.status());
+  const status = oncePerScrape(registry, () => server.status());
   const gauge = (name: string, help: string, read: (s: FrontEndStatus) => number | [Labels, number][], labelNames?: string[]) =>
     collectedGauge(registry, { name, help, labelNames, read: () => read(status()) });
   const counter = (name: string, help: string, read: (s: FrontEndStatus) => number | [Labels, number][], labelNames?: string[]) =>

@@ -148,11 +148,10 @@ describe('collect-time helpers', () => {
   test('oncePerScrape: every metric of one scrape sees one snapshot; the next scrape reads again', async () => {
     const registry = createRegistry({ processMetrics: false });
     let reads = 0;
-    const status = oncePerScrape(() => ({ n: ++reads }));
+    const status = oncePerScrape(registry, () => ({ n: ++reads }));
     for (const name of ['dnslb_test_a', 'dnslb_test_b', 'dnslb_test_c']) collectedGauge(registry, { name, help: 'test', read: () => status().n });
     const first = parsePrometheusText(await registry.metrics());
     assert.deepEqual(['dnslb_test_a', 'dnslb_test_b', 'dnslb_test_c'].map((name) => sampleValue(first, name)), [1, 1, 1]);
-    await new Promise((resolve) => setImmediate(resolve));
     assert.equal(sampleValue(parsePrometheusText(await registry.metrics()), 'dnslb_test_b'), 2);
   });
 });
@@ -231,9 +230,6 @@ describe('supervisor metrics', () => {
     } finally {
       await supervisor.shutdown();
     }
-    // oncePerScrape keeps a scrape's status() until the event loop's check phase: when the children's
-    // exits arrive in the same loop turn as the last scrape, a scrape now would still read it.
-    await new Promise((resolve) => setImmediate(resolve));
     const families = parsePrometheusText(await registry.metrics());
     assert.equal(sampleValue(families, 'dnslb_supervisor_children', { state: 'stopped' }), 2);
   });

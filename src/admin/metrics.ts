@@ -3,13 +3,29 @@
 // of the admin API or on a small listener of its own (`dns serve --metrics-listen`).
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry as PromRegistry } from 'prom-client';
 import { assert } from '../shared/assert.ts';
 import { DnslbError } from '../shared/errors.ts';
 import { describeListenError } from '../shared/listen-error.ts';
 import type { AdminApi } from './http-api.ts';
 
-export type { Registry };
+/**
+ * prom-client's registry, counting its scrapes: every metrics() call is one scrape, so that
+ * oncePerScrape can tell one scrape's collectors from the next scrape's without guessing from the
+ * event loop.
+ */
+export class Registry extends PromRegistry {
+  #scrapes = 0;
+  /** How many scrapes have started. */
+  get scrapes(): number {
+    return this.#scrapes;
+  }
+
+  override metrics(): Promise<string> {
+    this.#scrapes += 1;
+    return super.metrics();
+  }
+}
 export type Labels = Record<string, string>;
 
 /** What a collect-time metric reads: one number, or one number per label set. */
@@ -81,17 +97,13 @@ export function oneOf(label: string, values: readonly string[], current: string,
 }
 
 /**
- * `read` called at most once per scrape: every metric of one scrape sees the same snapshot (one
- * `status()` call, not one per metric). A scrape collects every metric within one macrotask, so the
- * snapshot is dropped at the next setImmediate.
+ * `read` called at most once per scrape of `registry`: every metric of one scrape sees the same
+ * snapshot (one `status()` call, not one per metric), and the next scrape reads again.
  */
-export function oncePerScrape<T>(read: () => T): () => T {
-  let cached: { value: T } | undefined;
+export function oncePerScrape<T>(registry: Registry, read: () => T): () => T {
+  let cached: { scrape: number; value: T } | undefined;
   return () => {
-    if (!cached) {
-      cached = { value: read() };
-      setImmediate(() => (cached = undefined));
-    }
+    if (cached?.scrape !== registry.scrapes) cached = { scrape: registry.scrapes, value: read() };
     return cached.value;
   };
 }

@@ -7,7 +7,7 @@ import type { ProcessControl } from './pool-api.ts';
 const CHILD_STATES = Object.keys({ starting: 0, running: 0, restarting: 0, stopping: 0, stopped: 0 } satisfies Record<ChildState, 0>);
 
 export function registerSupervisorMetrics(registry: Registry, processes: Pick<ProcessControl, 'status'>): void {
-  const children = oncePerScrape(() => processes.status());
+  const children = oncePerScrape(registry, () => processes.status());
   collectedGauge(registry, {
     name: 'dnslb_supervisor_children',
     help: 'Child processes (one per SIP server, one for DNS) by state: restarting ones died and come back after settings.supervisor.restartDelayMs.',
