@@ -147,6 +147,26 @@ describe('Handover', () => {
     assert.equal(handover.status().handedOverTotal.recovery, orphans.length);
   });
 
+  test('drain alone: the pool\'s whole rate in all, never more than the share to any one home per interval', () => {
+    // fe2 drains: it is no longer movable, so each of its users goes to its next server, fe1 or fe3.
+    const movable = new Set(['fe1.contoso.com', 'fe3.contoso.com']);
+    const { clock, handover, deactivated, register } = setUp('fe2.contoso.com', POOL, movable, { batchSize: 20, intervalMs: 1000 });
+    const here = users(600).filter((user) => homeOf(user, POOL, new Set(POOL))!.server === 'fe2.contoso.com');
+    for (const user of here) register(user, 'primary');
+    handover.reconcile('drain');
+    clock.advance(600_000);
+    assert.deepEqual(deactivated.map((d) => d.user).sort(), [...here].sort());
+    const byHome = new Map<string, number[]>();
+    for (const { user, atMs } of deactivated) {
+      const home = homeOf(user, POOL, movable)!.server;
+      byHome.set(home, [...(byHome.get(home) ?? []), atMs]);
+    }
+    for (const [home, times] of byHome) assert.ok(mostInAnyWindow(times, 1000) <= 10, `${home}: at most the share (20 / 2 senders) per interval`);
+    assert.ok(mostInAnyWindow(deactivated.map((d) => d.atMs), 1000) <= 20, 'at most batchSize per interval in all');
+    const larger = Math.max(...[...byHome.values()].map((times) => times.length));
+    assert.equal(handover.status().run.batches, Math.ceil(larger / 10), 'both homes fed at once: done when the larger one has its users (not at one share per interval in all)');
+  });
+
   test('rehomeShare: each of the n−1 possible senders gets ⌊batchSize/(n−1)⌋ per interval, or one user per longer interval', () => {
     const table: [batchSize: number, intervalMs: number, poolSize: number, share: { batchSize: number; intervalMs: number }][] = [
       [100, 1000, 1, { batchSize: 100, intervalMs: 1000 }],

@@ -26,10 +26,13 @@ export interface HandoverBatch {
  * One server's share of the pool's re-home rate. `settings.rehome` bounds the re-registrations any
  * one home receives per `intervalMs` (the knob protects the home from a REGISTER storm); but up to
  * n−1 servers hand users to the same home at once — every other member after a recovery or a
- * commission — each on its own timer. So each releases at most ⌊batchSize/(n−1)⌋ users per
- * interval: a window of `intervalMs` holds at most one batch of each sender, hence at most
- * `batchSize` arrivals at any home. When batchSize < n−1 a sender releases one user every
- * ⌈(n−1)/batchSize⌉ intervals; the bound then holds on average over that many intervals.
+ * commission — each on its own timer. So each sends at most ⌊batchSize/(n−1)⌋ users per interval
+ * to any one home: a window of `intervalMs` holds at most one batch of each sender, hence at most
+ * `batchSize` arrivals at any home. A sender whose users go to several homes (a drain, a
+ * decommission) sends that share to each of them, up to (n−1) shares ≤ `batchSize` per interval in
+ * all: alone, it uses the pool's whole rate without any home receiving more than its bound, whoever
+ * else is sending. When batchSize < n−1 a sender sends one user per home every ⌈(n−1)/batchSize⌉
+ * intervals; the bound then holds on average over that many intervals.
  */
 export function rehomeShare(batchSize: number, intervalMs: number, poolSize: number): { batchSize: number; intervalMs: number } {
   const senders = Math.max(1, poolSize - 1);
@@ -38,11 +41,17 @@ export function rehomeShare(batchSize: number, intervalMs: number, poolSize: num
   return { batchSize: 1, intervalMs: intervalMs * Math.ceil(senders / batchSize) };
 }
 
+/** What one sender's queue releases per interval in all: its share to each of the n−1 other servers. */
+function senderRate(batchSize: number, intervalMs: number, poolSize: number): { batchSize: number; intervalMs: number; perHome: number } {
+  const share = rehomeShare(batchSize, intervalMs, poolSize);
+  return { batchSize: share.batchSize * Math.max(1, poolSize - 1), intervalMs: share.intervalMs, perHome: share.batchSize };
+}
+
 export interface HandoverStatus {
   /** The pool's rate (`settings.rehome`): what any one home receives at most per interval. */
   batchSize: number;
   intervalMs: number;
-  /** This server's share of it (rehomeShare): what its queue releases. */
+  /** This server's share of it (rehomeShare): what its queue sends to any one home per interval. */
   perServer: { batchSize: number; intervalMs: number };
   /** The current (or last) run of the queue. */
   run: RehomeProgress;
@@ -100,7 +109,14 @@ export class Handover {
     this.batchSize = options.batchSize;
     this.intervalMs = options.intervalMs;
     this.perServer = rehomeShare(options.batchSize, options.intervalMs, options.poolSize);
-    this.queue = new RehomeQueue({ clock: options.clock, ...this.perServer, onBatch: (batch, atMs) => this.release(batch, atMs) });
+    const rate = senderRate(options.batchSize, options.intervalMs, options.poolSize);
+    this.queue = new RehomeQueue({
+      clock: options.clock,
+      batchSize: rate.batchSize,
+      intervalMs: rate.intervalMs,
+      onBatch: (batch, atMs) => this.release(batch, atMs),
+      perDestination: { limit: rate.perHome, destinationOf: (item) => this.destinationOf(item.user) },
+    });
   }
 
   /** A new `settings.rehome` or a new pool size (published topology); applies to the next batch. */
@@ -108,7 +124,8 @@ export class Handover {
     this.batchSize = batchSize;
     this.intervalMs = intervalMs;
     this.perServer = rehomeShare(batchSize, intervalMs, poolSize);
-    this.queue.setRate(this.perServer.batchSize, this.perServer.intervalMs);
+    const rate = senderRate(batchSize, intervalMs, poolSize);
+    this.queue.setRate(rate.batchSize, rate.intervalMs, rate.perHome);
   }
 
   /**
@@ -152,6 +169,12 @@ export class Handover {
       lastReconcile: this.lastReconcile,
       batches: [...this.batches],
     };
+  }
+
+  /** Where the user would go if released now (release looks again: the batch is taken first). */
+  private destinationOf(user: string): string | undefined {
+    const home = homeInSequence(this.options.sequencer().sequenceOfCanonical(user), this.options.movable);
+    return home === null || home.server === this.options.self() ? undefined : home.server;
   }
 
   /** One batch from the queue: the pool may have changed since the users were queued, so look again. */

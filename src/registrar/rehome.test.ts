@@ -65,6 +65,28 @@ describe('RehomeQueue', () => {
     );
   });
 
+  test('perDestination: at most the limit per destination in a batch; users over it keep their place while others fill the batch', () => {
+    const clock = new FakeClock(0);
+    const releases: RehomeItem[][] = [];
+    // Users 0–29 go to "a", 30–39 to "b", 40–44 nowhere (released without counting for anyone).
+    const destinationOf = (item: RehomeItem) => {
+      const index = Number(/user(\d+)@/.exec(item.user)![1]);
+      return index < 30 ? 'a' : index < 40 ? 'b' : undefined;
+    };
+    const queue = new RehomeQueue({ clock, batchSize: 12, intervalMs: 1000, onBatch: (batch) => releases.push(batch), perDestination: { limit: 5, destinationOf } });
+    queue.enqueue([...items(0, 30), ...items(30, 40), ...items(40, 45)]);
+    clock.advance(0);
+    const names = (batch: RehomeItem[]) => batch.map((item) => Number(/user(\d+)@/.exec(item.user)![1]));
+    assert.deepEqual(names(releases[0]!), [0, 1, 2, 3, 4, 30, 31, 32, 33, 34, 40, 41], 'five to a, five to b, then the batch fills with users going nowhere');
+    clock.advance(1000);
+    assert.deepEqual(names(releases[1]!), [5, 6, 7, 8, 9, 35, 36, 37, 38, 39, 42, 43]);
+    clock.advance(1000);
+    assert.deepEqual(names(releases[2]!), [10, 11, 12, 13, 14, 44], 'a limited to five, even with room in the batch');
+    queue.setRate(12, 1000, 10);
+    clock.advance(1000);
+    assert.deepEqual(names(releases[3]!), [15, 16, 17, 18, 19, 20, 21, 22, 23, 24], 'a new limit applies to the next batch');
+  });
+
   test('the same user queued twice (any URI form) moves once; after its release it may be queued again', () => {
     const { clock, queue, releases } = harness(10, 1000);
     assert.equal(queue.enqueue([{ user: 'sip:alice@contoso.com', reason: 'recovery' }, { user: 'sips:alice@CONTOSO.com', reason: 'drain' }]), 1);

@@ -44,6 +44,12 @@ export interface RehomeOptions {
   intervalMs: number;
   /** Moves one batch: typically deactivate each user's bindings and NOTIFY `deactivated`. `atMs`: the release time the rate is kept on. */
   onBatch: (batch: RehomeItem[], atMs: number) => void;
+  /**
+   * With `perDestination`: at most that many users of one batch go to one destination (the server
+   * `destinationOf` names at release time; undefined: the user goes nowhere and counts for no one).
+   * Users over a destination's share wait, keeping their place, while others fill the batch.
+   */
+  perDestination?: { limit: number; destinationOf: (item: RehomeItem) => string | undefined };
 }
 
 /**
@@ -59,6 +65,7 @@ export class RehomeQueue {
   private batchSize: number;
   private intervalMs: number;
   private readonly onBatch: (batch: RehomeItem[], atMs: number) => void;
+  private perDestination: RehomeOptions['perDestination'];
   private readonly queued = new Map<string, RehomeItem>();
   private timer: Timer | undefined;
   private lastReleaseMs: number | null = null;
@@ -72,15 +79,17 @@ export class RehomeQueue {
     this.batchSize = options.batchSize;
     this.intervalMs = options.intervalMs;
     this.onBatch = options.onBatch;
+    this.perDestination = options.perDestination;
   }
 
   /**
    * New rate (a newly published `settings.rehome`). Queued users keep their place, and the next batch
    * still waits for the new interval after the last release, so no window ever sees two batches.
    */
-  setRate(batchSize: number, intervalMs: number): void {
+  setRate(batchSize: number, intervalMs: number, perDestinationLimit?: number): void {
     assert(Number.isInteger(batchSize) && batchSize >= 1 && batchSize <= limits.rehomeBatchSizeMax, `rehome batchSize out of range: ${batchSize}`);
     assert(Number.isFinite(intervalMs) && intervalMs > 0, `rehome intervalMs must be > 0: ${intervalMs}`);
+    if (perDestinationLimit !== undefined && this.perDestination) this.perDestination = { ...this.perDestination, limit: perDestinationLimit };
     if (batchSize === this.batchSize && intervalMs === this.intervalMs) return;
     this.batchSize = batchSize;
     this.intervalMs = intervalMs;
@@ -153,12 +162,7 @@ export class RehomeQueue {
       this.schedule();
       return;
     }
-    const batch: RehomeItem[] = [];
-    for (const [user, item] of this.queued) {
-      if (batch.length === this.batchSize) break;
-      batch.push(item);
-      this.queued.delete(user);
-    }
+    const batch = this.takeBatch();
     if (batch.length === 0) return;
     this.lastReleaseMs = this.clock.nowMs();
     this.run.moved += batch.length;
@@ -168,6 +172,27 @@ export class RehomeQueue {
     if (this.queued.size > 0) this.schedule();
     else this.finish(false);
     this.onBatch(batch, this.lastReleaseMs);
+  }
+
+  /** The next batch, oldest first: at most batchSize users, and at most the limit per destination. */
+  private takeBatch(): RehomeItem[] {
+    const batch: RehomeItem[] = [];
+    const perDestination = this.perDestination;
+    const counts = new Map<string, number>();
+    for (const [user, item] of this.queued) {
+      if (batch.length === this.batchSize) break;
+      if (perDestination) {
+        const destination = perDestination.destinationOf(item);
+        if (destination !== undefined) {
+          const count = counts.get(destination) ?? 0;
+          if (count === perDestination.limit) continue;
+          counts.set(destination, count + 1);
+        }
+      }
+      batch.push(item);
+      this.queued.delete(user);
+    }
+    return batch;
   }
 
   private finish(cancelled: boolean): void {
