@@ -1,6 +1,6 @@
 // npm run bench:sip — REGISTER/s and calls/s with sipp over TCP against one `dnslb server` and against
 // Kamailio (registrar + usrloc in memory, TCP) on the same machine, each pinned to core 0 with sipp on
-// core 1, 15 s each, three rounds in alternating order (median and spread); then bytes of memory per binding at 100,000 bindings. Writes bench/RESULTS.md.
+// core 1, 15 s each, three rounds in alternating order (median and spread); then memory per binding at 100,000 bindings once settled, beside Kamailio's shared memory. Writes bench/RESULTS.md.
 import { machineLine, median, writeSection } from './results.ts';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
@@ -26,6 +26,9 @@ const KAMAILIO_ADDRESS = '127.0.6.201';
 const UAS_ADDRESS = '127.0.6.202';
 const SIPP_ADDRESS = '127.0.6.203';
 const OUT = join(REPO, 'bench', 'out', 'sip');
+/** Kamailio's control socket (ctl module), for `kamcmd core.shmmem`. */
+const CONTROL_SOCKET = join(OUT, 'kamailio.ctl');
+const MEMORY_USERS = 100_000;
 
 
 function successful(stdout: string): number {
@@ -72,7 +75,9 @@ loadmodule "textops.so"
 loadmodule "rr.so"
 loadmodule "usrloc.so"
 loadmodule "registrar.so"
+loadmodule "ctl.so"
 modparam("usrloc", "db_mode", 0)
+modparam("ctl", "binrpc", "unix:${CONTROL_SOCKET}")
 request_route {
   if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
   if (has_totag()) {
@@ -132,11 +137,75 @@ function rateRow(label: string, measured: Record<Server, Rates[]>, key: keyof Ra
   return `| ${label} | ${cell(measured.dnslb)} | ${cell(measured.kamailio)} |`;
 }
 
+/** Registers MEMORY_USERS distinct users at `target` (one sipp connection) and checks every one was answered 200. */
+async function registerMany(target: string): Promise<void> {
+  const result = await runSipp(OUT, ['-sf', 'register.xml', '-inf', 'users.csv', '-t', 't1', '-i', SIPP_ADDRESS, '-p', '0', '-m', String(MEMORY_USERS), '-r', '200000', '-l', '400', '-max_socket', '1000', '-timeout', '120s', target], { taskset: LOAD_CORE, timeoutMs: 150_000 });
+  if (successful(result.stdout) !== MEMORY_USERS) throw new Error(`expected ${MEMORY_USERS} REGISTERs answered 200, got ${successful(result.stdout)}`);
+}
+
+/**
+ * Reads `sample` once a second for at least 30 s and until ten readings in a row lie within 1 % of
+ * `scale` of each other (at most 90 s): right after a burst, V8's heap still holds the burst's
+ * garbage and its young generation at full size; its memory reducer gives them back once the
+ * process has been idle for a while (8–20 s here; the RSS is flat until then, so flatness alone
+ * is not enough) — what a server holding 100,000 bindings costs is the settled figure.
+ */
+async function settled(sample: () => Promise<number>, scale: number): Promise<{ value: number; seconds: number }> {
+  const readings: number[] = [];
+  const startedMs = Date.now();
+  for (;;) {
+    readings.push(await sample());
+    const last = readings.slice(-10);
+    if (Date.now() - startedMs >= 30_000 && last.length === 10 && Math.max(...last) - Math.min(...last) <= 0.01 * scale) break;
+    if (Date.now() - startedMs > 90_000) break;
+    await sleep(1000);
+  }
+  return { value: readings.at(-1)!, seconds: Math.round((Date.now() - startedMs) / 1000) };
+}
+
+async function dnslbMemoryPerBinding(): Promise<{ rss: number; heap: number; settledS: number }> {
+  const pool = await dnslbPool();
+  try {
+    const before = await settled(async () => (await pool.status(0)).memory.rssBytes, 1e6);
+    const heapBefore = (await pool.status(0)).memory.heapUsedBytes;
+    await registerMany(`${DNSLB_ADDRESS}:${pool.tcpPort}`);
+    const status = await pool.status(0);
+    if (status.bindings.bindings !== MEMORY_USERS) throw new Error(`expected ${MEMORY_USERS} bindings, got ${status.bindings.bindings}`);
+    const after = await settled(async () => (await pool.status(0)).memory.rssBytes, 100 * MEMORY_USERS);
+    const heapAfter = (await pool.status(0)).memory.heapUsedBytes;
+    return { rss: (after.value - before.value) / MEMORY_USERS, heap: (heapAfter - heapBefore) / MEMORY_USERS, settledS: after.seconds };
+  } finally {
+    await pool.stop();
+  }
+}
+
+/** Kamailio's shared memory in use (`kamcmd core.shmmem`: usrloc keeps its bindings there), bytes. */
+function kamailioShmUsed(): number {
+  const output = execFileSync('kamcmd', ['-s', `unix:${CONTROL_SOCKET}`, 'core.shmmem']).toString();
+  const used = /\bused:\s*(\d+)/.exec(output);
+  if (!used) throw new Error(`kamcmd core.shmmem: no "used" in ${JSON.stringify(output)}`);
+  return Number(used[1]);
+}
+
+async function kamailioMemoryPerBinding(port: number): Promise<number> {
+  rmSync(join(OUT, 'kamailio.pid'), { force: true });
+  const kamailio = startKamailio(port);
+  try {
+    await waitUntil('kamailio control socket', () => existsSync(CONTROL_SOCKET), { process: kamailio });
+    const before = kamailioShmUsed();
+    await registerMany(`${KAMAILIO_ADDRESS}:${port}`);
+    const after = await settled(async () => kamailioShmUsed(), 100 * MEMORY_USERS);
+    return (after.value - before) / MEMORY_USERS;
+  } finally {
+    await kamailio.stop();
+  }
+}
+
 async function main(): Promise<void> {
   for (const tool of ['sipp', 'kamailio', 'taskset']) execFileSync('bash', ['-c', `command -v ${tool} || test -x /usr/sbin/${tool}`]);
   rmSync(OUT, { recursive: true, force: true });
   mkdirSync(OUT, { recursive: true });
-  writeFileSync(join(OUT, 'users.csv'), `SEQUENTIAL\n${Array.from({ length: 100_000 }, (_, index) => `b${index}`).join('\n')}\n`);
+  writeFileSync(join(OUT, 'users.csv'), `SEQUENTIAL\n${Array.from({ length: MEMORY_USERS }, (_, index) => `b${index}`).join('\n')}\n`);
   writeFileSync(join(OUT, 'register.xml'), REGISTER_ONCE);
   writeFileSync(join(OUT, 'register-contact.xml'), REGISTER_CONTACT);
   writeFileSync(join(OUT, 'uas.xml'), UAS_ANSWER);
@@ -170,24 +239,11 @@ async function main(): Promise<void> {
   const dnslbRegister = measured.dnslb.map((rates) => rates.register);
   const steadiness = median(dnslbRegister) / Math.max(...dnslbRegister);
 
-  // Memory per binding at 100,000 bindings (dnslb).
-  const pool = await dnslbPool();
-  let perBindingRss: number;
-  let perBindingHeap: number;
-  try {
-    await sleep(1000);
-    const before = await pool.status(0);
-    const result = await runSipp(OUT, ['-sf', 'register.xml', '-inf', 'users.csv', '-t', 't1', '-i', SIPP_ADDRESS, '-p', '0', '-m', '100000', '-r', '200000', '-l', '400', '-max_socket', '1000', '-timeout', '120s', `${DNSLB_ADDRESS}:${pool.tcpPort}`], { taskset: LOAD_CORE, timeoutMs: 150_000 });
-    await sleep(2000);
-    const after = await pool.status(0);
-    if (after.bindings.bindings !== 100_000) throw new Error(`expected 100,000 bindings, got ${after.bindings.bindings} (${successful(result.stdout)} REGISTERs answered 200)`);
-    perBindingRss = (after.memory.rssBytes - before.memory.rssBytes) / 100_000;
-    perBindingHeap = (after.memory.heapUsedBytes - before.memory.heapUsedBytes) / 100_000;
-  } finally {
-    await pool.stop();
-  }
-  rows.push(`| memory per binding at 100,000 bindings (RSS growth / heap growth) | ${perBindingRss.toFixed(0)} B / ${perBindingHeap.toFixed(0)} B | — |`);
-  console.log(`dnslb: ${perBindingRss.toFixed(0)} B RSS, ${perBindingHeap.toFixed(0)} B heap per binding`);
+  // Memory per binding at 100,000 bindings, once the process has settled (see settled()).
+  const dnslbMemory = await dnslbMemoryPerBinding();
+  const kamailioMemory = await kamailioMemoryPerBinding(kamailioPort);
+  rows.push(`| memory per binding at 100,000 bindings, settled (dnslb: RSS growth / heap growth; Kamailio: shared memory used growth) | ${dnslbMemory.rss.toFixed(0)} B / ${dnslbMemory.heap.toFixed(0)} B (settled after ${dnslbMemory.settledS} s) | ${kamailioMemory.toFixed(0)} B |`);
+  console.log(`dnslb: ${dnslbMemory.rss.toFixed(0)} B RSS, ${dnslbMemory.heap.toFixed(0)} B heap per binding; Kamailio ${kamailioMemory.toFixed(0)} B shm per binding`);
 
   const kamailioVersion = execFileSync('kamailio', ['-v']).toString().split('\n')[0]?.trim();
   // sipp -v exits non-zero; only its output matters.

@@ -94,7 +94,8 @@ export class RegistrarService {
     switch (outcome.kind) {
       case 'ok': {
         this.counters.registersAccepted++;
-        for (const contact of facts.contacts) if (contact.uri !== '*') this.options.onContact?.(contact.uri, flow);
+        // The stored binding's string, not the message's: the proxy's contact map then shares it (one copy per binding).
+        for (const change of outcome.changes) if (change.event !== 'unregistered') this.options.onContact?.(change.binding.contact, flow);
         const headers: Header[] = outcome.bindings.map((binding) => ({ name: 'Contact', value: `<${binding.contact}>;expires=${binding.expiresInS}` }));
         headers.push({ name: REGISTRAR_MODE_HEADER, value: decision.mode });
         if (outcome.changes.length > 0) this.notifyChanges(outcome.user, outcome.changes, outcome.bindings.length);

@@ -68,7 +68,7 @@ export interface RegisterFacts {
   expiresS?: number;
   /** The Contacts; empty for a query (RFC 3261 §10.2.3). */
   contacts: readonly ContactFacts[];
-  /** The connection the REGISTER came on (opaque; see sip/flow). */
+  /** The connection the REGISTER came on (opaque; see sip/flow): the flow's own id string, stored as it is. */
   flowId: string;
 }
 
@@ -348,7 +348,7 @@ export class LocationService {
         if (existing.flowId !== facts.flowId) {
           // The client came back on another connection: the binding follows it.
           this.unindexFlow(existing);
-          existing.flowId = ownCopy(facts.flowId);
+          existing.flowId = facts.flowId; // the flow's own id string (not cut from a message): shared by all its bindings
           this.byFlow.set(facts.flowId, withAdded(this.byFlow.get(facts.flowId), existing));
         }
         this.countMode(existing.mode, -1);
@@ -373,7 +373,7 @@ export class LocationService {
         contact.instance === undefined ? null : ownCopy(contact.instance),
         contact.regId ?? NONE,
         qMilliOf(contact.q),
-        ownCopy(facts.flowId),
+        facts.flowId,
         modeCode,
         ownCopy(facts.callId),
         facts.cseq,
