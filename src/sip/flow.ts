@@ -134,6 +134,17 @@ export class Flow extends EventEmitter<FlowEvents> {
   private onData(chunk: Buffer): void {
     if (this.closed) return;
     this.lastActivityMs = this.options.clock.nowMs();
+    // Answers written while this chunk's messages are handled leave in one writev at the end (a
+    // client with many requests in flight sends many per chunk), not one write syscall each.
+    this.socket.cork();
+    try {
+      this.handleChunk(chunk);
+    } finally {
+      this.socket.uncork();
+    }
+  }
+
+  private handleChunk(chunk: Buffer): void {
     for (const event of this.framer.push(chunk)) {
       if (this.closed) return;
       switch (event.kind) {
