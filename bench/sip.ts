@@ -36,8 +36,13 @@ function successful(stdout: string): number {
   return match ? Number(match[1]) : 0;
 }
 
-async function registerRate(target: string): Promise<number> {
-  const result = await runSipp(OUT, ['-sf', 'register.xml', '-inf', 'users.csv', '-t', 't1', '-i', SIPP_ADDRESS, '-p', '0', '-r', '200000', '-l', '400', '-max_socket', '1000', '-timeout', `${SECONDS}s`, target], { taskset: LOAD_CORE, timeoutMs: (SECONDS + 30) * 1000 });
+/** Connections of the many-connections shape (sipp -t tn: each REGISTER on one of this many sockets, round robin). */
+const MANY_CONNECTIONS = 5000;
+
+/** REGISTER/s over one connection (400 in flight), or over MANY_CONNECTIONS connections. */
+async function registerRate(target: string, shape: 'one' | 'many' = 'one'): Promise<number> {
+  const transport = shape === 'one' ? ['-t', 't1', '-max_socket', '1000'] : ['-t', 'tn', '-max_socket', String(MANY_CONNECTIONS)];
+  const result = await runSipp(OUT, ['-sf', 'register.xml', '-inf', 'users.csv', ...transport, '-i', SIPP_ADDRESS, '-p', '0', '-r', '200000', '-l', '400', '-timeout', `${SECONDS}s`, target], { taskset: LOAD_CORE, timeoutMs: (SECONDS + 30) * 1000 });
   return successful(result.stdout) / SECONDS;
 }
 
@@ -62,6 +67,7 @@ debug=0
 log_stderror=yes
 children=2
 tcp_children=2
+tcp_max_connections=20000
 disable_tcp=no
 auto_aliases=no
 listen=tcp:${KAMAILIO_ADDRESS}:${port}
@@ -101,14 +107,14 @@ async function dnslbPool(): Promise<RunningPool> {
 }
 
 type Server = 'dnslb' | 'kamailio';
-interface Rates { register: number; calls: number }
+interface Rates { register: number; registerMany: number; calls: number }
 
 /** One run against a fresh `dnslb server`: REGISTER/s, then calls/s. */
 async function measureDnslb(): Promise<Rates> {
   const pool = await dnslbPool();
   const target = `${DNSLB_ADDRESS}:${pool.tcpPort}`;
   try {
-    return { register: await registerRate(target), calls: await callRate(target, target) };
+    return { register: await registerRate(target), registerMany: await registerRate(target, 'many'), calls: await callRate(target, target) };
   } finally {
     await pool.stop();
   }
@@ -122,7 +128,7 @@ async function measureKamailio(port: number): Promise<Rates> {
     await waitUntil('kamailio pid file', () => existsSync(join(OUT, 'kamailio.pid')), { process: kamailio });
     await sleep(500);
     const target = `${KAMAILIO_ADDRESS}:${port}`;
-    return { register: await registerRate(target), calls: await callRate(target, target) };
+    return { register: await registerRate(target), registerMany: await registerRate(target, 'many'), calls: await callRate(target, target) };
   } finally {
     await kamailio.stop();
   }
@@ -231,10 +237,11 @@ async function main(): Promise<void> {
     for (const server of order) {
       const rates = server === 'dnslb' ? await measureDnslb() : await measureKamailio(kamailioPort);
       measured[server].push(rates);
-      console.log(`round ${round + 1}/${ROUNDS} ${server}: ${rates.register.toFixed(0)} REGISTER/s, ${rates.calls.toFixed(0)} calls/s`);
+      console.log(`round ${round + 1}/${ROUNDS} ${server}: ${rates.register.toFixed(0)} REGISTER/s (one connection), ${rates.registerMany.toFixed(0)} (${MANY_CONNECTIONS} connections), ${rates.calls.toFixed(0)} calls/s`);
     }
   }
   rows.push(rateRow('REGISTER/s (TCP, one connection, 400 in flight)', measured, 'register'));
+  rows.push(rateRow(`REGISTER/s (TCP, ${MANY_CONNECTIONS.toLocaleString('en')} connections, 400 in flight)`, measured, 'registerMany'));
   rows.push(rateRow('calls/s (INVITE/100/180/200/ACK/BYE/200, UAS connected, 200 in flight)', measured, 'calls'));
   const dnslbRegister = measured.dnslb.map((rates) => rates.register);
   const steadiness = median(dnslbRegister) / Math.max(...dnslbRegister);
