@@ -46,6 +46,7 @@ export function registerFrontendMetrics(registry: Registry, server: { status(): 
   gauge('dnslb_registrar_subscriptions', 'Active reg event subscriptions (RFC 3680).', (s) => s.registrar.subscriptionsActive);
   counter('dnslb_registrar_notifies_sent_total', 'reg event NOTIFYs sent (RFC 3680).', (s) => s.registrar.notifiesSent);
   counter('dnslb_registrar_users_deactivated_total', 'Users whose bindings were ended with a deactivated NOTIFY (hand-over, drain timeout).', (s) => s.registrar.usersDeactivated);
+  counter('dnslb_registrar_users_arrived_total', 'Users that came to hold a binding here (none before the REGISTER): sign-ins and users re-homed here.', (s) => s.registrar.usersArrived);
 
   // Re-home / hand-over and drain
   counter(

@@ -10,6 +10,7 @@ import type { Clock, Random, Timer } from '../shared/clock.ts';
 import { limits } from '../shared/limits.ts';
 import { canonicalUser, formatQ, homeInSequence, redirectContactsInSequence, type RedirectContact } from '../registrar/sequence.ts';
 import { decideRegister, type BindingChange, type BindingView, type ContactFacts, type LocationService, type RegisterFacts } from '../registrar/location.ts';
+import { ArrivalLog } from '../registrar/arrivals.ts';
 import { deactivatedState, fullState, partialState, REGINFO_CONTENT_TYPE, RegEventSubscription, type RegInfo } from '../registrar/reg-event.ts';
 import type { PoolView } from './pool-view.ts';
 import { ownUri, ownVia, randomToken, type LocalRequests } from './wire.ts';
@@ -25,6 +26,8 @@ export interface RegistrarCounters {
   subscriptionsActive: number;
   notifiesSent: number;
   usersDeactivated: number;
+  /** Users that came to hold a binding here (none before the REGISTER); see `arrivals`. */
+  usersArrived: number;
 }
 
 interface RegSubscription {
@@ -56,11 +59,15 @@ export interface RegistrarServiceOptions {
 }
 
 export class RegistrarService {
-  readonly counters: RegistrarCounters = { registersAccepted: 0, registersRedirected: 0, registersRefused: 0, subscriptionsActive: 0, notifiesSent: 0, usersDeactivated: 0 };
+  readonly counters: RegistrarCounters = { registersAccepted: 0, registersRedirected: 0, registersRefused: 0, subscriptionsActive: 0, notifiesSent: 0, usersDeactivated: 0, usersArrived: 0 };
+  /** When users arrived here, in buckets: a home's own record of the re-home rate it received. */
+  readonly arrivals: ArrivalLog;
   private readonly subscriptions = new Map<string, RegSubscription[]>();
   private subscriptionCount = 0;
 
-  constructor(private readonly options: RegistrarServiceOptions) {}
+  constructor(private readonly options: RegistrarServiceOptions) {
+    this.arrivals = new ArrivalLog({ clock: options.clock });
+  }
 
   /** RFC 3261 §10.3 with the home decision of DESIGN §3. */
   handleRegister(flow: Flow, request: SipRequest): SipResponse {
@@ -94,6 +101,10 @@ export class RegistrarService {
     switch (outcome.kind) {
       case 'ok': {
         this.counters.registersAccepted++;
+        if (outcome.changes.length > 0 && outcome.changes.every((change) => change.event === 'created') && outcome.bindings.length === outcome.changes.length) {
+          this.arrivals.note();
+          this.counters.usersArrived++;
+        }
         // The stored binding's string, not the message's: the proxy's contact map then shares it (one copy per binding).
         for (const change of outcome.changes) if (change.event !== 'unregistered') this.options.onContact?.(change.binding.contact, flow);
         const headers: Header[] = outcome.bindings.map((binding) => ({ name: 'Contact', value: `<${binding.contact}>;expires=${binding.expiresInS}` }));

@@ -315,6 +315,21 @@ describe('Front End servers in process: fe1 and fe2 up, fe3 never started', () =
     assert.equal(servers[0]!.user(user).bindings.length, 0);
   });
 
+  test('a user arriving is counted where it arrives, once: a refresh is not an arrival', async () => {
+    const fe1 = servers[0]!;
+    const before = fe1.status().registrar.usersArrived;
+    const user = userHomedAt('fe1.contoso.com', 'arriving');
+    const client = await open(0);
+    const first = registerLines(user, client);
+    client.send(first.lines);
+    await client.response(first.callId, 200);
+    const again = registerLines(user, client);
+    client.send(again.lines);
+    await client.response(again.callId, 200);
+    assert.equal(fe1.status().registrar.usersArrived, before + 1);
+    assert.equal(fe1.registrar.arrivals.peak(60_000).count, before + 1, 'in the busiest minute, the arrivals so far');
+  });
+
   test('someone else may not subscribe to a user\'s registration (403)', async () => {
     const user = userHomedAt('fe1.contoso.com', 'private');
     const client = await open(0);

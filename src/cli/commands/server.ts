@@ -125,7 +125,14 @@ export function registerServer(program: Command): void {
             body: server.users(Number(request.query.get('offset') ?? 0) || 0, Number(request.query.get('limit') ?? limits.frontendUsersPageMax) || limits.frontendUsersPageMax),
           }))
           .route('GET', '/users/:uri', (request) => ({ body: server.user(request.params['uri']!) }))
-          .route('GET', '/web-services', () => ({ body: web?.status() ?? null }));
+          .route('GET', '/web-services', () => ({ body: web?.status() ?? null }))
+          // The most users that arrived here in any window of windowMs (default: the pool's rehome interval) since `since` (ms since the epoch).
+          .route('GET', '/arrivals', (request) => ({
+            body: {
+              arrived: server.registrar.arrivals.arrived,
+              peak: server.registrar.arrivals.peak(Number(request.query.get('windowMs')) || server.status().resilience.handover.intervalMs, Number(request.query.get('since')) || 0),
+            },
+          }));
         const registry = createRegistry();
         registerFrontendMetrics(registry, server);
         addMetricsRoute(admin, registry);
