@@ -1,0 +1,42 @@
+// Where a user lives (DESIGN §7): its home pool — the store's explicit assignment (the user
+// directory, `dnslb user move`), then the topology's home rules, then the default pool
+// (topology/home-pool.ts) — and its registrar sequence over that pool's servers.
+import { homePoolOf, type HomePoolFound, type NoHomePool } from '../topology/home-pool.ts';
+import { sequencerOf } from '../pool/routing.ts';
+import type { PoolView } from './pool-view.ts';
+
+export interface UserHome extends HomePoolFound {
+  /** The home pool is this server's pool. */
+  local: boolean;
+  /** The user's registrar sequence over the home pool's servers (logical: nobody left out). */
+  sequence: readonly string[];
+}
+
+/** The explicit assignments of the user directory, kept current by the store follower. */
+export class UserHomes {
+  private assignments: ReadonlyMap<string, string> = new Map();
+
+  /** Replaces every assignment (canonical user URI → home pool FQDN). */
+  setAssignments(assignments: ReadonlyMap<string, string>): void {
+    this.assignments = assignments;
+  }
+
+  assignmentOf(user: string): string | undefined {
+    return this.assignments.get(user);
+  }
+
+  get assigned(): number {
+    return this.assignments.size;
+  }
+
+  /** The home of a canonical user URI by `view`'s topology, or why it has none. */
+  homeOf(view: PoolView, user: string): UserHome | NoHomePool {
+    const found = homePoolOf(user, view.topology, this.assignments.get(user));
+    if ('none' in found) return found;
+    const local = found.pool === view.pool.fqdn;
+    if (local) return { ...found, local, sequence: view.sequencer.sequenceOfCanonical(user) };
+    const pool = view.topology.pools.find((candidate) => candidate.fqdn === found.pool);
+    if (!pool) return { none: true, reason: `home pool ${found.pool} is not a pool of the published topology` };
+    return { ...found, local, sequence: sequencerOf(pool).sequenceOfCanonical(user) };
+  }
+}
