@@ -317,7 +317,7 @@ export class FrontEndServer {
       registerAnswersByClass: { ...this.registerAnswers.byClass },
       proxy: { ...this.proxy.counters, requestsForwardedByMethod: { ...this.proxy.counters.requestsForwardedByMethod }, answeredLocally: { ...this.proxy.counters.answeredLocally } },
       links: this.links.stats(),
-      roles: { role: this.path.role, assignments: this.homes.assigned, redirectHome: { ...this.path.redirectHome.counters }, fromOtherPools: this.fromOtherPools },
+      roles: { role: this.path.role, assignments: this.homes.assigned, redirectHome: { ...this.path.redirectHome.counters }, fromOtherPools: this.fromOtherPools, notRoutable: this.notRoutable() },
       transport: this.transport.stats(),
       memory: { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed },
       resilience: {
@@ -332,6 +332,11 @@ export class FrontEndServer {
         liveness: { ...this.livenessStats },
       },
     };
+  }
+
+  /** The SIP servers of other pools that may get no traffic now. */
+  private notRoutable(): string[] {
+    return this.view.topology.pools.filter((pool) => pool !== this.view.pool && pool.kind !== 'edge').flatMap((pool) => pool.servers.map((server) => server.fqdn)).filter((fqdn) => !this.members.routable(fqdn));
   }
 
   /** The users registered here, with their mode and home by this server's view (`GET /users`). */

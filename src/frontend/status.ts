@@ -64,6 +64,8 @@ export interface RolesStatus {
   redirectHome: { redirected: number; noHome: number; homeUnavailable: number };
   /** Requests received from servers of other pools (a Director, an Edge, another pool's Front End). */
   fromOtherPools: number;
+  /** The SIP servers of other pools this server sends nothing to now (down, drained or blocked by the store: pool/membership.ts isRoutable). */
+  notRoutable: string[];
 }
 
 /** Drain, hand-over and store-driven state (src/frontend/README.md "Resilience"). */

@@ -21,6 +21,8 @@ const FIXTURE = new URL('../fixtures/topology/multi-pool.yaml', import.meta.url)
 export interface MultiPoolOptions {
   /** The first three octets of the loopback range, e.g. `127.0.50`. */
   prefix: string;
+  /** Added to the last octet of every fixture address (two tests can share a /24: the fixture uses .1–.90). Default 0. */
+  offset?: number;
   /** The servers to start (FQDNs); default every server of pool01, pool02 and dirpool. */
   servers?: readonly string[];
   heartbeatIntervalMs?: number;
@@ -34,7 +36,11 @@ export interface MultiPool {
   dir: string;
   port: number;
   topology: Topology;
+  /** The YAML text published as version 1. */
+  yaml: string;
   store: FileStore;
+  /** Publishes `yaml` as the next version; returns its number. */
+  publish(yaml: string): Promise<number>;
   /** FQDN → address for every server of the topology. */
   addressOf(fqdn: string): string;
   /** The addresses of a pool's servers, in topology order. */
@@ -52,18 +58,19 @@ export interface MultiPool {
 export const DEFAULT_SERVERS = ['fe1', 'fe2', 'fe3', 'fe4', 'fe5', 'fe6', 'dir1', 'dir2'].map((name) => `${name}.contoso.com`);
 
 /** The fixture's text with addresses moved to `prefix`, every SIP pool on `port`/`port + 1`, and `settings`. */
-export function multiPoolYaml(prefix: string, port: number, heartbeatIntervalMs: number, settingsYaml = ''): string {
+export function multiPoolYaml(prefix: string, port: number, heartbeatIntervalMs: number, settingsYaml = '', offset = 0): string {
   const text = readFileSync(FIXTURE, 'utf8')
-    .replaceAll('127.0.2.', `${prefix}.`)
+    .replace(/127\.0\.2\.(\d+)/g, (_match, last: string) => `${prefix}.${Number(last) + offset}`)
     .replace(/^( {4}kind: (frontend|director|mediation)\n)/gm, `$1    sip: { tcpPort: ${port}, tlsPort: ${port + 1} }\n`);
   return `${text}\nsettings:\n  heartbeat: { intervalMs: ${heartbeatIntervalMs}, failAfter: 3, riseAfter: 2 }\n${settingsYaml}\n`;
 }
 
 export async function startMultiPool(options: MultiPoolOptions): Promise<MultiPool> {
   const dir = mkdtempSync(join(tmpdir(), 'dnslb-multi-pool-'));
-  const fixtureAddresses = [...readFileSync(FIXTURE, 'utf8').matchAll(/127\.0\.2\.(\d+)/g)].map((match) => `${options.prefix}.${match[1]}`);
+  const offset = options.offset ?? 0;
+  const fixtureAddresses = [...readFileSync(FIXTURE, 'utf8').matchAll(/127\.0\.2\.(\d+)/g)].map((match) => `${options.prefix}.${Number(match[1]) + offset}`);
   const port = await freePortPair(fixtureAddresses);
-  const yaml = (options.edit ?? ((text: string) => text))(multiPoolYaml(options.prefix, port, options.heartbeatIntervalMs ?? 200, options.settingsYaml));
+  const yaml = (options.edit ?? ((text: string) => text))(multiPoolYaml(options.prefix, port, options.heartbeatIntervalMs ?? 200, options.settingsYaml, offset));
   const topology = parse(yaml, 'multi-pool.yaml');
   const store = await openFileStore({ dataDir: dir });
   await store.publish(topology, 0, { by: 'test', comment: 'multi-pool' });
@@ -107,7 +114,11 @@ export async function startMultiPool(options: MultiPoolOptions): Promise<MultiPo
     dir,
     port,
     topology,
+    yaml,
     store,
+    async publish(text) {
+      return (await store.publish(parse(text, 'multi-pool.yaml'), await store.currentVersion(), { by: 'test' })).version;
+    },
     addressOf,
     poolAddresses: (pool) => topology.pools.find((candidate) => candidate.fqdn === pool)!.servers.map((server) => server.ipv4!),
     status: (fqdn) => adminGet<FrontEndStatus>(entry(fqdn).adminUrl, token, '/status'),
