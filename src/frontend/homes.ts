@@ -16,9 +16,11 @@ export interface UserHome extends HomePoolFound {
 export class UserHomes {
   private assignments: ReadonlyMap<string, string> = new Map();
 
-  /** Replaces every assignment (canonical user URI → home pool FQDN). */
-  setAssignments(assignments: ReadonlyMap<string, string>): void {
+  /** Replaces every assignment (canonical user URI → home pool FQDN); says whether any changed. */
+  setAssignments(assignments: ReadonlyMap<string, string>): boolean {
+    const changed = assignments.size !== this.assignments.size || [...assignments].some(([user, pool]) => this.assignments.get(user) !== pool);
     this.assignments = assignments;
+    return changed;
   }
 
   assignmentOf(user: string): string | undefined {

@@ -140,6 +140,11 @@ export class FrontEndServer {
       batchSize: this.view.topology.settings.rehome.batchSize,
       intervalMs: this.view.topology.settings.rehome.intervalMs,
       poolSize: this.view.members.length,
+      homedOnOtherPool: (user) => {
+        const home = this.homes.homeOf(this.view, user);
+        // A user with no home at all stays: deactivating it would only make it fail to register anywhere.
+        return !('none' in home) && !home.local;
+      },
     });
     this.drain = new DrainControl({
       clock: this.clock,
@@ -218,6 +223,8 @@ export class FrontEndServer {
     this.heartbeat.setSettings(topology.settings.heartbeat);
     this.handover.setRate(topology.settings.rehome.batchSize, topology.settings.rehome.intervalMs, view.members.length);
     this.members.setMembers(view.members.map((member) => member.fqdn), version);
+    // New home rules or pools may home some users on another pool now.
+    this.handover.reconcileMoves();
   }
 
   /** A liveness report from the store: what this server believes of servers of other pools (pool/membership.ts isRoutable). */
@@ -225,9 +232,13 @@ export class FrontEndServer {
     this.members.noteLiveness(record);
   }
 
-  /** The user directory's explicit home pools (canonical user URI → pool FQDN), all of them. */
+  /**
+   * The user directory's explicit home pools (canonical user URI → pool FQDN), all of them. Users held
+   * here whose home pool is now another one are handed over there, rate-limited (Handover moves).
+   */
   setAssignments(assignments: ReadonlyMap<string, string>): void {
-    this.homes.setAssignments(assignments);
+    if (!this.homes.setAssignments(assignments)) return;
+    this.handover.reconcileMoves();
   }
 
   /** The physical registrar sequence: may `fqdn` take users now? (pool/membership.ts) */

@@ -21,7 +21,7 @@ const FIXTURE = new URL('../fixtures/topology/multi-pool.yaml', import.meta.url)
 export interface MultiPoolOptions {
   /** The first three octets of the loopback range, e.g. `127.0.50`. */
   prefix: string;
-  /** Added to the last octet of every fixture address (two tests can share a /24: the fixture uses .1–.90). Default 0. */
+  /** Added to the last octet of every fixture address, modulo 256 (tests share a /24: the fixture uses .1–.90). Default 0. */
   offset?: number;
   /** The servers to start (FQDNs); default every server of pool01, pool02 and dirpool. */
   servers?: readonly string[];
@@ -60,7 +60,7 @@ export const DEFAULT_SERVERS = ['fe1', 'fe2', 'fe3', 'fe4', 'fe5', 'fe6', 'dir1'
 /** The fixture's text with addresses moved to `prefix`, every SIP pool on `port`/`port + 1`, and `settings`. */
 export function multiPoolYaml(prefix: string, port: number, heartbeatIntervalMs: number, settingsYaml = '', offset = 0): string {
   const text = readFileSync(FIXTURE, 'utf8')
-    .replace(/127\.0\.2\.(\d+)/g, (_match, last: string) => `${prefix}.${Number(last) + offset}`)
+    .replace(/127\.0\.2\.(\d+)/g, (_match, last: string) => `${prefix}.${(Number(last) + offset) % 256}`)
     .replace(/^( {4}kind: (frontend|director|mediation)\n)/gm, `$1    sip: { tcpPort: ${port}, tlsPort: ${port + 1} }\n`);
   return `${text}\nsettings:\n  heartbeat: { intervalMs: ${heartbeatIntervalMs}, failAfter: 3, riseAfter: 2 }\n${settingsYaml}\n`;
 }
@@ -68,7 +68,7 @@ export function multiPoolYaml(prefix: string, port: number, heartbeatIntervalMs:
 export async function startMultiPool(options: MultiPoolOptions): Promise<MultiPool> {
   const dir = mkdtempSync(join(tmpdir(), 'dnslb-multi-pool-'));
   const offset = options.offset ?? 0;
-  const fixtureAddresses = [...readFileSync(FIXTURE, 'utf8').matchAll(/127\.0\.2\.(\d+)/g)].map((match) => `${options.prefix}.${Number(match[1]) + offset}`);
+  const fixtureAddresses = [...readFileSync(FIXTURE, 'utf8').matchAll(/127\.0\.2\.(\d+)/g)].map((match) => `${options.prefix}.${(Number(match[1]) + offset) % 256}`);
   const port = await freePortPair(fixtureAddresses);
   const yaml = (options.edit ?? ((text: string) => text))(multiPoolYaml(options.prefix, port, options.heartbeatIntervalMs ?? 200, options.settingsYaml, offset));
   const topology = parse(yaml, 'multi-pool.yaml');
