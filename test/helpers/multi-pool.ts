@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Discovery } from '../../src/client/discover.ts';
 import type { Locator } from '../../src/client/user-agent.ts';
-import type { FrontEndStatus, UserEntry } from '../../src/frontend/server.ts';
+import type { FrontEndStatus, UserDetail, UserEntry } from '../../src/frontend/server.ts';
 import { openFileStore, type FileStore } from '../../src/store/file-store.ts';
 import { parse } from '../../src/topology/parse.ts';
 import type { Topology } from '../../src/topology/schema.ts';
@@ -47,6 +47,8 @@ export interface MultiPool {
   poolAddresses(pool: string): string[];
   status(fqdn: string): Promise<FrontEndStatus>;
   users(fqdn: string): Promise<UserEntry[]>;
+  /** One user at a server (`GET /users/:uri`): its bindings there. */
+  user(fqdn: string, uri: string): Promise<UserDetail>;
   startServer(fqdn: string): Promise<void>;
   kill(fqdn: string): Promise<void>;
   running(fqdn: string): boolean;
@@ -123,6 +125,7 @@ export async function startMultiPool(options: MultiPoolOptions): Promise<MultiPo
     poolAddresses: (pool) => topology.pools.find((candidate) => candidate.fqdn === pool)!.servers.map((server) => server.ipv4!),
     status: (fqdn) => adminGet<FrontEndStatus>(entry(fqdn).adminUrl, token, '/status'),
     users: async (fqdn) => (await adminGet<{ users: UserEntry[] }>(entry(fqdn).adminUrl, token, '/users')).users,
+    user: (fqdn, uri) => adminGet<UserDetail>(entry(fqdn).adminUrl, token, `/users/${encodeURIComponent(uri)}`),
     startServer,
     async kill(fqdn) {
       const child = entry(fqdn).process.child;
