@@ -17,6 +17,9 @@ const OFFSET = 160;
 const FE1 = `${PREFIX}.171`;
 const FE4 = `${PREFIX}.174`;
 const CLIENT = `${PREFIX}.235`;
+/** The Edge's internal address in the fixture (.41): a server, not a client. */
+const EDGE = `${PREFIX}.201`;
+const DIR1 = `${PREFIX}.191`;
 let counter = 0;
 
 function invite(client: TestSipClient, target: string, maxForwards = 70): { lines: string[]; callId: string } {
@@ -40,26 +43,29 @@ function invite(client: TestSipClient, target: string, maxForwards = 70): { line
 describe('routing between pools (fe1 of pool01 and fe4 of pool02 in process)', () => {
   let fe1: FrontEndServer;
   let fe4: FrontEndServer;
+  let dir1: FrontEndServer;
   const clients: TestSipClient[] = [];
   let port = 0;
 
   before(async () => {
-    port = await freePortPair([FE1, FE4]);
+    port = await freePortPair([FE1, FE4, DIR1]);
     const topology = parse(multiPoolYaml(PREFIX, port, 100, '', OFFSET), 'multi-pool.yaml');
     fe1 = new FrontEndServer({ topology, topologyVersion: 1, server: 'fe1.contoso.com', inviteTimeoutMs: 10_000 });
     fe4 = new FrontEndServer({ topology, topologyVersion: 1, server: 'fe4.contoso.com', inviteTimeoutMs: 10_000 });
+    dir1 = new FrontEndServer({ topology, topologyVersion: 1, server: 'dir1.contoso.com', inviteTimeoutMs: 10_000 });
     await fe1.start();
     await fe4.start();
+    await dir1.start();
     // Each sees its pool's other (never started) servers down: it is every one of its users' home.
     await waitUntil('pool peers down', () => [fe1, fe4].every((server) => Object.values(server.status().heartbeat.peers).every((peer) => peer.state === 'down')));
   });
   after(async () => {
     for (const client of clients) client.close();
-    await Promise.all([fe1?.stop(), fe4?.stop()]);
+    await Promise.all([fe1?.stop(), fe4?.stop(), dir1?.stop()]);
   });
 
-  const open = async (address: string): Promise<TestSipClient> => {
-    const client = await TestSipClient.open(address, port, CLIENT);
+  const open = async (address: string, from = CLIENT): Promise<TestSipClient> => {
+    const client = await TestSipClient.open(address, port, from);
     clients.push(client);
     return client;
   };
@@ -94,6 +100,40 @@ describe('routing between pools (fe1 of pool01 and fe4 of pool02 in process)', (
     client.send(short.lines);
     assert.equal((await client.response(short.callId, 483)).status, 483);
     fe4.setAssignments(new Map());
+  });
+
+  test('a Director: a client REGISTER gets 301 to the home pool; from a server (the Edge) it is proxied to the home registrar; the Director holds nothing', async () => {
+    const register = (client: TestSipClient, from: string, user: string): { lines: string[]; callId: string } => {
+      const n = ++counter;
+      const callId = `dir-reg-${n}@test`;
+      return {
+        callId,
+        lines: [
+          'REGISTER sip:contoso.com SIP/2.0',
+          `Via: SIP/2.0/TCP ${from}:${client.localPort};branch=z9hG4bK-dr${n}`,
+          'Max-Forwards: 70',
+          `From: <${user}>;tag=r${n}`,
+          `To: <${user}>`,
+          `Call-ID: ${callId}`,
+          `CSeq: ${n} REGISTER`,
+          `Contact: <sip:x@${from}:${client.localPort};transport=tcp>`,
+          'Expires: 600',
+        ],
+      };
+    };
+    const client = await open(DIR1);
+    const fromClient = register(client, CLIENT, 'sip:dub-eve@contoso.com');
+    client.send(fromClient.lines);
+    const redirect = await client.response(fromClient.callId, 301);
+    assert.equal(redirect.reason, 'Redirect request to Home Server');
+    const edge = await open(DIR1, EDGE);
+    const fromEdge = register(edge, EDGE, 'sip:dub-eve@contoso.com');
+    edge.send(fromEdge.lines);
+    const accepted = await edge.response(fromEdge.callId, 200);
+    assert.ok(accepted.headers.some((header) => header.name === 'X-Registrar-Mode'), 'answered by pool02\'s registrar');
+    assert.equal(fe4.user('sip:dub-eve@contoso.com').bindings.length, 1, 'fe4, the home in pool02 (fe5 and fe6 down), holds the binding');
+    assert.equal(dir1.status().bindings.users, 0, 'the Director holds nothing');
+    assert.equal(dir1.status().roles.role, 'director');
   });
 
   test('no server of the home pool can be reached: 480 naming what each server did', async () => {

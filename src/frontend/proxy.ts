@@ -286,6 +286,9 @@ export class Proxy {
       const known = this.flowForUri(next, context.poppedOwnRoute);
       return known ?? { kind: 'answer', status: 404, reason: 'No route to the next hop' };
     }
+    // A REGISTER we proxy (a Director's, from a server such as an Edge): to the registrar of the To
+    // user's home pool; a server never registers users of another pool itself.
+    if (request.method === 'REGISTER') return this.registrationHop(request, view);
     const target = request.uri;
     if (!isSipUri(target)) return { kind: 'answer', status: 416 };
     const who = view.userOf(target);
@@ -373,6 +376,19 @@ export class Proxy {
       return attempt;
     };
     return { kind: 'flow', flow: connect, toUa: true, what: key };
+  }
+
+  /** A REGISTER to proxy: to the To user's home pool, its sequence there. */
+  private registrationHop(request: SipRequest, view: PoolView): NextHop {
+    const who = view.userOf(to(request).uri);
+    if (who === null) return { kind: 'answer', status: 404, reason: 'Not a user of this SIP domain' };
+    if ('unknown' in who) return { kind: 'answer', status: 404, reason: 'Unknown user' };
+    const home = this.options.homes.homeOf(view, who.user);
+    if ('none' in home) return { kind: 'answer', status: 404, reason: `No home pool: ${home.reason}` };
+    if (home.local) return { kind: 'answer', status: 500, reason: 'A REGISTER for a user of this pool reached the proxy' };
+    const route = serversToTry(view.topology, home.pool, home.sequence, this.options.routable);
+    if ('none' in route) return { kind: 'answer', status: 503, reason: route.reason };
+    return this.serverHop({ pool: route.pool, targets: route.targets, index: 0, deadlineMs: this.options.clock.nowMs() + this.serverTriesTotalMs, outcomes: [] });
   }
 
   /** The hop to the current server of `servers`. */
