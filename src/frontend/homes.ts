@@ -31,9 +31,14 @@ export class UserHomes {
     return this.assignments.size;
   }
 
-  /** The home of a canonical user URI by `view`'s topology, or why it has none. */
+  /** The home pool of a canonical user URI by `view`'s topology (no sequence: the cheap question for users of this pool), or why it has none. */
+  homePoolOf(view: PoolView, user: string): HomePoolFound | NoHomePool {
+    return homePoolOf(user, view.topology, this.assignments.get(user));
+  }
+
+  /** The home of a canonical user URI by `view`'s topology, with its sequence there, or why it has none. */
   homeOf(view: PoolView, user: string): UserHome | NoHomePool {
-    const found = homePoolOf(user, view.topology, this.assignments.get(user));
+    const found = this.homePoolOf(view, user);
     if ('none' in found) return found;
     const local = found.pool === view.pool.fqdn;
     if (local) return { ...found, local, sequence: view.sequencer.sequenceOfCanonical(user) };

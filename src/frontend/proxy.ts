@@ -304,9 +304,11 @@ export class Proxy {
 
   /** A request to a user: at its home, to one of its bindings; elsewhere, to its home over the pool link. */
   private userHop(user: string, view: PoolView, fromPeer: boolean, method: string): NextHop {
-    const userHome = this.options.homes.homeOf(view, user);
-    if ('none' in userHome) return { kind: 'answer', status: 404, reason: `No home pool: ${userHome.reason}` };
-    if (!userHome.local) {
+    const homePool = this.options.homes.homePoolOf(view, user);
+    if ('none' in homePool) return { kind: 'answer', status: 404, reason: `No home pool: ${homePool.reason}` };
+    if (homePool.pool !== view.pool.fqdn) {
+      const userHome = this.options.homes.homeOf(view, user);
+      if ('none' in userHome) return { kind: 'answer', status: 404, reason: `No home pool: ${userHome.reason}` };
       // Topology-aware routing between pools (DESIGN §7): the callee's home server in its home pool,
       // then the next of its sequence there; never DNS.
       const route = serversToTry(view.topology, userHome.pool, userHome.sequence, this.options.routable);

@@ -141,9 +141,9 @@ export class FrontEndServer {
       intervalMs: this.view.topology.settings.rehome.intervalMs,
       poolSize: this.view.members.length,
       homedOnOtherPool: (user) => {
-        const home = this.homes.homeOf(this.view, user);
+        const home = this.homes.homePoolOf(this.view, user);
         // A user with no home at all stays: deactivating it would only make it fail to register anywhere.
-        return !('none' in home) && !home.local;
+        return !('none' in home) && home.pool !== this.view.pool.fqdn;
       },
     });
     this.drain = new DrainControl({

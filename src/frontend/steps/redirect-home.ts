@@ -68,12 +68,14 @@ export class RedirectHomeStep implements Step {
       if (this.options.role === 'frontend' || !registration) return 'continue';
       return this.answer(context, 404, who === null ? 'Not a user of this SIP domain' : 'Unknown user');
     }
-    const home = this.options.homes.homeOf(view, who.user);
-    if ('none' in home) {
+    const pool = this.options.homes.homePoolOf(view, who.user);
+    if ('none' in pool) {
       this.counters.noHome++;
-      return this.answer(context, 404, `No home pool: ${home.reason}`);
+      return this.answer(context, 404, `No home pool: ${pool.reason}`);
     }
-    if (home.local) return 'continue';
+    if (pool.pool === view.pool.fqdn) return 'continue'; // ours: the registrar's (no sequence computed here)
+    const home = this.options.homes.homeOf(view, who.user);
+    if ('none' in home) return this.answer(context, 404, `No home pool: ${home.reason}`);
     const route = serversToTry(view.topology, home.pool, home.sequence, this.options.routable);
     if ('none' in route) {
       this.counters.homeUnavailable++;
