@@ -1,7 +1,8 @@
 // Where a user lives (DESIGN §7): its home pool — the store's explicit assignment (the user
 // directory, `dnslb user move`), then the topology's home rules, then the default pool
 // (topology/home-pool.ts) — and its registrar sequence over that pool's servers.
-import { homePoolOf, type HomePoolFound, type NoHomePool } from '../topology/home-pool.ts';
+import { defaultHomePool, homePoolOf, type HomePoolFound, type NoHomePool } from '../topology/home-pool.ts';
+import type { Topology } from '../topology/schema.ts';
 import { sequencerOf } from '../pool/routing.ts';
 import type { PoolView } from './pool-view.ts';
 
@@ -33,7 +34,26 @@ export class UserHomes {
 
   /** The home pool of a canonical user URI by `view`'s topology (no sequence: the cheap question for users of this pool), or why it has none. */
   homePoolOf(view: PoolView, user: string): HomePoolFound | NoHomePool {
-    return homePoolOf(user, view.topology, this.assignments.get(user));
+    const assigned = this.assignments.get(user);
+    if (assigned === undefined) {
+      // Every REGISTER and call asks: a topology without home rules gives every unassigned user its
+      // default pool, worked out once per published topology (the caller has checked the SIP domain).
+      const fallback = this.fallbackOf(view.topology);
+      if (fallback !== null) return fallback;
+    }
+    return homePoolOf(user, view.topology, assigned);
+  }
+
+  private readonly fallbacks = new WeakMap<Topology, HomePoolFound | null>();
+
+  private fallbackOf(topology: Topology): HomePoolFound | null {
+    let fallback = this.fallbacks.get(topology);
+    if (fallback === undefined) {
+      const pool = (topology.homePools?.rules.length ?? 0) === 0 ? defaultHomePool(topology) : null;
+      fallback = pool === null ? null : { pool, source: 'default' };
+      this.fallbacks.set(topology, fallback);
+    }
+    return fallback;
   }
 
   /** The home of a canonical user URI by `view`'s topology, with its sequence there, or why it has none. */
