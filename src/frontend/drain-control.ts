@@ -47,7 +47,7 @@ export class DrainControl {
   }
 
   /**
-   * Starts draining: no new connections from clients (pool peers still get in), 302 for new
+   * Starts draining: no new connections from clients (servers of the topology still get in), 302 for new
    * out-of-dialog requests (the drain step), users handed to their next servers in batches, dialogs
    * left to end; drained when nothing is left or at `settings.drain.timeoutMs`. Idempotent.
    */
@@ -58,9 +58,12 @@ export class DrainControl {
     const self = view.self;
     this.options.setOwnState('draining');
     transport.stopAccepting({
+      // Servers of the topology still get in: pool peers (heartbeat, in-dialog requests through our
+      // Record-Route) and other pools' servers (calls in progress between pools, their in-dialog requests).
       except: (address) => {
-        const member = this.options.view().memberAt(address);
-        return member !== undefined && member.fqdn !== self.fqdn;
+        const view = this.options.view();
+        const member = view.memberAt(address);
+        return (member !== undefined && member.fqdn !== self.fqdn) || view.isOtherPoolServer(address);
       },
     });
     const handedOverBefore = handover.handedOver('drain');

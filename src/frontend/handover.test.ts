@@ -15,7 +15,7 @@ function users(count: number): string[] {
   return Array.from({ length: count }, (_, n) => `sip:user${n}@contoso.com`);
 }
 
-function setUp(self: string, servers: string[], movable: Set<string>, batch = { batchSize: 20, intervalMs: 1000 }, busy?: (user: string) => boolean, clock = new FakeClock()) {
+function setUp(self: string, servers: string[], movable: Set<string>, batch = { batchSize: 20, intervalMs: 1000 }, busy?: (user: string) => boolean, clock = new FakeClock(), homedOnOtherPool?: (user: string) => boolean) {
   const location = new LocationService({ clock });
   let sequencer = new Sequencer(servers);
   const deactivated: { user: string; atMs: number }[] = [];
@@ -33,6 +33,7 @@ function setUp(self: string, servers: string[], movable: Set<string>, batch = { 
     ...batch,
     poolSize: servers.length,
     ...(busy ? { busy } : {}),
+    ...(homedOnOtherPool ? { homedOnOtherPool } : {}),
   });
   const register = (user: string, mode: 'primary' | 'backup'): void => {
     const outcome = location.register({ aor: user, callId: `c-${user}`, cseq: 1, contacts: [{ uri: `${user.replace('@contoso.com', '@10.0.0.9')}` }], flowId: `f-${user}` }, mode);
@@ -204,5 +205,22 @@ describe('Handover', () => {
     assert.ok(arrivals.length > 200, `${arrivals.length} users handed back`);
     assert.ok(senders.every((sender) => sender.deactivated.length > 60), 'both hand users back');
     assert.ok(mostInAnyWindow(arrivals, 1000) <= 30, `fe1 received ${mostInAnyWindow(arrivals, 1000)} users within one interval (batchSize 30)`);
+  });
+
+  test('moves to another pool: exactly the users homed there leave, ⌊batchSize/n⌋ per interval from each of the n servers; a user in a call waits', () => {
+    const moved = new Set(users(300).filter((_, n) => n % 3 !== 0));
+    const inCall = new Set(['sip:user1@contoso.com']);
+    const { clock, handover, deactivated, register } = setUp('fe1.contoso.com', POOL, new Set(POOL), { batchSize: 30, intervalMs: 1000 }, (user) => inCall.has(user), new FakeClock(), (user) => moved.has(user));
+    for (const user of users(300)) register(user, 'primary');
+    assert.equal(handover.reconcileMoves(), moved.size);
+    assert.equal(handover.reconcileMoves(), 0, 'idempotent');
+    assert.deepEqual(handover.status().moves.perServer, { batchSize: 10, intervalMs: 1000 }, 'three senders share batchSize 30');
+    clock.advance(3500);
+    assert.ok(deactivated.length <= 40, `${deactivated.length} after 3.5 intervals`);
+    inCall.clear();
+    clock.advance(60_000);
+    assert.deepEqual(new Set(deactivated.map((entry) => entry.user)), moved, 'exactly the moved users, the one in a call too once it ended');
+    assert.ok(mostInAnyWindow(deactivated.map((entry) => entry.atMs), 1000) <= 10);
+    assert.equal(handover.status().handedOverTotal.move, moved.size);
   });
 });

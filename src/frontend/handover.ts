@@ -1,6 +1,8 @@
 // Handing users over to their homes (DESIGN §3 recovery, commission, drain): when the pool changes,
 // the users held here whose home is now another server are queued and released in rate-limited
 // batches (RehomeQueue); each released user is `deactivated` (RFC 3680) and re-registers at its home.
+// Users moved to another pool (`dnslb user move`: their home pool is no longer this one) go the same
+// way through a queue of their own, whose share counts every server of this pool as a sender.
 import type { Logger } from 'pino';
 import type { Clock } from '../shared/clock.ts';
 import type { LocationService } from '../registrar/location.ts';
@@ -64,8 +66,19 @@ export interface HandoverStatus {
   batchesTotal: number;
   /** Users queued by the last reconcile, and why. */
   lastReconcile: { atMs: number; reason: RehomeReason; queued: number; homedElsewhere: number } | null;
-  /** The newest batches, oldest first. */
+  /** The newest batches, oldest first (moves to other pools included). */
   batches: HandoverBatch[];
+  /** Users moving to another pool: this server's share of the rate (every server of this pool is a sender) and the queue's run. */
+  moves: { perServer: { batchSize: number; intervalMs: number }; run: RehomeProgress };
+}
+
+/**
+ * This server's share of `settings.rehome` for users moving to another pool: all n servers of this
+ * pool may hand users to the same home in the other pool at once, so each releases ⌊batchSize/n⌋
+ * per interval (rehomeShare with n senders) and a home there receives at most batchSize per interval.
+ */
+export function moveShareOf(batchSize: number, intervalMs: number, poolSize: number): { batchSize: number; intervalMs: number } {
+  return rehomeShare(batchSize, intervalMs, poolSize + 1);
 }
 
 export interface HandoverOptions {
@@ -91,11 +104,16 @@ export interface HandoverOptions {
   intervalMs: number;
   /** Servers in the pool (this one included), for the share. */
   poolSize: number;
+  /** Is the user's home pool another pool now (moved by `dnslb user move`, or a rule changed)? Default: never. */
+  homedOnOtherPool?: (user: string) => boolean;
 }
 
 export class Handover {
   private readonly queue: RehomeQueue;
-  private readonly handedOverTotal: Record<RehomeReason, number> = { recovery: 0, commission: 0, decommission: 0, drain: 0 };
+  private readonly handedOverTotal: Record<RehomeReason, number> = { recovery: 0, commission: 0, decommission: 0, drain: 0, move: 0 };
+  /** Users moving to another pool: every server of this pool may send to the same home there at once. */
+  private readonly moveQueue: RehomeQueue;
+  private moveShare: { batchSize: number; intervalMs: number };
   private skippedTotal = 0;
   private deferredTotal = 0;
   private batchesTotal = 0;
@@ -117,6 +135,8 @@ export class Handover {
       onBatch: (batch, atMs) => this.release(batch, atMs),
       perDestination: { limit: rate.perHome, destinationOf: (item) => this.destinationOf(item.user) },
     });
+    this.moveShare = moveShareOf(options.batchSize, options.intervalMs, options.poolSize);
+    this.moveQueue = new RehomeQueue({ clock: options.clock, ...this.moveShare, onBatch: (batch, atMs) => this.releaseMoves(batch, atMs) });
   }
 
   /** A new `settings.rehome` or a new pool size (published topology); applies to the next batch. */
@@ -126,6 +146,23 @@ export class Handover {
     this.perServer = rehomeShare(batchSize, intervalMs, poolSize);
     const rate = senderRate(batchSize, intervalMs, poolSize);
     this.queue.setRate(rate.batchSize, rate.intervalMs, rate.perHome);
+    this.moveShare = moveShareOf(batchSize, intervalMs, poolSize);
+    this.moveQueue.setRate(this.moveShare.batchSize, this.moveShare.intervalMs);
+  }
+
+  /**
+   * Queues every user held here whose home pool is another one (reason `move`). Idempotent. Returns
+   * how many were newly queued.
+   */
+  reconcileMoves(): number {
+    const homedOnOtherPool = this.options.homedOnOtherPool;
+    if (!homedOnOtherPool) return 0;
+    const items: RehomeItem[] = [];
+    for (const user of this.options.location.users()) if (homedOnOtherPool(user)) items.push({ user, reason: 'move', to: null });
+    const queued = this.moveQueue.enqueue(items);
+    this.lastReconcile = { atMs: this.options.clock.nowMs(), reason: 'move', queued, homedElsewhere: items.length };
+    if (queued > 0) this.options.logger.info({ queued, remaining: this.moveQueue.progress().remaining }, 'handover: users queued to move to their new home pool');
+    return queued;
   }
 
   /**
@@ -145,6 +182,7 @@ export class Handover {
   /** Stops the current run (a drain resumed: its users stay). */
   cancel(): void {
     this.queue.cancel();
+    this.moveQueue.cancel();
   }
 
   /** Users deactivated for `reason` since start. */
@@ -153,7 +191,7 @@ export class Handover {
   }
 
   get remaining(): number {
-    return this.queue.progress().remaining;
+    return this.queue.progress().remaining + this.moveQueue.progress().remaining;
   }
 
   status(): HandoverStatus {
@@ -168,6 +206,7 @@ export class Handover {
       batchesTotal: this.batchesTotal,
       lastReconcile: this.lastReconcile,
       batches: [...this.batches],
+      moves: { perServer: { ...this.moveShare }, run: this.moveQueue.progress() },
     };
   }
 
@@ -175,6 +214,36 @@ export class Handover {
   private destinationOf(user: string): string | undefined {
     const home = homeInSequence(this.options.sequencer().sequenceOfCanonical(user), this.options.movable);
     return home === null || home.server === this.options.self() ? undefined : home.server;
+  }
+
+  /** A batch of users moving to another pool: still homed elsewhere, still bound here, not in a call → deactivated. */
+  private releaseMoves(items: readonly RehomeItem[], atMs: number): void {
+    let handedOver = 0;
+    let skipped = 0;
+    const deferred: RehomeItem[] = [];
+    for (const item of items) {
+      if (!this.options.homedOnOtherPool?.(item.user) || this.options.location.bindingsOf(item.user).length === 0) {
+        skipped++;
+        continue;
+      }
+      if (this.options.busy?.(item.user)) {
+        deferred.push(item);
+        continue;
+      }
+      this.options.deactivate(item.user);
+      handedOver++;
+      this.handedOverTotal.move++;
+    }
+    this.record({ atMs, released: items.length, handedOver, skipped, deferred: deferred.length });
+    if (deferred.length > 0) this.moveQueue.enqueue(deferred);
+  }
+
+  private record(batch: HandoverBatch): void {
+    this.skippedTotal += batch.skipped;
+    this.deferredTotal += batch.deferred;
+    this.batchesTotal++;
+    this.batches.push(batch);
+    if (this.batches.length > HANDOVER_BATCHES_KEPT) this.batches.shift();
   }
 
   /** One batch from the queue: the pool may have changed since the users were queued, so look again. */
@@ -199,11 +268,7 @@ export class Handover {
       handedOver++;
       this.handedOverTotal[reason]++;
     }
-    this.skippedTotal += skipped;
-    this.batchesTotal++;
-    this.batches.push({ atMs, released: items.length, handedOver, skipped, deferred: deferred.length });
-    this.deferredTotal += deferred.length;
+    this.record({ atMs, released: items.length, handedOver, skipped, deferred: deferred.length });
     if (deferred.length > 0) this.queue.enqueue(deferred);
-    if (this.batches.length > HANDOVER_BATCHES_KEPT) this.batches.shift();
   }
 }

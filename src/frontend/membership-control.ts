@@ -15,6 +15,8 @@ export interface MembershipControlOptions {
   self: string;
   members: readonly string[];
   heartbeat: ReadonlyMap<string, MemberHealth>;
+  /** The clock's now, for the expiry of the store's liveness reports. */
+  nowMs: () => number;
   logger: Logger;
   /** Queue the users held here whose home is now elsewhere (Handover.reconcile). */
   reconcile: (reason: RehomeReason) => void;
@@ -32,9 +34,17 @@ export class MembershipControl {
   readonly reachable = (fqdn: string): boolean => membership.isReachable(this.table, fqdn);
   readonly movable = (fqdn: string): boolean => membership.isMovable(this.table, fqdn);
   readonly ownState = (): OwnState => this.table.ownState;
+  /** May a server (of any pool) get new server-to-server traffic now (pool/routing.ts `Routable`)? */
+  readonly routable = (fqdn: string): boolean => membership.isRoutable(this.table, fqdn, this.options.nowMs());
+  private readonly storeLiveness = new Map<string, LivenessRecord>();
 
   constructor(private readonly options: MembershipControlOptions) {
-    this.table = membership.createMembership({ self: options.self, members: options.members, heartbeat: options.heartbeat });
+    this.table = membership.createMembership({ self: options.self, members: options.members, heartbeat: options.heartbeat, storeLiveness: this.storeLiveness });
+  }
+
+  /** A liveness report from the store (any reporter): what this server believes of servers of other pools. */
+  noteLiveness(record: LivenessRecord): void {
+    membership.noteStoreLiveness(this.storeLiveness, record);
   }
 
   /** The heartbeat changed a peer's state. */

@@ -11,6 +11,13 @@ export interface PoolMember {
   address: string;
 }
 
+/** A SIP server of any pool of the topology (frontend, director, mediation): a server-to-server peer. */
+export interface TopologyServer extends PoolMember {
+  pool: Pool;
+  tcpPort: number;
+  tlsPort: number;
+}
+
 export class PoolView {
   readonly topology: Topology;
   readonly topologyVersion: number;
@@ -23,6 +30,9 @@ export class PoolView {
   readonly tlsPort: number;
   private readonly byAddress = new Map<string, PoolMember>();
   private readonly byFqdn = new Map<string, PoolMember>();
+  /** Every SIP server of the topology (this pool's too), by FQDN and by address. */
+  private readonly servers = new Map<string, TopologyServer>();
+  private readonly serverAddresses = new Map<string, TopologyServer>();
   private readonly domains: ReadonlySet<string>;
   /** null: any user part of a SIP domain is a user (the topology lists no users). */
   private readonly users: ReadonlySet<string> | null;
@@ -51,6 +61,42 @@ export class PoolView {
     this.tlsPort = pool.sip.tlsPort;
     this.domains = new Set(topology.sipDomains);
     this.users = topology.users ? new Set(topology.users.map((user) => canonicalUser(user))) : null;
+    for (const other of topology.pools) {
+      for (const server of other.servers) {
+        const address = server.ipv4 ?? server.ipv6;
+        if (address === undefined) continue;
+        const entry: TopologyServer = { fqdn: server.fqdn, address: address.toLowerCase(), pool: other, tcpPort: other.sip.tcpPort, tlsPort: other.sip.tlsPort };
+        // An Edge's internal address sends requests in (a server, not a client); dnslb runs no SIP server there to link to.
+        if (other.kind !== 'edge') this.servers.set(entry.fqdn, entry);
+        this.serverAddresses.set(entry.address, entry);
+      }
+    }
+  }
+
+  /** A SIP server of the published topology, any pool (the hosts server-to-server links may reach). */
+  server(fqdn: string): TopologyServer | undefined {
+    return this.servers.get(canonicalServer(fqdn));
+  }
+
+  /** The SIP server of the topology (any pool, never an Edge) a host — address or FQDN, as in a Route — names. */
+  serverAt(host: string): TopologyServer | undefined {
+    const bare = (host.startsWith('[') ? host.slice(1, -1) : host).toLowerCase();
+    const server = this.serverAddresses.get(bare) ?? this.servers.get(canonicalServer(bare));
+    return server !== undefined && server.pool.kind !== 'edge' ? server : undefined;
+  }
+
+  /** How many SIP servers the topology has: the bound on server-to-server links. */
+  get serverCount(): number {
+    return this.servers.size;
+  }
+
+  /**
+   * Is a connection's remote address a SIP server of another pool of the topology (a Director, an
+   * Edge's internal side, another pool's Front End)? Not this pool's members: see isPeerAddress.
+   */
+  isOtherPoolServer(address: string): boolean {
+    const server = this.serverAddresses.get(address) ?? (address.startsWith('::ffff:') ? this.serverAddresses.get(address.slice(7)) : undefined);
+    return server !== undefined && server.pool !== this.pool;
   }
 
   member(fqdn: string): PoolMember | undefined {

@@ -12,7 +12,9 @@ import type { Clock, Random, Timer } from '../shared/clock.ts';
 import { limits } from '../shared/limits.ts';
 import { homeInSequence } from '../registrar/sequence.ts';
 import type { BindingView, LocationService } from '../registrar/location.ts';
+import { serversToTry, type Routable, type RouteTarget } from '../pool/routing.ts';
 import type { DialogCounter } from './dialogs.ts';
+import type { UserHomes } from './homes.ts';
 import type { PoolView } from './pool-view.ts';
 import type { PeerLinks } from './s2s.ts';
 import { BRANCH_PREFIX, ownUri, ownVia, randomToken, withHeader, withoutFirst } from './wire.ts';
@@ -30,6 +32,14 @@ export interface ProxyOptions {
   available: (fqdn: string) => boolean;
   /** Is peer `fqdn` up and taking calls (heartbeat: active), whatever its admin state: it may still hold bindings. */
   reachable: (fqdn: string) => boolean;
+  /** Users' home pools: a user homed on another pool is reached through that pool's servers. */
+  homes: UserHomes;
+  /** May a server of another pool get server-to-server traffic now (pool/membership.ts isRoutable)? */
+  routable: Routable;
+  /** An INVITE sent to a server of another pool that has not answered at all (not even 100) after this goes to the next server. Default 4000 ms. */
+  serverTryTimeoutMs?: number;
+  /** No new server of another pool is tried this long after the first try (the total time bound). Default 16 000 ms. */
+  serverTriesTotalMs?: number;
   /** Timer C (RFC 3261 §16.6 step 11): an INVITE with no final answer after this is given up (408). Default 180 000 ms. */
   inviteTimeoutMs?: number;
   /** A non-INVITE request with no final answer after this is given up (408; 64·T1, §17.1.2.2). Default 32 000 ms. */
@@ -40,8 +50,22 @@ export interface ProxyOptions {
 
 /** Where a request goes next, or the answer instead. */
 type NextHop =
-  | { kind: 'flow'; flow: () => Promise<Flow>; uri?: Uri; toUa: boolean; what: string }
+  | { kind: 'flow'; flow: () => Promise<Flow>; uri?: Uri; toUa: boolean; what: string; servers?: ServerTries }
   | { kind: 'answer'; status: number; reason?: string };
+
+/**
+ * The servers of another pool a request goes to (pool/routing.ts serversToTry), tried in order: the
+ * next on connect failure, no answer to an INVITE within serverTryTimeoutMs, or a 503 — at most the
+ * pool's size, and none started after serverTriesTotalMs.
+ */
+interface ServerTries {
+  pool: string;
+  targets: readonly RouteTarget[];
+  index: number;
+  deadlineMs: number;
+  /** What happened at each server tried, for the reason phrase when none answers. */
+  outcomes: string[];
+}
 
 interface ClientTransaction {
   branch: string;
@@ -64,6 +88,10 @@ interface ClientTransaction {
    * move a caller off its flow while the 200 is on its way.
    */
   endsDialog?: { callId: string; fromTag: string; toTag: string };
+  /** Sent to a pool's servers in turn (a user homed on another pool). */
+  servers?: ServerTries;
+  /** The current try's timer (ServerTries): no answer at all by then, the next server. */
+  tryTimer?: Timer | null;
 }
 
 export interface ProxyCounters {
@@ -77,6 +105,12 @@ export interface ProxyCounters {
   loopsDetected: number;
   strayResponses: number;
   transactionsTimedOut: number;
+  /** Requests sent to servers of other pools (topology-aware routing), per server tried. */
+  interPoolForwarded: number;
+  /** Tries given up on a server of another pool (connect failure, no answer, 503) for the next one. */
+  interPoolFailovers: number;
+  /** Requests for which no server of the callee's pool answered: the caller got 480/503 with a reason. */
+  interPoolExhausted: number;
 }
 
 /** Methods counted by name; any other token a client sends counts as `other` (a metric label must stay a small set). */
@@ -86,7 +120,7 @@ const COUNTED_METHODS: ReadonlySet<string> = new Set(['INVITE', 'ACK', 'BYE', 'C
 const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'REFER']);
 
 export class Proxy {
-  readonly counters: ProxyCounters = { requestsForwarded: 0, requestsForwardedByMethod: {}, invitesAccepted: 0, responsesForwarded: 0, answeredLocally: {}, loopsDetected: 0, strayResponses: 0, transactionsTimedOut: 0 };
+  readonly counters: ProxyCounters = { requestsForwarded: 0, requestsForwardedByMethod: {}, invitesAccepted: 0, responsesForwarded: 0, answeredLocally: {}, loopsDetected: 0, strayResponses: 0, transactionsTimedOut: 0, interPoolForwarded: 0, interPoolFailovers: 0, interPoolExhausted: 0 };
   private readonly byBranch = new Map<string, ClientTransaction>();
   private readonly byServerKey = new Map<string, ClientTransaction>();
   /** Contact URI → the flow it was last seen on: how in-dialog requests and calls reach a UA (RFC 5626 spirit). */
@@ -96,8 +130,12 @@ export class Proxy {
   private readonly inviteTimeoutMs: number;
   private readonly nonInviteTimeoutMs: number;
   private readonly lingerMs: number;
+  private readonly serverTryTimeoutMs: number;
+  private readonly serverTriesTotalMs: number;
 
   constructor(private readonly options: ProxyOptions) {
+    this.serverTryTimeoutMs = options.serverTryTimeoutMs ?? 4000;
+    this.serverTriesTotalMs = options.serverTriesTotalMs ?? 16_000;
     this.inviteTimeoutMs = options.inviteTimeoutMs ?? 180_000;
     this.nonInviteTimeoutMs = options.nonInviteTimeoutMs ?? 32_000;
     this.lingerMs = options.lingerMs ?? 32_000;
@@ -162,6 +200,15 @@ export class Proxy {
       this.counters.strayResponses++;
       return;
     }
+    if (tx.tryTimer) {
+      tx.tryTimer.cancel();
+      tx.tryTimer = null;
+    }
+    if (response.status === 503 && tx.servers && tx.finalStatus === 0) {
+      // The server is overloaded or going away: the next server of the callee's pool.
+      if (tx.method === 'INVITE') this.ackDownstream(tx, response);
+      return this.nextServer(tx, `503 ${response.reason}`);
+    }
     if (response.status < 200) {
       tx.provisional = true;
       if (response.status === 100) return; // §16.7 step 3: 100 is hop-by-hop
@@ -196,7 +243,9 @@ export class Proxy {
     if (this.byBranch.size === 0) return;
     for (const tx of [...this.byBranch.values()]) {
       if (tx.finalStatus !== 0) continue;
-      if (tx.outFlow === flow) {
+      if (tx.outFlow === flow && tx.servers && !tx.provisional) {
+        this.nextServer(tx, 'connection closed');
+      } else if (tx.outFlow === flow) {
         tx.finalStatus = 503;
         tx.timer?.cancel();
         this.answer(tx.inFlow, tx.request, tx.method === 'INVITE' ? 480 : 503, 'Next hop connection closed');
@@ -232,11 +281,14 @@ export class Proxy {
       // Loose routing (§16.12): the next Route decides; only pool servers are reached server-to-server.
       const next = parseNameAddr(routeValue, { requireBrackets: true }).uri;
       if (!isSipUri(next)) return { kind: 'answer', status: 416 };
-      const member = view.memberAt(next.host);
-      if (member && member !== view.self) return { kind: 'flow', flow: () => this.options.links.flowTo(member.fqdn), toUa: false, what: member.fqdn };
+      const server = view.serverAt(next.host);
+      if (server && server.fqdn !== view.self.fqdn) return { kind: 'flow', flow: () => this.options.links.flowTo(server.fqdn), toUa: false, what: server.fqdn };
       const known = this.flowForUri(next, context.poppedOwnRoute);
       return known ?? { kind: 'answer', status: 404, reason: 'No route to the next hop' };
     }
+    // A REGISTER we proxy (a Director's, from a server such as an Edge): to the registrar of the To
+    // user's home pool; a server never registers users of another pool itself.
+    if (request.method === 'REGISTER') return this.registrationHop(request, view);
     const target = request.uri;
     if (!isSipUri(target)) return { kind: 'answer', status: 416 };
     const who = view.userOf(target);
@@ -244,14 +296,25 @@ export class Proxy {
       if ('unknown' in who) return { kind: 'answer', status: 404, reason: 'Unknown user' };
       return this.userHop(who.user, view, context.fromPeer, request.method);
     }
-    const member = view.memberAt(target.host);
-    if (member && member !== view.self) return { kind: 'flow', flow: () => this.options.links.flowTo(member.fqdn), toUa: false, what: member.fqdn };
+    const server = view.serverAt(target.host);
+    if (server && server.fqdn !== view.self.fqdn) return { kind: 'flow', flow: () => this.options.links.flowTo(server.fqdn), toUa: false, what: server.fqdn };
     if (who !== null && 'user' in who) return this.userHop(who.user, view, context.fromPeer, request.method);
     return this.flowForUri(target, context.poppedOwnRoute) ?? { kind: 'answer', status: 404, reason: 'No route to the target' };
   }
 
   /** A request to a user: at its home, to one of its bindings; elsewhere, to its home over the pool link. */
   private userHop(user: string, view: PoolView, fromPeer: boolean, method: string): NextHop {
+    const homePool = this.options.homes.homePoolOf(view, user);
+    if ('none' in homePool) return { kind: 'answer', status: 404, reason: `No home pool: ${homePool.reason}` };
+    if (homePool.pool !== view.pool.fqdn) {
+      const userHome = this.options.homes.homeOf(view, user);
+      if ('none' in userHome) return { kind: 'answer', status: 404, reason: `No home pool: ${userHome.reason}` };
+      // Topology-aware routing between pools (DESIGN §7): the callee's home server in its home pool,
+      // then the next of its sequence there; never DNS.
+      const route = serversToTry(view.topology, userHome.pool, userHome.sequence, this.options.routable);
+      if ('none' in route) return { kind: 'answer', status: method === 'INVITE' ? 480 : 503, reason: route.reason };
+      return this.serverHop({ pool: route.pool, targets: route.targets, index: 0, deadlineMs: this.options.clock.nowMs() + this.serverTriesTotalMs, outcomes: [] });
+    }
     const home = homeInSequence(view.sequencer.sequenceOfCanonical(user), this.options.available);
     // A request from a peer is delivered here whatever we think of the user's home: two servers that
     // disagree for a moment must not pass it back and forth.
@@ -317,6 +380,52 @@ export class Proxy {
     return { kind: 'flow', flow: connect, toUa: true, what: key };
   }
 
+  /** A REGISTER to proxy: to the To user's home pool, its sequence there. */
+  private registrationHop(request: SipRequest, view: PoolView): NextHop {
+    const who = view.userOf(to(request).uri);
+    if (who === null) return { kind: 'answer', status: 404, reason: 'Not a user of this SIP domain' };
+    if ('unknown' in who) return { kind: 'answer', status: 404, reason: 'Unknown user' };
+    const home = this.options.homes.homeOf(view, who.user);
+    if ('none' in home) return { kind: 'answer', status: 404, reason: `No home pool: ${home.reason}` };
+    if (home.local) return { kind: 'answer', status: 500, reason: 'A REGISTER for a user of this pool reached the proxy' };
+    const route = serversToTry(view.topology, home.pool, home.sequence, this.options.routable);
+    if ('none' in route) return { kind: 'answer', status: 503, reason: route.reason };
+    return this.serverHop({ pool: route.pool, targets: route.targets, index: 0, deadlineMs: this.options.clock.nowMs() + this.serverTriesTotalMs, outcomes: [] });
+  }
+
+  /** The hop to the current server of `servers`. */
+  private serverHop(servers: ServerTries): Extract<NextHop, { kind: 'flow' }> {
+    const fqdn = servers.targets[servers.index]!.server;
+    return { kind: 'flow', flow: () => this.options.links.flowTo(fqdn), toUa: false, what: fqdn, servers };
+  }
+
+  /**
+   * The current server of a transaction's ServerTries failed (`why`): send the request to the next one,
+   * or — none left, the time bound passed, or the caller cancelled — answer the caller 480 (INVITE) or
+   * 503 with what happened at each server.
+   */
+  private nextServer(tx: ClientTransaction, why: string): void {
+    const servers = tx.servers!;
+    const failed = servers.targets[servers.index]!.server;
+    servers.outcomes.push(`${failed}: ${why}`);
+    this.options.logger.debug({ server: failed, why, pool: servers.pool }, 'proxy: server of another pool failed; trying the next');
+    if (tx.cancelled) return this.finishLocally(tx, 487);
+    servers.index++;
+    if (servers.index >= servers.targets.length || this.options.clock.nowMs() >= servers.deadlineMs) {
+      this.counters.interPoolExhausted++;
+      return this.finishLocally(tx, tx.method === 'INVITE' ? 480 : 503, `No server of ${servers.pool} answered (${servers.outcomes.join('; ')})`.replace(/[\r\n]+/g, ' '));
+    }
+    this.counters.interPoolFailovers++;
+    // A new client transaction for the new server: a fresh branch (the old one's late answers are stray).
+    if (this.byBranch.get(tx.branch) === tx) this.byBranch.delete(tx.branch);
+    tx.branch = `${BRANCH_PREFIX}${randomToken(this.options.random)}.${loopHash(tx.request)}`;
+    this.byBranch.set(tx.branch, tx);
+    tx.sent = null;
+    tx.outFlow = null;
+    tx.provisional = false;
+    this.dispatch(tx, tx.request, this.serverHop(servers), tx.branch, tx.dialogCreating, tx.inFlow, this.options.view());
+  }
+
   // --- forwarding ------------------------------------------------------------------------------
 
   private forward(inFlow: Flow, request: SipRequest, hop: Extract<NextHop, { kind: 'flow' }>, serverKey: string, view: PoolView): void {
@@ -326,6 +435,7 @@ export class Proxy {
     let tx: ClientTransaction | null = null;
     if (!stateless) {
       tx = { branch, method: request.method, serverKey, inFlow, request, sent: null, outFlow: null, provisional: false, finalStatus: 0, cancelled: false, dialogCreating, timer: null };
+      if (hop.servers) tx.servers = hop.servers;
       if (request.method === 'BYE') {
         const fromTag = from(request).tag;
         const toTag = to(request).tag;
@@ -344,9 +454,14 @@ export class Proxy {
       const contact = headerValue(request, 'Contact');
       if (contact !== undefined) this.noteContactValue(contact, inFlow);
     }
+    this.dispatch(tx, request, hop, branch, dialogCreating, inFlow, view);
+  }
+
+  /** Sends `request` (its transaction `tx`, none for an ACK) to `hop` once the flow is there. */
+  private dispatch(tx: ClientTransaction | null, request: SipRequest, hop: Extract<NextHop, { kind: 'flow' }>, branch: string, dialogCreating: boolean, inFlow: Flow, view: PoolView): void {
     hop.flow().then(
       (outFlow) => {
-        if (tx && (tx.cancelled || tx.finalStatus !== 0)) {
+        if (tx && (tx.cancelled || tx.finalStatus !== 0 || tx.branch !== branch)) {
           if (tx.cancelled && tx.finalStatus === 0) this.finishLocally(tx, 487);
           return;
         }
@@ -359,11 +474,22 @@ export class Proxy {
           this.counters.requestsForwarded++;
           const method = COUNTED_METHODS.has(request.method) ? request.method : 'other';
           this.counters.requestsForwardedByMethod[method] = (this.counters.requestsForwardedByMethod[method] ?? 0) + 1;
-        }
+          if (tx?.servers) {
+            this.counters.interPoolForwarded++;
+            if (tx.method === 'INVITE') {
+              const pending = tx;
+              tx.tryTimer = this.options.clock.setTimer(this.serverTryTimeoutMs, () => {
+                pending.tryTimer = null;
+                if (pending.finalStatus === 0 && !pending.provisional && pending.branch === branch) this.nextServer(pending, `no answer within ${this.serverTryTimeoutMs} ms`);
+              });
+            }
+          }
+        } else if (tx?.servers) this.nextServer(tx, 'connection closed');
         else if (tx) this.finishLocally(tx, 503, 'Next hop connection closed');
       },
       (error: unknown) => {
         this.options.logger.debug({ err: error, to: hop.what }, 'proxy: next hop unreachable');
+        if (tx && tx.finalStatus === 0 && tx.branch === branch && tx.servers) return this.nextServer(tx, `unreachable (${(error as Error).message})`);
         if (tx && tx.finalStatus === 0) this.finishLocally(tx, hop.toUa ? 480 : 503, hop.toUa ? 'Unreachable contact' : 'Next hop unreachable');
       },
     );
@@ -427,6 +553,7 @@ export class Proxy {
 
   private forget(tx: ClientTransaction): void {
     tx.timer?.cancel();
+    tx.tryTimer?.cancel();
     // §15.1.1: the dialog is over whatever the BYE's answer (a failed BYE ends it too).
     if (tx.endsDialog) this.options.dialogs.end(tx.endsDialog.callId, tx.endsDialog.fromTag, tx.endsDialog.toTag);
     if (this.byBranch.get(tx.branch) === tx) this.byBranch.delete(tx.branch);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fixedRandom, request, stepView } from '../../test/helpers/step-fixture.ts';
 import { recordingFlow } from '../../test/helpers/recording-flow.ts';
+import { UserHomes } from './homes.ts';
 import { RegisterAnswers } from './register-answers.ts';
 import { buildPath, ROLE_OF_KIND } from './request-path.ts';
 import { RequestContext, runPath, type Step } from './steps/step.ts';
@@ -14,15 +15,32 @@ test('the Front End path: shared steps, then the role steps, the route step last
     view: stepView,
     ownState: () => 'active',
     available: () => true,
+    routable: () => true,
+    homes: new UserHomes(),
     random: fixedRandom,
     proxy: { counters: { loopsDetected: 0 } } as unknown as Proxy,
     registrar: {} as RegistrarService,
     registerAnswers: new RegisterAnswers(),
   });
-  assert.deepEqual(path.steps.map((step) => step.name), ['classify', 'limits', 'max-forwards', 'require', 'drain', 'register', 'reg-subscribe', 'options', 'route']);
+  assert.deepEqual(path.steps.map((step) => step.name), ['classify', 'limits', 'max-forwards', 'require', 'drain', 'redirect-home', 'register', 'reg-subscribe', 'options', 'route']);
   assert.ok(Object.isFrozen(path.steps), 'built once, never changed per request');
   assert.equal(path.steps.includes(path.drain), true);
-  assert.deepEqual(Object.values(ROLE_OF_KIND), ['frontend', 'frontend', 'frontend', 'frontend'], 'every kind runs the Front End path until its own exists');
+  assert.deepEqual(ROLE_OF_KIND, { frontend: 'frontend', director: 'director', mediation: 'frontend', edge: 'frontend' }, 'Mediation runs the Front End path until its own exists');
+});
+
+test('the Director path: shared steps, redirect-home, options, route — no registrar steps', () => {
+  const path = buildPath('director', {
+    view: stepView,
+    ownState: () => 'active',
+    available: () => true,
+    routable: () => true,
+    homes: new UserHomes(),
+    random: fixedRandom,
+    proxy: { counters: { loopsDetected: 0 } } as unknown as Proxy,
+    registrar: {} as RegistrarService,
+    registerAnswers: new RegisterAnswers(),
+  });
+  assert.deepEqual(path.steps.map((step) => step.name), ['classify', 'limits', 'max-forwards', 'require', 'drain', 'redirect-home', 'options', 'route']);
 });
 
 test('runPath stops at the first step that answers; the context is reset for each request', () => {

@@ -3,11 +3,13 @@
 //
 //   classify → limits → max-forwards → require → drain → [authenticate] → role steps
 //
-// Front End role steps: register → reg-subscribe → options → route. Director, Mediation and Edge
-// get their own role steps (and share the steps before them); until then every SIP server runs the
-// Front End path.
+// Front End role steps: redirect-home → register → reg-subscribe → options → route.
+// Director role steps: redirect-home → options → route (no registrar: it holds no binding).
+// Mediation servers run the Front End path until their role step exists.
 import type { Random } from '../shared/clock.ts';
+import type { Routable } from '../pool/routing.ts';
 import type { PoolKind } from '../topology/schema.ts';
+import type { UserHomes } from './homes.ts';
 import type { PoolView } from './pool-view.ts';
 import type { Proxy } from './proxy.ts';
 import type { RegisterAnswers } from './register-answers.ts';
@@ -18,17 +20,18 @@ import { DrainRedirectStep } from './steps/drain-redirect.ts';
 import { LimitsStep } from './steps/limits.ts';
 import { MaxForwardsStep } from './steps/max-forwards.ts';
 import { OptionsStep } from './steps/options.ts';
+import { RedirectHomeStep } from './steps/redirect-home.ts';
 import { RegSubscribeStep } from './steps/reg-subscribe.ts';
 import { RegisterStep } from './steps/register.ts';
 import { RequireStep } from './steps/require.ts';
 import { RouteStep } from './steps/route.ts';
 import type { Step } from './steps/step.ts';
 
-/** The request path a server runs. Only the Front End's exists today. */
-export type Role = 'frontend';
+/** The request path a server runs. */
+export type Role = 'frontend' | 'director';
 
-/** The path each pool kind's servers run: Directors and Mediation servers run the Front End's until theirs exist (edge servers run no SIP server yet). */
-export const ROLE_OF_KIND: Readonly<Record<PoolKind, Role>> = { frontend: 'frontend', director: 'frontend', mediation: 'frontend', edge: 'frontend' };
+/** The path each pool kind's servers run: Mediation servers run the Front End's until theirs exists (edge servers run no SIP server yet). */
+export const ROLE_OF_KIND: Readonly<Record<PoolKind, Role>> = { frontend: 'frontend', director: 'director', mediation: 'frontend', edge: 'frontend' };
 
 /** What the steps work with, given once when the path is built (getters read the current state). */
 export interface PathServices {
@@ -36,6 +39,10 @@ export interface PathServices {
   ownState: () => OwnState;
   /** The physical registrar sequence (pool/membership.ts isAvailable). */
   available: (fqdn: string) => boolean;
+  /** May a server of any pool get server-to-server traffic now (pool/membership.ts isRoutable)? */
+  routable: Routable;
+  /** Users' home pools (homes.ts). */
+  homes: UserHomes;
   random: Random;
   proxy: Proxy;
   registrar: RegistrarService;
@@ -47,6 +54,8 @@ export interface RequestPath {
   readonly steps: readonly Step[];
   /** The drain step, for its counter (status().resilience.drainRedirects). */
   readonly drain: DrainRedirectStep;
+  /** The redirect-home step, for its counters (status().homes). */
+  readonly redirectHome: RedirectHomeStep;
 }
 
 /** Builds the path of `role`: the steps every role shares, then the role's own. */
@@ -67,14 +76,21 @@ export function buildPath(role: Role, services: PathServices): RequestPath {
     drain,
     // authenticate (DESIGN §7 "Trust") goes here: after drain, before the role's steps.
   ];
-  return { role, steps: Object.freeze([...shared, ...ROLE_STEPS[role](services)]), drain };
+  const redirectHome = new RedirectHomeStep({ role, view: services.view, homes: services.homes, routable: services.routable, random: services.random, registerAnswers: services.registerAnswers });
+  return { role, steps: Object.freeze([...shared, ...ROLE_STEPS[role](services, redirectHome)]), drain, redirectHome };
 }
 
 /** Each role's own steps, in order; the last one always answers. */
-const ROLE_STEPS: Record<Role, (services: PathServices) => Step[]> = {
-  frontend: (services) => [
+const ROLE_STEPS: Record<Role, (services: PathServices, redirectHome: RedirectHomeStep) => Step[]> = {
+  frontend: (services, redirectHome) => [
+    redirectHome,
     new RegisterStep(services.registrar, services.registerAnswers),
     new RegSubscribeStep(services.registrar),
+    new OptionsStep(services.view, services.ownState, services.random),
+    new RouteStep(services.proxy),
+  ],
+  director: (services, redirectHome) => [
+    redirectHome,
     new OptionsStep(services.view, services.ownState, services.random),
     new RouteStep(services.proxy),
   ],

@@ -1,6 +1,8 @@
-// Server-to-server links: one outgoing TCP or TLS flow per pool peer, opened on first use and kept
-// open (requests, heartbeat OPTIONS and their answers share it). Only members of the published pool
-// are reachable this way (topology-aware routing); a closed flow is reopened on the next use.
+// Server-to-server links: one outgoing TCP or TLS flow per peer, opened on first use and kept open
+// (requests, heartbeat OPTIONS and their answers share it). Peers are this pool's members and the SIP
+// servers of the other pools of the published topology (topology-aware routing between pools, DESIGN
+// §7): a server that is not in the published topology is never linked to, so the number of links is
+// bounded by the topology's server count. A closed flow is reopened on the next use.
 import type { Flow } from '../sip/flow.ts';
 import type { SipTransport, TlsClientOptions } from '../sip/transport.ts';
 import { DnslbError } from '../shared/errors.ts';
@@ -26,13 +28,13 @@ export class PeerLinks {
     this.view = view;
   }
 
-  /** A new topology: links to servers no longer in the pool are closed. */
+  /** A new topology: links to servers no longer in it are closed. */
   setView(view: PoolView): void {
     this.view = view;
     for (const [fqdn, flow] of this.links) {
-      if (!view.peers.some((peer) => peer.fqdn === fqdn)) {
+      if (this.peerOf(fqdn) === undefined) {
         this.links.delete(fqdn);
-        flow.close('local', 'no longer in the pool');
+        flow.close('local', 'no longer in the topology');
       }
     }
   }
@@ -43,20 +45,26 @@ export class PeerLinks {
     return flow && !flow.closed ? flow : undefined;
   }
 
-  /** The link to a pool peer, connecting when there is none. Throws SIP_CONNECT or FRONTEND_PEER_UNKNOWN. */
+  /** A pool peer, or a SIP server of another pool of the published topology; never this server. */
+  private peerOf(fqdn: string): { address: string; tcpPort: number; tlsPort: number } | undefined {
+    const server = this.view.server(fqdn);
+    return server === undefined || server.fqdn === this.view.self.fqdn ? undefined : server;
+  }
+
+  /** The link to a peer (any pool), connecting when there is none. Throws SIP_CONNECT or FRONTEND_PEER_UNKNOWN. */
   async flowTo(fqdn: string): Promise<Flow> {
     const open = this.openFlow(fqdn);
     if (open) return open;
     const pending = this.connecting.get(fqdn);
     if (pending) return pending;
-    const peer = this.view.peers.find((candidate) => candidate.fqdn === fqdn);
-    if (!peer) throw new DnslbError('FRONTEND_PEER_UNKNOWN', `${fqdn} is not a peer in pool ${this.view.pool.fqdn}`);
+    const peer = this.peerOf(fqdn);
+    if (!peer) throw new DnslbError('FRONTEND_PEER_UNKNOWN', `${fqdn} is not a SIP server of the published topology (this server is in pool ${this.view.pool.fqdn})`);
     const tls = this.options.linkTransport === 'tls';
     const attempt = this.options.transport
       .connect({
         transport: this.options.linkTransport,
         host: peer.address,
-        port: tls ? this.view.tlsPort : this.view.tcpPort,
+        port: tls ? peer.tlsPort : peer.tcpPort,
         // From our own address, so that the peer recognises the connection as ours.
         localAddress: this.view.self.address,
         tls: tls ? { ...this.options.tls, servername: this.options.tls?.servername ?? fqdn } : undefined,

@@ -19,6 +19,7 @@ import { DialogCounter } from './dialogs.ts';
 import type { DrainCause } from './drain.ts';
 import { DrainControl } from './drain-control.ts';
 import { Handover } from './handover.ts';
+import { UserHomes } from './homes.ts';
 import { MembershipControl } from './membership-control.ts';
 import { probePeer } from './heartbeat-probe.ts';
 import { PoolView } from './pool-view.ts';
@@ -76,6 +77,9 @@ export class FrontEndServer {
   private readonly handover: Handover;
   private readonly drain: DrainControl;
   private readonly path: RequestPath;
+  /** Users' home pools: the store's assignments (setAssignments) over the topology's rules. */
+  readonly homes = new UserHomes();
+  private fromOtherPools = 0;
   /** Reused for every request (they are handled one at a time): no allocation per request for it. */
   private readonly context = new RequestContext();
   private readonly registerAnswers = new RegisterAnswers();
@@ -104,14 +108,15 @@ export class FrontEndServer {
       self: this.view.self.fqdn,
       members: this.view.members.map((member) => member.fqdn),
       heartbeat: this.heartbeat.view(),
+      nowMs: () => this.clock.nowMs(),
       logger: this.logger,
       reconcile: (reason) => this.handover.reconcile(reason),
       drain: () => this.drain,
       changed: () => this.changed(),
     });
     this.heartbeat.onChange((change) => this.members.peerChanged(change));
-    const { available, reachable, movable, ownState } = this.members;
-    this.proxy = new Proxy({ clock: this.clock, random: this.random, logger: this.logger, transport: this.transport, links: this.links, location: this.location, dialogs: this.dialogs, view, available, reachable, inviteTimeoutMs: options.inviteTimeoutMs });
+    const { available, reachable, movable, routable, ownState } = this.members;
+    this.proxy = new Proxy({ clock: this.clock, random: this.random, logger: this.logger, transport: this.transport, links: this.links, location: this.location, dialogs: this.dialogs, view, available, reachable, routable, homes: this.homes, inviteTimeoutMs: options.inviteTimeoutMs });
     this.registrar = new RegistrarService({
       clock: this.clock,
       random: this.random,
@@ -135,6 +140,11 @@ export class FrontEndServer {
       batchSize: this.view.topology.settings.rehome.batchSize,
       intervalMs: this.view.topology.settings.rehome.intervalMs,
       poolSize: this.view.members.length,
+      homedOnOtherPool: (user) => {
+        const home = this.homes.homePoolOf(this.view, user);
+        // A user with no home at all stays: deactivating it would only make it fail to register anywhere.
+        return !('none' in home) && home.pool !== this.view.pool.fqdn;
+      },
     });
     this.drain = new DrainControl({
       clock: this.clock,
@@ -149,11 +159,13 @@ export class FrontEndServer {
       removedFromTopology: () => this.members.table.removedFromTopology,
       changed: () => this.changed(),
     });
-    this.path = buildPath(ROLE_OF_KIND[this.view.pool.kind], { view, ownState, available, random: this.random, proxy: this.proxy, registrar: this.registrar, registerAnswers: this.registerAnswers });
+    this.path = buildPath(ROLE_OF_KIND[this.view.pool.kind], { view, ownState, available, routable, homes: this.homes, random: this.random, proxy: this.proxy, registrar: this.registrar, registerAnswers: this.registerAnswers });
     this.transport.on('message', (flow, message) => {
       try {
-        if (message.kind === 'request') runPath(this.path.steps, this.context.reset(flow, message));
-        else this.onResponse(message);
+        if (message.kind === 'request') {
+          runPath(this.path.steps, this.context.reset(flow, message));
+          if (this.context.fromServer) this.fromOtherPools++;
+        } else this.onResponse(message);
       } catch (error) {
         // A header the parser let through but a typed accessor refuses: answer 400, keep serving.
         this.logger.debug({ err: error }, 'frontend: message refused');
@@ -211,6 +223,22 @@ export class FrontEndServer {
     this.heartbeat.setSettings(topology.settings.heartbeat);
     this.handover.setRate(topology.settings.rehome.batchSize, topology.settings.rehome.intervalMs, view.members.length);
     this.members.setMembers(view.members.map((member) => member.fqdn), version);
+    // New home rules or pools may home some users on another pool now.
+    this.handover.reconcileMoves();
+  }
+
+  /** A liveness report from the store: what this server believes of servers of other pools (pool/membership.ts isRoutable). */
+  noteLiveness(record: LivenessRecord): void {
+    this.members.noteLiveness(record);
+  }
+
+  /**
+   * The user directory's explicit home pools (canonical user URI → pool FQDN), all of them. Users held
+   * here whose home pool is now another one are handed over there, rate-limited (Handover moves).
+   */
+  setAssignments(assignments: ReadonlyMap<string, string>): void {
+    if (!this.homes.setAssignments(assignments)) return;
+    this.handover.reconcileMoves();
   }
 
   /** The physical registrar sequence: may `fqdn` take users now? (pool/membership.ts) */
@@ -300,6 +328,7 @@ export class FrontEndServer {
       registerAnswersByClass: { ...this.registerAnswers.byClass },
       proxy: { ...this.proxy.counters, requestsForwardedByMethod: { ...this.proxy.counters.requestsForwardedByMethod }, answeredLocally: { ...this.proxy.counters.answeredLocally } },
       links: this.links.stats(),
+      roles: { role: this.path.role, assignments: this.homes.assigned, redirectHome: { ...this.path.redirectHome.counters }, fromOtherPools: this.fromOtherPools, notRoutable: this.notRoutable() },
       transport: this.transport.stats(),
       memory: { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed },
       resilience: {
@@ -314,6 +343,11 @@ export class FrontEndServer {
         liveness: { ...this.livenessStats },
       },
     };
+  }
+
+  /** The SIP servers of other pools that may get no traffic now. */
+  private notRoutable(): string[] {
+    return this.view.topology.pools.filter((pool) => pool !== this.view.pool && pool.kind !== 'edge').flatMap((pool) => pool.servers.map((server) => server.fqdn)).filter((fqdn) => !this.members.routable(fqdn));
   }
 
   /** The users registered here, with their mode and home by this server's view (`GET /users`). */

@@ -48,9 +48,24 @@ export interface FrontEndStatus {
   registerAnswersByClass: Record<StatusClass, number>;
   proxy: ProxyCounters;
   links: { open: string[]; connectFailures: number };
+  /** Pools in their roles (DESIGN §7): the role's path, home-pool redirects, requests from servers of other pools. */
+  roles: RolesStatus;
   transport: TransportStats;
   memory: { rssBytes: number; heapUsedBytes: number };
   resilience: ResilienceStatus;
+}
+
+export interface RolesStatus {
+  /** The request path this server runs (request-path.ts). */
+  role: string;
+  /** Users with an explicit home pool in the store's user directory, as this server last read it. */
+  assignments: number;
+  /** The redirect-home step: 301s to a home pool, 404s for users with no home, 503s for a home pool with no server up. */
+  redirectHome: { redirected: number; noHome: number; homeUnavailable: number };
+  /** Requests received from servers of other pools (a Director, an Edge, another pool's Front End). */
+  fromOtherPools: number;
+  /** The SIP servers of other pools this server sends nothing to now (down, drained or blocked by the store: pool/membership.ts isRoutable). */
+  notRoutable: string[];
 }
 
 /** Drain, hand-over and store-driven state (src/frontend/README.md "Resilience"). */

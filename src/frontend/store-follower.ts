@@ -1,6 +1,9 @@
 // A Front End server following the store (DESIGN §2: "Live state flows admin/heartbeat → store →
 // dns + frontends"): newly published topology versions and every server's admin state come in;
-// this server's liveness reports (its own state and its heartbeat view of each peer) go out.
+// this server's liveness reports (its own state and its heartbeat view of each peer) go out. Other
+// servers' liveness reports come in too, for routing to servers of other pools (pool/membership.ts
+// isRoutable), and the user directory's home pools (read at start, with each published version, and
+// every assignmentsPollMs: the directory is not part of the watched change log).
 import type { Logger } from 'pino';
 import type { Clock, Timer } from '../shared/clock.ts';
 import type { AdminState, Snapshot, Store, StoreEvent } from '../store/store.ts';
@@ -16,7 +19,11 @@ export interface StoreFollowerOptions {
   logger: Logger;
   /** After the watch failed, follow again from a new snapshot this much later. Default 1000 ms. */
   retryDelayMs?: number;
+  /** How often the user directory's home pools are read again (a `dnslb user move` takes effect within this). Default 5000 ms. */
+  assignmentsPollMs?: number;
 }
+
+export const ASSIGNMENTS_POLL_MS_DEFAULT = 5000;
 
 export class StoreFollower {
   private readonly abort = new AbortController();
@@ -24,6 +31,8 @@ export class StoreFollower {
   private watching: Promise<void> | undefined;
   private reportTimer: Timer | undefined;
   private retryTimer: Timer | undefined;
+  private assignmentsTimer: Timer | undefined;
+  private readingAssignments: Promise<void> | undefined;
   private reporting: Promise<void> | undefined;
   private reportAgain = false;
   private stopped = false;
@@ -37,9 +46,21 @@ export class StoreFollower {
   async start(snapshot?: Snapshot): Promise<void> {
     const first = snapshot ?? (await this.options.store.snapshot());
     this.applySnapshot(first);
+    await this.readAssignments();
     this.unsubscribe = this.options.server.onChange(() => this.reportSoon());
     this.watching = this.watch(first.revision);
     this.reportSoon();
+    this.pollAssignments();
+  }
+
+  private pollAssignments(): void {
+    if (this.stopped) return;
+    this.assignmentsTimer = this.options.clock.setTimer(this.options.assignmentsPollMs ?? ASSIGNMENTS_POLL_MS_DEFAULT, () => {
+      this.readingAssignments = this.readAssignments().finally(() => {
+        this.readingAssignments = undefined;
+        this.pollAssignments();
+      });
+    });
   }
 
   /** Stops following; the last report says `down` with a short TTL so that DNS drops this server at once. */
@@ -49,6 +70,8 @@ export class StoreFollower {
     this.unsubscribe?.();
     this.reportTimer?.cancel();
     this.retryTimer?.cancel();
+    this.assignmentsTimer?.cancel();
+    await this.readingAssignments;
     await this.watching;
     await this.reporting;
     if (options.reportDown ?? true) {
@@ -68,7 +91,20 @@ export class StoreFollower {
     this.adminStates.clear();
     for (const [fqdn, record] of snapshot.adminStates) this.adminStates.set(fqdn.toLowerCase(), record.state);
     server.applyAdminStates(this.adminStates);
+    for (const record of snapshot.liveness) server.noteLiveness(record);
     this.appliedRevision = Math.max(this.appliedRevision, snapshot.revision);
+  }
+
+  /** The user directory's explicit home pools (frontend/homes.ts); a failed read keeps the last ones. */
+  private async readAssignments(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const assignments = new Map<string, string>();
+      for (const user of await this.options.store.users()) if (user.homePool !== undefined) assignments.set(user.uri, user.homePool);
+      this.options.server.setAssignments(assignments);
+    } catch (error) {
+      this.options.logger.warn({ err: error }, 'frontend: could not read the user directory; keeping the last home pools');
+    }
   }
 
   private async watch(afterRevision: number): Promise<void> {
@@ -107,14 +143,18 @@ export class StoreFollower {
           const published = await this.options.store.read(event.version);
           if (published.version > server.topologyVersion) server.setTopology(published.topology, published.version);
         }
+        await this.readAssignments();
         break;
       case 'admin-state':
         this.adminStates.set(event.record.server.toLowerCase(), event.record.state);
         server.applyAdminStates(this.adminStates);
         break;
       case 'liveness':
+        // For servers of other pools only: about its own pool's members this server trusts its heartbeat.
+        server.noteLiveness(event.record);
+        break;
       case 'liveness-expired':
-        // Other servers' reports are for DNS; this server trusts its own heartbeat.
+        // An expired report is read as expired (its atMs + ttlMs) without being told.
         break;
     }
     this.appliedRevision = Math.max(this.appliedRevision, event.revision);

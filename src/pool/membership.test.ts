@@ -13,7 +13,9 @@ import {
   isAvailable,
   isMovable,
   isReachable,
+  isRoutable,
   livenessRecords,
+  noteStoreLiveness,
   withAdminState,
   withAdminUnavailable,
   withMembers,
@@ -22,7 +24,7 @@ import {
   withRemovedFromTopology,
   type Membership,
 } from './membership.ts';
-import type { AdminState } from '../store/store.ts';
+import type { AdminState, LivenessRecord, MemberState } from '../store/store.ts';
 
 const SELF = 'fe1.contoso.com';
 const POOL = ['fe1.contoso.com', 'fe2.contoso.com', 'fe3.contoso.com'];
@@ -213,4 +215,35 @@ test('liveness records: own state (blocked when blocked and active), then each p
   }
   const late = await heartbeatAfter(POOL, { 'fe2.contoso.com': 'active' }, 3);
   assert.deepEqual(livenessRecords(createMembership({ self: SELF, members: POOL, heartbeat: late.view() }), at).map((record) => [record.server, record.state]), [[SELF, 'active'], ['fe2.contoso.com', 'active'], ['fe3.contoso.com', 'down']]);
+});
+
+test('isRoutable: this pool by the heartbeat, other pools by the store\'s newest unexpired report; admin states for all', async () => {
+  const heartbeat = await heartbeatAfter(POOL, { 'fe2.contoso.com': 'active' }, 3);
+  const liveness = new Map<string, LivenessRecord>();
+  const report = (server: string, state: MemberState, atMs: number, reporter = server): void =>
+    noteStoreLiveness(liveness, { server, reporter, state, atMs, ttlMs: 3000, topologyVersion: 1 });
+  report('fe4.contoso.com', 'active', 1000);
+  report('fe5.contoso.com', 'active', 1000);
+  report('fe5.contoso.com', 'down', 2000, 'fe4.contoso.com'); // newer: down
+  report('fe6.contoso.com', 'down', 1000, 'fe4.contoso.com');
+  report('fe6.contoso.com', 'active', 500); // older than the down: ignored
+  report('dir1.contoso.com', 'drained', 1000);
+  report('dir2.contoso.com', 'down', 100); // expired at 3100
+  report('med1.contoso.com', 'suspect', 1000);
+  const table = withAdminUnavailable(createMembership({ self: SELF, members: POOL, heartbeat: heartbeat.view(), storeLiveness: liveness }), ['fe7.contoso.com']).table;
+  const rows: [string, boolean, string][] = [
+    [SELF, false, 'never itself'],
+    ['fe2.contoso.com', true, 'a member the heartbeat hears'],
+    ['fe3.contoso.com', false, 'a member the heartbeat gave up on'],
+    ['fe4.contoso.com', true, 'another pool, reported active'],
+    ['fe5.contoso.com', false, 'the newest report says down'],
+    ['fe6.contoso.com', false, 'an older active report does not undo a newer down'],
+    ['dir1.contoso.com', false, 'drained'],
+    ['dir2.contoso.com', true, 'its only report expired: unknown is not down'],
+    ['med1.contoso.com', true, 'suspect is not down'],
+    ['fe7.contoso.com', false, 'blocked (admin) whatever the reports'],
+    ['FE4.contoso.com.', true, 'names are canonical'],
+    ['fe9.contoso.com', true, 'never reported: unknown is not down'],
+  ];
+  for (const [server, expected, why] of rows) assert.equal(isRoutable(table, server, 3500), expected, `${server}: ${why}`);
 });

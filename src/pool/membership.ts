@@ -33,11 +33,18 @@ export interface Membership {
    * probe result, so the table reads the latest without being rebuilt per probe).
    */
   readonly heartbeat: ReadonlyMap<string, MemberHealth>;
+  /**
+   * What the store's liveness reports say of servers of other pools (topology-aware routing between
+   * pools, DESIGN §7): the newest report about each server, kept by the caller (MembershipControl
+   * replaces entries as reports come; the table reads the latest). Members of this pool are judged
+   * by the heartbeat, never by this.
+   */
+  readonly storeLiveness: ReadonlyMap<string, LivenessRecord>;
 }
 
 const EMPTY: ReadonlySet<string> = new Set();
 
-export function createMembership(input: { self: string; members: readonly string[]; heartbeat: ReadonlyMap<string, MemberHealth> }): Membership {
+export function createMembership(input: { self: string; members: readonly string[]; heartbeat: ReadonlyMap<string, MemberHealth>; storeLiveness?: ReadonlyMap<string, LivenessRecord> }): Membership {
   return {
     self: canonical(input.self),
     members: input.members.map(canonical),
@@ -49,6 +56,7 @@ export function createMembership(input: { self: string; members: readonly string
     commissioning: EMPTY,
     removedFromTopology: false,
     heartbeat: input.heartbeat,
+    storeLiveness: input.storeLiveness ?? new Map(),
   };
 }
 
@@ -104,6 +112,36 @@ export function isMovable(table: Membership, fqdn: string): boolean {
   const health = table.heartbeat.get(fqdn);
   if (!health || health.unknown) return false;
   return isAvailableState(health.state);
+}
+
+/** States of a store report that take a server out of server-to-server routing. */
+const NOT_ROUTABLE_REPORTS: ReadonlySet<string> = new Set(['down', 'drained', 'blocked']);
+
+/**
+ * May `fqdn` be sent new server-to-server traffic now (pool/routing.ts `Routable`: a Director's 301
+ * Contacts, a call to a user homed on another pool)? Never this server, nor a server an operator
+ * took out (blocked anywhere, draining). A member of this pool: `isReachable` (the heartbeat). A
+ * server of another pool: by the store's newest unexpired report about it — `down`, `drained` or
+ * `blocked` keep traffic away; no report (no store, nothing heard yet) is not down. A server that
+ * is wrongly believed alive costs one failed try: the caller moves on to the next server.
+ */
+export function isRoutable(table: Membership, fqdn: string, nowMs: number): boolean {
+  const server = canonical(fqdn);
+  if (server === table.self || table.adminUnavailable.has(server)) return false;
+  if (isMember(table, server)) return isReachable(table, server);
+  const report = table.storeLiveness.get(server);
+  if (report === undefined || report.atMs + report.ttlMs <= nowMs) return true;
+  return !NOT_ROUTABLE_REPORTS.has(report.state);
+}
+
+/**
+ * Keeps the newest report about each server (`storeLiveness`'s rule), in place: the map belongs to
+ * the caller that made the table. Reports about this pool's members are kept too but never read.
+ */
+export function noteStoreLiveness(liveness: Map<string, LivenessRecord>, record: LivenessRecord): void {
+  const server = canonical(record.server);
+  const seen = liveness.get(server);
+  if (seen === undefined || record.atMs >= seen.atMs) liveness.set(server, record);
 }
 
 /** The members that may take users now, in topology order (`status().available`). */

@@ -81,7 +81,8 @@ export function serversToTry(topology: Topology, homePool: string, calleeSequenc
 // A published topology is frozen, so a pool object stands for one server list: one sequencer each.
 const sequencers = new WeakMap<Pool, Sequencer>();
 
-function sequencerOf(pool: Pool): Sequencer {
+/** The registrar sequencer over a pool's servers (one per published pool object). */
+export function sequencerOf(pool: Pool): Sequencer {
   let sequencer = sequencers.get(pool);
   if (!sequencer) {
     sequencer = new Sequencer(pool.servers.map((server) => server.fqdn));

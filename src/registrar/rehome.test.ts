@@ -117,7 +117,7 @@ describe('RehomeQueue', () => {
     const progress = await finished;
     assert.equal(progress.moved, 5);
     assert.equal(progress.remaining, 0);
-    assert.deepEqual(progress.movedByReason, { recovery: 3, commission: 0, decommission: 2, drain: 0 });
+    assert.deepEqual(progress.movedByReason, { recovery: 3, commission: 0, decommission: 2, drain: 0, move: 0 });
     assert.equal(progress.finishedAtMs, 7000);
     assert.equal(progress.cancelled, false);
     // A new run starts afresh.

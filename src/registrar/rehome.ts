@@ -8,7 +8,7 @@ import { limits } from '../shared/limits.ts';
 import { canonicalUser } from './sequence.ts';
 
 /** Why a user moves: its primary came back, a server was added or removed, or its server drains. */
-export const REHOME_REASONS = ['recovery', 'commission', 'decommission', 'drain'] as const;
+export const REHOME_REASONS = ['recovery', 'commission', 'decommission', 'drain', 'move'] as const;
 export type RehomeReason = (typeof REHOME_REASONS)[number];
 
 export interface RehomeItem {
@@ -215,7 +215,7 @@ function emptyProgress(): RehomeProgress {
     moved: 0,
     remaining: 0,
     duplicates: 0,
-    movedByReason: { recovery: 0, commission: 0, decommission: 0, drain: 0 },
+    movedByReason: { recovery: 0, commission: 0, decommission: 0, drain: 0, move: 0 },
     startedAtMs: null,
     finishedAtMs: null,
     cancelled: false,

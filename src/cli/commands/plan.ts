@@ -2,6 +2,7 @@
 // computed from the registrar sequence alone, changing nothing; plan move: users moved between pools.
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
+import type { Store } from '../../store/store.ts';
 import { parseMoveList, planPoolMoves, type MovePlan, type MoveRequest } from '../../registrar/move-plan.ts';
 import { planMoves, type Plan, type PoolState } from '../../registrar/sequence.ts';
 import { DnslbError } from '../../shared/errors.ts';
@@ -109,14 +110,37 @@ interface MoveOptions {
   json?: boolean;
 }
 
-/** The topology of `plan move`: --topology FILE, else the current version in the store. */
-async function moveTopology(command: Command, file: string | undefined): Promise<{ topology: Topology; label: string }> {
-  if (file !== undefined) return { topology: await parseFile(file), label: file };
+/** The moves of `plan move` and `user move`: users given as arguments with --pool, and/or a --file of "user,pool" lines. */
+export async function moveRequests(users: readonly string[], options: { pool?: string; file?: string }): Promise<MoveRequest[]> {
+  if (users.length > 0 && options.pool === undefined) throw new DnslbError('CLI_USAGE', 'users given as arguments need --pool <fqdn>: the pool they move to');
+  if (users.length === 0 && options.pool !== undefined) throw new DnslbError('CLI_USAGE', '--pool needs the users to move as arguments (or use --file)');
+  if (users.length === 0 && options.file === undefined) throw new DnslbError('CLI_USAGE', 'give the users to move: SIP URIs with --pool, or --file moves.csv');
+  const requests: MoveRequest[] = users.map((user, index) => ({ user, pool: options.pool ?? null, source: `argument ${index + 1}` }));
+  if (options.file !== undefined) {
+    const file = options.file;
+    const text = await readFile(file, 'utf8').catch((cause: unknown) => {
+      throw new DnslbError('CLI_USAGE', `cannot read --file ${file}: ${(cause as Error).message}`, { cause });
+    });
+    requests.push(...parseMoveList(text, file));
+  }
+  return requests;
+}
+
+/** The user directory's explicit home pools (canonical URI → pool). */
+export async function assignmentsOf(store: Store): Promise<Map<string, string>> {
+  const assignments = new Map<string, string>();
+  for (const user of await store.users()) if (user.homePool !== undefined) assignments.set(user.uri, user.homePool);
+  return assignments;
+}
+
+/** The topology of `plan move`: --topology FILE (no assignments read), else the current version in the store and its user directory's assignments. */
+async function moveTopology(command: Command, file: string | undefined): Promise<{ topology: Topology; label: string; assignments: ReadonlyMap<string, string> }> {
+  if (file !== undefined) return { topology: await parseFile(file), label: file, assignments: new Map() };
   const store = await openStoreOf(command, { mustExist: true });
   try {
     const version = await store.currentVersion();
     if (version === 0) throw new DnslbError('STORE_NOT_FOUND', `nothing is published in ${storeLabelOf(command)}; publish a topology or give --topology FILE`);
-    return { topology: (await store.read(version)).topology, label: `version ${version} in ${storeLabelOf(command)}` };
+    return { topology: (await store.read(version)).topology, label: `version ${version} in ${storeLabelOf(command)}`, assignments: await assignmentsOf(store) };
   } finally {
     await store.close();
   }
@@ -134,20 +158,10 @@ function registerPlanMove(plan: Command): void {
       .option('--list', 'print each user, not just the counts')
       .option('--json', 'print the plan as JSON'),
   ).action(async (users: string[], options: MoveOptions, command: Command) => {
-    if (users.length > 0 && options.pool === undefined) throw new DnslbError('CLI_USAGE', 'users given as arguments need --pool <fqdn>: the pool they move to');
-    if (users.length === 0 && options.pool !== undefined) throw new DnslbError('CLI_USAGE', '--pool needs the users to move as arguments (or use --file)');
-    if (users.length === 0 && options.file === undefined) throw new DnslbError('CLI_USAGE', 'give the users to move: SIP URIs with --pool, or --file moves.csv');
-    const requests: MoveRequest[] = users.map((user, index) => ({ user, pool: options.pool ?? null, source: `argument ${index + 1}` }));
-    if (options.file !== undefined) {
-      const file = options.file;
-      const text = await readFile(file, 'utf8').catch((cause: unknown) => {
-        throw new DnslbError('CLI_USAGE', `cannot read --file ${file}: ${(cause as Error).message}`, { cause });
-      });
-      requests.push(...parseMoveList(text, file));
-    }
-    const { topology, label } = await moveTopology(command, options.topology);
-    // Explicit assignments of the store's user directory are not read yet: "from" is the rules and the default.
-    const result = planPoolMoves(topology, requests);
+    const requests = await moveRequests(users, options);
+    const { topology, label, assignments } = await moveTopology(command, options.topology);
+    // "From" is each user's home now: the store's explicit assignment, else the rules and the default.
+    const result = planPoolMoves(topology, requests, { assignmentOf: (user) => assignments.get(user) });
     if (options.json) {
       const { moves, ...summary } = result;
       console.log(JSON.stringify({ action: 'move', topology: label, ...summary, ...(options.list ? { moves } : {}) }, null, 2));

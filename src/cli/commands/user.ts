@@ -1,4 +1,4 @@
-// dnslb user add|set-password|disable|enable|remove|list|show|import: the user directory in the store
+// dnslb user add|set-password|disable|enable|remove|list|show|import|move: the user directory in the store
 // (src/store/users.ts). A password comes from a prompt on a terminal or from --password-file, never
 // from an argument (arguments show in `ps`); only its HA1 hashes reach the store.
 import { readFile } from 'node:fs/promises';
@@ -9,7 +9,9 @@ import { canonicalUser } from '../../registrar/sequence.ts';
 import { DnslbError, isDnslbError } from '../../shared/errors.ts';
 import type { Store } from '../../store/store.ts';
 import type { UserRecord } from '../../store/users.ts';
-import { defaultActor, openStoreOf, withStoreOption } from './store-options.ts';
+import { planPoolMoves } from '../../registrar/move-plan.ts';
+import { assignmentsOf, formatMovePlan, moveRequests } from './plan.ts';
+import { defaultActor, openStoreOf, storeLabelOf, withStoreOption } from './store-options.ts';
 
 /** Longest password file read (a password is one line). */
 const PASSWORD_FILE_BYTES_MAX = 4096;
@@ -148,6 +150,36 @@ export function registerUser(program: Command): void {
     const users = await withStore(command, true, (store) => store.users());
     if (options.json) console.log(JSON.stringify(users.map(publicView), null, 2));
     else for (const entry of users) console.log(describeUser(entry));
+  });
+
+  withStoreOption(
+    user
+      .command('move')
+      .description('move users to another frontend pool (their home pool in the store); their current home servers hand them over at most settings.rehome.batchSize per interval')
+      .argument('[users...]', 'SIP URIs to move to --pool')
+      .option('--pool <fqdn>', 'the frontend pool the users given as arguments move to')
+      .option('--file <moves.csv>', 'moves, one "user,pool" a line (an empty pool: back to the home rules and the default)')
+      .option('--list', 'print each user, not just the counts'),
+  ).action(async (users: string[], options: { pool?: string; file?: string; list?: boolean }, command: Command) => {
+    const requests = await moveRequests(users, options);
+    await withStore(command, true, async (store) => {
+      const version = await store.currentVersion();
+      if (version === 0) throw new DnslbError('STORE_NOT_FOUND', `nothing is published in ${storeLabelOf(command)}: no pool to move users to`);
+      const { topology } = await store.read(version);
+      const assignments = await assignmentsOf(store);
+      // Every move is checked (pools, users, duplicates) before anything changes: all or nothing.
+      const plan = planPoolMoves(topology, requests, { assignmentOf: (uri) => assignments.get(uri) });
+      const known = new Set((await store.users()).map((entry) => entry.uri));
+      const unknown = plan.moves.filter((move) => !known.has(move.user)).map((move) => move.user);
+      if (unknown.length > 0) {
+        throw new DnslbError('STORE_UNKNOWN_USER', `${unknown.length} user${unknown.length === 1 ? ' is' : 's are'} not in the directory (add them first); nothing was moved: ${unknown.slice(0, 10).join(', ')}${unknown.length > 10 ? ', …' : ''}`);
+      }
+      const by = defaultActor();
+      const canonicalPools = new Map(requests.map((request) => [canonicalUser(request.user), request.pool === null ? null : request.pool.toLowerCase().replace(/\.$/, '')]));
+      for (const move of plan.moves) await store.updateUser(move.user, { homePool: canonicalPools.get(move.user) ?? null }, { by });
+      console.log(formatMovePlan(`version ${version} in ${storeLabelOf(command)}`, plan, options.list === true).replace(/^plan: move/, 'moved'));
+      console.log(`the running servers pick the moves up within seconds and hand the users over at most ${topology.settings.rehome.batchSize} per ${topology.settings.rehome.intervalMs} ms per home server`);
+    });
   });
 
   withStoreOption(user.command('show').description('one user (never its hashes)').argument('<uri>', 'sip:user@domain').option('--json', 'as JSON')).action(async (value: string, options: { json?: boolean }, command: Command) => {

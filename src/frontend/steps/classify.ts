@@ -41,6 +41,7 @@ export class ClassifyStep implements Step {
     context.addressedToUs = addressedToUs;
     context.hops = hops;
     context.fromPeer = view.isPeerAddress(context.flow.remoteAddress);
+    context.fromServer = !context.fromPeer && view.isOtherPoolServer(context.flow.remoteAddress);
     context.kind = kindOf(routed.method, routeLeft, addressedToUs, hops, routed);
     return 'continue';
   }

@@ -37,7 +37,7 @@ export class DrainRedirectStep implements Step {
     if (this.options.ownState() === 'active') return 'continue';
     const request = context.request;
     if (request.method === 'ACK' || request.method === 'CANCEL') return 'continue';
-    if (context.kind === 'options' || context.fromPeer || context.routeLeft) return 'continue';
+    if (context.kind === 'options' || context.fromPeer || context.fromServer || context.routeLeft) return 'continue';
     const toHeader = to(request);
     if (toHeader.tag !== null) return 'continue';
     const view = this.options.view();

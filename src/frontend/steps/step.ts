@@ -41,6 +41,8 @@ export class RequestContext {
   hops: number | null = null;
   /** It came over a pool peer's connection (server-to-server). */
   fromPeer = false;
+  /** It came from a server of another pool of the topology (a Director, an Edge, another pool's Front End): proxied, never redirected. */
+  fromServer = false;
   kind: RequestKind = 'proxy';
 
   reset(flow: Flow, request: SipRequest): this {
@@ -52,6 +54,7 @@ export class RequestContext {
     this.addressedToUs = false;
     this.hops = null;
     this.fromPeer = false;
+    this.fromServer = false;
     this.kind = 'proxy';
     return this;
   }
