@@ -211,6 +211,28 @@ test('liveness records: own state (blocked when blocked and active), then each p
     assert.deepEqual(records.map((record) => [record.server, record.state]), expected, name);
     for (const record of records) assert.deepEqual([record.reporter, record.atMs, record.ttlMs, record.topologyVersion], [SELF, 5000, 3000, 4], name);
   }
+  // fe3 never answered: after failAfter misses it is down here (not available), but not reported —
+  // it may not have been running yet (start-up).
   const late = await heartbeatAfter(POOL, { 'fe2.contoso.com': 'active' }, 3);
-  assert.deepEqual(livenessRecords(createMembership({ self: SELF, members: POOL, heartbeat: late.view() }), at).map((record) => [record.server, record.state]), [[SELF, 'active'], ['fe2.contoso.com', 'active'], ['fe3.contoso.com', 'down']]);
+  const lateTable = createMembership({ self: SELF, members: POOL, heartbeat: late.view() });
+  assert.equal(isAvailable(lateTable, 'fe3.contoso.com'), false);
+  assert.deepEqual(livenessRecords(lateTable, at).map((record) => [record.server, record.state]), [[SELF, 'active'], ['fe2.contoso.com', 'active']]);
+});
+
+test('liveness records: a peer that answered once and then missed failAfter probes is reported down', async () => {
+  const clock = new FakeClock();
+  let fe3Answers = true;
+  const probe = async (peer: string): Promise<ProbeResult> => (peer === 'fe3.contoso.com' && !fe3Answers ? { ok: false, reason: 'no answer' } : { ok: true, reportedState: 'active', topologyVersion: 1 });
+  const heartbeat = new Heartbeat(SELF, POOL.filter((peer) => peer !== SELF), probe, SETTINGS, clock);
+  const settle = () => new Promise((resolve) => setImmediate(resolve));
+  heartbeat.start();
+  await settle();
+  fe3Answers = false;
+  for (let probes = 0; probes < SETTINGS.failAfter; probes++) {
+    clock.advance(SETTINGS.intervalMs);
+    await settle();
+  }
+  heartbeat.stop();
+  const records = livenessRecords(createMembership({ self: SELF, members: POOL, heartbeat: heartbeat.view() }), { atMs: 5000, ttlMs: 3000, topologyVersion: 4 });
+  assert.deepEqual(records.map((record) => [record.server, record.state]), [[SELF, 'active'], ['fe2.contoso.com', 'active'], ['fe3.contoso.com', 'down']]);
 });

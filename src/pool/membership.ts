@@ -176,10 +176,13 @@ export function withPeerAvailable(table: Membership, peer: string): { table: Mem
 }
 
 /**
- * What this server reports to the store (DNS reads them, src/dns/zone.ts): its own state (`blocked`
- * when an operator blocked it and it is otherwise active), and its heartbeat view of each peer it has
- * heard from or given up on (a peer never heard from and not yet given up on: nothing to say). A
- * server left out of the topology reports only itself.
+ * What this server reports to the store (DNS and `pool status` read them through the consensus,
+ * health.ts): its own state (`blocked` when an operator blocked it and it is otherwise active), and
+ * its heartbeat view of each peer it has heard from at least once. A peer that has never answered this
+ * server is not reported, not even after `failAfter` misses: at start-up the servers come up one after
+ * another, and a peer probed before it was running is not evidence of anything ("a server does not
+ * report a peer down before it has probed it failAfter times after both were running"). Its misses
+ * still count locally (isAvailable). A server left out of the topology reports only itself.
  */
 export function livenessRecords(table: Membership, at: { atMs: number; ttlMs: number; topologyVersion: number }): LivenessRecord[] {
   const { atMs, ttlMs, topologyVersion } = at;
@@ -188,7 +191,7 @@ export function livenessRecords(table: Membership, at: { atMs: number; ttlMs: nu
   const records: LivenessRecord[] = [{ server: self, reporter: self, state: ownState, atMs, ttlMs, topologyVersion }];
   if (table.removedFromTopology) return records;
   for (const [peer, health] of table.heartbeat) {
-    if (health.unknown) continue;
+    if (health.unknown || health.lastAnswerAtMs === undefined) continue;
     records.push({ server: peer, reporter: self, state: health.state, atMs, ttlMs, topologyVersion });
   }
   return records;
