@@ -73,16 +73,6 @@ function inScope(scope: ViewScope, wanted: 'internal' | 'external' | 'both'): bo
 // ---------------------------------------------------------------------------------------------
 // Live state → which servers answer.
 
-/** When the next liveness report expires (the zone may change then), or undefined. */
-export function nextExpiryMs(live: LiveState): number | undefined {
-  let next: number | undefined;
-  for (const record of live.liveness) {
-    const expiresMs = record.atMs + record.ttlMs;
-    if (expiresMs > live.nowMs && (next === undefined || expiresMs < next)) next = expiresMs;
-  }
-  return next;
-}
-
 /**
  * The servers of `pool` that its answers carry. Blocked servers never (an operator's decision, no
  * fail-open). With `healthAware`, servers an operator is draining leave too, and so do the servers

@@ -73,7 +73,9 @@ describe('live state through real sockets (dig)', () => {
     await report('dir2.contoso.com', 'down');
     await eventually(async () => assert.deepEqual(await pool('dirpool.contoso.com'), ['127.0.0.31']));
     const before = await serial();
+    // Both stop (each reports itself down): nobody is healthy, so all answer.
     await report('dir1.contoso.com', 'down');
+    await store.reportLiveness({ server: 'dir2.contoso.com', reporter: 'dir2.contoso.com', state: 'down', atMs, ttlMs: 60_000, topologyVersion: 1 });
     await eventually(async () => assert.deepEqual(await pool('dirpool.contoso.com'), ['127.0.0.31', '127.0.0.32']));
     assert.ok(serialGreater(await serial(), before));
   });
