@@ -4,6 +4,7 @@
 // drain, and tells the liveness reporter.
 import type { Logger } from 'pino';
 import type { RehomeReason } from '../registrar/rehome.ts';
+import { consensus } from '../pool/health.ts';
 import type { MemberChange } from '../pool/heartbeat.ts';
 import { isAvailable as isAvailableState, type MemberHealth } from '../pool/member-state.ts';
 import * as membership from '../pool/membership.ts';
@@ -97,6 +98,15 @@ export class MembershipControl {
     this.table = membership.withRemovedFromTopology(this.table);
     this.options.drain().start('decommission');
     this.options.changed();
+  }
+
+  /**
+   * The pool's consensus from the store's liveness reports (pool/health.ts), each report judged
+   * current (the store's watch removes the expired ones). A peer this server lost but the others see
+   * up stays a home (membership.ts isAvailable); hand-overs still go only to peers it reaches.
+   */
+  applyLiveness(records: readonly LivenessRecord[], nowMs: number): void {
+    this.table = membership.withConsensus(this.table, consensus(this.table.members, records.map((record) => ({ ...record, atMs: nowMs })), nowMs));
   }
 
   livenessRecords(at: { atMs: number; ttlMs: number; topologyVersion: number }): LivenessRecord[] {

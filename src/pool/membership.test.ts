@@ -16,13 +16,15 @@ import {
   livenessRecords,
   withAdminState,
   withAdminUnavailable,
+  withConsensus,
   withMembers,
   withOwnState,
   withPeerAvailable,
   withRemovedFromTopology,
   type Membership,
 } from './membership.ts';
-import type { AdminState } from '../store/store.ts';
+import type { AdminState, LivenessRecord } from '../store/store.ts';
+import { consensus } from './health.ts';
 
 const SELF = 'fe1.contoso.com';
 const POOL = ['fe1.contoso.com', 'fe2.contoso.com', 'fe3.contoso.com'];
@@ -219,7 +221,8 @@ test('liveness records: own state (blocked when blocked and active), then each p
   assert.deepEqual(livenessRecords(lateTable, at).map((record) => [record.server, record.state]), [[SELF, 'active'], ['fe2.contoso.com', 'active']]);
 });
 
-test('liveness records: a peer that answered once and then missed failAfter probes is reported down', async () => {
+/** A heartbeat from fe1 in which fe2 answers and fe3 answered once, then missed failAfter probes (down here). */
+async function fe3LostAfterAnswering(): Promise<Heartbeat> {
   const clock = new FakeClock();
   let fe3Answers = true;
   const probe = async (peer: string): Promise<ProbeResult> => (peer === 'fe3.contoso.com' && !fe3Answers ? { ok: false, reason: 'no answer' } : { ok: true, reportedState: 'active', topologyVersion: 1 });
@@ -233,6 +236,35 @@ test('liveness records: a peer that answered once and then missed failAfter prob
     await settle();
   }
   heartbeat.stop();
+  return heartbeat;
+}
+
+test('liveness records: a peer that answered once and then missed failAfter probes is reported down', async () => {
+  const heartbeat = await fe3LostAfterAnswering();
   const records = livenessRecords(createMembership({ self: SELF, members: POOL, heartbeat: heartbeat.view() }), { atMs: 5000, ttlMs: 3000, topologyVersion: 4 });
   assert.deepEqual(records.map((record) => [record.server, record.state]), [[SELF, 'active'], ['fe2.contoso.com', 'active'], ['fe3.contoso.com', 'down']]);
+});
+
+test('consensus: a peer down here but seen up by another member stays a home (a partition of this pair only); never reachable or movable', async () => {
+  const heartbeat = await fe3LostAfterAnswering();
+  const base = createMembership({ self: SELF, members: POOL, heartbeat: heartbeat.view() });
+  const FE3 = 'fe3.contoso.com';
+  const at = (reporter: string, server: string, state: LivenessRecord['state']): LivenessRecord => ({ reporter, server, state, atMs: 1000, ttlMs: 3000, topologyVersion: 1 });
+  const withViews = (records: LivenessRecord[]) => withConsensus(base, consensus(POOL, records, 1500));
+  const rows: [string, Membership, boolean][] = [
+    ['no consensus yet: its own heartbeat decides', base, false],
+    ['fe2 and fe3 see fe3 up, fe1 down: up by 2 of 3', withViews([at(SELF, SELF, 'active'), at(SELF, FE3, 'down'), at('fe2.contoso.com', 'fe2.contoso.com', 'active'), at('fe2.contoso.com', FE3, 'active'), at(FE3, FE3, 'active')]), true],
+    ['only fe3 itself says up (a tie): nobody else vouches for it', withViews([at(SELF, SELF, 'active'), at(SELF, FE3, 'down'), at(FE3, FE3, 'active')]), false],
+    ['fe2 sees it down too: down', withViews([at(SELF, SELF, 'active'), at(SELF, FE3, 'down'), at('fe2.contoso.com', 'fe2.contoso.com', 'active'), at('fe2.contoso.com', FE3, 'down'), at(FE3, FE3, 'active')]), false],
+    ['it says itself it is draining', withViews([at(SELF, SELF, 'active'), at('fe2.contoso.com', 'fe2.contoso.com', 'active'), at('fe2.contoso.com', FE3, 'draining'), at(FE3, FE3, 'draining')]), false],
+  ];
+  for (const [name, table, available] of rows) {
+    assert.equal(isAvailable(table, FE3), available, name);
+    assert.equal(isReachable(table, FE3), false, `${name}: not reachable from here`);
+    assert.equal(isMovable(table, FE3), false, `${name}: no hand-over to it from here`);
+  }
+  // A peer never heard from here gets no benefit of the doubt (it may not run).
+  const never = createMembership({ self: SELF, members: POOL, heartbeat: (await heartbeatAfter(POOL, { 'fe2.contoso.com': 'active' }, 3)).view() });
+  const vouched = withConsensus(never, consensus(POOL, [at('fe2.contoso.com', 'fe2.contoso.com', 'active'), at('fe2.contoso.com', FE3, 'active'), at(FE3, FE3, 'active')], 1500));
+  assert.equal(isAvailable(vouched, FE3), false);
 });

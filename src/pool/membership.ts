@@ -3,6 +3,7 @@
 // heartbeat's view — as one immutable value, and the pure functions that say who is available
 // (a home for users), reachable (takes calls, may hold bindings) and movable (a hand-over target).
 import type { AdminState, LivenessRecord } from '../store/store.ts';
+import { takesNewWork, type ServerHealth } from './health.ts';
 import { isAvailable as isAvailableState, type MemberHealth, type ReportedState } from './member-state.ts';
 
 /**
@@ -33,6 +34,13 @@ export interface Membership {
    * probe result, so the table reads the latest without being rebuilt per probe).
    */
   readonly heartbeat: ReadonlyMap<string, MemberHealth>;
+  /**
+   * The pool's consensus from the store's liveness reports (health.ts), empty until the store has
+   * any: what the other members see. Used for one question: a peer this server's own heartbeat
+   * holds down stays a home for users while the others see it up (a partition between the two of
+   * them only: the clients still reach it, and every server then names the same home).
+   */
+  readonly consensus: ReadonlyMap<string, ServerHealth>;
 }
 
 const EMPTY: ReadonlySet<string> = new Set();
@@ -49,6 +57,7 @@ export function createMembership(input: { self: string; members: readonly string
     commissioning: EMPTY,
     removedFromTopology: false,
     heartbeat: input.heartbeat,
+    consensus: new Map(),
   };
 }
 
@@ -77,7 +86,21 @@ export function isAvailable(table: Membership, fqdn: string): boolean {
   if (!isMember(table, fqdn)) return false;
   const health = table.heartbeat.get(fqdn);
   if (health?.unknown && table.commissioning.has(fqdn)) return false;
-  return isAvailableState(health?.state ?? 'suspect');
+  return isAvailableState(health?.state ?? 'suspect') || seenUpByOthers(table, fqdn);
+}
+
+/**
+ * This server's heartbeat holds `fqdn` down, but the consensus says up on the word of at least one
+ * other member (not `fqdn` itself, not this server): this server is cut off from it, the pool is
+ * not. A peer that has never answered here (it may not run) gets no such benefit of the doubt.
+ */
+function seenUpByOthers(table: Membership, fqdn: string): boolean {
+  const verdict = table.consensus.get(fqdn);
+  const health = table.heartbeat.get(fqdn);
+  if (health?.state !== 'down' || health.lastAnswerAtMs === undefined) return false;
+  if (verdict?.alive !== 'up' || !takesNewWork(verdict)) return false;
+  // Its own fresh report is one of the up votes; at least one more must come from another member.
+  return verdict.up - (verdict.own !== undefined ? 1 : 0) > 0;
 }
 
 /**
@@ -165,6 +188,11 @@ export function withMembers(table: Membership, members: readonly string[]): { ta
   for (const fqdn of table.commissioning) if (memberSet.has(fqdn)) commissioning.add(fqdn);
   for (const fqdn of added) commissioning.add(fqdn);
   return { table: { ...table, members: list, memberSet, commissioning, removedFromTopology: false }, added, removed, wasRemoved: table.removedFromTopology };
+}
+
+/** The pool's consensus from the store's liveness reports (health.ts `consensus`), replaced whole. */
+export function withConsensus(table: Membership, consensus: ReadonlyMap<string, ServerHealth>): Membership {
+  return { ...table, consensus };
 }
 
 /** The heartbeat found `peer` available: a commissioned peer's first answer ends its commissioning. */
