@@ -73,7 +73,7 @@ export class MembershipControl {
   applyAdminStates(states: ReadonlyMap<string, AdminState>): void {
     const admin = membership.adminViewOf(this.table.self, states);
     const ownBefore = this.table.adminState;
-    this.table = membership.withAdminState(this.table, admin.own, admin.draining);
+    this.table = membership.withAdminState(this.table, admin.own);
     if (admin.own !== ownBefore) this.options.logger.info({ from: ownBefore, to: admin.own }, 'frontend: admin state changed in the store');
     const drain = this.options.drain();
     if (admin.own === 'draining') drain.start('admin');

@@ -23,8 +23,6 @@ export interface Membership {
   readonly adminState: AdminState;
   /** Servers an operator took out (blocked anywhere, draining peers): nobody's home. Never the same as unhealthy. */
   readonly adminUnavailable: ReadonlySet<string>;
-  /** Peers the store says are draining: they take no new calls, before their heartbeat says so too. */
-  readonly adminDraining: ReadonlySet<string>;
   /** Peers added by a published version and not heard from yet: no home, no move target. */
   readonly commissioning: ReadonlySet<string>;
   /** The published topology no longer lists this server: it keeps its last pool view and drains. */
@@ -53,7 +51,6 @@ export function createMembership(input: { self: string; members: readonly string
     ownState: 'active',
     adminState: 'active',
     adminUnavailable: EMPTY,
-    adminDraining: EMPTY,
     commissioning: EMPTY,
     removedFromTopology: false,
     heartbeat: input.heartbeat,
@@ -104,16 +101,18 @@ function seenUpByOthers(table: Membership, fqdn: string): boolean {
 }
 
 /**
- * A peer that is up, takes calls and may hold bindings, whatever the admin state says (a blocked
- * server keeps its users until they leave): it has answered and says it is active (or missed fewer
- * than failAfter probes), and the store does not say it is draining — the store's word comes first,
- * the heartbeat learns of a drain up to an interval later. A draining server takes no new calls
- * (DESIGN §1: its users are handed over). Never this server.
+ * A peer that is up and may hold bindings a request can reach, whatever the admin state says (a
+ * blocked server keeps its users until they leave): it has answered and says it is active or
+ * draining (or missed fewer than failAfter probes). A draining server — by its heartbeat or by the
+ * store — still counts: it accepts no new connections and starts no calls of its own users, but its
+ * users wait there for their hand-over batch, and a new call to one of them is delivered through the
+ * flow it still holds (DESIGN §1: taking a server offline without any loss of service). A drained
+ * one holds nobody. Never this server.
  */
 export function isReachable(table: Membership, fqdn: string): boolean {
-  if (fqdn === table.self || !isMember(table, fqdn) || table.adminDraining.has(fqdn)) return false;
+  if (fqdn === table.self || !isMember(table, fqdn)) return false;
   const health = table.heartbeat.get(fqdn);
-  return health !== undefined && !health.unknown && (health.state === 'active' || health.state === 'suspect');
+  return health !== undefined && !health.unknown && (health.state === 'active' || health.state === 'suspect' || health.state === 'draining');
 }
 
 /**
@@ -136,20 +135,19 @@ export function availableMembers(table: Membership): string[] {
 
 /**
  * The store's admin states, read for this server (src/frontend/README.md "Resilience"): its own
- * state; `blocked` (any server) and `draining` (a peer) take a server out of the physical sequence;
- * draining peers also stop taking calls. Servers not named are active.
+ * state; `blocked` (any server) and `draining` (a peer) take a server out of the physical sequence.
+ * A draining peer still holds its users' bindings until their hand-over (isReachable). Servers not
+ * named are active.
  */
-export function adminViewOf(self: string, states: ReadonlyMap<string, AdminState>): { own: AdminState; unavailable: string[]; draining: Set<string> } {
+export function adminViewOf(self: string, states: ReadonlyMap<string, AdminState>): { own: AdminState; unavailable: string[] } {
   let own: AdminState = 'active';
   const unavailable: string[] = [];
-  const draining = new Set<string>();
   for (const [server, state] of states) {
     const fqdn = server.toLowerCase();
     if (fqdn === self) own = state;
     if (state === 'blocked' || (state === 'draining' && fqdn !== self)) unavailable.push(fqdn);
-    if (state === 'draining' && fqdn !== self) draining.add(fqdn);
   }
-  return { own, unavailable, draining };
+  return { own, unavailable };
 }
 
 /** A new set of servers taken out by an operator; `returned` says one came back (it may be some users' home again). */
@@ -161,8 +159,8 @@ export function withAdminUnavailable(table: Membership, servers: Iterable<string
   return { table: { ...table, adminUnavailable: next }, returned };
 }
 
-export function withAdminState(table: Membership, own: AdminState, draining: ReadonlySet<string>): Membership {
-  return { ...table, adminState: own, adminDraining: draining };
+export function withAdminState(table: Membership, own: AdminState): Membership {
+  return { ...table, adminState: own };
 }
 
 export function withOwnState(table: Membership, ownState: ReportedState): Membership {
