@@ -4,12 +4,13 @@
 // and every action that takes servers out of service passes the quorum guard unless forced.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { consensus, isFresh, takesNewWork } from '../pool/health.ts';
 import { checkQuorum } from '../pool/quorum.ts';
 import { assert } from '../shared/assert.ts';
 import type { Clock } from '../shared/clock.ts';
 import { DnslbError } from '../shared/errors.ts';
 import type { HlbServerView } from '../hlb/follower.ts';
-import type { AdminState, Store } from '../store/store.ts';
+import type { AdminState, Snapshot, Store } from '../store/store.ts';
 import type { Pool, Topology } from '../topology/schema.ts';
 import { addDashboardRoutes } from './dashboard/assets.ts';
 import { AdminApi, callAdmin } from './http-api.ts';
@@ -57,21 +58,21 @@ function poolOf(topology: Topology, server: string): Pool {
 export class PoolAdmin {
   constructor(private readonly options: PoolApiOptions) {}
 
-  /** The servers of a pool that are available now: admin state active, process running (when ours), not reported down. */
-  async available(pool: Pool): Promise<Set<string>> {
-    const snapshot = await this.options.store.snapshot();
-    const nowMs = this.options.clock.nowMs();
+  /**
+   * The servers of a pool that are available now: admin state active, process running (when ours),
+   * and not down nor draining by the pool's consensus (src/pool/health.ts; unknown is not down).
+   */
+  async available(pool: Pool, snapshot?: Snapshot): Promise<Set<string>> {
+    const { adminStates, liveness } = snapshot ?? (await this.options.store.snapshot());
+    const health = consensus(pool.servers.map((server) => server.fqdn), liveness, this.options.clock.nowMs());
     const processes = new Map((this.options.processes?.status() ?? []).map((entry) => [entry.name, entry]));
     const available = new Set<string>();
     for (const { fqdn } of pool.servers) {
-      const admin = snapshot.adminStates.get(fqdn)?.state ?? 'active';
+      const admin = adminStates.get(fqdn)?.state ?? 'active';
       if (admin !== 'active') continue;
       const process = processes.get(fqdn);
       if (process && process.state !== 'running') continue;
-      // The newest unexpired report about it decides; no report means nobody says it is down.
-      const reports = snapshot.liveness.filter((record) => record.server === fqdn && record.atMs + record.ttlMs > nowMs).sort((a, b) => b.atMs - a.atMs);
-      const newest = reports[0];
-      if (newest && !['active', 'suspect'].includes(newest.state)) continue;
+      if (!takesNewWork(health.get(fqdn))) continue;
       available.add(fqdn);
     }
     return available;
@@ -154,10 +155,12 @@ export class PoolAdmin {
     const hlb = (await this.options.hlb?.()) ?? new Map<string, HlbServerView>();
     for (const pool of topology?.pools ?? []) {
       if (pool.kind === 'edge') continue;
-      const available = await this.available(pool);
+      const available = await this.available(pool, snapshot);
+      const health = consensus(pool.servers.map((server) => server.fqdn), snapshot.liveness, nowMs);
       for (const server of pool.servers) {
         const own = await this.serverStatus(server.fqdn);
-        const reports = snapshot.liveness.filter((record) => record.server === server.fqdn && record.atMs + record.ttlMs > nowMs);
+        const reports = snapshot.liveness.filter((record) => record.server === server.fqdn && isFresh(record, nowMs));
+        const verdict = health.get(server.fqdn)!;
         servers.push({
           server: server.fqdn,
           pool: pool.fqdn,
@@ -167,6 +170,7 @@ export class PoolAdmin {
           available: available.has(server.fqdn),
           process: processes.get(server.fqdn) ?? null,
           liveness: reports.map((record) => ({ reporter: record.reporter, state: record.state, atMs: record.atMs })),
+          health: { alive: verdict.alive, own: verdict.own ?? null, up: verdict.up, down: verdict.down, reason: verdict.reason },
           hlb: hlb.get(server.fqdn) ?? null,
           ...own,
         });

@@ -66,9 +66,10 @@ export interface SimulationSummary {
   /**
    * attempted: placed; up: answered; failed: ended before it was answered (not counting calls cut by the
    * end of the run); dropped: ended after it was up other than by a BYE; byeOk / byeFailed: our BYEs
-   * answered 2xx / otherwise (or not at all).
+   * answered 2xx / otherwise (or not at all). failedBy: the failed setups by how they ended, final
+   * status and reason phrase (e.g. "rejected 480 User not registered", "timeout"), with their count.
    */
-  calls: { attempted: number; up: number; failed: number; dropped: number; byeOk: number; byeFailed: number; inProgress: number };
+  calls: { attempted: number; up: number; failed: number; dropped: number; byeOk: number; byeFailed: number; inProgress: number; failedBy: Record<string, number> };
 }
 
 export interface UserReport {
@@ -120,6 +121,7 @@ export class Simulator {
   private readonly failureReasons = { modern: {} as Record<string, number>, legacy: {} as Record<string, number> };
   private readonly signInFailures = { modern: 0, legacy: 0 };
   private readonly calls = { attempted: 0, up: 0, failed: 0, dropped: 0, byeOk: 0, byeFailed: 0 };
+  private readonly failedBy = new Map<string, number>();
   private readonly liveCalls = new Set<Call>();
   private startedAtMs = 0;
   private stopped = false;
@@ -195,7 +197,7 @@ export class Simulator {
       deactivations: 0,
       flowDeaths: 0,
       signInFailures: { ...this.signInFailures },
-      calls: { ...this.calls, inProgress: this.liveCalls.size },
+      calls: { ...this.calls, inProgress: this.liveCalls.size, failedBy: Object.fromEntries(this.failedBy) },
     };
     for (const { agent } of this.users) {
       if (agent.state !== 'idle') summary.started++;
@@ -291,6 +293,12 @@ export class Simulator {
     });
   }
 
+  /** A call setup that failed, counted by how it ended (status and reason). */
+  private setupFailed(why: string): void {
+    this.calls.failed++;
+    this.failedBy.set(why, (this.failedBy.get(why) ?? 0) + 1);
+  }
+
   private placeCall(): void {
     const registered = this.users.filter((user) => user.agent.state === 'registered');
     // With fewer than two users signed in there is no call to place: not an attempt, not a failure.
@@ -302,8 +310,8 @@ export class Simulator {
     let call: Call;
     try {
       call = caller.agent.call(callee.agent.aor);
-    } catch {
-      this.calls.failed++;
+    } catch (error) {
+      this.setupFailed(`not placed: ${(error as Error).message}`);
       return;
     }
     this.liveCalls.add(call);
@@ -317,10 +325,10 @@ export class Simulator {
       if (status !== null && status >= 200 && status < 300) this.calls.byeOk++;
       else this.calls.byeFailed++;
     });
-    call.once('ended', ({ how }) => {
+    call.once('ended', ({ how, status, detail }) => {
       this.liveCalls.delete(call);
       // A call still ringing when the run ends is cut by the simulator, not failed by the pool.
-      if (!up && !this.stopped) this.calls.failed++;
+      if (!up && !this.stopped) this.setupFailed([how, status, detail].filter((part) => part !== undefined && part !== '').join(' '));
       if (up && !this.stopped && how !== 'bye-sent' && how !== 'bye-received') this.calls.dropped++;
     });
   }

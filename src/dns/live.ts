@@ -8,7 +8,7 @@ import type { AdminState, LivenessRecord, Store, StoreEvent } from '../store/sto
 import type { Endpoint, Topology, View } from '../topology/schema.ts';
 import { buildAnswers, type AnswerIndex } from './answer-cache.ts';
 import { ViewSelector } from './views.ts';
-import { buildZones, fingerprint, nextExpiryMs, nextSerial, serialAdd, serialGreater, type ZoneVersion } from './zone.ts';
+import { buildZones, fingerprint, nextSerial, serialAdd, serialGreater, type ZoneVersion } from './zone.ts';
 
 export interface LiveZonesOptions {
   /** The topology to serve when the store has none published (or when there is no store). */
@@ -29,12 +29,11 @@ const EMPTY: AnswerIndex = { views: [], selector: new ViewSelector([]), serials:
 export class LiveZones {
   private topology: Topology | undefined;
   private readonly adminStates = new Map<string, AdminState>();
-  /** Liveness by server + reporter: a newer report replaces the older one. */
+  /** Liveness by server + reporter: a newer report replaces the older one; the store's 'liveness-expired' removes it. */
   private readonly liveness = new Map<string, LivenessRecord>();
   private readonly histories = new Map<string, ZoneVersion[]>();
   private answers: AnswerIndex = EMPTY;
   private readonly listeners: ChangeListener[] = [];
-  private expiryTimer: Timer | undefined;
   private retryTimer: Timer | undefined;
   private readonly abort = new AbortController();
   private rebuildQueued = false;
@@ -139,8 +138,11 @@ export class LiveZones {
   /** Rebuilds every zone from the current inputs; bumps the serial of each zone that changed. */
   rebuild(): void {
     const nowMs = this.options.clock.nowMs();
-    for (const [key, record] of this.liveness) if (record.atMs + record.ttlMs <= nowMs) this.liveness.delete(key);
-    const live = { adminStates: this.adminStates, liveness: [...this.liveness.values()], nowMs };
+    // A report held here is current until the store's watch says it expired ('liveness-expired'):
+    // the watch delivers a report when its state changes, not each renewal, so the `atMs` held here
+    // is when it last changed, not when it was last renewed. It is judged as renewed now.
+    const liveness = [...this.liveness.values()].map((record) => ({ ...record, atMs: nowMs }));
+    const live = { adminStates: this.adminStates, liveness, nowMs };
     const topology = this.topology;
     if (!topology) {
       this.answers = EMPTY;
@@ -171,7 +173,6 @@ export class LiveZones {
       for (const version of changed) this.options.logger?.info({ zone: version.content.origin, serial: version.serial }, 'dns: zone changed');
       for (const listener of this.listeners) listener(changed);
     }
-    this.scheduleExpiry(live);
   }
 
   /**
@@ -191,14 +192,6 @@ export class LiveZones {
     this.options.logger?.info({ zone: origin, serial: version.serial }, 'dns: zone changed');
     for (const listener of this.listeners) listener([version]);
     return version;
-  }
-
-  /** A liveness report expiring changes the answers too: rebuild when the next one does. */
-  private scheduleExpiry(live: { liveness: readonly LivenessRecord[]; nowMs: number; adminStates: ReadonlyMap<string, AdminState> }): void {
-    this.expiryTimer?.cancel();
-    this.expiryTimer = undefined;
-    const next = nextExpiryMs(live);
-    if (next !== undefined) this.expiryTimer = this.options.clock.setTimer(next - live.nowMs, () => this.rebuild());
   }
 
   /** Secondaries of the served topology: the transfer ACL and the NOTIFY targets. */
@@ -222,7 +215,6 @@ export class LiveZones {
 
   async close(): Promise<void> {
     this.abort.abort();
-    this.expiryTimer?.cancel();
     this.retryTimer?.cancel();
     await this.watching;
   }

@@ -89,16 +89,37 @@ describe('buildZones: live state', () => {
   });
 
   test('fail open: when no healthy server is left, every unblocked server answers', () => {
-    const state = live({ 'fe3.contoso.com': 'blocked' }, [report('fe1.contoso.com', 'down'), report('fe2.contoso.com', 'down')]);
+    const fromFe3 = (server: string, state: LivenessRecord['state']): LivenessRecord => ({ ...report(server, state), reporter: 'fe3.contoso.com' });
+    const state = live({ 'fe3.contoso.com': 'blocked' }, [fromFe3('fe3.contoso.com', 'blocked'), fromFe3('fe1.contoso.com', 'down'), fromFe3('fe2.contoso.com', 'down')]);
     assert.deepEqual(values(rrsets(state, 'internal'), 'pool01.contoso.com', 'A'), ['127.0.0.11', '127.0.0.12']);
   });
 
-  test('liveness: the newest unexpired report decides; no report while others report = not alive', () => {
+  test('liveness by consensus (src/pool/health.ts): a majority of reporters that are up removes a server; unknown is not down', () => {
     const pool = topology.pools[0]!;
     const names = (state: LiveState): string[] => answeringServers(pool, state).map((server) => server.fqdn);
-    assert.deepEqual(names(live({}, [report('fe1.contoso.com', 'down', NOW - 500), report('fe1.contoso.com', 'active', NOW - 100)])), ['fe1.contoso.com'], 'fe2, fe3 unreported while fe1 is');
-    assert.deepEqual(names(live({}, [report('fe1.contoso.com', 'active', NOW - 5000, 3000), report('fe2.contoso.com', 'active')])), ['fe2.contoso.com'], 'an expired report does not count');
-    assert.deepEqual(names(live()), ['fe1.contoso.com', 'fe2.contoso.com', 'fe3.contoso.com'], 'no reports at all: no health information');
+    const by = (reporter: string, server: string, state: LivenessRecord['state'], atMs = NOW - 100, ttlMs = 3000): LivenessRecord => ({ ...report(server, state, atMs, ttlMs), reporter });
+    const all = ['fe1.contoso.com', 'fe2.contoso.com', 'fe3.contoso.com'];
+    assert.deepEqual(names(live()), all, 'no reports at all: the full pool (start-up)');
+    assert.deepEqual(names(live({}, [by('fe1.contoso.com', 'fe1.contoso.com', 'active')])), all, 'fe2, fe3 not reported yet: unknown, not down');
+    assert.deepEqual(names(live({}, [by('fe1.contoso.com', 'fe1.contoso.com', 'active'), by('fe1.contoso.com', 'fe2.contoso.com', 'down'), by('fe2.contoso.com', 'fe2.contoso.com', 'active')])), all, 'one reporter against the server itself: a tie keeps it');
+    const pair = [
+      ...['fe1', 'fe2', 'fe3'].map((name) => by(`${name}.contoso.com`, `${name}.contoso.com`, 'active')),
+      by('fe1.contoso.com', 'fe2.contoso.com', 'down', NOW - 50),
+      by('fe2.contoso.com', 'fe1.contoso.com', 'down', NOW - 50),
+      by('fe3.contoso.com', 'fe1.contoso.com', 'active', NOW - 500),
+      by('fe3.contoso.com', 'fe2.contoso.com', 'active', NOW - 500),
+    ];
+    assert.deepEqual(names(live({}, pair)), all, 'a partitioned pair: the newer down reports do not win');
+    const isolated = [
+      ...['fe1', 'fe2', 'fe3'].map((name) => by(`${name}.contoso.com`, `${name}.contoso.com`, 'active')),
+      by('fe1.contoso.com', 'fe3.contoso.com', 'down'),
+      by('fe2.contoso.com', 'fe3.contoso.com', 'down'),
+      by('fe3.contoso.com', 'fe1.contoso.com', 'down', NOW - 10),
+      by('fe3.contoso.com', 'fe2.contoso.com', 'down', NOW - 10),
+    ];
+    assert.deepEqual(names(live({}, isolated)), ['fe1.contoso.com', 'fe2.contoso.com'], 'cut off from all: out');
+    assert.deepEqual(names(live({}, [by('fe2.contoso.com', 'fe2.contoso.com', 'active'), by('fe2.contoso.com', 'fe1.contoso.com', 'down', NOW - 5000, 3000)])), all, 'an expired report does not count');
+    assert.deepEqual(names(live({}, [by('fe1.contoso.com', 'fe1.contoso.com', 'draining')])), ['fe2.contoso.com', 'fe3.contoso.com'], 'draining by its own word');
   });
 
   test('a pool without healthAware ignores liveness but not blocking', () => {

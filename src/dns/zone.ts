@@ -1,6 +1,7 @@
 // Topology + live server state → the content of each zone in each view (a pure function), and the
 // SOA serial arithmetic (RFC 1982) that versions it.
 import { isIP } from 'node:net';
+import { consensus, takesNewWork } from '../pool/health.ts';
 import type { AdminState, LivenessRecord } from '../store/store.ts';
 import type { AddressPair, Pool, Server, StaticRecord, Topology, View } from '../topology/schema.ts';
 import type { PolicyName } from './policy.ts';
@@ -72,48 +73,19 @@ function inScope(scope: ViewScope, wanted: 'internal' | 'external' | 'both'): bo
 // ---------------------------------------------------------------------------------------------
 // Live state → which servers answer.
 
-/** The liveness states that count as alive (suspect is not down yet: hysteresis, DESIGN §3). */
-const ALIVE_STATES = new Set(['active', 'suspect', 'draining']);
-
-/** The newest unexpired report about each server. */
-function latestReports(live: LiveState): Map<string, LivenessRecord> {
-  const latest = new Map<string, LivenessRecord>();
-  for (const record of live.liveness) {
-    if (record.atMs + record.ttlMs <= live.nowMs) continue;
-    const server = record.server.toLowerCase();
-    const seen = latest.get(server);
-    if (!seen || record.atMs > seen.atMs) latest.set(server, record);
-  }
-  return latest;
-}
-
-/** When the next liveness report expires (the zone may change then), or undefined. */
-export function nextExpiryMs(live: LiveState): number | undefined {
-  let next: number | undefined;
-  for (const record of live.liveness) {
-    const expiresMs = record.atMs + record.ttlMs;
-    if (expiresMs > live.nowMs && (next === undefined || expiresMs < next)) next = expiresMs;
-  }
-  return next;
-}
-
 /**
  * The servers of `pool` that its answers carry. Blocked servers never (an operator's decision, no
- * fail-open). With `healthAware`, draining servers and servers not alive leave too; a server is
- * alive when its newest unexpired liveness report says active/suspect/draining, or when nobody
- * reports on any member of the pool (no health information: nothing to act on). If no healthy
- * server is left, every unblocked one answers (fail open: a wrong answer beats none).
+ * fail-open). With `healthAware`, servers an operator is draining leave too, and so do the servers
+ * the pool's consensus (src/pool/health.ts) holds down or that say themselves they are draining or
+ * drained. A server nobody whose word counts has reported on yet is unknown, not down: it answers
+ * (at start-up DNS serves the full pool until there is evidence). If no healthy server is left,
+ * every unblocked one answers (fail open: a wrong answer beats none).
  */
-export function answeringServers(pool: Pool, live: LiveState, reports = latestReports(live)): Server[] {
+export function answeringServers(pool: Pool, live: LiveState): Server[] {
   const unblocked = pool.servers.filter((server) => live.adminStates.get(server.fqdn) !== 'blocked');
   if (!pool.dns.healthAware) return unblocked;
-  const poolReported = pool.servers.some((server) => reports.has(server.fqdn));
-  const healthy = unblocked.filter((server) => {
-    if (live.adminStates.get(server.fqdn) === 'draining') return false;
-    const report = reports.get(server.fqdn);
-    if (report === undefined) return !poolReported;
-    return ALIVE_STATES.has(report.state) && report.state !== 'draining';
-  });
+  const health = consensus(pool.servers.map((server) => server.fqdn), live.liveness, live.nowMs);
+  const healthy = unblocked.filter((server) => live.adminStates.get(server.fqdn) !== 'draining' && takesNewWork(health.get(server.fqdn)));
   return healthy.length > 0 ? healthy : unblocked;
 }
 
@@ -167,7 +139,6 @@ function staticRecordData(record: StaticRecord): RecordData | undefined {
 /** Every record the topology and live state call for, before they are split into zones and views. */
 function collect(topology: Topology, live: LiveState): Pending[] {
   const out: Pending[] = [];
-  const reports = latestReports(live);
   const add = (wanted: Pending['wanted'], name: string, type: RecordType, ttl: number, records: RecordData[], policy: PolicyName = 'fixed', maxRecords = 0): void => {
     if (records.length > 0) out.push({ wanted, name, type, ttl, records, policy, maxRecords });
   };
@@ -178,7 +149,7 @@ function collect(topology: Topology, live: LiveState): Pending[] {
 
   for (const pool of topology.pools) {
     const { ttl, order, maxRecords } = pool.dns;
-    const answering = answeringServers(pool, live, reports);
+    const answering = answeringServers(pool, live);
     // The pool FQDN: one record per answering server, in rotation (or the VIP of a hardware LB).
     if (pool.loadBalancing === 'dns') addAddresses('internal', pool.fqdn, answering, ttl, order, maxRecords);
     else addAddresses('internal', pool.fqdn, [pool.vip], ttl);

@@ -4,6 +4,7 @@
 // drain, and tells the liveness reporter.
 import type { Logger } from 'pino';
 import type { RehomeReason } from '../registrar/rehome.ts';
+import { consensus } from '../pool/health.ts';
 import type { MemberChange } from '../pool/heartbeat.ts';
 import { isAvailable as isAvailableState, type MemberHealth } from '../pool/member-state.ts';
 import * as membership from '../pool/membership.ts';
@@ -35,16 +36,10 @@ export class MembershipControl {
   readonly movable = (fqdn: string): boolean => membership.isMovable(this.table, fqdn);
   readonly ownState = (): OwnState => this.table.ownState;
   /** May a server (of any pool) get new server-to-server traffic now (pool/routing.ts `Routable`)? */
-  readonly routable = (fqdn: string): boolean => membership.isRoutable(this.table, fqdn, this.options.nowMs());
-  private readonly storeLiveness = new Map<string, LivenessRecord>();
+  readonly routable = (fqdn: string): boolean => membership.isRoutable(this.table, fqdn);
 
   constructor(private readonly options: MembershipControlOptions) {
-    this.table = membership.createMembership({ self: options.self, members: options.members, heartbeat: options.heartbeat, storeLiveness: this.storeLiveness });
-  }
-
-  /** A liveness report from the store (any reporter): what this server believes of servers of other pools. */
-  noteLiveness(record: LivenessRecord): void {
-    membership.noteStoreLiveness(this.storeLiveness, record);
+    this.table = membership.createMembership({ self: options.self, members: options.members, heartbeat: options.heartbeat });
   }
 
   /** The heartbeat changed a peer's state. */
@@ -82,7 +77,7 @@ export class MembershipControl {
   applyAdminStates(states: ReadonlyMap<string, AdminState>): void {
     const admin = membership.adminViewOf(this.table.self, states);
     const ownBefore = this.table.adminState;
-    this.table = membership.withAdminState(this.table, admin.own, admin.draining);
+    this.table = membership.withAdminState(this.table, admin.own);
     if (admin.own !== ownBefore) this.options.logger.info({ from: ownBefore, to: admin.own }, 'frontend: admin state changed in the store');
     const drain = this.options.drain();
     if (admin.own === 'draining') drain.start('admin');
@@ -107,6 +102,22 @@ export class MembershipControl {
     this.table = membership.withRemovedFromTopology(this.table);
     this.options.drain().start('decommission');
     this.options.changed();
+  }
+
+  /**
+   * The consensus from the store's liveness reports (pool/health.ts), each report judged current
+   * (the store's watch removes the expired ones). A peer this server lost but the others see up stays
+   * a home (membership.ts isAvailable); hand-overs still go only to peers it reaches. Servers of other
+   * pools are judged by the same rule (isRoutable): every reporter reports on its own pool only, so
+   * the votes about a server are its own pool's, and one consensus over every server named serves all.
+   */
+  applyLiveness(records: readonly LivenessRecord[], nowMs: number): void {
+    const servers = new Set(this.table.members);
+    for (const record of records) {
+      servers.add(record.server.toLowerCase());
+      servers.add(record.reporter.toLowerCase());
+    }
+    this.table = membership.withConsensus(this.table, consensus([...servers], records.map((record) => ({ ...record, atMs: nowMs })), nowMs));
   }
 
   livenessRecords(at: { atMs: number; ttlMs: number; topologyVersion: number }): LivenessRecord[] {

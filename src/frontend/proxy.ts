@@ -30,7 +30,7 @@ export interface ProxyOptions {
   view: () => PoolView;
   /** May `fqdn` take users now (the physical registrar sequence)? */
   available: (fqdn: string) => boolean;
-  /** Is peer `fqdn` up and taking calls (heartbeat: active), whatever its admin state: it may still hold bindings. */
+  /** Is peer `fqdn` up and may it still hold bindings (active, or draining and not yet drained), whatever its admin state? */
   reachable: (fqdn: string) => boolean;
   /** Users' home pools: a user homed on another pool is reached through that pool's servers. */
   homes: UserHomes;
@@ -98,7 +98,10 @@ export interface ProxyCounters {
   requestsForwarded: number;
   /** requestsForwarded by method: the RFC 3261/3262/3265/3311/3428/3515/3903/6086 methods, any other as `other`. */
   requestsForwardedByMethod: Record<string, number>;
-  /** Out-of-dialog INVITEs this server took on (new calls through it); a draining server takes none. */
+  /**
+   * Out-of-dialog INVITEs this server took on from clients (new calls placed through it); a draining
+   * server takes none. Calls from peers to users bound here (a draining server's users included) are not counted.
+   */
   invitesAccepted: number;
   responsesForwarded: number;
   answeredLocally: Record<string, number>;
@@ -177,7 +180,7 @@ export class Proxy {
       if (request.method !== 'ACK') this.answer(inFlow, request, hop.status, hop.reason);
       return;
     }
-    this.forward(inFlow, request, hop, serverKey, view);
+    this.forward(inFlow, request, hop, serverKey, view, context.fromPeer);
   }
 
   /** A response on any flow: ours to pass upstream, or stray. */
@@ -328,9 +331,13 @@ export class Proxy {
       // server keeps its users until they leave, so for a while the server the sequence names is
       // not the one holding the binding. Ask the first other live, active server of the user's
       // sequence — by rendezvous hashing, the one the user is moving from (commission, recovery) or
-      // still on (block). Not a draining one: it takes no new calls. Once only: a request from a
-      // peer is answered where it lands.
-      const holder = fromPeer ? undefined : view.sequencer.sequenceOfCanonical(user).find((fqdn) => fqdn !== view.self.fqdn && this.options.reachable(fqdn));
+      // still on (block, or a drain that has not reached the user's batch yet: the draining server
+      // delivers it over the flow it still holds).
+      // A request from a peer goes on only to a server *before* this one in the sequence (the home the
+      // user is leaving: a drain or a block), so the hops strictly climb the sequence and end.
+      const sequence = view.sequencer.sequenceOfCanonical(user);
+      const selfAt = sequence.indexOf(view.self.fqdn);
+      const holder = sequence.find((fqdn, index) => fqdn !== view.self.fqdn && this.options.reachable(fqdn) && (!fromPeer || index < selfAt));
       if (holder !== undefined) return { kind: 'flow', flow: () => this.options.links.flowTo(holder), toUa: false, what: holder };
       return { kind: 'answer', status: 480, reason: method === 'INVITE' ? 'User not registered' : 'Temporarily Unavailable' };
     }
@@ -428,7 +435,7 @@ export class Proxy {
 
   // --- forwarding ------------------------------------------------------------------------------
 
-  private forward(inFlow: Flow, request: SipRequest, hop: Extract<NextHop, { kind: 'flow' }>, serverKey: string, view: PoolView): void {
+  private forward(inFlow: Flow, request: SipRequest, hop: Extract<NextHop, { kind: 'flow' }>, serverKey: string, view: PoolView, fromPeer: boolean): void {
     const dialogCreating = DIALOG_CREATING.has(request.method) && !rawHasToTag(request);
     const stateless = request.method === 'ACK';
     const branch = `${BRANCH_PREFIX}${randomToken(this.options.random)}.${loopHash(request)}`;
@@ -448,7 +455,7 @@ export class Proxy {
       tx.timer = this.options.clock.setTimer(timeoutMs, () => this.timedOut(pending));
       // §16.2: a stateful proxy answers an INVITE with 100 Trying itself, at once.
       if (request.method === 'INVITE') inFlow.send(createResponse(request, 100));
-      if (request.method === 'INVITE' && dialogCreating) this.counters.invitesAccepted++;
+      if (request.method === 'INVITE' && dialogCreating && !fromPeer) this.counters.invitesAccepted++;
     }
     if (dialogCreating) {
       const contact = headerValue(request, 'Contact');

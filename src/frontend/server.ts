@@ -13,7 +13,7 @@ import { limits } from '../shared/limits.ts';
 import { LocationService, type RegistrarConfig } from '../registrar/location.ts';
 import { Heartbeat } from '../pool/heartbeat.ts';
 import { availableMembers } from '../pool/membership.ts';
-import type { AdminState, LivenessRecord } from '../store/store.ts';
+import type { AdminState, LivenessRecord, LivenessReport } from '../store/store.ts';
 import type { Topology } from '../topology/schema.ts';
 import { DialogCounter } from './dialogs.ts';
 import type { DrainCause } from './drain.ts';
@@ -227,11 +227,6 @@ export class FrontEndServer {
     this.handover.reconcileMoves();
   }
 
-  /** A liveness report from the store: what this server believes of servers of other pools (pool/membership.ts isRoutable). */
-  noteLiveness(record: LivenessRecord): void {
-    this.members.noteLiveness(record);
-  }
-
   /**
    * The user directory's explicit home pools (canonical user URI → pool FQDN), all of them. Users held
    * here whose home pool is now another one are handed over there, rate-limited (Handover moves).
@@ -266,9 +261,16 @@ export class FrontEndServer {
     this.drain.resume();
   }
 
-  /** What this server reports to the store (pool/membership.ts livenessRecords). Reporter = this server. */
-  livenessRecords(ttlMs: number): LivenessRecord[] {
-    return this.members.livenessRecords({ atMs: this.clock.nowMs(), ttlMs, topologyVersion: this.view.topologyVersion });
+  /** Every server's liveness reports the store holds now (store-follower.ts): the pool's consensus. */
+  applyLiveness(records: readonly LivenessRecord[]): void {
+    this.members.applyLiveness(records, this.clock.nowMs());
+  }
+
+  /** What this server reports to the store (pool/membership.ts livenessRecords): its whole view as one report. */
+  livenessReport(ttlMs: number): LivenessReport {
+    const at = { atMs: this.clock.nowMs(), ttlMs, topologyVersion: this.view.topologyVersion };
+    const states = this.members.livenessRecords(at).map(({ server, state }) => ({ server, state }));
+    return { reporter: this.self, ...at, states };
   }
 
   /** The store follower tells how writing the reports went (for status()). */

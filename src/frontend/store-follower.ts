@@ -6,11 +6,15 @@
 // every assignmentsPollMs: the directory is not part of the watched change log).
 import type { Logger } from 'pino';
 import type { Clock, Timer } from '../shared/clock.ts';
-import type { AdminState, Snapshot, Store, StoreEvent } from '../store/store.ts';
+import { reportOf, type AdminState, type LivenessRecord, type Snapshot, type Store, type StoreEvent } from '../store/store.ts';
 import type { FrontEndServer } from './server.ts';
 
 /** A liveness report is believed for this many heartbeat intervals (a killed server's own report expires then). */
 export const LIVENESS_TTL_INTERVALS = 3;
+
+function livenessKey(server: string, reporter: string): string {
+  return `${server.toLowerCase()}\n${reporter.toLowerCase()}`;
+}
 
 export interface StoreFollowerOptions {
   store: Store;
@@ -28,6 +32,8 @@ export const ASSIGNMENTS_POLL_MS_DEFAULT = 5000;
 export class StoreFollower {
   private readonly abort = new AbortController();
   private readonly adminStates = new Map<string, AdminState>();
+  /** Every server's liveness reports by server + reporter, until the store says one expired. */
+  private readonly liveness = new Map<string, LivenessRecord>();
   private watching: Promise<void> | undefined;
   private reportTimer: Timer | undefined;
   private retryTimer: Timer | undefined;
@@ -63,7 +69,7 @@ export class StoreFollower {
     });
   }
 
-  /** Stops following; the last report says `down` with a short TTL so that DNS drops this server at once. */
+  /** Stops following; the last report (its whole view: only itself, `down`) has a short TTL so that DNS drops this server at once. */
   async stop(options: { reportDown?: boolean } = {}): Promise<void> {
     this.stopped = true;
     this.abort.abort();
@@ -78,7 +84,7 @@ export class StoreFollower {
       const server = this.options.server;
       const intervalMs = server.heartbeatIntervalMs;
       try {
-        await this.options.store.reportLiveness({ server: server.self, reporter: server.self, state: 'down', atMs: this.options.clock.nowMs(), ttlMs: LIVENESS_TTL_INTERVALS * intervalMs, topologyVersion: server.topologyVersion });
+        await this.options.store.reportLiveness(reportOf({ server: server.self, reporter: server.self, state: 'down', atMs: this.options.clock.nowMs(), ttlMs: LIVENESS_TTL_INTERVALS * intervalMs, topologyVersion: server.topologyVersion }));
       } catch (error) {
         this.options.logger.warn({ err: error }, 'frontend: could not report down to the store');
       }
@@ -91,7 +97,9 @@ export class StoreFollower {
     this.adminStates.clear();
     for (const [fqdn, record] of snapshot.adminStates) this.adminStates.set(fqdn.toLowerCase(), record.state);
     server.applyAdminStates(this.adminStates);
-    for (const record of snapshot.liveness) server.noteLiveness(record);
+    this.liveness.clear();
+    for (const record of snapshot.liveness) this.liveness.set(livenessKey(record.server, record.reporter), record);
+    server.applyLiveness([...this.liveness.values()]);
     this.appliedRevision = Math.max(this.appliedRevision, snapshot.revision);
   }
 
@@ -150,11 +158,13 @@ export class StoreFollower {
         server.applyAdminStates(this.adminStates);
         break;
       case 'liveness':
-        // For servers of other pools only: about its own pool's members this server trusts its heartbeat.
-        server.noteLiveness(event.record);
+        // Delivered when a report's state changes, not on each renewal: held until it expires.
+        this.liveness.set(livenessKey(event.record.server, event.record.reporter), event.record);
+        server.applyLiveness([...this.liveness.values()]);
         break;
       case 'liveness-expired':
-        // An expired report is read as expired (its atMs + ttlMs) without being told.
+        this.liveness.delete(livenessKey(event.server, event.reporter));
+        server.applyLiveness([...this.liveness.values()]);
         break;
     }
     this.appliedRevision = Math.max(this.appliedRevision, event.revision);
@@ -185,7 +195,7 @@ export class StoreFollower {
     const server = this.options.server;
     const ttlMs = LIVENESS_TTL_INTERVALS * server.heartbeatIntervalMs;
     try {
-      for (const record of server.livenessRecords(ttlMs)) await this.options.store.reportLiveness(record);
+      await this.options.store.reportLiveness(server.livenessReport(ttlMs));
       server.noteLivenessReport({ ok: true });
     } catch (error) {
       server.noteLivenessReport({ ok: false, error: (error as Error).message });

@@ -15,9 +15,9 @@ import {
   isReachable,
   isRoutable,
   livenessRecords,
-  noteStoreLiveness,
   withAdminState,
   withAdminUnavailable,
+  withConsensus,
   withMembers,
   withOwnState,
   withPeerAvailable,
@@ -25,6 +25,7 @@ import {
   type Membership,
 } from './membership.ts';
 import type { AdminState, LivenessRecord, MemberState } from '../store/store.ts';
+import { consensus } from './health.ts';
 
 const SELF = 'fe1.contoso.com';
 const POOL = ['fe1.contoso.com', 'fe2.contoso.com', 'fe3.contoso.com'];
@@ -66,7 +67,7 @@ interface Row {
 
 const admin = (states: Record<string, AdminState>) => (table: Membership): Membership => {
   const view = adminViewOf(table.self, new Map(Object.entries(states)));
-  return withAdminUnavailable(withAdminState(table, view.own, view.draining), view.unavailable).table;
+  return withAdminUnavailable(withAdminState(table, view.own), view.unavailable).table;
 };
 
 const ROWS: Row[] = [
@@ -91,15 +92,15 @@ const ROWS: Row[] = [
     available: ['fe1.contoso.com', 'fe2.contoso.com'], reachable: ['fe2.contoso.com'], movable: ['fe1.contoso.com', 'fe2.contoso.com'],
   },
   {
-    name: 'fe2 says it is draining: no home, no calls, no target',
+    name: 'fe2 says it is draining: no home, no target, but its users\' bindings are still reached through it',
     behaviour: { 'fe2.contoso.com': 'draining', 'fe3.contoso.com': 'active' }, probes: 1,
-    available: ['fe1.contoso.com', 'fe3.contoso.com'], reachable: ['fe3.contoso.com'], movable: ['fe1.contoso.com', 'fe3.contoso.com'],
+    available: ['fe1.contoso.com', 'fe3.contoso.com'], reachable: ['fe2.contoso.com', 'fe3.contoso.com'], movable: ['fe1.contoso.com', 'fe3.contoso.com'],
   },
   {
-    name: 'the store says fe2 is draining before its heartbeat does',
+    name: 'the store says fe2 is draining before its heartbeat does: no home, no target, still reached for its bindings',
     behaviour: { 'fe2.contoso.com': 'active', 'fe3.contoso.com': 'active' }, probes: 1,
     change: admin({ 'fe2.contoso.com': 'draining' }),
-    available: ['fe1.contoso.com', 'fe3.contoso.com'], reachable: ['fe3.contoso.com'], movable: ['fe1.contoso.com', 'fe3.contoso.com'],
+    available: ['fe1.contoso.com', 'fe3.contoso.com'], reachable: ['fe2.contoso.com', 'fe3.contoso.com'], movable: ['fe1.contoso.com', 'fe3.contoso.com'],
   },
   {
     name: 'fe2 blocked: no home, no target, but still reachable (it keeps its users until they leave)',
@@ -177,16 +178,16 @@ test('a server coming back from an admin state is reported as returned', () => {
 });
 
 test('admin states read for this server', () => {
-  const rows: [Record<string, AdminState>, { own: AdminState; unavailable: string[]; draining: string[] }][] = [
-    [{}, { own: 'active', unavailable: [], draining: [] }],
-    [{ 'fe1.contoso.com': 'draining' }, { own: 'draining', unavailable: [], draining: [] }],
-    [{ 'fe1.contoso.com': 'blocked' }, { own: 'blocked', unavailable: ['fe1.contoso.com'], draining: [] }],
-    [{ 'FE2.contoso.com': 'draining', 'fe3.contoso.com': 'blocked' }, { own: 'active', unavailable: ['fe2.contoso.com', 'fe3.contoso.com'], draining: ['fe2.contoso.com'] }],
-    [{ 'fe2.contoso.com': 'active' }, { own: 'active', unavailable: [], draining: [] }],
+  const rows: [Record<string, AdminState>, { own: AdminState; unavailable: string[] }][] = [
+    [{}, { own: 'active', unavailable: [] }],
+    [{ 'fe1.contoso.com': 'draining' }, { own: 'draining', unavailable: [] }],
+    [{ 'fe1.contoso.com': 'blocked' }, { own: 'blocked', unavailable: ['fe1.contoso.com'] }],
+    [{ 'FE2.contoso.com': 'draining', 'fe3.contoso.com': 'blocked' }, { own: 'active', unavailable: ['fe2.contoso.com', 'fe3.contoso.com'] }],
+    [{ 'fe2.contoso.com': 'active' }, { own: 'active', unavailable: [] }],
   ];
   for (const [states, expected] of rows) {
     const view = adminViewOf(SELF, new Map(Object.entries(states)));
-    assert.deepEqual({ own: view.own, unavailable: view.unavailable, draining: [...view.draining] }, expected, JSON.stringify(states));
+    assert.deepEqual({ own: view.own, unavailable: view.unavailable }, expected, JSON.stringify(states));
   }
 });
 
@@ -213,37 +214,97 @@ test('liveness records: own state (blocked when blocked and active), then each p
     assert.deepEqual(records.map((record) => [record.server, record.state]), expected, name);
     for (const record of records) assert.deepEqual([record.reporter, record.atMs, record.ttlMs, record.topologyVersion], [SELF, 5000, 3000, 4], name);
   }
+  // fe3 never answered: after failAfter misses it is down here (not available), but not reported —
+  // it may not have been running yet (start-up).
   const late = await heartbeatAfter(POOL, { 'fe2.contoso.com': 'active' }, 3);
-  assert.deepEqual(livenessRecords(createMembership({ self: SELF, members: POOL, heartbeat: late.view() }), at).map((record) => [record.server, record.state]), [[SELF, 'active'], ['fe2.contoso.com', 'active'], ['fe3.contoso.com', 'down']]);
+  const lateTable = createMembership({ self: SELF, members: POOL, heartbeat: late.view() });
+  assert.equal(isAvailable(lateTable, 'fe3.contoso.com'), false);
+  assert.deepEqual(livenessRecords(lateTable, at).map((record) => [record.server, record.state]), [[SELF, 'active'], ['fe2.contoso.com', 'active']]);
 });
 
-test('isRoutable: this pool by the heartbeat, other pools by the store\'s newest unexpired report; admin states for all', async () => {
+/** A heartbeat from fe1 in which fe2 answers and fe3 answered once, then missed failAfter probes (down here). */
+async function fe3LostAfterAnswering(): Promise<Heartbeat> {
+  const clock = new FakeClock();
+  let fe3Answers = true;
+  const probe = async (peer: string): Promise<ProbeResult> => (peer === 'fe3.contoso.com' && !fe3Answers ? { ok: false, reason: 'no answer' } : { ok: true, reportedState: 'active', topologyVersion: 1 });
+  const heartbeat = new Heartbeat(SELF, POOL.filter((peer) => peer !== SELF), probe, SETTINGS, clock);
+  const settle = () => new Promise((resolve) => setImmediate(resolve));
+  heartbeat.start();
+  await settle();
+  fe3Answers = false;
+  for (let probes = 0; probes < SETTINGS.failAfter; probes++) {
+    clock.advance(SETTINGS.intervalMs);
+    await settle();
+  }
+  heartbeat.stop();
+  return heartbeat;
+}
+
+test('liveness records: a peer that answered once and then missed failAfter probes is reported down', async () => {
+  const heartbeat = await fe3LostAfterAnswering();
+  const records = livenessRecords(createMembership({ self: SELF, members: POOL, heartbeat: heartbeat.view() }), { atMs: 5000, ttlMs: 3000, topologyVersion: 4 });
+  assert.deepEqual(records.map((record) => [record.server, record.state]), [[SELF, 'active'], ['fe2.contoso.com', 'active'], ['fe3.contoso.com', 'down']]);
+});
+
+test('consensus: a peer down here but seen up by another member stays a home (a partition of this pair only); never reachable or movable', async () => {
+  const heartbeat = await fe3LostAfterAnswering();
+  const base = createMembership({ self: SELF, members: POOL, heartbeat: heartbeat.view() });
+  const FE3 = 'fe3.contoso.com';
+  const at = (reporter: string, server: string, state: LivenessRecord['state']): LivenessRecord => ({ reporter, server, state, atMs: 1000, ttlMs: 3000, topologyVersion: 1 });
+  const withViews = (records: LivenessRecord[]) => withConsensus(base, consensus(POOL, records, 1500));
+  const rows: [string, Membership, boolean][] = [
+    ['no consensus yet: its own heartbeat decides', base, false],
+    ['fe2 and fe3 see fe3 up, fe1 down: up by 2 of 3', withViews([at(SELF, SELF, 'active'), at(SELF, FE3, 'down'), at('fe2.contoso.com', 'fe2.contoso.com', 'active'), at('fe2.contoso.com', FE3, 'active'), at(FE3, FE3, 'active')]), true],
+    ['only fe3 itself says up (a tie): nobody else vouches for it', withViews([at(SELF, SELF, 'active'), at(SELF, FE3, 'down'), at(FE3, FE3, 'active')]), false],
+    ['fe2 sees it down too: down', withViews([at(SELF, SELF, 'active'), at(SELF, FE3, 'down'), at('fe2.contoso.com', 'fe2.contoso.com', 'active'), at('fe2.contoso.com', FE3, 'down'), at(FE3, FE3, 'active')]), false],
+    ['it says itself it is draining', withViews([at(SELF, SELF, 'active'), at('fe2.contoso.com', 'fe2.contoso.com', 'active'), at('fe2.contoso.com', FE3, 'draining'), at(FE3, FE3, 'draining')]), false],
+  ];
+  for (const [name, table, available] of rows) {
+    assert.equal(isAvailable(table, FE3), available, name);
+    assert.equal(isReachable(table, FE3), false, `${name}: not reachable from here`);
+    assert.equal(isMovable(table, FE3), false, `${name}: no hand-over to it from here`);
+  }
+  // A peer never heard from here gets no benefit of the doubt (it may not run).
+  const never = createMembership({ self: SELF, members: POOL, heartbeat: (await heartbeatAfter(POOL, { 'fe2.contoso.com': 'active' }, 3)).view() });
+  const vouched = withConsensus(never, consensus(POOL, [at('fe2.contoso.com', 'fe2.contoso.com', 'active'), at('fe2.contoso.com', FE3, 'active'), at(FE3, FE3, 'active')], 1500));
+  assert.equal(isAvailable(vouched, FE3), false);
+});
+
+test('isRoutable: this pool by the heartbeat, other pools by their own pool\'s consensus; admin states for all', async () => {
   const heartbeat = await heartbeatAfter(POOL, { 'fe2.contoso.com': 'active' }, 3);
-  const liveness = new Map<string, LivenessRecord>();
-  const report = (server: string, state: MemberState, atMs: number, reporter = server): void =>
-    noteStoreLiveness(liveness, { server, reporter, state, atMs, ttlMs: 3000, topologyVersion: 1 });
-  report('fe4.contoso.com', 'active', 1000);
-  report('fe5.contoso.com', 'active', 1000);
-  report('fe5.contoso.com', 'down', 2000, 'fe4.contoso.com'); // newer: down
-  report('fe6.contoso.com', 'down', 1000, 'fe4.contoso.com');
-  report('fe6.contoso.com', 'active', 500); // older than the down: ignored
-  report('dir1.contoso.com', 'drained', 1000);
-  report('dir2.contoso.com', 'down', 100); // expired at 3100
-  report('med1.contoso.com', 'suspect', 1000);
-  const table = withAdminUnavailable(createMembership({ self: SELF, members: POOL, heartbeat: heartbeat.view(), storeLiveness: liveness }), ['fe7.contoso.com']).table;
+  const records: LivenessRecord[] = [];
+  /** `reporter` says `server` is `state` (a whole view is one record per server it names). */
+  const report = (reporter: string, server: string, state: MemberState): void => void records.push({ server, reporter, state, atMs: 1000, ttlMs: 3000, topologyVersion: 1 });
+  // pool02: fe4, fe5, fe6. fe4 and fe6 see fe5 down; fe5 cannot say otherwise (it is down).
+  for (const reporter of ['fe4.contoso.com', 'fe6.contoso.com']) {
+    report(reporter, reporter, 'active');
+    report(reporter, 'fe5.contoso.com', 'down');
+  }
+  report('fe4.contoso.com', 'fe6.contoso.com', 'active');
+  report('fe6.contoso.com', 'fe4.contoso.com', 'active');
+  // Directors: dir1 drained (its own word), dir2 alone and up.
+  report('dir1.contoso.com', 'dir1.contoso.com', 'drained');
+  report('dir2.contoso.com', 'dir2.contoso.com', 'active');
+  report('dir2.contoso.com', 'dir1.contoso.com', 'drained');
+  // A mediation server one peer calls suspect (a miss or two): up.
+  report('med1.contoso.com', 'med1.contoso.com', 'active');
+  report('med2.contoso.com', 'med2.contoso.com', 'active');
+  report('med2.contoso.com', 'med1.contoso.com', 'suspect');
+  const everyone = [...new Set(records.flatMap((record) => [record.server, record.reporter]))];
+  const base = withAdminUnavailable(createMembership({ self: SELF, members: POOL, heartbeat: heartbeat.view() }), ['fe7.contoso.com']).table;
+  const table = withConsensus(base, consensus([...POOL, ...everyone], records, 1500));
   const rows: [string, boolean, string][] = [
     [SELF, false, 'never itself'],
     ['fe2.contoso.com', true, 'a member the heartbeat hears'],
     ['fe3.contoso.com', false, 'a member the heartbeat gave up on'],
-    ['fe4.contoso.com', true, 'another pool, reported active'],
-    ['fe5.contoso.com', false, 'the newest report says down'],
-    ['fe6.contoso.com', false, 'an older active report does not undo a newer down'],
-    ['dir1.contoso.com', false, 'drained'],
-    ['dir2.contoso.com', true, 'its only report expired: unknown is not down'],
+    ['fe4.contoso.com', true, 'another pool, up by its pool'],
+    ['fe5.contoso.com', false, 'down by the majority of its pool'],
+    ['dir1.contoso.com', false, 'drained by its own word'],
+    ['dir2.contoso.com', true, 'up'],
     ['med1.contoso.com', true, 'suspect is not down'],
     ['fe7.contoso.com', false, 'blocked (admin) whatever the reports'],
     ['FE4.contoso.com.', true, 'names are canonical'],
     ['fe9.contoso.com', true, 'never reported: unknown is not down'],
   ];
-  for (const [server, expected, why] of rows) assert.equal(isRoutable(table, server, 3500), expected, `${server}: ${why}`);
+  for (const [server, expected, why] of rows) assert.equal(isRoutable(table, server), expected, `${server}: ${why}`);
 });

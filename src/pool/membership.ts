@@ -3,6 +3,7 @@
 // heartbeat's view — as one immutable value, and the pure functions that say who is available
 // (a home for users), reachable (takes calls, may hold bindings) and movable (a hand-over target).
 import type { AdminState, LivenessRecord } from '../store/store.ts';
+import { takesNewWork, type ServerHealth } from './health.ts';
 import { isAvailable as isAvailableState, type MemberHealth, type ReportedState } from './member-state.ts';
 
 /**
@@ -22,8 +23,6 @@ export interface Membership {
   readonly adminState: AdminState;
   /** Servers an operator took out (blocked anywhere, draining peers): nobody's home. Never the same as unhealthy. */
   readonly adminUnavailable: ReadonlySet<string>;
-  /** Peers the store says are draining: they take no new calls, before their heartbeat says so too. */
-  readonly adminDraining: ReadonlySet<string>;
   /** Peers added by a published version and not heard from yet: no home, no move target. */
   readonly commissioning: ReadonlySet<string>;
   /** The published topology no longer lists this server: it keeps its last pool view and drains. */
@@ -34,12 +33,12 @@ export interface Membership {
    */
   readonly heartbeat: ReadonlyMap<string, MemberHealth>;
   /**
-   * What the store's liveness reports say of servers of other pools (topology-aware routing between
-   * pools, DESIGN §7): the newest report about each server, kept by the caller (MembershipControl
-   * replaces entries as reports come; the table reads the latest). Members of this pool are judged
-   * by the heartbeat, never by this.
+   * The pool's consensus from the store's liveness reports (health.ts), empty until the store has
+   * any: what the other members see. Used for one question: a peer this server's own heartbeat
+   * holds down stays a home for users while the others see it up (a partition between the two of
+   * them only: the clients still reach it, and every server then names the same home).
    */
-  readonly storeLiveness: ReadonlyMap<string, LivenessRecord>;
+  readonly consensus: ReadonlyMap<string, ServerHealth>;
 }
 
 const EMPTY: ReadonlySet<string> = new Set();
@@ -52,11 +51,10 @@ export function createMembership(input: { self: string; members: readonly string
     ownState: 'active',
     adminState: 'active',
     adminUnavailable: EMPTY,
-    adminDraining: EMPTY,
     commissioning: EMPTY,
     removedFromTopology: false,
     heartbeat: input.heartbeat,
-    storeLiveness: input.storeLiveness ?? new Map(),
+    consensus: new Map(),
   };
 }
 
@@ -85,20 +83,36 @@ export function isAvailable(table: Membership, fqdn: string): boolean {
   if (!isMember(table, fqdn)) return false;
   const health = table.heartbeat.get(fqdn);
   if (health?.unknown && table.commissioning.has(fqdn)) return false;
-  return isAvailableState(health?.state ?? 'suspect');
+  return isAvailableState(health?.state ?? 'suspect') || seenUpByOthers(table, fqdn);
 }
 
 /**
- * A peer that is up, takes calls and may hold bindings, whatever the admin state says (a blocked
- * server keeps its users until they leave): it has answered and says it is active (or missed fewer
- * than failAfter probes), and the store does not say it is draining — the store's word comes first,
- * the heartbeat learns of a drain up to an interval later. A draining server takes no new calls
- * (DESIGN §1: its users are handed over). Never this server.
+ * This server's heartbeat holds `fqdn` down, but the consensus says up on the word of at least one
+ * other member (not `fqdn` itself, not this server): this server is cut off from it, the pool is
+ * not. A peer that has never answered here (it may not run) gets no such benefit of the doubt.
+ */
+function seenUpByOthers(table: Membership, fqdn: string): boolean {
+  const verdict = table.consensus.get(fqdn);
+  const health = table.heartbeat.get(fqdn);
+  if (health?.state !== 'down' || health.lastAnswerAtMs === undefined) return false;
+  if (verdict?.alive !== 'up' || !takesNewWork(verdict)) return false;
+  // Its own fresh report is one of the up votes; at least one more must come from another member.
+  return verdict.up - (verdict.own !== undefined ? 1 : 0) > 0;
+}
+
+/**
+ * A peer that is up and may hold bindings a request can reach, whatever the admin state says (a
+ * blocked server keeps its users until they leave): it has answered and says it is active or
+ * draining (or missed fewer than failAfter probes). A draining server — by its heartbeat or by the
+ * store — still counts: it accepts no new connections and starts no calls of its own users, but its
+ * users wait there for their hand-over batch, and a new call to one of them is delivered through the
+ * flow it still holds (DESIGN §1: taking a server offline without any loss of service). A drained
+ * one holds nobody. Never this server.
  */
 export function isReachable(table: Membership, fqdn: string): boolean {
-  if (fqdn === table.self || !isMember(table, fqdn) || table.adminDraining.has(fqdn)) return false;
+  if (fqdn === table.self || !isMember(table, fqdn)) return false;
   const health = table.heartbeat.get(fqdn);
-  return health !== undefined && !health.unknown && (health.state === 'active' || health.state === 'suspect');
+  return health !== undefined && !health.unknown && (health.state === 'active' || health.state === 'suspect' || health.state === 'draining');
 }
 
 /**
@@ -114,34 +128,20 @@ export function isMovable(table: Membership, fqdn: string): boolean {
   return isAvailableState(health.state);
 }
 
-/** States of a store report that take a server out of server-to-server routing. */
-const NOT_ROUTABLE_REPORTS: ReadonlySet<string> = new Set(['down', 'drained', 'blocked']);
-
 /**
  * May `fqdn` be sent new server-to-server traffic now (pool/routing.ts `Routable`: a Director's 301
  * Contacts, a call to a user homed on another pool)? Never this server, nor a server an operator
  * took out (blocked anywhere, draining). A member of this pool: `isReachable` (the heartbeat). A
- * server of another pool: by the store's newest unexpired report about it — `down`, `drained` or
- * `blocked` keep traffic away; no report (no store, nothing heard yet) is not down. A server that
- * is wrongly believed alive costs one failed try: the caller moves on to the next server.
+ * server of another pool: by the consensus of its own pool's reports (health.ts `takesNewWork`:
+ * not down by a majority of its pool, not draining or drained by its own word); unknown (no store,
+ * nothing reported yet) is not down. A server wrongly believed alive costs one failed try: the
+ * caller moves on to the next server.
  */
-export function isRoutable(table: Membership, fqdn: string, nowMs: number): boolean {
+export function isRoutable(table: Membership, fqdn: string): boolean {
   const server = canonical(fqdn);
   if (server === table.self || table.adminUnavailable.has(server)) return false;
   if (isMember(table, server)) return isReachable(table, server);
-  const report = table.storeLiveness.get(server);
-  if (report === undefined || report.atMs + report.ttlMs <= nowMs) return true;
-  return !NOT_ROUTABLE_REPORTS.has(report.state);
-}
-
-/**
- * Keeps the newest report about each server (`storeLiveness`'s rule), in place: the map belongs to
- * the caller that made the table. Reports about this pool's members are kept too but never read.
- */
-export function noteStoreLiveness(liveness: Map<string, LivenessRecord>, record: LivenessRecord): void {
-  const server = canonical(record.server);
-  const seen = liveness.get(server);
-  if (seen === undefined || record.atMs >= seen.atMs) liveness.set(server, record);
+  return takesNewWork(table.consensus.get(server));
 }
 
 /** The members that may take users now, in topology order (`status().available`). */
@@ -151,20 +151,19 @@ export function availableMembers(table: Membership): string[] {
 
 /**
  * The store's admin states, read for this server (src/frontend/README.md "Resilience"): its own
- * state; `blocked` (any server) and `draining` (a peer) take a server out of the physical sequence;
- * draining peers also stop taking calls. Servers not named are active.
+ * state; `blocked` (any server) and `draining` (a peer) take a server out of the physical sequence.
+ * A draining peer still holds its users' bindings until their hand-over (isReachable). Servers not
+ * named are active.
  */
-export function adminViewOf(self: string, states: ReadonlyMap<string, AdminState>): { own: AdminState; unavailable: string[]; draining: Set<string> } {
+export function adminViewOf(self: string, states: ReadonlyMap<string, AdminState>): { own: AdminState; unavailable: string[] } {
   let own: AdminState = 'active';
   const unavailable: string[] = [];
-  const draining = new Set<string>();
   for (const [server, state] of states) {
     const fqdn = server.toLowerCase();
     if (fqdn === self) own = state;
     if (state === 'blocked' || (state === 'draining' && fqdn !== self)) unavailable.push(fqdn);
-    if (state === 'draining' && fqdn !== self) draining.add(fqdn);
   }
-  return { own, unavailable, draining };
+  return { own, unavailable };
 }
 
 /** A new set of servers taken out by an operator; `returned` says one came back (it may be some users' home again). */
@@ -176,8 +175,8 @@ export function withAdminUnavailable(table: Membership, servers: Iterable<string
   return { table: { ...table, adminUnavailable: next }, returned };
 }
 
-export function withAdminState(table: Membership, own: AdminState, draining: ReadonlySet<string>): Membership {
-  return { ...table, adminState: own, adminDraining: draining };
+export function withAdminState(table: Membership, own: AdminState): Membership {
+  return { ...table, adminState: own };
 }
 
 export function withOwnState(table: Membership, ownState: ReportedState): Membership {
@@ -205,6 +204,11 @@ export function withMembers(table: Membership, members: readonly string[]): { ta
   return { table: { ...table, members: list, memberSet, commissioning, removedFromTopology: false }, added, removed, wasRemoved: table.removedFromTopology };
 }
 
+/** The pool's consensus from the store's liveness reports (health.ts `consensus`), replaced whole. */
+export function withConsensus(table: Membership, consensus: ReadonlyMap<string, ServerHealth>): Membership {
+  return { ...table, consensus };
+}
+
 /** The heartbeat found `peer` available: a commissioned peer's first answer ends its commissioning. */
 export function withPeerAvailable(table: Membership, peer: string): { table: Membership; commissioned: boolean } {
   if (!table.commissioning.has(peer)) return { table, commissioned: false };
@@ -214,10 +218,13 @@ export function withPeerAvailable(table: Membership, peer: string): { table: Mem
 }
 
 /**
- * What this server reports to the store (DNS reads them, src/dns/zone.ts): its own state (`blocked`
- * when an operator blocked it and it is otherwise active), and its heartbeat view of each peer it has
- * heard from or given up on (a peer never heard from and not yet given up on: nothing to say). A
- * server left out of the topology reports only itself.
+ * What this server reports to the store (DNS and `pool status` read them through the consensus,
+ * health.ts): its own state (`blocked` when an operator blocked it and it is otherwise active), and
+ * its heartbeat view of each peer it has heard from at least once. A peer that has never answered this
+ * server is not reported, not even after `failAfter` misses: at start-up the servers come up one after
+ * another, and a peer probed before it was running is not evidence of anything ("a server does not
+ * report a peer down before it has probed it failAfter times after both were running"). Its misses
+ * still count locally (isAvailable). A server left out of the topology reports only itself.
  */
 export function livenessRecords(table: Membership, at: { atMs: number; ttlMs: number; topologyVersion: number }): LivenessRecord[] {
   const { atMs, ttlMs, topologyVersion } = at;
@@ -226,7 +233,7 @@ export function livenessRecords(table: Membership, at: { atMs: number; ttlMs: nu
   const records: LivenessRecord[] = [{ server: self, reporter: self, state: ownState, atMs, ttlMs, topologyVersion }];
   if (table.removedFromTopology) return records;
   for (const [peer, health] of table.heartbeat) {
-    if (health.unknown) continue;
+    if (health.unknown || health.lastAnswerAtMs === undefined) continue;
     records.push({ server: peer, reporter: self, state: health.state, atMs, ttlMs, topologyVersion });
   }
   return records;

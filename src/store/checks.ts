@@ -35,13 +35,12 @@ export const adminRecordFields = {
   reason: storedText,
 };
 
-/** A liveness report (LivenessRecord) as stored. */
-export const livenessRecordFields = {
-  server: z.string().min(1),
+/** A reporter's whole view (LivenessReport) as stored. */
+export const livenessReportFields = {
   reporter: z.string().min(1),
-  state: z.enum(['active', 'suspect', 'down', 'draining', 'drained', 'blocked']),
   atMs: z.number(),
   ttlMs: z.number().int().min(1).max(limits.storeLivenessTtlMsMax),
   topologyVersion: z.number().int().min(0),
+  states: z.array(z.strictObject({ server: z.string().min(1), state: z.enum(['active', 'suspect', 'down', 'draining', 'drained', 'blocked']) })),
 };
-export const livenessRecordSchema = z.strictObject(livenessRecordFields);
+export const livenessReportSchema = z.strictObject(livenessReportFields);

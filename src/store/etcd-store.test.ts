@@ -8,7 +8,7 @@ import { startEtcd, type EtcdServer } from '../../test/helpers/etcd.ts';
 import { eventually } from '../../test/helpers/eventually.ts';
 import { FakeClock } from '../../test/helpers/fake-clock.ts';
 import { leaseTtlSeconds, openEtcdStore, type EtcdStore } from './etcd-store.ts';
-import type { StoreEvent } from './store.ts';
+import { reportOf, type StoreEvent } from './store.ts';
 import { rejectsWith, storeTopology as topology } from '../../test/helpers/store-fixtures.ts';
 
 let etcd: EtcdServer;
@@ -66,8 +66,8 @@ describe('values written by something else: STORE_CORRUPT naming the key', () =>
     const { store, prefix } = await fresh();
     await raw.put(`${prefix}admin/fe1.example.com`).value(JSON.stringify({ format: 1, server: 'fe1.example.com', state: 'asleep', by: 'a', atMs: 0, reason: '' }));
     await rejectsWith(store.adminStates(), 'STORE_CORRUPT', `${prefix}admin/fe1.example.com: unexpected content at state`);
-    await raw.put(`${prefix}liveness/a~b`).value('[]');
-    await rejectsWith(store.liveness(), 'STORE_CORRUPT', `${prefix}liveness/a~b`);
+    await raw.put(`${prefix}liveness/a.example.com`).value('[]');
+    await rejectsWith(store.liveness(), 'STORE_CORRUPT', `${prefix}liveness/a.example.com`);
     await raw.put(`${prefix}versions/latest`).value('{}');
     await rejectsWith(store.currentVersion(), 'STORE_CORRUPT', `${prefix}versions/latest: not a version key`);
   });
@@ -97,7 +97,7 @@ describe('etcd going away and coming back', () => {
     try {
       await rejectsWith(store.currentVersion(), 'STORE_UNAVAILABLE', etcd.endpoint);
       await rejectsWith(store.publish(topology(), 1, { by: 'during' }), 'STORE_UNAVAILABLE', etcd.endpoint);
-      await rejectsWith(store.reportLiveness({ server: 'a', reporter: 'b', state: 'active', atMs: 0, ttlMs: 1000, topologyVersion: 0 }), 'STORE_UNAVAILABLE');
+      await rejectsWith(store.reportLiveness(reportOf({ server: 'a', reporter: 'b', state: 'active', atMs: 0, ttlMs: 1000, topologyVersion: 0 })), 'STORE_UNAVAILABLE');
       await rejectsWith(store.snapshot(), 'STORE_UNAVAILABLE');
       await rejectsWith(ended, 'STORE_UNAVAILABLE', etcd.endpoint);
       await rejectsWith(openEtcdStore({ endpoints: [etcd.endpoint], requestTimeoutMs: 1000 }), 'STORE_UNAVAILABLE', etcd.endpoint);

@@ -11,8 +11,8 @@ import { diffTopologies, type TopologyDiff } from '../topology/diff.ts';
 import { fromObject } from '../topology/parse.ts';
 import { TopologyError } from '../topology/problem.ts';
 import type { Topology } from '../topology/schema.ts';
-import { adminRecordFields, checkText, livenessRecordFields, livenessRecordSchema, publishedDocument, storedText } from './checks.ts';
-import type { AdminState, AdminStateRecord, LivenessRecord, PublishedVersion, Snapshot, Store, StoreEvent, VersionSummary, WatchOptions } from './store.ts';
+import { adminRecordFields, checkText, livenessReportFields, livenessReportSchema, publishedDocument, storedText } from './checks.ts';
+import { recordsOf, type AdminState, type AdminStateRecord, type LivenessRecord, type LivenessReport, type PublishedVersion, type Snapshot, type Store, type StoreEvent, type VersionSummary, type WatchOptions } from './store.ts';
 import { authSecretSchema, checkedUser, checkHomePool, unknownUser, updatedUser, userExists, userRecordFields, type NewUser, type UserRecord, type UserUpdate } from './users.ts';
 
 export interface EtcdStoreOptions {
@@ -42,7 +42,7 @@ const count = z.number().int().min(1);
 const summarySchema = z.strictObject({ format: z.literal(FORMAT), version: count, publishedAtMs: z.number(), by: text, comment: text });
 const topologyValueSchema = z.strictObject({ format: z.literal(FORMAT), version: count, topology: z.unknown() });
 const adminValueSchema = z.strictObject({ format: z.literal(FORMAT), ...adminRecordFields });
-const livenessValueSchema = z.strictObject({ format: z.literal(FORMAT), ...livenessRecordFields });
+const livenessValueSchema = z.strictObject({ format: z.literal(FORMAT), ...livenessReportFields });
 const userValueSchema = z.strictObject({ format: z.literal(FORMAT), ...userRecordFields });
 const secretValueSchema = authSecretSchema.extend({ format: z.literal(FORMAT) });
 
@@ -216,14 +216,21 @@ export class EtcdStore implements Store {
     return record;
   }
 
-  private livenessOf(kv: IKeyValue): LivenessRecord {
-    const { format: _format, ...record } = this.checked(kv, livenessValueSchema);
-    if (this.keyName(kv) !== this.livenessKey(record.server, record.reporter).toString()) throw this.corrupt(this.keyName(kv), `holds the report of ${record.reporter} about ${record.server}, its key says otherwise`);
-    return record;
+  private livenessOf(kv: IKeyValue): LivenessReport {
+    const { format: _format, ...report } = this.checked(kv, livenessValueSchema);
+    if (this.keyName(kv) !== this.livenessKey(report.reporter).toString()) throw this.corrupt(this.keyName(kv), `holds the report of ${report.reporter}, its key says otherwise`);
+    return report;
   }
 
-  private livenessKey(server: string, reporter: string): Buffer {
-    return this.key('liveness', `${escapeName(server)}~${escapeName(reporter)}`);
+  /** One key per reporter (its whole view). */
+  private livenessKey(reporter: string): Buffer {
+    return this.key('liveness', escapeName(reporter));
+  }
+
+  /** The records of the reports read from `kvs` that have not expired; keys in the older one-per-pair layout are skipped. */
+  private livenessRecordsOf(kvs: readonly IKeyValue[]): LivenessRecord[] {
+    const reports = kvs.filter((kv) => !this.keyName(kv).includes('~')).map((kv) => this.livenessOf(kv));
+    return this.unexpired(reports.flatMap(recordsOf));
   }
 
   private unexpired(records: LivenessRecord[]): LivenessRecord[] {
@@ -349,16 +356,19 @@ export class EtcdStore implements Store {
   // ---- liveness --------------------------------------------------------------------------
 
   /**
-   * A put on a fresh lease of the report's TTL (whole seconds, rounded up): etcd deletes the key
-   * when the reporter stops renewing, which a watch sees as 'liveness-expired'. Each report takes a
-   * new lease; the one it replaces expires with no key on it.
+   * A put on a fresh lease of the report's TTL (whole seconds, rounded up) under the reporter's key:
+   * one lease and one put per reporter per report, whatever the pool's size. etcd deletes the key when
+   * the reporter stops renewing, which a watch sees as 'liveness-expired' for each server it named.
+   * Each report takes a new lease; the one it replaces expires with no key on it.
    */
-  async reportLiveness(record: LivenessRecord): Promise<void> {
-    const parsed = livenessRecordSchema.safeParse(record);
-    assert(parsed.success, `invalid liveness record: ${parsed.error?.issues[0]?.message ?? ''}`);
-    const key = this.livenessKey(record.server, record.reporter);
-    const lease = await this.call(`grant a lease for ${key.toString()}`, () => this.client.leaseClient.leaseGrant({ TTL: leaseTtlSeconds(record.ttlMs) }));
-    await this.call(`report liveness to ${key.toString()}`, () => this.client.kv.put({ key, value: Buffer.from(JSON.stringify({ format: FORMAT, ...parsed.data })), lease: lease.ID }));
+  async reportLiveness(report: LivenessReport): Promise<void> {
+    const parsed = livenessReportSchema.safeParse(report);
+    assert(parsed.success, `invalid liveness report: ${parsed.error?.issues[0]?.message ?? ''}`);
+    const value = Buffer.from(JSON.stringify({ format: FORMAT, ...parsed.data }));
+    if (value.length > limits.storeLivenessBytesMax) throw new DnslbError('STORE_TOO_LARGE', `the liveness report of ${report.reporter} is ${value.length} bytes, more than the limit of ${limits.storeLivenessBytesMax}`);
+    const key = this.livenessKey(report.reporter);
+    const lease = await this.call(`grant a lease for ${key.toString()}`, () => this.client.leaseClient.leaseGrant({ TTL: leaseTtlSeconds(report.ttlMs) }));
+    await this.call(`report liveness to ${key.toString()}`, () => this.client.kv.put({ key, value, lease: lease.ID }));
   }
 
   /**
@@ -367,7 +377,7 @@ export class EtcdStore implements Store {
    */
   async liveness(): Promise<LivenessRecord[]> {
     const { kvs } = await this.range('liveness');
-    return this.unexpired(kvs.map((kv) => this.livenessOf(kv)));
+    return this.livenessRecordsOf(kvs);
   }
 
   // ---- users -----------------------------------------------------------------------------
@@ -503,7 +513,7 @@ export class EtcdStore implements Store {
       current = { ...summary, topology: this.topologyOf(topologyKv, summary.version) };
     }
     const adminStates = new Map(this.bounded('admin', admin ?? []).map((kv) => this.adminOf(kv)).map((record) => [record.server, record]));
-    const records = this.unexpired(this.bounded('liveness', liveness ?? []).map((kv) => this.livenessOf(kv)));
+    const records = this.livenessRecordsOf(this.bounded('liveness', liveness ?? []));
     return { revision: revisionOf(response.header.revision), current, adminStates, liveness: records };
   }
 
@@ -522,14 +532,28 @@ export class EtcdStore implements Store {
     const initial = await this.range('liveness');
     const livenessRevision = initial.revision;
     let cursor = options.afterRevision ?? initial.revision;
-    /** Liveness as last reported to this watcher, by key. */
-    const reported = new Map<string, { fingerprint: string; server: string; reporter: string }>();
+    /** Liveness as last reported to this watcher: by reporter key, each (server → fingerprint) of its view. */
+    const reported = new Map<string, { reporter: string; servers: Map<string, string> }>();
     const fingerprint = (record: LivenessRecord): string => `${record.state}|${record.topologyVersion}`;
+    /** The events that bring this watcher from what it reported of a reporter to `records` (its new view; empty: gone). */
+    const changesOf = (key: string, reporter: string, records: readonly LivenessRecord[], revision: number): StoreEvent[] => {
+      const before = reported.get(key)?.servers ?? new Map<string, string>();
+      const after = new Map<string, string>();
+      const events: StoreEvent[] = [];
+      for (const record of records) {
+        const print = fingerprint(record);
+        after.set(record.server, print);
+        if (before.get(record.server) !== print) events.push({ kind: 'liveness', revision, record });
+      }
+      for (const server of before.keys()) if (!after.has(server)) events.push({ kind: 'liveness-expired', revision, server, reporter });
+      if (after.size > 0) reported.set(key, { reporter, servers: after });
+      else reported.delete(key);
+      return events;
+    };
     for (const kv of initial.kvs) {
-      const record = this.livenessOf(kv);
-      if (this.unexpired([record]).length === 0) continue;
-      reported.set(this.keyName(kv), { fingerprint: fingerprint(record), server: record.server, reporter: record.reporter });
-      yield { kind: 'liveness', revision: cursor, record };
+      if (this.keyName(kv).includes('~')) continue;
+      const report = this.livenessOf(kv);
+      for (const event of changesOf(this.keyName(kv), report.reporter, this.unexpired(recordsOf(report)), cursor)) yield event;
     }
 
     type Item = { kind: 'events'; events: Array<{ type: string; kv: IKeyValue }> } | { kind: 'error'; error: unknown } | { kind: 'disconnected'; error: unknown } | { kind: 'end' };
@@ -614,19 +638,16 @@ export class EtcdStore implements Store {
             yield { kind: 'published', revision, version: this.summaryOf(kv).version };
           } else if (name.startsWith('admin/') && put) {
             yield { kind: 'admin-state', revision, record: this.adminOf(kv) };
-          } else if (name.startsWith('liveness/') && revision > livenessRevision) {
+          } else if (name.startsWith('liveness/') && !name.includes('~') && revision > livenessRevision) {
             if (put) {
-              const record = this.livenessOf(kv);
-              const print = fingerprint(record);
-              if (reported.get(key)?.fingerprint === print) continue; // a renewal
-              reported.set(key, { fingerprint: print, server: record.server, reporter: record.reporter });
-              yield { kind: 'liveness', revision, record };
+              // A renewal with the same states yields nothing; a changed or dropped server does.
+              const report = this.livenessOf(kv);
+              for (const event of changesOf(key, report.reporter, recordsOf(report), revision)) yield event;
             } else {
               // Only lease expiry deletes a report: the reporter stopped renewing it.
               const was = reported.get(key);
               if (!was) continue;
-              reported.delete(key);
-              yield { kind: 'liveness-expired', revision, server: was.server, reporter: was.reporter };
+              for (const event of changesOf(key, was.reporter, [], revision)) yield event;
             }
           }
           // Topologies come with their version's summary; deletes of durable keys (by hand) change

@@ -13,7 +13,7 @@ import { isDnslbError } from '../shared/errors.ts';
 import { limits } from '../shared/limits.ts';
 import { fromObject } from '../topology/parse.ts';
 import { openFileStore, type FileStore, type FileStoreOptions } from './file-store.ts';
-import type { StoreEvent } from './store.ts';
+import { reportOf, type StoreEvent } from './store.ts';
 import { rejectsWith, serverNames, storeTopology as topology } from '../../test/helpers/store-fixtures.ts';
 
 const directories: string[] = [];
@@ -211,10 +211,10 @@ describe('liveness', () => {
   test('reports are kept per (server, reporter), the newest wins, and expired ones are not returned', async () => {
     const { store, clock, dataDir } = await freshStore({ livenessRetainMs: 10_000 });
     const base = { state: 'active' as const, ttlMs: 3000, topologyVersion: 1 };
-    await store.reportLiveness({ ...base, server: 'fe1.example.com', reporter: 'fe2.example.com', atMs: clock.nowMs() });
-    await store.reportLiveness({ ...base, server: 'fe1.example.com', reporter: 'fe3.example.com', atMs: clock.nowMs() });
+    await store.reportLiveness(reportOf({ ...base, server: 'fe1.example.com', reporter: 'fe2.example.com', atMs: clock.nowMs() }));
+    await store.reportLiveness(reportOf({ ...base, server: 'fe1.example.com', reporter: 'fe3.example.com', atMs: clock.nowMs() }));
     clock.advance(2000);
-    await store.reportLiveness({ ...base, server: 'fe1.example.com', reporter: 'fe2.example.com', state: 'down', atMs: clock.nowMs() });
+    await store.reportLiveness(reportOf({ ...base, server: 'fe1.example.com', reporter: 'fe2.example.com', state: 'down', atMs: clock.nowMs() }));
     let live = await store.liveness();
     assert.equal(live.length, 2);
     assert.equal(live.find((record) => record.reporter === 'fe2.example.com')?.state, 'down');
@@ -227,11 +227,26 @@ describe('liveness', () => {
     assert.deepEqual(await readdir(join(dataDir, 'store', 'liveness')), []);
   });
 
+  test('one file per reporter holding its whole view: a pool of N writes N files, a new view replaces the old; files of the older one-per-pair layout are removed', async () => {
+    const { store, dataDir, clock } = await freshStore();
+    const names = ['fe1.example.com', 'fe2.example.com', 'fe3.example.com'];
+    for (const reporter of names) {
+      await store.reportLiveness({ reporter, atMs: clock.nowMs(), ttlMs: 3000, topologyVersion: 1, states: names.map((server) => ({ server, state: 'active' as const })) });
+    }
+    assert.deepEqual((await readdir(join(dataDir, 'store', 'liveness'))).sort(), names.map((name) => `${name}.json`));
+    assert.equal((await store.liveness()).length, 9);
+    await store.reportLiveness({ reporter: 'fe1.example.com', atMs: clock.nowMs(), ttlMs: 3000, topologyVersion: 1, states: [{ server: 'fe1.example.com', state: 'active' }] });
+    assert.deepEqual((await store.liveness()).filter((record) => record.reporter === 'fe1.example.com').map((record) => record.server), ['fe1.example.com']);
+    await writeFile(join(dataDir, 'store', 'liveness', 'fe1.example.com~fe2.example.com.json'), '{"old":"layout"}');
+    assert.equal((await store.liveness()).length, 7);
+    assert.deepEqual((await readdir(join(dataDir, 'store', 'liveness'))).length, 3);
+  });
+
   test('reporters and servers with any characters stay distinct files', async () => {
     const { store, clock } = await freshStore();
     const base = { state: 'suspect' as const, ttlMs: 3000, topologyVersion: 0, atMs: clock.nowMs() };
-    await store.reportLiveness({ ...base, server: 'a.example.com', reporter: 'Admin API ~/_x' });
-    await store.reportLiveness({ ...base, server: 'a.example.com', reporter: 'admin api ~/_x' });
+    await store.reportLiveness(reportOf({ ...base, server: 'a.example.com', reporter: 'Admin API ~/_x' }));
+    await store.reportLiveness(reportOf({ ...base, server: 'a.example.com', reporter: 'admin api ~/_x' }));
     assert.equal((await store.liveness()).length, 2);
   });
 });
@@ -288,14 +303,14 @@ describe('watch', () => {
   test('liveness: current reports first, then changes, then expiry when the clock passes the TTL', async () => {
     const { store, clock } = await freshStore({ pollIntervalMs: 100 });
     const report = { server: 'fe1.example.com', reporter: 'fe2.example.com', state: 'active' as const, ttlMs: 3000, topologyVersion: 1 };
-    await store.reportLiveness({ ...report, atMs: clock.nowMs() });
+    await store.reportLiveness(reportOf({ ...report, atMs: clock.nowMs() }));
     const controller = new AbortController();
     const iterator = store.watch({ signal: controller.signal })[Symbol.asyncIterator]();
     const [first] = await take(iterator, 1);
     assert.equal(first?.kind === 'liveness' && first.record.state, 'active');
     const next = iterator.next();
-    await store.reportLiveness({ ...report, atMs: clock.nowMs() }); // a renewal, same state: no event
-    await store.reportLiveness({ ...report, state: 'down', atMs: clock.nowMs() });
+    await store.reportLiveness(reportOf({ ...report, atMs: clock.nowMs() })); // a renewal, same state: no event
+    await store.reportLiveness(reportOf({ ...report, state: 'down', atMs: clock.nowMs() }));
     const changed = await next;
     assert.equal(!changed.done && changed.value.kind === 'liveness' && changed.value.record.state, 'down');
     const expired = iterator.next();
@@ -372,8 +387,8 @@ describe('crash leftovers and corrupt files', () => {
 
   test('a corrupt liveness file: STORE_CORRUPT naming the file', async () => {
     const { store, dataDir, clock } = await freshStore();
-    await store.reportLiveness({ server: 'a.example.com', reporter: 'b.example.com', state: 'active', atMs: clock.nowMs(), ttlMs: 1000, topologyVersion: 0 });
-    const file = join(dataDir, 'store', 'liveness', 'a.example.com~b.example.com.json');
+    await store.reportLiveness(reportOf({ server: 'a.example.com', reporter: 'b.example.com', state: 'active', atMs: clock.nowMs(), ttlMs: 1000, topologyVersion: 0 }));
+    const file = join(dataDir, 'store', 'liveness', 'b.example.com.json');
     await truncate(file, 5);
     await rejectsWith(store.liveness(), 'STORE_CORRUPT', file);
   });

@@ -14,8 +14,8 @@ import { fromObject } from '../topology/parse.ts';
 import { TopologyError } from '../topology/problem.ts';
 import type { Topology } from '../topology/schema.ts';
 import { corrupt, createExclusive, fsyncDirectory, listDirectory, readBounded, removeIfPresent, removeStaleTemps, replaceAtomically } from './files.ts';
-import { adminRecordFields, checkText, livenessRecordSchema, publishedDocument, storedText } from './checks.ts';
-import type { AdminState, AdminStateRecord, LivenessRecord, PublishedVersion, Snapshot, Store, StoreEvent, VersionSummary, WatchOptions } from './store.ts';
+import { adminRecordFields, checkText, livenessReportSchema, publishedDocument, storedText } from './checks.ts';
+import { recordsOf, type AdminState, type AdminStateRecord, type LivenessRecord, type LivenessReport, type PublishedVersion, type Snapshot, type Store, type StoreEvent, type VersionSummary, type WatchOptions } from './store.ts';
 import { FileUsers } from './file-users.ts';
 import type { NewUser, UserRecord, UserUpdate } from './users.ts';
 
@@ -115,10 +115,15 @@ function checked<T>(path: string, raw: string, schema: z.ZodType<T>): T {
   return result.data;
 }
 
-/** A file name for one (server, reporter) pair; readable when short, hashed-free and collision-free by escaping. */
-function livenessName(server: string, reporter: string): string {
+/** A reporter's file name; readable when short, collision-free by escaping (never contains `~`). */
+function livenessName(reporter: string): string {
   const escape = (value: string): string => value.replace(/[^a-z0-9.-]/g, (character) => `_${character.codePointAt(0)?.toString(16)}_`);
-  return `${escape(server)}~${escape(reporter)}.json`;
+  return `${escape(reporter)}.json`;
+}
+
+/** A (server, reporter) pair, the key of what a watch has reported. */
+function pairKey(record: LivenessRecord): string {
+  return `${record.server}\n${record.reporter}`;
 }
 
 /** Wakes a waiting watch: latched, so that a notification during a scan is not lost. */
@@ -489,40 +494,53 @@ export class FileStore implements Store {
   // ---- liveness --------------------------------------------------------------------------
 
   /**
-   * One file per (server, reporter), replaced atomically on each report: the store holds at most
-   * one report per pair however often they come, and they never enter the change log. The file is
-   * fsynced (no torn file after a power cut) but not its directory: a crash may lose the newest
-   * report, leaving the previous one, which expires on its own.
+   * One file per reporter holding its whole view, replaced atomically on each report: a pool of N
+   * costs N fsyncs per interval (not one per pair), and the store holds one report per reporter
+   * however often they come; reports never enter the change log. The file is fsynced (no torn file
+   * after a power cut) but not its directory: a crash may lose the newest report, leaving the
+   * previous one, which expires on its own.
    */
-  async reportLiveness(record: LivenessRecord): Promise<void> {
+  async reportLiveness(report: LivenessReport): Promise<void> {
     assert(!this.closed, 'file store used after close()');
-    const parsed = livenessRecordSchema.safeParse(record);
-    assert(parsed.success, `invalid liveness record: ${parsed.error?.issues[0]?.message ?? ''}`);
-    await replaceAtomically(this.tmpDirectory, join(this.livenessDirectory, livenessName(record.server, record.reporter)), JSON.stringify(parsed.data), { syncDirectory: false });
+    const parsed = livenessReportSchema.safeParse(report);
+    assert(parsed.success, `invalid liveness report: ${parsed.error?.issues[0]?.message ?? ''}`);
+    const text = JSON.stringify(parsed.data);
+    if (Buffer.byteLength(text) > limits.storeLivenessBytesMax) throw new DnslbError('STORE_TOO_LARGE', `the liveness report of ${report.reporter} is ${Buffer.byteLength(text)} bytes, more than the limit of ${limits.storeLivenessBytesMax}`);
+    await replaceAtomically(this.tmpDirectory, join(this.livenessDirectory, livenessName(report.reporter)), text, { syncDirectory: false });
   }
 
   /** Every report on disk, expired or not; deletes those expired for longer than livenessRetainMs. */
-  private async readLiveness(): Promise<LivenessRecord[]> {
+  private async readLiveness(): Promise<LivenessReport[]> {
     const nowMs = this.clock.nowMs();
-    const records: LivenessRecord[] = [];
+    const reports: LivenessReport[] = [];
     for (const name of await listDirectory(this.livenessDirectory)) {
       if (!name.endsWith('.json')) continue;
       const path = join(this.livenessDirectory, name);
+      // One file per (server, reporter) pair, as stores before one report per reporter kept them: stale by now.
+      if (name.includes('~')) {
+        await removeIfPresent(path);
+        continue;
+      }
       const raw = await readBounded(path, limits.storeLivenessBytesMax);
       if (raw === undefined) continue;
-      const record = checked(path, raw, livenessRecordSchema);
-      if (livenessName(record.server, record.reporter) !== name) throw corrupt(path, `holds the report of ${record.reporter} about ${record.server}, its name says otherwise`);
+      const report = checked(path, raw, livenessReportSchema);
+      if (livenessName(report.reporter) !== name) throw corrupt(path, `holds the report of ${report.reporter}, its name says otherwise`);
       // A report renewed between the read and the unlink is lost until the next one (≈ 1 s): harmless.
-      if (record.atMs + record.ttlMs + this.livenessRetainMs < nowMs) await removeIfPresent(path);
-      else records.push(record);
+      if (report.atMs + report.ttlMs + this.livenessRetainMs < nowMs) await removeIfPresent(path);
+      else reports.push(report);
     }
-    return records;
+    return reports;
+  }
+
+  /** The unexpired reports, one record per (server, reporter). */
+  private async freshLiveness(): Promise<LivenessRecord[]> {
+    const nowMs = this.clock.nowMs();
+    return (await this.readLiveness()).filter((report) => nowMs < report.atMs + report.ttlMs).flatMap(recordsOf);
   }
 
   async liveness(): Promise<LivenessRecord[]> {
     assert(!this.closed, 'file store used after close()');
-    const nowMs = this.clock.nowMs();
-    return (await this.readLiveness()).filter((record) => nowMs < record.atMs + record.ttlMs);
+    return this.freshLiveness();
   }
 
   // ---- users (file-users.ts) -------------------------------------------------------------
@@ -566,8 +584,7 @@ export class FileStore implements Store {
     return this.exclusive(async () => {
       const state = await this.refresh();
       const current = state.versions.length > 0 ? await this.readVersion(state, undefined) : undefined;
-      const nowMs = this.clock.nowMs();
-      const liveness = (await this.readLiveness()).filter((record) => nowMs < record.atMs + record.ttlMs);
+      const liveness = await this.freshLiveness();
       return { revision: state.revision, current, adminStates: new Map([...state.adminStates].map(([server, record]) => [server, stripRevision(record)])), liveness };
     });
   }
@@ -636,9 +653,7 @@ export class FileStore implements Store {
           livenessChanged = false;
           nextLivenessCheckMs = nowMs + this.pollIntervalMs;
           const live = new Map<string, LivenessRecord>();
-          for (const record of await this.readLiveness()) {
-            if (nowMs < record.atMs + record.ttlMs) live.set(livenessName(record.server, record.reporter), record);
-          }
+          for (const record of await this.freshLiveness()) live.set(pairKey(record), record);
           for (const [key, record] of live) {
             const fingerprint = `${record.state}|${record.topologyVersion}`;
             if (reported.get(key)?.fingerprint === fingerprint) continue;

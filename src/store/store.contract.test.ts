@@ -13,7 +13,7 @@ import { isDnslbError } from '../shared/errors.ts';
 import { limits } from '../shared/limits.ts';
 import { openEtcdStore } from './etcd-store.ts';
 import { openFileStore } from './file-store.ts';
-import type { LivenessRecord, Store, StoreEvent } from './store.ts';
+import { reportOf, type LivenessRecord, type Store, type StoreEvent } from './store.ts';
 import { rejectsWith, serverNames, storeTopology as topology, storeTopologyWithDirector, storeUser } from '../../test/helpers/store-fixtures.ts';
 
 interface Backend {
@@ -196,12 +196,31 @@ for (const backend of [fileBackend, etcdBackend]) {
     });
 
     describe('liveness', () => {
+      test('one report per reporter holds its whole view: read as one record per server; a new view replaces the old one', async () => {
+        const { store, another } = await backend.fresh(systemClock);
+        const view = (states: Record<string, 'active' | 'down'>) => ({ reporter: 'fe1.example.com', atMs: Date.now(), ttlMs: 60_000, topologyVersion: 2, states: Object.entries(states).map(([server, state]) => ({ server, state })) });
+        await store.reportLiveness(view({ 'fe1.example.com': 'active', 'fe2.example.com': 'down' }));
+        const reader = await another();
+        const records = (await reader.liveness()).sort((a, b) => a.server.localeCompare(b.server));
+        assert.deepEqual(records.map((record) => [record.server, record.reporter, record.state, record.topologyVersion]), [['fe1.example.com', 'fe1.example.com', 'active', 2], ['fe2.example.com', 'fe1.example.com', 'down', 2]]);
+        const controller = new AbortController();
+        const iterator = reader.watch({ signal: controller.signal })[Symbol.asyncIterator]();
+        assert.deepEqual((await take(iterator, 2)).map((event) => event.kind === 'liveness' && event.record.server).sort(), ['fe1.example.com', 'fe2.example.com']);
+        const next = iterator.next();
+        await store.reportLiveness(view({ 'fe1.example.com': 'active' })); // fe2 dropped from the view; fe1 renewed
+        const dropped = await next;
+        assert.deepEqual(!dropped.done && { ...dropped.value, revision: 0 }, { kind: 'liveness-expired', revision: 0, server: 'fe2.example.com', reporter: 'fe1.example.com' });
+        assert.deepEqual((await reader.liveness()).map((record) => record.server), ['fe1.example.com']);
+        assert.deepEqual((await reader.snapshot()).liveness.map((record) => record.server), ['fe1.example.com']);
+        controller.abort();
+      });
+
       test('one report per (server, reporter), the newest wins; a report not renewed expires after its TTL', async () => {
         const { store, another } = await backend.fresh(systemClock);
         const base = { server: 'fe1.example.com', state: 'active' as const, topologyVersion: 1 };
-        await store.reportLiveness({ ...base, reporter: 'fe2.example.com', ttlMs: 60_000, atMs: Date.now() });
-        await store.reportLiveness({ ...base, reporter: 'fe3.example.com', ttlMs: 1000, atMs: Date.now() });
-        await store.reportLiveness({ ...base, reporter: 'fe2.example.com', ttlMs: 60_000, state: 'down', atMs: Date.now() });
+        await store.reportLiveness(reportOf({ ...base, reporter: 'fe2.example.com', ttlMs: 60_000, atMs: Date.now() }));
+        await store.reportLiveness(reportOf({ ...base, reporter: 'fe3.example.com', ttlMs: 1000, atMs: Date.now() }));
+        await store.reportLiveness(reportOf({ ...base, reporter: 'fe2.example.com', ttlMs: 60_000, state: 'down', atMs: Date.now() }));
         const reader = await another();
         const byReporter = (records: readonly LivenessRecord[]) => Object.fromEntries(records.map((record) => [record.reporter, record.state]));
         // fe3's report may already have expired on a slow machine: check fe2's, then wait for fe3's to go.
@@ -324,7 +343,7 @@ for (const backend of [fileBackend, etcdBackend]) {
         const [server] = serverNames(value) as [string];
         await store.publish(value, 0, { by: 'a' });
         await store.setAdminState(server, 'blocked', { by: 'ops', reason: 'r' });
-        await store.reportLiveness({ server, reporter: 'fe2', state: 'active', ttlMs: 60_000, atMs: Date.now(), topologyVersion: 1 });
+        await store.reportLiveness(reportOf({ server, reporter: 'fe2', state: 'active', ttlMs: 60_000, atMs: Date.now(), topologyVersion: 1 }));
         const snapshot = await store.snapshot();
         assert.equal(snapshot.current?.version, 1);
         assert.deepEqual(snapshot.current?.topology, value);
@@ -362,7 +381,7 @@ for (const backend of [fileBackend, etcdBackend]) {
         const value = topology(2);
         await writer.publish(value, 0, { by: 'before the watch' });
         // A watch reports current liveness first: once that arrives, "now" is fixed for it.
-        await writer.reportLiveness({ server: 'fe1', reporter: 'fe2', state: 'active', ttlMs: 60_000, atMs: clock.nowMs(), topologyVersion: 1 });
+        await writer.reportLiveness(reportOf({ server: 'fe1', reporter: 'fe2', state: 'active', ttlMs: 60_000, atMs: clock.nowMs(), topologyVersion: 1 }));
         const controller = new AbortController();
         const iterator = watcher.watch({ signal: controller.signal })[Symbol.asyncIterator]();
         assert.equal((await take(iterator, 1))[0]?.kind, 'liveness');
@@ -409,14 +428,14 @@ for (const backend of [fileBackend, etcdBackend]) {
         const { store, another } = await backend.fresh(systemClock);
         const watcherStore = await another();
         const report = { server: 'fe1.example.com', reporter: 'fe2.example.com', state: 'active' as const, ttlMs: 60_000, topologyVersion: 1 };
-        await store.reportLiveness({ ...report, atMs: Date.now() });
+        await store.reportLiveness(reportOf({ ...report, atMs: Date.now() }));
         const controller = new AbortController();
         const iterator = watcherStore.watch({ signal: controller.signal })[Symbol.asyncIterator]();
         const [first] = await take(iterator, 1);
         assert.equal(first?.kind === 'liveness' && first.record.state, 'active');
         const next = iterator.next();
-        await store.reportLiveness({ ...report, atMs: Date.now() }); // a renewal, same state: no event
-        await store.reportLiveness({ ...report, state: 'down', ttlMs: 1000, atMs: Date.now() });
+        await store.reportLiveness(reportOf({ ...report, atMs: Date.now() })); // a renewal, same state: no event
+        await store.reportLiveness(reportOf({ ...report, state: 'down', ttlMs: 1000, atMs: Date.now() }));
         const changed = await next;
         assert.equal(!changed.done && changed.value.kind === 'liveness' && changed.value.record.state, 'down');
         const [expired] = await take(iterator, 1);

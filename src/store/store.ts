@@ -21,8 +21,8 @@ export interface AdminStateRecord {
 export type MemberState = 'active' | 'suspect' | 'down' | 'draining' | 'drained' | 'blocked';
 
 /**
- * One server's report about one pool member (itself included). A report is believed until
- * `atMs + ttlMs`; after that it has expired (the etcd backend uses a lease with that TTL).
+ * One server's word about one pool member (itself included): one entry of a LivenessReport. Believed
+ * until `atMs + ttlMs`; after that it has expired (the etcd backend uses a lease with that TTL).
  */
 export interface LivenessRecord {
   /** The server the report is about. */
@@ -34,6 +34,32 @@ export interface LivenessRecord {
   ttlMs: number;
   /** The topology version the reporter runs. */
   topologyVersion: number;
+}
+
+/**
+ * One reporter's whole view, stored as one record that replaces its previous one: a pool of N costs
+ * N writes per interval, not N×N. Believed until `atMs + ttlMs` (etcd: a lease with that TTL).
+ */
+export interface LivenessReport {
+  reporter: string;
+  atMs: number;
+  ttlMs: number;
+  /** The topology version the reporter runs. */
+  topologyVersion: number;
+  /** The reporter's word on each server it has one on: itself first, then its peers. */
+  states: { server: string; state: MemberState }[];
+}
+
+/** A report as one record per server it names (what `liveness()`, snapshots and watches hand out). */
+export function recordsOf(report: LivenessReport): LivenessRecord[] {
+  const { reporter, atMs, ttlMs, topologyVersion } = report;
+  return report.states.map(({ server, state }) => ({ server, reporter, state, atMs, ttlMs, topologyVersion }));
+}
+
+/** A report that names one server (its reporter's whole view is that one word). */
+export function reportOf(record: LivenessRecord): LivenessReport {
+  const { server, reporter, state, atMs, ttlMs, topologyVersion } = record;
+  return { reporter, atMs, ttlMs, topologyVersion, states: [{ server, state }] };
 }
 
 export interface PublishedVersion {
@@ -96,8 +122,9 @@ export interface Store extends UserDirectory {
   setAdminState(server: string, state: AdminState, meta: { by: string; reason: string }): Promise<AdminStateRecord>;
   adminStates(): Promise<ReadonlyMap<string, AdminStateRecord>>;
 
-  reportLiveness(record: LivenessRecord): Promise<void>;
-  /** Every unexpired report. */
+  /** Replaces `report.reporter`'s previous report with this one (its whole view). */
+  reportLiveness(report: LivenessReport): Promise<void>;
+  /** Every unexpired report, one record per (server, reporter). */
   liveness(): Promise<LivenessRecord[]>;
 
   snapshot(): Promise<Snapshot>;

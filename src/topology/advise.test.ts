@@ -1,8 +1,9 @@
 // The advisor's decision guide, one case per row (README "Advisor"), on a topology with one pool of each kind.
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { describe, test } from 'node:test';
 import { BASE_YAML } from '../../test/helpers/topology-text.ts';
-import { advise, LEGACY_CLIENTS_PERCENT_MAX, type GuideRow, type PoolAdvice } from './advise.ts';
+import { advise, detectionMs, LEGACY_CLIENTS_PERCENT_MAX, TTL_DETECTION_RATIO_MAX, ttlWarnings, type GuideRow, type PoolAdvice } from './advise.ts';
 import { parse } from './parse.ts';
 
 /** BASE_YAML's pools: pool01 frontend/dns, pool02 frontend/hardware, dirpool director/dns, edgepool edge/dns, medpool mediation/dns. */
@@ -151,5 +152,27 @@ describe('advise: the decision guide', () => {
         ['medpool.contoso.com', 'recommended'],
       ],
     );
+  });
+});
+
+describe('TTL against failure detection', () => {
+  test('a pool TTL more than 20× the detection time is warned, with the worst case a client waits; hardware pools never', () => {
+    const topology = parse(BASE_YAML);
+    assert.equal(detectionMs(topology.settings), (topology.settings.heartbeat.failAfter + 1) * topology.settings.heartbeat.intervalMs);
+    const warnings = ttlWarnings(topology);
+    const dnsPools = topology.pools.filter((pool) => pool.loadBalancing === 'dns' && pool.dns.ttl * 1000 > TTL_DETECTION_RATIO_MAX * detectionMs(topology.settings));
+    assert.ok(dnsPools.length > 0, 'the base topology keeps the default TTL (300 s)');
+    assert.deepEqual(warnings.map((warning) => warning.pool), dnsPools.map((pool) => pool.fqdn));
+    for (const warning of warnings) {
+      assert.equal(warning.worstCaseMs, warning.detectionMs + warning.ttlS * 1000 + 2000);
+      assert.match(warning.text, /^dns\.ttl 300 s is more than 20× the time to detect a dead server \(4 s: heartbeat 1000 ms × \(failAfter 3 \+ 1\)\); a client may hold a dead server's address for 306 s/);
+    }
+    const advice = advise(topology);
+    for (const pool of advice.pools) assert.equal(noteRows(pool).includes('ttl-detection'), warnings.some((warning) => warning.pool === pool.pool), pool.pool);
+  });
+
+  test('the example (TTL 60 s, detection 4 s: 66 s worst case) is not warned', async () => {
+    const example = parse(await readFile(new URL('../../examples/contoso.yaml', import.meta.url), 'utf8'));
+    assert.deepEqual(ttlWarnings(example), []);
   });
 });

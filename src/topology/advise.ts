@@ -24,7 +24,8 @@ export type GuideRow =
   | 'web-services'
   | 'mediation-gateways'
   | 'hardware-configured'
-  | 'dns-configured-against-advice';
+  | 'dns-configured-against-advice'
+  | 'ttl-detection';
 
 export interface LostScenario {
   row: GuideRow;
@@ -156,9 +157,58 @@ function advisePool(pool: Pool, facts: Topology['facts'], legacyClientsPercentMa
   return { pool: pool.fqdn, kind: pool.kind, configured: pool.loadBalancing, verdict, lost, notes };
 }
 
+/** A DNS-load-balanced pool whose answer TTL is much longer than the time to detect a dead server. */
+export interface TtlWarning {
+  pool: string;
+  ttlS: number;
+  /** Heartbeat detection, worst case: (failAfter + 1) intervals after the last answer. */
+  detectionMs: number;
+  /** How long a client may hold a dead server's address: detection + TTL + one connect attempt. */
+  worstCaseMs: number;
+  text: string;
+}
+
+/** Above this many times the detection time, a pool's TTL is what a client waits on after a failure. */
+export const TTL_DETECTION_RATIO_MAX = 20;
+/** A client's connect attempt to the dead address before it tries the next (client/connect.ts CONNECT_TIMEOUT_MS_DEFAULT). */
+const CLIENT_RETRY_MS = 2000;
+
+/** The heartbeat's worst-case time from a server's last answer to its peers' verdict down (DESIGN §3). */
+export function detectionMs(settings: Topology['settings']): number {
+  return (settings.heartbeat.failAfter + 1) * settings.heartbeat.intervalMs;
+}
+
+/**
+ * The DNS-load-balanced pools whose answer TTL exceeds TTL_DETECTION_RATIO_MAX × the detection time:
+ * after a failure, a resolver that cached the answer hands the dead address out until the TTL ends
+ * (health-aware answers change within the detection time; cached ones do not).
+ */
+export function ttlWarnings(topology: Topology): TtlWarning[] {
+  const detection = detectionMs(topology.settings);
+  const seconds = (ms: number) => `${Math.round(ms / 100) / 10} s`;
+  return topology.pools
+    .filter((pool) => pool.loadBalancing === 'dns' && pool.dns.ttl * 1000 > TTL_DETECTION_RATIO_MAX * detection)
+    .map((pool) => {
+      const worstCaseMs = detection + pool.dns.ttl * 1000 + CLIENT_RETRY_MS;
+      return {
+        pool: pool.fqdn,
+        ttlS: pool.dns.ttl,
+        detectionMs: detection,
+        worstCaseMs,
+        text: `dns.ttl ${pool.dns.ttl} s is more than ${TTL_DETECTION_RATIO_MAX}× the time to detect a dead server (${seconds(detection)}: heartbeat ${topology.settings.heartbeat.intervalMs} ms × (failAfter ${topology.settings.heartbeat.failAfter} + 1)); a client may hold a dead server's address for ${seconds(worstCaseMs)} (detection + TTL + one ${seconds(CLIENT_RETRY_MS)} connect attempt): lower the TTL towards ${Math.max(1, Math.ceil((TTL_DETECTION_RATIO_MAX * detection) / 1000))} s`,
+      };
+    });
+}
+
 /** The advice for every pool of a (validated) topology, in document order. */
 export function advise(topology: Topology, options: AdviseOptions = {}): Advice {
   const legacyClientsPercentMax = options.legacyClientsPercentMax ?? LEGACY_CLIENTS_PERCENT_MAX;
   assert(legacyClientsPercentMax >= 0 && legacyClientsPercentMax <= 100, 'legacyClientsPercentMax is a percentage');
-  return { legacyClientsPercentMax, pools: topology.pools.map((pool) => advisePool(pool, topology.facts, legacyClientsPercentMax)) };
+  const warnings = new Map(ttlWarnings(topology).map((warning) => [warning.pool, warning]));
+  const pools = topology.pools.map((pool) => {
+    const advice = advisePool(pool, topology.facts, legacyClientsPercentMax);
+    const warning = warnings.get(pool.fqdn);
+    return warning ? { ...advice, notes: [...advice.notes, { row: 'ttl-detection' as const, text: warning.text }] } : advice;
+  });
+  return { legacyClientsPercentMax, pools };
 }

@@ -4,6 +4,7 @@
 import { createInterface } from 'node:readline';
 import { isDnslbError } from '../../src/shared/errors.ts';
 import { openFileStore } from '../../src/store/file-store.ts';
+import { reportOf } from '../../src/store/store.ts';
 import { documentFor } from './crash-documents.ts';
 
 const [mode, dataDir, baseText, tag] = process.argv.slice(2);
@@ -21,7 +22,7 @@ if (mode === 'loop') {
       if (!isDnslbError(error, 'STORE_STALE_VERSION')) throw error; // another child won: go again
     }
     if (round % 2 === 0) {
-      await store.reportLiveness({ server: 'fe1.crash.test', reporter: `child${process.pid % 3}`, state: 'active', atMs: Date.now(), ttlMs: 60_000, topologyVersion: base });
+      await store.reportLiveness(reportOf({ server: 'fe1.crash.test', reporter: `child${process.pid % 3}`, state: 'active', atMs: Date.now(), ttlMs: 60_000, topologyVersion: base }));
     }
   }
 } else {

@@ -1,6 +1,6 @@
 // `dnslb topology validate|show|advise|schema` run as the real command (node bin/dnslb.js) in a child process.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -41,7 +41,21 @@ describe('dnslb topology validate', () => {
   test('a valid file with --json', async () => {
     const run = await dnslb('topology', 'validate', '--json', EXAMPLE);
     assert.equal(run.code, 0, run.stderr);
-    assert.deepEqual(JSON.parse(run.stdout), { valid: true, file: EXAMPLE, pools: 4, servers: 9 });
+    assert.deepEqual(JSON.parse(run.stdout), { valid: true, file: EXAMPLE, pools: 4, servers: 9, warnings: [] });
+  });
+
+  test('a pool TTL much longer than failure detection: valid, with a warning on stderr naming the worst case', async () => {
+    const directory = await mkdtemp(join(tmpdir(), 'dnslb-ttl-'));
+    const file = join(directory, 'topology.yaml');
+    await writeFile(file, (await readFile(EXAMPLE, 'utf8')).replace('dns: { order: rotate, maxRecords: 0, ttl: 60, healthAware: true }', 'dns: { order: rotate, maxRecords: 0, ttl: 300, healthAware: true }'));
+    const run = await dnslb('topology', 'validate', file);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout.trim(), `${file}: valid (4 pools, 9 servers)`);
+    assert.match(run.stderr, /warning: pool01\.contoso\.com: dns\.ttl 300 s is more than 20× the time to detect a dead server \(4 s: .*\); a client may hold a dead server's address for 306 s/);
+    const json = JSON.parse((await dnslb('topology', 'validate', '--json', file)).stdout) as { warnings: { pool: string }[] };
+    assert.deepEqual(json.warnings.map((warning) => warning.pool), ['pool01.contoso.com']);
+    const advice = await dnslb('topology', 'advise', file);
+    assert.match(advice.stdout, /note: dns\.ttl 300 s .* \[ttl-detection\]/);
   });
 
   test('an invalid file: exit 1, one line per problem with file:line:col, CODE and path', async () => {

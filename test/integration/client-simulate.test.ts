@@ -78,6 +78,7 @@ describe('dnslb client', () => {
     // (A call attempted before two users had registered counts as failed.)
     const calls = report.totals.calls;
     assert.ok(calls.up > 0 && calls.up + calls.failed <= calls.attempted, JSON.stringify(calls));
+    assert.equal(Object.values(calls.failedBy).reduce((sum, count) => sum + count, 0), calls.failed, 'every failed setup has its status and reason');
     // Held for 200 ms, then BYE: most have ended by the report.
     assert.ok(calls.inProgress < calls.up, JSON.stringify(calls));
   });

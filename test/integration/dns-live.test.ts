@@ -68,12 +68,14 @@ describe('live state through real sockets (dig)', () => {
 
   test('liveness: a dead director leaves; when every one is dead, all answer (fail open)', async () => {
     const atMs = Date.now();
-    const report = (server: string, state: 'active' | 'down') => store.reportLiveness({ server, reporter: 'dir1.contoso.com', state, atMs, ttlMs: 60_000, topologyVersion: 1 });
-    await report('dir1.contoso.com', 'active');
-    await report('dir2.contoso.com', 'down');
+    const report = (states: Record<string, 'active' | 'down'>, reporter = 'dir1.contoso.com') =>
+      store.reportLiveness({ reporter, atMs, ttlMs: 60_000, topologyVersion: 1, states: Object.entries(states).map(([server, state]) => ({ server, state })) });
+    await report({ 'dir1.contoso.com': 'active', 'dir2.contoso.com': 'down' });
     await eventually(async () => assert.deepEqual(await pool('dirpool.contoso.com'), ['127.0.0.31']));
     const before = await serial();
-    await report('dir1.contoso.com', 'down');
+    // Both stop (each reports itself down): nobody is healthy, so all answer.
+    await report({ 'dir1.contoso.com': 'down', 'dir2.contoso.com': 'down' });
+    await report({ 'dir2.contoso.com': 'down' }, 'dir2.contoso.com');
     await eventually(async () => assert.deepEqual(await pool('dirpool.contoso.com'), ['127.0.0.31', '127.0.0.32']));
     assert.ok(serialGreater(await serial(), before));
   });

@@ -163,12 +163,15 @@ describe('the whole system', () => {
     assert.equal(fe2.status?.state, 'drained');
     assert.equal(fe2.status?.bindings.bindings, 0);
     assert.equal(fe2.status?.dialogs.active, 0);
-    assert.equal(invitesAccepted(fe2), acceptedAtDrain, 'no call started through fe2 once it was draining');
+    assert.equal(invitesAccepted(fe2), acceptedAtDrain, 'no call of its clients started through fe2 once it was draining (calls to its users still there are delivered)');
     await simulator.stop(30_000);
     assert.equal(simulator.child.exitCode, 0, simulator.output());
-    const report = JSON.parse(await readFile(file, 'utf8')) as Report & { totals: { calls: { dropped: number; byeOk: number; byeFailed: number } } };
+    const report = JSON.parse(await readFile(file, 'utf8')) as Report & { totals: { calls: { dropped: number; byeOk: number; byeFailed: number; failedBy: Record<string, number> } } };
     assert.equal(report.totals.calls.dropped, 0, JSON.stringify(report.totals.calls));
     assert.equal(report.totals.calls.byeFailed, 0, JSON.stringify(report.totals.calls));
+    // Failed setups are counted with their reason (a caller still on the draining server is answered
+    // 302, which the simulated client does not follow yet): printed, not asserted.
+    console.log(`# drain under the simulator: ${report.totals.calls.failed} of ${report.totals.calls.attempted} call setups failed ${JSON.stringify(report.totals.calls.failedBy)}`);
     assert.ok(report.totals.calls.byeOk > 0 && report.totals.calls.up > upAtDrain, JSON.stringify(report.totals.calls));
     assert.equal(report.totals.registered, 150);
     assert.equal(report.totals.registeredPerServer[`${NET}.12:5060`], undefined, 'nobody is on the drained server');

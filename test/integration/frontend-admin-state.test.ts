@@ -94,7 +94,7 @@ describe('admin state and topology changes', () => {
     assert.equal(status.bindings.users, 1);
     assert.equal(status.resilience.handover.run.moved + status.resilience.handover.run.remaining, 0);
     assert.equal(status.state, 'active', 'blocked is not draining');
-    assert.equal(servers[0]!.livenessRecords(1000)[0]!.state, 'blocked');
+    assert.equal(servers[0]!.livenessReport(1000).states[0]!.state, 'blocked');
   });
 
   test('unblocked: the server is a home again; users that registered elsewhere meanwhile come back', async () => {
@@ -116,8 +116,8 @@ describe('admin state and topology changes', () => {
       assert.equal(status.resilience.drain?.cause, 'decommission');
       assert.equal(status.state, 'drained');
     });
-    assert.equal(fe3.livenessRecords(1000).length, 1, 'a removed server reports only itself');
-    assert.equal(fe3.livenessRecords(1000)[0]!.state, 'drained');
+    assert.equal(fe3.livenessReport(1000).states.length, 1, 'a removed server reports only itself');
+    assert.equal(fe3.livenessReport(1000).states[0]!.state, 'drained');
     for (const server of servers.slice(0, 2)) {
       const status = server.status();
       assert.equal(status.topologyVersion, 2);

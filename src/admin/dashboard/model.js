@@ -4,7 +4,8 @@
 
 /**
  * The state an operator cares about: blocked when an operator blocked it, else the server's own word
- * when it answers, else its process state when not running, else what its peers last reported.
+ * when it answers, else its process state when not running, else the pool's consensus about it
+ * (`health`, src/pool/health.ts).
  * The same rule as `stateOf` in src/cli/commands/pool.ts (`dnslb pool status`); model.test.ts checks
  * that the two agree.
  */
@@ -12,8 +13,10 @@ export function stateOf(entry) {
   if (entry.adminState?.state === 'blocked') return 'blocked';
   if (entry.status) return entry.status.state;
   if (entry.process && entry.process.state !== 'running') return entry.process.state;
-  const newest = [...entry.liveness].sort((a, b) => b.atMs - a.atMs)[0];
-  return newest ? newest.state : 'unknown';
+  const health = entry.health;
+  if (!health || health.alive === 'unknown') return 'unknown';
+  if (health.alive === 'down') return 'down';
+  return health.own ?? 'active';
 }
 
 /**

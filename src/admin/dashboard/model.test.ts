@@ -50,6 +50,7 @@ const serverEntry: fc.Arbitrary<ServerEntry> = fc.record({
   available: fc.boolean(),
   process: fc.option(fc.record({ state: fc.constantFrom('running', 'stopped', 'restarting', 'starting'), pid: fc.option(fc.nat(), { nil: undefined }), restarts: fc.nat(), lastExit: fc.constant(undefined) }), { nil: null }),
   liveness: fc.array(fc.record({ reporter: fc.constantFrom('fe1.contoso.com', 'fe3.contoso.com'), state: fc.constantFrom(...states), atMs: fc.nat({ max: 1000 }) }), { maxLength: 3 }),
+  health: fc.option(fc.record({ alive: fc.constantFrom('up' as const, 'down' as const, 'unknown' as const), own: fc.option(fc.constantFrom('active', 'draining', 'drained', 'blocked'), { nil: null }), up: fc.nat({ max: 12 }), down: fc.nat({ max: 12 }), reason: fc.string() }), { nil: undefined }),
   status: fc.option(
     fc.record({
       state: fc.constantFrom('active', 'draining', 'drained'),

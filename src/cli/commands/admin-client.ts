@@ -21,6 +21,8 @@ export interface ServerEntry {
   available: boolean;
   process: { state: string; pid: number | undefined; restarts: number; lastExit: string | undefined } | null;
   liveness: { reporter: string; state: string; atMs: number }[];
+  /** The pool's consensus about the server (src/pool/health.ts); absent from an older admin API. */
+  health?: { alive: 'up' | 'down' | 'unknown'; own: string | null; up: number; down: number; reason: string };
   status?: {
     state: string;
     topologyVersion: number;

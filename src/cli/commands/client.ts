@@ -45,6 +45,8 @@ export function formatSummary(summary: SimulationSummary): string {
     `redirects ${summary.redirects}`,
     `calls up ${summary.calls.up}/${summary.calls.attempted} (${summary.calls.inProgress} live, ${summary.calls.failed} failed, ${summary.calls.dropped} dropped)`,
     `errors ${summary.signInFailures.modern + summary.signInFailures.legacy} (legacy ${summary.signInFailures.legacy})`,
+    // Why call setups failed, when some did: "failed setups: rejected 480 User not registered ×3".
+    ...(summary.calls.failed > 0 ? [`failed setups: ${Object.entries(summary.calls.failedBy).sort(([, a], [, b]) => b - a).map(([why, count]) => `${why} ×${count}`).join(', ')}`] : []),
   ].join('  ');
 }
 

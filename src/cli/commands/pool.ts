@@ -6,13 +6,18 @@ import { systemClock } from '../../shared/clock.ts';
 import { adminCall, type PoolStatus, type ServerEntry } from './admin-client.ts';
 import { openStoreOf, storeSpecOf, withStoreOption } from './store-options.ts';
 
-/** The state an operator cares about: the server's own word when it answers, else what peers report. */
+/**
+ * The state an operator cares about: the server's own word when it answers, else the pool's consensus
+ * about it (src/pool/health.ts: down only when a majority of the reporters that are up say so).
+ */
 export function stateOf(entry: ServerEntry): string {
   if (entry.adminState?.state === 'blocked') return 'blocked';
   if (entry.status) return entry.status.state;
   if (entry.process && entry.process.state !== 'running') return entry.process.state;
-  const newest = [...entry.liveness].sort((a, b) => b.atMs - a.atMs)[0];
-  return newest ? newest.state : 'unknown';
+  const health = entry.health;
+  if (!health || health.alive === 'unknown') return 'unknown';
+  if (health.alive === 'down') return 'down';
+  return health.own ?? 'active';
 }
 
 /**
