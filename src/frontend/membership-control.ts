@@ -16,8 +16,6 @@ export interface MembershipControlOptions {
   self: string;
   members: readonly string[];
   heartbeat: ReadonlyMap<string, MemberHealth>;
-  /** The clock's now, for the expiry of the store's liveness reports. */
-  nowMs: () => number;
   logger: Logger;
   /** Queue the users held here whose home is now elsewhere (Handover.reconcile). */
   reconcile: (reason: RehomeReason) => void;

@@ -108,7 +108,6 @@ export class FrontEndServer {
       self: this.view.self.fqdn,
       members: this.view.members.map((member) => member.fqdn),
       heartbeat: this.heartbeat.view(),
-      nowMs: () => this.clock.nowMs(),
       logger: this.logger,
       reconcile: (reason) => this.handover.reconcile(reason),
       drain: () => this.drain,

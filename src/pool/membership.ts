@@ -43,7 +43,7 @@ export interface Membership {
 
 const EMPTY: ReadonlySet<string> = new Set();
 
-export function createMembership(input: { self: string; members: readonly string[]; heartbeat: ReadonlyMap<string, MemberHealth>; storeLiveness?: ReadonlyMap<string, LivenessRecord> }): Membership {
+export function createMembership(input: { self: string; members: readonly string[]; heartbeat: ReadonlyMap<string, MemberHealth> }): Membership {
   return {
     self: canonical(input.self),
     members: input.members.map(canonical),
