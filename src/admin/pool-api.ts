@@ -180,6 +180,9 @@ export class PoolAdmin {
       topologyVersion: snapshot.current?.version ?? 0,
       revision: snapshot.revision,
       dns: processes.get('dns') ?? null,
+      // Every pool of the topology, in its order, so that a view can show the pools dnslb runs no
+      // server of (an Edge pool is DNS records only) and an HAProxy in front of a pool.
+      pools: (topology?.pools ?? []).map((pool) => ({ pool: pool.fqdn, kind: pool.kind, site: pool.site, servers: pool.servers.map((server) => server.fqdn), runs: pool.kind !== 'edge', hlb: pool.webServices?.hlb ?? null })),
       servers,
     };
   }

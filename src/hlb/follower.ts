@@ -3,12 +3,13 @@
 // that follows the store (admin states, published versions) into HAProxy's runtime API. Also the
 // HLB's view of each server for `pool status` and the dashboard.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '../shared/clock.ts';
 import type { PublishedVersion, Store } from '../store/store.ts';
 import type { Pool, Topology, WebServicesSide } from '../topology/schema.ts';
 import { AdminSync, desiredStates } from './admin-sync.ts';
+import { haproxyCheck } from './check.ts';
 import { backendName, haproxyConfig, sidesOf } from './haproxy-config.ts';
 import { HaproxyRuntime, type HlbAdminState } from './runtime-api.ts';
 
@@ -72,18 +73,31 @@ export class HlbFollower {
 
   constructor(private readonly options: HlbFollowerOptions) {}
 
+  /**
+   * Absolute: HAProxy reads a `stats socket` path without a leading "/" as an address (and refuses
+   * it), and the data dir is relative by default (`./.dnslb`).
+   */
   private get dir(): string {
-    return join(this.options.dataDir, 'hlb');
+    return resolve(this.options.dataDir, 'hlb');
   }
 
-  /** Writes the configuration of every pool that asks for HAProxy and returns the children to start. */
+  private get caFile(): string {
+    return resolve(this.options.dataDir, 'tls', 'ca.pem');
+  }
+
+  /**
+   * Writes the configuration of every pool that asks for HAProxy, checks it with `haproxy -c`
+   * (HLB_CONFIG with HAProxy's words: started quiet, HAProxy would exit without one), and returns
+   * the children to start.
+   */
   async prepare(version: PublishedVersion): Promise<HlbChild[]> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const children: HlbChild[] = [];
     for (const pool of hlbPools(version.topology)) {
       const configFile = join(this.dir, `${pool.fqdn}.cfg`);
       const socketPath = join(this.dir, `${pool.fqdn}.sock`);
-      await writeFile(configFile, haproxyConfig(version.topology, pool.fqdn, { socketPath, caFile: join(this.options.dataDir, 'tls', 'ca.pem'), topologyVersion: version.version }));
+      await writeFile(configFile, haproxyConfig(version.topology, pool.fqdn, { socketPath, caFile: this.caFile, topologyVersion: version.version }));
+      await haproxyCheck(configFile);
       const runtime = new HaproxyRuntime(socketPath);
       const sync = new AdminSync({ runtime, pool, clock: this.options.clock, ...(this.options.logger ? { logger: this.options.logger } : {}) });
       this.instances.set(pool.fqdn, { pool, configFile, runtime, sync });
@@ -178,7 +192,7 @@ export class HlbFollower {
       const pool = next.topology.pools.find((each) => each.fqdn === instance.pool.fqdn);
       if (pool && pool.webServices?.hlb === 'haproxy' && sidesOf(pool).length > 0) {
         const socketPath = instance.runtime.socketPath;
-        const text = haproxyConfig(next.topology, pool.fqdn, { socketPath, caFile: join(this.options.dataDir, 'tls', 'ca.pem'), topologyVersion: next.version });
+        const text = haproxyConfig(next.topology, pool.fqdn, { socketPath, caFile: this.caFile, topologyVersion: next.version });
         const before = await readFile(instance.configFile, 'utf8').catch(() => '');
         // The header names the version; only a change below it needs a reload.
         if (before.split('\n').slice(1).join('\n') !== text.split('\n').slice(1).join('\n')) {

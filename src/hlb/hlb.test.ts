@@ -2,14 +2,17 @@
 // `haproxy -c`), the runtime API's answers as HAProxy 2.6 prints them, and dnslb → HAProxy admin states.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, test } from 'node:test';
 import { parse } from '../topology/parse.ts';
 import type { AdminState } from '../store/store.ts';
+import { systemClock } from '../shared/clock.ts';
+import { openFileStore } from '../store/file-store.ts';
 import { desiredStates } from './admin-sync.ts';
+import { HlbFollower } from './follower.ts';
 import { haproxyConfig, hlbPool } from './haproxy-config.ts';
 import { adminStateOfBits, parseServersState, parseStat } from './runtime-api.ts';
 
@@ -45,17 +48,43 @@ describe('haproxyConfig', () => {
     assert.match(checked.output, /Configuration file is valid/);
     assert.match(text, /^ {4}stats socket \/run\/dnslb\/pool01\.sock mode 600 level admin$/m);
     assert.match(text, /^ {4}mode tcp$/m, 'TLS passes through');
-    assert.match(text, /^frontend web-internal\n(?: {4}#.*\n)? {4}bind 127\.0\.0\.21:443$/m);
-    assert.match(text, /^frontend web-external\n(?: {4}#.*\n)? {4}bind 127\.0\.0\.22:443$/m);
+    assert.match(text, /^frontend web-internal\n(?: {4}#.*\n)? {4}bind 127\.0\.0\.21:8443$/m);
+    assert.match(text, /^frontend web-external\n(?: {4}#.*\n)? {4}bind 127\.0\.0\.22:4443$/m);
     assert.match(text, /^ {4}server fe2\.contoso\.com 127\.0\.0\.12:4443 check check-ssl check-sni fe2\.contoso\.com verify required ca-file \/CA\/ca\.pem verifyhost fe2\.contoso\.com$/m);
     assert.equal(text.match(/^ {4}server /gm)?.length, 6);
     assert.match(text, /http-check send meth GET uri \/health ver HTTP\/1\.1 hdr Host webint\.contoso\.com/);
   });
 
+  test('under dnslb up with a relative data dir (npm start\'s ./.dnslb): absolute socket and CA paths, checked by haproxy -c first', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dnslb-hlb-relative-'));
+    const cwd = process.cwd();
+    process.chdir(dir);
+    const store = await openFileStore({ dataDir: 'data' });
+    try {
+      await mkdir(join('data', 'tls'), { recursive: true });
+      await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join('data', 'tls', 'ca.key'), '-out', join('data', 'tls', 'ca.pem'), '-subj', '/CN=test CA', '-days', '1']);
+      const version = await store.publish(parse(await readFile(EXAMPLE, 'utf8'), 'contoso.yaml'), 0, { by: 'test', comment: 'test' });
+      const children = await new HlbFollower({ store, dataDir: 'data', clock: systemClock }).prepare(version);
+      assert.deepEqual(children.map((child) => child.name), ['hlb:pool01.contoso.com', 'hlb:dirpool.contoso.com']);
+      const config = await readFile(join('data', 'hlb', 'pool01.contoso.com.cfg'), 'utf8');
+      // HAProxy reads "data/hlb/….sock" as an address without a port, and refuses the file.
+      assert.match(config, new RegExp(`^ {4}stats socket ${resolve(dir, 'data', 'hlb')}/pool01\\.contoso\\.com\\.sock `, 'm'));
+      assert.match(config, new RegExp(`ca-file ${resolve(dir, 'data', 'tls', 'ca.pem')} `));
+      assert.deepEqual(children[0]!.args.slice(-2), ['-f', resolve(dir, 'data', 'hlb', 'pool01.contoso.com.cfg')]);
+      // Without the CA the check fails, naming the file and HAProxy's reason, before anything starts.
+      await rm(join('data', 'tls', 'ca.pem'));
+      await assert.rejects(new HlbFollower({ store, dataDir: 'data', clock: systemClock }).prepare(version), { code: 'HLB_CONFIG', message: /^haproxy -c refused \/.*pool01\.contoso\.com\.cfg: .*ca-file/s });
+    } finally {
+      await store.close();
+      process.chdir(cwd);
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('IPv6 VIPs and servers, other ports, one side only: still valid', async () => {
     const text = (await readFile(EXAMPLE, 'utf8'))
       .replace('- { fqdn: fe1.contoso.com, ipv4: 127.0.0.11 }', '- { fqdn: fe1.contoso.com, ipv6: "fd00::11" }')
-      .replace("internal: { fqdn: webint.contoso.com, vip: { ipv4: 127.0.0.21 } }", 'internal: { fqdn: webint.contoso.com, vip: { ipv4: 127.0.0.21, ipv6: "fd00::21" }, port: 8443, serverPort: 9443 }')
+      .replace(/internal: \{ fqdn: webint\.contoso\.com, .*\}/, 'internal: { fqdn: webint.contoso.com, vip: { ipv4: 127.0.0.21, ipv6: "fd00::21" }, port: 8443, serverPort: 9443 }')
       .replace(/\n *external: \{ fqdn: webext\.contoso\.com.*\n/, '\n');
     const config = haproxyConfig(parse(text, 'v6.yaml'), 'pool01.contoso.com', { socketPath: '/tmp/x.sock', caFile: '/CA/ca.pem' });
     assert.match(config, /bind ipv6@fd00::21:8443/);

@@ -12,3 +12,22 @@ test('examples/contoso.yaml validates and is frozen', async () => {
   );
   assert.ok(Object.isFrozen(topology.pools[0]?.servers[0]));
 });
+
+test('npm start runs as any user: no port the example has dnslb up bind is below 1024', async () => {
+  const topology = await parseFile(new URL('../../examples/contoso.yaml', import.meta.url).pathname);
+  const bound: string[] = [];
+  for (const server of topology.dns.servers) for (const listen of server.listen) bound.push(`dns ${server.fqdn} ${listen.port}`);
+  for (const pool of topology.pools) {
+    // Edge pools are DNS records only: dnslb binds nothing for them.
+    if (pool.kind === 'edge') continue;
+    bound.push(`${pool.fqdn} SIP ${pool.sip.tcpPort}`, `${pool.fqdn} SIP TLS ${pool.sip.tlsPort}`);
+    for (const side of ['internal', 'external'] as const) {
+      const web = pool.webServices?.[side];
+      if (!web) continue;
+      if (pool.kind === 'frontend' || pool.kind === 'director') bound.push(`${pool.fqdn} ${side} Web site ${web.serverPort}`);
+      if (pool.webServices?.hlb === 'haproxy') bound.push(`${pool.fqdn} ${side} VIP ${web.port}`);
+    }
+  }
+  assert.ok(bound.some((entry) => entry.endsWith(' VIP 8443')), bound.join(', '));
+  assert.deepEqual(bound.filter((entry) => Number(entry.split(' ').at(-1)) < 1024), [], 'ports only root may bind');
+});

@@ -31,8 +31,9 @@ function get(port: number, path: string, options: { ca: string; host: string; me
 }
 
 describe('autodiscover document', () => {
-  test('internal: the pool\'s SIP access, the Access Edge, both Web sites, and who answered', async () => {
-    const topology = await exampleWithFe1At('127.0.0.11');
+  test('internal, on Lync\'s ports (443): the pool\'s SIP access, the Access Edge, both Web sites, and who answered', async () => {
+    // The example as its comment says to run it as root: without its port and serverPort fields.
+    const topology = parse((await readFile(EXAMPLE, 'utf8')).replace(/, port: \d+, serverPort: \d+ \}/g, ' }'), 'contoso.yaml');
     const pool = topology.pools[0]!;
     const document = autodiscoverDocument({ topology, pool, server: 'fe2.contoso.com', side: 'internal', domain: 'contoso.com' });
     assert.equal(document.AccessLocation, 'Internal');
@@ -44,12 +45,12 @@ describe('autodiscover document', () => {
     assert.equal(document._links['external/webservices']?.href, 'https://webext.contoso.com/');
     assert.equal(document.Server, 'fe2.contoso.com');
   });
-  test('external, on a VIP port other than 443: the port is in the links', async () => {
-    const text = (await readFile(EXAMPLE, 'utf8')).replace('vip: { ipv4: 127.0.0.22 } }', 'vip: { ipv4: 127.0.0.22 }, port: 8443 }');
-    const topology = parse(text, 'contoso.yaml');
+  test('external, on a VIP port other than 443 (the example\'s 4443): the port is in the links', async () => {
+    const topology = parse(await readFile(EXAMPLE, 'utf8'), 'contoso.yaml');
     const document = autodiscoverDocument({ topology, pool: topology.pools[0]!, server: 'fe1.contoso.com', side: 'external', domain: 'contoso.com' });
     assert.equal(document.AccessLocation, 'External');
-    assert.equal(document._links['self']?.href, `https://lyncdiscover.contoso.com:8443${AUTODISCOVER_PATH}?originalDomain=contoso.com`);
+    assert.equal(document._links['self']?.href, `https://lyncdiscover.contoso.com:4443${AUTODISCOVER_PATH}?originalDomain=contoso.com`);
+    assert.equal(document._links['internal/webservices']?.href, 'https://webint.contoso.com:8443/');
   });
   test('the domain comes from originalDomain, else from the lyncdiscover host name', async () => {
     const topology = await exampleWithFe1At('127.0.0.11');

@@ -1,15 +1,31 @@
 // The dashboard in a real browser (Debian's chromium driven by playwright-core) against a real
-// `dnslb up` on 127.0.32.x: the token from the printed URL, the server table, block/unblock, the
-// quorum refusal and its force, the bindings chart's data, and the banner once the system stops.
+// `dnslb up` of the example topology (four pools, HAProxy on the Web services VIPs) on 127.0.32.x:
+// the token from the printed URL, the server table grouped by pool with the HLB's view, block/unblock,
+// the quorum refusal and its force, the bindings chart's data, a drain of signed-in users with its
+// bar, a failover (a killed server), and the banner once the system stops. Screenshots of the drain
+// and the failover go to DATA/screenshots (and to $DNSLB_SCREENSHOTS when set), to be looked at.
 import assert from 'node:assert/strict';
+import { copyFile, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser, type ConsoleMessage, type Page } from 'playwright-core';
 import type { PoolStatus, ServerEntry } from '../../src/cli/commands/admin-client.ts';
+import { REPO } from '../helpers/dns-process.ts';
 import { eventually } from '../helpers/eventually.ts';
+import { start, type Running } from '../helpers/process.ts';
 import { startUp, type UpSystem } from '../helpers/up.ts';
 
 const NET = '127.0.32';
 const FRONTENDS = ['fe1.contoso.com', 'fe2.contoso.com', 'fe3.contoso.com'];
+// The example's pools, in its order, with their servers; pools with Web services run HAProxy.
+const POOLS: [string, string[]][] = [
+  ['pool01.contoso.com', FRONTENDS],
+  ['dirpool.contoso.com', ['dir1.contoso.com', 'dir2.contoso.com']],
+  ['edgepool.contoso.com', ['edge1.contoso.com', 'edge2.contoso.com']],
+  ['medpool.contoso.com', ['med1.contoso.com', 'med2.contoso.com']],
+];
+const BEHIND_HAPROXY = [...FRONTENDS, 'dir1.contoso.com', 'dir2.contoso.com'];
+const USERS = 150;
 // Without the background-networking flags Chromium reaches for the (closed) network at start.
 const CHROMIUM_ARGS = ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 // page.evaluate takes expressions as text: this project type-checks without the DOM library.
@@ -21,7 +37,24 @@ describe('dashboard in a browser', () => {
   let browser: Browser | undefined;
   let page: Page;
   let dashboardUrl = '';
+  let simulator: Running | undefined;
   const problems: string[] = [];
+  const screenshots: string[] = [];
+
+  /** A full-page screenshot in DATA/screenshots (and $DNSLB_SCREENSHOTS): the drain and the failover, for a person to look at. */
+  const screenshot = async (name: string): Promise<string> => {
+    const dir = join(system!.dataDir, 'screenshots');
+    await mkdir(dir, { recursive: true });
+    const file = join(dir, `${name}.png`);
+    await page.screenshot({ path: file, fullPage: true });
+    const copyTo = process.env['DNSLB_SCREENSHOTS'];
+    if (copyTo) {
+      await mkdir(copyTo, { recursive: true });
+      await copyFile(file, join(copyTo, `${name}.png`));
+    }
+    screenshots.push(file);
+    return file;
+  };
 
   const row = (server: string) => page.locator(`#servers-body tr[data-server="${server}"]`);
   const cell = async (server: string, field: string) => (await row(server).locator(`td[data-field="${field}"]`).textContent({ timeout: WAIT.timeoutMs }))?.trim();
@@ -42,18 +75,23 @@ describe('dashboard in a browser', () => {
   };
 
   before(async () => {
-    // --no-tls: the dashboard does not care how SIP is carried, and seven certificates cost seconds.
-    [system, browser] = await Promise.all([startUp(NET, { args: ['--no-tls'] }), chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS })]);
+    // With TLS (the default): HAProxy runs on the Web services VIPs only then, and the HLB column shows its view.
+    // A slow hand-over (2 users a second from a server of three) keeps a drain on screen long enough
+    // to be seen; a killed server stays down (no restart) so that the failover can be looked at.
+    const edit = (text: string) => text.replace('rehome: { batchSize: 100, intervalMs: 1000 }', 'rehome: { batchSize: 4, intervalMs: 1000 }').replace('restartDelayMs: 2000', 'restartDelayMs: 600000');
+    [system, browser] = await Promise.all([startUp(NET, { edit }), chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS })]);
     const printed = /^dashboard (http:\/\/\S+\/dashboard#token=\S+)$/m.exec(system.process.output());
     assert.ok(printed, `dnslb up prints the dashboard URL with the token:\n${system.process.output()}`);
     dashboardUrl = printed[1]!;
-    page = await browser.newPage();
+    page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     watch(page);
     await page.goto(dashboardUrl);
   });
   after(async () => {
+    await simulator?.stop();
     await browser?.close();
     await system?.stop();
+    if (screenshots.length > 0) console.log(`# screenshots: ${screenshots.join(' ')}`);
   });
 
   test('the token moves from the URL into the tab; the table lists fe1–fe3 active and available', async () => {
@@ -67,7 +105,7 @@ describe('dashboard in a browser', () => {
     assert.equal(await page.evaluate('sessionStorage.getItem("dnslb.adminToken")'), decodeURIComponent(dashboardUrl.split('#token=')[1]!));
     assert.equal(await page.locator('#topology-version').textContent(), '1');
     assert.match((await page.locator('#store-revision').textContent()) ?? '', /^\d+$/);
-    assert.equal(await cell('fe1.contoso.com', 'pool'), 'pool01.contoso.com');
+    assert.equal(await page.locator('#servers-body tr.pool[data-pool="pool01.contoso.com"]').textContent(), 'pool01.contoso.com (frontend, HAProxy on its Web services VIPs): 3 servers, 3 available');
     assert.match((await cell('fe1.contoso.com', 'pid')) ?? '', /^\d+$/);
     assert.equal(Number(await cell('fe1.contoso.com', 'pid')), (await apiEntry('fe1.contoso.com')).process?.pid);
   });
@@ -120,6 +158,81 @@ describe('dashboard in a browser', () => {
     // No client signed in: every server that answered has 0 bindings (a number, not a gap).
     const fe1 = series[names.indexOf('fe1.contoso.com')]!;
     assert.ok(fe1.filter((value) => value === 0).length >= 2, JSON.stringify(fe1));
+  });
+
+  test('every pool of the example under its own heading, its servers below it; the HLB column shows HAProxy\'s view', async () => {
+    const layout = async () =>
+      (await page.evaluate(`[...document.querySelectorAll('#servers-body tr')].map((tr) => tr.classList.contains('pool') ? 'pool ' + tr.dataset.pool : tr.dataset.server)`)) as string[];
+    // An Edge pool is DNS records only: its heading says so, with no server rows under it.
+    const expected = POOLS.flatMap(([pool, servers]) => [`pool ${pool}`, ...(pool.startsWith('edge') ? [] : servers)]);
+    await eventually(async () => assert.deepEqual(await layout(), expected), WAIT);
+    const heading = async (pool: string) => (await page.locator(`#servers-body tr.pool[data-pool="${pool}"]`).textContent()) ?? '';
+    assert.equal(await heading('dirpool.contoso.com'), 'dirpool.contoso.com (director, HAProxy on its Web services VIPs): 2 servers, 2 available');
+    assert.equal(await heading('edgepool.contoso.com'), 'edgepool.contoso.com (edge): 2 servers, DNS records only (dnslb runs no process for it)');
+    assert.equal(await heading('medpool.contoso.com'), 'medpool.contoso.com (mediation): 2 servers, 2 available');
+    // HAProxy's word for the servers behind it (its checks passed), a dash for the pools behind none.
+    await eventually(async () => {
+      for (const server of BEHIND_HAPROXY) assert.equal(await cell(server, 'hlb'), 'UP', server);
+    }, WAIT);
+    for (const server of ['med1.contoso.com', 'med2.contoso.com']) assert.equal(await cell(server, 'hlb'), '-', server);
+  });
+
+  test('drain fe2 with users signed in: a bar shows users handed over against those to hand over; HAProxy drains it too', async () => {
+    simulator = start(process.execPath, ['bin/dnslb.js', 'client', 'simulate', '--domain', 'contoso.com', '--dns', `${system!.dns.address}:${system!.dns.port}`, '--users', String(USERS), '--duration', '10m', '--summary-every', '10m'], { cwd: REPO });
+    await eventually(async () => {
+      const servers = (await apiStatus()).servers.filter((entry) => FRONTENDS.includes(entry.server));
+      assert.equal(servers.reduce((sum, entry) => sum + (entry.status?.bindings.users ?? 0), 0), USERS, simulator!.output());
+    }, { ...WAIT, timeoutMs: 60_000 });
+    const held = (await apiEntry('fe2.contoso.com')).status!.bindings.users;
+    assert.ok(held > 0, 'fe2 has users to hand over');
+    await click('fe2.contoso.com', 'drain');
+    const drainCell = row('fe2.contoso.com').locator('td[data-field="drain"]');
+    // Part of the way: some handed over, not all (at 2 users a second, tens of seconds for fe2's share).
+    const fraction = await eventually(async () => {
+      const value = Number(await drainCell.getAttribute('data-fraction', { timeout: WAIT.timeoutMs }));
+      assert.ok(value > 0, `handed over some: ${value}`);
+      return value;
+    }, { ...WAIT, timeoutMs: 60_000 });
+    assert.equal(await cell('fe2.contoso.com', 'admin'), 'draining');
+    assert.match((await cell('fe2.contoso.com', 'hlb')) ?? '', /^(DRAIN|DOWN)/, 'HAProxy drains it as well');
+    assert.equal(Number(await drainCell.locator('progress').getAttribute('value')), fraction);
+    const [handedOver, total] = ((await drainCell.locator('.drain-label').textContent()) ?? '').split('/').map(Number);
+    assert.ok(handedOver! > 0 && handedOver! <= total! && Math.abs(handedOver! / total! - fraction) < 1e-9, `${handedOver}/${total} against ${fraction}`);
+    await screenshot('dashboard-drain');
+    // Drained: a full bar, everyone handed over, and HAProxy takes it out (its /health says 503).
+    await eventually(async () => {
+      assert.equal(await cell('fe2.contoso.com', 'state'), 'drained');
+      assert.equal(await drainCell.getAttribute('data-fraction'), '1');
+      assert.equal(await cell('fe2.contoso.com', 'hlb'), 'DOWN');
+    }, { ...WAIT, timeoutMs: 120_000 });
+    const label = ((await drainCell.locator('.drain-label').textContent()) ?? '').split('/').map(Number);
+    assert.equal(label[0], label[1], `all handed over: ${label.join('/')}`);
+    assert.ok(label[0]! >= held, `at least the ${held} users fe2 held: ${label.join('/')}`);
+    await click('fe2.contoso.com', 'resume');
+    await eventually(async () => {
+      assert.equal(await cell('fe2.contoso.com', 'state'), 'active');
+      assert.equal(await drainCell.textContent(), '', 'no bar once resumed');
+      assert.equal(await cell('fe2.contoso.com', 'hlb'), 'UP');
+    }, WAIT);
+  });
+
+  test('failover: fe3 killed — its row says so, HAProxy\'s checks take it out, the pool heading counts it unavailable', async () => {
+    const pid = (await apiEntry('fe3.contoso.com')).process!.pid!;
+    process.kill(pid, 'SIGKILL');
+    await eventually(async () => {
+      assert.notEqual(await cell('fe3.contoso.com', 'state'), 'active');
+      assert.equal(await cell('fe3.contoso.com', 'available'), 'no');
+      assert.equal(await cell('fe3.contoso.com', 'hlb'), 'DOWN');
+      assert.match((await page.locator('#servers-body tr.pool[data-pool="pool01.contoso.com"]').textContent()) ?? '', /: 3 servers, 2 available$/);
+    }, { ...WAIT, timeoutMs: 60_000 });
+    for (const server of ['fe1.contoso.com', 'fe2.contoso.com']) assert.equal(await cell(server, 'hlb'), 'UP', server);
+    // Its users signed in again at fe1 and fe2 (their connections to fe3 were reset); the table shows them there.
+    await eventually(async () => {
+      const users = await Promise.all(['fe1.contoso.com', 'fe2.contoso.com'].map(async (server) => Number(await cell(server, 'primary')) + Number(await cell(server, 'backup'))));
+      assert.equal(users[0]! + users[1]!, USERS, `${users.join(' + ')} bindings at fe1 and fe2`);
+    }, { ...WAIT, timeoutMs: 90_000 });
+    await screenshot('dashboard-failover');
+    await simulator?.stop();
   });
 
   test('without a token the page asks for one; a wrong one is refused, the right one opens the table', async () => {

@@ -1,10 +1,12 @@
 // Web services behind a real HAProxy (webServices.hlb: haproxy) under `dnslb up`, on the example
 // topology moved to 127.0.44.x: autodiscover through the VIP spreads over the servers; drain, block
 // and resume in dnslb reach HAProxy's admin state; a killed server is taken out by the health checks
-// while requests keep succeeding. Counts are read at the servers (their /web-services counters).
+// while requests keep succeeding; a published version that adds (then removes) a server reloads
+// HAProxy (SIGUSR2 to its master) without dropping a request, on new connections or on one kept
+// open across the reload. Counts are read at the servers (their /web-services counters).
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
-import { request } from 'node:https';
+import { readFile, writeFile } from 'node:fs/promises';
+import { Agent, request } from 'node:https';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { callAdmin } from '../../src/admin/http-api.ts';
@@ -18,6 +20,8 @@ import { startUp, type UpSystem } from '../helpers/up.ts';
 
 const NET = '127.0.44';
 const VIP = `${NET}.21`;
+// The example's internal Web services port (8443 on the VIP and the servers, so that it runs as any user).
+const PORT = 8443;
 const SERVERS = ['fe1.contoso.com', 'fe2.contoso.com', 'fe3.contoso.com'];
 const PATH = '/autodiscover/autodiscoverservice.svc/root?originalDomain=contoso.com';
 
@@ -27,22 +31,25 @@ describe('Web services behind HAProxy (webServices.hlb: haproxy)', () => {
   let token: string;
   let runtime: HaproxyRuntime;
 
-  /** One autodiscover GET through the VIP on a new connection (so that HAProxy picks a server for each). */
-  const autodiscover = (): Promise<{ statusCode: number; server: string }> =>
+  /**
+   * One autodiscover GET through the VIP, on a new connection (so that HAProxy picks a server for
+   * each) or through `agent` (a kept-alive connection); `reused` says whether it went on one opened before.
+   */
+  const autodiscover = (agent: Agent | false = false): Promise<{ statusCode: number; server: string; reused: boolean }> =>
     new Promise((resolve, reject) => {
-      const outgoing = request({ host: VIP, port: 443, path: PATH, ca, servername: 'lyncdiscoverinternal.contoso.com', headers: { host: 'lyncdiscoverinternal.contoso.com' }, agent: false }, (response) => {
+      const outgoing = request({ host: VIP, port: PORT, path: PATH, ca, servername: 'lyncdiscoverinternal.contoso.com', headers: { host: 'lyncdiscoverinternal.contoso.com' }, agent }, (response) => {
         let body = '';
         response.setEncoding('utf8');
         response.on('data', (chunk: string) => (body += chunk));
-        response.on('end', () => resolve({ statusCode: response.statusCode ?? 0, server: response.statusCode === 200 ? (JSON.parse(body) as AutodiscoverDocument).Server : '' }));
+        response.on('end', () => resolve({ statusCode: response.statusCode ?? 0, server: response.statusCode === 200 ? (JSON.parse(body) as AutodiscoverDocument).Server : '', reused: outgoing.reusedSocket }));
       });
       outgoing.on('error', reject);
       outgoing.end();
     });
 
   /** `count` requests, 8 at a time; every answer's status and naming server. */
-  const many = async (count: number): Promise<{ statusCode: number; server: string }[]> => {
-    const answers: { statusCode: number; server: string }[] = [];
+  const many = async (count: number): Promise<{ statusCode: number; server: string; reused: boolean }[]> => {
+    const answers: { statusCode: number; server: string; reused: boolean }[] = [];
     let next = 0;
     await Promise.all(
       Array.from({ length: 8 }, async () => {
@@ -83,7 +90,7 @@ describe('Web services behind HAProxy (webServices.hlb: haproxy)', () => {
   after(async () => system?.stop());
 
   test('dnslb up says HAProxy listens on the VIPs, and the exported configuration is the one running and passes haproxy -c', async () => {
-    assert.match(system.process.output(), new RegExp(`hlb:pool01\\.contoso\\.com +pid \\d+ +https://${VIP.replaceAll('.', '\\.')}:443 \\(internal\\) https://${NET.replaceAll('.', '\\.')}\\.22:443 \\(external\\)`));
+    assert.match(system.process.output(), new RegExp(`hlb:pool01\\.contoso\\.com +pid \\d+ +https://${VIP.replaceAll('.', '\\.')}:${PORT} \\(internal\\) https://${NET.replaceAll('.', '\\.')}\\.22:4443 \\(external\\)`));
     const exported = await system.cli('hlb', 'export', '--pool', 'pool01.contoso.com', '--check');
     assert.equal(exported.code, 0, exported.stderr);
     assert.equal(exported.stdout, await readFile(join(system.dataDir, 'hlb', 'pool01.contoso.com.cfg'), 'utf8'));
@@ -104,17 +111,17 @@ describe('Web services behind HAProxy (webServices.hlb: haproxy)', () => {
   test('dnslb client register finds the pool through lyncdiscoverinternal and the VIP, and falls back to SRV when autodiscover fails', async () => {
     const dns = `${system.dns.address}:${system.dns.port}`;
     const caFile = join(system.dataDir, 'tls', 'ca.pem');
-    const through = await system.cli('client', 'register', '--uri', 'sip:alice@contoso.com', '--dns', dns, '--ca', caFile);
+    const through = await system.cli('client', 'register', '--uri', 'sip:alice@contoso.com', '--dns', dns, '--ca', caFile, '--autodiscover-port', String(PORT));
     assert.equal(through.code, 0, through.stderr);
     assert.match(through.stdout, /^dns lyncdiscoverinternal\.contoso\.com A → 1 address$/m);
-    assert.match(through.stdout, new RegExp(`^https GET https://lyncdiscoverinternal\\.contoso\\.com/ at ${VIP.replaceAll('.', '\\.')} → Internal access pool01\\.contoso\\.com:5061 tls, pool01\\.contoso\\.com:5060 tcp \\(answered by fe\\d\\.contoso\\.com\\)$`, 'm'));
-    assert.match(through.stdout, new RegExp(`^pool found through lyncdiscoverinternal\\.contoso\\.com autodiscover \\(https://${VIP.replaceAll('.', '\\.')}:443\\)$`, 'm'));
+    assert.match(through.stdout, new RegExp(`^https GET https://lyncdiscoverinternal\\.contoso\\.com:${PORT}/ at ${VIP.replaceAll('.', '\\.')} → Internal access pool01\\.contoso\\.com:5061 tls, pool01\\.contoso\\.com:5060 tcp \\(answered by fe\\d\\.contoso\\.com\\)$`, 'm'));
+    assert.match(through.stdout, new RegExp(`^pool found through lyncdiscoverinternal\\.contoso\\.com autodiscover \\(https://${VIP.replaceAll('.', '\\.')}:${PORT}\\)$`, 'm'));
     assert.doesNotMatch(through.stdout, /_sipinternaltls/, 'SRV was not needed');
     assert.match(through.stdout, /^registered at .* in primary mode/m);
     // Without the pool CA the document cannot be trusted: the client says why and takes the SRV path (SIP over TCP needs no CA).
-    const fallback = await system.cli('client', 'register', '--uri', 'sip:bob@contoso.com', '--dns', dns, '--transport', 'tcp');
+    const fallback = await system.cli('client', 'register', '--uri', 'sip:bob@contoso.com', '--dns', dns, '--transport', 'tcp', '--autodiscover-port', String(PORT));
     assert.equal(fallback.code, 0, fallback.stderr);
-    assert.match(fallback.stdout, /^https GET https:\/\/lyncdiscoverinternal\.contoso\.com\/ at .* → .*(certificate|self-signed|issuer)/im);
+    assert.match(fallback.stdout, /^https GET https:\/\/lyncdiscoverinternal\.contoso\.com:8443\/ at .* → .*(certificate|self-signed|issuer)/im);
     assert.match(fallback.stdout, /^pool found through _sipinternal\._tcp\.contoso\.com SRV$/m);
     assert.match(fallback.stdout, /^registered at /m);
     const skipped = await system.cli('client', 'register', '--uri', 'sip:carol@contoso.com', '--dns', dns, '--ca', caFile, '--no-autodiscover');
@@ -160,6 +167,93 @@ describe('Web services behind HAProxy (webServices.hlb: haproxy)', () => {
     assert.equal((await countsAtServers()).get('fe1.contoso.com'), before.get('fe1.contoso.com'), 'nothing reaches a server in maintenance');
     assert.equal((await system.cli('server', 'unblock', 'fe1.contoso.com')).code, 0);
     await eventually(async () => assert.deepEqual(await adminStateInHaproxy('fe1.contoso.com'), ['ready', 'ready']));
+  });
+
+  test('a published version that adds fe4, then removes it: HAProxy reloads (SIGUSR2) onto the new backends without dropping a request', async () => {
+    const workerPid = async () => /^Pid: (\d+)$/m.exec(await runtime.command('show info'))?.[1];
+    const backends = async (server: string) => (await runtime.stat()).filter((row) => row.server === server).map((row) => row.backend);
+    /** A kept-alive connection through the VIP to a server other than `avoid` (one that is about to drain closes its connections, by design). */
+    const keptConnection = async (avoid: string): Promise<Agent> => {
+      for (;;) {
+        const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+        if ((await autodiscover(agent)).server !== avoid) return agent;
+        agent.destroy();
+      }
+    };
+    /** Until `stop`: requests on new connections, 4 at a time, and on `agent`'s connection one every 50 ms. */
+    const traffic = (agent: Agent) => {
+      let stopped = false;
+      const fresh: { statusCode: number; server: string }[] = [];
+      const kept: { statusCode: number; server: string; reused: boolean }[] = [];
+      const failures: string[] = [];
+      const loops = [
+        ...Array.from({ length: 4 }, async () => {
+          while (!stopped) fresh.push(await autodiscover().catch((error: Error) => (failures.push(`new connection: ${error.message}`), { statusCode: 0, server: '', reused: false })));
+        }),
+        (async () => {
+          while (!stopped) {
+            kept.push(await autodiscover(agent).catch((error: Error) => (failures.push(`kept connection: ${error.message}`), { statusCode: 0, server: '', reused: false })));
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+        })(),
+      ];
+      return {
+        keptSoFar: () => kept.length,
+        async stop() {
+          stopped = true;
+          await Promise.all(loops);
+          agent.destroy();
+          return { fresh, kept, failures };
+        },
+      };
+    };
+    const publish = async (text: string, name: string) => {
+      const file = join(system.dataDir, name);
+      await writeFile(file, text);
+      const published = await system.cli('topology', 'publish', file);
+      assert.equal(published.code, 0, published.stderr);
+    };
+    const original = await readFile(system.topologyFile, 'utf8');
+    const fe3Line = `      - { fqdn: fe3.contoso.com, ipv4: ${NET}.13 }\n`;
+    assert.ok(original.includes(fe3Line));
+
+    // Commission: fe4 joins both backends through a reload, while requests keep flowing.
+    const before = await workerPid();
+    assert.ok(before, 'show info names the worker');
+    let running = traffic(await keptConnection('fe4.contoso.com'));
+    await publish(original.replace(fe3Line, `${fe3Line}      - { fqdn: fe4.contoso.com, ipv4: ${NET}.14 }\n`), 'with-fe4.yaml');
+    await eventually(async () => {
+      assert.deepEqual(await backends('fe4.contoso.com'), ['web-internal', 'web-external']);
+      assert.ok((await runtime.stat()).filter((row) => row.server === 'fe4.contoso.com').every((row) => row.status === 'UP'), 'fe4 passed its health checks');
+    });
+    const afterCommission = await workerPid();
+    assert.notEqual(afterCommission, before, 'a new worker took the new configuration');
+    const keptBeforeReload = running.keptSoFar();
+    assert.match(await readFile(join(system.dataDir, 'hlb', 'pool01.contoso.com.cfg'), 'utf8'), /server fe4\.contoso\.com /);
+    // A few more requests on the connection kept open, now served by the old worker.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    let seen = await running.stop();
+    assert.ok(seen.kept.length > keptBeforeReload, 'the kept connection carried requests after the reload too');
+    assert.deepEqual(seen.failures, []);
+    assert.deepEqual([...new Set([...seen.fresh, ...seen.kept].map((answer) => answer.statusCode))], [200]);
+    assert.ok(seen.kept.length >= 2 && seen.kept.every((answer) => answer.reused), `one connection, opened before, throughout: ${seen.kept.map((answer) => answer.reused).join(' ')}`);
+    assert.equal(new Set(seen.kept.map((answer) => answer.server)).size, 1, 'the kept connection stayed on its server');
+    // The new worker balances onto fe4.
+    const fe4Before = (await countsAtServers(['fe4.contoso.com'])).get('fe4.contoso.com')!;
+    await many(120);
+    assert.ok((await countsAtServers(['fe4.contoso.com'])).get('fe4.contoso.com')! > fe4Before, 'fe4 answers through the VIP');
+
+    // Decommission: fe4 leaves both backends through another reload, again without a failed request.
+    running = traffic(await keptConnection('fe4.contoso.com'));
+    await publish(original, 'without-fe4.yaml');
+    await eventually(async () => assert.deepEqual(await backends('fe4.contoso.com'), []));
+    assert.notEqual(await workerPid(), afterCommission);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    seen = await running.stop();
+    assert.deepEqual(seen.failures, []);
+    assert.deepEqual([...new Set([...seen.fresh, ...seen.kept].map((answer) => answer.statusCode))], [200]);
+    assert.ok(seen.kept.length >= 2 && seen.kept.every((answer) => answer.reused), 'one connection, opened before, throughout');
+    await eventually(async () => assert.ok((await runtime.stat()).filter((row) => SERVERS.includes(row.server)).every((row) => row.status === 'UP')));
   });
 
   test('a killed server: requests keep succeeding, and HAProxy\'s health check takes it out', async () => {

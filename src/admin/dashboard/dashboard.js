@@ -2,7 +2,7 @@
 // polls GET /status every 2 s, renders every server, sends drain/resume/block/unblock, and charts
 // bindings per server over the last 10 minutes with uPlot (loaded before this module as a global).
 /* global document, window, location, history, sessionStorage, fetch, AbortController, uPlot */
-import { ACTIONS, BindingHistory, DrainProgress, actionsFor, poolsOf, refusalOf, rowOf } from './model.js';
+import { ACTIONS, BindingHistory, DrainProgress, actionsFor, poolHeading, poolsOf, refusalOf, rowOf } from './model.js';
 
 const POLL_INTERVAL_MS = 2000;
 const HISTORY_MS = 10 * 60 * 1000;
@@ -10,7 +10,8 @@ const HISTORY_MS = 10 * 60 * 1000;
 const REQUEST_TIMEOUT_MS = 8000;
 const TOKEN_KEY = 'dnslb.adminToken';
 const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
-const COLUMNS = ['server', 'pool', 'pid', 'admin', 'state', 'available', 'hlb', 'primary', 'backup', 'dialogs', 'version'];
+// No pool column: every server sits under its pool's heading.
+const COLUMNS = ['server', 'pid', 'admin', 'state', 'available', 'hlb', 'primary', 'backup', 'dialogs', 'version'];
 
 const element = (id) => document.getElementById(id);
 const clockTime = (ms) => new Date(ms).toLocaleTimeString();
@@ -120,7 +121,7 @@ function answered(status) {
   element('store-revision').textContent = String(status.revision);
   element('dns').textContent = dns;
   element('updated').textContent = clockTime(nowMs);
-  renderServers(status.servers);
+  renderServers(status.servers, status.pools);
   bindings.add(nowMs, status.servers);
   drawChart();
 }
@@ -157,24 +158,42 @@ function makePoolRow(pool) {
   tr.className = 'pool';
   tr.dataset.pool = pool;
   const td = document.createElement('td');
-  td.colSpan = COLUMNS.length + 1;
+  td.colSpan = COLUMNS.length + 2;
   tr.append(td);
   return { tr, cell: td };
 }
 
-/** A drain's progress in the state cell: a bar (no text, so the cell still reads as the state) and a tooltip. */
+/**
+ * A drain's progress in its own cell: a bar and "handed over / to hand over" (or what is left when
+ * the server keeps no record), with the detail as a tooltip. Empty when the server is not draining.
+ */
 function showDrain(cell, progress) {
   let bar = cell.querySelector('progress');
-  if (!progress) return bar?.remove();
+  let label = cell.querySelector('span');
+  if (!progress) {
+    bar?.remove();
+    label?.remove();
+    delete cell.dataset.fraction;
+    return;
+  }
   if (!bar) {
     bar = document.createElement('progress');
     bar.className = 'drain';
     bar.max = 1;
+    label = document.createElement('span');
+    label.className = 'drain-label';
+    cell.append(bar, label);
   }
-  cell.append(bar);
   bar.value = progress.fraction;
-  const done = `${Math.round(progress.fraction * 100)} % drained`;
-  bar.title = progress.left === undefined ? `${done}; the server does not answer` : `${done}; ${progress.left} bindings and dialogs left`;
+  cell.dataset.fraction = String(progress.fraction);
+  const percent = `${Math.round(progress.fraction * 100)} %`;
+  if (progress.handedOver !== undefined) {
+    label.textContent = `${progress.handedOver}/${progress.handedOver + progress.left}`;
+    bar.title = `${percent}: ${progress.handedOver} users handed over; ${progress.left} bindings and dialogs left`;
+  } else {
+    label.textContent = percent;
+    bar.title = progress.left === undefined ? `${percent} drained; the server does not answer` : `${percent} drained; ${progress.left} bindings and dialogs left`;
+  }
   bar.setAttribute('aria-label', bar.title);
 }
 
@@ -187,6 +206,11 @@ function makeRow(server) {
     td.dataset.field = column;
     tr.append(td);
     cells[column] = td;
+    if (column === 'state') {
+      cells.drain = document.createElement('td');
+      cells.drain.dataset.field = 'drain';
+      tr.append(cells.drain);
+    }
   }
   const actions = document.createElement('td');
   actions.className = 'actions';
@@ -204,7 +228,7 @@ function makeRow(server) {
   return { tr, cells, buttons };
 }
 
-function renderServers(servers) {
+function renderServers(servers, poolList) {
   const body = element('servers-body');
   const names = new Set(servers.map((entry) => entry.server));
   for (const [name, row] of rows) {
@@ -212,7 +236,7 @@ function renderServers(servers) {
     row.tr.remove();
     rows.delete(name);
   }
-  const pools = poolsOf(servers);
+  const pools = poolsOf(servers, poolList);
   for (const [pool, row] of poolRows) {
     if (pools.some((group) => group.pool === pool)) continue;
     row.tr.remove();
@@ -226,7 +250,8 @@ function renderServers(servers) {
       poolRows.set(group.pool, heading);
     }
     body.append(heading.tr);
-    heading.cell.textContent = `${group.pool}: ${group.servers.length} server${group.servers.length === 1 ? '' : 's'}, ${group.available} available`;
+    heading.cell.textContent = poolHeading(group);
+    heading.tr.dataset.runs = String(group.runs);
     for (const entry of group.servers) {
       let row = rows.get(entry.server);
       if (!row) {
@@ -238,8 +263,10 @@ function renderServers(servers) {
       for (const column of COLUMNS) row.cells[column].textContent = view[column];
       row.cells.admin.title = view.adminNote;
       row.cells.state.title = view.error;
+      // HAProxy's first word (UP, DRAIN, DOWN, MAINT) colours the HLB cell; its checks' detail is in the tooltip.
+      row.cells.hlb.dataset.word = view.hlb.split(/[(/]/)[0];
       row.tr.dataset.state = view.state;
-      showDrain(row.cells.state, drains.observe(entry));
+      showDrain(row.cells.drain, drains.observe(entry));
       const allowed = actionsFor(view.admin);
       for (const action of ACTIONS) row.buttons[action].disabled = !allowed[action];
     }

@@ -121,26 +121,43 @@ export class BindingHistory {
 }
 
 /**
- * The servers grouped by pool, pools in the order the API lists their first server, each with how
- * many of its servers are available: the multi-pool example reads pool by pool, as Topology Builder shows it.
+ * The servers grouped by pool, each with how many of its servers are available: the multi-pool
+ * example reads pool by pool, as Topology Builder shows it. `pools` (GET /status's list, when the API
+ * gives it) sets the order and adds what the servers alone cannot say: the pool's kind, and the pools
+ * dnslb runs no server of (an Edge pool: `runs` false, no rows). Without it, pools come in the order
+ * the API lists their first server.
  */
-export function poolsOf(servers) {
-  const pools = new Map();
+export function poolsOf(servers, pools = []) {
+  const groups = new Map();
+  for (const pool of pools) groups.set(pool.pool, { pool: pool.pool, kind: pool.kind, runs: pool.runs, size: pool.servers.length, hlb: pool.hlb, servers: [], available: 0 });
   for (const entry of servers) {
-    let pool = pools.get(entry.pool);
-    if (!pool) {
-      pool = { pool: entry.pool, servers: [], available: 0 };
-      pools.set(entry.pool, pool);
+    let group = groups.get(entry.pool);
+    if (!group) {
+      group = { pool: entry.pool, kind: entry.kind, runs: true, size: 0, hlb: null, servers: [], available: 0 };
+      groups.set(entry.pool, group);
     }
-    pool.servers.push(entry);
-    if (entry.available) pool.available += 1;
+    group.servers.push(entry);
+    group.size = Math.max(group.size, group.servers.length);
+    if (entry.available) group.available += 1;
   }
-  return [...pools.values()];
+  return [...groups.values()];
+}
+
+/** A pool's heading: "pool01.contoso.com (frontend, HAProxy on its Web services VIPs): 3 servers, 2 available". */
+export function poolHeading(group) {
+  const servers = `${group.size} server${group.size === 1 ? '' : 's'}`;
+  const what = [group.kind, group.hlb === 'haproxy' ? 'HAProxy on its Web services VIPs' : undefined].filter(Boolean).join(', ');
+  const name = what ? `${group.pool} (${what})` : group.pool;
+  if (!group.runs) return `${name}: ${servers}, DNS records only (dnslb runs no process for it)`;
+  return `${name}: ${servers}, ${group.available} available`;
 }
 
 /**
- * How far each drain has come: what a draining server still holds (bindings + dialogs) against what
- * it held when the dashboard first saw it draining; 1 once it reports drained. A server that is not
+ * How far each drain has come. When the server answers with its own drain record
+ * (`status.resilience.drain`: users handed over by this drain, bindings and dialogs still there), the
+ * bar is handed over / (handed over + bindings left + dialogs left), whatever the dashboard saw
+ * before. Otherwise (an older server, or none), what a draining server still holds against what it
+ * held when the dashboard first saw it draining. 1 once it reports drained. A server that is not
  * draining has no progress, and a later drain starts from its own count.
  */
 export class DrainProgress {
@@ -154,6 +171,13 @@ export class DrainProgress {
     if (entry.adminState?.state !== 'draining' && state !== 'draining' && state !== 'drained') {
       this.startLeft.delete(entry.server);
       return null;
+    }
+    const own = entry.status?.resilience?.drain;
+    if (own && typeof own.handedOver === 'number') {
+      const left = own.bindingsLeft + own.dialogsLeft;
+      const total = own.handedOver + left;
+      const fraction = state === 'drained' ? 1 : total === 0 ? 0 : own.handedOver / total;
+      return { fraction, left, handedOver: own.handedOver, state };
     }
     const left = entry.status ? entry.status.bindings.bindings + entry.status.dialogs.active : undefined;
     if (state === 'drained') return { fraction: 1, left: left ?? 0, state };

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { formatPoolStatus, hlbOf as cliHlbOf, stateOf as cliStateOf } from '../../cli/commands/pool.ts';
-import type { ServerEntry } from '../../cli/commands/admin-client.ts';
+import type { PoolEntry, ServerEntry } from '../../cli/commands/admin-client.ts';
 
 interface Row {
   server: string;
@@ -21,6 +21,15 @@ interface Row {
   version: string;
   error: string;
 }
+interface Group {
+  pool: string;
+  kind: string;
+  runs: boolean;
+  size: number;
+  hlb: string | null;
+  servers: ServerEntry[];
+  available: number;
+}
 interface History {
   names: string[];
   add(atMs: number, servers: ServerEntry[] | null): void;
@@ -33,8 +42,9 @@ interface Model {
   actionsFor(admin: string): Record<'drain' | 'resume' | 'block' | 'unblock', boolean>;
   refusalOf(status: number, body: unknown): { text: string; forceable: boolean };
   BindingHistory: new (windowMs: number) => History;
-  poolsOf(servers: ServerEntry[]): { pool: string; servers: ServerEntry[]; available: number }[];
-  DrainProgress: new () => { observe(entry: ServerEntry): { fraction: number; left: number | undefined; state: string } | null };
+  poolsOf(servers: ServerEntry[], pools?: PoolEntry[]): Group[];
+  poolHeading(group: Group): string;
+  DrainProgress: new () => { observe(entry: ServerEntry): { fraction: number; left: number | undefined; handedOver?: number; state: string } | null };
 }
 
 // A plain browser module without type declarations: loaded by URL and given its shape here.
@@ -179,6 +189,26 @@ describe('dashboard model', () => {
     assert.deepEqual(model.poolsOf([]), []);
   });
 
+  test('with the API\'s pool list: its order, every pool (an Edge pool without rows), kinds and HAProxy in the headings', () => {
+    const at = (server: string, pool: string, available: boolean): ServerEntry => ({ ...entry(server, 1), pool, available });
+    const pools: PoolEntry[] = [
+      { pool: 'pool01.contoso.com', kind: 'frontend', site: 'redmond', servers: ['fe1.contoso.com', 'fe2.contoso.com'], runs: true, hlb: 'haproxy' },
+      { pool: 'edgepool.contoso.com', kind: 'edge', site: 'redmond', servers: ['edge1.contoso.com'], runs: false, hlb: null },
+      { pool: 'medpool.contoso.com', kind: 'mediation', site: 'redmond', servers: ['med1.contoso.com', 'med2.contoso.com'], runs: true, hlb: null },
+    ];
+    const groups = model.poolsOf([at('med1.contoso.com', 'medpool.contoso.com', true), at('fe1.contoso.com', 'pool01.contoso.com', true), at('fe2.contoso.com', 'pool01.contoso.com', false), at('med2.contoso.com', 'medpool.contoso.com', true)], pools);
+    assert.deepEqual(groups.map((group) => [group.pool, group.servers.map((server) => server.server)]), [
+      ['pool01.contoso.com', ['fe1.contoso.com', 'fe2.contoso.com']],
+      ['edgepool.contoso.com', []],
+      ['medpool.contoso.com', ['med1.contoso.com', 'med2.contoso.com']],
+    ]);
+    assert.deepEqual(groups.map((group) => model.poolHeading(group)), [
+      'pool01.contoso.com (frontend, HAProxy on its Web services VIPs): 2 servers, 1 available',
+      'edgepool.contoso.com (edge): 1 server, DNS records only (dnslb runs no process for it)',
+      'medpool.contoso.com (mediation): 2 servers, 2 available',
+    ]);
+  });
+
   test('drain progress: what is left against what the drain started with; full when drained; reset for the next drain', () => {
     const progress = new model.DrainProgress();
     const draining = (bindings: number, dialogs: number, state = 'draining'): ServerEntry => {
@@ -195,5 +225,18 @@ describe('dashboard model', () => {
     assert.deepEqual(progress.observe(draining(10, 0)), { fraction: 0, left: 10, state: 'draining' }, 'a new drain starts from its own count');
     const silent = { ...draining(5, 0), status: undefined };
     assert.deepEqual(progress.observe(silent), { fraction: 0, left: undefined, state: 'unknown' }, 'no answer from the server: no count');
+  });
+
+  test('drain progress from the server\'s own drain record: handed over against handed over + what is left', () => {
+    const progress = new model.DrainProgress();
+    const draining = (handedOver: number, bindingsLeft: number, dialogsLeft: number, state = 'draining'): ServerEntry => {
+      const base = entry('fe2.contoso.com', bindingsLeft);
+      return { ...base, adminState: { state: 'draining', by: 'test', reason: 'test', atMs: 0 }, status: { ...base.status!, state, resilience: { drain: { phase: state, handedOver, bindingsLeft, dialogsLeft } } } };
+    };
+    assert.deepEqual(progress.observe(draining(0, 40, 0)), { fraction: 0, left: 40, handedOver: 0, state: 'draining' });
+    // The first look may come halfway through: the record knows how far it is.
+    assert.deepEqual(progress.observe(draining(30, 9, 1)), { fraction: 0.75, left: 10, handedOver: 30, state: 'draining' });
+    assert.deepEqual(progress.observe(draining(40, 0, 0, 'drained')), { fraction: 1, left: 0, handedOver: 40, state: 'drained' });
+    assert.deepEqual(progress.observe(draining(0, 0, 0, 'drained')), { fraction: 1, left: 0, handedOver: 0, state: 'drained' }, 'nothing to hand over: full at once');
   });
 });

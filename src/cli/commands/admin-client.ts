@@ -29,6 +29,8 @@ export interface ServerEntry {
     bindings: { users: number; bindings: number; bindingsPrimary: number; bindingsBackup: number };
     dialogs: { active: number };
     drain?: Record<string, unknown> | null;
+    /** The server's own drain record while it drains or after (handed over so far, what is left). */
+    resilience?: { drain?: { phase: string; handedOver: number; bindingsLeft: number; dialogsLeft: number } | null };
   };
   /** The Web services HLB's view (`webServices.hlb: haproxy`); null for servers behind none. */
   hlb?: HlbServerView | null;
@@ -39,5 +41,17 @@ export interface PoolStatus {
   topologyVersion: number;
   revision: number;
   dns: { state: string; pid: number | undefined } | null;
+  /** Every pool of the published topology, in its order (older APIs: absent). */
+  pools?: PoolEntry[];
   servers: ServerEntry[];
+}
+
+/** A pool in GET /status: `runs` is false for pools dnslb runs no process of (Edge: DNS records only). */
+export interface PoolEntry {
+  pool: string;
+  kind: string;
+  site: string;
+  servers: string[];
+  runs: boolean;
+  hlb: string | null;
 }

@@ -1,18 +1,15 @@
 // dnslb hlb export: a pool's Web services VIPs as a load balancer configuration (HAProxy), from a
 // topology file or the published version in the store, for a load balancer dnslb does not run.
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
 import type { Command } from 'commander';
+import { haproxyCheck } from '../../hlb/check.ts';
 import { haproxyConfig } from '../../hlb/haproxy-config.ts';
 import { DnslbError } from '../../shared/errors.ts';
 import { parseFile } from '../../topology/parse.ts';
 import type { Topology } from '../../topology/schema.ts';
 import { dataDirOf, openStoreOf, storeLabelOf, withStoreOption } from './store-options.ts';
-
-const run = promisify(execFile);
 
 interface ExportOptions {
   pool: string;
@@ -29,11 +26,7 @@ async function checkWithHaproxy(text: string): Promise<void> {
   try {
     const file = join(dir, 'haproxy.cfg');
     await writeFile(file, text);
-    await run('haproxy', ['-c', '-f', file]);
-  } catch (error) {
-    const failed = error as NodeJS.ErrnoException & { stdout?: string; stderr?: string };
-    if (failed.code === 'ENOENT') throw new DnslbError('HLB_CONFIG', '--check needs the haproxy command (Debian: apt-get install haproxy)', { cause: error });
-    throw new DnslbError('HLB_CONFIG', `haproxy -c refused the configuration: ${`${failed.stdout ?? ''}${failed.stderr ?? ''}`.trim()}`, { cause: error });
+    await haproxyCheck(file, 'the configuration');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
