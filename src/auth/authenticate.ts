@@ -50,6 +50,8 @@ export type AuthOutcome =
       delayMs: number;
       /** For logs and metrics only: never sent, so that the answer does not tell whether a user exists. */
       why: string;
+      /** A failed attempt (wrong password, unknown user, replayed count) or a refusal: worth a log line with the source. */
+      failed?: boolean;
     };
 
 export interface AuthenticatorOptions {
@@ -86,13 +88,18 @@ export class Authenticator {
   private readonly counts: NonceCounts;
   /** flow id → the identity proven on it. */
   private readonly flows = new Map<string, string>();
-  private readonly realms: ReadonlySet<string>;
+  private realms: ReadonlySet<string>;
 
   constructor(private readonly options: AuthenticatorOptions) {
     this.config = { ...AUTH_DEFAULTS, ...options.config };
     this.limiter = options.limiter ?? new BruteForceLimiter();
     this.counts = new NonceCounts({ lifetimeMs: this.config.nonceLifetimeMs });
     this.realms = new Set(options.realms.map((realm) => realm.toLowerCase()));
+  }
+
+  /** A newly published topology's SIP domains (one realm each). */
+  setRealms(realms: readonly string[]): void {
+    this.realms = new Set(realms.map((realm) => realm.toLowerCase()));
   }
 
   /** The identity bound to a flow, if any. */
@@ -114,11 +121,11 @@ export class Authenticator {
     return this.config.md5 ? ['SHA-256', 'MD5'] : ['SHA-256'];
   }
 
-  private challenge(kind: ChallengeKind, realm: string, why: string, options: { stale?: boolean; delayMs?: number } = {}): AuthOutcome {
+  private challenge(kind: ChallengeKind, realm: string, why: string, options: { stale?: boolean; delayMs?: number; failed?: boolean } = {}): AuthOutcome {
     this.counters.challenged++;
     const nonce = issueNonce({ secret: this.options.secret, lifetimeMs: this.config.nonceLifetimeMs, randomBytes: this.options.randomBytes }, realm, this.options.clock.nowMs());
     const status = CHALLENGE_STATUS[kind];
-    return { kind: 'answer', status, reason: status === 401 ? 'Unauthorized' : 'Proxy Authentication Required', headers: challengeHeaders({ kind, realm, nonce, algorithms: this.algorithms, stale: options.stale === true }), delayMs: options.delayMs ?? 0, why };
+    return { kind: 'answer', status, reason: status === 401 ? 'Unauthorized' : 'Proxy Authentication Required', headers: challengeHeaders({ kind, realm, nonce, algorithms: this.algorithms, stale: options.stale === true }), delayMs: options.delayMs ?? 0, why, failed: options.failed === true };
   }
 
   private forbidden(why: string, reason = 'Forbidden'): AuthOutcome {
@@ -127,21 +134,37 @@ export class Authenticator {
   }
 
   /**
-   * Decides one request. REGISTER is the registrar's (401, the To user); any other request is a
-   * proxy's (407, the From user). The caller chooses which requests come here (out-of-dialog, from
-   * clients: DESIGN §7) and sends the answer after `delayMs`.
+   * The answer for a request on a flow that already carries an identity, without waiting for
+   * anything (the request path's fast path); undefined when the flow carries none (call `authenticate`).
    */
-  async authenticate(request: SipRequest, flow: AuthFlow): Promise<AuthOutcome> {
-    const kind: ChallengeKind = request.method === 'REGISTER' ? 'registrar' : 'proxy';
-    const party = kind === 'registrar' ? 'To' : 'From';
-    let claimed: string;
+  flowOutcome(request: SipRequest, flowId: string): AuthOutcome | undefined {
+    const bound = this.flows.get(flowId);
+    if (bound === undefined) return undefined;
+    const party = this.claimedParty(request);
+    return typeof party === 'string' ? this.boundOutcome(bound, party) : party;
+  }
+
+  /** RFC 5626: the flow already proved who it speaks for; it speaks for no one else. */
+  private boundOutcome(bound: string, claimed: string): AuthOutcome {
+    if (bound === claimed) {
+      this.counters.viaFlow++;
+      return { kind: 'authenticated', identity: claimed, via: 'flow' };
+    }
+    return this.forbidden(`the flow is authenticated as ${bound}, the request claims ${claimed}`, 'Identity does not match the connection');
+  }
+
+  /** The user a request speaks for (REGISTER: the To user; otherwise the From user), or the answer when it names none. */
+  private claimedParty(request: SipRequest): string | AuthOutcome {
+    const registrar = request.method === 'REGISTER';
+    const party = registrar ? 'To' : 'From';
     let partyUri: string;
     try {
-      partyUri = formatUri((kind === 'registrar' ? toHeader(request) : fromHeader(request)).uri);
+      partyUri = formatUri((registrar ? toHeader(request) : fromHeader(request)).uri);
     } catch (error) {
       this.counters.malformed++;
       return { kind: 'answer', status: 400, reason: `Bad ${party}`, headers: [], delayMs: 0, why: (error as Error).message };
     }
+    let claimed: string;
     try {
       claimed = canonicalUser(partyUri);
     } catch (error) {
@@ -149,16 +172,21 @@ export class Authenticator {
       return this.forbidden(`${party} is not a SIP user: ${error.message}`);
     }
     if (!claimed.includes('@')) return this.forbidden(`${claimed} names no user`);
+    return claimed;
+  }
 
-    // RFC 5626: the flow already proved who it speaks for; it speaks for no one else.
+  /**
+   * Decides one request. REGISTER is the registrar's (401, the To user); any other request is a
+   * proxy's (407, the From user). The caller chooses which requests come here (out-of-dialog, from
+   * clients: DESIGN §7) and sends the answer after `delayMs`.
+   */
+  async authenticate(request: SipRequest, flow: AuthFlow): Promise<AuthOutcome> {
+    const party = this.claimedParty(request);
+    if (typeof party !== 'string') return party;
+    const claimed = party;
+    const kind: ChallengeKind = request.method === 'REGISTER' ? 'registrar' : 'proxy';
     const bound = this.flows.get(flow.id);
-    if (bound !== undefined) {
-      if (bound === claimed) {
-        this.counters.viaFlow++;
-        return { kind: 'authenticated', identity: claimed, via: 'flow' };
-      }
-      return this.forbidden(`the flow is authenticated as ${bound}, the request claims ${claimed}`, 'Identity does not match the connection');
-    }
+    if (bound !== undefined) return this.boundOutcome(bound, claimed);
 
     const { username, realm } = digestIdentityOf(claimed);
     if (!this.realms.has(realm)) return this.forbidden(`${realm} is not a SIP domain of this pool`, 'Domain not served here');
@@ -214,14 +242,14 @@ export class Authenticator {
       // The same answer for an unknown user as for a wrong password (issue 13 §6).
       this.counters.failed++;
       const { delayMs } = this.limiter.failed(flow.remoteAddress, claimed, nowMs);
-      return this.challenge(kind, realm, user === undefined ? `unknown user ${claimed}` : `wrong password for ${claimed}`, { delayMs });
+      return this.challenge(kind, realm, user === undefined ? `unknown user ${claimed}` : `wrong password for ${claimed}`, { delayMs, failed: true });
     }
     // Counted only once the response is proven: a forged response cannot burn another client's counts.
     const count = this.counts.check(credentials.nonce, nonce.issuedAtMs, credentials.ncValue, nowMs);
     if (count !== 'fresh') {
       this.counters.replayed++;
       if (count === 'replayed') this.limiter.failed(flow.remoteAddress, undefined, nowMs);
-      return this.challenge(kind, realm, count === 'replayed' ? `nonce count ${credentials.nc} replayed` : 'nonce forgotten (count table full)', { stale: true });
+      return this.challenge(kind, realm, count === 'replayed' ? `nonce count ${credentials.nc} replayed` : 'nonce forgotten (count table full)', { stale: true, failed: count === 'replayed' });
     }
     if (user.disabled) return this.forbidden(`${claimed} is disabled`, 'User disabled');
     this.limiter.succeeded(flow.remoteAddress, claimed, nowMs);

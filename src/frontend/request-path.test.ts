@@ -18,8 +18,9 @@ test('the Front End path: shared steps, then the role steps, the route step last
     proxy: { counters: { loopsDetected: 0 } } as unknown as Proxy,
     registrar: {} as RegistrarService,
     registerAnswers: new RegisterAnswers(),
+    authenticate: { name: 'authenticate', run: () => 'continue' },
   });
-  assert.deepEqual(path.steps.map((step) => step.name), ['classify', 'limits', 'max-forwards', 'require', 'drain', 'register', 'reg-subscribe', 'options', 'route']);
+  assert.deepEqual(path.steps.map((step) => step.name), ['classify', 'limits', 'max-forwards', 'require', 'drain', 'authenticate', 'register', 'reg-subscribe', 'options', 'route']);
   assert.ok(Object.isFrozen(path.steps), 'built once, never changed per request');
   assert.equal(path.steps.includes(path.drain), true);
   assert.deepEqual(Object.values(ROLE_OF_KIND), ['frontend', 'frontend', 'frontend', 'frontend'], 'every kind runs the Front End path until its own exists');

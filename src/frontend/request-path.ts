@@ -40,6 +40,8 @@ export interface PathServices {
   proxy: Proxy;
   registrar: RegistrarService;
   registerAnswers: RegisterAnswers;
+  /** The authenticate step (steps/authenticate.ts), built by the server: it holds the server's Authenticator. */
+  authenticate: Step;
 }
 
 export interface RequestPath {
@@ -65,7 +67,7 @@ export function buildPath(role: Role, services: PathServices): RequestPath {
     new MaxForwardsStep(services.view, services.proxy.counters, services.random),
     new RequireStep(services.random, services.registerAnswers),
     drain,
-    // authenticate (DESIGN §7 "Trust") goes here: after drain, before the role's steps.
+    services.authenticate,
   ];
   return { role, steps: Object.freeze([...shared, ...ROLE_STEPS[role](services)]), drain };
 }

@@ -295,6 +295,17 @@ const settings = z
         timeoutMs: z.number().int().min(1000).max(86_400_000).default(3_600_000), // 1 h
       })
       .prefault({}),
+    /** SIP digest authentication of clients (DESIGN §7 "Trust", src/auth/README.md): off unless the topology turns it on. */
+    auth: z
+      .strictObject({
+        /** Challenge clients' REGISTERs (401) and out-of-dialog requests (407) against the user directory in the store. */
+        enabled: z.boolean().default(false),
+        /** Offer and accept MD5 beside SHA-256 (RFC 8760 §2.4), for clients that cannot do SHA-256. */
+        md5: z.boolean().default(false),
+        /** A nonce older than this is answered with a new challenge and stale=true. */
+        nonceLifetimeMs: z.number().int().min(10_000).max(86_400_000).default(300_000), // 5 min
+      })
+      .prefault({}),
     supervisor: z
       .strictObject({
         restartDelayMs: z.number().int().min(0).max(600_000).default(2000), // 2 s
