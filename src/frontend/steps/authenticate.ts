@@ -15,7 +15,11 @@ import { challengeScope } from '../../auth/scope.ts';
 import type { Authenticator, AuthOutcome } from '../../auth/authenticate.ts';
 import type { Clock, Random, Timer } from '../../shared/clock.ts';
 import type { RegisterAnswers } from '../register-answers.ts';
+import { limits } from '../../shared/limits.ts';
+import type { Header } from '../../sip/message.ts';
 import { reply, RequestContext, type Step, type StepOutcome } from './step.ts';
+
+const RETRY_AFTER: readonly Header[] = [{ name: 'Retry-After', value: '5' }];
 
 export interface AuthenticateStepOptions {
   /** The authenticator when the topology turns authentication on; null when off (read per request). */
@@ -58,6 +62,11 @@ export class AuthenticateStep implements Step {
       this.answer(context, known);
       return 'answered';
     }
+    if (this.pending >= limits.authPendingMax) {
+      this.options.registerAnswers.count(request, 503);
+      reply(flow, request, 503, this.options.random, { reason: 'Too many sign-ins in progress', headers: RETRY_AFTER });
+      return 'answered';
+    }
     const later = Object.assign(new RequestContext(), context);
     this.pending++;
     auth.authenticate(request, flow).then(
@@ -76,7 +85,7 @@ export class AuthenticateStep implements Step {
         this.directoryErrors++;
         this.options.logger.warn({ err: error, source: flow.remoteAddress }, 'auth: the user directory could not be read; answered 503');
         this.options.registerAnswers.count(request, 503);
-        reply(flow, request, 503, this.options.random, { reason: 'User directory unavailable', headers: [{ name: 'Retry-After', value: '5' }] });
+        reply(flow, request, 503, this.options.random, { reason: 'User directory unavailable', headers: RETRY_AFTER });
       },
     );
     return 'answered';
