@@ -133,6 +133,15 @@ export class Authenticator {
     return { kind: 'answer', status: 403, reason, headers: [], delayMs: 0, why };
   }
 
+  /** The limiter's refusal of this source or user, as an answer; undefined when it may try. */
+  private refusal(source: string, claimed: string, nowMs: number): AuthOutcome | undefined {
+    const admission = this.limiter.admit(source, claimed, nowMs);
+    if (admission.kind === 'go') return undefined;
+    this.counters.refused++;
+    if (admission.who === 'source') return { kind: 'answer', status: 403, reason: 'Too many failed attempts', headers: [], delayMs: 0, why: `source ${source} refused until ${new Date(admission.untilMs).toISOString()}` };
+    return { kind: 'answer', status: 503, reason: 'Too many failed attempts', headers: [{ name: 'Retry-After', value: String(admission.retryAfterS) }], delayMs: 0, why: `user ${claimed} refused until ${new Date(admission.untilMs).toISOString()}` };
+  }
+
   /**
    * The answer for a request on a flow that already carries an identity, without waiting for
    * anything (the request path's fast path); undefined when the flow carries none (call `authenticate`).
@@ -213,12 +222,8 @@ export class Authenticator {
     if (credentials === undefined) return this.challenge(kind, realm, 'no credentials for this realm');
 
     const nowMs = this.options.clock.nowMs();
-    const admission = this.limiter.admit(flow.remoteAddress, claimed, nowMs);
-    if (admission.kind === 'refuse') {
-      this.counters.refused++;
-      if (admission.who === 'source') return { kind: 'answer', status: 403, reason: 'Too many failed attempts', headers: [], delayMs: 0, why: `source ${flow.remoteAddress} refused until ${new Date(admission.untilMs).toISOString()}` };
-      return { kind: 'answer', status: 503, reason: 'Too many failed attempts', headers: [{ name: 'Retry-After', value: String(admission.retryAfterS) }], delayMs: 0, why: `user ${claimed} refused until ${new Date(admission.untilMs).toISOString()}` };
-    }
+    const refused = this.refusal(flow.remoteAddress, claimed, nowMs);
+    if (refused !== undefined) return refused;
 
     const nonce = checkNonce({ secret: this.options.secret, lifetimeMs: this.config.nonceLifetimeMs, randomBytes: this.options.randomBytes }, realm, credentials.nonce, nowMs);
     if (nonce.kind === 'invalid') return this.challenge(kind, realm, 'a nonce this pool did not issue');
@@ -235,6 +240,10 @@ export class Authenticator {
     if (credentials.username !== username) return this.forbidden(`credentials of ${credentials.username} for ${claimed}`, 'Credentials do not match the user');
 
     const user = await this.options.directory.user(claimed);
+    // Asked again after the wait: requests pipelined on one connection all passed the first check
+    // before any of them failed; without this, 10,000 guesses sent at once would all be tried.
+    const refusedNow = this.refusal(flow.remoteAddress, claimed, this.options.clock.nowMs());
+    if (refusedNow !== undefined) return refusedNow;
     const ha1 = user === undefined ? NO_USER_HA1[credentials.algorithm] : credentials.algorithm === 'MD5' ? user.credential.ha1Md5 : user.credential.ha1Sha256;
     if (ha1 === undefined) return this.challenge(kind, realm, `${claimed} has no MD5 hash: SHA-256 only`);
     const expected = expectedResponse({ algorithm: credentials.algorithm, ha1, nonce: credentials.nonce, nc: credentials.nc, cnonce: credentials.cnonce, method: request.method, digestUri: credentials.uri });

@@ -11,7 +11,9 @@
 // check ends either sends the answer (after the brute-force limiter's delay) or runs the rest of the
 // path on a copy of the context (the path's own context is reused by the next request meanwhile).
 import type { Logger } from 'pino';
+import { withoutProxyCredentials } from '../../auth/authorization.ts';
 import { challengeScope } from '../../auth/scope.ts';
+import { digestIdentityOf } from '../../auth/user-credential.ts';
 import type { Authenticator, AuthOutcome } from '../../auth/authenticate.ts';
 import type { Clock, Random, Timer } from '../../shared/clock.ts';
 import type { RegisterAnswers } from '../register-answers.ts';
@@ -77,7 +79,10 @@ export class AuthenticateStep implements Step {
           auth.flowClosed(flow.id);
           return;
         }
-        if (outcome.kind === 'authenticated') this.continueWith(later);
+        if (outcome.kind === 'authenticated') {
+          if (request.method !== 'REGISTER') later.request = withoutProxyCredentials(later.request, digestIdentityOf(outcome.identity).realm);
+          this.continueWith(later);
+        }
         else this.answer(later, outcome);
       },
       (error: unknown) => {
