@@ -1,4 +1,4 @@
-// SIP digest authentication on a real 3-server pool (`dnslb server` processes on 127.0.40.1-3 with
+// SIP digest authentication on a real 3-server pool (`dnslb server` processes on 127.0.40.101-103 with
 // settings.auth on, users in the file store they follow): REGISTER is challenged (401, SHA-256 only),
 // a wrong password and an unknown user get the same answer and never a binding, a replayed nonce
 // count is refused, a nonce fe1 issued is good at fe2 after fe1's 301, a flow authenticated as alice
@@ -15,10 +15,10 @@ import { startPool, type RunningPool } from '../helpers/frontend-pool.ts';
 import { TestSipClient } from '../helpers/sip-client.ts';
 import { eventually } from '../helpers/eventually.ts';
 
-const ADDRESSES = ['127.0.40.1', '127.0.40.2', '127.0.40.3'];
+const ADDRESSES = ['127.0.40.101', '127.0.40.102', '127.0.40.103'];
 const SERVERS = ['fe1.contoso.com', 'fe2.contoso.com', 'fe3.contoso.com'];
 const ALL = new Set(SERVERS);
-const CLIENT = '127.0.40.20';
+const CLIENT = '127.0.40.120';
 const PASSWORDS: Record<string, string> = { alice: 'alice-pw', bob: 'bob-pw' };
 
 let sequence = 0;
@@ -149,14 +149,14 @@ describe('SIP digest authentication on a 3-server pool', () => {
   });
 
   test('a replayed nonce count is refused (401 stale=true), and binds nothing', async () => {
-    const client = await open(homeIndex('bob'), '127.0.40.21');
+    const client = await open(homeIndex('bob'), '127.0.40.121');
     const first = register(client, 'bob');
     const challenge = await client.response(first.callId, 401);
     const authorization = credentials(challenge, 'bob', 'bob-pw');
     const ok = register(client, 'bob', { authorization });
     await client.response(ok.callId, 200);
     // A second connection (the flow binding would otherwise let the copy through) sends the same Authorization.
-    const thief = await open(homeIndex('bob'), '127.0.40.22');
+    const thief = await open(homeIndex('bob'), '127.0.40.122');
     const replay = register(thief, 'bob', { authorization });
     const answer = await thief.response(replay.callId);
     assert.equal(answer.status, 401);
@@ -171,7 +171,7 @@ describe('SIP digest authentication on a 3-server pool', () => {
     for (let index = 0; user === ''; index++) if (homeIndex(`carol${index}`) !== 0) user = `carol${index}`;
     const uri = `sip:${user}@contoso.com`;
     await pool.store!.addUser({ uri, disabled: false, credential: credentialFor(uri, 'carol-pw', { md5: false }) }, { by: 'test' });
-    const atFe1 = await open(0, '127.0.40.23');
+    const atFe1 = await open(0, '127.0.40.123');
     const first = register(atFe1, user);
     const challenge = await atFe1.response(first.callId, 401);
     const second = register(atFe1, user, { authorization: credentials(challenge, user, 'carol-pw', { nc: 1 }) });
@@ -180,20 +180,20 @@ describe('SIP digest authentication on a 3-server pool', () => {
     const named = contacts.map((contact) => /maddr=([0-9.]+)/.exec(contact)?.[1]);
     const mayUse = new Set(sequenceOf(uri, SERVERS).map((fqdn) => ADDRESSES[SERVERS.indexOf(fqdn)]));
     assert.ok(named.length > 0 && named.every((address) => address !== undefined && mayUse.has(address)), contacts.join(' | '));
-    const home = await open(homeIndex(user), '127.0.40.23');
+    const home = await open(homeIndex(user), '127.0.40.123');
     const third = register(home, user, { authorization: credentials(challenge, user, 'carol-pw', { nc: 2 }) });
     await home.response(third.callId, 200);
   });
 
   test("alice's flow cannot INVITE as bob (403); an unauthenticated flow's INVITE gets 407, then goes through with credentials", async () => {
-    const bob = await signIn(pool, 'bob', '127.0.40.24');
+    const bob = await signIn(pool, 'bob', '127.0.40.124');
     clients.push(bob);
-    const alice = await signIn(pool, 'alice', '127.0.40.25');
+    const alice = await signIn(pool, 'alice', '127.0.40.125');
     clients.push(alice);
     const spoofed = invite(alice, 'bob', 'alice');
     assert.equal((await alice.response(spoofed.callId)).status, 403);
 
-    const fresh = await open(homeIndex('alice'), '127.0.40.26');
+    const fresh = await open(homeIndex('alice'), '127.0.40.126');
     const unauthenticated = invite(fresh, 'alice', 'bob');
     const challenge = await fresh.response(unauthenticated.callId, 407);
     assert.match(headerValue(challenge, 'Proxy-Authenticate') ?? '', /algorithm=SHA-256/);
@@ -203,7 +203,7 @@ describe('SIP digest authentication on a 3-server pool', () => {
   });
 
   test('10,000 wrong passwords from one address: slowed, then refused (counted); alice, from another address, still signs in', async () => {
-    const attacker = await open(homeIndex('alice'), '127.0.40.30');
+    const attacker = await open(homeIndex('alice'), '127.0.40.130');
     const first = register(attacker, 'alice');
     const challenge = await attacker.response(first.callId, 401);
     const attempts = 10_000;
@@ -231,7 +231,7 @@ describe('SIP digest authentication on a 3-server pool', () => {
     assert.ok(status.auth!.limiter.refusedSource >= attempts - 10, JSON.stringify(status.auth!.limiter));
     assert.ok(status.auth!.limiter.delayed >= 1, 'answers were held back before the refusal');
     // Alice, from her own address, is not locked out by one attacker.
-    const alice = await signIn(pool, 'alice', '127.0.40.31');
+    const alice = await signIn(pool, 'alice', '127.0.40.131');
     clients.push(alice);
   });
 });
