@@ -24,6 +24,8 @@ export interface AuthDirectory {
 export interface AuthConfig {
   /** Offer and accept MD5 beside SHA-256 (RFC 8760 §2.4: only for clients that cannot do SHA-256). */
   md5: boolean;
+  /** The algorithms offered, in order (one challenge each); default SHA-256, then MD5 when `md5`. */
+  algorithms?: readonly DigestAlgorithm[];
   /** A nonce older than this is stale: the client is challenged again with stale=true. */
   nonceLifetimeMs: number;
 }
@@ -117,8 +119,8 @@ export class Authenticator {
     return this.flows.size;
   }
 
-  private get algorithms(): DigestAlgorithm[] {
-    return this.config.md5 ? ['SHA-256', 'MD5'] : ['SHA-256'];
+  private get algorithms(): readonly DigestAlgorithm[] {
+    return this.config.algorithms ?? (this.config.md5 ? ['SHA-256', 'MD5'] : ['SHA-256']);
   }
 
   private challenge(kind: ChallengeKind, realm: string, why: string, options: { stale?: boolean; delayMs?: number; failed?: boolean } = {}): AuthOutcome {
@@ -204,7 +206,7 @@ export class Authenticator {
     for (const header of request.headers) {
       if (header.name.toLowerCase() !== CREDENTIALS_HEADER[kind].toLowerCase()) continue;
       try {
-        const parsed = parseCredentials(header.value, { md5Allowed: this.config.md5 });
+        const parsed = parseCredentials(header.value, { md5Allowed: this.algorithms.includes('MD5') });
         // RFC 3261 §22.3: credentials for other realms (other proxies on the path) are not ours.
         if (parsed.realm.toLowerCase() === realm) {
           credentials = parsed;

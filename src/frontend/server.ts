@@ -163,7 +163,7 @@ export class FrontEndServer {
     });
     const authSettings = this.view.topology.settings.auth;
     this.authenticator = options.auth
-      ? new Authenticator({ directory: options.auth.directory, secret: options.auth.secret, realms: this.view.topology.sipDomains, clock: this.clock, randomBytes, config: { md5: authSettings.md5, nonceLifetimeMs: authSettings.nonceLifetimeMs } })
+      ? new Authenticator({ directory: options.auth.directory, secret: options.auth.secret, realms: this.view.topology.sipDomains, clock: this.clock, randomBytes, config: { md5: authSettings.algorithms.includes('MD5'), algorithms: authSettings.algorithms, nonceLifetimeMs: authSettings.nonceLifetimeMs } })
       : null;
     this.applyAuthSettings(this.view.topology);
     this.authenticateStep = new AuthenticateStep({ auth: () => this.authOn, clock: this.clock, random: this.random, logger: this.logger, registerAnswers: this.registerAnswers });
@@ -241,7 +241,8 @@ export class FrontEndServer {
     }
     if (this.authenticator !== null) {
       this.authenticator.setRealms(topology.sipDomains);
-      this.authenticator.config.md5 = settings.md5;
+      this.authenticator.config.md5 = settings.algorithms.includes('MD5');
+      this.authenticator.config.algorithms = settings.algorithms;
       this.authenticator.config.nonceLifetimeMs = settings.nonceLifetimeMs;
     }
     this.authOn = settings.enabled ? this.authenticator : null;

@@ -300,8 +300,16 @@ const settings = z
       .strictObject({
         /** Challenge clients' REGISTERs (401) and out-of-dialog requests (407) against the user directory in the store. */
         enabled: z.boolean().default(false),
-        /** Offer and accept MD5 beside SHA-256 (RFC 8760 §2.4), for clients that cannot do SHA-256. */
-        md5: z.boolean().default(false),
+        /**
+         * The digest algorithms offered (one challenge each, in this order: clients answer the first
+         * they can) and accepted. MD5 only when listed (RFC 8760 §2.4: for clients that cannot do
+         * SHA-256; sipp 3.6 answers the first challenge and knows MD5 only, so its tests list MD5 first).
+         */
+        algorithms: z
+          .array(z.enum(['SHA-256', 'MD5']))
+          .min(1)
+          .refine((list) => new Set(list).size === list.length, { message: 'an algorithm is listed twice' })
+          .default(['SHA-256']),
         /** A nonce older than this is answered with a new challenge and stale=true. */
         nonceLifetimeMs: z.number().int().min(10_000).max(86_400_000).default(300_000), // 5 min
       })
