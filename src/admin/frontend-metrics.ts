@@ -26,6 +26,39 @@ export function registerFrontendMetrics(registry: Registry, server: { status(): 
   gauge('dnslb_frontend_accepting_connections', '1 while new client connections are accepted (0 while draining).', (s) => (s.resilience.acceptingConnections ? 1 : 0));
   gauge('dnslb_frontend_available_servers', 'Servers of the pool this server considers available homes now (itself included while active): the physical registrar sequence.', (s) => s.available.length);
 
+  // Authentication (src/auth/README.md): no series without a user directory.
+  const auth = (read: (a: NonNullable<FrontEndStatus['auth']>) => number | [Labels, number][]) => (s: FrontEndStatus) => (s.auth === null ? [] : read(s.auth));
+  gauge('dnslb_auth_enabled', '1 while clients are challenged (settings.auth.enabled).', auth((a) => (a.enabled ? 1 : 0)));
+  gauge('dnslb_auth_bound_flows', 'Client connections carrying a proven identity (RFC 5626 flows): later requests on them are not challenged.', auth((a) => a.boundFlows));
+  counter(
+    'dnslb_auth_outcomes_total',
+    'Digest authentication outcomes: challenged (401/407 sent), authenticated (a password proven), via_flow (a request on an authenticated flow), failed (wrong password or unknown user), stale, replayed (nonce count), forbidden (403), refused (brute-force limiter), malformed (400).',
+    auth((a) => [
+      [{ outcome: 'challenged' }, a.counters.challenged],
+      [{ outcome: 'authenticated' }, a.counters.authenticated],
+      [{ outcome: 'via_flow' }, a.counters.viaFlow],
+      [{ outcome: 'failed' }, a.counters.failed],
+      [{ outcome: 'stale' }, a.counters.stale],
+      [{ outcome: 'replayed' }, a.counters.replayed],
+      [{ outcome: 'forbidden' }, a.counters.forbidden],
+      [{ outcome: 'refused' }, a.counters.refused],
+      [{ outcome: 'malformed' }, a.counters.malformed],
+    ]),
+    ['outcome'],
+  );
+  counter(
+    'dnslb_auth_limiter_total',
+    'Brute-force limiter: failures counted, answers delayed, attempts refused because of their source (403) or their user (503 Retry-After).',
+    auth((a) => [
+      [{ event: 'failure' }, a.limiter.failures],
+      [{ event: 'delayed' }, a.limiter.delayed],
+      [{ event: 'refused_source' }, a.limiter.refusedSource],
+      [{ event: 'refused_user' }, a.limiter.refusedUser],
+    ]),
+    ['event'],
+  );
+  counter('dnslb_auth_directory_errors_total', 'Requests answered 503 because the user directory (the store) could not be read.', auth((a) => a.directoryErrors));
+
   // Registrar
   gauge('dnslb_registrar_users', 'Users with at least one binding here.', (s) => s.bindings.users);
   gauge(

@@ -215,3 +215,16 @@ test('brute force through the step: wrong passwords are slowed then refused (403
   const real = await auth.authenticate(request('REGISTER', { headers: [credentialsFor(challenge, { username: 'alice', password: 'alice-pw', method: 'REGISTER', uri: 'sip:contoso.com' })] }), FLOW);
   assert.equal(real.kind, 'authenticated');
 });
+
+test('guesses pipelined on one connection: all start before any fails, yet only the first 10 are tried, the rest refused (403)', async () => {
+  const clock = new FakeClock();
+  const auth = authenticator(clock);
+  const challenge = answered(await auth.authenticate(request('REGISTER'), FLOW));
+  const guesses = Array.from({ length: 200 }, (_, index) =>
+    auth.authenticate(request('REGISTER', { headers: [credentialsFor(challenge, { username: 'alice', password: `guess${index}`, method: 'REGISTER', uri: 'sip:contoso.com', nc: index + 1 })] }), FLOW),
+  );
+  const statuses = (await Promise.all(guesses)).map((outcome) => answered(outcome).status);
+  assert.equal(statuses.filter((status) => status === 401).length, 10);
+  assert.equal(statuses.filter((status) => status === 403).length, 190);
+  assert.equal(auth.limiter.counters.failures, 10);
+});

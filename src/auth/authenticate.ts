@@ -24,6 +24,8 @@ export interface AuthDirectory {
 export interface AuthConfig {
   /** Offer and accept MD5 beside SHA-256 (RFC 8760 §2.4: only for clients that cannot do SHA-256). */
   md5: boolean;
+  /** The algorithms offered, in order (one challenge each); default SHA-256, then MD5 when `md5`. */
+  algorithms?: readonly DigestAlgorithm[];
   /** A nonce older than this is stale: the client is challenged again with stale=true. */
   nonceLifetimeMs: number;
 }
@@ -50,6 +52,8 @@ export type AuthOutcome =
       delayMs: number;
       /** For logs and metrics only: never sent, so that the answer does not tell whether a user exists. */
       why: string;
+      /** A failed attempt (wrong password, unknown user, replayed count) or a refusal: worth a log line with the source. */
+      failed?: boolean;
     };
 
 export interface AuthenticatorOptions {
@@ -86,13 +90,18 @@ export class Authenticator {
   private readonly counts: NonceCounts;
   /** flow id → the identity proven on it. */
   private readonly flows = new Map<string, string>();
-  private readonly realms: ReadonlySet<string>;
+  private realms: ReadonlySet<string>;
 
   constructor(private readonly options: AuthenticatorOptions) {
     this.config = { ...AUTH_DEFAULTS, ...options.config };
     this.limiter = options.limiter ?? new BruteForceLimiter();
     this.counts = new NonceCounts({ lifetimeMs: this.config.nonceLifetimeMs });
     this.realms = new Set(options.realms.map((realm) => realm.toLowerCase()));
+  }
+
+  /** A newly published topology's SIP domains (one realm each). */
+  setRealms(realms: readonly string[]): void {
+    this.realms = new Set(realms.map((realm) => realm.toLowerCase()));
   }
 
   /** The identity bound to a flow, if any. */
@@ -110,20 +119,71 @@ export class Authenticator {
     return this.flows.size;
   }
 
-  private get algorithms(): DigestAlgorithm[] {
-    return this.config.md5 ? ['SHA-256', 'MD5'] : ['SHA-256'];
+  private get algorithms(): readonly DigestAlgorithm[] {
+    return this.config.algorithms ?? (this.config.md5 ? ['SHA-256', 'MD5'] : ['SHA-256']);
   }
 
-  private challenge(kind: ChallengeKind, realm: string, why: string, options: { stale?: boolean; delayMs?: number } = {}): AuthOutcome {
+  private challenge(kind: ChallengeKind, realm: string, why: string, options: { stale?: boolean; delayMs?: number; failed?: boolean } = {}): AuthOutcome {
     this.counters.challenged++;
     const nonce = issueNonce({ secret: this.options.secret, lifetimeMs: this.config.nonceLifetimeMs, randomBytes: this.options.randomBytes }, realm, this.options.clock.nowMs());
     const status = CHALLENGE_STATUS[kind];
-    return { kind: 'answer', status, reason: status === 401 ? 'Unauthorized' : 'Proxy Authentication Required', headers: challengeHeaders({ kind, realm, nonce, algorithms: this.algorithms, stale: options.stale === true }), delayMs: options.delayMs ?? 0, why };
+    return { kind: 'answer', status, reason: status === 401 ? 'Unauthorized' : 'Proxy Authentication Required', headers: challengeHeaders({ kind, realm, nonce, algorithms: this.algorithms, stale: options.stale === true }), delayMs: options.delayMs ?? 0, why, failed: options.failed === true };
   }
 
   private forbidden(why: string, reason = 'Forbidden'): AuthOutcome {
     this.counters.forbidden++;
     return { kind: 'answer', status: 403, reason, headers: [], delayMs: 0, why };
+  }
+
+  /** The limiter's refusal of this source or user, as an answer; undefined when it may try. */
+  private refusal(source: string, claimed: string, nowMs: number): AuthOutcome | undefined {
+    const admission = this.limiter.admit(source, claimed, nowMs);
+    if (admission.kind === 'go') return undefined;
+    this.counters.refused++;
+    if (admission.who === 'source') return { kind: 'answer', status: 403, reason: 'Too many failed attempts', headers: [], delayMs: 0, why: `source ${source} refused until ${new Date(admission.untilMs).toISOString()}` };
+    return { kind: 'answer', status: 503, reason: 'Too many failed attempts', headers: [{ name: 'Retry-After', value: String(admission.retryAfterS) }], delayMs: 0, why: `user ${claimed} refused until ${new Date(admission.untilMs).toISOString()}` };
+  }
+
+  /**
+   * The answer for a request on a flow that already carries an identity, without waiting for
+   * anything (the request path's fast path); undefined when the flow carries none (call `authenticate`).
+   */
+  flowOutcome(request: SipRequest, flowId: string): AuthOutcome | undefined {
+    const bound = this.flows.get(flowId);
+    if (bound === undefined) return undefined;
+    const party = this.claimedParty(request);
+    return typeof party === 'string' ? this.boundOutcome(bound, party) : party;
+  }
+
+  /** RFC 5626: the flow already proved who it speaks for; it speaks for no one else. */
+  private boundOutcome(bound: string, claimed: string): AuthOutcome {
+    if (bound === claimed) {
+      this.counters.viaFlow++;
+      return { kind: 'authenticated', identity: claimed, via: 'flow' };
+    }
+    return this.forbidden(`the flow is authenticated as ${bound}, the request claims ${claimed}`, 'Identity does not match the connection');
+  }
+
+  /** The user a request speaks for (REGISTER: the To user; otherwise the From user), or the answer when it names none. */
+  private claimedParty(request: SipRequest): string | AuthOutcome {
+    const registrar = request.method === 'REGISTER';
+    const party = registrar ? 'To' : 'From';
+    let partyUri: string;
+    try {
+      partyUri = formatUri((registrar ? toHeader(request) : fromHeader(request)).uri);
+    } catch (error) {
+      this.counters.malformed++;
+      return { kind: 'answer', status: 400, reason: `Bad ${party}`, headers: [], delayMs: 0, why: (error as Error).message };
+    }
+    let claimed: string;
+    try {
+      claimed = canonicalUser(partyUri);
+    } catch (error) {
+      if (!isDnslbError(error)) throw error;
+      return this.forbidden(`${party} is not a SIP user: ${error.message}`);
+    }
+    if (!claimed.includes('@')) return this.forbidden(`${claimed} names no user`);
+    return claimed;
   }
 
   /**
@@ -132,33 +192,12 @@ export class Authenticator {
    * clients: DESIGN §7) and sends the answer after `delayMs`.
    */
   async authenticate(request: SipRequest, flow: AuthFlow): Promise<AuthOutcome> {
+    const party = this.claimedParty(request);
+    if (typeof party !== 'string') return party;
+    const claimed = party;
     const kind: ChallengeKind = request.method === 'REGISTER' ? 'registrar' : 'proxy';
-    const party = kind === 'registrar' ? 'To' : 'From';
-    let claimed: string;
-    let partyUri: string;
-    try {
-      partyUri = formatUri((kind === 'registrar' ? toHeader(request) : fromHeader(request)).uri);
-    } catch (error) {
-      this.counters.malformed++;
-      return { kind: 'answer', status: 400, reason: `Bad ${party}`, headers: [], delayMs: 0, why: (error as Error).message };
-    }
-    try {
-      claimed = canonicalUser(partyUri);
-    } catch (error) {
-      if (!isDnslbError(error)) throw error;
-      return this.forbidden(`${party} is not a SIP user: ${error.message}`);
-    }
-    if (!claimed.includes('@')) return this.forbidden(`${claimed} names no user`);
-
-    // RFC 5626: the flow already proved who it speaks for; it speaks for no one else.
     const bound = this.flows.get(flow.id);
-    if (bound !== undefined) {
-      if (bound === claimed) {
-        this.counters.viaFlow++;
-        return { kind: 'authenticated', identity: claimed, via: 'flow' };
-      }
-      return this.forbidden(`the flow is authenticated as ${bound}, the request claims ${claimed}`, 'Identity does not match the connection');
-    }
+    if (bound !== undefined) return this.boundOutcome(bound, claimed);
 
     const { username, realm } = digestIdentityOf(claimed);
     if (!this.realms.has(realm)) return this.forbidden(`${realm} is not a SIP domain of this pool`, 'Domain not served here');
@@ -167,7 +206,7 @@ export class Authenticator {
     for (const header of request.headers) {
       if (header.name.toLowerCase() !== CREDENTIALS_HEADER[kind].toLowerCase()) continue;
       try {
-        const parsed = parseCredentials(header.value, { md5Allowed: this.config.md5 });
+        const parsed = parseCredentials(header.value, { md5Allowed: this.algorithms.includes('MD5') });
         // RFC 3261 §22.3: credentials for other realms (other proxies on the path) are not ours.
         if (parsed.realm.toLowerCase() === realm) {
           credentials = parsed;
@@ -185,12 +224,8 @@ export class Authenticator {
     if (credentials === undefined) return this.challenge(kind, realm, 'no credentials for this realm');
 
     const nowMs = this.options.clock.nowMs();
-    const admission = this.limiter.admit(flow.remoteAddress, claimed, nowMs);
-    if (admission.kind === 'refuse') {
-      this.counters.refused++;
-      if (admission.who === 'source') return { kind: 'answer', status: 403, reason: 'Too many failed attempts', headers: [], delayMs: 0, why: `source ${flow.remoteAddress} refused until ${new Date(admission.untilMs).toISOString()}` };
-      return { kind: 'answer', status: 503, reason: 'Too many failed attempts', headers: [{ name: 'Retry-After', value: String(admission.retryAfterS) }], delayMs: 0, why: `user ${claimed} refused until ${new Date(admission.untilMs).toISOString()}` };
-    }
+    const refused = this.refusal(flow.remoteAddress, claimed, nowMs);
+    if (refused !== undefined) return refused;
 
     const nonce = checkNonce({ secret: this.options.secret, lifetimeMs: this.config.nonceLifetimeMs, randomBytes: this.options.randomBytes }, realm, credentials.nonce, nowMs);
     if (nonce.kind === 'invalid') return this.challenge(kind, realm, 'a nonce this pool did not issue');
@@ -207,6 +242,10 @@ export class Authenticator {
     if (credentials.username !== username) return this.forbidden(`credentials of ${credentials.username} for ${claimed}`, 'Credentials do not match the user');
 
     const user = await this.options.directory.user(claimed);
+    // Asked again after the wait: requests pipelined on one connection all passed the first check
+    // before any of them failed; without this, 10,000 guesses sent at once would all be tried.
+    const refusedNow = this.refusal(flow.remoteAddress, claimed, this.options.clock.nowMs());
+    if (refusedNow !== undefined) return refusedNow;
     const ha1 = user === undefined ? NO_USER_HA1[credentials.algorithm] : credentials.algorithm === 'MD5' ? user.credential.ha1Md5 : user.credential.ha1Sha256;
     if (ha1 === undefined) return this.challenge(kind, realm, `${claimed} has no MD5 hash: SHA-256 only`);
     const expected = expectedResponse({ algorithm: credentials.algorithm, ha1, nonce: credentials.nonce, nc: credentials.nc, cnonce: credentials.cnonce, method: request.method, digestUri: credentials.uri });
@@ -214,14 +253,14 @@ export class Authenticator {
       // The same answer for an unknown user as for a wrong password (issue 13 §6).
       this.counters.failed++;
       const { delayMs } = this.limiter.failed(flow.remoteAddress, claimed, nowMs);
-      return this.challenge(kind, realm, user === undefined ? `unknown user ${claimed}` : `wrong password for ${claimed}`, { delayMs });
+      return this.challenge(kind, realm, user === undefined ? `unknown user ${claimed}` : `wrong password for ${claimed}`, { delayMs, failed: true });
     }
     // Counted only once the response is proven: a forged response cannot burn another client's counts.
     const count = this.counts.check(credentials.nonce, nonce.issuedAtMs, credentials.ncValue, nowMs);
     if (count !== 'fresh') {
       this.counters.replayed++;
       if (count === 'replayed') this.limiter.failed(flow.remoteAddress, undefined, nowMs);
-      return this.challenge(kind, realm, count === 'replayed' ? `nonce count ${credentials.nc} replayed` : 'nonce forgotten (count table full)', { stale: true });
+      return this.challenge(kind, realm, count === 'replayed' ? `nonce count ${credentials.nc} replayed` : 'nonce forgotten (count table full)', { stale: true, failed: count === 'replayed' });
     }
     if (user.disabled) return this.forbidden(`${claimed} is disabled`, 'User disabled');
     this.limiter.succeeded(flow.remoteAddress, claimed, nowMs);

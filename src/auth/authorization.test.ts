@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { AuthHeaderError, parseCredentials, parseDigestParams } from './authorization.ts';
+import { AuthHeaderError, parseCredentials, parseDigestParams, withoutProxyCredentials } from './authorization.ts';
 import { quote } from './challenge.ts';
 
 const SHA = 'a'.repeat(64);
@@ -78,4 +78,16 @@ test('property: any parameter values, quoted with quote(), parse back to themsel
       }
     }),
   );
+});
+
+test('withoutProxyCredentials drops only the Proxy-Authorization of our realm', () => {
+  const request = {
+    headers: [
+      { name: 'Via', value: 'SIP/2.0/TCP a' },
+      { name: 'Proxy-Authorization', value: 'Digest username="alice", realm="contoso.com", nonce="n", uri="sip:bob@contoso.com", response="r"' },
+      { name: 'proxy-authorization', value: 'Digest username="alice", realm="other.example", nonce="n", uri="sip:bob@contoso.com", response="r"' },
+    ],
+  };
+  assert.deepEqual(withoutProxyCredentials(request, 'contoso.com').headers.map((header) => header.value.slice(0, 20)), ['SIP/2.0/TCP a', 'Digest username="ali']);
+  assert.equal(withoutProxyCredentials(request, 'fabrikam.com'), request, 'nothing of ours: the same request');
 });

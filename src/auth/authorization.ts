@@ -146,3 +146,20 @@ export function parseCredentials(value: string, options: { md5Allowed: boolean }
   const opaque = params.get('opaque')?.value;
   return { username, realm, nonce, uri, response, algorithm, cnonce, nc, ncValue, opaque };
 }
+
+/**
+ * The request without the Proxy-Authorization headers answering our realm: a proxy that consumed
+ * its credentials does not pass them on (RFC 3261 §22.3); credentials for other realms stay.
+ */
+export function withoutProxyCredentials<T extends { headers: readonly { name: string; value: string }[] }>(request: T, realm: string): T {
+  const ours = (header: { name: string; value: string }): boolean => {
+    if (header.name.toLowerCase() !== 'proxy-authorization') return false;
+    try {
+      return parseDigestParams(header.value).get('realm')?.value.toLowerCase() === realm;
+    } catch {
+      return false;
+    }
+  };
+  if (!request.headers.some(ours)) return request;
+  return { ...request, headers: request.headers.filter((header) => !ours(header)) };
+}

@@ -27,6 +27,8 @@ export interface SimulatorOptions {
   /** PEM CAs to trust for TLS. */
   ca?: string;
   userPrefix?: string;
+  /** Each user's password, to answer the registrar's digest challenge (src/auth/passwords.ts); none: users sign in without. */
+  passwordOf?: (aor: string) => string | undefined;
   /** Per-user knobs; the simulator's defaults are short so that failover shows in seconds. */
   userAgent?: Pick<UserAgentOptions, 'expiresS' | 'keepAliveIntervalMs' | 'pongTimeoutMs' | 'backoffBaseMs' | 'backoffMaxMs' | 'transactionTimeoutMs' | 'subscribeRegEvent' | 'answerDelayMs' | 'connect'>;
   /** Replaces DNS discovery (tests). */
@@ -268,6 +270,7 @@ export class Simulator {
       locator,
       transport,
       mode: legacy ? 'legacy' : 'modern',
+      password: this.options.passwordOf?.(aor),
       connect: { ...knobs.connect, ...(this.options.ca ? { ca: this.options.ca } : {}) },
       clock: this.clock,
       random: this.random,

@@ -2,6 +2,7 @@
 // redirects, keeps its one flow alive (RFC 5626), re-registers elsewhere when the flow dies (with
 // RFC 5626 §4.5 back-off), follows its own `reg` event (RFC 3680), and places and answers calls.
 import { EventEmitter } from 'node:events';
+import { answerChallenge, parseChallenge, type ParsedChallenge } from '../auth/answer.ts';
 import { isIP } from 'node:net';
 import { parseRegInfo, REGINFO_CONTENT_TYPE, type RegInfo } from '../registrar/reg-event.ts';
 import { assert } from '../shared/assert.ts';
@@ -68,6 +69,8 @@ export interface UserAgentOptions {
   answerDelayMs?: number;
   /** Keep trying after a failed sign-in (with back-off). False for a one-shot `client register`. Default true. */
   retry?: boolean;
+  /** The user's password, to answer a registrar's digest challenge (401); none: a 401 fails the sign-in. */
+  password?: string;
 }
 
 export interface RegisteredInfo {
@@ -152,6 +155,8 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
   private readonly regCallIds = new WeakMap<ClientFlow, string>();
   private readonly fromTag: string;
   private regSeq = 0;
+  /** The registrar's last digest challenge and the count of requests made with its nonce (RFC 7616 nc). */
+  private digest: { challenge: ParsedChallenge; nc: number; from: string } | null = null;
   private subscription: { callId: string; seq: number } | null = null;
   private active: ClientFlow | null = null;
   private runSerial = 0;
@@ -357,10 +362,14 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
     let current = flow;
     let redirects = 0;
     let expiresS = this.options.expiresS ?? 3600;
+    let challenges = 0;
     const allAttempts = [...attempts];
     try {
       for (let intervalRetried = false; ; ) {
-        const response = await current.request({ method: 'REGISTER', uri: `sip:${this.domain}`, headers: this.registerHeaders(current, expiresS) }).response;
+        const headers = this.registerHeaders(current, expiresS);
+        // Credentials answering this server's own challenge; a nonce from another server may be refused once (another pool).
+        const sentCredentials = this.digest !== null && this.digest.from === current.remote;
+        const response = await current.request({ method: 'REGISTER', uri: `sip:${this.domain}`, headers }).response;
         this.emit('trace', `REGISTER → ${current.remote}: ${response.status} ${response.reason}${headerValue(response, 'X-Registrar-Mode') ? ` (X-Registrar-Mode: ${headerValue(response, 'X-Registrar-Mode')})` : ''}`);
         if (serial !== this.runSerial) throw new DnslbError('CLIENT_REGISTER', 'superseded');
         if (response.status >= 200 && response.status < 300) return { flow: current, response, redirects, attempts: allAttempts };
@@ -377,6 +386,14 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
           const next = this.wrap(connected);
           current.close();
           current = next;
+          continue;
+        }
+        // RFC 3261 §22: a registrar that authenticates answers 401 with a challenge; answer it once. The
+        // nonce is kept: the next server of the pool accepts it (it is signed with the pool's secret).
+        if (response.status === 401) {
+          if (++challenges > 3) throw new DnslbError('CLIENT_REGISTER', `${current.remote} challenged the registration a ${challenges}th time`);
+          const challenge = this.challengeOf(response, current.remote, sentCredentials);
+          this.digest = { challenge, nc: 0, from: current.remote };
           continue;
         }
         // RFC 3261 §10.2.8: 423 carries Min-Expires; ask again once with it.
@@ -423,8 +440,41 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
     return `sip:${this.user}@${local};transport=${transport}${dialog ? ';ob' : ''}`;
   }
 
+  /**
+   * The challenge of a 401 to answer. Fails the sign-in without a password, and when the REGISTER
+   * that got it already carried credentials for a nonce still fresh (the password is wrong: trying
+   * again would only feed the server's brute-force limiter).
+   */
+  private challengeOf(response: SipResponse, remote: string, sentCredentials: boolean): ParsedChallenge {
+    if (this.options.password === undefined) throw new DnslbError('CLIENT_REGISTER', `${remote} answered 401 ${response.reason}: the registrar authenticates, and no password was given (--passwords FILE.csv or --password-seed-file FILE)`);
+    let challenge: ParsedChallenge | undefined;
+    const problems: string[] = [];
+    for (const header of response.headers) {
+      if (header.name.toLowerCase() !== 'www-authenticate') continue;
+      try {
+        challenge = parseChallenge(header.value);
+        break; // the server lists SHA-256 first (RFC 8760 §2.4)
+      } catch (error) {
+        problems.push((error as Error).message);
+      }
+    }
+    if (challenge === undefined) throw new DnslbError('CLIENT_REGISTER', `${remote} answered 401 without a challenge this client can answer${problems.length > 0 ? `: ${problems.join('; ')}` : ''}`);
+    if (sentCredentials && !challenge.stale) throw new DnslbError('CLIENT_REGISTER', `${remote} refused the credentials of ${this.aor} (401 again): wrong password or unknown user`);
+    return challenge;
+  }
+
+  /** The Authorization of the next REGISTER, once a challenge has been seen (RFC 7616 §3.4, qop=auth, nc counting up). */
+  private authorization(): Header[] {
+    const digest = this.digest;
+    if (digest === null || this.options.password === undefined) return [];
+    digest.nc++;
+    const value = answerChallenge({ challenge: digest.challenge, username: this.user, password: this.options.password, method: 'REGISTER', uri: `sip:${this.domain}`, cnonce: randomToken(this.random), nc: digest.nc });
+    return [{ name: 'Authorization', value }];
+  }
+
   private registerHeaders(flow: ClientFlow, expiresS: number): Header[] {
     return [
+      ...this.authorization(),
       { name: 'From', value: `<${this.aor}>;tag=${this.fromTag}` },
       { name: 'To', value: `<${this.aor}>` },
       // RFC 3261 §10.2: one Call-ID for all REGISTERs to one registrar; each server (flow) is one.

@@ -21,8 +21,9 @@ test('the Front End path: shared steps, then the role steps, the route step last
     proxy: { counters: { loopsDetected: 0 } } as unknown as Proxy,
     registrar: {} as RegistrarService,
     registerAnswers: new RegisterAnswers(),
+    authenticate: { name: 'authenticate', run: () => 'continue' },
   });
-  assert.deepEqual(path.steps.map((step) => step.name), ['classify', 'limits', 'max-forwards', 'require', 'drain', 'redirect-home', 'register', 'reg-subscribe', 'options', 'route']);
+  assert.deepEqual(path.steps.map((step) => step.name), ['classify', 'limits', 'max-forwards', 'require', 'drain', 'authenticate', 'redirect-home', 'register', 'reg-subscribe', 'options', 'route']);
   assert.ok(Object.isFrozen(path.steps), 'built once, never changed per request');
   assert.equal(path.steps.includes(path.drain), true);
   assert.deepEqual(ROLE_OF_KIND, { frontend: 'frontend', director: 'director', mediation: 'frontend', edge: 'frontend' }, 'Mediation runs the Front End path until its own exists');
@@ -39,8 +40,9 @@ test('the Director path: shared steps, redirect-home, options, route — no regi
     proxy: { counters: { loopsDetected: 0 } } as unknown as Proxy,
     registrar: {} as RegistrarService,
     registerAnswers: new RegisterAnswers(),
+    authenticate: { name: 'authenticate', run: () => 'continue' },
   });
-  assert.deepEqual(path.steps.map((step) => step.name), ['classify', 'limits', 'max-forwards', 'require', 'drain', 'redirect-home', 'options', 'route']);
+  assert.deepEqual(path.steps.map((step) => step.name), ['classify', 'limits', 'max-forwards', 'require', 'drain', 'authenticate', 'redirect-home', 'options', 'route']);
 });
 
 test('runPath stops at the first step that answers; the context is reset for each request', () => {

@@ -47,6 +47,8 @@ export interface PathServices {
   proxy: Proxy;
   registrar: RegistrarService;
   registerAnswers: RegisterAnswers;
+  /** The authenticate step (steps/authenticate.ts), built by the server: it holds the server's Authenticator. */
+  authenticate: Step;
 }
 
 export interface RequestPath {
@@ -74,7 +76,7 @@ export function buildPath(role: Role, services: PathServices): RequestPath {
     new MaxForwardsStep(services.view, services.proxy.counters, services.random),
     new RequireStep(services.random, services.registerAnswers),
     drain,
-    // authenticate (DESIGN §7 "Trust") goes here: after drain, before the role's steps.
+    services.authenticate,
   ];
   const redirectHome = new RedirectHomeStep({ role, view: services.view, homes: services.homes, routable: services.routable, random: services.random, registerAnswers: services.registerAnswers });
   return { role, steps: Object.freeze([...shared, ...ROLE_STEPS[role](services, redirectHome)]), drain, redirectHome };

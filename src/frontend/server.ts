@@ -2,13 +2,15 @@
 // registrar, the proxy, server-to-server links with the heartbeat over them, the pool membership
 // table (src/pool/membership.ts), the request path of its role (request-path.ts: an ordered list of
 // steps), drain and hand-over, and the state it exposes (status(), users()) to the admin API.
+import { randomBytes } from 'node:crypto';
 import { pino, type Logger } from 'pino';
+import { Authenticator, type AuthDirectory } from '../auth/authenticate.ts';
 import type { Flow } from '../sip/flow.ts';
 import { createResponse, type SipResponse } from '../sip/message.ts';
 import { topVia } from '../sip/headers.ts';
 import { SipTransport, type TlsClientOptions } from '../sip/transport.ts';
 import { systemClock, systemRandom, type Clock, type Random } from '../shared/clock.ts';
-import { isDnslbError } from '../shared/errors.ts';
+import { DnslbError, isDnslbError } from '../shared/errors.ts';
 import { limits } from '../shared/limits.ts';
 import { LocationService, type RegistrarConfig } from '../registrar/location.ts';
 import { Heartbeat } from '../pool/heartbeat.ts';
@@ -29,7 +31,8 @@ import { RegistrarService } from './registrar-service.ts';
 import { buildPath, ROLE_OF_KIND, type RequestPath } from './request-path.ts';
 import { PeerLinks } from './s2s.ts';
 import type { TlsFiles } from './tls-files.ts';
-import { peerStatuses, userDetail, userPage, type FrontEndStatus, type LivenessStats, type OwnState, type UserDetail, type UserEntry } from './status.ts';
+import { peerStatuses, userDetail, userPage, type AuthStatus, type FrontEndStatus, type LivenessStats, type OwnState, type UserDetail, type UserEntry } from './status.ts';
+import { AuthenticateStep } from './steps/authenticate.ts';
 import { RequestContext, runPath } from './steps/step.ts';
 import { LocalRequests, randomToken } from './wire.ts';
 
@@ -57,6 +60,11 @@ export interface FrontEndOptions {
   tlsHandshakeTimeoutMs?: number;
   registrar?: Partial<RegistrarConfig>;
   inviteTimeoutMs?: number;
+  /**
+   * The user directory and the pool's nonce secret (the store's `user` and `authSecret`): needed when
+   * the topology turns `settings.auth` on (FRONTEND_AUTH_NO_DIRECTORY otherwise).
+   */
+  auth?: { directory: AuthDirectory; secret: Buffer };
 }
 
 export class FrontEndServer {
@@ -80,6 +88,10 @@ export class FrontEndServer {
   /** Users' home pools: the store's assignments (setAssignments) over the topology's rules. */
   readonly homes = new UserHomes();
   private fromOtherPools = 0;
+  /** Built when a user directory is given; used while the topology's settings.auth.enabled is on. */
+  private readonly authenticator: Authenticator | null;
+  private authOn: Authenticator | null = null;
+  private readonly authenticateStep: AuthenticateStep;
   /** Reused for every request (they are handled one at a time): no allocation per request for it. */
   private readonly context = new RequestContext();
   private readonly registerAnswers = new RegisterAnswers();
@@ -158,7 +170,14 @@ export class FrontEndServer {
       removedFromTopology: () => this.members.table.removedFromTopology,
       changed: () => this.changed(),
     });
-    this.path = buildPath(ROLE_OF_KIND[this.view.pool.kind], { view, ownState, available, routable, homes: this.homes, random: this.random, proxy: this.proxy, registrar: this.registrar, registerAnswers: this.registerAnswers });
+    const authSettings = this.view.topology.settings.auth;
+    this.authenticator = options.auth
+      ? new Authenticator({ directory: options.auth.directory, secret: options.auth.secret, realms: this.view.topology.sipDomains, clock: this.clock, randomBytes, config: { md5: authSettings.algorithms.includes('MD5'), algorithms: authSettings.algorithms, nonceLifetimeMs: authSettings.nonceLifetimeMs } })
+      : null;
+    this.applyAuthSettings(this.view.topology);
+    this.authenticateStep = new AuthenticateStep({ auth: () => this.authOn, clock: this.clock, random: this.random, logger: this.logger, registerAnswers: this.registerAnswers });
+    this.path = buildPath(ROLE_OF_KIND[this.view.pool.kind], { view, ownState, available, routable, homes: this.homes, random: this.random, proxy: this.proxy, registrar: this.registrar, registerAnswers: this.registerAnswers, authenticate: this.authenticateStep });
+    this.authenticateStep.follow(this.path.steps);
     this.transport.on('message', (flow, message) => {
       try {
         if (message.kind === 'request') {
@@ -216,6 +235,7 @@ export class FrontEndServer {
       // Decommissioned: keep the last pool view (its peers still serve), hand every user over, drain.
       return this.members.removedFromTopology(version);
     }
+    this.applyAuthSettings(topology);
     this.view = view;
     this.links.setView(view);
     this.heartbeat.setPeers(view.peers.map((peer) => peer.fqdn));
@@ -233,6 +253,33 @@ export class FrontEndServer {
   setAssignments(assignments: ReadonlyMap<string, string>): void {
     if (!this.homes.setAssignments(assignments)) return;
     this.handover.reconcileMoves();
+  }
+
+  /** Authentication follows the topology's settings.auth (its realms: the SIP domains). */
+  private applyAuthSettings(topology: Topology): void {
+    const settings = topology.settings.auth;
+    if (settings.enabled && this.authenticator === null) {
+      throw new DnslbError('FRONTEND_AUTH_NO_DIRECTORY', `${this.options.server}: the topology turns settings.auth on, but this server was given no user directory (start it with --store or --data-dir)`);
+    }
+    if (this.authenticator !== null) {
+      this.authenticator.setRealms(topology.sipDomains);
+      this.authenticator.config.md5 = settings.algorithms.includes('MD5');
+      this.authenticator.config.algorithms = settings.algorithms;
+      this.authenticator.config.nonceLifetimeMs = settings.nonceLifetimeMs;
+    }
+    this.authOn = settings.enabled ? this.authenticator : null;
+  }
+
+  /** Whether clients are authenticated now (settings.auth.enabled with a user directory). */
+  get authenticating(): boolean {
+    return this.authOn !== null;
+  }
+
+  /** The authenticator's and its limiter's counters (status().auth, metrics); null without a user directory. */
+  private authStatus(): AuthStatus | null {
+    const auth = this.authenticator;
+    if (auth === null) return null;
+    return { enabled: this.authOn !== null, boundFlows: auth.boundFlows, pending: this.authenticateStep.pending, directoryErrors: this.authenticateStep.directoryErrors, counters: { ...auth.counters }, limiter: { ...auth.limiter.counters } };
   }
 
   /** The physical registrar sequence: may `fqdn` take users now? (pool/membership.ts) */
@@ -298,6 +345,7 @@ export class FrontEndServer {
 
   async stop(): Promise<void> {
     this.drain.stop();
+    this.authenticateStep.close();
     this.handover.cancel();
     this.heartbeat.stop();
     this.location.stop();
@@ -343,6 +391,7 @@ export class FrontEndServer {
         handover: this.handover.status(),
         liveness: { ...this.livenessStats },
       },
+      auth: this.authStatus(),
     };
   }
 
@@ -370,6 +419,7 @@ export class FrontEndServer {
   private onFlowClosed(flow: Flow): void {
     this.proxy.flowClosed(flow);
     this.registrar.flowClosed(flow.id);
+    this.authenticator?.flowClosed(flow.id);
     // RFC 5626 §5.2: an outbound binding dies with its flow. Plain RFC 3261 bindings stay until they
     // expire; the proxy reaches them by connecting to their Contact.
     const onFlow = this.location.bindingsOnFlow(flow.id);

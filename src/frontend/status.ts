@@ -1,5 +1,7 @@
 // What a Front End server shows of itself (`GET /status`, the metrics, `GET /users`): the types,
 // documented in src/frontend/README.md, and the pure pieces that build them.
+import type { AuthCounters } from '../auth/authenticate.ts';
+import type { LimiterCounters } from '../auth/limiter.ts';
 import type { BindingView, LocationCounts, LocationService } from '../registrar/location.ts';
 import { canonicalUser, homeInSequence, type RegistrarMode } from '../registrar/sequence.ts';
 import type { MemberHealth, MemberState, ReportedState } from '../pool/member-state.ts';
@@ -53,6 +55,21 @@ export interface FrontEndStatus {
   transport: TransportStats;
   memory: { rssBytes: number; heapUsedBytes: number };
   resilience: ResilienceStatus;
+  /** Client authentication (src/auth/README.md "Metrics"); null when the server has no user directory. */
+  auth: AuthStatus | null;
+}
+
+export interface AuthStatus {
+  /** settings.auth.enabled: clients are challenged now. */
+  enabled: boolean;
+  /** Flows carrying a proven identity (RFC 5626). */
+  boundFlows: number;
+  /** Digest checks waiting for the store. */
+  pending: number;
+  /** Requests answered 503 because the user directory could not be read. */
+  directoryErrors: number;
+  counters: AuthCounters;
+  limiter: LimiterCounters;
 }
 
 export interface RolesStatus {

@@ -147,6 +147,8 @@ export const limits = {
   authLimiterEntriesMax: 100_000,
   /** Sources remembered per user as having signed in (they stay exempt from that user's lock). */
   authKnownSourcesPerUserMax: 16,
+  /** Digest checks waiting for the store at once; more are answered 503 Retry-After (a flood cannot pile up promises). */
+  authPendingMax: 10_000,
 } as const;
 
 /** Asserts the relations between limits; called once when a process starts. */

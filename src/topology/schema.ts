@@ -295,6 +295,25 @@ const settings = z
         timeoutMs: z.number().int().min(1000).max(86_400_000).default(3_600_000), // 1 h
       })
       .prefault({}),
+    /** SIP digest authentication of clients (DESIGN §7 "Trust", src/auth/README.md): off unless the topology turns it on. */
+    auth: z
+      .strictObject({
+        /** Challenge clients' REGISTERs (401) and out-of-dialog requests (407) against the user directory in the store. */
+        enabled: z.boolean().default(false),
+        /**
+         * The digest algorithms offered (one challenge each, in this order: clients answer the first
+         * they can) and accepted. MD5 only when listed (RFC 8760 §2.4: for clients that cannot do
+         * SHA-256; sipp 3.6 answers the first challenge and knows MD5 only, so its tests list MD5 first).
+         */
+        algorithms: z
+          .array(z.enum(['SHA-256', 'MD5']))
+          .min(1)
+          .refine((list) => new Set(list).size === list.length, { message: 'an algorithm is listed twice' })
+          .default(['SHA-256']),
+        /** A nonce older than this is answered with a new challenge and stale=true. */
+        nonceLifetimeMs: z.number().int().min(10_000).max(86_400_000).default(300_000), // 5 min
+      })
+      .prefault({}),
     supervisor: z
       .strictObject({
         restartDelayMs: z.number().int().min(0).max(600_000).default(2000), // 2 s

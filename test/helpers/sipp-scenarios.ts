@@ -57,9 +57,20 @@ export function writeUsers(dir: string, names: readonly string[]): string {
   return file;
 }
 
-const REGISTER = (cseq: number) => `
+/**
+ * A sipp injection file: SEQUENTIAL, one user per line: name (field0) and sipp's whole
+ * `[authentication username=… password=…]` keyword (field1): sipp expands a keyword injected from a
+ * field, but not a field inside a keyword's parameters.
+ */
+export function writeUsersWithPasswords(dir: string, users: ReadonlyArray<readonly [string, string]>, file = 'users-auth.csv'): string {
+  const path = join(dir, file);
+  writeFileSync(path, `SEQUENTIAL\n${users.map(([name, password]) => `${name};[authentication username=${name} password=${password}]`).join('\n')}\n`);
+  return path;
+}
+
+const REGISTER = (cseq: number, authorization = '', requestUri = 'sip:contoso.com') => `
     <![CDATA[
-REGISTER sip:contoso.com SIP/2.0
+REGISTER ${requestUri} SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
 From: <sip:[field0]@contoso.com>;tag=[pid]SIPpTag[call_number]
 To: <sip:[field0]@contoso.com>
@@ -68,10 +79,71 @@ CSeq: ${cseq} REGISTER
 Contact: <sip:[field0]@[local_ip]:[local_port];transport=[transport]>
 Expires: 3600
 Max-Forwards: 70
-User-Agent: sipp
+User-Agent: sipp${authorization}
 Content-Length: 0
 
     ]]>`;
+
+/** sipp's own digest answer to the last 401: its [authentication] keyword, injected whole from field1. */
+const AUTHORIZATION = '\n[field1]';
+/**
+ * sipp 3.6 puts sip:<remote ip>:<port> in the digest uri, and the server wants the Request-URI there
+ * (RFC 7616 §3.4.6): these REGISTERs name the server they are sent to.
+ */
+const TO_SERVER = 'sip:[remote_ip]:[remote_port]';
+
+/**
+ * REGISTER with digest (sipp's [authentication]): the first REGISTER gets 401, the second carries
+ * the answer; a 200 ends the call, a 301 is followed to the home with the same credentials (the
+ * nonce fe1 issued, good at every server of the pool). sipp 3.6 answers MD5 only: the pool must
+ * offer it first (settings.auth.algorithms: [MD5, SHA-256]) and the users need MD5 hashes.
+ */
+export function registerWithDigest(options: { contactPattern?: string; port?: number } = {}): string {
+  const pattern = options.contactPattern ?? 'transport=tcp';
+  return `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="register with digest, following a redirect to the home server">
+  <send>${REGISTER(1, '', TO_SERVER)}
+  </send>
+  <recv response="401" auth="true"/>
+  <send>${REGISTER(2, AUTHORIZATION, TO_SERVER)}
+  </send>
+  <recv response="200" optional="true" next="done"/>
+  <recv response="301">
+    <action>
+      <ereg regexp="maddr=([0-9.]+)" search_in="hdr" header="Contact:" check_it="true" assign_to="m,home"/>
+      <ereg regexp="sip:[^:;>]+:([0-9]+)" search_in="hdr" header="Contact:" check_it="true" assign_to="p,port"/>
+      <ereg regexp="${pattern}" search_in="hdr" header="Contact:" check_it="true" assign_to="c"/>
+    </action>
+  </recv>
+  <nop>
+    <action>
+      <setdest host="[$home]" port="${options.port ?? '[$port]'}" protocol="tcp"/>
+    </action>
+  </nop>
+  <send>${REGISTER(3, AUTHORIZATION, TO_SERVER)}
+  </send>
+  <recv response="200">
+    <action>
+      <ereg regexp="primary|backup" search_in="hdr" header="X-Registrar-Mode:" check_it="true" assign_to="mode"/>
+    </action>
+  </recv>
+  <label id="done"/>
+  <Reference variables="m,p,c,mode,port"/>
+</scenario>
+`;
+}
+
+/** REGISTER with a wrong password (or as an unknown user) through sipp's [authentication]: 401, the answer, 401 again. */
+export const REGISTER_REFUSED = `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="register with a wrong password">
+  <send>${REGISTER(1, '', TO_SERVER)}
+  </send>
+  <recv response="401" auth="true"/>
+  <send>${REGISTER(2, AUTHORIZATION, TO_SERVER)}
+  </send>
+  <recv response="401"/>
+</scenario>
+`;
 
 /**
  * REGISTER field0@contoso.com; a 200 ends the call, a 301 is followed once: the first Contact (the

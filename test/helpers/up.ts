@@ -32,7 +32,11 @@ export async function exampleTopology(net: string, dnsPort: number, edit: (text:
     .replace(`"${net}.1:5300"`, `"${net}.1:${dnsPort}"`)
     // The internal view is the test's own /24 and 127.0.0.1 (where the simulator's resolver asks
     // from); every other source (dig -b 127.0.1.1, say) is external.
-    .replace(`clients: [${net}.0/24, 10.0.0.0/8, "::1/128"]`, `clients: [${net}.0/24, 127.0.0.1/32]`);
+    .replace(`clients: [${net}.0/24, 10.0.0.0/8, "::1/128"]`, `clients: [${net}.0/24, 127.0.0.1/32]`)
+    // The example authenticates clients; these tests sign in users without passwords, so they say
+    // explicitly that this copy does not (test/integration/frontend-auth.test.ts tests authentication).
+    .replace('auth: { enabled: true,', 'auth: { enabled: false,');
+  if (!moved.includes('auth: { enabled: false,')) throw new Error('examples/contoso.yaml no longer has the settings.auth line this helper turns off');
   return edit(moved);
 }
 

@@ -66,6 +66,9 @@ describe('dnslb completion', () => {
     ['dnslb topology show --version 2 --st', ['--store']],
     ['dnslb server drain fe1.contoso.com --f', ['--force']],
     ['dnslb user mo', ['move']],
+    ['dnslb client simulate --password-s', ['--password-seed-file']],
+    ['dnslb client register --password', ['--password-file', '--passwords']],
+    ['dnslb user import --syn', ['--synthetic']],
   ];
 
   test('bash: verbs, aliases, options (after options with values), directories and files', async () => {

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { PoolDiscoverer, type SipTransportName } from '../../client/discover.ts';
 import { parseShare, Simulator, type SimulationSummary } from '../../client/simulate.ts';
 import { UserAgent } from '../../client/user-agent.ts';
+import { firstLineOf, passwordSource } from '../../auth/passwords.ts';
 import { checkLimits, limits } from '../../shared/limits.ts';
 import { DnslbError } from '../../shared/errors.ts';
 
@@ -69,6 +70,8 @@ interface SimulateOptions {
   connectTimeoutMs: string;
   staggered?: boolean;
   expires: string;
+  passwords?: string;
+  passwordSeedFile?: string;
 }
 
 interface RegisterOptions {
@@ -82,6 +85,8 @@ interface RegisterOptions {
   /** commander's --no-autodiscover: false when given. */
   autodiscover: boolean;
   autodiscoverPort: string;
+  passwordFile?: string;
+  passwords?: string;
 }
 
 export function registerClient(program: Command): void {
@@ -108,8 +113,11 @@ export function registerClient(program: Command): void {
     .option('--connect-timeout-ms <ms>', 'per-address connect timeout', '2000')
     .option('--staggered', 'modern clients start the next connection attempt 250 ms after the previous one (RFC 8305), not after its timeout')
     .option('--expires <s>', 'registration lifetime asked for', '3600')
+    .option('--passwords <file>', 'answer the registrar\'s digest challenge with the passwords of this CSV (uri,password columns, as `dnslb user import` reads)')
+    .option('--password-seed-file <file>', 'answer it with the synthetic rule\'s passwords (the seed on the first line; `dnslb user import --synthetic N` loads the same users)')
     .action(async (options: SimulateOptions) => {
       checkLimits();
+      const passwordOf = await passwordSource(options);
       const durationMs = parseDurationMs(options.duration);
       let legacyShare: number;
       try {
@@ -127,6 +135,7 @@ export function registerClient(program: Command): void {
         startRatePerS: wholeNumber('--rate', options.rate, 1, 100_000),
         transport: transportOf(options.transport),
         ...(options.ca ? { ca: await readFile(options.ca, 'utf8') } : {}),
+        ...(passwordOf ? { passwordOf } : {}),
         userAgent: {
           backoffBaseMs: wholeNumber('--backoff-base-ms', options.backoffBaseMs, 1, limits.clientBackoffMsMax),
           backoffMaxMs: wholeNumber('--backoff-max-ms', options.backoffMaxMs, 1, limits.clientBackoffMsMax),
@@ -188,8 +197,13 @@ export function registerClient(program: Command): void {
     .option('--stay <time>', 'stay registered this long (keep-alives, refreshes, reg event) before unregistering')
     .option('--no-autodiscover', 'skip Lync 2013\'s first step (the autodiscover document through lyncdiscoverinternal/lyncdiscover over HTTPS): SRV, then A records only')
     .option('--autodiscover-port <port>', 'the HTTPS port of the Web services VIP', '443')
+    .option('--password-file <file>', 'the user\'s password on the first line, to answer the registrar\'s digest challenge')
+    .option('--passwords <file>', 'the user\'s password from this CSV (uri,password columns)')
     .action(async (options: RegisterOptions) => {
       checkLimits();
+      if (options.passwordFile !== undefined && options.passwords !== undefined) throw new DnslbError('CLI_USAGE', 'give --password-file FILE or --passwords FILE.csv, not both');
+      const password = options.passwordFile !== undefined ? await firstLineOf(options.passwordFile, 'password') : (await passwordSource({ passwords: options.passwords }))?.(options.uri);
+      if (options.passwords !== undefined && password === undefined) throw new DnslbError('AUTH_USERS_FILE', `${options.passwords} has no password for ${options.uri}`);
       const transport = transportOf(options.transport);
       // One CA for both: the Web services answer with the servers' own certificates (TLS passes through the HLB).
       const ca = options.ca ? await readFile(options.ca, 'utf8') : undefined;
@@ -201,6 +215,7 @@ export function registerClient(program: Command): void {
         mode: options.legacy ? 'legacy' : 'modern',
         connect: { connectTimeoutMs: wholeNumber('--connect-timeout-ms', options.connectTimeoutMs, 1, 600_000), ...(ca ? { ca } : {}) },
         retry: options.stay !== undefined,
+        ...(password !== undefined ? { password } : {}),
       });
       agent.on('trace', (line) => process.stdout.write(`${line}\n`));
       agent.on('registered', (info) => process.stdout.write(`registered at ${info.server} in ${info.mode} mode (${info.redirects} redirect${info.redirects === 1 ? '' : 's'}, ${info.grantedS} s)${info.failover ? ' after failover' : ''}\n`));

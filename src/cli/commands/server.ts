@@ -13,7 +13,8 @@ import { FrontEndServer } from '../../frontend/server.ts';
 import { readTlsFiles } from '../../frontend/tls-files.ts';
 import { StoreFollower } from '../../frontend/store-follower.ts';
 import { openStore } from '../../store/open.ts';
-import { DATA_DIR_DEFAULT, DATA_DIR_DESCRIPTION, DATA_DIR_FLAGS, dataDirOf, STORE_DESCRIPTION, STORE_FLAGS, storeSpecOrDefault } from './store-options.ts';
+import { DATA_DIR_DEFAULT, DATA_DIR_DESCRIPTION, DATA_DIR_FLAGS, dataDirOf, openFileStoreOf, STORE_DESCRIPTION, STORE_FLAGS, storeSpecOrDefault } from './store-options.ts';
+import { randomBytes } from 'node:crypto';
 import type { Store } from '../../store/store.ts';
 import type { Snapshot } from '../../store/store.ts';
 import type { Topology } from '../../topology/schema.ts';
@@ -95,7 +96,13 @@ export function registerServer(program: Command): void {
       const tls = await readTlsFiles({ cert: options.tlsCert, key: options.tlsKey, ca: options.tlsCa });
       if (options.peerTransport !== undefined && options.peerTransport !== 'tcp' && options.peerTransport !== 'tls') throw new DnslbError('CLI_USAGE', '--peer-transport is tcp or tls');
       if (options.peerTransport === 'tls' && !tls) throw new DnslbError('CLI_USAGE', '--peer-transport tls needs --tls-cert and --tls-key');
+      // The user directory: the store's (a later version may turn settings.auth on); with --topology
+      // alone, the file store of --data-dir when this topology turns it on (`dnslb user add --data-dir`).
+      const users: Store | undefined = store ?? (topology.settings.auth.enabled ? await openFileStoreOf(command, { mustExist: false }) : undefined);
+      const auth = users ? { directory: users, secret: await users.authSecret(poolOf(topology, options.server), randomBytes(32)) } : undefined;
+      if (!topology.settings.auth.enabled) logger.info('settings.auth is off: clients are not authenticated, anyone may register as any user');
       const server = new FrontEndServer({
+        auth,
         topology,
         topologyVersion,
         server: options.server,
@@ -143,6 +150,7 @@ export function registerServer(program: Command): void {
           await follower?.stop();
           await server.stop();
           await store?.close();
+          if (users !== store) await users?.close();
           throw error;
         }
         // Where this server's admin API is, for tools that know only the data dir.
@@ -169,7 +177,13 @@ export function registerServer(program: Command): void {
       await follower?.stop();
       await server.stop();
       await store?.close();
+      if (users !== store) await users?.close();
     });
+}
+
+/** The pool `server` belongs to (its nonce secret is the pool's); the server's own name when the topology does not list it (FrontEndServer says so). */
+function poolOf(topology: Topology, server: string): string {
+  return topology.pools.find((pool) => pool.servers.some((entry) => entry.fqdn === server))?.fqdn ?? server;
 }
 
 /** The server's state as its Web services' health endpoint reports it: blocked (the store says) above its own. */

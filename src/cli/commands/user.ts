@@ -8,7 +8,9 @@ import { credentialFor } from '../../auth/user-credential.ts';
 import { canonicalUser } from '../../registrar/sequence.ts';
 import { DnslbError, isDnslbError } from '../../shared/errors.ts';
 import type { Store } from '../../store/store.ts';
-import type { UserRecord } from '../../store/users.ts';
+import type { NewUser, UserRecord } from '../../store/users.ts';
+import { limits } from '../../shared/limits.ts';
+import { firstLineOf, syntheticPassword, syntheticUris } from '../../auth/passwords.ts';
 import { planPoolMoves } from '../../registrar/move-plan.ts';
 import { assignmentsOf, formatMovePlan, moveRequests } from './plan.ts';
 import { defaultActor, openStoreOf, storeLabelOf, withStoreOption } from './store-options.ts';
@@ -192,21 +194,15 @@ export function registerUser(program: Command): void {
   withStoreOption(
     user
       .command('import')
-      .description('add or update the users of a CSV file with a header row: uri and password or ha1-sha256 (+ ha1-md5), optional home-pool, disabled')
-      .argument('<file>', 'users CSV file')
-      .option('--md5', 'also keep MD5 hashes of the passwords in the file'),
-  ).action(async (file: string, options: { md5?: boolean }, command: Command) => {
-    let text: string;
-    try {
-      const bytes = await readFile(file);
-      if (bytes.length > USERS_FILE_BYTES_MAX) throw new DnslbError('AUTH_USERS_FILE', `${file} is ${bytes.length} bytes, more than ${USERS_FILE_BYTES_MAX}`);
-      text = bytes.toString('utf8');
-    } catch (error) {
-      if (isDnslbError(error)) throw error;
-      throw new DnslbError('AUTH_USERS_FILE', `cannot read ${file}: ${(error as Error).message}`, { cause: error });
-    }
-    // Every line is checked before anything is written: a bad file changes nothing.
-    const rows = parseUsersCsv(text, file, { md5: options.md5 === true });
+      .description('add or update the users of a CSV file with a header row: uri and password or ha1-sha256 (+ ha1-md5), optional home-pool, disabled; or synthetic users (--synthetic N)')
+      .argument('[file]', 'users CSV file')
+      .option('--md5', 'also keep MD5 hashes of the passwords in the file')
+      .option('--synthetic <n>', 'instead of a file: users <prefix>1@DOMAIN … <prefix>N@DOMAIN with the synthetic rule\'s passwords (as `dnslb client simulate --password-seed-file` answers)')
+      .option('--domain <domain>', 'the SIP domain of the synthetic users')
+      .option('--prefix <prefix>', 'the user part before the number of the synthetic users', 'user')
+      .option('--password-seed-file <file>', 'the synthetic rule\'s seed, on the first line'),
+  ).action(async (fileArgument: string | undefined, options: { md5?: boolean; synthetic?: string; domain?: string; prefix: string; passwordSeedFile?: string }, command: Command) => {
+    const { rows, file } = fileArgument === undefined ? await syntheticRows(options) : await csvRows(fileArgument, options);
     const by = defaultActor();
     let added = 0;
     let updated = 0;
@@ -229,4 +225,31 @@ export function registerUser(program: Command): void {
     });
     console.log(`imported ${rows.length} users from ${file}: ${added} added, ${updated} updated`);
   });
+}
+
+/** The rows of a users CSV; every line is checked before anything is written: a bad file changes nothing. */
+async function csvRows(file: string, options: { md5?: boolean; synthetic?: string }): Promise<{ rows: Array<NewUser & { line: number }>; file: string }> {
+  if (options.synthetic !== undefined) throw new DnslbError('CLI_USAGE', 'give a users file or --synthetic N, not both');
+  let text: string;
+  try {
+    const bytes = await readFile(file);
+    if (bytes.length > USERS_FILE_BYTES_MAX) throw new DnslbError('AUTH_USERS_FILE', `${file} is ${bytes.length} bytes, more than ${USERS_FILE_BYTES_MAX}`);
+    text = bytes.toString('utf8');
+  } catch (error) {
+    if (isDnslbError(error)) throw error;
+    throw new DnslbError('AUTH_USERS_FILE', `cannot read ${file}: ${(error as Error).message}`, { cause: error });
+  }
+  return { rows: parseUsersCsv(text, file, { md5: options.md5 === true }), file };
+}
+
+/** The synthetic users (src/auth/passwords.ts): --synthetic N --domain D --password-seed-file FILE. */
+async function syntheticRows(options: { md5?: boolean; synthetic?: string; domain?: string; prefix: string; passwordSeedFile?: string }): Promise<{ rows: Array<NewUser & { line: number }>; file: string }> {
+  if (options.synthetic === undefined) throw new DnslbError('CLI_USAGE', 'dnslb user import needs a users file or --synthetic N');
+  const count = Number(options.synthetic);
+  if (!Number.isInteger(count) || count < 1 || count > limits.storeUsersMax) throw new DnslbError('CLI_USAGE', `--synthetic ${options.synthetic}: a whole number in 1..${limits.storeUsersMax}`);
+  if (options.domain === undefined || options.passwordSeedFile === undefined) throw new DnslbError('CLI_USAGE', '--synthetic N needs --domain DOMAIN and --password-seed-file FILE');
+  if (!/^[a-z0-9][a-z0-9._-]*$/i.test(options.prefix)) throw new DnslbError('CLI_USAGE', `--prefix ${options.prefix}: letters, digits, . _ -`);
+  const seed = await firstLineOf(options.passwordSeedFile, 'password seed');
+  const rows = syntheticUris(count, options.domain.toLowerCase(), options.prefix).map((uri, index) => ({ line: index + 1, uri, disabled: false, credential: credentialFor(uri, syntheticPassword(seed, uri), { md5: options.md5 === true }) }));
+  return { rows, file: `${count} synthetic users` };
 }
