@@ -272,7 +272,7 @@ Kamailio: registrar + usrloc in memory (db_mode 0), tm/rr for calls, children=2,
 |---|---|---|
 ${rows.join('\n')}
 
-The ${MANY_CONNECTIONS.toLocaleString('en')}-connection row is limited by the load generator, not the servers: one sipp process in \`-t tn\` mode manages that many sockets at a few hundred REGISTER/s against either server (both servers' cores stay mostly idle), so it shows only that both serve that many connections; a generator that can drive them (several sipp processes, or a Node one) is still to be written.
+The ${MANY_CONNECTIONS.toLocaleString('en')}-connection row is limited by the load generator, not the servers: one sipp process in \`-t tn\` mode manages that many sockets at a few hundred REGISTER/s against either server (Kamailio and dnslb alike), so it shows only that both serve that many connections; a generator that can drive them (several sipp processes, or a Node one) is still to be written.
 
 Run with \`npm run bench:sip\` (BENCH_SECONDS to change the duration of a run, BENCH_ROUNDS the number of rounds). The machine is shared with other work, so figures vary by ±10–20 % between runs.
 `;
