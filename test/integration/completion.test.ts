@@ -65,6 +65,7 @@ describe('dnslb completion', () => {
     ['dnslb node dr', ['drain']],
     ['dnslb topology show --version 2 --st', ['--store']],
     ['dnslb server drain fe1.contoso.com --f', ['--force']],
+    ['dnslb up topology.yaml --st', ['--store']],
   ];
 
   test('bash: verbs, aliases, options (after options with values), directories and files', async () => {
