@@ -69,7 +69,6 @@ describe('dnslb completion', () => {
     ['dnslb client simulate --password-s', ['--password-seed-file']],
     ['dnslb client register --password', ['--password-file', '--passwords']],
     ['dnslb user import --syn', ['--synthetic']],
-
     ['dnslb up topology.yaml --st', ['--store']],
   ];
 
