@@ -25,7 +25,7 @@ test('the Front End path: shared steps, then the role steps, the route step last
   assert.deepEqual(path.steps.map((step) => step.name), ['classify', 'limits', 'max-forwards', 'require', 'drain', 'redirect-home', 'register', 'reg-subscribe', 'options', 'route']);
   assert.ok(Object.isFrozen(path.steps), 'built once, never changed per request');
   assert.equal(path.steps.includes(path.drain), true);
-  assert.deepEqual(ROLE_OF_KIND, { frontend: 'frontend', director: 'director', mediation: 'frontend', edge: 'frontend' }, 'Mediation runs the Front End path until its own exists');
+  assert.deepEqual(ROLE_OF_KIND, { frontend: 'frontend', director: 'director', mediation: 'mediation', edge: 'frontend' });
 });
 
 test('the Director path: shared steps, redirect-home, options, route — no registrar steps', () => {
@@ -41,6 +41,21 @@ test('the Director path: shared steps, redirect-home, options, route — no regi
     registerAnswers: new RegisterAnswers(),
   });
   assert.deepEqual(path.steps.map((step) => step.name), ['classify', 'limits', 'max-forwards', 'require', 'drain', 'redirect-home', 'options', 'route']);
+});
+
+test('the Mediation path: shared steps, options, mediation-gate, route — no registrar, no redirect', () => {
+  const path = buildPath('mediation', {
+    view: stepView,
+    ownState: () => 'active',
+    available: () => true,
+    routable: () => true,
+    homes: new UserHomes(),
+    random: fixedRandom,
+    proxy: { counters: { loopsDetected: 0 } } as unknown as Proxy,
+    registrar: {} as RegistrarService,
+    registerAnswers: new RegisterAnswers(),
+  });
+  assert.deepEqual(path.steps.map((step) => step.name), ['classify', 'limits', 'max-forwards', 'require', 'drain', 'options', 'mediation-gate', 'route']);
 });
 
 test('runPath stops at the first step that answers; the context is reset for each request', () => {
