@@ -6,13 +6,15 @@ import type { Logger } from 'pino';
 import type { Flow } from '../sip/flow.ts';
 import { createResponse, headerValue, headerValues, type Header, type SipRequest, type SipResponse } from '../sip/message.ts';
 import { callId, cseq, from, maxForwards, parseNameAddr, proxyRequire, to, topVia } from '../sip/headers.ts';
-import { formatUri, isSipUri, uriParam, type SipUri, type Uri } from '../sip/uri.ts';
+import { formatUri, isSipUri, isTelUri, parseUri, uriParam, type SipUri, type Uri } from '../sip/uri.ts';
 import type { SipTransport } from '../sip/transport.ts';
 import type { Clock, Random, Timer } from '../shared/clock.ts';
 import { limits } from '../shared/limits.ts';
 import { homeInSequence } from '../registrar/sequence.ts';
 import type { BindingView, LocationService } from '../registrar/location.ts';
-import { serversToTry, type Routable, type RouteTarget } from '../pool/routing.ts';
+import { mediationServersFor, serversToTry, type Routable, type RouteTarget } from '../pool/routing.ts';
+import { routeForNumber } from '../topology/pstn-route.ts';
+import type { Gateway } from '../topology/schema.ts';
 import type { DialogCounter } from './dialogs.ts';
 import type { UserHomes } from './homes.ts';
 import type { PoolView } from './pool-view.ts';
@@ -50,7 +52,16 @@ export interface ProxyOptions {
 
 /** Where a request goes next, or the answer instead. */
 type NextHop =
-  | { kind: 'flow'; flow: () => Promise<Flow>; uri?: Uri; toUa: boolean; what: string; servers?: ServerTries }
+  | {
+      kind: 'flow';
+      flow: () => Promise<Flow>;
+      uri?: Uri;
+      toUa: boolean;
+      what: string;
+      servers?: ServerTries;
+      /** When the flow cannot be opened: answer 503 with this reason (and what failed), e.g. a PSTN gateway down. */
+      unreachable?: string;
+    }
   | { kind: 'answer'; status: number; reason?: string };
 
 /**
@@ -114,6 +125,14 @@ export interface ProxyCounters {
   interPoolFailovers: number;
   /** Requests for which no server of the callee's pool answered: the caller got 480/503 with a reason. */
   interPoolExhausted: number;
+  /** PSTN calls (DESIGN §7 Mediation): out-of-dialog requests to a number sent to a Mediation pool (Front End), per call. */
+  pstnToMediation: number;
+  /** Requests to a number matching no PSTN route: answered 404/484 with the reason. */
+  pstnNoRoute: number;
+  /** Out-of-dialog requests a Mediation server sent to its gateway. */
+  pstnToGateway: number;
+  /** Of those, the ones no gateway of the pool took (connect failed): answered 503 so the Front End tries the next Mediation server. */
+  pstnGatewayDown: number;
 }
 
 /** Methods counted by name; any other token a client sends counts as `other` (a metric label must stay a small set). */
@@ -123,7 +142,7 @@ const COUNTED_METHODS: ReadonlySet<string> = new Set(['INVITE', 'ACK', 'BYE', 'C
 const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'REFER']);
 
 export class Proxy {
-  readonly counters: ProxyCounters = { requestsForwarded: 0, requestsForwardedByMethod: {}, invitesAccepted: 0, responsesForwarded: 0, answeredLocally: {}, loopsDetected: 0, strayResponses: 0, transactionsTimedOut: 0, interPoolForwarded: 0, interPoolFailovers: 0, interPoolExhausted: 0 };
+  readonly counters: ProxyCounters = { requestsForwarded: 0, requestsForwardedByMethod: {}, invitesAccepted: 0, responsesForwarded: 0, answeredLocally: {}, loopsDetected: 0, strayResponses: 0, transactionsTimedOut: 0, interPoolForwarded: 0, interPoolFailovers: 0, interPoolExhausted: 0, pstnToMediation: 0, pstnNoRoute: 0, pstnToGateway: 0, pstnGatewayDown: 0 };
   private readonly byBranch = new Map<string, ClientTransaction>();
   private readonly byServerKey = new Map<string, ClientTransaction>();
   /** Contact URI → the flow it was last seen on: how in-dialog requests and calls reach a UA (RFC 5626 spirit). */
@@ -292,6 +311,7 @@ export class Proxy {
     // A REGISTER we proxy (a Director's, from a server such as an Edge): to the registrar of the To
     // user's home pool; a server never registers users of another pool itself.
     if (request.method === 'REGISTER') return this.registrationHop(request, view);
+    if (!rawHasToTag(request) && isTelephoneUri(request.uri)) return this.pstnHop(inFlow, request, view);
     const target = request.uri;
     if (!isSipUri(target)) return { kind: 'answer', status: 416 };
     const who = view.userOf(target);
@@ -385,6 +405,58 @@ export class Proxy {
       return attempt;
     };
     return { kind: 'flow', flow: connect, toUa: true, what: key };
+  }
+
+  /**
+   * A new call to a telephone number (a `tel:` URI or a SIP URI with `user=phone`), DESIGN §7 Mediation.
+   * A Front End (or Director) sends it to the Mediation pool of the number's PSTN route, the servers in
+   * the order of the Call-ID's hash (retransmissions and the dialog stay on one), the next on connect
+   * failure, no answer or 503 — the inter-pool tries of serversToTry. A Mediation server sends it to
+   * its gateways (in topology order); a number coming from a gateway goes nowhere (no user has a
+   * number yet: 404), so a gateway can never loop a call back to itself.
+   */
+  private pstnHop(inFlow: Flow, request: SipRequest, view: PoolView): NextHop {
+    const number = formatUri(request.uri);
+    if (view.pool.kind === 'mediation') {
+      const gateways = view.pool.gateways ?? [];
+      if (gatewayAt(gateways, inFlow.remoteAddress)) return { kind: 'answer', status: 404, reason: `${number} is a number, and calls from the gateway go to users (no user has a number)` };
+      if (gateways.length === 0) return { kind: 'answer', status: 503, reason: `Mediation pool ${view.pool.fqdn} has no gateway` };
+      this.counters.pstnToGateway++;
+      return this.gatewayHop(view.pool.fqdn, gateways);
+    }
+    const found = routeForNumber(number, view.topology);
+    if ('none' in found) {
+      this.counters.pstnNoRoute++;
+      return { kind: 'answer', status: found.status, reason: found.reason.replace(/[\r\n]+/g, ' ') };
+    }
+    const route = mediationServersFor(callId(request), view.topology, found.pool, this.options.routable);
+    if ('none' in route) return { kind: 'answer', status: 503, reason: route.reason };
+    this.counters.pstnToMediation++;
+    return this.serverHop({ pool: route.pool, targets: route.targets, index: 0, deadlineMs: this.options.clock.nowMs() + this.serverTriesTotalMs, outcomes: [] });
+  }
+
+  /** The hop to a Mediation pool's gateways: the first that takes a connection (kept open and reused); none → 503. */
+  private gatewayHop(pool: string, gateways: readonly Gateway[]): Extract<NextHop, { kind: 'flow' }> {
+    const names = gateways.map((gateway) => gateway.fqdn ?? endpointText(gateway));
+    const connect = async (): Promise<Flow> => {
+      const failures: string[] = [];
+      for (const [index, gateway] of gateways.entries()) {
+        const host = gateway.endpoint.address.includes(':') ? `[${gateway.endpoint.address}]` : gateway.endpoint.address;
+        const hop = this.flowForUri(parseUri(`sip:${host}:${gateway.endpoint.port};transport=${gateway.transport}`) as SipUri, true);
+        if (hop?.kind !== 'flow') {
+          failures.push(`${names[index]}: no transport`);
+          continue;
+        }
+        try {
+          return await hop.flow();
+        } catch (error) {
+          failures.push(`${names[index]}: ${(error as Error).message}`);
+        }
+      }
+      this.counters.pstnGatewayDown++;
+      throw new Error(failures.join('; '));
+    };
+    return { kind: 'flow', flow: connect, toUa: true, what: `gateways of ${pool}`, unreachable: `PSTN gateway unreachable` };
   }
 
   /** A REGISTER to proxy: to the To user's home pool, its sequence there. */
@@ -497,6 +569,7 @@ export class Proxy {
       (error: unknown) => {
         this.options.logger.debug({ err: error, to: hop.what }, 'proxy: next hop unreachable');
         if (tx && tx.finalStatus === 0 && tx.branch === branch && tx.servers) return this.nextServer(tx, `unreachable (${(error as Error).message})`);
+        if (tx && tx.finalStatus === 0 && hop.unreachable !== undefined) return this.finishLocally(tx, 503, `${hop.unreachable} (${(error as Error).message})`.replace(/[\r\n]+/g, ' '));
         if (tx && tx.finalStatus === 0) this.finishLocally(tx, hop.toUa ? 480 : 503, hop.toUa ? 'Unreachable contact' : 'Next hop unreachable');
       },
     );
@@ -619,6 +692,23 @@ function serverKeyOf(flow: Flow, request: SipRequest): string {
   if (branch) return `${flow.id}|${branch}|${method}`;
   // RFC 2543 peers send no branch: Call-ID and CSeq number stand in for it.
   return `${flow.id}|${callId(request)}/${cseq(request).seq}|${method}`;
+}
+
+/** A telephone number as a Request-URI (RFC 3966 `tel:`, or a SIP URI with `user=phone`, RFC 3261 §19.1.1). */
+export function isTelephoneUri(uri: Uri): boolean {
+  if (isTelUri(uri)) return true;
+  return isSipUri(uri) && uriParam(uri.params, 'user')?.value?.toLowerCase() === 'phone';
+}
+
+/** Is `address` (a flow's remote address) one of `gateways`? */
+export function gatewayAt(gateways: readonly Gateway[], address: string): Gateway | undefined {
+  const bare = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return gateways.find((gateway) => gateway.endpoint.address.toLowerCase() === bare.toLowerCase());
+}
+
+function endpointText(gateway: Gateway): string {
+  const address = gateway.endpoint.address.includes(':') ? `[${gateway.endpoint.address}]` : gateway.endpoint.address;
+  return `${address}:${gateway.endpoint.port}`;
 }
 
 function rawHasToTag(request: SipRequest): boolean {

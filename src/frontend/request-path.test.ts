@@ -5,13 +5,14 @@ import { fixedRandom, request, stepView } from '../../test/helpers/step-fixture.
 import { recordingFlow } from '../../test/helpers/recording-flow.ts';
 import { UserHomes } from './homes.ts';
 import { RegisterAnswers } from './register-answers.ts';
-import { buildPath, ROLE_OF_KIND } from './request-path.ts';
+import { buildPath, ROLE_OF_KIND, type PathServices } from './request-path.ts';
 import { RequestContext, runPath, type Step } from './steps/step.ts';
 import type { Proxy } from './proxy.ts';
 import type { RegistrarService } from './registrar-service.ts';
 
-test('the Front End path: shared steps, then the role steps, the route step last', () => {
-  const path = buildPath('frontend', {
+/** What buildPath needs, with stand-ins for the parts these tests do not run. */
+function services(): PathServices {
+  return {
     view: stepView,
     ownState: () => 'active',
     available: () => true,
@@ -22,27 +23,25 @@ test('the Front End path: shared steps, then the role steps, the route step last
     registrar: {} as RegistrarService,
     registerAnswers: new RegisterAnswers(),
     authenticate: { name: 'authenticate', run: () => 'continue' },
-  });
+  };
+}
+
+test('the Front End path: shared steps, then the role steps, the route step last', () => {
+  const path = buildPath('frontend', services());
   assert.deepEqual(path.steps.map((step) => step.name), ['classify', 'limits', 'max-forwards', 'require', 'drain', 'authenticate', 'redirect-home', 'register', 'reg-subscribe', 'options', 'route']);
   assert.ok(Object.isFrozen(path.steps), 'built once, never changed per request');
   assert.equal(path.steps.includes(path.drain), true);
-  assert.deepEqual(ROLE_OF_KIND, { frontend: 'frontend', director: 'director', mediation: 'frontend', edge: 'frontend' }, 'Mediation runs the Front End path until its own exists');
+  assert.deepEqual(ROLE_OF_KIND, { frontend: 'frontend', director: 'director', mediation: 'mediation', edge: 'frontend' });
 });
 
 test('the Director path: shared steps, redirect-home, options, route — no registrar steps', () => {
-  const path = buildPath('director', {
-    view: stepView,
-    ownState: () => 'active',
-    available: () => true,
-    routable: () => true,
-    homes: new UserHomes(),
-    random: fixedRandom,
-    proxy: { counters: { loopsDetected: 0 } } as unknown as Proxy,
-    registrar: {} as RegistrarService,
-    registerAnswers: new RegisterAnswers(),
-    authenticate: { name: 'authenticate', run: () => 'continue' },
-  });
+  const path = buildPath('director', services());
   assert.deepEqual(path.steps.map((step) => step.name), ['classify', 'limits', 'max-forwards', 'require', 'drain', 'authenticate', 'redirect-home', 'options', 'route']);
+});
+
+test('the Mediation path: shared steps but authenticate (it serves no client), options, mediation-gate, route — no registrar, no redirect', () => {
+  const path = buildPath('mediation', services());
+  assert.deepEqual(path.steps.map((step) => step.name), ['classify', 'limits', 'max-forwards', 'require', 'drain', 'options', 'mediation-gate', 'route']);
 });
 
 test('runPath stops at the first step that answers; the context is reset for each request', () => {

@@ -5,7 +5,8 @@
 //
 // Front End role steps: redirect-home → register → reg-subscribe → options → route.
 // Director role steps: redirect-home → options → route (no registrar: it holds no binding).
-// Mediation servers run the Front End path until their role step exists.
+// Mediation role steps: options → mediation-gate → route (no registrar, no redirect: calls from the
+// topology's servers go to the gateway, calls from the gateway to the callee's home pool).
 import type { Random } from '../shared/clock.ts';
 import type { Routable } from '../pool/routing.ts';
 import type { PoolKind } from '../topology/schema.ts';
@@ -18,6 +19,7 @@ import type { OwnState } from './status.ts';
 import { ClassifyStep } from './steps/classify.ts';
 import { DrainRedirectStep } from './steps/drain-redirect.ts';
 import { LimitsStep } from './steps/limits.ts';
+import { MediationGateStep } from './steps/mediation-gate.ts';
 import { MaxForwardsStep } from './steps/max-forwards.ts';
 import { OptionsStep } from './steps/options.ts';
 import { RedirectHomeStep } from './steps/redirect-home.ts';
@@ -28,10 +30,10 @@ import { RouteStep } from './steps/route.ts';
 import type { Step } from './steps/step.ts';
 
 /** The request path a server runs. */
-export type Role = 'frontend' | 'director';
+export type Role = 'frontend' | 'director' | 'mediation';
 
-/** The path each pool kind's servers run: Mediation servers run the Front End's until theirs exists (edge servers run no SIP server yet). */
-export const ROLE_OF_KIND: Readonly<Record<PoolKind, Role>> = { frontend: 'frontend', director: 'director', mediation: 'frontend', edge: 'frontend' };
+/** The path each pool kind's servers run (edge servers run no SIP server yet). */
+export const ROLE_OF_KIND: Readonly<Record<PoolKind, Role>> = { frontend: 'frontend', director: 'director', mediation: 'mediation', edge: 'frontend' };
 
 /** What the steps work with, given once when the path is built (getters read the current state). */
 export interface PathServices {
@@ -76,9 +78,11 @@ export function buildPath(role: Role, services: PathServices): RequestPath {
     new MaxForwardsStep(services.view, services.proxy.counters, services.random),
     new RequireStep(services.random, services.registerAnswers),
     drain,
-    services.authenticate,
+    // Clients are authenticated where they arrive; a Mediation server serves none (its gate admits
+    // the topology's servers and the pool's gateways only).
+    ...(role === 'mediation' ? [] : [services.authenticate]),
   ];
-  const redirectHome = new RedirectHomeStep({ role, view: services.view, homes: services.homes, routable: services.routable, random: services.random, registerAnswers: services.registerAnswers });
+  const redirectHome = new RedirectHomeStep({ role: role === 'director' ? 'director' : 'frontend', view: services.view, homes: services.homes, routable: services.routable, random: services.random, registerAnswers: services.registerAnswers });
   return { role, steps: Object.freeze([...shared, ...ROLE_STEPS[role](services, redirectHome)]), drain, redirectHome };
 }
 
@@ -96,4 +100,5 @@ const ROLE_STEPS: Record<Role, (services: PathServices, redirectHome: RedirectHo
     new OptionsStep(services.view, services.ownState, services.random),
     new RouteStep(services.proxy),
   ],
+  mediation: (services) => [new OptionsStep(services.view, services.ownState, services.random), new MediationGateStep(services.view, services.random), new RouteStep(services.proxy)],
 };

@@ -177,7 +177,7 @@ export class FrontEndServer {
     this.applyAuthSettings(this.view.topology);
     this.authenticateStep = new AuthenticateStep({ auth: () => this.authOn, clock: this.clock, random: this.random, logger: this.logger, registerAnswers: this.registerAnswers });
     this.path = buildPath(ROLE_OF_KIND[this.view.pool.kind], { view, ownState, available, routable, homes: this.homes, random: this.random, proxy: this.proxy, registrar: this.registrar, registerAnswers: this.registerAnswers, authenticate: this.authenticateStep });
-    this.authenticateStep.follow(this.path.steps);
+    if (this.path.steps.includes(this.authenticateStep)) this.authenticateStep.follow(this.path.steps);
     this.transport.on('message', (flow, message) => {
       try {
         if (message.kind === 'request') {

@@ -54,6 +54,8 @@ export interface HlbFollowerOptions {
   dataDir: string;
   clock: Clock;
   logger?: Logger;
+  /** After the watch failed, follow again from a new snapshot this much later. Default 1000 ms. */
+  retryDelayMs?: number;
   /** Quiet HAProxy's start-up notices (its alerts and warnings still show). */
   quiet?: boolean;
   /** A pool's configuration changed (servers commissioned or decommissioned): reload that HAProxy. */
@@ -124,20 +126,47 @@ export class HlbFollower {
       .join(' ');
   }
 
-  /** Applies the store's admin states now, then follows the store's changes until stop(). */
+  /**
+   * Applies the store's admin states now, then follows the store's changes until stop(). A watch
+   * that fails (etcd going away) is followed again from a new snapshot after retryDelayMs, and
+   * again after each failure; HAProxy keeps the last states it was given meanwhile.
+   */
   async start(afterRevision: number): Promise<void> {
     await this.apply();
     for (const instance of this.instances.values()) instance.sync.start();
-    void (async () => {
+    void this.follow(afterRevision);
+  }
+
+  private async follow(afterRevision: number): Promise<void> {
+    let from = afterRevision;
+    while (!this.abort.signal.aborted) {
       try {
-        for await (const event of this.options.store.watch({ afterRevision, signal: this.abort.signal })) {
+        for await (const event of this.options.store.watch({ afterRevision: from, signal: this.abort.signal })) {
           if (event.kind === 'admin-state') await this.apply();
           else if (event.kind === 'published') await this.published(event.version);
+          from = Math.max(from, event.revision);
         }
+        return;
       } catch (error) {
-        if (!this.abort.signal.aborted) this.options.logger?.error({ err: error }, 'hlb: following the store failed');
+        if (this.abort.signal.aborted) return;
+        this.options.logger?.error({ err: error }, 'hlb: following the store failed; retrying from a new snapshot');
       }
-    })();
+      // Catch up with what changed while the watch was down, then watch again from there.
+      for (;;) {
+        await new Promise<void>((resolve) => this.options.clock.setTimer(this.options.retryDelayMs ?? 1000, resolve));
+        if (this.abort.signal.aborted) return;
+        try {
+          const snapshot = await this.options.store.snapshot();
+          // published() rewrites (and reloads) only a configuration that changed, then applies the admin states.
+          if (snapshot.current) await this.published(snapshot.current.version);
+          else await this.apply();
+          from = snapshot.revision;
+          break;
+        } catch (error) {
+          this.options.logger?.error({ err: error }, 'hlb: store snapshot failed; retrying');
+        }
+      }
+    }
   }
 
   stop(): void {

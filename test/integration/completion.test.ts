@@ -69,6 +69,7 @@ describe('dnslb completion', () => {
     ['dnslb client simulate --password-s', ['--password-seed-file']],
     ['dnslb client register --password', ['--password-file', '--passwords']],
     ['dnslb user import --syn', ['--synthetic']],
+    ['dnslb up topology.yaml --st', ['--store']],
   ];
 
   test('bash: verbs, aliases, options (after options with values), directories and files', async () => {

@@ -1,7 +1,10 @@
 // dnslb up FILE: the embedded default (DESIGN §4). Validates the topology and publishes it into the
-// file store of --data-dir (skipped when the current version already holds exactly this document),
-// then runs the pool: one child process per SIP server (frontend, director, mediation pools), one for
-// DNS, all following the store, and the pool admin API with its dashboard page. Runs until SIGINT/SIGTERM.
+// store — the file store of --data-dir, or the one --store names (etcd://… in distributed mode) —
+// (skipped when the current version already holds exactly this document), then runs the pool: one
+// child process per SIP server (frontend, director, mediation pools), one for DNS, each following
+// that store on its own, and the pool admin API with its dashboard page. The data dir keeps the
+// admin token, the children's admin endpoints, TLS and HAProxy files whichever store it is. Runs
+// until SIGINT/SIGTERM.
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,12 +16,13 @@ import { hlbPools, HlbFollower, type HlbChild } from '../../hlb/follower.ts';
 import { systemClock } from '../../shared/clock.ts';
 import { ensureCertificate } from '../../sip/certificates.ts';
 import { DnslbError, isDnslbError } from '../../shared/errors.ts';
-import type { PublishedVersion } from '../../store/store.ts';
+import { openStore } from '../../store/open.ts';
+import type { PublishedVersion, Store } from '../../store/store.ts';
 import { Supervisor, type ChildSpec } from '../../supervisor/supervisor.ts';
 import { formatEndpoint, toDocument } from '../../topology/document.ts';
 import { parseFile } from '../../topology/parse.ts';
 import { endpoint, type Topology } from '../../topology/schema.ts';
-import { DATA_DIR_DEFAULT, DATA_DIR_DESCRIPTION, DATA_DIR_FLAGS, dataDirOf, defaultActor, openFileStoreOf } from './store-options.ts';
+import { DATA_DIR_DEFAULT, DATA_DIR_DESCRIPTION, DATA_DIR_FLAGS, dataDirOf, defaultActor, STORE_DESCRIPTION, STORE_FLAGS, storeSpecOf } from './store-options.ts';
 
 const BIN = fileURLToPath(new URL('../../../bin/dnslb.js', import.meta.url));
 /** Pool kinds whose servers are SIP servers dnslb runs; edge pools are DNS records only. */
@@ -80,17 +84,21 @@ function listeningOf(pattern: RegExp): (line: string) => string | undefined {
   return (line) => pattern.exec(line)?.[1];
 }
 
-export function childSpecs(topology: Topology, dataDir: string, logLevel: string, tls: boolean): ChildSpec[] {
+/**
+ * `store` is the --store value every child follows (the data dir itself for the file store); the
+ * data dir is where each child keeps its admin endpoint and finds the token and certificates.
+ */
+export function childSpecs(topology: Topology, dataDir: string, store: string, logLevel: string, tls: boolean): ChildSpec[] {
   const env = { ...process.env, DNSLB_LOG_LEVEL: logLevel };
   const node = (args: string[]) => ({ command: process.execPath, args: [BIN, '--data-dir', dataDir, ...args], env });
-  const specs: ChildSpec[] = [{ name: 'dns', ...node(['dns', 'serve', '--store', dataDir]), ready: listeningOf(/^dnslb dns: listening (.*)$/) }];
+  const specs: ChildSpec[] = [{ name: 'dns', ...node(['dns', 'serve', '--store', store]), ready: listeningOf(/^dnslb dns: listening (.*)$/) }];
   for (const pool of topology.pools) {
     if (!RUNNABLE_KINDS.has(pool.kind)) continue;
     for (const server of pool.servers) {
       const address = server.ipv4 ?? server.ipv6!;
       const admin = address.includes(':') ? `[${address}]:0` : `${address}:0`;
       const tlsFlags = tls ? ['--tls-cert', join(dataDir, 'tls', `${server.fqdn}.pem`), '--tls-key', join(dataDir, 'tls', `${server.fqdn}.key`), '--tls-ca', join(dataDir, 'tls', 'ca.pem')] : [];
-      specs.push({ name: server.fqdn, ...node(['server', '--store', dataDir, '--server', server.fqdn, '--admin-listen', admin, ...tlsFlags]), ready: listeningOf(/^dnslb server: \S+ listening (.*)$/) });
+      specs.push({ name: server.fqdn, ...node(['server', '--store', store, '--server', server.fqdn, '--admin-listen', admin, ...tlsFlags]), ready: listeningOf(/^dnslb server: \S+ listening (.*)$/) });
     }
   }
   return specs;
@@ -99,7 +107,7 @@ export function childSpecs(topology: Topology, dataDir: string, logLevel: string
 export function registerUp(program: Command): void {
   program
     .command('up')
-    .description('publish a topology into the embedded store (--data-dir) and run the pool: DNS, every SIP server, the admin API')
+    .description('publish a topology into the store (the file store of --data-dir, or --store etcd://…) and run the pool: DNS, every SIP server, the admin API')
     .argument('<file>', 'topology YAML')
     .option('--by <who>', 'who publishes (default: user@host)')
     .option('--admin-listen <address:port>', 'the pool admin API (token in the data dir); port 0 picks one', '127.0.0.1:7300')
@@ -108,12 +116,16 @@ export function registerUp(program: Command): void {
     .option('--log-level <level>', 'log level of the children: fatal, error, warn, info, debug', 'warn')
     .option('--json', 'print the result as JSON')
     .option(DATA_DIR_FLAGS, DATA_DIR_DESCRIPTION, DATA_DIR_DEFAULT)
+    .option(STORE_FLAGS, STORE_DESCRIPTION)
     .action(async (file: string, options: UpOptions, command: Command) => {
       const dataDir = dataDirOf(command);
+      // The children are given the same value and open the store themselves.
+      const storeSpec = storeSpecOf(command) ?? dataDir;
       const parsed = await parseFile(file);
       const admin = endpoint.safeParse(options.adminListen.replace(/:0$/, ':1'));
       if (!admin.success) throw new DnslbError('CLI_USAGE', `--admin-listen ${options.adminListen}: not ADDRESS:PORT`);
-      const store = await openFileStoreOf(command, { mustExist: false });
+      // etcd:// fails here with STORE_UNAVAILABLE naming the endpoints, before anything is started.
+      const store = await openStore(storeSpec, { mustExist: false });
       let version: PublishedVersion;
       let published: boolean;
       try {
@@ -126,9 +138,9 @@ export function registerUp(program: Command): void {
         throw error;
       }
       const what = describe(version.topology);
-      if (options.json) console.log(JSON.stringify({ published, version: version.version, dataDir, ...what }));
+      if (options.json) console.log(JSON.stringify({ published, version: version.version, dataDir, store: storeSpec, ...what }));
       else {
-        console.log(published ? `published ${file} as version ${version.version} in ${dataDir}` : `${file} is already version ${version.version} in ${dataDir}: nothing to publish`);
+        console.log(published ? `published ${file} as version ${version.version} in ${storeSpec}` : `${file} is already version ${version.version} in ${storeSpec}: nothing to publish`);
         for (const pool of what.pools) {
           console.log(`pool ${pool.fqdn} (${pool.kind}, ${pool.loadBalancing} load balancing)`);
           for (const server of pool.servers) console.log(`  ${server.fqdn}  ${[server.ipv4, server.ipv6].filter(Boolean).join(' ')}`);
@@ -139,11 +151,11 @@ export function registerUp(program: Command): void {
         await store.close();
         return;
       }
-      await runPool(version, dataDir, options, store);
+      await runPool(version, dataDir, storeSpec, options, store);
     });
 }
 
-async function runPool(version: PublishedVersion, dataDir: string, options: UpOptions, store: Awaited<ReturnType<typeof openFileStoreOf>>): Promise<void> {
+async function runPool(version: PublishedVersion, dataDir: string, storeSpec: string, options: UpOptions, store: Store): Promise<void> {
   const { token, created } = await ensureToken(dataDir);
   if (options.tls) await ensurePoolCertificates(version.topology, dataDir);
   // webServices.hlb: haproxy — Debian's HAProxy on the Web services VIPs, one child per pool (src/hlb/).
@@ -162,7 +174,7 @@ async function runPool(version: PublishedVersion, dataDir: string, options: UpOp
   let hlbChildren: HlbChild[] = [];
   if (options.tls) hlbChildren = await hlb.prepare(version);
   else if (hlbPools(version.topology).length > 0) console.error(`dnslb up: webServices.hlb: haproxy is not started with --no-tls: the Web services it balances are HTTPS (${hlbPools(version.topology).map((pool) => pool.fqdn).join(', ')})`);
-  const supervisor = new Supervisor([...childSpecs(version.topology, dataDir, options.logLevel, options.tls), ...hlbChildren], {
+  const supervisor = new Supervisor([...childSpecs(version.topology, dataDir, storeSpec, options.logLevel, options.tls), ...hlbChildren], {
     restartDelayMs: version.topology.settings.supervisor.restartDelayMs,
     output: (name, line) => process.stderr.write(`[${name}] ${line}\n`),
   });
@@ -194,7 +206,7 @@ async function runPool(version: PublishedVersion, dataDir: string, options: UpOp
   });
   supervisor.startAll();
   await hlb.start(version.revision);
-  const following = followTopology(store, supervisor, version, dataDir, options.logLevel, poolAdmin, options.tls);
+  const following = followTopology(store, supervisor, version, { dataDir, storeSpec, logLevel: options.logLevel, tls: options.tls }, poolAdmin);
   const stopAll = async () => {
     following.abort();
     hlb.stop();
@@ -249,14 +261,28 @@ async function runPool(version: PublishedVersion, dataDir: string, options: UpOp
   await stopAll();
 }
 
+/** How the children are started: where they keep their files, which store they follow, and how. */
+interface ChildOptions {
+  dataDir: string;
+  storeSpec: string;
+  logLevel: string;
+  tls: boolean;
+}
+
+/** After the store's watch failed (etcd going away), follow it again from a new snapshot this much later. */
+const FOLLOW_RETRY_MS = 1000;
+
 /**
  * Commission and decommission under `dnslb up`: a newly published version that adds a server gets
  * a child for it; a server that is no longer in the topology drains itself (it follows the store),
- * and its child is stopped once it reports `drained` (or the drain timeout has passed).
+ * and its child is stopped once it reports `drained` (or the drain timeout has passed). A watch that
+ * fails (etcd unreachable) is followed again from a new snapshot, and again after each failure:
+ * a version published while it was down is acted on once the store is back.
  */
-function followTopology(store: Awaited<ReturnType<typeof openFileStoreOf>>, supervisor: Supervisor, first: PublishedVersion, dataDir: string, logLevel: string, poolAdmin: PoolAdmin, tls: boolean): AbortController {
+function followTopology(store: Store, supervisor: Supervisor, first: PublishedVersion, children: ChildOptions, poolAdmin: PoolAdmin): AbortController {
   const abort = new AbortController();
   const retiring = new Set<string>();
+  let applied = first.version;
   const retire = async (name: string, drainTimeoutMs: number) => {
     retiring.add(name);
     const deadline = Date.now() + drainTimeoutMs + 10_000;
@@ -274,28 +300,51 @@ function followTopology(store: Awaited<ReturnType<typeof openFileStoreOf>>, supe
     await supervisor.remove(name).catch(() => undefined);
     retiring.delete(name);
   };
+  const reconcile = async (next: PublishedVersion) => {
+    if (next.version <= applied) return;
+    applied = next.version;
+    if (children.tls) await ensurePoolCertificates(next.topology, children.dataDir);
+    const wanted = childSpecs(next.topology, children.dataDir, children.storeSpec, children.logLevel, children.tls);
+    const running = new Set(supervisor.names());
+    for (const spec of wanted) {
+      if (running.has(spec.name)) continue;
+      console.error(`dnslb up: version ${next.version} adds ${spec.name}; starting it`);
+      supervisor.add(spec);
+    }
+    const names = new Set(wanted.map((spec) => spec.name));
+    for (const name of running) {
+      // HAProxy children follow the store on their own (HlbFollower reloads them).
+      if (names.has(name) || retiring.has(name) || name.startsWith('hlb:')) continue;
+      void retire(name, next.topology.settings.drain.timeoutMs);
+    }
+  };
+  const pause = () => new Promise<void>((resolve) => systemClock.setTimer(FOLLOW_RETRY_MS, resolve));
   void (async () => {
-    try {
-      for await (const event of store.watch({ afterRevision: first.revision, signal: abort.signal })) {
-        if (event.kind !== 'published') continue;
-        const next = await store.read(event.version);
-        if (tls) await ensurePoolCertificates(next.topology, dataDir);
-        const wanted = childSpecs(next.topology, dataDir, logLevel, tls);
-        const running = new Set(supervisor.names());
-        for (const spec of wanted) {
-          if (running.has(spec.name)) continue;
-          console.error(`dnslb up: version ${next.version} adds ${spec.name}; starting it`);
-          supervisor.add(spec);
+    let from = first.revision;
+    while (!abort.signal.aborted) {
+      try {
+        for await (const event of store.watch({ afterRevision: from, signal: abort.signal })) {
+          if (event.kind === 'published') await reconcile(await store.read(event.version));
+          from = Math.max(from, event.revision);
         }
-        const names = new Set(wanted.map((spec) => spec.name));
-        for (const name of running) {
-          // HAProxy children follow the store on their own (HlbFollower reloads them).
-          if (names.has(name) || retiring.has(name) || name.startsWith('hlb:')) continue;
-          void retire(name, next.topology.settings.drain.timeoutMs);
+        return;
+      } catch (error) {
+        if (abort.signal.aborted) return;
+        console.error(`dnslb up: following the store failed (${(error as Error).message}); the children keep their last state; retrying every ${FOLLOW_RETRY_MS} ms`);
+      }
+      for (;;) {
+        await pause();
+        if (abort.signal.aborted) return;
+        try {
+          const snapshot = await store.snapshot();
+          if (snapshot.current) await reconcile(snapshot.current);
+          from = snapshot.revision;
+          console.error('dnslb up: following the store again');
+          break;
+        } catch {
+          // Still unreachable: said once above; try again.
         }
       }
-    } catch (error) {
-      if (!abort.signal.aborted) console.error(`dnslb up: following the store failed: ${(error as Error).message}`);
     }
   })();
   return abort;

@@ -1,0 +1,193 @@
+// PSTN calls through a Mediation pool (issue 10 §5, DESIGN §7 Mediation): real `dnslb server`
+// processes of the multi-pool fixture (pool01's three Front Ends and the Mediation pool's two servers,
+// 127.0.51.N) and a real sipp UAS as the PSTN gateway. sipp UACs call numbers through fe1/fe2:
+// 1. 200 calls reach the gateway, each Mediation server carrying 40–60 % of them (the Call-ID's hash);
+// 2. med1 killed → the next calls all go through med2;
+// 3. the gateway down → the caller gets a failure with a reason naming it, at once (nothing rings);
+// 4. a number matching no route → 404, an incomplete one → 484, each with the reason;
+// 5. a call from the gateway (a sipp UAC at its address) to a user reaches the user's home server.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { UserAgent } from '../../src/client/user-agent.ts';
+import { sequencerOf } from '../../src/pool/routing.ts';
+import { freePortPair } from '../helpers/frontend-pool.ts';
+import { startMultiPool, type MultiPool } from '../helpers/multi-pool.ts';
+import { waitUntil } from '../helpers/process.ts';
+import { TestSipClient } from '../helpers/sip-client.ts';
+import { runSipp, startSipp, UAC_CALL, UAS_ANSWER } from '../helpers/sipp-scenarios.ts';
+
+const PREFIX = '127.0.51';
+const GATEWAY = `${PREFIX}.90`;
+const UAC = `${PREFIX}.100`;
+const CLIENT = `${PREFIX}.101`;
+const POOL01 = ['fe1', 'fe2', 'fe3'].map((name) => `${name}.contoso.com`);
+const MEDIATION = ['med1', 'med2'].map((name) => `${name}.contoso.com`);
+
+/** The caller's scenario with a telephone number as the Request-URI and To (RFC 3261 §19.1.1 user=phone). */
+const UAC_NUMBER = UAC_CALL.replace('INVITE sip:[field1]@contoso.com SIP/2.0', 'INVITE sip:[field1]@contoso.com;user=phone SIP/2.0').replace('To: <sip:[field1]@contoso.com>', 'To: <sip:[field1]@contoso.com;user=phone>');
+
+let system: MultiPool;
+let dir: string;
+let gatewayPort: number;
+let gateway: ReturnType<typeof startSipp> | null = null;
+
+async function startGateway(): Promise<void> {
+  gateway = startSipp(dir, ['-sf', 'uas.xml', '-t', 't1', '-i', GATEWAY, '-p', String(gatewayPort), '-max_socket', '100', '-deadcall_wait', '1']);
+  await waitUntil('the sipp gateway listens', () => probe(GATEWAY, gatewayPort), { timeoutMs: 10_000 });
+}
+
+async function probe(host: string, port: number): Promise<boolean> {
+  try {
+    const client = await TestSipClient.open(host, port, CLIENT);
+    client.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Each Mediation server's count of calls it sent to the gateway (0 for a stopped one). */
+async function toGateway(): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const fqdn of MEDIATION) counts[fqdn] = system.running(fqdn) ? (await system.status(fqdn)).proxy.pstnToGateway : 0;
+  return counts;
+}
+
+/** `count` calls from a sipp UAC through `fe` to Redmond numbers (+1425555NNNN); sipp's exit code and output. */
+async function callNumbers(fe: string, count: number, first: number): Promise<{ code: number | null; detail: string }> {
+  const lines = Array.from({ length: count }, (_, n) => `caller${n};+1425555${String(first + n).padStart(4, '0')}`);
+  writeFileSync(join(dir, 'numbers.csv'), `SEQUENTIAL\n${lines.join('\n')}\n`);
+  const port = await freePortPair([UAC]);
+  const result = await runSipp(dir, ['-sf', 'uac.xml', '-inf', 'numbers.csv', '-t', 't1', '-i', UAC, '-p', String(port), '-m', String(count), '-r', '40', '-l', '40', '-timeout', '90s', `${system.addressOf(fe)}:${system.port}`], { timeoutMs: 120_000 });
+  return { code: result.code, detail: `${result.stderr}\n${result.errors}` };
+}
+
+/** One INVITE over a raw connection to `fe`; the final answer's status and reason. */
+async function finalAnswer(fe: string, requestUri: string): Promise<{ status: number; reason: string; provisional: number[] }> {
+  const client = await TestSipClient.open(system.addressOf(fe), system.port, CLIENT);
+  try {
+    const callId = `pstn-${Math.random().toString(36).slice(2)}@test`;
+    client.send([
+      `INVITE ${requestUri} SIP/2.0`,
+      `Via: SIP/2.0/TCP ${CLIENT}:${client.localPort};branch=z9hG4bK-${callId.slice(5, 15)}`,
+      'Max-Forwards: 70',
+      'From: <sip:caller@contoso.com>;tag=c1',
+      `To: <${requestUri}>`,
+      `Call-ID: ${callId}`,
+      'CSeq: 1 INVITE',
+      `Contact: <sip:caller@${CLIENT}:${client.localPort};transport=tcp>`,
+    ]);
+    const provisional: number[] = [];
+    for (;;) {
+      const answer = await client.response(callId, undefined, 'INVITE');
+      if (answer.status < 200) {
+        provisional.push(answer.status);
+        continue;
+      }
+      return { status: answer.status, reason: answer.reason, provisional };
+    }
+  } finally {
+    client.close();
+  }
+}
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'dnslb-pstn-'));
+  writeFileSync(join(dir, 'uas.xml'), UAS_ANSWER);
+  writeFileSync(join(dir, 'uac.xml'), UAC_NUMBER);
+  gatewayPort = await freePortPair([GATEWAY]);
+  system = await startMultiPool({
+    prefix: PREFIX,
+    servers: [...POOL01, ...MEDIATION],
+    edit: (yaml) => yaml.replace(`endpoint: "${GATEWAY}:5060"`, `endpoint: "${GATEWAY}:${gatewayPort}"`),
+  });
+  assert.equal(system.topology.pools.find((pool) => pool.fqdn === 'medpool.contoso.com')!.gateways![0]!.endpoint.port, gatewayPort);
+  await startGateway();
+});
+
+after(async () => {
+  await gateway?.stop();
+  await system?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test('200 calls to numbers reach the sipp gateway, spread over both Mediation servers (each 40–60 %)', { timeout: 180_000 }, async () => {
+  const before = await toGateway();
+  const viaFe1 = await callNumbers('fe1.contoso.com', 100, 0);
+  assert.equal(viaFe1.code, 0, `calls through fe1 failed: ${viaFe1.detail}`);
+  const viaFe2 = await callNumbers('fe2.contoso.com', 100, 100);
+  assert.equal(viaFe2.code, 0, `calls through fe2 failed: ${viaFe2.detail}`);
+  const after = await toGateway();
+  const med1 = after['med1.contoso.com']! - before['med1.contoso.com']!;
+  const med2 = after['med2.contoso.com']! - before['med2.contoso.com']!;
+  assert.equal(med1 + med2, 200, `every call went to the gateway through one Mediation server (med1 ${med1}, med2 ${med2})`);
+  for (const [fqdn, count] of [['med1', med1], ['med2', med2]] as const) assert.ok(count >= 80 && count <= 120, `${fqdn} carried ${count} of 200 calls`);
+  let sent = 0;
+  for (const fqdn of ['fe1.contoso.com', 'fe2.contoso.com']) sent += (await system.status(fqdn)).proxy.pstnToMediation;
+  assert.equal(sent, 200, 'fe1 and fe2 sent each call to the Mediation pool once');
+  console.log(`PSTN: 200 calls, med1 ${med1}, med2 ${med2}`);
+});
+
+test('a number matching no route → 404, an incomplete number → 484, each with the reason (sip: user=phone and tel:)', { timeout: 60_000 }, async () => {
+  const none = await finalAnswer('fe1.contoso.com', 'sip:12345@contoso.com;user=phone');
+  assert.equal(none.status, 404);
+  assert.match(none.reason, /local number/);
+  const short = await finalAnswer('fe1.contoso.com', 'tel:+1425555');
+  assert.equal(short.status, 484);
+  assert.match(short.reason, /incomplete/);
+  const tooLong = await finalAnswer('fe1.contoso.com', 'tel:+1-425-555-0100-00000');
+  assert.equal(tooLong.status, 404);
+  assert.match(tooLong.reason, /16 digits/);
+  let noRoute = 0;
+  for (const fqdn of ['fe1.contoso.com']) noRoute += (await system.status(fqdn)).proxy.pstnNoRoute;
+  assert.equal(noRoute, 3, 'fe1 answered each itself: nothing went to the Mediation pool');
+});
+
+test('med1 killed: the next calls all go through med2', { timeout: 180_000 }, async () => {
+  await system.kill('med1.contoso.com');
+  const before = await toGateway();
+  const calls = await callNumbers('fe1.contoso.com', 50, 300);
+  assert.equal(calls.code, 0, `calls with med1 down failed: ${calls.detail}`);
+  const after = await toGateway();
+  assert.equal(after['med2.contoso.com']! - before['med2.contoso.com']!, 50, 'med2 carried every call');
+});
+
+test('the gateway down: the caller gets a failure naming the gateway at once, nothing rings', { timeout: 60_000 }, async () => {
+  await gateway!.stop();
+  gateway = null;
+  await waitUntil('the gateway is gone', async () => !(await probe(GATEWAY, gatewayPort)), { timeoutMs: 10_000 });
+  const answer = await finalAnswer('fe1.contoso.com', 'sip:+14255550199@contoso.com;user=phone');
+  assert.ok(answer.status === 480 || answer.status === 503, `${answer.status} ${answer.reason}`);
+  assert.match(answer.reason, /PSTN gateway unreachable/);
+  assert.deepEqual(answer.provisional.filter((status) => status !== 100), [], 'nothing rang');
+  const status = await system.status('med2.contoso.com');
+  assert.ok(status.proxy.pstnGatewayDown >= 1);
+});
+
+test('a call from the gateway (a sipp UAC at its address) reaches a registered user at its home server in pool01', { timeout: 120_000 }, async () => {
+  const pool01 = system.poolAddresses('pool01.contoso.com');
+  const callee = new UserAgent({ aor: 'sip:pstn-callee@contoso.com', locator: system.locator(pool01, 0), transport: 'tcp', keepAliveIntervalMs: 600_000, answerDelayMs: 0 });
+  try {
+    await callee.start();
+    await waitUntil('the callee registered', () => callee.state === 'registered', { timeoutMs: 30_000 });
+    const home = sequencerOf(system.topology.pools.find((pool) => pool.fqdn === 'pool01.contoso.com')!).sequenceOfCanonical(callee.aor)[0]!;
+    assert.equal(callee.server, `${system.addressOf(home)}:${system.port}`, 'the callee is at its home server');
+    const homeBefore = (await system.status(home)).roles.fromOtherPools;
+    const medBefore = (await system.status('med2.contoso.com')).proxy.interPoolForwarded;
+    writeFileSync(join(dir, 'inbound.csv'), 'SEQUENTIAL\n+14255550123;pstn-callee\n');
+    writeFileSync(join(dir, 'inbound.xml'), UAC_CALL);
+    const port = await freePortPair([GATEWAY]);
+    const result = await runSipp(dir, ['-sf', 'inbound.xml', '-inf', 'inbound.csv', '-t', 't1', '-i', GATEWAY, '-p', String(port), '-m', '1', '-timeout', '30s', `${system.addressOf('med2.contoso.com')}:${system.port}`], { timeoutMs: 60_000 });
+    assert.equal(result.code, 0, `the inbound call failed: ${result.stderr}\n${result.errors}`);
+    // med2 sent the INVITE to pool01 by the callee's sequence there; INVITE, ACK and BYE reached the
+    // callee's home server from med2 (ACK and BYE along the Record-Route).
+    assert.equal((await system.status('med2.contoso.com')).proxy.interPoolForwarded - medBefore, 1);
+    const fromMediation = (await system.status(home)).roles.fromOtherPools - homeBefore;
+    assert.ok(fromMediation >= 3, `${home} got ${fromMediation} requests from med2`);
+  } finally {
+    await callee.stop({ unregisterTimeoutMs: 200 });
+  }
+});
