@@ -5,7 +5,7 @@
 //   views — one report per reporter holding its whole view, N writes per interval (the store now).
 // File store: fsync calls counted in this process (FileHandle.sync/datasync). etcd (Debian's
 // etcd-server, started here on 127.0.30.x): WAL fsyncs, puts and lease grants from its /metrics.
-// Usage: npx tsx bench/liveness-store.ts [--servers 12] [--seconds 10] [--backend file|etcd|both]
+// Usage: npm run bench:liveness -- (or npx tsx bench/liveness-store.ts) [--servers 12] [--seconds 10] [--backend file|etcd|both]
 // Writes the table to bench/RESULTS.md ("Liveness storage").
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
