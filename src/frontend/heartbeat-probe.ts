@@ -26,7 +26,7 @@ export async function probePeer(peer: string, context: ProbeContext): Promise<Pr
   try {
     flow = await context.links.flowTo(peer);
   } catch (error) {
-    return { ok: false, reason: (error as Error).message };
+    return { ok: false, reason: (error as Error).message, refused: wasRefused(error) };
   }
   const view = context.view();
   const random = context.random;
@@ -53,10 +53,24 @@ export async function probePeer(peer: string, context: ProbeContext): Promise<Pr
     }),
     timeoutMs,
   );
-  if (!response) return { ok: false, reason: 'no answer' };
+  if (!response) {
+    // The link reset or closed by the peer while we waited: as good as a refusal (its process is gone
+    // or going), unlike a silence, which may be a loaded machine.
+    const closedBy = flow.closeReason?.reason;
+    if (closedBy === 'remote-closed' || closedBy === 'socket-error') return { ok: false, reason: `the link closed during the probe (${closedBy})`, refused: true };
+    return { ok: false, reason: 'no answer' };
+  }
   if (response.status !== 200) return { ok: false, reason: `answered ${response.status}` };
   const reported = headerValue(response, STATE_HEADER)?.trim();
   const version = Number(headerValue(response, TOPOLOGY_VERSION_HEADER) ?? 'NaN');
   if (reported !== 'active' && reported !== 'draining' && reported !== 'drained') return { ok: false, reason: `no ${STATE_HEADER} in the answer` };
   return { ok: true, reportedState: reported, topologyVersion: Number.isInteger(version) ? version : 0 };
+}
+
+/** Did the connection attempt end in a refusal (nothing listens at the peer's address and port)? */
+function wasRefused(error: unknown): boolean {
+  for (let cause: unknown = error; cause instanceof Error; cause = cause.cause) {
+    if ((cause as NodeJS.ErrnoException).code === 'ECONNREFUSED') return true;
+  }
+  return false;
 }

@@ -20,6 +20,7 @@ export class PeerLinks {
   private readonly links = new Map<string, Flow>();
   private readonly connecting = new Map<string, Promise<Flow>>();
   private connectFailures = 0;
+  private readonly lostListeners = new Set<(fqdn: string) => void>();
 
   constructor(
     view: PoolView,
@@ -73,8 +74,9 @@ export class PeerLinks {
         (flow) => {
           this.connecting.delete(fqdn);
           this.links.set(fqdn, flow);
-          flow.once('close', () => {
+          flow.once('close', ({ reason }) => {
             if (this.links.get(fqdn) === flow) this.links.delete(fqdn);
+            if (reason === 'remote-closed' || reason === 'socket-error') for (const listener of this.lostListeners) listener(fqdn);
           });
           return flow;
         },
@@ -86,6 +88,12 @@ export class PeerLinks {
       );
     this.connecting.set(fqdn, attempt);
     return attempt;
+  }
+
+  /** Called with the peer's FQDN when its link closes from the peer's side (reset, FIN, socket error). */
+  onLost(listener: (fqdn: string) => void): () => void {
+    this.lostListeners.add(listener);
+    return () => this.lostListeners.delete(listener);
   }
 
   stats(): { open: string[]; connectFailures: number } {

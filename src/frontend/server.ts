@@ -126,6 +126,8 @@ export class FrontEndServer {
       changed: () => this.changed(),
     });
     this.heartbeat.onChange((change) => this.members.peerChanged(change));
+    // A peer's link reset is news the heartbeat should not wait a whole interval to check.
+    this.links.onLost((peer) => this.heartbeat.linkLost(peer));
     const { available, reachable, movable, routable, ownState } = this.members;
     this.proxy = new Proxy({ clock: this.clock, random: this.random, logger: this.logger, transport: this.transport, links: this.links, location: this.location, dialogs: this.dialogs, view, available, reachable, routable, homes: this.homes, inviteTimeoutMs: options.inviteTimeoutMs });
     this.registrar = new RegistrarService({

@@ -9,7 +9,8 @@ export type ReportedState = 'active' | 'draining' | 'drained';
 
 export type ProbeResult =
   | { ok: true; reportedState: ReportedState; topologyVersion: number }
-  | { ok: false; reason: string };
+  /** `refused`: the peer's host answered that nothing listens (connection refused): evidence, not silence. */
+  | { ok: false; reason: string; refused?: boolean };
 
 export interface HysteresisSettings {
   /** Consecutive misses before a member is down. */

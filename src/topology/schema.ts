@@ -282,6 +282,8 @@ const settings = z
         intervalMs: z.number().int().min(50).max(60_000).default(1000), // 1 s
         failAfter: z.number().int().min(1).max(100).default(3),
         riseAfter: z.number().int().min(1).max(100).default(2),
+        // After a refused probe, the next one sooner (pool/heartbeat.ts); a quarter of the interval when left out.
+        refusedRetryMs: z.number().int().min(10).max(60_000).optional(),
       })
       .prefault({}),
     rehome: z
