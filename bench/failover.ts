@@ -3,12 +3,13 @@
 //   fail        SIGKILL one server (kept down): time until all its users are registered again,
 //               the spread of its orphans over the survivors, the peak re-registrations/s on each;
 //   recovery    start it again: time until its users are back, peak arrivals/s vs the batch rate;
+//               fail + recovery are repeated (--rounds, 3 by default) and reported as medians;
 //   drain       drain another server: time until drained, where its users went, peak arrivals/s;
 //   commission  publish a 4th server: users moved vs the 1/(n+1) minimum, time, peak arrivals/s.
 // Moves are counted at the servers: each sender's hand-over counters (users it deactivated, per
 // reason) and each receiver's bindings. A scenario ends when the servers say it is over (queues
 // empty, states settled, every user registered), never when a count reaches what the plan predicts.
-// Run: npm run bench:failover [-- --users N]. Not a test: the figures depend on the machine.
+// Run: npm run bench:failover [-- --users N --rounds R]. Not a test: the figures depend on the machine.
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +21,7 @@ import { planMoves } from '../src/registrar/sequence.ts';
 import { REPO } from '../test/helpers/dns-process.ts';
 import { start, stopAll, type Running } from '../test/helpers/process.ts';
 import { startUp, type UpSystem } from '../test/helpers/up.ts';
-import { machineLine, writeSection } from './results.ts';
+import { machineLine, median, writeSection } from './results.ts';
 
 const NET = '127.0.20';
 const argument = (name: string, fallback: number) => {
@@ -28,6 +29,8 @@ const argument = (name: string, fallback: number) => {
   return index > 0 ? Number(process.argv[index + 1]) : fallback;
 };
 const USERS = argument('users', 10_000);
+/** Rounds of fail + recovery; the figures are their medians. */
+const ROUNDS = argument('rounds', 3);
 const POLL_MS = 100;
 const FRONTENDS = ['fe1.contoso.com', 'fe2.contoso.com', 'fe3.contoso.com'];
 
@@ -130,28 +133,43 @@ async function main(): Promise<void> {
     const signIn = await until('sign-in', (sampled) => total(sampled, FRONTENDS) >= USERS);
     console.log(`${USERS} users signed in after ${signIn.at(-1)!.atMs - signIn[0]!.atMs} ms`);
 
-    // fail
-    const before = await sample();
+    // fail, then recovery: ROUNDS times (the same server each time), each figure the median of the
+    // rounds with the lowest–highest beside it.
     const victim = 'fe1.contoso.com';
     const survivors = FRONTENDS.filter((server) => server !== victim);
-    const orphans = on(before, victim);
-    const status = (await callAdmin(url, token, 'GET', '/status')) as PoolStatus;
-    const pid = status.servers.find((entry) => entry.server === victim)!.process!.pid!;
-    const killedAtMs = Date.now();
-    process.kill(pid, 'SIGKILL');
-    const fail = await until('failover', (sampled) => total(sampled, survivors) >= USERS);
-    const failMs = fail.at(-1)!.atMs - killedAtMs;
-    const gained = survivors.map((server) => on(fail.at(-1)!, server) - on(before, server));
-    rows.push(`| fail (SIGKILL ${victim}) | ${orphans} | ${(failMs / 1000).toFixed(1)} s | ${survivors.map((server, index) => `${server.split('.')[0]} ${((100 * gained[index]!) / Math.max(1, orphans)).toFixed(1)} %`).join(', ')} | ${await peaks(survivors, killedAtMs)} |`);
-    console.log(rows.at(-1));
+    const fails: { ms: number; orphans: number; gained: number[]; peaks: string; detectedMs: number | null }[] = [];
+    const recoveries: { ms: number; back: number; handed: number; peaks: string }[] = [];
+    for (let round = 1; round <= ROUNDS; round++) {
+      const before = await sample();
+      const orphans = on(before, victim);
+      const status = (await callAdmin(url, token, 'GET', '/status')) as PoolStatus;
+      const pid = status.servers.find((entry) => entry.server === victim)!.process!.pid!;
+      const killedAtMs = Date.now();
+      process.kill(pid, 'SIGKILL');
+      let detectedMs: number | null = null;
+      const fail = await until('failover', (sampled) => {
+        if (detectedMs === null && survivors.some((server) => (sampled.bindings.get(server)?.backup ?? 0) > 0)) detectedMs = sampled.atMs - killedAtMs;
+        return total(sampled, survivors) >= USERS;
+      });
+      const gained = survivors.map((server) => on(fail.at(-1)!, server) - on(before, server));
+      fails.push({ ms: fail.at(-1)!.atMs - killedAtMs, orphans, gained, peaks: await peaks(survivors, killedAtMs), detectedMs });
+      console.log(`round ${round}: failover ${fails.at(-1)!.ms} ms (first backup binding after ${detectedMs} ms), ${fails.at(-1)!.peaks}`);
 
-    // recovery
-    const beforeRecovery = await sample();
-    const recoveredAtMs = Date.now();
-    await callAdmin(url, token, 'POST', `/servers/${victim}/start`, {});
-    const recovery = await until('recovery', (sampled) => sampled.bindings.get(victim)?.state === 'active' && survivors.every((server) => (sampled.bindings.get(server)?.backup ?? 1) === 0) && queuesEmpty(sampled, survivors) && total(sampled, FRONTENDS) >= USERS);
-    const back = on(recovery.at(-1)!, victim);
-    rows.push(`| recovery (start ${victim}) | ${back} (handed over: ${handedOver(beforeRecovery, recovery.at(-1)!, survivors, 'recovery')}) | ${((recovery.at(-1)!.atMs - recoveredAtMs) / 1000).toFixed(1)} s | all to ${victim.split('.')[0]} | ${await peaks([victim], recoveredAtMs)} (pool-wide batch ${settings.batchSize} per ${settings.intervalMs} ms, each survivor sending its share) |`);
+      const beforeRecovery = await sample();
+      const recoveredAtMs = Date.now();
+      await callAdmin(url, token, 'POST', `/servers/${victim}/start`, {});
+      const recovery = await until('recovery', (sampled) => sampled.bindings.get(victim)?.state === 'active' && survivors.every((server) => (sampled.bindings.get(server)?.backup ?? 1) === 0) && queuesEmpty(sampled, survivors) && total(sampled, FRONTENDS) >= USERS);
+      recoveries.push({ ms: recovery.at(-1)!.atMs - recoveredAtMs, back: on(recovery.at(-1)!, victim), handed: handedOver(beforeRecovery, recovery.at(-1)!, survivors, 'recovery'), peaks: await peaks([victim], recoveredAtMs) });
+      console.log(`round ${round}: recovery ${recoveries.at(-1)!.ms} ms, ${recoveries.at(-1)!.peaks}`);
+    }
+    const spread = (values: number[]) => `${(median(values) / 1000).toFixed(1)} s (${(Math.min(...values) / 1000).toFixed(1)}–${(Math.max(...values) / 1000).toFixed(1)})`;
+    const failRound = fails.find((entry) => entry.ms === median(fails.map((entry) => entry.ms))) ?? fails[0]!;
+    const share = (index: number) => ((100 * failRound.gained[index]!) / Math.max(1, failRound.orphans)).toFixed(1);
+    const detected = fails.map((entry) => entry.detectedMs).filter((ms): ms is number => ms !== null);
+    rows.push(`| fail (SIGKILL ${victim}; ${ROUNDS} rounds) | ${failRound.orphans} | ${spread(fails.map((entry) => entry.ms))}; first user at a backup after ${detected.length > 0 ? spread(detected) : 'n/a'} | ${survivors.map((server, index) => `${server.split('.')[0]} ${share(index)} %`).join(', ')} | ${failRound.peaks} |`);
+    console.log(rows.at(-1));
+    const recoveryRound = recoveries.find((entry) => entry.ms === median(recoveries.map((entry) => entry.ms))) ?? recoveries[0]!;
+    rows.push(`| recovery (start ${victim}; ${ROUNDS} rounds) | ${recoveryRound.back} (handed over: ${recoveryRound.handed}) | ${spread(recoveries.map((entry) => entry.ms))} | all to ${victim.split('.')[0]} | ${recoveryRound.peaks} (pool-wide batch ${settings.batchSize} per ${settings.intervalMs} ms, each survivor sending its share) |`);
     console.log(rows.at(-1));
 
     // drain
@@ -200,7 +218,7 @@ async function main(): Promise<void> {
   }
   const body = [
     `${machineLine()}.`,
-    `\`npm run bench:failover\`: ${USERS} simulated users (one process, \`dnslb client simulate\`) on a pool of 3 under \`dnslb up\` (DNS, servers and simulator share the 2 cores), default heartbeat (1 s interval, down after 3 misses), re-home batches of 100 per second pool-wide (each sending server releases its share). Times are from the action until the servers say it is over (hand-over queues empty, states settled, every user registered), sampled every ${POLL_MS} ms through the admin API; users moved are counted at the servers (the receiver's bindings; "handed over": the senders' own counters of users they deactivated for that reason). Peak arrivals are counted by each receiving server itself (GET /arrivals: users that came to hold a binding there, in 100 ms buckets; the busiest 1 s window since the action) — the senders keep to the rate by their release times (asserted from their batch records in test/integration/pool-resilience.test.ts), and the receiver's count adds the clients' own delays between the NOTIFY and their REGISTER.`,
+    `\`npm run bench:failover\`: ${USERS} simulated users (one process, \`dnslb client simulate\`) on a pool of 3 under \`dnslb up\` (DNS, servers and simulator share the 2 cores), default heartbeat (1 s interval, down after 3 misses), re-home batches of 100 per second pool-wide (each sending server releases its share). Times are from the action until the servers say it is over (hand-over queues empty, states settled, every user registered), sampled every ${POLL_MS} ms through the admin API; fail and recovery are repeated ${ROUNDS} times on the same server, each figure the median of the rounds (lowest–highest), the other columns from the median round; "first user at a backup" is the first sample in which a survivor holds a backup binding (detection, consensus and the first client's re-registration); users moved are counted at the servers (the receiver's bindings; "handed over": the senders' own counters of users they deactivated for that reason). Peak arrivals are counted by each receiving server itself (GET /arrivals: users that came to hold a binding there, in 100 ms buckets; the busiest 1 s window since the action) — the senders keep to the rate by their release times (asserted from their batch records in test/integration/pool-resilience.test.ts), and the receiver's count adds the clients' own delays between the NOTIFY and their REGISTER.`,
     '',
     '| scenario | users moved | time until all registered | where they went | peak arrivals per second |',
     '|---|---:|---:|---|---|',

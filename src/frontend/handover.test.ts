@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { FakeClock } from '../../test/helpers/fake-clock.ts';
 import { LocationService } from '../registrar/location.ts';
 import { homeOf, planMoves, Sequencer } from '../registrar/sequence.ts';
-import { Handover, rehomeShare } from './handover.ts';
+import { Handover, paced, rehomeShare } from './handover.ts';
 
 const POOL = ['fe1.contoso.com', 'fe2.contoso.com', 'fe3.contoso.com'];
 
@@ -74,8 +74,10 @@ describe('Handover', () => {
     const status = handover.status();
     assert.equal(status.handedOverTotal.recovery, orphansOfFe1.length);
     assert.equal(status.run.remaining, 0);
-    assert.equal(status.run.batches, Math.ceil(orphansOfFe1.length / 10));
-    assert.equal(status.batches.at(-1)!.handedOver, orphansOfFe1.length % 10 || 10);
+    // Paced: the share of 10 per second goes out as one user every 100 ms, not ten at once.
+    assert.ok(mostInAnyWindow(deactivated.map((d) => d.atMs), 100) <= 1, 'one slice per 100 ms');
+    assert.equal(status.run.batches, orphansOfFe1.length);
+    assert.equal(status.batches.at(-1)!.handedOver, 1);
   });
 
   test('a user whose home is here again when its batch comes (fe1 failed again) is skipped, not moved', () => {
@@ -85,7 +87,7 @@ describe('Handover', () => {
     for (const user of orphans) register(user, 'backup');
     movable.add('fe1.contoso.com');
     handover.reconcile('recovery');
-    clock.advance(1500); // two batches out
+    clock.advance(1900); // two intervals' shares out (5 per second, paced one per 200 ms: 10 slices)
     assert.equal(deactivated.length, 10);
     movable.delete('fe1.contoso.com');
     clock.advance(60_000);
@@ -121,12 +123,12 @@ describe('Handover', () => {
     movable.add('fe1.contoso.com');
     handover.reconcile('recovery');
     clock.advance(0);
-    assert.equal(deactivated.length, 10);
-    handover.setRate(6, 2000, 3);
+    assert.equal(deactivated.length, 1, 'the first slice (10 per second paced: one per 100 ms)');
+    handover.setRate(6, 2000, 3); // a share of 3 per 2 s: nothing divides 3 and 2000 into slices, one batch of 3
     clock.advance(1999);
-    assert.equal(deactivated.length, 10, 'the new interval counts from the last release');
+    assert.equal(deactivated.length, 1, 'the new interval counts from the last release');
     clock.advance(1);
-    assert.equal(deactivated.length, 13);
+    assert.equal(deactivated.length, 4);
   });
 
   test('a user in a call waits for the call to end, behind the others', () => {
@@ -165,7 +167,20 @@ describe('Handover', () => {
     for (const [home, times] of byHome) assert.ok(mostInAnyWindow(times, 1000) <= 10, `${home}: at most the share (20 / 2 senders) per interval`);
     assert.ok(mostInAnyWindow(deactivated.map((d) => d.atMs), 1000) <= 20, 'at most batchSize per interval in all');
     const larger = Math.max(...[...byHome.values()].map((times) => times.length));
-    assert.equal(handover.status().run.batches, Math.ceil(larger / 10), 'both homes fed at once: done when the larger one has its users (not at one share per interval in all)');
+    // Paced into 100 ms slices of one user per home: done when the larger home has its users.
+    assert.equal(handover.status().run.batches, larger, 'both homes fed at once: done when the larger one has its users (not at one share per interval in all)');
+  });
+
+  test('paced: the largest k ≤ 10 dividing batch, share per home and interval, with slices ≥ 100 ms apart', () => {
+    const table: [{ batchSize: number; intervalMs: number; perHome?: number }, { batchSize: number; intervalMs: number; perHome?: number }][] = [
+      [{ batchSize: 100, intervalMs: 1000, perHome: 50 }, { batchSize: 10, intervalMs: 100, perHome: 5 }],
+      [{ batchSize: 20, intervalMs: 250, perHome: 20 }, { batchSize: 10, intervalMs: 125, perHome: 10 }],
+      [{ batchSize: 66, intervalMs: 1000, perHome: 33 }, { batchSize: 66, intervalMs: 1000, perHome: 33 }], // 33 and 1000 share no divisor ≤ 10 but 1
+      [{ batchSize: 1, intervalMs: 1000, perHome: 1 }, { batchSize: 1, intervalMs: 1000, perHome: 1 }],
+      [{ batchSize: 50, intervalMs: 150 }, { batchSize: 50, intervalMs: 150 }], // slices would be < 100 ms
+      [{ batchSize: 40, intervalMs: 2000 }, { batchSize: 4, intervalMs: 200 }],
+    ];
+    for (const [rate, slice] of table) assert.deepEqual(paced(rate), slice, JSON.stringify(rate));
   });
 
   test('rehomeShare: each of the n−1 possible senders gets ⌊batchSize/(n−1)⌋ per interval, or one user per longer interval', () => {

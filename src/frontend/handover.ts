@@ -9,8 +9,8 @@ import type { LocationService } from '../registrar/location.ts';
 import { RehomeQueue, type RehomeItem, type RehomeProgress, type RehomeReason } from '../registrar/rehome.ts';
 import { homeInSequence, type Availability, type Sequencer } from '../registrar/sequence.ts';
 
-/** The last batches kept for status() (enough to check the rate over a recovery). */
-export const HANDOVER_BATCHES_KEPT = 64;
+/** The last batches kept for status() (enough to check the rate over a recovery, slices included). */
+export const HANDOVER_BATCHES_KEPT = 256;
 
 export interface HandoverBatch {
   atMs: number;
@@ -43,10 +43,31 @@ export function rehomeShare(batchSize: number, intervalMs: number, poolSize: num
   return { batchSize: 1, intervalMs: intervalMs * Math.ceil(senders / batchSize) };
 }
 
-/** What one sender's queue releases per interval in all: its share to each of the n−1 other servers. */
+/** What one sender's queue releases per interval in all: its share to each of the n−1 other servers, paced. */
 function senderRate(batchSize: number, intervalMs: number, poolSize: number): { batchSize: number; intervalMs: number; perHome: number } {
   const share = rehomeShare(batchSize, intervalMs, poolSize);
-  return { batchSize: share.batchSize * Math.max(1, poolSize - 1), intervalMs: share.intervalMs, perHome: share.batchSize };
+  return paced({ batchSize: share.batchSize * Math.max(1, poolSize - 1), intervalMs: share.intervalMs, perHome: share.batchSize });
+}
+
+/** Most slices per interval, and the shortest time between two (below it the timers cost more than the smoothing gives). */
+const SLICES_MAX = 10;
+const SLICE_MS_MIN = 100;
+
+/**
+ * A sender's rate cut into k equal slices released evenly through the interval: k divides the batch,
+ * the share per home and the interval, k ≤ 10, slices ≥ 100 ms apart (k = 1, the rate itself, when
+ * nothing divides). Any window of the interval still holds at most k slices, so the bound on what a
+ * home receives is unchanged; what changes is its shape. Released as one burst per interval, each
+ * sender's users reach the home bunched, and the clients' own delays between the NOTIFY and their
+ * REGISTER let one second at the home catch parts of two bursts: 143–150 arrivals/s were counted at
+ * a recovering server against the pool's 100/s (bench:failover, before). Paced, the home sees a stream.
+ */
+export function paced<Rate extends { batchSize: number; intervalMs: number; perHome?: number }>(rate: Rate): Rate {
+  for (let k = SLICES_MAX; k > 1; k--) {
+    if (rate.batchSize % k !== 0 || (rate.perHome ?? 0) % k !== 0 || rate.intervalMs % k !== 0 || rate.intervalMs / k < SLICE_MS_MIN) continue;
+    return { ...rate, batchSize: rate.batchSize / k, intervalMs: rate.intervalMs / k, ...(rate.perHome === undefined ? {} : { perHome: rate.perHome / k }) };
+  }
+  return rate;
 }
 
 export interface HandoverStatus {
@@ -136,7 +157,7 @@ export class Handover {
       perDestination: { limit: rate.perHome, destinationOf: (item) => this.destinationOf(item.user) },
     });
     this.moveShare = moveShareOf(options.batchSize, options.intervalMs, options.poolSize);
-    this.moveQueue = new RehomeQueue({ clock: options.clock, ...this.moveShare, onBatch: (batch, atMs) => this.releaseMoves(batch, atMs) });
+    this.moveQueue = new RehomeQueue({ clock: options.clock, ...paced(this.moveShare), onBatch: (batch, atMs) => this.releaseMoves(batch, atMs) });
   }
 
   /** A new `settings.rehome` or a new pool size (published topology); applies to the next batch. */
@@ -147,7 +168,8 @@ export class Handover {
     const rate = senderRate(batchSize, intervalMs, poolSize);
     this.queue.setRate(rate.batchSize, rate.intervalMs, rate.perHome);
     this.moveShare = moveShareOf(batchSize, intervalMs, poolSize);
-    this.moveQueue.setRate(this.moveShare.batchSize, this.moveShare.intervalMs);
+    const movePace = paced(this.moveShare);
+    this.moveQueue.setRate(movePace.batchSize, movePace.intervalMs);
   }
 
   /**
