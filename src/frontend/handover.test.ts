@@ -124,11 +124,13 @@ describe('Handover', () => {
     handover.reconcile('recovery');
     clock.advance(0);
     assert.equal(deactivated.length, 1, 'the first slice (10 per second paced: one per 100 ms)');
-    handover.setRate(6, 2000, 3); // a share of 3 per 2 s: nothing divides 3 and 2000 into slices, one batch of 3
-    clock.advance(1999);
+    handover.setRate(6, 2000, 3); // a share of 3 per 2 s, paced: one every 667 ms
+    clock.advance(666);
     assert.equal(deactivated.length, 1, 'the new interval counts from the last release');
     clock.advance(1);
-    assert.equal(deactivated.length, 4);
+    assert.equal(deactivated.length, 2);
+    clock.advance(2000);
+    assert.equal(deactivated.length, 5);
   });
 
   test('a user in a call waits for the call to end, behind the others', () => {
@@ -171,11 +173,13 @@ describe('Handover', () => {
     assert.equal(handover.status().run.batches, larger, 'both homes fed at once: done when the larger one has its users (not at one share per interval in all)');
   });
 
-  test('paced: the largest k ≤ 10 dividing batch, share per home and interval, with slices ≥ 100 ms apart', () => {
+  test('paced: the largest k ≤ 10 dividing the batch and the share per home, with slices ≥ 100 ms apart', () => {
     const table: [{ batchSize: number; intervalMs: number; perHome?: number }, { batchSize: number; intervalMs: number; perHome?: number }][] = [
       [{ batchSize: 100, intervalMs: 1000, perHome: 50 }, { batchSize: 10, intervalMs: 100, perHome: 5 }],
       [{ batchSize: 20, intervalMs: 250, perHome: 20 }, { batchSize: 10, intervalMs: 125, perHome: 10 }],
-      [{ batchSize: 66, intervalMs: 1000, perHome: 33 }, { batchSize: 66, intervalMs: 1000, perHome: 33 }], // 33 and 1000 share no divisor ≤ 10 but 1
+      [{ batchSize: 99, intervalMs: 1000, perHome: 33 }, { batchSize: 33, intervalMs: 1000 / 3, perHome: 11 }], // a pool of 4: 33 per home, three slices
+      [{ batchSize: 7, intervalMs: 1000, perHome: 7 }, { batchSize: 1, intervalMs: 1000 / 7, perHome: 1 }],
+      [{ batchSize: 22, intervalMs: 1000, perHome: 11 }, { batchSize: 22, intervalMs: 1000, perHome: 11 }], // 11: no divisor ≤ 10 but 1
       [{ batchSize: 1, intervalMs: 1000, perHome: 1 }, { batchSize: 1, intervalMs: 1000, perHome: 1 }],
       [{ batchSize: 50, intervalMs: 150 }, { batchSize: 50, intervalMs: 150 }], // slices would be < 100 ms
       [{ batchSize: 40, intervalMs: 2000 }, { batchSize: 4, intervalMs: 200 }],

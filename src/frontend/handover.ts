@@ -54,9 +54,9 @@ const SLICES_MAX = 10;
 const SLICE_MS_MIN = 100;
 
 /**
- * A sender's rate cut into k equal slices released evenly through the interval: k divides the batch,
- * the share per home and the interval, k ≤ 10, slices ≥ 100 ms apart (k = 1, the rate itself, when
- * nothing divides). Any window of the interval still holds at most k slices, so the bound on what a
+ * A sender's rate cut into k equal slices released evenly through the interval: k divides the batch
+ * and the share per home, k ≤ 10, slices ≥ 100 ms apart (k = 1, the rate itself, when nothing
+ * divides; the slice interval may be a fraction of a millisecond: the queue never releases early). Any window of the interval still holds at most k slices, so the bound on what a
  * home receives is unchanged; what changes is its shape. Released as one burst per interval, each
  * sender's users reach the home bunched, and the clients' own delays between the NOTIFY and their
  * REGISTER let one second at the home catch parts of two bursts: 143–150 arrivals/s were counted at
@@ -64,7 +64,7 @@ const SLICE_MS_MIN = 100;
  */
 export function paced<Rate extends { batchSize: number; intervalMs: number; perHome?: number }>(rate: Rate): Rate {
   for (let k = SLICES_MAX; k > 1; k--) {
-    if (rate.batchSize % k !== 0 || (rate.perHome ?? 0) % k !== 0 || rate.intervalMs % k !== 0 || rate.intervalMs / k < SLICE_MS_MIN) continue;
+    if (rate.batchSize % k !== 0 || (rate.perHome ?? 0) % k !== 0 || rate.intervalMs / k < SLICE_MS_MIN) continue;
     return { ...rate, batchSize: rate.batchSize / k, intervalMs: rate.intervalMs / k, ...(rate.perHome === undefined ? {} : { perHome: rate.perHome / k }) };
   }
   return rate;
