@@ -61,6 +61,8 @@ type NextHop =
       servers?: ServerTries;
       /** When the flow cannot be opened: answer 503 with this reason (and what failed), e.g. a PSTN gateway down. */
       unreachable?: string;
+      /** A call to a PSTN gateway: told how the gateway that took it answered (ProxyCounters.pstnGateways). */
+      gatewayOutcome?: (outcome: GatewayOutcome) => void;
     }
   | { kind: 'answer'; status: number; reason?: string };
 
@@ -103,7 +105,17 @@ interface ClientTransaction {
   servers?: ServerTries;
   /** The current try's timer (ServerTries): no answer at all by then, the next server. */
   tryTimer?: Timer | null;
+  /** Sent to a PSTN gateway: told the call's outcome there once. */
+  gatewayOutcome?: ((outcome: GatewayOutcome) => void) | undefined;
 }
+
+/**
+ * How a call a Mediation server sent to a PSTN gateway ended there: `answered` (2xx), `rejected` (a
+ * final answer of 300–699 from the gateway), `timeout` (no final answer in time), `unreachable` (the
+ * gateway took no connection: the next gateway, or 503 to the Front End).
+ */
+export const GATEWAY_OUTCOMES = ['answered', 'rejected', 'timeout', 'unreachable'] as const;
+export type GatewayOutcome = (typeof GATEWAY_OUTCOMES)[number];
 
 export interface ProxyCounters {
   requestsForwarded: number;
@@ -133,6 +145,8 @@ export interface ProxyCounters {
   pstnToGateway: number;
   /** Of those, the ones no gateway of the pool took (connect failed): answered 503 so the Front End tries the next Mediation server. */
   pstnGatewayDown: number;
+  /** Calls sent to each gateway (its fqdn, else address:port) by outcome there; `unreachable` counts each gateway tried that refused. */
+  pstnGateways: Record<string, Record<GatewayOutcome, number>>;
 }
 
 /** Methods counted by name; any other token a client sends counts as `other` (a metric label must stay a small set). */
@@ -142,7 +156,7 @@ const COUNTED_METHODS: ReadonlySet<string> = new Set(['INVITE', 'ACK', 'BYE', 'C
 const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'REFER']);
 
 export class Proxy {
-  readonly counters: ProxyCounters = { requestsForwarded: 0, requestsForwardedByMethod: {}, invitesAccepted: 0, responsesForwarded: 0, answeredLocally: {}, loopsDetected: 0, strayResponses: 0, transactionsTimedOut: 0, interPoolForwarded: 0, interPoolFailovers: 0, interPoolExhausted: 0, pstnToMediation: 0, pstnNoRoute: 0, pstnToGateway: 0, pstnGatewayDown: 0 };
+  readonly counters: ProxyCounters = { requestsForwarded: 0, requestsForwardedByMethod: {}, invitesAccepted: 0, responsesForwarded: 0, answeredLocally: {}, loopsDetected: 0, strayResponses: 0, transactionsTimedOut: 0, interPoolForwarded: 0, interPoolFailovers: 0, interPoolExhausted: 0, pstnToMediation: 0, pstnNoRoute: 0, pstnToGateway: 0, pstnGatewayDown: 0, pstnGateways: {} };
   private readonly byBranch = new Map<string, ClientTransaction>();
   private readonly byServerKey = new Map<string, ClientTransaction>();
   /** Contact URI → the flow it was last seen on: how in-dialog requests and calls reach a UA (RFC 5626 spirit). */
@@ -243,6 +257,7 @@ export class Proxy {
       return;
     }
     const first = tx.finalStatus === 0;
+    if (first) this.gatewayOutcome(tx, response.status < 300 ? 'answered' : 'rejected');
     tx.finalStatus = tx.finalStatus === 0 ? response.status : tx.finalStatus;
     tx.timer?.cancel();
     if (tx.method === 'INVITE') {
@@ -438,6 +453,7 @@ export class Proxy {
   /** The hop to a Mediation pool's gateways: the first that takes a connection (kept open and reused); none → 503. */
   private gatewayHop(pool: string, gateways: readonly Gateway[]): Extract<NextHop, { kind: 'flow' }> {
     const names = gateways.map((gateway) => gateway.fqdn ?? endpointText(gateway));
+    let took: string | null = null;
     const connect = async (): Promise<Flow> => {
       const failures: string[] = [];
       for (const [index, gateway] of gateways.entries()) {
@@ -448,15 +464,26 @@ export class Proxy {
           continue;
         }
         try {
-          return await hop.flow();
+          const flow = await hop.flow();
+          took = names[index]!;
+          return flow;
         } catch (error) {
           failures.push(`${names[index]}: ${(error as Error).message}`);
+          this.countGateway(names[index]!, 'unreachable');
         }
       }
       this.counters.pstnGatewayDown++;
       throw new Error(failures.join('; '));
     };
-    return { kind: 'flow', flow: connect, toUa: true, what: `gateways of ${pool}`, unreachable: `PSTN gateway unreachable` };
+    const gatewayOutcome = (outcome: GatewayOutcome): void => {
+      if (took !== null) this.countGateway(took, outcome);
+    };
+    return { kind: 'flow', flow: connect, toUa: true, what: `gateways of ${pool}`, unreachable: `PSTN gateway unreachable`, gatewayOutcome };
+  }
+
+  private countGateway(gateway: string, outcome: GatewayOutcome): void {
+    const counts = (this.counters.pstnGateways[gateway] ??= { answered: 0, rejected: 0, timeout: 0, unreachable: 0 });
+    counts[outcome]++;
   }
 
   /** A REGISTER to proxy: to the To user's home pool, its sequence there. */
@@ -515,6 +542,7 @@ export class Proxy {
     if (!stateless) {
       tx = { branch, method: request.method, serverKey, inFlow, request, sent: null, outFlow: null, provisional: false, finalStatus: 0, cancelled: false, dialogCreating, timer: null };
       if (hop.servers) tx.servers = hop.servers;
+      if (hop.gatewayOutcome && request.method === 'INVITE') tx.gatewayOutcome = hop.gatewayOutcome;
       if (request.method === 'BYE') {
         const fromTag = from(request).tag;
         const toTag = to(request).tag;
@@ -624,9 +652,17 @@ export class Proxy {
     this.forget(tx);
   }
 
+  /** Tells a PSTN call's gateway outcome, once. */
+  private gatewayOutcome(tx: ClientTransaction, outcome: GatewayOutcome): void {
+    const tell = tx.gatewayOutcome;
+    tx.gatewayOutcome = undefined;
+    tell?.(outcome);
+  }
+
   private timedOut(tx: ClientTransaction): void {
     if (tx.finalStatus !== 0) return;
     this.counters.transactionsTimedOut++;
+    this.gatewayOutcome(tx, 'timeout');
     if (tx.method === 'INVITE') this.cancelDownstream(tx);
     this.finishLocally(tx, tx.cancelled ? 487 : 408);
   }
