@@ -45,6 +45,18 @@ describe('clients sign in with digest (dnslb up, settings.auth on)', () => {
     assert.equal(report.totals.signInFailures.modern, 0);
   });
 
+  test('users of both pools sign in through the Directors and call each other: a call between pools is not challenged again (it was at the caller\'s home)', async () => {
+    const imported = await system.cli('user', 'import', '--synthetic', '30', '--domain', 'dublin.contoso.com', '--password-seed-file', seedFile());
+    assert.equal(imported.code, 0, imported.stderr);
+    // user1@contoso.com, user2@dublin.contoso.com, …: 30 on pool01 (the default), 30 on pool02 (the home rule).
+    const report = await simulate('--domain', 'contoso.com,dublin.contoso.com', '--users', '60', '--duration', '10s', '--calls-per-minute', '600', '--call-hold', '300ms', '--password-seed-file', seedFile());
+    assert.equal(report.totals.registered, 60, JSON.stringify(report.totals));
+    const pool02 = new Set([17, 18, 19].map((last) => `${NET}.${last}:5060`));
+    for (const user of report.users) assert.equal(pool02.has(user.server ?? ''), user.aor.endsWith('@dublin.contoso.com'), `${user.aor} at ${user.server}`);
+    assert.ok(report.totals.calls.up >= 10, JSON.stringify(report.totals.calls));
+    assert.deepEqual(report.totals.calls.failedBy, {}, 'no call failed (before the fix, every call between pools got 407)');
+  });
+
   test('simulate without passwords: nobody signs in, and the reason says a password is needed', async () => {
     const report = await simulate('--users', '3', '--duration', '2s', '--backoff-base-ms', '60000');
     assert.equal(report.totals.registered, 0);
