@@ -122,6 +122,8 @@ export function registerFrontendMetrics(registry: Registry, server: { status(): 
   counter('dnslb_pstn_calls_to_mediation_total', 'Calls to telephone numbers this server sent to a Mediation pool by PSTN route (Front End).', (s) => s.proxy.pstnToMediation);
   counter('dnslb_pstn_calls_no_route_total', 'Calls to telephone numbers matching no PSTN route, answered 404 (or 484 when incomplete) with the reason.', (s) => s.proxy.pstnNoRoute);
   counter('dnslb_pstn_calls_to_gateway_total', 'Calls this Mediation server sent towards its gateways.', (s) => s.proxy.pstnToGateway);
+  counter('dnslb_pstn_calls_from_gateway_total', 'Calls from a PSTN gateway to a number of the user directory, sent on to its user (Mediation server).', (s) => s.proxy.pstnFromGateway);
+  counter('dnslb_pstn_calls_unknown_number_total', 'Calls from a PSTN gateway to a number no user has, answered 404 (Mediation server).', (s) => s.proxy.pstnUnknownNumber);
   counter('dnslb_pstn_calls_gateways_down_total', 'Calls no gateway of the pool took (connect failed): answered 503, so the Front End tries the next Mediation server.', (s) => s.proxy.pstnGatewayDown);
   counter(
     'dnslb_pstn_gateway_calls_total',

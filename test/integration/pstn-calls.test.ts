@@ -7,7 +7,8 @@
 //    the next calls all go through med2;
 // 3. the gateway down → the caller gets a failure with a reason naming it, at once (nothing rings);
 // 4. a number matching no route → 404, an incomplete one → 484, each with the reason;
-// 5. a call from the gateway (a sipp UAC at its address) to a user reaches the user's home server.
+// 5. a call from the gateway (a sipp UAC at its address) to a user reaches the user's home server, and
+//    so does one to the user's number (the user directory's `number`); a number nobody has → 404.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Call } from '../../src/client/call.ts';
 import { UserAgent } from '../../src/client/user-agent.ts';
+import { credentialFor } from '../../src/auth/user-credential.ts';
 import { sequencerOf } from '../../src/pool/routing.ts';
 import { freePortPair } from '../helpers/frontend-pool.ts';
 import { startMultiPool, type MultiPool } from '../helpers/multi-pool.ts';
@@ -87,19 +89,19 @@ async function metricsOf(fqdn: string): Promise<Map<string, Family>> {
 }
 
 /** One INVITE over a raw connection to `fe`; the final answer's status and reason. */
-async function finalAnswer(fe: string, requestUri: string): Promise<{ status: number; reason: string; provisional: number[] }> {
-  const client = await TestSipClient.open(system.addressOf(fe), system.port, CLIENT);
+async function finalAnswer(fe: string, requestUri: string, source = CLIENT): Promise<{ status: number; reason: string; provisional: number[] }> {
+  const client = await TestSipClient.open(system.addressOf(fe), system.port, source);
   try {
     const callId = `pstn-${Math.random().toString(36).slice(2)}@test`;
     client.send([
       `INVITE ${requestUri} SIP/2.0`,
-      `Via: SIP/2.0/TCP ${CLIENT}:${client.localPort};branch=z9hG4bK-${callId.slice(5, 15)}`,
+      `Via: SIP/2.0/TCP ${source}:${client.localPort};branch=z9hG4bK-${callId.slice(5, 15)}`,
       'Max-Forwards: 70',
       'From: <sip:caller@contoso.com>;tag=c1',
       `To: <${requestUri}>`,
       `Call-ID: ${callId}`,
       'CSeq: 1 INVITE',
-      `Contact: <sip:caller@${CLIENT}:${client.localPort};transport=tcp>`,
+      `Contact: <sip:caller@${source}:${client.localPort};transport=tcp>`,
     ]);
     const provisional: number[] = [];
     for (;;) {
@@ -235,7 +237,7 @@ test('the gateway down: the caller gets a failure naming the gateway at once, no
   assert.ok(sampleValue(await metricsOf('med2.contoso.com'), 'dnslb_pstn_gateway_calls_total', { gateway: 'gw1.contoso.com', outcome: 'unreachable' }) >= 1);
 });
 
-test('a call from the gateway (a sipp UAC at its address) reaches a registered user at its home server in pool01', { timeout: 120_000 }, async () => {
+test('a call from the gateway (a sipp UAC at its address) to a user, and to the user\'s number, reaches it at its home server in pool01; a number nobody has → 404', { timeout: 120_000 }, async () => {
   const pool01 = system.poolAddresses('pool01.contoso.com');
   const callee = new UserAgent({ aor: 'sip:pstn-callee@contoso.com', locator: system.locator(pool01, 0), transport: 'tcp', keepAliveIntervalMs: 600_000, answerDelayMs: 0 });
   try {
@@ -255,6 +257,24 @@ test('a call from the gateway (a sipp UAC at its address) reaches a registered u
     assert.equal((await system.status('med2.contoso.com')).proxy.interPoolForwarded - medBefore, 1);
     const fromMediation = (await system.status(home)).roles.fromOtherPools - homeBefore;
     assert.ok(fromMediation >= 3, `${home} got ${fromMediation} requests from med2`);
+
+    // The same user by its number: the user directory gives pstn-callee +1-425-555-0123; med2 reads it
+    // (it polls the directory) and retargets the gateway's call to the user.
+    await system.store.addUser({ uri: callee.aor, number: '+14255550123', disabled: false, credential: credentialFor(callee.aor, 'not-used', { md5: false }) }, { by: 'test' });
+    await waitUntil('med2 knows the number', async () => (await system.status('med2.contoso.com')).roles.numbers === 1, { timeoutMs: 30_000 });
+    const byNumberBefore = (await system.status(home)).roles.fromOtherPools;
+    writeFileSync(join(dir, 'inbound-number.csv'), 'SEQUENTIAL\n+19995550100;+1-425-555-0123\n');
+    writeFileSync(join(dir, 'inbound-number.xml'), UAC_NUMBER);
+    const byNumber = await runSipp(dir, ['-sf', 'inbound-number.xml', '-inf', 'inbound-number.csv', '-t', 't1', '-i', GATEWAY, '-p', String(await freePortPair([GATEWAY])), '-m', '1', '-timeout', '30s', `${system.addressOf('med2.contoso.com')}:${system.port}`], { timeoutMs: 60_000 });
+    assert.equal(byNumber.code, 0, `the call to the number failed: ${byNumber.stderr}\n${byNumber.errors}`);
+    assert.equal((await system.status('med2.contoso.com')).proxy.pstnFromGateway, 1);
+    const byNumberAtHome = (await system.status(home)).roles.fromOtherPools - byNumberBefore;
+    assert.ok(byNumberAtHome >= 3, `${home} got ${byNumberAtHome} requests of the call to the number`);
+    // A number nobody has: 404 naming it, from med2 itself.
+    const nobody = await finalAnswer('med2.contoso.com', 'sip:+14255550999@contoso.com;user=phone', GATEWAY);
+    assert.equal(nobody.status, 404);
+    assert.match(nobody.reason, /\+14255550999: no user has this number/);
+    assert.equal(sampleValue(await metricsOf('med2.contoso.com'), 'dnslb_pstn_calls_unknown_number_total'), 1);
   } finally {
     await callee.stop({ unregisterTimeoutMs: 200 });
   }
