@@ -47,7 +47,8 @@ export async function startUp(net: string, options: { edit?: (text: string) => s
   await writeFile(topologyFile, await exampleTopology(net, dnsPort, options.edit));
   const adminPort = await freePort('127.0.0.1');
   const process_ = start(process.execPath, ['bin/dnslb.js', '--data-dir', dataDir, 'up', topologyFile, '--admin-listen', `127.0.0.1:${adminPort}`, ...(options.args ?? [])], { cwd: REPO });
-  await waitUntil('dnslb up running', () => process_.output().includes('dnslb up: running'), { process: process_, timeoutMs: 60_000 });
+  // A bound, not a wait: ten SIP servers, DNS and three HAProxy start on a loaded 2-core machine.
+  await waitUntil('dnslb up running', () => process_.output().includes('dnslb up: running'), { process: process_, timeoutMs: 180_000 });
   const cli = async (...args: string[]) => {
     try {
       const { stdout, stderr } = await run(process.execPath, ['bin/dnslb.js', '--data-dir', dataDir, ...args], { cwd: REPO });
