@@ -35,7 +35,7 @@ describe('dnslb topology validate', () => {
   test('a valid file: exit 0 and a one-line summary', async () => {
     const run = await dnslb('topology', 'validate', EXAMPLE);
     assert.equal(run.code, 0, run.stderr);
-    assert.equal(run.stdout.trim(), `${EXAMPLE}: valid (4 pools, 9 servers)`);
+    assert.equal(run.stdout.trim(), `${EXAMPLE}: valid (5 pools, 12 servers)`);
   });
 
   test('a valid file with --json', async () => {
@@ -50,7 +50,7 @@ describe('dnslb topology validate', () => {
     await writeFile(file, (await readFile(EXAMPLE, 'utf8')).replace('dns: { order: rotate, maxRecords: 0, ttl: 60, healthAware: true }', 'dns: { order: rotate, maxRecords: 0, ttl: 300, healthAware: true }'));
     const run = await dnslb('topology', 'validate', file);
     assert.equal(run.code, 0, run.stderr);
-    assert.equal(run.stdout.trim(), `${file}: valid (4 pools, 9 servers)`);
+    assert.equal(run.stdout.trim(), `${file}: valid (5 pools, 12 servers)`);
     assert.match(run.stderr, /warning: pool01\.contoso\.com: dns\.ttl 300 s is more than 20× the time to detect a dead server \(4 s: .*\); a client may hold a dead server's address for 306 s/);
     const json = JSON.parse((await dnslb('topology', 'validate', '--json', file)).stdout) as { warnings: { pool: string }[] };
     assert.deepEqual(json.warnings.map((warning) => warning.pool), ['pool01.contoso.com']);

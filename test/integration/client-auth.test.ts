@@ -46,9 +46,10 @@ describe('clients sign in with digest (dnslb up, settings.auth on)', () => {
   });
 
   test('users of both pools sign in through the Directors and call each other: a call between pools is not challenged again (it was at the caller\'s home)', async () => {
-    const imported = await system.cli('user', 'import', '--synthetic', '30', '--domain', 'dublin.contoso.com', '--password-seed-file', seedFile());
+    // user1@contoso.com, user2@dublin.contoso.com, … user60@dublin.contoso.com: 30 on pool01 (the
+    // default), 30 on pool02 (the home rule); the even users of dublin.contoso.com up to 60 must exist.
+    const imported = await system.cli('user', 'import', '--synthetic', '60', '--domain', 'dublin.contoso.com', '--password-seed-file', seedFile());
     assert.equal(imported.code, 0, imported.stderr);
-    // user1@contoso.com, user2@dublin.contoso.com, …: 30 on pool01 (the default), 30 on pool02 (the home rule).
     const report = await simulate('--domain', 'contoso.com,dublin.contoso.com', '--users', '60', '--duration', '10s', '--calls-per-minute', '600', '--call-hold', '300ms', '--password-seed-file', seedFile());
     assert.equal(report.totals.registered, 60, JSON.stringify(report.totals));
     const pool02 = new Set([17, 18, 19].map((last) => `${NET}.${last}:5060`));
