@@ -40,6 +40,16 @@ export async function exampleTopology(net: string, dnsPort: number, edit: (text:
   return edit(moved);
 }
 
+/**
+ * The example without its Director pool: the SIP SRV records then name the Front End pools, as in a
+ * deployment without Directors (tests of what a client meets at the pool's own addresses).
+ */
+export function withoutDirectors(text: string): string {
+  const edited = text.replace(/^ {2}- fqdn: dirpool\.contoso\.com\n(?: {4}.*\n|\s*\n)*?(?= {2}(?:#|- fqdn))/m, '');
+  if (edited === text) throw new Error('examples/contoso.yaml no longer has the dirpool.contoso.com pool this helper removes');
+  return edited;
+}
+
 export async function startUp(net: string, options: { edit?: (text: string) => string; args?: string[] } = {}): Promise<UpSystem> {
   const dataDir = await mkdtemp(join(tmpdir(), 'dnslb-up-'));
   const dnsPort = await freePort(`${net}.1`);

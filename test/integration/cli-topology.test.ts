@@ -41,7 +41,7 @@ describe('dnslb topology validate', () => {
   test('a valid file with --json', async () => {
     const run = await dnslb('topology', 'validate', '--json', EXAMPLE);
     assert.equal(run.code, 0, run.stderr);
-    assert.deepEqual(JSON.parse(run.stdout), { valid: true, file: EXAMPLE, pools: 4, servers: 9, warnings: [] });
+    assert.deepEqual(JSON.parse(run.stdout), { valid: true, file: EXAMPLE, pools: 5, servers: 12, warnings: [] });
   });
 
   test('a pool TTL much longer than failure detection: valid, with a warning on stderr naming the worst case', async () => {
@@ -124,14 +124,15 @@ describe('dnslb topology show', () => {
     }
     const example = await dnslb('topology', 'show', EXAMPLE);
     assert.match(example.stdout, /^ {2}default -> pool01\.contoso\.com$/m);
-    assert.match(example.stdout, /^PSTN routes \(longest prefix wins\): none$/m);
+    assert.match(example.stdout, /^ {2}0 {2}domain dublin\.contoso\.com -> pool02\.contoso\.com$/m);
+    assert.match(example.stdout, /^ {2}redmond {2}\+1425, 11 digits -> medpool\.contoso\.com$/m);
   });
 
   test('--json prints the validated topology with defaults filled in', async () => {
     const run = await dnslb('topology', 'show', '--json', EXAMPLE);
     assert.equal(run.code, 0, run.stderr);
     const topology = JSON.parse(run.stdout) as { pools: { fqdn: string; servers: { fqdn: string; ipv4: string }[]; sip: { tlsPort: number } }[]; dns: { servers: { listen: unknown[] }[] } };
-    assert.deepEqual(topology.pools.map((pool) => pool.fqdn), ['pool01.contoso.com', 'dirpool.contoso.com', 'edgepool.contoso.com', 'medpool.contoso.com']);
+    assert.deepEqual(topology.pools.map((pool) => pool.fqdn), ['pool01.contoso.com', 'pool02.contoso.com', 'dirpool.contoso.com', 'edgepool.contoso.com', 'medpool.contoso.com']);
     assert.deepEqual(topology.pools[0]?.servers[2], { fqdn: 'fe3.contoso.com', ipv4: '127.0.0.13' });
     assert.equal(topology.pools[0]?.sip.tlsPort, 5061);
     assert.deepEqual(topology.dns.servers[0]?.listen, [{ address: '127.0.0.1', port: 5300 }]);
