@@ -1,5 +1,6 @@
 // The metrics of `dnslb server` (one Front End server): every sample is read from one status() per
 // scrape (FrontEndServer.status(), the same numbers GET /status shows), nothing counted twice.
+import { GATEWAY_OUTCOMES } from '../frontend/proxy.ts';
 import type { FrontEndStatus, OwnState } from '../frontend/server.ts';
 import { REHOME_REASONS } from '../registrar/rehome.ts';
 import type { AdminState, MemberState } from '../store/store.ts';
@@ -113,6 +114,23 @@ export function registerFrontendMetrics(registry: Registry, server: { status(): 
   counter('dnslb_proxy_answered_locally_total', 'Requests the proxy answered itself, by status (404 unknown user, 480 not registered, 408 timeout, 503 ...).', (s) => entries(s.proxy.answeredLocally, 'status'), ['status']);
   counter('dnslb_proxy_loops_detected_total', 'Requests refused 482 because they came back in a loop (RFC 3261 §16.3).', (s) => s.proxy.loopsDetected);
   counter('dnslb_proxy_transactions_timed_out_total', 'Proxy transactions that got no final answer in time (Timer C, 32 s non-INVITE).', (s) => s.proxy.transactionsTimedOut);
+
+  // Between pools and to the PSTN (DESIGN §7)
+  counter('dnslb_interpool_requests_forwarded_total', 'Requests sent to a server of another pool (topology-aware routing), per server tried.', (s) => s.proxy.interPoolForwarded);
+  counter('dnslb_interpool_failovers_total', 'Tries given up on a server of another pool (connect failure, no answer, 503) for the next one.', (s) => s.proxy.interPoolFailovers);
+  counter('dnslb_interpool_exhausted_total', 'Requests no server of the other pool answered: the caller got 480/503 naming each server tried.', (s) => s.proxy.interPoolExhausted);
+  counter('dnslb_pstn_calls_to_mediation_total', 'Calls to telephone numbers this server sent to a Mediation pool by PSTN route (Front End).', (s) => s.proxy.pstnToMediation);
+  counter('dnslb_pstn_calls_no_route_total', 'Calls to telephone numbers matching no PSTN route, answered 404 (or 484 when incomplete) with the reason.', (s) => s.proxy.pstnNoRoute);
+  counter('dnslb_pstn_calls_to_gateway_total', 'Calls this Mediation server sent towards its gateways.', (s) => s.proxy.pstnToGateway);
+  counter('dnslb_pstn_calls_from_gateway_total', 'Calls from a PSTN gateway to a number of the user directory, sent on to its user (Mediation server).', (s) => s.proxy.pstnFromGateway);
+  counter('dnslb_pstn_calls_unknown_number_total', 'Calls from a PSTN gateway to a number no user has, answered 404 (Mediation server).', (s) => s.proxy.pstnUnknownNumber);
+  counter('dnslb_pstn_calls_gateways_down_total', 'Calls no gateway of the pool took (connect failed): answered 503, so the Front End tries the next Mediation server.', (s) => s.proxy.pstnGatewayDown);
+  counter(
+    'dnslb_pstn_gateway_calls_total',
+    'Calls sent to each PSTN gateway by outcome there: answered (2xx), rejected (300-699), timeout (no final answer), unreachable (took no connection).',
+    (s) => Object.entries(s.proxy.pstnGateways).flatMap(([gateway, counts]) => GATEWAY_OUTCOMES.map((outcome): [Labels, number] => [{ gateway, outcome }, counts[outcome]])),
+    ['gateway', 'outcome'],
+  );
 
   // Links and transport (sip/)
   gauge('dnslb_pool_links_open', 'Server-to-server links open to pool peers.', (s) => s.links.open.length);

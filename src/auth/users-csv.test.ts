@@ -22,6 +22,12 @@ test('passwords become HA1 hashes (and MD5 on request); URIs are canonical; disa
   ]);
 });
 
+test('a number (Lync\'s LineURI) is kept in E.164 normal form; an empty one is none', () => {
+  const users = parseUsersCsv('uri,password,number\nsip:a@contoso.com,pw,+1-425-555-0100\nsip:b@contoso.com,pw,\n', 'u.csv', { md5: false });
+  assert.equal(users[0]?.number, '+14255550100');
+  assert.equal('number' in users[1]!, false);
+});
+
 const BAD: Array<[string, string, RegExp]> = [
   ['empty file', '', /u\.csv: empty/],
   ['unknown column', 'uri,pass\n', /u\.csv:1: unknown column "pass"/],
@@ -35,6 +41,9 @@ const BAD: Array<[string, string, RegExp]> = [
   ['bad hash', 'uri,ha1-sha256\nsip:a@contoso.com,xyz\n', /u\.csv:2: ha1-sha256 of sip:a@contoso\.com is not 64 hex digits/],
   ['empty password', 'uri,password\nsip:a@contoso.com,\n', /u\.csv:2: empty password/],
   ['bad disabled', 'uri,password,disabled\nsip:a@contoso.com,pw,maybe\n', /disabled is "maybe"/],
+  ['local number', 'uri,password,number\nsip:a@contoso.com,pw,5550100\n', /u\.csv:2: number of sip:a@contoso\.com: "5550100" is not a global number/],
+  ['bad number', 'uri,password,number\nsip:a@contoso.com,pw,+1 425\n', /u\.csv:2: number of sip:a@contoso\.com: .*not a global number/],
+  ['number twice', 'uri,password,number\nsip:a@contoso.com,pw,+14255550100\nsip:b@contoso.com,pw,+1.425.555.0100\n', /u\.csv:3: \+14255550100 is already the number of sip:a@contoso\.com/],
   ['unclosed quote', 'uri,password\nsip:a@contoso.com,"pw\n', /u\.csv:2: a quoted field is not closed/],
 ];
 

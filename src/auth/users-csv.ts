@@ -2,10 +2,11 @@
 // columns), checked line by line. Passwords become HA1 hashes here; they go no further.
 import { canonicalUser } from '../registrar/sequence.ts';
 import { DnslbError, isDnslbError } from '../shared/errors.ts';
-import type { NewUser } from '../store/users.ts';
+import { E164, type NewUser } from '../store/users.ts';
+import { isNumberError, normaliseSubscriber } from '../topology/phone-number.ts';
 import { credentialFor, digestIdentityOf } from './user-credential.ts';
 
-export const USERS_CSV_COLUMNS = ['uri', 'password', 'ha1-sha256', 'ha1-md5', 'home-pool', 'disabled'] as const;
+export const USERS_CSV_COLUMNS = ['uri', 'password', 'ha1-sha256', 'ha1-md5', 'home-pool', 'number', 'disabled'] as const;
 type Column = (typeof USERS_CSV_COLUMNS)[number];
 
 /** Splits CSV text into records of fields (RFC 4180: quoted fields may hold commas, "" and line breaks). */
@@ -57,7 +58,8 @@ export function parseCsv(text: string, file: string): Array<{ line: number; fiel
 
 /**
  * The users of a CSV file. The header row names the columns (any order): `uri` and either `password`
- * or `ha1-sha256` are required; `ha1-md5`, `home-pool`, `disabled` (true/false) are optional. With
+ * or `ha1-sha256` are required; `ha1-md5`, `home-pool`, `number` (a global number such as
+ * +1-425-555-0100: calls from a PSTN gateway to it reach the user), `disabled` (true/false) are optional. With
  * `md5`, a password row also gets an MD5 HA1. Every problem names the file and line (AUTH_USERS_FILE).
  */
 export function parseUsersCsv(text: string, file: string, options: { md5: boolean }): Array<NewUser & { line: number }> {
@@ -72,6 +74,7 @@ export function parseUsersCsv(text: string, file: string, options: { md5: boolea
   if (!columns.includes('uri')) throw new DnslbError('AUTH_USERS_FILE', `${file}:${header.line}: no uri column`);
   if (columns.includes('password') === columns.includes('ha1-sha256')) throw new DnslbError('AUTH_USERS_FILE', `${file}:${header.line}: give either a password or a ha1-sha256 column (one of them)`);
   const seen = new Set<string>();
+  const numbers = new Map<string, string>();
   return records.map(({ line, fields }) => {
     const where = `${file}:${line}`;
     if (fields.length !== columns.length) throw new DnslbError('AUTH_USERS_FILE', `${where}: ${fields.length} fields, the header has ${columns.length}`);
@@ -104,8 +107,22 @@ export function parseUsersCsv(text: string, file: string, options: { md5: boolea
       credential = { realm: digestIdentityOf(uri).realm, ha1Sha256: sha256, ...(md5 ? { ha1Md5: md5 } : {}) };
     }
     const homePool = get('home-pool')?.trim().toLowerCase().replace(/\.$/, '');
+    const number = numberOf(get('number')?.trim() ?? '', where, uri);
+    if (number !== undefined) {
+      if (numbers.has(number)) throw new DnslbError('AUTH_USERS_FILE', `${where}: ${number} is already the number of ${numbers.get(number)}`);
+      numbers.set(number, uri);
+    }
     const disabledText = (get('disabled') ?? '').trim().toLowerCase();
     if (!['', 'true', 'false', 'yes', 'no', '1', '0'].includes(disabledText)) throw new DnslbError('AUTH_USERS_FILE', `${where}: disabled is ${JSON.stringify(disabledText)}, not true or false`);
-    return { line, uri, ...(homePool ? { homePool } : {}), disabled: ['true', 'yes', '1'].includes(disabledText), credential };
+    return { line, uri, ...(homePool ? { homePool } : {}), ...(number !== undefined ? { number } : {}), disabled: ['true', 'yes', '1'].includes(disabledText), credential };
   });
+}
+
+/** A `number` field: empty → none; otherwise a global number, kept in E.164 normal form (+14255550100). */
+function numberOf(text: string, where: string, uri: string): string | undefined {
+  if (text === '') return undefined;
+  const parsed = normaliseSubscriber(text);
+  if (isNumberError(parsed)) throw new DnslbError('AUTH_USERS_FILE', `${where}: number of ${uri}: ${parsed.error}`);
+  if (parsed.kind !== 'global' || !E164.test(parsed.number)) throw new DnslbError('AUTH_USERS_FILE', `${where}: number of ${uri}: ${JSON.stringify(text)} is not a global number (+ country code and number, e.g. +1-425-555-0100)`);
+  return parsed.number;
 }

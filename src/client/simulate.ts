@@ -10,8 +10,11 @@ import { PoolDiscoverer, type SipTransportName } from './discover.ts';
 import { UserAgent, type Locator, type UserAgentOptions } from './user-agent.ts';
 
 export interface SimulatorOptions {
-  /** SIP domain; users are `sip:<prefix><n>@<domain>`. */
-  domain: string;
+  /**
+   * SIP domain; users are `sip:<prefix><n>@<domain>`. With several, the users take them in turn
+   * (user1@first, user2@second, …): with home rules per domain, users of several pools in one run.
+   */
+  domain: string | readonly string[];
   /** DNS servers ("address:port"). */
   dnsServers: readonly string[];
   users: number;
@@ -21,6 +24,10 @@ export interface SimulatorOptions {
   callsPerMinute?: number;
   /** How long a call that came up lasts before the caller hangs up. Default 5000 ms. */
   callHoldMs?: number;
+  /** Share of the calls placed to a telephone number (through a Mediation pool) rather than to a user, 0..1. Default 0. */
+  pstnShare?: number;
+  /** The numbers called: `+` and digits, each `x` a random digit. Default +1425555xxxx. */
+  pstnNumbers?: string;
   /** Users started per second (a ramp, so that the pool sees a sign-in storm it can answer). Default 200. */
   startRatePerS?: number;
   transport?: SipTransportName;
@@ -71,7 +78,7 @@ export interface SimulationSummary {
    * answered 2xx / otherwise (or not at all). failedBy: the failed setups by how they ended, final
    * status and reason phrase (e.g. "rejected 480 User not registered", "timeout"), with their count.
    */
-  calls: { attempted: number; up: number; failed: number; dropped: number; byeOk: number; byeFailed: number; inProgress: number; failedBy: Record<string, number> };
+  calls: { attempted: number; up: number; failed: number; dropped: number; byeOk: number; byeFailed: number; inProgress: number; failedBy: Record<string, number>; toNumbers: number };
 }
 
 export interface UserReport {
@@ -91,7 +98,7 @@ export interface UserReport {
 export interface SimulationReport {
   startedAt: string;
   durationMs: number;
-  options: { domain: string; dnsServers: string[]; users: number; legacyShare: number; callsPerMinute: number; transport: SipTransportName };
+  options: { domain: string; dnsServers: string[]; users: number; legacyShare: number; callsPerMinute: number; pstnShare: number; transport: SipTransportName };
   totals: SimulationSummary & {
     /** Sign-in failures by error code, legacy users apart (DESIGN §1: they lose failover). */
     signInFailureReasons: { modern: Record<string, number>; legacy: Record<string, number> };
@@ -103,6 +110,10 @@ interface SimulatedUser {
   agent: UserAgent;
   legacy: boolean;
 }
+
+/** The numbers `--pstn-numbers` accepts: + then digits and x (a random digit each). */
+export const PSTN_NUMBERS = /^\+[0-9x]{1,15}$/;
+const PSTN_NUMBERS_DEFAULT = '+1425555xxxx';
 
 /** Parses "20%", "0.2" or "20" (a percentage when above 1) into a share 0..1. */
 export function parseShare(text: string): number {
@@ -122,7 +133,8 @@ export class Simulator {
   private readonly timers = new Set<Timer>();
   private readonly failureReasons = { modern: {} as Record<string, number>, legacy: {} as Record<string, number> };
   private readonly signInFailures = { modern: 0, legacy: 0 };
-  private readonly calls = { attempted: 0, up: 0, failed: 0, dropped: 0, byeOk: 0, byeFailed: 0 };
+  private readonly calls = { attempted: 0, up: 0, failed: 0, dropped: 0, byeOk: 0, byeFailed: 0, toNumbers: 0 };
+  private readonly domains: readonly string[];
   private readonly failedBy = new Map<string, number>();
   private readonly liveCalls = new Set<Call>();
   private startedAtMs = 0;
@@ -134,6 +146,11 @@ export class Simulator {
     const legacyShare = options.legacyShare ?? 0;
     assert(legacyShare >= 0 && legacyShare <= 1, 'legacyShare is 0..1');
     assert((options.callsPerMinute ?? 0) >= 0, 'callsPerMinute is not negative');
+    const pstnShare = options.pstnShare ?? 0;
+    assert(pstnShare >= 0 && pstnShare <= 1, 'pstnShare is 0..1');
+    assert(PSTN_NUMBERS.test(options.pstnNumbers ?? PSTN_NUMBERS_DEFAULT), 'pstnNumbers is + then digits and x');
+    this.domains = typeof options.domain === 'string' ? [options.domain] : [...options.domain];
+    assert(this.domains.length >= 1, 'at least one domain');
     this.options = options;
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? systemRandom;
@@ -225,11 +242,12 @@ export class Simulator {
       startedAt: new Date(this.startedAtMs).toISOString(),
       durationMs: this.clock.nowMs() - this.startedAtMs,
       options: {
-        domain: this.options.domain,
+        domain: this.domains.join(','),
         dnsServers: [...this.options.dnsServers],
         users: this.options.users,
         legacyShare: this.options.legacyShare ?? 0,
         callsPerMinute: this.options.callsPerMinute ?? 0,
+        pstnShare: this.options.pstnShare ?? 0,
         transport: this.options.transport ?? 'tcp',
       },
       totals: { ...this.summary(), signInFailureReasons: { modern: { ...this.failureReasons.modern }, legacy: { ...this.failureReasons.legacy } } },
@@ -258,7 +276,7 @@ export class Simulator {
   }
 
   private createUser(index: number, legacy: boolean): SimulatedUser {
-    const aor = `sip:${this.options.userPrefix ?? 'user'}${index + 1}@${this.options.domain}`;
+    const aor = `sip:${this.options.userPrefix ?? 'user'}${index + 1}@${this.domains[index % this.domains.length]}`;
     const transport = this.options.transport ?? 'tcp';
     const locator =
       this.options.locatorFor?.(aor) ??
@@ -308,11 +326,22 @@ export class Simulator {
     if (registered.length < 2) return;
     this.calls.attempted++;
     const caller = registered[Math.floor(this.random() * registered.length)]!;
-    let callee = registered[Math.floor(this.random() * (registered.length - 1))]!;
-    if (callee === caller) callee = registered[registered.length - 1]!;
+    let target: string;
+    const pstnShare = this.options.pstnShare ?? 0;
+    // No draw without PSTN calls: a seeded run picks the same callers and callees as before.
+    if (pstnShare > 0 && this.random() < pstnShare) {
+      // RFC 3261 §19.1.6: a telephone number in a SIP URI of the caller's own domain, user=phone.
+      const number = (this.options.pstnNumbers ?? PSTN_NUMBERS_DEFAULT).replace(/x/g, () => String(Math.floor(this.random() * 10)));
+      target = `sip:${number}@${caller.agent.aor.slice(caller.agent.aor.indexOf('@') + 1)};user=phone`;
+      this.calls.toNumbers++;
+    } else {
+      let callee = registered[Math.floor(this.random() * (registered.length - 1))]!;
+      if (callee === caller) callee = registered[registered.length - 1]!;
+      target = callee.agent.aor;
+    }
     let call: Call;
     try {
-      call = caller.agent.call(callee.agent.aor);
+      call = caller.agent.call(target);
     } catch (error) {
       this.setupFailed(`not placed: ${(error as Error).message}`);
       return;

@@ -135,8 +135,8 @@ describe('answerFor: sizes, truncation, policies', () => {
   big.dns.servers[0]!.listen = ['127.0.0.1:5300'];
   const pool = big.pools[0]!;
   pool.servers = Array.from({ length: 60 }, (_, i) => ({ fqdn: `fe${i + 1}.contoso.com`, ipv6: `2001:db8::${(i + 1).toString(16)}` }));
-  big.pools[3]!.dns = { order: 'fixed', maxRecords: 1, ttl: 5 };
-  big.pools[1]!.dns = { order: 'random', ttl: 60 };
+  big.pools.find((candidate) => candidate.fqdn === 'medpool.contoso.com')!.dns = { order: 'fixed', maxRecords: 1, ttl: 5 };
+  big.pools.find((candidate) => candidate.fqdn === 'dirpool.contoso.com')!.dns = { order: 'random', ttl: 60 };
   const bigIndex = indexOf(fromObject(big));
   const askBig = (name: string, type: dnsPacket.RecordType, edns: boolean | number, tcp = false): dnsPacket.DecodedPacket => {
     const additionals = edns === false ? [] : [{ type: 'OPT', name: '.', udpPayloadSize: edns === true ? 1232 : edns } as dnsPacket.Answer];

@@ -38,6 +38,8 @@ describe('buildZones: what each view carries', () => {
 
   test('server FQDNs, Web services VIPs and the edge internal pool are inside names', () => {
     assert.deepEqual(values(internal, 'fe2.contoso.com', 'A'), ['127.0.0.12']);
+    assert.deepEqual(values(internal, 'pool02.contoso.com', 'A'), ['127.0.0.17', '127.0.0.18', '127.0.0.19']);
+    assert.deepEqual(values(internal, 'webint02.contoso.com', 'A'), ['127.0.0.25']);
     assert.deepEqual(values(internal, 'webint.contoso.com', 'A'), ['127.0.0.21']);
     assert.deepEqual(values(internal, 'webext.contoso.com', 'A'), ['127.0.0.22']);
     assert.deepEqual(values(internal, 'edgepool.contoso.com', 'A'), ['127.0.0.41', '127.0.0.42']);
@@ -54,11 +56,22 @@ describe('buildZones: what each view carries', () => {
     assert.deepEqual(values(external, 'lyncdiscover.contoso.com', 'A'), ['127.0.0.22']);
   });
 
-  test('SRV records: the frontend pool inside (directors only without one), Access Edge outside', () => {
-    assert.deepEqual(values(internal, '_sipinternaltls._tcp.contoso.com', 'SRV').map((text) => JSON.parse(text)), [
+  test('SRV records: the Director pool inside, the Front End pools behind it; Access Edge outside', () => {
+    for (const domain of ['contoso.com', 'dublin.contoso.com']) {
+      assert.deepEqual(values(internal, `_sipinternaltls._tcp.${domain}`, 'SRV').map((text) => JSON.parse(text)), [
+        { type: 'SRV', priority: 0, weight: 0, port: 5061, target: 'dirpool.contoso.com' },
+        { type: 'SRV', priority: 10, weight: 0, port: 5061, target: 'pool01.contoso.com' },
+        { type: 'SRV', priority: 10, weight: 0, port: 5061, target: 'pool02.contoso.com' },
+      ]);
+      assert.deepEqual(values(internal, `_sipinternal._tcp.${domain}`, 'SRV').map((text) => JSON.parse(text).target), ['dirpool.contoso.com', 'pool01.contoso.com', 'pool02.contoso.com']);
+    }
+    // Without Directors, the Front End pools alone, all first.
+    const [zone] = buildZones({ ...topology, pools: topology.pools.filter((pool) => pool.kind !== 'director') }, live());
+    const inside = [...(zone?.views.get('internal') ?? [])];
+    assert.deepEqual(values(inside, '_sipinternaltls._tcp.contoso.com', 'SRV').map((text) => JSON.parse(text)), [
       { type: 'SRV', priority: 0, weight: 0, port: 5061, target: 'pool01.contoso.com' },
+      { type: 'SRV', priority: 0, weight: 0, port: 5061, target: 'pool02.contoso.com' },
     ]);
-    assert.equal(values(internal, '_sipinternal._tcp.contoso.com', 'SRV').length, 1);
     assert.deepEqual(values(external, '_sip._tls.contoso.com', 'SRV').map((text) => JSON.parse(text)), [{ type: 'SRV', priority: 0, weight: 0, port: 443, target: 'sip.contoso.com' }]);
     assert.deepEqual(values(external, '_sipfederationtls._tcp.contoso.com', 'SRV').map((text) => JSON.parse(text)), [{ type: 'SRV', priority: 0, weight: 0, port: 5061, target: 'sip.contoso.com' }]);
   });

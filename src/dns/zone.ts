@@ -53,6 +53,9 @@ export interface LiveState {
 
 export const NO_LIVE_STATE: LiveState = { adminStates: new Map(), liveness: [], nowMs: 0 };
 
+/** The SRV priority of the Front End pools when Directors come first (RFC 2782: lower is tried first). */
+export const SRV_PRIORITY_BEHIND_DIRECTORS = 10;
+
 /** Which records a view carries: split-brain DNS as a Lync deployment publishes it. */
 export type ViewScope = 'internal' | 'external' | 'all';
 
@@ -184,12 +187,12 @@ function collect(topology: Topology, live: LiveState): Pending[] {
   const edgePool = topology.pools.find((pool) => pool.edge !== undefined);
   const webPool = [...frontends, ...directors].find((pool) => pool.webServices?.internal || pool.webServices?.external);
   for (const domain of topology.sipDomains) {
-    // The SRV records name the frontend pools only. Lync points them at a Director pool when there is
-    // one, because Directors redirect each user to its home pool; dnslb's directors do not redirect
-    // across pools, so a client that reached one would be homed there (seen in practice: during a
-    // failover, clients walking the SRV list ended on the directors). Directors are published in the
-    // SRV records only when the topology has no frontend pool.
-    const registrars = (frontends.length > 0 ? frontends : directors).map((pool) => ({ pool, priority: 0 }));
+    // As Lync publishes them: where there is a Director pool, the SRV records name it first — a
+    // Director authenticates the client and redirects it (301) to its home pool's servers, whichever
+    // pool that is. The Front End pools follow at a lower priority (dnslb goes further than Lync
+    // here): a client that reaches no Director still signs in, since a Front End redirects a user
+    // of another pool home the same way. Without Directors, the Front End pools alone.
+    const registrars = [...directors.map((pool) => ({ pool, priority: 0 })), ...frontends.map((pool) => ({ pool, priority: directors.length > 0 ? SRV_PRIORITY_BEHIND_DIRECTORS : 0 }))];
     const ttl = registrars[0]?.pool.dns.ttl ?? 3600;
     add('internal', `_sipinternaltls._tcp.${domain}`, 'SRV', ttl, registrars.map(({ pool, priority }) => ({ type: 'SRV', priority, weight: 0, port: pool.sip.tlsPort, target: pool.fqdn })));
     add('internal', `_sipinternal._tcp.${domain}`, 'SRV', ttl, registrars.map(({ pool, priority }) => ({ type: 'SRV', priority, weight: 0, port: pool.sip.tcpPort, target: pool.fqdn })));

@@ -24,8 +24,25 @@ export class UserHomes {
     return changed;
   }
 
+  private numbers: ReadonlyMap<string, string> = new Map();
+
+  /** Replaces the users' numbers (E.164 `+14255550100` → canonical user URI), from the user directory. */
+  setNumbers(numbers: ReadonlyMap<string, string>): void {
+    this.numbers = numbers;
+  }
+
+  /** The user whose number this is (E.164 normal form), if any: where a call from a PSTN gateway goes. */
+  userOfNumber(number: string): string | undefined {
+    return this.numbers.get(number);
+  }
+
   assignmentOf(user: string): string | undefined {
     return this.assignments.get(user);
+  }
+
+  /** How many users have a number. */
+  get numbered(): number {
+    return this.numbers.size;
   }
 
   get assigned(): number {

@@ -13,6 +13,7 @@ import { limits } from '../shared/limits.ts';
 import { homeInSequence } from '../registrar/sequence.ts';
 import type { BindingView, LocationService } from '../registrar/location.ts';
 import { mediationServersFor, serversToTry, type Routable, type RouteTarget } from '../pool/routing.ts';
+import { numberOfUri } from '../topology/phone-number.ts';
 import { routeForNumber } from '../topology/pstn-route.ts';
 import type { Gateway } from '../topology/schema.ts';
 import type { DialogCounter } from './dialogs.ts';
@@ -61,6 +62,10 @@ type NextHop =
       servers?: ServerTries;
       /** When the flow cannot be opened: answer 503 with this reason (and what failed), e.g. a PSTN gateway down. */
       unreachable?: string;
+      /** A call to a PSTN gateway: told how the gateway that took it answered (ProxyCounters.pstnGateways). */
+      gatewayOutcome?: (outcome: GatewayOutcome) => void;
+      /** The request goes on with this Request-URI (a call from a gateway to a number: to the number's user). */
+      retarget?: SipUri;
     }
   | { kind: 'answer'; status: number; reason?: string };
 
@@ -103,7 +108,17 @@ interface ClientTransaction {
   servers?: ServerTries;
   /** The current try's timer (ServerTries): no answer at all by then, the next server. */
   tryTimer?: Timer | null;
+  /** Sent to a PSTN gateway: told the call's outcome there once. */
+  gatewayOutcome?: ((outcome: GatewayOutcome) => void) | undefined;
 }
+
+/**
+ * How a call a Mediation server sent to a PSTN gateway ended there: `answered` (2xx), `rejected` (a
+ * final answer of 300–699 from the gateway), `timeout` (no final answer in time), `unreachable` (the
+ * gateway took no connection: the next gateway, or 503 to the Front End).
+ */
+export const GATEWAY_OUTCOMES = ['answered', 'rejected', 'timeout', 'unreachable'] as const;
+export type GatewayOutcome = (typeof GATEWAY_OUTCOMES)[number];
 
 export interface ProxyCounters {
   requestsForwarded: number;
@@ -133,6 +148,12 @@ export interface ProxyCounters {
   pstnToGateway: number;
   /** Of those, the ones no gateway of the pool took (connect failed): answered 503 so the Front End tries the next Mediation server. */
   pstnGatewayDown: number;
+  /** Calls from a gateway to a number of the user directory, sent on to the number's user (Mediation server). */
+  pstnFromGateway: number;
+  /** Calls from a gateway to a number no user has: answered 404. */
+  pstnUnknownNumber: number;
+  /** Calls sent to each gateway (its fqdn, else address:port) by outcome there; `unreachable` counts each gateway tried that refused. */
+  pstnGateways: Record<string, Record<GatewayOutcome, number>>;
 }
 
 /** Methods counted by name; any other token a client sends counts as `other` (a metric label must stay a small set). */
@@ -142,7 +163,7 @@ const COUNTED_METHODS: ReadonlySet<string> = new Set(['INVITE', 'ACK', 'BYE', 'C
 const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'REFER']);
 
 export class Proxy {
-  readonly counters: ProxyCounters = { requestsForwarded: 0, requestsForwardedByMethod: {}, invitesAccepted: 0, responsesForwarded: 0, answeredLocally: {}, loopsDetected: 0, strayResponses: 0, transactionsTimedOut: 0, interPoolForwarded: 0, interPoolFailovers: 0, interPoolExhausted: 0, pstnToMediation: 0, pstnNoRoute: 0, pstnToGateway: 0, pstnGatewayDown: 0 };
+  readonly counters: ProxyCounters = { requestsForwarded: 0, requestsForwardedByMethod: {}, invitesAccepted: 0, responsesForwarded: 0, answeredLocally: {}, loopsDetected: 0, strayResponses: 0, transactionsTimedOut: 0, interPoolForwarded: 0, interPoolFailovers: 0, interPoolExhausted: 0, pstnToMediation: 0, pstnNoRoute: 0, pstnToGateway: 0, pstnGatewayDown: 0, pstnFromGateway: 0, pstnUnknownNumber: 0, pstnGateways: {} };
   private readonly byBranch = new Map<string, ClientTransaction>();
   private readonly byServerKey = new Map<string, ClientTransaction>();
   /** Contact URI → the flow it was last seen on: how in-dialog requests and calls reach a UA (RFC 5626 spirit). */
@@ -199,7 +220,8 @@ export class Proxy {
       if (request.method !== 'ACK') this.answer(inFlow, request, hop.status, hop.reason);
       return;
     }
-    this.forward(inFlow, request, hop, serverKey, view, context.fromPeer);
+    // Retargeted (§16.5): the new Request-URI stays with the request through every server tried.
+    this.forward(inFlow, hop.retarget ? { ...request, uri: hop.retarget } : request, hop, serverKey, view, context.fromPeer);
   }
 
   /** A response on any flow: ours to pass upstream, or stray. */
@@ -243,6 +265,7 @@ export class Proxy {
       return;
     }
     const first = tx.finalStatus === 0;
+    if (first) this.gatewayOutcome(tx, response.status < 300 ? 'answered' : 'rejected');
     tx.finalStatus = tx.finalStatus === 0 ? response.status : tx.finalStatus;
     tx.timer?.cancel();
     if (tx.method === 'INVITE') {
@@ -412,14 +435,15 @@ export class Proxy {
    * A Front End (or Director) sends it to the Mediation pool of the number's PSTN route, the servers in
    * the order of the Call-ID's hash (retransmissions and the dialog stay on one), the next on connect
    * failure, no answer or 503 — the inter-pool tries of serversToTry. A Mediation server sends it to
-   * its gateways (in topology order); a number coming from a gateway goes nowhere (no user has a
-   * number yet: 404), so a gateway can never loop a call back to itself.
+   * its gateways (in topology order); a number coming from a gateway goes to the user whose number it
+   * is in the user directory (`number`), retargeted to the user's URI and routed to its home pool as
+   * any call to a user — never back to a gateway, so a gateway cannot loop a call to itself.
    */
   private pstnHop(inFlow: Flow, request: SipRequest, view: PoolView): NextHop {
     const number = formatUri(request.uri);
     if (view.pool.kind === 'mediation') {
       const gateways = view.pool.gateways ?? [];
-      if (gatewayAt(gateways, inFlow.remoteAddress)) return { kind: 'answer', status: 404, reason: `${number} is a number, and calls from the gateway go to users (no user has a number)` };
+      if (gatewayAt(gateways, inFlow.remoteAddress)) return this.inboundHop(number, request, view);
       if (gateways.length === 0) return { kind: 'answer', status: 503, reason: `Mediation pool ${view.pool.fqdn} has no gateway` };
       this.counters.pstnToGateway++;
       return this.gatewayHop(view.pool.fqdn, gateways);
@@ -435,9 +459,25 @@ export class Proxy {
     return this.serverHop({ pool: route.pool, targets: route.targets, index: 0, deadlineMs: this.options.clock.nowMs() + this.serverTriesTotalMs, outcomes: [] });
   }
 
+  /** A call from a gateway to a number: to the user who has it (its home pool, as any call to a user), else 404. */
+  private inboundHop(number: string, request: SipRequest, view: PoolView): NextHop {
+    const parsed = numberOfUri(number);
+    const normal = !('error' in parsed) && parsed.kind === 'global' ? parsed.number : null;
+    const user = normal === null ? undefined : this.options.homes.userOfNumber(normal);
+    if (user === undefined) {
+      this.counters.pstnUnknownNumber++;
+      return { kind: 'answer', status: 404, reason: `${normal ?? number.replace(/[\r\n]+/g, ' ')}: no user has this number` };
+    }
+    const hop = this.userHop(user, view, false, request.method);
+    if (hop.kind !== 'flow') return hop;
+    this.counters.pstnFromGateway++;
+    return { ...hop, retarget: parseUri(user) as SipUri };
+  }
+
   /** The hop to a Mediation pool's gateways: the first that takes a connection (kept open and reused); none → 503. */
   private gatewayHop(pool: string, gateways: readonly Gateway[]): Extract<NextHop, { kind: 'flow' }> {
     const names = gateways.map((gateway) => gateway.fqdn ?? endpointText(gateway));
+    let took: string | null = null;
     const connect = async (): Promise<Flow> => {
       const failures: string[] = [];
       for (const [index, gateway] of gateways.entries()) {
@@ -448,15 +488,26 @@ export class Proxy {
           continue;
         }
         try {
-          return await hop.flow();
+          const flow = await hop.flow();
+          took = names[index]!;
+          return flow;
         } catch (error) {
           failures.push(`${names[index]}: ${(error as Error).message}`);
+          this.countGateway(names[index]!, 'unreachable');
         }
       }
       this.counters.pstnGatewayDown++;
       throw new Error(failures.join('; '));
     };
-    return { kind: 'flow', flow: connect, toUa: true, what: `gateways of ${pool}`, unreachable: `PSTN gateway unreachable` };
+    const gatewayOutcome = (outcome: GatewayOutcome): void => {
+      if (took !== null) this.countGateway(took, outcome);
+    };
+    return { kind: 'flow', flow: connect, toUa: true, what: `gateways of ${pool}`, unreachable: `PSTN gateway unreachable`, gatewayOutcome };
+  }
+
+  private countGateway(gateway: string, outcome: GatewayOutcome): void {
+    const counts = (this.counters.pstnGateways[gateway] ??= { answered: 0, rejected: 0, timeout: 0, unreachable: 0 });
+    counts[outcome]++;
   }
 
   /** A REGISTER to proxy: to the To user's home pool, its sequence there. */
@@ -515,6 +566,7 @@ export class Proxy {
     if (!stateless) {
       tx = { branch, method: request.method, serverKey, inFlow, request, sent: null, outFlow: null, provisional: false, finalStatus: 0, cancelled: false, dialogCreating, timer: null };
       if (hop.servers) tx.servers = hop.servers;
+      if (hop.gatewayOutcome && request.method === 'INVITE') tx.gatewayOutcome = hop.gatewayOutcome;
       if (request.method === 'BYE') {
         const fromTag = from(request).tag;
         const toTag = to(request).tag;
@@ -624,9 +676,17 @@ export class Proxy {
     this.forget(tx);
   }
 
+  /** Tells a PSTN call's gateway outcome, once. */
+  private gatewayOutcome(tx: ClientTransaction, outcome: GatewayOutcome): void {
+    const tell = tx.gatewayOutcome;
+    tx.gatewayOutcome = undefined;
+    tell?.(outcome);
+  }
+
   private timedOut(tx: ClientTransaction): void {
     if (tx.finalStatus !== 0) return;
     this.counters.transactionsTimedOut++;
+    this.gatewayOutcome(tx, 'timeout');
     if (tx.method === 'INVITE') this.cancelDownstream(tx);
     this.finishLocally(tx, tx.cancelled ? 487 : 408);
   }

@@ -252,6 +252,11 @@ export class FrontEndServer {
    * The user directory's explicit home pools (canonical user URI → pool FQDN), all of them. Users held
    * here whose home pool is now another one are handed over there, rate-limited (Handover moves).
    */
+  /** The user directory's numbers (E.164 → canonical user URI): calls from a PSTN gateway to a number go to its user. */
+  setNumbers(numbers: ReadonlyMap<string, string>): void {
+    this.homes.setNumbers(numbers);
+  }
+
   setAssignments(assignments: ReadonlyMap<string, string>): void {
     if (!this.homes.setAssignments(assignments)) return;
     this.handover.reconcileMoves();
@@ -379,7 +384,7 @@ export class FrontEndServer {
       registerAnswersByClass: { ...this.registerAnswers.byClass },
       proxy: { ...this.proxy.counters, requestsForwardedByMethod: { ...this.proxy.counters.requestsForwardedByMethod }, answeredLocally: { ...this.proxy.counters.answeredLocally } },
       links: this.links.stats(),
-      roles: { role: this.path.role, assignments: this.homes.assigned, redirectHome: { ...this.path.redirectHome.counters }, fromOtherPools: this.fromOtherPools, notRoutable: this.notRoutable() },
+      roles: { role: this.path.role, assignments: this.homes.assigned, numbers: this.homes.numbered, redirectHome: { ...this.path.redirectHome.counters }, fromOtherPools: this.fromOtherPools, notRoutable: this.notRoutable() },
       transport: this.transport.stats(),
       memory: { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed },
       resilience: {

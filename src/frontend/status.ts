@@ -77,6 +77,8 @@ export interface RolesStatus {
   role: string;
   /** Users with an explicit home pool in the store's user directory, as this server last read it. */
   assignments: number;
+  /** Users with a telephone number in the user directory (calls from a PSTN gateway reach them), as this server last read it. */
+  numbers: number;
   /** The redirect-home step: 301s to a home pool, 404s for users with no home, 503s for a home pool with no server up. */
   redirectHome: { redirected: number; noHome: number; homeUnavailable: number };
   /** Requests received from servers of other pools (a Director, an Edge, another pool's Front End). */

@@ -108,8 +108,14 @@ export class StoreFollower {
     if (this.stopped) return;
     try {
       const assignments = new Map<string, string>();
-      for (const user of await this.options.store.users()) if (user.homePool !== undefined) assignments.set(user.uri, user.homePool);
+      const numbers = new Map<string, string>();
+      for (const user of await this.options.store.users()) {
+        if (user.homePool !== undefined) assignments.set(user.uri, user.homePool);
+        // Users come sorted by URI: of two users given one number, the first keeps it.
+        if (user.number !== undefined && !numbers.has(user.number)) numbers.set(user.number, user.uri);
+      }
       this.options.server.setAssignments(assignments);
+      this.options.server.setNumbers(numbers);
     } catch (error) {
       this.options.logger.warn({ err: error }, 'frontend: could not read the user directory; keeping the last home pools');
     }

@@ -65,7 +65,7 @@ describe('haproxyConfig', () => {
       await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join('data', 'tls', 'ca.key'), '-out', join('data', 'tls', 'ca.pem'), '-subj', '/CN=test CA', '-days', '1']);
       const version = await store.publish(parse(await readFile(EXAMPLE, 'utf8'), 'contoso.yaml'), 0, { by: 'test', comment: 'test' });
       const children = await new HlbFollower({ store, dataDir: 'data', clock: systemClock }).prepare(version);
-      assert.deepEqual(children.map((child) => child.name), ['hlb:pool01.contoso.com', 'hlb:dirpool.contoso.com']);
+      assert.deepEqual(children.map((child) => child.name), ['hlb:pool01.contoso.com', 'hlb:pool02.contoso.com', 'hlb:dirpool.contoso.com']);
       const config = await readFile(join('data', 'hlb', 'pool01.contoso.com.cfg'), 'utf8');
       // HAProxy reads "data/hlb/….sock" as an address without a port, and refuses the file.
       assert.match(config, new RegExp(`^ {4}stats socket ${resolve(dir, 'data', 'hlb')}/pool01\\.contoso\\.com\\.sock `, 'm'));

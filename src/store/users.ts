@@ -25,6 +25,11 @@ export interface UserRecord {
   homePool?: string | undefined;
   /** A disabled user is refused (403) whatever its credential. */
   disabled: boolean;
+  /**
+   * The user's telephone number (Lync's LineURI), E.164 normal form `+14255550100`: a call from a PSTN
+   * gateway to this number reaches the user. Absent: the user has no number.
+   */
+  number?: string | undefined;
   credential: UserCredential;
   /** Who made the last change, and when. */
   by: string;
@@ -34,12 +39,16 @@ export interface UserRecord {
 /** What a caller gives to add a user. */
 export type NewUser = Omit<UserRecord, 'by' | 'atMs'>;
 
-/** A change to an existing user; `homePool: null` removes the home pool. */
+/** A change to an existing user; `homePool: null` removes the home pool, `number: null` the number. */
 export interface UserUpdate {
   homePool?: string | null;
+  number?: string | null;
   disabled?: boolean;
   credential?: UserCredential;
 }
+
+/** A user's number as stored: E.164 (+ country code and subscriber number, at most 15 digits). */
+export const E164 = /^\+[1-9][0-9]{0,14}$/;
 
 const CANONICAL_URI = /^sip:[^@\s:;?<>]+@[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/;
 
@@ -53,6 +62,7 @@ export const userRecordFields = {
   uri: z.string().max(512).regex(CANONICAL_URI, 'not a canonical SIP URI sip:user@domain'),
   homePool: z.string().min(1).max(253).optional(),
   disabled: z.boolean(),
+  number: z.string().regex(E164, 'a number is E.164: + then 1 to 15 digits, the first not 0').optional(),
   credential: userCredentialSchema,
   by: storedText,
   atMs: z.number(),
@@ -80,10 +90,10 @@ export function checkedUser(record: UserRecord): UserRecord {
   if (record.credential.realm !== domainOf(record.uri)) {
     throw new DnslbError('STORE_BAD_USER', `user ${record.uri}: the realm is the user's SIP domain ${domainOf(record.uri)}, not ${record.credential.realm}`);
   }
-  const { homePool, credential, ...rest } = result.data;
+  const { homePool, number, credential, ...rest } = result.data;
   const { ha1Md5, ...hashes } = credential;
   // No `undefined` properties: both backends store and return the same JSON.
-  return { ...rest, ...(homePool === undefined ? {} : { homePool }), credential: { ...hashes, ...(ha1Md5 === undefined ? {} : { ha1Md5 }) } };
+  return { ...rest, ...(homePool === undefined ? {} : { homePool }), ...(number === undefined ? {} : { number }), credential: { ...hashes, ...(ha1Md5 === undefined ? {} : { ha1Md5 }) } };
 }
 
 /** Applies an update to a stored record. */
@@ -93,6 +103,8 @@ export function updatedUser(current: UserRecord, update: UserUpdate, meta: { by:
   if (update.credential !== undefined) next.credential = update.credential;
   if (update.homePool === null) delete next.homePool;
   else if (update.homePool !== undefined) next.homePool = update.homePool;
+  if (update.number === null) delete next.number;
+  else if (update.number !== undefined) next.number = update.number;
   return checkedUser(next);
 }
 

@@ -147,6 +147,7 @@ describe('advise: the decision guide', () => {
       advice.pools.map((pool) => [pool.pool, pool.verdict]),
       [
         ['pool01.contoso.com', 'recommended'],
+        ['pool02.contoso.com', 'recommended'],
         ['dirpool.contoso.com', 'recommended'],
         ['edgepool.contoso.com', 'recommended'],
         ['medpool.contoso.com', 'recommended'],

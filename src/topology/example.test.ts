@@ -5,12 +5,30 @@ import { parseFile } from './parse.ts';
 
 test('examples/contoso.yaml validates and is frozen', async () => {
   const topology = await parseFile(new URL('../../examples/contoso.yaml', import.meta.url).pathname);
-  assert.equal(topology.pools.length, 4);
+  assert.equal(topology.pools.length, 5);
   assert.deepEqual(
     topology.pools.find((pool) => pool.kind === 'frontend')?.servers.map((server) => server.ipv4),
     ['127.0.0.11', '127.0.0.12', '127.0.0.13'],
   );
   assert.ok(Object.isFrozen(topology.pools[0]?.servers[0]));
+});
+
+test('the example is a multi-pool deployment (issue 10 §6): two Front End pools in two sites, Directors, Edge, Mediation with a gateway, home rules, PSTN routes', async () => {
+  const topology = await parseFile(new URL('../../examples/contoso.yaml', import.meta.url).pathname);
+  const kinds = topology.pools.map((pool) => [pool.fqdn, pool.kind, pool.site, pool.servers.length]);
+  assert.deepEqual(kinds, [
+    ['pool01.contoso.com', 'frontend', 'redmond', 3],
+    ['pool02.contoso.com', 'frontend', 'dublin', 3],
+    ['dirpool.contoso.com', 'director', 'redmond', 2],
+    ['edgepool.contoso.com', 'edge', 'redmond', 2],
+    ['medpool.contoso.com', 'mediation', 'redmond', 2],
+  ]);
+  assert.equal(topology.pools.find((pool) => pool.kind === 'mediation')?.gateways?.length, 1);
+  assert.equal(topology.homePools?.default, 'pool01.contoso.com');
+  assert.ok(topology.homePools?.rules.some((rule) => rule.pool === 'pool02.contoso.com'), 'a rule homes users on pool02');
+  assert.ok((topology.pstn?.routes.length ?? 0) > 0);
+  // Every server inside the internal view (127.0.0.0/24), so that clients on the machine see them.
+  for (const pool of topology.pools) for (const server of pool.servers) assert.match(server.ipv4 ?? '', /^127\.0\.0\.\d+$/, server.fqdn);
 });
 
 test('npm start runs as any user: no port the example has dnslb up bind is below 1024', async () => {
@@ -28,6 +46,8 @@ test('npm start runs as any user: no port the example has dnslb up bind is below
       if (pool.webServices?.hlb === 'haproxy') bound.push(`${pool.fqdn} ${side} VIP ${web.port}`);
     }
   }
+  // dnslb binds no gateway, but the README starts sipp on its address as the same user.
+  for (const pool of topology.pools) for (const gateway of pool.gateways ?? []) bound.push(`${pool.fqdn} gateway ${gateway.endpoint.port}`);
   assert.ok(bound.some((entry) => entry.endsWith(' VIP 8443')), bound.join(', '));
   assert.deepEqual(bound.filter((entry) => Number(entry.split(' ').at(-1)) < 1024), [], 'ports only root may bind');
 });

@@ -140,7 +140,7 @@ describe('the parsed topology', () => {
   });
   test('the example examples/contoso.yaml is valid', async () => {
     const topology = await parseFile(EXAMPLE);
-    assert.equal(topology.pools.length, 4);
+    assert.equal(topology.pools.length, 5);
     assert.equal(topology.facts.exchangeUm, '2013');
   });
 });

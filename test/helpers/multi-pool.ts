@@ -46,6 +46,8 @@ export interface MultiPool {
   /** The addresses of a pool's servers, in topology order. */
   poolAddresses(pool: string): string[];
   status(fqdn: string): Promise<FrontEndStatus>;
+  /** The server's Prometheus text (`GET /metrics` on its admin API). */
+  metrics(fqdn: string): Promise<string>;
   users(fqdn: string): Promise<UserEntry[]>;
   /** One user at a server (`GET /users/:uri`): its bindings there. */
   user(fqdn: string, uri: string): Promise<UserDetail>;
@@ -124,6 +126,11 @@ export async function startMultiPool(options: MultiPoolOptions): Promise<MultiPo
     addressOf,
     poolAddresses: (pool) => topology.pools.find((candidate) => candidate.fqdn === pool)!.servers.map((server) => server.ipv4!),
     status: (fqdn) => adminGet<FrontEndStatus>(entry(fqdn).adminUrl, token, '/status'),
+    async metrics(fqdn) {
+      const response = await fetch(new URL('/metrics', entry(fqdn).adminUrl), { headers: { authorization: `Bearer ${token}` } });
+      if (!response.ok) throw new Error(`GET /metrics: ${response.status} ${await response.text()}`);
+      return response.text();
+    },
     users: async (fqdn) => (await adminGet<{ users: UserEntry[] }>(entry(fqdn).adminUrl, token, '/users')).users,
     user: (fqdn, uri) => adminGet<UserDetail>(entry(fqdn).adminUrl, token, `/users/${encodeURIComponent(uri)}`),
     startServer,

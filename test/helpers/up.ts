@@ -40,6 +40,16 @@ export async function exampleTopology(net: string, dnsPort: number, edit: (text:
   return edit(moved);
 }
 
+/**
+ * The example without its Director pool: the SIP SRV records then name the Front End pools, as in a
+ * deployment without Directors (tests of what a client meets at the pool's own addresses).
+ */
+export function withoutDirectors(text: string): string {
+  const edited = text.replace(/^ {2}- fqdn: dirpool\.contoso\.com\n(?: {4}.*\n|\s*\n)*?(?= {2}(?:#|- fqdn))/m, '');
+  if (edited === text) throw new Error('examples/contoso.yaml no longer has the dirpool.contoso.com pool this helper removes');
+  return edited;
+}
+
 export async function startUp(net: string, options: { edit?: (text: string) => string; args?: string[] } = {}): Promise<UpSystem> {
   const dataDir = await mkdtemp(join(tmpdir(), 'dnslb-up-'));
   const dnsPort = await freePort(`${net}.1`);
@@ -47,7 +57,8 @@ export async function startUp(net: string, options: { edit?: (text: string) => s
   await writeFile(topologyFile, await exampleTopology(net, dnsPort, options.edit));
   const adminPort = await freePort('127.0.0.1');
   const process_ = start(process.execPath, ['bin/dnslb.js', '--data-dir', dataDir, 'up', topologyFile, '--admin-listen', `127.0.0.1:${adminPort}`, ...(options.args ?? [])], { cwd: REPO });
-  await waitUntil('dnslb up running', () => process_.output().includes('dnslb up: running'), { process: process_, timeoutMs: 60_000 });
+  // A bound, not a wait: ten SIP servers, DNS and three HAProxy start on a loaded 2-core machine.
+  await waitUntil('dnslb up running', () => process_.output().includes('dnslb up: running'), { process: process_, timeoutMs: 180_000 });
   const cli = async (...args: string[]) => {
     try {
       const { stdout, stderr } = await run(process.execPath, ['bin/dnslb.js', '--data-dir', dataDir, ...args], { cwd: REPO });

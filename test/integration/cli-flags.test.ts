@@ -135,7 +135,7 @@ describe('one flag for one thing', () => {
     test('topology show without FILE shows the published version; --version N an older one', async () => {
       const current = await runDnslb(['topology', 'show', '--data-dir', dataDir]);
       assert.equal(current.code, 0, current.stderr);
-      assert.match(current.stdout, new RegExp(`^version 2 in ${dataDir.replaceAll('/', '\\/')}: 4 pools, 10 servers`, 'm'));
+      assert.match(current.stdout, new RegExp(`^version 2 in ${dataDir.replaceAll('/', '\\/')}: 5 pools, 13 servers`, 'm'));
       assert.match(current.stdout, /fe4\.contoso\.com/);
       const older = await runDnslb(['topology', 'show', '--version', '1', '--store', dataDir, '--json']);
       assert.equal(older.code, 0, older.stderr);

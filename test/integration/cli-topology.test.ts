@@ -35,13 +35,13 @@ describe('dnslb topology validate', () => {
   test('a valid file: exit 0 and a one-line summary', async () => {
     const run = await dnslb('topology', 'validate', EXAMPLE);
     assert.equal(run.code, 0, run.stderr);
-    assert.equal(run.stdout.trim(), `${EXAMPLE}: valid (4 pools, 9 servers)`);
+    assert.equal(run.stdout.trim(), `${EXAMPLE}: valid (5 pools, 12 servers)`);
   });
 
   test('a valid file with --json', async () => {
     const run = await dnslb('topology', 'validate', '--json', EXAMPLE);
     assert.equal(run.code, 0, run.stderr);
-    assert.deepEqual(JSON.parse(run.stdout), { valid: true, file: EXAMPLE, pools: 4, servers: 9, warnings: [] });
+    assert.deepEqual(JSON.parse(run.stdout), { valid: true, file: EXAMPLE, pools: 5, servers: 12, warnings: [] });
   });
 
   test('a pool TTL much longer than failure detection: valid, with a warning on stderr naming the worst case', async () => {
@@ -50,7 +50,7 @@ describe('dnslb topology validate', () => {
     await writeFile(file, (await readFile(EXAMPLE, 'utf8')).replace('dns: { order: rotate, maxRecords: 0, ttl: 60, healthAware: true }', 'dns: { order: rotate, maxRecords: 0, ttl: 300, healthAware: true }'));
     const run = await dnslb('topology', 'validate', file);
     assert.equal(run.code, 0, run.stderr);
-    assert.equal(run.stdout.trim(), `${file}: valid (4 pools, 9 servers)`);
+    assert.equal(run.stdout.trim(), `${file}: valid (5 pools, 12 servers)`);
     assert.match(run.stderr, /warning: pool01\.contoso\.com: dns\.ttl 300 s is more than 20× the time to detect a dead server \(4 s: .*\); a client may hold a dead server's address for 306 s/);
     const json = JSON.parse((await dnslb('topology', 'validate', '--json', file)).stdout) as { warnings: { pool: string }[] };
     assert.deepEqual(json.warnings.map((warning) => warning.pool), ['pool01.contoso.com']);
@@ -124,14 +124,15 @@ describe('dnslb topology show', () => {
     }
     const example = await dnslb('topology', 'show', EXAMPLE);
     assert.match(example.stdout, /^ {2}default -> pool01\.contoso\.com$/m);
-    assert.match(example.stdout, /^PSTN routes \(longest prefix wins\): none$/m);
+    assert.match(example.stdout, /^ {2}0 {2}domain dublin\.contoso\.com -> pool02\.contoso\.com$/m);
+    assert.match(example.stdout, /^ {2}redmond {2}\+1425, 11 digits -> medpool\.contoso\.com$/m);
   });
 
   test('--json prints the validated topology with defaults filled in', async () => {
     const run = await dnslb('topology', 'show', '--json', EXAMPLE);
     assert.equal(run.code, 0, run.stderr);
     const topology = JSON.parse(run.stdout) as { pools: { fqdn: string; servers: { fqdn: string; ipv4: string }[]; sip: { tlsPort: number } }[]; dns: { servers: { listen: unknown[] }[] } };
-    assert.deepEqual(topology.pools.map((pool) => pool.fqdn), ['pool01.contoso.com', 'dirpool.contoso.com', 'edgepool.contoso.com', 'medpool.contoso.com']);
+    assert.deepEqual(topology.pools.map((pool) => pool.fqdn), ['pool01.contoso.com', 'pool02.contoso.com', 'dirpool.contoso.com', 'edgepool.contoso.com', 'medpool.contoso.com']);
     assert.deepEqual(topology.pools[0]?.servers[2], { fqdn: 'fe3.contoso.com', ipv4: '127.0.0.13' });
     assert.equal(topology.pools[0]?.sip.tlsPort, 5061);
     assert.deepEqual(topology.dns.servers[0]?.listen, [{ address: '127.0.0.1', port: 5300 }]);

@@ -45,6 +45,23 @@ describe('clients sign in with digest (dnslb up, settings.auth on)', () => {
     assert.equal(report.totals.signInFailures.modern, 0);
   });
 
+  test('users of both pools sign in through the Directors and call each other: a call between pools is not challenged again (it was at the caller\'s home)', async () => {
+    // user1@contoso.com, user2@dublin.contoso.com, … user60@dublin.contoso.com: 30 on pool01 (the
+    // default), 30 on pool02 (the home rule); the even users of dublin.contoso.com up to 60 must exist.
+    const imported = await system.cli('user', 'import', '--synthetic', '60', '--domain', 'dublin.contoso.com', '--password-seed-file', seedFile());
+    assert.equal(imported.code, 0, imported.stderr);
+    // A fifth of the calls to numbers: no gateway runs here, so each ends 480 naming it (not 407).
+    const report = await simulate('--domain', 'contoso.com,dublin.contoso.com', '--users', '60', '--duration', '10s', '--calls-per-minute', '600', '--call-hold', '300ms', '--pstn-share', '20%', '--password-seed-file', seedFile());
+    assert.equal(report.totals.registered, 60, JSON.stringify(report.totals));
+    const pool02 = new Set([17, 18, 19].map((last) => `${NET}.${last}:5060`));
+    for (const user of report.users) assert.equal(pool02.has(user.server ?? ''), user.aor.endsWith('@dublin.contoso.com'), `${user.aor} at ${user.server}`);
+    const { calls } = report.totals;
+    assert.ok(calls.up >= 10 && calls.toNumbers >= 1, JSON.stringify(calls));
+    // Every failed setup is a call to a number (before the fix, every call between pools got 407).
+    for (const why of Object.keys(calls.failedBy)) assert.match(why, /^rejected 480 .*PSTN gateway unreachable/, JSON.stringify(calls));
+    assert.ok(calls.failed <= calls.toNumbers, JSON.stringify(calls));
+  });
+
   test('simulate without passwords: nobody signs in, and the reason says a password is needed', async () => {
     const report = await simulate('--users', '3', '--duration', '2s', '--backoff-base-ms', '60000');
     assert.equal(report.totals.registered, 0);

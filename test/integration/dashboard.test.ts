@@ -18,13 +18,15 @@ import { startUp, type UpSystem } from '../helpers/up.ts';
 const NET = '127.0.32';
 const FRONTENDS = ['fe1.contoso.com', 'fe2.contoso.com', 'fe3.contoso.com'];
 // The example's pools, in its order, with their servers; pools with Web services run HAProxy.
+const DUBLIN = ['dub-fe1.contoso.com', 'dub-fe2.contoso.com', 'dub-fe3.contoso.com'];
 const POOLS: [string, string[]][] = [
   ['pool01.contoso.com', FRONTENDS],
+  ['pool02.contoso.com', DUBLIN],
   ['dirpool.contoso.com', ['dir1.contoso.com', 'dir2.contoso.com']],
   ['edgepool.contoso.com', ['edge1.contoso.com', 'edge2.contoso.com']],
   ['medpool.contoso.com', ['med1.contoso.com', 'med2.contoso.com']],
 ];
-const BEHIND_HAPROXY = [...FRONTENDS, 'dir1.contoso.com', 'dir2.contoso.com'];
+const BEHIND_HAPROXY = [...FRONTENDS, ...DUBLIN, 'dir1.contoso.com', 'dir2.contoso.com'];
 const USERS = 150;
 // Without the background-networking flags Chromium reaches for the (closed) network at start.
 const CHROMIUM_ARGS = ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -167,6 +169,7 @@ describe('dashboard in a browser', () => {
     const expected = POOLS.flatMap(([pool, servers]) => [`pool ${pool}`, ...(pool.startsWith('edge') ? [] : servers)]);
     await eventually(async () => assert.deepEqual(await layout(), expected), WAIT);
     const heading = async (pool: string) => (await page.locator(`#servers-body tr.pool[data-pool="${pool}"]`).textContent()) ?? '';
+    await eventually(async () => assert.equal(await heading('pool02.contoso.com'), 'pool02.contoso.com (frontend, HAProxy on its Web services VIPs): 3 servers, 3 available'), WAIT);
     assert.equal(await heading('dirpool.contoso.com'), 'dirpool.contoso.com (director, HAProxy on its Web services VIPs): 2 servers, 2 available');
     assert.equal(await heading('edgepool.contoso.com'), 'edgepool.contoso.com (edge): 2 servers, DNS records only (dnslb runs no process for it)');
     assert.equal(await heading('medpool.contoso.com'), 'medpool.contoso.com (mediation): 2 servers, 2 available');

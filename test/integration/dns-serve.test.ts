@@ -32,8 +32,10 @@ describe('dnslb dns serve examples/contoso.yaml', () => {
       ['edgepool.contoso.com', 'A', ['127.0.0.41', '127.0.0.42']],
       ['lyncdiscoverinternal.contoso.com', 'A', ['127.0.0.21']],
       ['lyncdiscover.contoso.com', 'A', ['127.0.0.22']],
-      ['_sipinternaltls._tcp.contoso.com', 'SRV', ['0 0 5061 pool01.contoso.com.']],
-      ['_sipinternal._tcp.contoso.com', 'SRV', ['0 0 5060 pool01.contoso.com.']],
+      ['pool02.contoso.com', 'A', ['127.0.0.17', '127.0.0.18', '127.0.0.19']],
+      // The Directors first, as Lync publishes them; the Front End pools behind them.
+      ['_sipinternaltls._tcp.contoso.com', 'SRV', ['0 0 5061 dirpool.contoso.com.', '10 0 5061 pool01.contoso.com.', '10 0 5061 pool02.contoso.com.']],
+      ['_sipinternal._tcp.dublin.contoso.com', 'SRV', ['0 0 5060 dirpool.contoso.com.', '10 0 5060 pool01.contoso.com.', '10 0 5060 pool02.contoso.com.']],
       ['contoso.com', 'NS', ['dns1.contoso.com.']],
       ['dns1.contoso.com', 'A', ['127.0.0.1']],
     ];

@@ -1,21 +1,27 @@
 // PSTN calls through a Mediation pool (issue 10 §5, DESIGN §7 Mediation): real `dnslb server`
 // processes of the multi-pool fixture (pool01's three Front Ends and the Mediation pool's two servers,
 // 127.0.51.N) and a real sipp UAS as the PSTN gateway. sipp UACs call numbers through fe1/fe2:
-// 1. 200 calls reach the gateway, each Mediation server carrying 40–60 % of them (the Call-ID's hash);
-// 2. med1 killed → the next calls all go through med2;
+// 1. 200 calls reach the gateway, each Mediation server carrying exactly the calls the Call-ID's hash
+//    gives it (40–60 % each), counted in each server's status and in /metrics (per gateway outcome);
+// 2. med1 killed during a call through med2: that call lives on (its BYE answered through med2), and
+//    the next calls all go through med2;
 // 3. the gateway down → the caller gets a failure with a reason naming it, at once (nothing rings);
 // 4. a number matching no route → 404, an incomplete one → 484, each with the reason;
-// 5. a call from the gateway (a sipp UAC at its address) to a user reaches the user's home server.
+// 5. a call from the gateway (a sipp UAC at its address) to a user reaches the user's home server, and
+//    so does one to the user's number (the user directory's `number`); a number nobody has → 404.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import type { Call } from '../../src/client/call.ts';
 import { UserAgent } from '../../src/client/user-agent.ts';
+import { credentialFor } from '../../src/auth/user-credential.ts';
 import { sequencerOf } from '../../src/pool/routing.ts';
 import { freePortPair } from '../helpers/frontend-pool.ts';
 import { startMultiPool, type MultiPool } from '../helpers/multi-pool.ts';
 import { waitUntil } from '../helpers/process.ts';
+import { parsePrometheusText, sampleValue, type Family } from '../helpers/prom-text.ts';
 import { TestSipClient } from '../helpers/sip-client.ts';
 import { runSipp, startSipp, UAC_CALL, UAS_ANSWER } from '../helpers/sipp-scenarios.ts';
 
@@ -28,6 +34,18 @@ const MEDIATION = ['med1', 'med2'].map((name) => `${name}.contoso.com`);
 
 /** The caller's scenario with a telephone number as the Request-URI and To (RFC 3261 §19.1.1 user=phone). */
 const UAC_NUMBER = UAC_CALL.replace('INVITE sip:[field1]@contoso.com SIP/2.0', 'INVITE sip:[field1]@contoso.com;user=phone SIP/2.0').replace('To: <sip:[field1]@contoso.com>', 'To: <sip:[field1]@contoso.com;user=phone>');
+
+/** The number of call `n` (sequential from 0). */
+const numberOf = (n: number): string => `+1425555${String(n).padStart(4, '0')}`;
+/**
+ * The Call-IDs of a run of calls starting at number `first`: sipp's `-cid_str` with its call number
+ * (1, 2, …). sipp's own Call-IDs hold its pid, so the split over the Mediation servers was a draw (a
+ * fair hash put 200 calls outside 80–120 in 0.36 % of runs, exact binomial); with these the test
+ * knows each call's server in advance (med1 104, med2 96 of these 200).
+ */
+const callIdPattern = (first: number): string => `call%u-${first}@pstn.test`;
+const callIdOf = (first: number, n: number): string => `call${n - first + 1}-${first}@pstn.test`;
+const mediationOf = (callId: string): string => sequencerOf(system.topology.pools.find((pool) => pool.fqdn === 'medpool.contoso.com')!).sequenceOfCanonical(callId)[0]!;
 
 let system: MultiPool;
 let dir: string;
@@ -58,27 +76,32 @@ async function toGateway(): Promise<Record<string, number>> {
 
 /** `count` calls from a sipp UAC through `fe` to Redmond numbers (+1425555NNNN); sipp's exit code and output. */
 async function callNumbers(fe: string, count: number, first: number): Promise<{ code: number | null; detail: string }> {
-  const lines = Array.from({ length: count }, (_, n) => `caller${n};+1425555${String(first + n).padStart(4, '0')}`);
+  const lines = Array.from({ length: count }, (_, n) => `caller${n};${numberOf(first + n)}`);
   writeFileSync(join(dir, 'numbers.csv'), `SEQUENTIAL\n${lines.join('\n')}\n`);
   const port = await freePortPair([UAC]);
-  const result = await runSipp(dir, ['-sf', 'uac.xml', '-inf', 'numbers.csv', '-t', 't1', '-i', UAC, '-p', String(port), '-m', String(count), '-r', '40', '-l', '40', '-timeout', '90s', `${system.addressOf(fe)}:${system.port}`], { timeoutMs: 120_000 });
+  const result = await runSipp(dir, ['-sf', 'uac.xml', '-inf', 'numbers.csv', '-t', 't1', '-i', UAC, '-p', String(port), '-m', String(count), '-r', '40', '-l', '40', '-cid_str', callIdPattern(first), '-timeout', '90s', `${system.addressOf(fe)}:${system.port}`], { timeoutMs: 120_000 });
   return { code: result.code, detail: `${result.stderr}\n${result.errors}` };
 }
 
+/** One server's /metrics, parsed. */
+async function metricsOf(fqdn: string): Promise<Map<string, Family>> {
+  return parsePrometheusText(await system.metrics(fqdn));
+}
+
 /** One INVITE over a raw connection to `fe`; the final answer's status and reason. */
-async function finalAnswer(fe: string, requestUri: string): Promise<{ status: number; reason: string; provisional: number[] }> {
-  const client = await TestSipClient.open(system.addressOf(fe), system.port, CLIENT);
+async function finalAnswer(fe: string, requestUri: string, source = CLIENT): Promise<{ status: number; reason: string; provisional: number[] }> {
+  const client = await TestSipClient.open(system.addressOf(fe), system.port, source);
   try {
     const callId = `pstn-${Math.random().toString(36).slice(2)}@test`;
     client.send([
       `INVITE ${requestUri} SIP/2.0`,
-      `Via: SIP/2.0/TCP ${CLIENT}:${client.localPort};branch=z9hG4bK-${callId.slice(5, 15)}`,
+      `Via: SIP/2.0/TCP ${source}:${client.localPort};branch=z9hG4bK-${callId.slice(5, 15)}`,
       'Max-Forwards: 70',
       'From: <sip:caller@contoso.com>;tag=c1',
       `To: <${requestUri}>`,
       `Call-ID: ${callId}`,
       'CSeq: 1 INVITE',
-      `Contact: <sip:caller@${CLIENT}:${client.localPort};transport=tcp>`,
+      `Contact: <sip:caller@${source}:${client.localPort};transport=tcp>`,
     ]);
     const provisional: number[] = [];
     for (;;) {
@@ -114,7 +137,11 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-test('200 calls to numbers reach the sipp gateway, spread over both Mediation servers (each 40–60 %)', { timeout: 180_000 }, async () => {
+test('200 calls to numbers reach the sipp gateway, each Mediation server carrying the calls its Call-IDs hash to (40–60 % each), in status and /metrics', { timeout: 180_000 }, async () => {
+  const expected = { 'med1.contoso.com': 0, 'med2.contoso.com': 0 } as Record<string, number>;
+  for (let n = 0; n < 200; n++) expected[mediationOf(callIdOf(n < 100 ? 0 : 100, n))]!++;
+  // The 200 numbers' Call-IDs are fixed: this holds or fails the same way on every run.
+  for (const fqdn of MEDIATION) assert.ok(expected[fqdn]! >= 80 && expected[fqdn]! <= 120, `the hash gives ${fqdn} ${expected[fqdn]} of 200 calls`);
   const before = await toGateway();
   const viaFe1 = await callNumbers('fe1.contoso.com', 100, 0);
   assert.equal(viaFe1.code, 0, `calls through fe1 failed: ${viaFe1.detail}`);
@@ -124,10 +151,20 @@ test('200 calls to numbers reach the sipp gateway, spread over both Mediation se
   const med1 = after['med1.contoso.com']! - before['med1.contoso.com']!;
   const med2 = after['med2.contoso.com']! - before['med2.contoso.com']!;
   assert.equal(med1 + med2, 200, `every call went to the gateway through one Mediation server (med1 ${med1}, med2 ${med2})`);
-  for (const [fqdn, count] of [['med1', med1], ['med2', med2]] as const) assert.ok(count >= 80 && count <= 120, `${fqdn} carried ${count} of 200 calls`);
+  assert.deepEqual({ 'med1.contoso.com': med1, 'med2.contoso.com': med2 }, expected, 'each call went through the server its Call-ID hashes to');
   let sent = 0;
   for (const fqdn of ['fe1.contoso.com', 'fe2.contoso.com']) sent += (await system.status(fqdn)).proxy.pstnToMediation;
   assert.equal(sent, 200, 'fe1 and fe2 sent each call to the Mediation pool once');
+  // The same counts in /metrics: calls to the Mediation pool at the Front Ends, per gateway outcome at the Mediation servers.
+  let toMediation = 0;
+  for (const fqdn of ['fe1.contoso.com', 'fe2.contoso.com']) toMediation += sampleValue(await metricsOf(fqdn), 'dnslb_pstn_calls_to_mediation_total');
+  assert.equal(toMediation, 200);
+  for (const fqdn of MEDIATION) {
+    const families = await metricsOf(fqdn);
+    assert.equal(sampleValue(families, 'dnslb_pstn_gateway_calls_total', { gateway: 'gw1.contoso.com', outcome: 'answered' }), expected[fqdn], fqdn);
+    assert.equal(sampleValue(families, 'dnslb_pstn_gateway_calls_total', { gateway: 'gw1.contoso.com', outcome: 'unreachable' }), 0, fqdn);
+    assert.equal(sampleValue(families, 'dnslb_pstn_calls_to_gateway_total'), after[fqdn], fqdn);
+  }
   console.log(`PSTN: 200 calls, med1 ${med1}, med2 ${med2}`);
 });
 
@@ -146,8 +183,40 @@ test('a number matching no route → 404, an incomplete number → 484, each wit
   assert.equal(noRoute, 3, 'fe1 answered each itself: nothing went to the Mediation pool');
 });
 
-test('med1 killed: the next calls all go through med2', { timeout: 180_000 }, async () => {
-  await system.kill('med1.contoso.com');
+test('med1 killed during a call through med2: that call lives on (its BYE is answered through med2); the next calls all go through med2', { timeout: 180_000 }, async () => {
+  const pool01 = system.poolAddresses('pool01.contoso.com');
+  const caller = new UserAgent({ aor: 'sip:pstn-caller@contoso.com', locator: system.locator(pool01, 0), transport: 'tcp', keepAliveIntervalMs: 600_000 });
+  try {
+    await caller.start();
+    await waitUntil('the caller registered', () => caller.state === 'registered', { timeoutMs: 30_000 });
+    // Calls until one is up through med2 (the Call-ID is the client's own: about one try in two).
+    let call: Call | null = null;
+    for (let n = 0; n < 20 && call === null; n++) {
+      const placed = caller.call(`sip:${numberOf(400 + n)}@contoso.com;user=phone`);
+      const how = await new Promise<string>((resolve) => {
+        placed.once('up', () => resolve('up'));
+        placed.once('ended', ({ how: ended, status }) => resolve(`${ended} ${status ?? ''}`));
+      });
+      assert.equal(how, 'up', `the call to ${numberOf(400 + n)} came up`);
+      const through = sequencerOf(system.topology.pools.find((pool) => pool.fqdn === 'medpool.contoso.com')!).sequenceOfCanonical(placed.callId)[0];
+      if (through === 'med2.contoso.com') call = placed;
+      else {
+        const answered = new Promise((resolve) => placed.once('byeAnswered', resolve));
+        placed.hangUp();
+        assert.equal(await answered, 200);
+      }
+    }
+    assert.ok(call, 'one of 20 calls went through med2');
+    const dialogsAtMed2 = (await system.status('med2.contoso.com')).dialogs.active;
+    assert.ok(dialogsAtMed2 >= 1, 'med2 holds the call');
+    await system.kill('med1.contoso.com');
+    // The call was never on med1: its BYE goes caller → Front End → med2 → gateway along the Record-Route.
+    const byeAnswered = new Promise((resolve) => call.once('byeAnswered', resolve));
+    call.hangUp();
+    assert.equal(await byeAnswered, 200, 'the gateway answered the BYE through med2');
+  } finally {
+    await caller.stop({ unregisterTimeoutMs: 200 });
+  }
   const before = await toGateway();
   const calls = await callNumbers('fe1.contoso.com', 50, 300);
   assert.equal(calls.code, 0, `calls with med1 down failed: ${calls.detail}`);
@@ -165,9 +234,10 @@ test('the gateway down: the caller gets a failure naming the gateway at once, no
   assert.deepEqual(answer.provisional.filter((status) => status !== 100), [], 'nothing rang');
   const status = await system.status('med2.contoso.com');
   assert.ok(status.proxy.pstnGatewayDown >= 1);
+  assert.ok(sampleValue(await metricsOf('med2.contoso.com'), 'dnslb_pstn_gateway_calls_total', { gateway: 'gw1.contoso.com', outcome: 'unreachable' }) >= 1);
 });
 
-test('a call from the gateway (a sipp UAC at its address) reaches a registered user at its home server in pool01', { timeout: 120_000 }, async () => {
+test('a call from the gateway (a sipp UAC at its address) to a user, and to the user\'s number, reaches it at its home server in pool01; a number nobody has → 404', { timeout: 120_000 }, async () => {
   const pool01 = system.poolAddresses('pool01.contoso.com');
   const callee = new UserAgent({ aor: 'sip:pstn-callee@contoso.com', locator: system.locator(pool01, 0), transport: 'tcp', keepAliveIntervalMs: 600_000, answerDelayMs: 0 });
   try {
@@ -187,6 +257,24 @@ test('a call from the gateway (a sipp UAC at its address) reaches a registered u
     assert.equal((await system.status('med2.contoso.com')).proxy.interPoolForwarded - medBefore, 1);
     const fromMediation = (await system.status(home)).roles.fromOtherPools - homeBefore;
     assert.ok(fromMediation >= 3, `${home} got ${fromMediation} requests from med2`);
+
+    // The same user by its number: the user directory gives pstn-callee +1-425-555-0123; med2 reads it
+    // (it polls the directory) and retargets the gateway's call to the user.
+    await system.store.addUser({ uri: callee.aor, number: '+14255550123', disabled: false, credential: credentialFor(callee.aor, 'not-used', { md5: false }) }, { by: 'test' });
+    await waitUntil('med2 knows the number', async () => (await system.status('med2.contoso.com')).roles.numbers === 1, { timeoutMs: 30_000 });
+    const byNumberBefore = (await system.status(home)).roles.fromOtherPools;
+    writeFileSync(join(dir, 'inbound-number.csv'), 'SEQUENTIAL\n+19995550100;+1-425-555-0123\n');
+    writeFileSync(join(dir, 'inbound-number.xml'), UAC_NUMBER);
+    const byNumber = await runSipp(dir, ['-sf', 'inbound-number.xml', '-inf', 'inbound-number.csv', '-t', 't1', '-i', GATEWAY, '-p', String(await freePortPair([GATEWAY])), '-m', '1', '-timeout', '30s', `${system.addressOf('med2.contoso.com')}:${system.port}`], { timeoutMs: 60_000 });
+    assert.equal(byNumber.code, 0, `the call to the number failed: ${byNumber.stderr}\n${byNumber.errors}`);
+    assert.equal((await system.status('med2.contoso.com')).proxy.pstnFromGateway, 1);
+    const byNumberAtHome = (await system.status(home)).roles.fromOtherPools - byNumberBefore;
+    assert.ok(byNumberAtHome >= 3, `${home} got ${byNumberAtHome} requests of the call to the number`);
+    // A number nobody has: 404 naming it, from med2 itself.
+    const nobody = await finalAnswer('med2.contoso.com', 'sip:+14255550999@contoso.com;user=phone', GATEWAY);
+    assert.equal(nobody.status, 404);
+    assert.match(nobody.reason, /\+14255550999: no user has this number/);
+    assert.equal(sampleValue(await metricsOf('med2.contoso.com'), 'dnslb_pstn_calls_unknown_number_total'), 1);
   } finally {
     await callee.stop({ unregisterTimeoutMs: 200 });
   }

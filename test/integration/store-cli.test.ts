@@ -115,7 +115,7 @@ describe('dnslb up', () => {
     const result = JSON.parse(again.stdout) as { published: boolean; version: number; pools: { servers: unknown[] }[]; dns: unknown[] };
     assert.equal(result.published, false);
     assert.equal(result.version, 1);
-    assert.equal(result.pools.reduce((total, pool) => total + pool.servers.length, 0), 9);
+    assert.equal(result.pools.reduce((total, pool) => total + pool.servers.length, 0), 12);
     assert.deepEqual(result.dns, [{ fqdn: 'dns1.contoso.com', listen: ['127.0.0.1:5300'] }]);
 
     const changed = await dnslb('--data-dir', dataDir, 'up', await contosoChanged(), '--publish-only');

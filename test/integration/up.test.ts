@@ -34,9 +34,9 @@ describe('dnslb up', () => {
     const printed = output.slice(output.indexOf('\ndns '), output.indexOf('dnslb up: running'));
     const net = NET.replaceAll('.', '\\.');
     assert.match(printed, new RegExp(`^dns +pid \\d+ +udp://${net}\\.1:\\d+ tcp://${net}\\.1:\\d+ serials`, 'm'));
-    const servers = ['fe1', 'fe2', 'fe3', 'dir1', 'dir2', 'med1', 'med2'];
+    const servers = ['fe1', 'fe2', 'fe3', 'dub-fe1', 'dub-fe2', 'dub-fe3', 'dir1', 'dir2', 'med1', 'med2'];
     for (const [index, server] of servers.entries()) {
-      const octet = [11, 12, 13, 31, 32, 61, 62][index];
+      const octet = [11, 12, 13, 17, 18, 19, 31, 32, 61, 62][index];
       assert.match(printed, new RegExp(`^${server}\\.contoso\\.com +pid \\d+ +tcp://${net}\\.${octet}:\\d+ tls://${net}\\.${octet}:\\d+ (?:web https://\\S+ https://\\S+ )?admin http://`, 'm'), printed);
     }
     assert.doesNotMatch(printed, /\((running|starting|restarting|stopped)\)/);
@@ -46,7 +46,7 @@ describe('dnslb up', () => {
       assert.ok(current.servers.every((entry) => entry.status?.state === 'active'), JSON.stringify(current.servers.map((entry) => [entry.server, entry.error])));
       return current;
     });
-    assert.deepEqual(current.servers.map((entry) => entry.server), ['fe1.contoso.com', 'fe2.contoso.com', 'fe3.contoso.com', 'dir1.contoso.com', 'dir2.contoso.com', 'med1.contoso.com', 'med2.contoso.com']);
+    assert.deepEqual(current.servers.map((entry) => entry.server), servers.map((server) => `${server}.contoso.com`));
     const pids = current.servers.map((entry) => entry.process?.pid);
     assert.equal(new Set(pids).size, pids.length, 'one process per server');
     assert.equal(current.dns?.state, 'running');

@@ -2,7 +2,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { PoolDiscoverer, type SipTransportName } from '../../client/discover.ts';
-import { parseShare, Simulator, type SimulationSummary } from '../../client/simulate.ts';
+import { parseShare, PSTN_NUMBERS, Simulator, type SimulationSummary } from '../../client/simulate.ts';
 import { UserAgent } from '../../client/user-agent.ts';
 import { firstLineOf, passwordSource } from '../../auth/passwords.ts';
 import { checkLimits, limits } from '../../shared/limits.ts';
@@ -22,6 +22,7 @@ function wholeNumber(flag: string, text: string, min: number, max: number): numb
   return value;
 }
 
+/** Repeated and comma-separated values, one list. */
 function dnsServers(values: string[]): string[] {
   return values.flatMap((value) => value.split(',')).map((value) => value.trim()).filter((value) => value !== '');
 }
@@ -44,7 +45,7 @@ export function formatSummary(summary: SimulationSummary): string {
     `primary ${summary.primary} backup ${summary.backup}`,
     `failovers ${summary.failovers}`,
     `redirects ${summary.redirects}`,
-    `calls up ${summary.calls.up}/${summary.calls.attempted} (${summary.calls.inProgress} live, ${summary.calls.failed} failed, ${summary.calls.dropped} dropped)`,
+    `calls up ${summary.calls.up}/${summary.calls.attempted} (${summary.calls.toNumbers} to numbers; ${summary.calls.inProgress} live, ${summary.calls.failed} failed, ${summary.calls.dropped} dropped, ${summary.calls.byeFailed} BYE failed)`,
     `errors ${summary.signInFailures.modern + summary.signInFailures.legacy} (legacy ${summary.signInFailures.legacy})`,
     // Why call setups failed, when some did: "failed setups: rejected 480 User not registered ×3".
     ...(summary.calls.failed > 0 ? [`failed setups: ${Object.entries(summary.calls.failedBy).sort(([, a], [, b]) => b - a).map(([why, count]) => `${why} ×${count}`).join(', ')}`] : []),
@@ -59,6 +60,8 @@ interface SimulateOptions {
   callsPerMinute: string;
   duration: string;
   callHold: string;
+  pstnShare: string;
+  pstnNumbers: string;
   report?: string;
   transport: string;
   ca?: string;
@@ -95,13 +98,15 @@ export function registerClient(program: Command): void {
   client
     .command('simulate')
     .description('register many simulated users through DNS, place calls between them, and report')
-    .requiredOption('--domain <domain>', 'SIP domain of the users (user1@domain, user2@domain, ...)')
+    .requiredOption('--domain <domain>', 'SIP domain of the users (user1@domain, user2@domain, ...); several, comma-separated: the users take them in turn')
     .requiredOption('--dns <address:port...>', 'DNS servers to ask (repeat or comma-separate)')
     .option('--users <n>', 'simulated users', '100')
     .option('--legacy-share <share>', 'share of legacy clients that try only the first address ("20%" or 0.2)', '0')
     .option('--calls-per-minute <n>', 'calls placed between random registered users', '0')
     .option('--duration <time>', 'how long to run (500ms, 60s, 2m)', '60s')
     .option('--call-hold <time>', 'how long a call that came up lasts before the caller hangs up', '5s')
+    .option('--pstn-share <share>', 'share of the calls placed to a telephone number (through the Mediation pool) rather than to a user ("20%" or 0.2)', '0')
+    .option('--pstn-numbers <pattern>', 'the numbers called: + then digits, each x a random digit', '+1425555xxxx')
     .option('--report <file>', 'write the JSON report here')
     .option('--transport <tcp|tls>', 'SIP transport (the SRV record asked first)', 'tcp')
     .option('--ca <file>', 'PEM CA to trust for TLS')
@@ -125,8 +130,19 @@ export function registerClient(program: Command): void {
       } catch {
         throw new DnslbError('CLI_USAGE', `--legacy-share ${options.legacyShare}: a share like 20% or 0.2`);
       }
+      let pstnShare: number;
+      try {
+        pstnShare = parseShare(options.pstnShare);
+      } catch {
+        throw new DnslbError('CLI_USAGE', `--pstn-share ${options.pstnShare}: a share like 20% or 0.2`);
+      }
+      if (!PSTN_NUMBERS.test(options.pstnNumbers)) throw new DnslbError('CLI_USAGE', `--pstn-numbers ${options.pstnNumbers}: + then at most 15 digits, each x a random digit (+1425555xxxx)`);
+      const domains = dnsServers([options.domain]);
+      if (domains.length === 0) throw new DnslbError('CLI_USAGE', '--domain: at least one SIP domain');
       const simulator = new Simulator({
-        domain: options.domain,
+        domain: domains,
+        pstnShare,
+        pstnNumbers: options.pstnNumbers,
         dnsServers: dnsServers(options.dns),
         users: wholeNumber('--users', options.users, 1, limits.clientSimulatedUsersMax),
         legacyShare,

@@ -91,7 +91,7 @@ async function readPassword(options: PasswordOptions, uri: string): Promise<stri
 
 function describeUser(user: UserRecord): string {
   const algorithms = ['SHA-256', ...(user.credential.ha1Md5 ? ['MD5'] : [])].join('+');
-  return `${user.uri}  ${user.disabled ? 'disabled' : 'enabled'}  home ${user.homePool ?? '-'}  realm ${user.credential.realm}  ${algorithms}  by ${user.by} at ${new Date(user.atMs).toISOString()}`;
+  return `${user.uri}  ${user.disabled ? 'disabled' : 'enabled'}  home ${user.homePool ?? '-'}${user.number === undefined ? '' : `  number ${user.number}`}  realm ${user.credential.realm}  ${algorithms}  by ${user.by} at ${new Date(user.atMs).toISOString()}`;
 }
 
 /** What `list`/`show --json` print: everything but the hashes (HA1 is as good as the password for digest). */
@@ -194,7 +194,7 @@ export function registerUser(program: Command): void {
   withStoreOption(
     user
       .command('import')
-      .description('add or update the users of a CSV file with a header row: uri and password or ha1-sha256 (+ ha1-md5), optional home-pool, disabled; or synthetic users (--synthetic N)')
+      .description('add or update the users of a CSV file with a header row: uri and password or ha1-sha256 (+ ha1-md5), optional home-pool, number, disabled; or synthetic users (--synthetic N)')
       .argument('[file]', 'users CSV file')
       .option('--md5', 'also keep MD5 hashes of the passwords in the file')
       .option('--synthetic <n>', 'instead of a file: users <prefix>1@DOMAIN … <prefix>N@DOMAIN with the synthetic rule\'s passwords (as `dnslb client simulate --password-seed-file` answers)')
@@ -211,7 +211,7 @@ export function registerUser(program: Command): void {
         try {
           const existing = await store.user(row.uri);
           if (existing) {
-            await store.updateUser(row.uri, { credential: row.credential, disabled: row.disabled, ...(row.homePool ? { homePool: row.homePool } : {}) }, { by });
+            await store.updateUser(row.uri, { credential: row.credential, disabled: row.disabled, ...(row.homePool ? { homePool: row.homePool } : {}), ...(row.number ? { number: row.number } : {}) }, { by });
             updated++;
           } else {
             await store.addUser(row, { by });
