@@ -23,6 +23,8 @@ WANTED=(
   "sipp sip-tester"
   "kamailio kamailio"
   "etcd etcd-server"
+  # etcdctl: the distributed-mode test sets up etcd users, roles and auth with it
+  "etcdctl etcd-client"
   "openssl openssl"
   "socat socat"
   "taskset util-linux"

@@ -27,6 +27,8 @@ export function registerDnsMetrics(registry: Registry, source: DnsMetricsSource)
   counter('dnslb_dns_tcp_connections_accepted_total', 'TCP connections accepted (RFC 7766): truncated answers retried, zone transfers.', 'tcpConnections');
   counter('dnslb_dns_tcp_connections_rejected_total', 'TCP connections closed at once because --tcp-connections-max were open: raise the cap or find the client holding them.', 'tcpRejected');
   counter('dnslb_dns_tcp_connections_idle_closed_total', 'TCP connections closed after --tcp-idle-timeout-ms without a complete query.', 'tcpIdleClosed');
+  counter('dnslb_dns_rate_limit_dropped_total', 'UDP responses not sent because their source prefix was over dns.rateLimit.responsesPerSecond (response rate limiting): a flood, or a spoofed victim.', 'rateLimitDropped');
+  counter('dnslb_dns_rate_limit_slipped_total', 'UDP responses sent truncated (TC=1, no records) instead, every dns.rateLimit.slip-th over the rate: real clients retry them over TCP.', 'rateLimitSlipped');
   collectedGauge(registry, { name: 'dnslb_dns_tcp_connections_open', help: 'TCP connections open now, against --tcp-connections-max.', read: () => source.openConnections() });
   collectedGauge(registry, {
     name: 'dnslb_dns_zone_serial',

@@ -18,7 +18,7 @@ import { registerSupervisorMetrics } from './supervisor-metrics.ts';
 const HOST = '127.0.31.2';
 
 function dnsSource() {
-  const stats: DnsServerStats = { queries: 0, dropped: 0, formErrors: 0, serverFailures: 0, tcpConnections: 0, tcpRejected: 0, tcpIdleClosed: 0 };
+  const stats: DnsServerStats = { queries: 0, dropped: 0, formErrors: 0, serverFailures: 0, tcpConnections: 0, tcpRejected: 0, tcpIdleClosed: 0, rateLimitDropped: 0, rateLimitSlipped: 0 };
   const notify: NotifyStats = { sent: 0, retried: 0, acknowledged: 0, failed: 0 };
   const serials = new Map([['contoso.com', 2024010101]]);
   let open = 0;
@@ -103,7 +103,7 @@ describe('DNS metrics', () => {
   });
 
   test('under --workers the sum keeps a dead worker\'s counts (no counter goes back on a re-fork)', () => {
-    const one = (queries: number): DnsServerStats => ({ queries, dropped: 0, formErrors: 1, serverFailures: 0, tcpConnections: 0, tcpRejected: 0, tcpIdleClosed: 0 });
+    const one = (queries: number): DnsServerStats => ({ queries, dropped: 0, formErrors: 1, serverFailures: 0, tcpConnections: 0, tcpRejected: 0, tcpIdleClosed: 0, rateLimitDropped: 0, rateLimitSlipped: 0 });
     const sum = new WorkerStats();
     sum.report(1, one(10), 2);
     sum.report(2, one(5), 1);

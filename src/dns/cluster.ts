@@ -10,6 +10,7 @@ import { limits } from '../shared/limits.ts';
 import type { Endpoint, View } from '../topology/schema.ts';
 import { buildAnswers, type AnswerIndex } from './answer-cache.ts';
 import type { LiveZones } from './live.ts';
+import type { RateLimitSettings } from './rrl.ts';
 import type { DnsServerStats } from './server.ts';
 import type { TransferSource } from './transfer.ts';
 import type { UdpEngineName } from './udp.ts';
@@ -29,7 +30,9 @@ export type PrimaryMessage =
   /** `statsIntervalMs`: report DnsServer.stats this often (only when the primary serves metrics). */
   | { kind: 'listen'; listen: Endpoint[]; statsIntervalMs?: number }
   /** `reset`: the workers drop their histories first (a new worker, or a zone left). */
-  | { kind: 'zones'; reset: boolean; versions: WireVersion[]; views: View[]; secondaries: Endpoint[] };
+  | { kind: 'zones'; reset: boolean; versions: WireVersion[]; views: View[]; secondaries: Endpoint[] }
+  /** dns.rateLimit (null: off) and this worker's share of the rate (1 / the number of workers). */
+  | { kind: 'rate-limit'; settings: RateLimitSettings | null; share: number };
 
 export type WorkerMessage =
   | { kind: 'listening'; udp: Endpoint[]; tcp: Endpoint[]; udpEngine: UdpEngineName }
@@ -69,7 +72,7 @@ export class WorkerStats {
 }
 
 function emptyStats(): DnsServerStats {
-  return { queries: 0, dropped: 0, formErrors: 0, serverFailures: 0, tcpConnections: 0, tcpRejected: 0, tcpIdleClosed: 0 };
+  return { queries: 0, dropped: 0, formErrors: 0, serverFailures: 0, tcpConnections: 0, tcpRejected: 0, tcpIdleClosed: 0, rateLimitDropped: 0, rateLimitSlipped: 0 };
 }
 
 function addStats(into: DnsServerStats, more: DnsServerStats): DnsServerStats {

@@ -91,6 +91,26 @@ describe('LiveZones', () => {
     await caughtUp(zones, store);
   });
 
+  test('dns.rateLimit: a published version that changes only it is heard at once, the zones unchanged', async () => {
+    assert.equal(zones.rateLimit, undefined, 'off in the example');
+    const heard: unknown[] = [];
+    zones.onRateLimitChange((settings) => heard.push(settings));
+    const serial = zones.current.serials.get('contoso.com');
+    const limited = { ...topology, dns: { ...topology.dns, rateLimit: { responsesPerSecond: 50, slip: 2, ipv4PrefixLength: 24, ipv6PrefixLength: 56 } } };
+    const current = await store.currentVersion();
+    await store.publish(limited, current, { by: 'test' });
+    await caughtUp(zones, store);
+    assert.deepEqual(heard, [limited.dns.rateLimit]);
+    assert.deepEqual(zones.rateLimit, limited.dns.rateLimit);
+    assert.equal(zones.current.serials.get('contoso.com'), serial, 'no zone changed');
+    await store.setAdminState('fe2.contoso.com', 'active', { by: 'test', reason: 'unrelated' });
+    await caughtUp(zones, store);
+    assert.equal(heard.length, 1, 'not heard again for other changes');
+    await store.publish(topology, current + 1, { by: 'test' });
+    await caughtUp(zones, store);
+    assert.deepEqual(heard, [limited.dns.rateLimit, undefined], 'off again');
+  });
+
   test('a snapshot taken after changes starts from them (restart)', async () => {
     await store.setAdminState('fe1.contoso.com', 'blocked', { by: 'test', reason: 'x' });
     const restarted = new LiveZones({ store, clock, random: seededRandom(2) });

@@ -7,6 +7,7 @@ import { limits } from '../shared/limits.ts';
 import type { AdminState, LivenessRecord, Store, StoreEvent } from '../store/store.ts';
 import type { Endpoint, Topology, View } from '../topology/schema.ts';
 import { buildAnswers, type AnswerIndex } from './answer-cache.ts';
+import type { RateLimitSettings } from './rrl.ts';
 import { ViewSelector } from './views.ts';
 import { buildZones, fingerprint, nextSerial, serialAdd, serialGreater, type ZoneVersion } from './zone.ts';
 
@@ -39,6 +40,8 @@ export class LiveZones {
   private rebuildQueued = false;
   private revisionApplied = 0;
   private watching: Promise<void> | undefined;
+  private readonly rateLimitListeners: ((settings: RateLimitSettings | undefined) => void)[] = [];
+  private rateLimitPrint = 'none';
 
   constructor(private readonly options: LiveZonesOptions) {
     this.topology = options.topology;
@@ -61,6 +64,16 @@ export class LiveZones {
 
   onChange(listener: ChangeListener): void {
     this.listeners.push(listener);
+  }
+
+  /** The served topology's response rate limit (dns.rateLimit); undefined: off. */
+  get rateLimit(): RateLimitSettings | undefined {
+    return this.topology?.dns.rateLimit;
+  }
+
+  /** Called when a rebuild finds dns.rateLimit changed (it may change without any zone changing). */
+  onRateLimitChange(listener: (settings: RateLimitSettings | undefined) => void): void {
+    this.rateLimitListeners.push(listener);
   }
 
   /** Builds the first zones (from the store's snapshot when there is a store) and starts following it. */
@@ -147,6 +160,11 @@ export class LiveZones {
     if (!topology) {
       this.answers = EMPTY;
       return;
+    }
+    const rateLimitPrint = JSON.stringify(topology.dns.rateLimit ?? 'none');
+    if (rateLimitPrint !== this.rateLimitPrint) {
+      this.rateLimitPrint = rateLimitPrint;
+      for (const listener of this.rateLimitListeners) listener(topology.dns.rateLimit);
     }
     const contents = buildZones(topology, live);
     const changed: ZoneVersion[] = [];

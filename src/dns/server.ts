@@ -10,7 +10,8 @@ import type { Endpoint } from '../topology/schema.ts';
 import { answerFor, answerInto, errorFor, errorInto, udpLimitOf, type AnswerIndex } from './answer-cache.ts';
 import { transferResponse, type TransferSource } from './transfer.ts';
 import { checkRequest, ResponseSigner, tsigErrorResponse, type TsigKey } from './tsig.ts';
-import { bindUdp, sourceText, udpEngines, type Source, type UdpEngineName, type UdpListener } from './udp.ts';
+import { ResponseRateLimiter, RRL_DROP, RRL_SLIP, truncateInto, type RateLimitSettings } from './rrl.ts';
+import { bindUdp, sourceText, udpEngines, type Answerer, type Source, type UdpEngineName, type UdpListener } from './udp.ts';
 import { Query, RCODE, readQuery, ReadResult, TYPE } from './wire.ts';
 
 export interface DnsServerOptions {
@@ -42,6 +43,10 @@ export interface DnsServerStats {
   tcpConnections: number;
   tcpRejected: number;
   tcpIdleClosed: number;
+  /** UDP responses not sent: over the response rate limit (rrl.ts). */
+  rateLimitDropped: number;
+  /** UDP responses sent truncated (TC=1) instead: over the rate limit, slipped. */
+  rateLimitSlipped: number;
 }
 
 export interface BoundAddresses {
@@ -57,7 +62,7 @@ const SAME_PORT_ATTEMPTS = 8;
 const isTransfer = (query: Query): boolean => query.qtype === TYPE.AXFR || query.qtype === TYPE.IXFR;
 
 export class DnsServer {
-  readonly stats: DnsServerStats = { queries: 0, dropped: 0, formErrors: 0, serverFailures: 0, tcpConnections: 0, tcpRejected: 0, tcpIdleClosed: 0 };
+  readonly stats: DnsServerStats = { queries: 0, dropped: 0, formErrors: 0, serverFailures: 0, tcpConnections: 0, tcpRejected: 0, tcpIdleClosed: 0, rateLimitDropped: 0, rateLimitSlipped: 0 };
   private readonly udpSockets: UdpListener[] = [];
   private readonly tcpServers: net.Server[] = [];
   private readonly connections = new Set<net.Socket>();
@@ -65,6 +70,13 @@ export class DnsServer {
   private readonly query = new Query();
   private readonly idleTimeoutMs: number;
   private readonly connectionsMax: number;
+  /** Response rate limiting on UDP; undefined (the default) costs one comparison per datagram. */
+  private limiter: ResponseRateLimiter | undefined;
+  /** Every UDP datagram goes through here (both engines, every listen address). */
+  private readonly udpAnswer: Answerer = (packet, source, out, at) => {
+    const limiter = this.limiter;
+    return limiter === undefined ? this.handleInto(packet, source, out, at) : this.limitedInto(limiter, packet, source, out, at);
+  };
 
   constructor(private readonly options: DnsServerOptions) {
     this.idleTimeoutMs = options.tcpIdleTimeoutMs ?? limits.dnsTcpIdleTimeoutMs;
@@ -80,7 +92,7 @@ export class DnsServer {
       for (let attempt = 0; attempt < SAME_PORT_ATTEMPTS; attempt++) {
         let udp: UdpListener;
         try {
-          udp = await bindUdp(endpoint, (packet, source, out, at) => this.handleInto(packet, source, out, at), {
+          udp = await bindUdp(endpoint, this.udpAnswer, {
             engine: this.options.udpEngine,
             reusePort: this.options.udpReusePort,
             onError: (error) => this.options.logger?.warn({ err: error }, 'dns: udp socket error'),
@@ -190,6 +202,29 @@ export class DnsServer {
       idle?.cancel();
       this.connections.delete(socket);
     });
+  }
+
+  /**
+   * Turns response rate limiting on UDP on (settings) or off (undefined); `share` is this process's
+   * part of the rate (1 / the number of workers). New settings start with fresh buckets.
+   */
+  setRateLimit(settings: RateLimitSettings | undefined, share = 1): void {
+    if (settings === undefined) this.limiter = undefined;
+    else if (!this.limiter || JSON.stringify(this.limiter.settings) !== JSON.stringify(settings) || this.limiter.share !== share) this.limiter = new ResponseRateLimiter(settings, share);
+  }
+
+  /** A datagram under rate limiting: dropped before any work, or answered (truncated when slipped). */
+  private limitedInto(limiter: ResponseRateLimiter, packet: Buffer, source: Source, out: Buffer, at: number): number {
+    const verdict = limiter.decide(source, this.options.clock.nowMs());
+    if (verdict === RRL_DROP) {
+      this.stats.queries++;
+      this.stats.rateLimitDropped++;
+      return 0;
+    }
+    const length = this.handleInto(packet, source, out, at);
+    if (verdict !== RRL_SLIP || length === 0) return length;
+    this.stats.rateLimitSlipped++;
+    return truncateInto(out, at, length);
   }
 
   /**

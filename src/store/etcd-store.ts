@@ -1,11 +1,13 @@
 // The etcd v3 store (DESIGN §4 distributed mode): published versions and admin state as keys under
 // a prefix, publish as a compare-and-swap transaction, liveness as keys on leases, and watch as an
 // etcd watch from a revision (src/store/README.md, "The etcd v3 backend").
+import { isIP } from 'node:net';
+import tls from 'node:tls';
 import { Etcd3, Range, SortOrder, SortTarget, type ICompare, type IKeyValue, type IRangeRequest, type IRequestOp, type IResponseOp, type Watcher } from 'etcd3';
 import { z } from 'zod';
 import { assert } from '../shared/assert.ts';
 import { systemClock, type Clock } from '../shared/clock.ts';
-import { DnslbError } from '../shared/errors.ts';
+import { DnslbError, isDnslbError } from '../shared/errors.ts';
 import { limits } from '../shared/limits.ts';
 import { diffTopologies, type TopologyDiff } from '../topology/diff.ts';
 import { fromObject } from '../topology/parse.ts';
@@ -16,8 +18,15 @@ import { recordsOf, type AdminState, type AdminStateRecord, type LivenessRecord,
 import { authSecretSchema, checkedUser, checkHomePool, unknownUser, updatedUser, userExists, userRecordFields, type NewUser, type UserRecord, type UserUpdate } from './users.ts';
 
 export interface EtcdStoreOptions {
-  /** Client endpoints, `host:port` (plain HTTP/2; TLS and auth are not supported yet). */
+  /** Client endpoints, `host:port`. */
   endpoints: readonly string[];
+  /**
+   * TLS (the etcds:// scheme): `ca` verifies etcd's certificate (the system's roots when absent),
+   * `cert` + `key` are the client certificate for etcd's --client-cert-auth. PEM contents.
+   */
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
+  /** An etcd user (RBAC, `etcdctl auth enable`): the client trades it for a token, renewed when it expires. */
+  auth?: { user: string; password: string };
   /** Every key lives under this prefix; several systems can share one etcd cluster. */
   prefix?: string;
   /** Timestamps of changes (publishedAtMs, admin atMs) and the expiry test of liveness reports. */
@@ -32,6 +41,8 @@ export const ETCD_STORE_DEFAULTS = {
 } as const;
 
 const FORMAT = 1;
+/** How long the diagnostic TLS handshake of a failed open waits for etcd. */
+const TLS_PROBE_MS = 3000;
 const VERSION_DIGITS = 16;
 const VERSION_NAME = /^\d{16}$/;
 /** Times setAdminState re-reads the current version when a publish slips in between its read and its commit. */
@@ -73,6 +84,8 @@ export class EtcdStore implements Store {
   private readonly client: Etcd3;
   private readonly clock: Clock;
   private readonly requestTimeoutMs: number;
+  private readonly secure: boolean;
+  private readonly etcdUser: string | undefined;
   private closed = false;
   /** One per running watch: ends it (and cancels its etcd watcher) on close(). */
   private readonly releases = new Set<() => void>();
@@ -85,8 +98,14 @@ export class EtcdStore implements Store {
     this.clock = options.clock ?? systemClock;
     this.requestTimeoutMs = options.requestTimeoutMs ?? ETCD_STORE_DEFAULTS.requestTimeoutMs;
     assert(this.requestTimeoutMs > 0, 'requestTimeoutMs > 0');
+    this.secure = options.tls !== undefined;
+    this.etcdUser = options.auth?.user;
+    const tls = options.tls;
     this.client = new Etcd3({
-      hosts: this.endpoints.map((endpoint) => `http://${endpoint}`),
+      hosts: this.endpoints.map((endpoint) => `${tls ? 'https' : 'http'}://${endpoint}`),
+      // grpc-js takes null for "the system's roots" (the type says Buffer).
+      ...(tls ? { credentials: { rootCertificate: tls.ca ?? (null as unknown as Buffer), ...(tls.key ? { privateKey: tls.key } : {}), ...(tls.cert ? { certChain: tls.cert } : {}) } } : {}),
+      ...(options.auth ? { auth: { username: options.auth.user, password: options.auth.password } } : {}),
       dialTimeout: this.requestTimeoutMs,
       // Every unary call carries a gRPC deadline; streams (watch) are bounded by our own handling.
       // waitForReady: a call made while the connection is being re-established (etcd restarting,
@@ -102,13 +121,16 @@ export class EtcdStore implements Store {
       await store.range('versions', { limit: 1, keys_only: true });
     } catch (error) {
       store.client.close();
+      // gRPC says only "No connection established" when TLS fails: find out why with a handshake of our own.
+      const why = options.tls && isDnslbError(error, 'STORE_UNAVAILABLE') && /No connection established/.test(error.message) ? await tlsProblem(options.endpoints, options.tls) : undefined;
+      if (why) throw new DnslbError('STORE_UNAVAILABLE', `${store.where()}: ${why}`, { cause: error });
       throw error;
     }
     return store;
   }
 
   private where(): string {
-    return `etcd ${this.endpoints.join(',')}`;
+    return `etcd${this.secure ? 's' : ''} ${this.endpoints.join(',')}${this.etcdUser === undefined ? '' : ` as user ${this.etcdUser}`}`;
   }
 
   private key(kind: Kind, name = ''): Buffer {
@@ -143,7 +165,7 @@ export class EtcdStore implements Store {
     const message = (error as Error | undefined)?.message ?? String(error);
     // etcd refuses a request over its --max-request-bytes (1.5 MiB by default).
     if (/request is too large/i.test(message)) return new DnslbError('STORE_TOO_LARGE', `${this.where()}: ${what}: ${message} (raise etcd's --max-request-bytes above ${limits.topologyBytesMax} bytes)`, { cause: error });
-    return new DnslbError('STORE_UNAVAILABLE', `${this.where()}: ${what}: ${message}`, { cause: error });
+    return new DnslbError('STORE_UNAVAILABLE', `${this.where()}: ${what}: ${plainMessage(message)}`, { cause: error });
   }
 
   private corrupt(key: string, what: string, cause?: unknown): DnslbError {
@@ -706,6 +728,63 @@ export class EtcdStore implements Store {
     await new Promise((resolve) => setImmediate(resolve));
     this.client.close();
   }
+}
+
+/**
+ * A gRPC/etcd error message as an operator reads it: the gRPC status number and the empty
+ * "Resolution note:" left out; etcd's RBAC refusals say what to check.
+ */
+function plainMessage(message: string): string {
+  const text = message.replace(/^\d+ [A-Z_]+: /, '').replace(/\s*Resolution note:\s*$/, '').replace(/ Last error: null\.?$/, '');
+  if (/etcdserver: permission denied/.test(text)) return `${text} (the etcd user's role must allow readwrite on the key prefix: etcdctl role grant-permission ROLE --prefix=true readwrite PREFIX)`;
+  if (/etcdserver: authentication failed/.test(text)) return `${text} (check user= and the password file or DNSLB_ETCD_PASSWORD)`;
+  if (/etcdserver: user name is empty|etcdserver: invalid auth token/.test(text)) return `${text} (etcd has authentication enabled: give user= and a password)`;
+  return text;
+}
+
+/**
+ * Why a TLS connection to the endpoints fails, from a handshake made with the same CA, certificate and
+ * key (Node's own TLS): etcd refusing our certificate (an alert after the handshake, TLS 1.3), or its
+ * certificate not verifying against the CA. Undefined when the handshake succeeds everywhere (the
+ * failure was something else) or no endpoint answers at all.
+ */
+async function tlsProblem(endpoints: readonly string[], credentials: NonNullable<EtcdStoreOptions['tls']>): Promise<string | undefined> {
+  for (const endpoint of endpoints) {
+    const colon = endpoint.lastIndexOf(':');
+    const host = endpoint.slice(0, colon).replace(/^\[|\]$/g, '');
+    const port = Number(endpoint.slice(colon + 1));
+    const problem = await new Promise<string | undefined>((resolve) => {
+      const socket = tls.connect({
+        host,
+        port,
+        ...(isIP(host) === 0 ? { servername: host } : {}),
+        ...(credentials.ca ? { ca: credentials.ca } : {}),
+        ...(credentials.cert ? { cert: credentials.cert } : {}),
+        ...(credentials.key ? { key: credentials.key } : {}),
+        ALPNProtocols: ['h2'],
+        timeout: TLS_PROBE_MS,
+      });
+      const done = (why: string | undefined): void => {
+        socket.destroy();
+        resolve(why);
+      };
+      socket.on('error', (error: NodeJS.ErrnoException) => {
+        const code = error.code ?? '';
+        if (code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH') done(undefined);
+        else if (/ALERT/.test(code) || /alert/.test(error.message)) {
+          const alert = /alert ([a-z ]+)/.exec(error.message)?.[1] ?? error.message;
+          done(credentials.cert ? `TLS to ${endpoint}: etcd refused our client certificate (alert: ${alert}): cert= must be signed by a CA in etcd's --trusted-ca-file` : `TLS to ${endpoint}: etcd asks for a client certificate (alert: ${alert}; --client-cert-auth): give cert= and key=`);
+        }
+        else done(`TLS to ${endpoint}: ${error.message}${/certificate|self.signed|verify/i.test(error.message) ? ": etcd's certificate does not verify against ca=" : ''}`);
+      });
+      socket.on('timeout', () => done(undefined));
+      // TLS 1.3: etcd checks our certificate after the client's side of the handshake is done; it
+      // answers an accepted one with its HTTP/2 SETTINGS, a refused one with an alert.
+      socket.on('secureConnect', () => socket.once('data', () => done(undefined)));
+    });
+    if (problem) return problem;
+  }
+  return undefined;
 }
 
 export function openEtcdStore(options: EtcdStoreOptions): Promise<EtcdStore> {

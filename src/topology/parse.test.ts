@@ -64,6 +64,17 @@ describe('schema', () => {
     const problem = assertOneProblem(text, { code: 'TOPOLOGY_SCHEMA', path: ['settings', 'heartbeat', 'intervalMs'], at: positionOf(text, 'intervalMs: »10') });
     assert.match(problem.message, /50/);
   });
+  test('dns.rateLimit: off when absent; its defaults; out-of-range values name the field', () => {
+    assert.equal(parse(BASE_YAML, 'base.yaml').dns.rateLimit, undefined);
+    const on = edit(BASE_YAML, '    - name: external\n      clients: [0.0.0.0/0, "::/0"]\n', '    - name: external\n      clients: [0.0.0.0/0, "::/0"]\n  rateLimit: { responsesPerSecond: 20 }\n');
+    assert.deepEqual(parse(on, 'on.yaml').dns.rateLimit, { responsesPerSecond: 20, slip: 2, ipv4PrefixLength: 24, ipv6PrefixLength: 56 });
+    for (const [field, value] of [['responsesPerSecond', '0'], ['slip', '11'], ['ipv4PrefixLength', '33'], ['ipv6PrefixLength', '8']] as const) {
+      const text = edit(on, 'responsesPerSecond: 20', field === 'responsesPerSecond' ? `responsesPerSecond: ${value}` : `responsesPerSecond: 20, ${field}: ${value}`);
+      assertOneProblem(text, { code: 'TOPOLOGY_SCHEMA', path: ['dns', 'rateLimit', field], at: positionOf(text, `${field}: »${value}`) });
+    }
+    const unknown = edit(on, 'responsesPerSecond: 20', 'responsesPerSecond: 20, window: 5');
+    assertOneProblem(unknown, { code: 'TOPOLOGY_SCHEMA', path: ['dns', 'rateLimit', 'window'], at: positionOf(unknown, 'window: »5') });
+  });
   test('a malformed FQDN is TOPOLOGY_BAD_FQDN', () => {
     const text = edit(BASE_YAML, 'fqdn: med1.contoso.com', 'fqdn: med_1.contoso.com');
     assertOneProblem(text, { code: 'TOPOLOGY_BAD_FQDN', path: ['pools', 4, 'servers', 0, 'fqdn'], at: positionOf(text, 'fqdn: »med_1') });

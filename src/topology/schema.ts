@@ -273,6 +273,17 @@ const dns = z.strictObject({
     ]),
   /** Secondaries allowed to transfer the zones; each is sent NOTIFY on every change. */
   secondaries: z.array(endpoint).default([]),
+  /** Response rate limiting on UDP (src/dns/rrl.ts, src/dns/README.md): off when absent. */
+  rateLimit: z
+    .strictObject({
+      /** Responses per second to one source prefix; past it, slipped or dropped. */
+      responsesPerSecond: z.number().int().min(1).max(1_000_000),
+      /** Every slip-th response over the rate goes out truncated (TC=1); 0: none, 1: all. */
+      slip: z.number().int().min(0).max(10).default(2),
+      ipv4PrefixLength: z.number().int().min(8).max(32).default(24),
+      ipv6PrefixLength: z.number().int().min(16).max(128).default(56),
+    })
+    .optional(),
 });
 
 const settings = z

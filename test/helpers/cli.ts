@@ -15,9 +15,9 @@ export interface CliRun {
  * `dnslb ARGS…` run to its end; resolves with its exit code and output whatever the code. Rejects
  * only when it could not run or was killed (by `timeoutMs`, 60 s by default): a hang is a failure.
  */
-export function runDnslb(args: readonly string[], options: { cwd?: string; timeoutMs?: number } = {}): Promise<CliRun> {
+export function runDnslb(args: readonly string[], options: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: options.cwd, timeout: options.timeoutMs ?? 60_000, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [BIN, ...args], { cwd: options.cwd, ...(options.env ? { env: options.env } : {}), timeout: options.timeoutMs ?? 60_000, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
       if (error && typeof error.code !== 'number') reject(new Error(`dnslb ${args.join(' ')}: ${error.message}\n${stderr}`));
       else resolve({ code: typeof error?.code === 'number' ? error.code : 0, stdout, stderr });
     });

@@ -1,6 +1,7 @@
 // A real etcd server (Debian's etcd-server) for tests: one member on a loopback address, free
 // client and peer ports, its own temporary data directory; stopped by PID and cleaned up.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +11,7 @@ import { start, waitUntil, type Running } from './process.ts';
 export interface EtcdServer {
   /** host:port of the client URL, as `--store etcd://…` takes it. */
   endpoint: string;
-  /** `etcd://host:port`. */
+  /** `etcd://host:port`, or `etcds://host:port` when started with TLS. */
   url: string;
   dataDir: string;
   process: Running;
@@ -35,14 +36,38 @@ function answers(host: string, port: number): Promise<boolean> {
   });
 }
 
+/** TLS on the client URL: etcd's certificate, and with clientCertAuth the CA clients' certificates must be signed by. */
+export interface EtcdTlsFiles {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+  /** --client-cert-auth: a client must present a certificate signed by caFile (the health check uses certFile/keyFile). */
+  clientCertAuth?: boolean;
+}
+
+/** GET /health over HTTPS, with the server's own certificate as the client's (it has clientAuth usage). */
+async function healthOverTls(url: string, tls: EtcdTlsFiles): Promise<boolean> {
+  const [ca, cert, key] = await Promise.all([readFile(tls.caFile), readFile(tls.certFile), readFile(tls.keyFile)]);
+  return new Promise((resolve) => {
+    const request = https.get(`${url}/health`, { ca, cert, key, timeout: 2000 }, (response) => {
+      let body = '';
+      response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      response.on('end', () => resolve(response.statusCode === 200 && /"health":\s*"true"/.test(body)));
+    });
+    request.on('error', () => resolve(false));
+    request.on('timeout', () => request.destroy());
+  });
+}
+
 /** Starts etcd and resolves once it serves a request over its client URL. */
-export async function startEtcd(options: { address?: string } = {}): Promise<EtcdServer> {
+export async function startEtcd(options: { address?: string; tls?: EtcdTlsFiles } = {}): Promise<EtcdServer> {
   const address = options.address ?? ETCD_TEST_ADDRESS;
+  const tls = options.tls;
   const dataDir = await mkdtemp(join(tmpdir(), 'dnslb-etcd-'));
   const clientPort = await freePort(address);
   let peerPort = await freePort(address);
   while (peerPort === clientPort) peerPort = await freePort(address);
-  const clientUrl = `http://${address}:${clientPort}`;
+  const clientUrl = `${tls ? 'https' : 'http'}://${address}:${clientPort}`;
   const peerUrl = `http://${address}:${peerPort}`;
   const args = [
     '--name', 'dnslb-test',
@@ -56,6 +81,7 @@ export async function startEtcd(options: { address?: string } = {}): Promise<Etc
     '--log-level', 'warn',
     // Keep the test member light on a shared machine: no periodic work of its own.
     '--auto-compaction-retention', '0',
+    ...(tls ? ['--cert-file', tls.certFile, '--key-file', tls.keyFile, '--trusted-ca-file', tls.caFile, ...(tls.clientCertAuth ? ['--client-cert-auth'] : [])] : []),
   ];
   let running: Running | undefined;
   const launch = async (): Promise<void> => {
@@ -67,6 +93,7 @@ export async function startEtcd(options: { address?: string } = {}): Promise<Etc
       `etcd on ${clientUrl}`,
       async () => {
         if (!(await answers(address, clientPort))) return false;
+        if (tls) return healthOverTls(clientUrl, tls);
         const response = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(2000) });
         return response.ok && ((await response.json()) as { health?: string }).health === 'true';
       },
@@ -75,7 +102,7 @@ export async function startEtcd(options: { address?: string } = {}): Promise<Etc
   };
   const server: EtcdServer = {
     endpoint: `${address}:${clientPort}`,
-    url: `etcd://${address}:${clientPort}`,
+    url: `${tls ? 'etcds' : 'etcd'}://${address}:${clientPort}`,
     dataDir,
     process: undefined as unknown as Running,
     async stop() {

@@ -92,7 +92,7 @@ describe('one flag for one thing', () => {
       // Help wraps at the terminal's width: compare with the line breaks folded.
       const text = run.stdout.replace(/\s+/g, ' ');
       assert.match(text, / --data-dir <dir> the data directory: the file store, the running system's admin address and token \(default: "\.\/\.dnslb"\)/, path);
-      assert.match(text, / --store <dir\|etcd:\/\/…> the store: a data directory \(the file store\) or etcd:\/\/host:port\[,host:port…\]\[\/prefix\] \(default: the file store of --data-dir\)/, path);
+      assert.match(text, / --store <dir\|etcd:\/\/…> the store: a data directory \(the file store\) or etcd\[s\]:\/\/host:port\[,host:port…\]\[\/prefix\]\[\?ca=FILE&cert=FILE&key=FILE&user=NAME&password-file=FILE\] \(etcds: TLS; the password from password-file or DNSLB_ETCD_PASSWORD\) \(default: the file store of --data-dir\)/, path);
     }
   });
 

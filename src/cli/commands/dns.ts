@@ -74,6 +74,7 @@ async function startWorkers(zones: LiveZones, listen: Endpoint[], count: number,
         if (message.kind === 'ready') {
           worker.send({ kind: 'listen', listen: listenNext, ...(stats ? { statsIntervalMs: limits.dnsWorkerStatsIntervalMs } : {}) } satisfies PrimaryMessage);
           worker.send(zonesMessage(zones, true));
+          worker.send({ kind: 'rate-limit', settings: zones.rateLimit ?? null, share: 1 / count } satisfies PrimaryMessage);
         } else if (message.kind === 'stats') stats?.report(worker.id, message.stats, message.openConnections);
         else if (message.kind === 'listening') {
           if (message.udpEngine === 'batch') listenNext = message.udp;
@@ -110,7 +111,11 @@ async function startWorkers(zones: LiveZones, listen: Endpoint[], count: number,
     await stop();
     throw error;
   }
-  forwardChanges(zones, () => Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker !== undefined));
+  const workers = (): Worker[] => Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker !== undefined);
+  forwardChanges(zones, workers);
+  zones.onRateLimitChange((settings) => {
+    for (const worker of workers()) if (worker.isConnected()) worker.send({ kind: 'rate-limit', settings: settings ?? null, share: 1 / count } satisfies PrimaryMessage);
+  });
   return { bound: bound!, stop };
 }
 
@@ -118,6 +123,11 @@ async function startWorkers(zones: LiveZones, listen: Endpoint[], count: number,
 async function serveWorker(knobs: ServerKnobs): Promise<void> {
   const zones = new ForwardedZones(systemRandom);
   let statsIntervalMs: number | undefined;
+  // The rate limit may arrive before the server exists (it follows the zones): kept until then.
+  let rateLimit: Extract<PrimaryMessage, { kind: 'rate-limit' }> | undefined;
+  let applyRateLimit = (message: Extract<PrimaryMessage, { kind: 'rate-limit' }>): void => {
+    rateLimit = message;
+  };
   const listen = await new Promise<Endpoint[]>((resolve) => {
     let listenTo: Endpoint[] | undefined;
     let zonesSeen = false;
@@ -126,6 +136,7 @@ async function serveWorker(knobs: ServerKnobs): Promise<void> {
         listenTo = message.listen;
         statsIntervalMs = message.statsIntervalMs;
       }
+      else if (message.kind === 'rate-limit') applyRateLimit(message);
       else zones.apply(message);
       zonesSeen ||= message.kind === 'zones';
       if (listenTo && zonesSeen) resolve(listenTo);
@@ -133,6 +144,8 @@ async function serveWorker(knobs: ServerKnobs): Promise<void> {
     process.send?.({ kind: 'ready' });
   });
   const server = new DnsServer({ listen, answers: zones, transfers: zones, udpReusePort: true, ...knobs });
+  applyRateLimit = (message) => server.setRateLimit(message.settings ?? undefined, message.share);
+  if (rateLimit) applyRateLimit(rateLimit);
   try {
     const bound = await server.start();
     process.send?.({ kind: 'listening', udp: bound.udp, tcp: bound.tcp, udpEngine: bound.udpEngine } satisfies WorkerMessage);
@@ -247,6 +260,8 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
         if (listen.length === 0) throw new DnslbError('CLI_USAGE', 'nothing to listen on: give --listen, or a topology whose dns.servers list listen addresses');
         if (workers === 0) {
           const server = new DnsServer({ listen, answers: zones, transfers: zones, ...serverOptions });
+          server.setRateLimit(zones.rateLimit);
+          zones.onRateLimitChange((settings) => server.setRateLimit(settings));
           bound = await server.start();
           stopServing = () => server.close();
           counters = server;
@@ -303,6 +318,12 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
       // parts go at the end so that readers of the older parts keep working.
       console.log(`dnslb dns: listening ${where} serials ${JSON.stringify(Object.fromEntries(zones.current.serials))}${workers > 0 ? ` workers ${workers}` : ''} udp-engine ${bound.udpEngine}${metrics ? ` metrics ${metrics.url}` : ''}`);
       logger.info({ udp: bound.udp, tcp: bound.tcp, workers, udpEngine: bound.udpEngine, metrics: metrics?.url ?? null }, 'dns: listening');
+      const logRateLimit = (settings: Topology['dns']['rateLimit']): void => {
+        if (settings) logger.info({ rateLimit: settings, perWorker: workers > 0 ? settings.responsesPerSecond / workers : settings.responsesPerSecond }, 'dns: response rate limiting on UDP');
+        else logger.info('dns: response rate limiting off');
+      };
+      if (zones.rateLimit) logRateLimit(zones.rateLimit);
+      zones.onRateLimitChange(logRateLimit);
       await untilSignal(logger);
       await metrics?.close();
       await notifier.close();

@@ -39,7 +39,7 @@ export function withDataDirOption(command: Command): Command {
 
 /** The one --store of every verb that reads or changes the store (test/integration/cli-flags.test.ts checks they agree). */
 export const STORE_FLAGS = '--store <dir|etcd://…>';
-export const STORE_DESCRIPTION = 'the store: a data directory (the file store) or etcd://host:port[,host:port…][/prefix] (default: the file store of --data-dir)';
+export const STORE_DESCRIPTION = 'the store: a data directory (the file store) or etcd[s]://host:port[,host:port…][/prefix][?ca=FILE&cert=FILE&key=FILE&user=NAME&password-file=FILE] (etcds: TLS; the password from password-file or DNSLB_ETCD_PASSWORD) (default: the file store of --data-dir)';
 
 /** Adds --data-dir and --store to a verb that reads or changes the store or the running system (DESIGN §4). */
 export function withStoreOption(command: Command): Command {
