@@ -20,7 +20,8 @@ import { REPO } from '../test/helpers/dns-process.ts';
 import { start, stopAll, type Running } from '../test/helpers/process.ts';
 import { startUp, type UpSystem } from '../test/helpers/up.ts';
 import { handedOver, on, PoolSampler, POLL_MS, queuesEmpty, short, total, type Sample } from './pool-sample.ts';
-import { machineLine, median, writeSection } from './results.ts';
+import { loadNote, machineLine, median, writeSection } from './results.ts';
+import { loadavg } from 'node:os';
 
 const NET = '127.0.23';
 const argument = (name: string, fallback: number) => {
@@ -72,6 +73,7 @@ const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
 
 async function main(): Promise<void> {
   const benchStartedMs = Date.now();
+  const startLoad = loadavg()[0]!;
   const work = await mkdtemp(join(tmpdir(), 'dnslb-bench-pool12-'));
   let dnsPort = 0;
   // The example topology's text is replaced whole by the pool of 12 (startUp picks the DNS port).
@@ -167,7 +169,7 @@ async function main(): Promise<void> {
     ...rows,
     '',
     ...notes.map((note) => `- ${note}`),
-    `- The whole run took ${seconds(Date.now() - benchStartedMs)}.`,
+    `- The whole run took ${seconds(Date.now() - benchStartedMs)}. ${loadNote(startLoad)}`,
     '- A 13th server: **accepted with a warning**, not rejected. Lync 2013 supports at most 12 Front Ends per pool (its Back End replication and Windows Fabric quorum were sized for that); nothing in dnslb stops at 12 — rendezvous hashing moves 1/(n+1) of the users, the heartbeat grows as n(n−1) probes/s (156/s at 13), and the quorum guard extends Lync\'s table beyond 12 (src/pool/quorum.ts). Rejecting 13 would also forbid the usual way of replacing a server in a full pool (commission the new one, then decommission the old), so validation says it is beyond what Lync supports and lets the operator decide.',
   ].join('\n');
   console.log(body);

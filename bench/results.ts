@@ -53,3 +53,16 @@ export async function treeCpuSeconds(pid: number): Promise<number> {
   }
   return ticks / TICKS_PER_SECOND;
 }
+
+/**
+ * A sentence on how busy the machine was: the 1-minute load average when the benchmark started
+ * (`startLoad`, from loadavg()[0]) and now. Busy = above half the cores (other work shared them).
+ */
+export function loadNote(startLoad: number): string {
+  const now = loadavg()[0]!;
+  const cores = cpus().length;
+  const busy = Math.max(startLoad, now) > cores / 2;
+  return busy
+    ? `**Taken on a busy machine**: load average ${startLoad.toFixed(1)} at the start and ${now.toFixed(1)} at the end on ${cores} cores — other work shared the cores, so the figures are lower and more spread than a quiet machine gives; the ratios of runs taken side by side suffer less.`
+    : `The machine was quiet: load average ${startLoad.toFixed(1)} at the start and ${now.toFixed(1)} at the end on ${cores} cores.`;
+}

@@ -1,7 +1,8 @@
 // npm run bench:sip — REGISTER/s and calls/s with sipp over TCP against one `dnslb server` and against
 // Kamailio (registrar + usrloc in memory, TCP) on the same machine, each pinned to core 0 with sipp on
 // core 1, 15 s each, three rounds in alternating order (median and spread); then memory per binding at 100,000 bindings once settled, beside Kamailio's shared memory. Writes bench/RESULTS.md.
-import { machineLine, median, treeCpuSeconds, writeSection } from './results.ts';
+import { loadNote, machineLine, median, treeCpuSeconds, writeSection } from './results.ts';
+import { loadavg } from 'node:os';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 
@@ -361,6 +362,7 @@ function writeDigestUsers(): void {
 
 /** The TLS and digest rows: their own rounds (alternated like the others) and their own section of RESULTS.md. */
 async function secureSection(kamailioPort: number): Promise<void> {
+  const startLoad = loadavg()[0]!;
   writeDigestUsers();
   const issued = await createTestCertificates({ names: ['fe1.contoso.com', 'kamailio.bench'], ips: [DNSLB_ADDRESS, KAMAILIO_ADDRESS] });
   const certificates = { certFile: join(OUT, 'tls-cert.pem'), keyFile: join(OUT, 'tls-key.pem'), caFile: join(OUT, 'tls-ca.pem') };
@@ -405,6 +407,7 @@ ${row('server CPU per sign-in with digest, µs', (rates) => rates.signInDigest.s
 
 - TLS, dnslb ÷ Kamailio: ${(tlsMedian('dnslb') / tlsMedian('kamailio')).toFixed(2)} (issue 15 goal ≥ 1.0).
 - Digest, with ÷ without authentication (sign-ins/s): dnslb ${ratio('dnslb').toFixed(2)}, Kamailio ${ratio('kamailio').toFixed(2)}; a sign-in with digest is two requests where one was: 0.5 would be the same cost per request.
+- ${loadNote(startLoad)}
 - Digest, dnslb ÷ Kamailio (sign-ins/s): ${(median(of('dnslb', (rates) => rates.signInDigest.perSecond)) / median(of('kamailio', (rates) => rates.signInDigest.perSecond))).toFixed(2)}.
 `;
   await writeSection('SIP: TLS and digest authentication, dnslb server vs Kamailio', body);
