@@ -26,6 +26,8 @@ export interface ServerSample {
   messagesReceived: number;
   /** Liveness reports it wrote to the store, since it started. */
   livenessWrites: number;
+  /** REGISTERs it answered with a redirect (3xx), since it started. */
+  redirects: number;
   pid: number | undefined;
 }
 
@@ -41,6 +43,7 @@ interface OwnStatus {
   bindings: { bindingsPrimary: number; bindingsBackup: number };
   memory?: { rssBytes: number };
   transport?: { messagesReceived: number };
+  registerAnswersByClass?: Record<string, number>;
   resilience?: { commissioning: string[]; handover: { handedOverTotal: Record<string, number>; run: { remaining: number } }; liveness?: { reportsWritten: number } };
 }
 
@@ -67,6 +70,7 @@ export class PoolSampler {
         rssBytes: own?.memory?.rssBytes ?? 0,
         messagesReceived: own?.transport?.messagesReceived ?? 0,
         livenessWrites: own?.resilience?.liveness?.reportsWritten ?? 0,
+        redirects: own?.registerAnswersByClass?.['3xx'] ?? 0,
         pid: entry.process?.pid,
       });
     }
