@@ -303,23 +303,27 @@ async function tlsRate(host: string, port: number, servername: string, caFile: s
 interface Certificates { certFile: string; keyFile: string; caFile: string }
 
 async function measureDnslbSecure(certificates: Certificates): Promise<SecureRates> {
-  const plain = await startPool({ addresses: [DNSLB_ADDRESS], taskset: SERVER_CORE, serverArgs: ['--connections-max', '20000'], repo: SERVER_REPO, tls: certificates });
+  const serverArgs = ['--connections-max', '20000'];
+  const plain = await startPool({ addresses: [DNSLB_ADDRESS], taskset: SERVER_CORE, serverArgs, repo: SERVER_REPO, tls: certificates });
   let tls: LoadResult;
-  let signIn: SignIns;
   try {
     tls = await tlsRate(DNSLB_ADDRESS, plain.tlsPort, 'fe1.contoso.com', certificates.caFile, plain.servers[0]!.process.pid);
-    signIn = await signInRate(`${DNSLB_ADDRESS}:${plain.tcpPort}`, false, plain.servers[0]!.process.pid);
   } finally {
     await plain.stop();
   }
-  const authenticating = await startPool({ addresses: [DNSLB_ADDRESS], taskset: SERVER_CORE, serverArgs: ['--connections-max', '20000'], repo: SERVER_REPO, store: true, settingsYaml: AUTH_SETTINGS });
-  try {
-    const imported = spawnSync(process.execPath, ['bin/dnslb.js', 'user', 'import', '--synthetic', String(AUTH_USERS), '--domain', 'contoso.com', '--password-seed-file', join(OUT, 'seed'), '--md5', '--store', authenticating.dir], { cwd: SERVER_REPO ?? REPO, encoding: 'utf8' });
-    if (imported.status !== 0) throw new Error(`dnslb user import: ${imported.stderr}`);
-    return { tls, signIn, signInDigest: await signInRate(`${DNSLB_ADDRESS}:${authenticating.tcpPort}`, true, authenticating.servers[0]!.process.pid) };
-  } finally {
-    await authenticating.stop();
-  }
+  // Both sign-in figures from a server that follows a store holding the users (the directory is in
+  // the store), one with settings.auth off, one with it on: the ratio is authentication's alone.
+  const signIns = async (digest: boolean): Promise<SignIns> => {
+    const pool = await startPool({ addresses: [DNSLB_ADDRESS], taskset: SERVER_CORE, serverArgs, repo: SERVER_REPO, store: true, ...(digest ? { settingsYaml: AUTH_SETTINGS } : {}) });
+    try {
+      const imported = spawnSync(process.execPath, ['bin/dnslb.js', 'user', 'import', '--synthetic', String(AUTH_USERS), '--domain', 'contoso.com', '--password-seed-file', join(OUT, 'seed'), '--md5', '--store', pool.dir], { cwd: SERVER_REPO ?? REPO, encoding: 'utf8' });
+      if (imported.status !== 0) throw new Error(`dnslb user import: ${imported.stderr}`);
+      return await signInRate(`${DNSLB_ADDRESS}:${pool.tcpPort}`, digest, pool.servers[0]!.process.pid);
+    } finally {
+      await pool.stop();
+    }
+  };
+  return { tls, signIn: await signIns(false), signInDigest: await signIns(true) };
 }
 
 async function withKamailio<T>(port: number, features: KamailioFeatures, run: (kamailio: Running) => Promise<T>): Promise<T> {
@@ -391,7 +395,7 @@ async function secureSection(kamailioPort: number): Promise<void> {
 ${machineLine()}; ${execFileSync('kamailio', ['-v']).toString().split('\n')[0]?.trim()} with its tls module (Debian kamailio-tls-modules).
 Server pinned to core ${SERVER_CORE}, load generator to core ${LOAD_CORE}; ${SECONDS} s per run, ${ROUNDS} rounds in alternated order (dnslb, Kamailio, Kamailio, dnslb, …); each cell the median with the lowest–highest in brackets. Command: \`BENCH_SIP_ONLY=secure npm run bench:sip\` (also part of a whole \`npm run bench:sip\`).
 - **TLS**: bench/sip-load.ts (a Node generator: sipp here has no TLS) opens ${TLS_CONNECTIONS.toLocaleString('en')} TLS connections (one user each; TLS handshakes and a first REGISTER before the measured window) and keeps one REGISTER in flight on each (CSeq + 1 on the same Call-ID: a client refreshing). Both servers use the same certificate (RSA, from src/sip/certificates.ts); negotiated: ${measured.dnslb[0]?.tls.tlsSession} (dnslb), ${measured.kamailio[0]?.tls.tlsSession} (Kamailio).
-- **Sign-in**: sipp \`-t tn\`, every call a user on a new TCP connection (${SIGNIN_IN_FLIGHT} at once), closed at the call's end: REGISTER → 200; with digest REGISTER → 401, REGISTER with Authorization → 200 (sipp's \`[authentication]\`, MD5 with qop=auth: sipp 3.6 knows no SHA-256). dnslb: \`settings.auth\` on, ${AUTH_USERS.toLocaleString('en')} users from \`dnslb user import --synthetic ${AUTH_USERS} --md5\`; Kamailio: auth + auth_db on db_text with the same users' MD5 HA1s, qop=auth, nonce counts checked (\`nonce_count\`). A flow is bound to the user that authenticated on it (src/auth/README.md), so each user needs a connection of its own: the sign-in shape, not one shared connection.
+- **Sign-in**: sipp \`-t tn\`, every call a user on a new TCP connection (${SIGNIN_IN_FLIGHT} at once), closed at the call's end: REGISTER → 200; with digest REGISTER → 401, REGISTER with Authorization → 200 (sipp's \`[authentication]\`, MD5 with qop=auth: sipp 3.6 knows no SHA-256). dnslb: a server following a file store that holds ${AUTH_USERS.toLocaleString('en')} users from \`dnslb user import --synthetic ${AUTH_USERS} --md5\`, \`settings.auth\` off for the plain figure and on for the digest one; Kamailio: auth + auth_db on db_text with the same users' MD5 HA1s, qop=auth, nonce counts checked (\`nonce_count\`). A flow is bound to the user that authenticated on it (src/auth/README.md), so each user needs a connection of its own: the sign-in shape, not one shared connection.
 
 | | dnslb | Kamailio | dnslb ÷ Kamailio |
 |---|---|---|---:|
