@@ -55,14 +55,15 @@ export async function treeCpuSeconds(pid: number): Promise<number> {
 }
 
 /**
- * A sentence on how busy the machine was: the 1-minute load average when the benchmark started
- * (`startLoad`, from loadavg()[0]) and now. Busy = above half the cores (other work shared them).
+ * A sentence on how busy the machine was, judged by the 1-minute load average when the benchmark
+ * started (`startLoad`, loadavg()[0] before it started anything: other work, and what ran just
+ * before); busy = above half the cores. The load at the end is given too, but it counts the
+ * benchmark's own processes.
  */
 export function loadNote(startLoad: number): string {
   const now = loadavg()[0]!;
   const cores = cpus().length;
-  const busy = Math.max(startLoad, now) > cores / 2;
-  return busy
-    ? `**Taken on a busy machine**: load average ${startLoad.toFixed(1)} at the start and ${now.toFixed(1)} at the end on ${cores} cores — other work shared the cores, so the figures are lower and more spread than a quiet machine gives; the ratios of runs taken side by side suffer less.`
-    : `The machine was quiet: load average ${startLoad.toFixed(1)} at the start and ${now.toFixed(1)} at the end on ${cores} cores.`;
+  return startLoad > cores / 2
+    ? `**Taken on a busy machine**: load average ${startLoad.toFixed(1)} when the benchmark started (other work on ${cores} cores; ${now.toFixed(1)} at the end, its own processes included), so the figures are lower and more spread than a quiet machine gives; the ratios of runs taken side by side suffer less.`
+    : `Load average ${startLoad.toFixed(1)} when the benchmark started (${now.toFixed(1)} at the end, its own processes included) on ${cores} cores.`;
 }
