@@ -51,13 +51,15 @@ export interface LoadResult {
   windowS: number;
   /** Setting up every connection (connect, handshake, first answer), ms. */
   setupMs: number;
+  /** Connections tried again during set-up (refused or reset: a busy server's accept queue). */
+  setupRetries: number;
   /** The TLS protocol and cipher negotiated (of one connection), e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384". */
   tlsSession: string | undefined;
 }
 
 type ToWorker = { type: 'measure' } | { type: 'stop' };
 type FromWorker =
-  | { type: 'ready'; setupMs: number; tlsSession?: string }
+  | { type: 'ready'; setupMs: number; setupRetries: number; tlsSession?: string }
   | { type: 'done'; ok: number; failed: number; lost: number; cpuUs: number }
   | { type: 'error'; message: string };
 
@@ -129,6 +131,7 @@ export async function sipLoad(options: LoadOptions): Promise<LoadResult> {
       serverCpuS: serverBefore === undefined ? undefined : serverAfter! - serverBefore,
       windowS,
       setupMs: Math.max(...ready.map((message) => message.setupMs)),
+      setupRetries: ready.reduce((sum, message) => sum + message.setupRetries, 0),
       tlsSession: ready[0]?.tlsSession,
     };
   } finally {
@@ -139,6 +142,7 @@ export async function sipLoad(options: LoadOptions): Promise<LoadResult> {
 
 /** How many connections a worker opens at once while setting up (TLS handshakes cost the server). */
 const SETUP_PARALLEL = 50;
+const SETUP_ATTEMPTS = 5;
 
 /** The worker: opens its connections, keeps one REGISTER in flight on each, counts answers while measuring. */
 async function worker(config: WorkerConfig): Promise<void> {
@@ -209,7 +213,7 @@ async function worker(config: WorkerConfig): Promise<void> {
         if (!answered) reject(error);
       });
       socket.on('close', () => {
-        if (!stopped) counts.lost++;
+        if (answered && !stopped) counts.lost++;
         if (!answered) reject(new Error(`${user}: connection closed before the first answer`));
       });
     });
@@ -217,11 +221,26 @@ async function worker(config: WorkerConfig): Promise<void> {
 
   let next = config.first;
   const end = config.first + config.count;
+  let setupRetries = 0;
+  // A connection refused or reset while a thousand handshakes are under way (a busy server's accept
+  // queue) is tried again, as a client would; only a connection that keeps failing ends the run.
   const setupOne = async (): Promise<void> => {
-    while (next < end) await client(next++);
+    while (next < end) {
+      const n = next++;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await client(n);
+          break;
+        } catch (error) {
+          if (attempt >= SETUP_ATTEMPTS) throw error;
+          setupRetries++;
+          await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+        }
+      }
+    }
   };
   await Promise.all(Array.from({ length: Math.min(SETUP_PARALLEL, config.count) }, setupOne));
-  send({ type: 'ready', setupMs: Math.round(performance.now() - startedMs), ...(tlsSession ? { tlsSession } : {}) });
+  send({ type: 'ready', setupMs: Math.round(performance.now() - startedMs), setupRetries, ...(tlsSession ? { tlsSession } : {}) });
   process.on('message', (message: ToWorker) => {
     if (message.type === 'measure') {
       cpuAtStart = process.cpuUsage();
