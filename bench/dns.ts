@@ -11,9 +11,9 @@
 // The order of the servers alternates between passes (forward, then backward), so that none always
 // runs first or last on a machine that warms up or gets busier.
 // Run: npm run bench:dns [-- --seconds N] [-- --workers N]      (not a test: figures depend on the machine)
-import { machineLine, median, writeSection } from './results.ts';
+import { machineLine, median, treeCpuSeconds, writeSection } from './results.ts';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -85,27 +85,6 @@ const formatRcodes = (rcodes: Record<string, number>): string =>
     .map(([rcode]) => `${rcode} ${(100 * share(rcodes, rcode)).toFixed(2)} %`)
     .join(', ');
 
-const TICKS_PER_SECOND = 100; // Linux USER_HZ, what /proc/PID/stat counts in
-
-/** CPU seconds (user + system) used so far by `pid` and every process below it. */
-async function treeCpuSeconds(pid: number): Promise<number> {
-  const stats = new Map<number, { parent: number; ticks: number }>();
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const text = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
-    // Fields after the command name (which may hold spaces) start at "state": ppid is the 2nd, utime the 12th, stime the 13th.
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    if (fields.length > 13) stats.set(Number(entry), { parent: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) });
-  }
-  let ticks = 0;
-  const below = [pid];
-  while (below.length > 0) {
-    const current = below.pop()!;
-    ticks += stats.get(current)?.ticks ?? 0;
-    for (const [child, stat] of stats) if (stat.parent === current) below.push(child);
-  }
-  return ticks / TICKS_PER_SECOND;
-}
 
 async function benchTopology(directory: string): Promise<string> {
   const example = await readFile(join(REPO, 'examples/contoso.yaml'), 'utf8');

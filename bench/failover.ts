@@ -13,7 +13,6 @@
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { readEndpoint, readToken } from '../src/admin/credentials.ts';
 import { callAdmin } from '../src/admin/http-api.ts';
 import type { PoolStatus } from '../src/cli/commands/admin-client.ts';
@@ -21,6 +20,7 @@ import { planMoves } from '../src/registrar/sequence.ts';
 import { REPO } from '../test/helpers/dns-process.ts';
 import { start, stopAll, type Running } from '../test/helpers/process.ts';
 import { startUp, type UpSystem } from '../test/helpers/up.ts';
+import { handedOver, on, PoolSampler, POLL_MS, queuesEmpty, total, type Sample } from './pool-sample.ts';
 import { machineLine, median, writeSection } from './results.ts';
 
 const NET = '127.0.20';
@@ -31,100 +31,19 @@ const argument = (name: string, fallback: number) => {
 const USERS = argument('users', 10_000);
 /** Rounds of fail + recovery; the figures are their medians. */
 const ROUNDS = argument('rounds', 3);
-const POLL_MS = 100;
 const FRONTENDS = ['fe1.contoso.com', 'fe2.contoso.com', 'fe3.contoso.com'];
 
-interface ServerSample {
-  primary: number;
-  backup: number;
-  state: string;
-  topologyVersion: number;
-  /** Since the server started: users it handed over (deactivated), per reason (src/frontend/handover.ts). */
-  handedOver: Record<string, number>;
-  /** Users still queued in its hand-over queue. */
-  queued: number;
-  /** Peers added by a published version that it has not heard from yet. */
-  commissioning: number;
-}
-
-interface Sample {
-  atMs: number;
-  bindings: Map<string, ServerSample>;
-}
-
-/** The part of a server's own GET /status (src/frontend/server.ts FrontEndStatus) that the benchmark reads. */
-interface OwnStatus {
-  state: string;
-  topologyVersion: number;
-  bindings: { bindingsPrimary: number; bindingsBackup: number };
-  resilience?: { commissioning: string[]; handover: { handedOverTotal: Record<string, number>; run: { remaining: number } } };
-}
-
-let system: UpSystem;
-let url = '';
-let token = '';
-
-async function sample(): Promise<Sample> {
-  const status = (await callAdmin(url, token, 'GET', '/status')) as PoolStatus;
-  const bindings = new Map<string, ServerSample>();
-  for (const entry of status.servers) {
-    if (entry.pool !== 'pool01.contoso.com') continue;
-    const own = entry.status as OwnStatus | undefined;
-    bindings.set(entry.server, {
-      primary: own?.bindings.bindingsPrimary ?? 0,
-      backup: own?.bindings.bindingsBackup ?? 0,
-      state: own?.state ?? entry.process?.state ?? 'unknown',
-      topologyVersion: own?.topologyVersion ?? 0,
-      handedOver: own?.resilience?.handover.handedOverTotal ?? {},
-      queued: own?.resilience?.handover.run.remaining ?? 0,
-      commissioning: own?.resilience?.commissioning.length ?? 0,
-    });
-  }
-  return { atMs: Date.now(), bindings };
-}
-
-const total = (sampled: Sample, servers: readonly string[]) => servers.reduce((sum, server) => sum + (sampled.bindings.get(server)?.primary ?? 0) + (sampled.bindings.get(server)?.backup ?? 0), 0);
-const on = (sampled: Sample, server: string) => (sampled.bindings.get(server)?.primary ?? 0) + (sampled.bindings.get(server)?.backup ?? 0);
-/** Users the `senders` handed over for `reason` between two samples, by their own counters. */
-const handedOver = (from: Sample, to: Sample, senders: readonly string[], reason: string) =>
-  senders.reduce((sum, server) => sum + (to.bindings.get(server)?.handedOver[reason] ?? 0) - (from.bindings.get(server)?.handedOver[reason] ?? 0), 0);
-/** Every server's hand-over queue is empty. */
-const queuesEmpty = (sampled: Sample, servers: readonly string[]) => servers.every((server) => sampled.bindings.get(server)?.queued === 0);
-
-/** Samples until `done`; returns every sample (the last one satisfied `done`). */
-async function until(what: string, done: (sampled: Sample) => boolean, timeoutMs = 300_000): Promise<Sample[]> {
-  const samples: Sample[] = [];
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const sampled = await sample();
-    samples.push(sampled);
-    if (done(sampled)) return samples;
-    if (Date.now() > deadline) throw new Error(`${what}: not done after ${timeoutMs} ms: ${JSON.stringify([...sampled.bindings])}`);
-    await sleep(POLL_MS);
-  }
-}
-
-/**
- * The most users that arrived at `server` in any 1 s window since `sinceMs`, by the server's own
- * record (GET /arrivals on its admin API: 100 ms buckets, src/registrar/arrivals.ts).
- */
-async function peakPerSecond(server: string, sinceMs: number): Promise<number> {
-  const record = JSON.parse(await readFile(join(system.dataDir, 'servers', `${server}.json`), 'utf8')) as { url: string };
-  const answer = (await callAdmin(record.url, token, 'GET', `/arrivals?windowMs=1000&since=${sinceMs}`)) as { peak: { count: number } };
-  return answer.peak.count;
-}
-
-/** "fe1 95/s, fe3 97/s" */
-async function peaks(servers: readonly string[], sinceMs: number): Promise<string> {
-  const counts = await Promise.all(servers.map((server) => peakPerSecond(server, sinceMs)));
-  return servers.map((server, index) => `${server.split('.')[0]} ${counts[index]}/s`).join(', ');
-}
+let sampler: PoolSampler;
+const sample = () => sampler.sample();
+const until = (what: string, done: (sampled: Sample) => boolean) => sampler.until(what, done);
+const peaks = (servers: readonly string[], sinceMs: number) => sampler.peaks(servers, sinceMs);
 
 async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'dnslb-bench-failover-'));
   // The killed server must stay down for the failover figure: no supervisor restart.
-  system = await startUp(NET, { edit: (text) => text.replace('supervisor: { restartDelayMs: 2000 }', 'supervisor: { restartDelayMs: 600000 }') });
-  [url, token] = [(await readEndpoint(system.dataDir)).url, await readToken(system.dataDir)];
+  const system: UpSystem = await startUp(NET, { edit: (text) => text.replace('supervisor: { restartDelayMs: 2000 }', 'supervisor: { restartDelayMs: 600000 }') });
+  const [url, token] = [(await readEndpoint(system.dataDir)).url, await readToken(system.dataDir)];
+  sampler = new PoolSampler({ url, token, dataDir: system.dataDir }, 'pool01.contoso.com');
   const settings = { batchSize: 100, intervalMs: 1000 };
   let simulator: Running | undefined;
   const rows: string[] = [];

@@ -1,6 +1,6 @@
 // bench/RESULTS.md: each benchmark owns one "## Name" section and replaces it on every run, so the
 // file always holds the latest figures of every benchmark, each with its date and machine.
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,4 +30,40 @@ export async function writeSection(title: string, body: string): Promise<void> {
   const escaped = heading.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const without = existing.replace(new RegExp(`\\n*${escaped}\\n[\\s\\S]*?(?=\\n## |$)`), '').trimEnd();
   await writeFile(RESULTS, `${without}\n\n${heading}\n\n${body.trim()}\n`);
+}
+
+const TICKS_PER_SECOND = 100; // Linux USER_HZ, what /proc/PID/stat counts in
+
+/** CPU seconds (user + system) used so far by `pid` and every process below it. */
+export async function treeCpuSeconds(pid: number): Promise<number> {
+  const stats = new Map<number, { parent: number; ticks: number }>();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const text = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    // Fields after the command name (which may hold spaces) start at "state": ppid is the 2nd, utime the 12th, stime the 13th.
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    if (fields.length > 13) stats.set(Number(entry), { parent: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) });
+  }
+  let ticks = 0;
+  const below = [pid];
+  while (below.length > 0) {
+    const current = below.pop()!;
+    ticks += stats.get(current)?.ticks ?? 0;
+    for (const [child, stat] of stats) if (stat.parent === current) below.push(child);
+  }
+  return ticks / TICKS_PER_SECOND;
+}
+
+/**
+ * A sentence on how busy the machine was, judged by the 1-minute load average when the benchmark
+ * started (`startLoad`, loadavg()[0] before it started anything: other work, and what ran just
+ * before); busy = above half the cores. The load at the end is given too, but it counts the
+ * benchmark's own processes.
+ */
+export function loadNote(startLoad: number): string {
+  const now = loadavg()[0]!;
+  const cores = cpus().length;
+  return startLoad > cores / 2
+    ? `**Taken on a busy machine**: load average ${startLoad.toFixed(1)} when the benchmark started (other work on ${cores} cores; ${now.toFixed(1)} at the end, its own processes included), so the figures are lower and more spread than a quiet machine gives; the ratios of runs taken side by side suffer less.`
+    : `Load average ${startLoad.toFixed(1)} when the benchmark started (${now.toFixed(1)} at the end, its own processes included) on ${cores} cores.`;
 }

@@ -1,7 +1,8 @@
 // npm run bench:sip — REGISTER/s and calls/s with sipp over TCP against one `dnslb server` and against
 // Kamailio (registrar + usrloc in memory, TCP) on the same machine, each pinned to core 0 with sipp on
 // core 1, 15 s each, three rounds in alternating order (median and spread); then memory per binding at 100,000 bindings once settled, beside Kamailio's shared memory. Writes bench/RESULTS.md.
-import { machineLine, median, writeSection } from './results.ts';
+import { loadNote, machineLine, median, treeCpuSeconds, writeSection } from './results.ts';
+import { loadavg } from 'node:os';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 
@@ -9,7 +10,11 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePortPair, REPO, startPool, type RunningPool } from '../test/helpers/frontend-pool.ts';
 import { start, waitUntil, type Running } from '../test/helpers/process.ts';
-import { REGISTER_CONTACT, REGISTER_ONCE, runSipp, startSipp, UAC_CALL, UAS_ANSWER } from '../test/helpers/sipp-scenarios.ts';
+import { registerWithDigest, REGISTER_CONTACT, REGISTER_ONCE, runSipp, startSipp, UAC_CALL, UAS_ANSWER, writeUsersWithPasswords } from '../test/helpers/sipp-scenarios.ts';
+import { createTestCertificates } from '../test/helpers/tls-certs.ts';
+import { ha1 } from '../src/auth/digest.ts';
+import { syntheticPassword } from '../src/auth/passwords.ts';
+import { sipLoad, type LoadResult } from './sip-load.ts';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 15);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
@@ -19,6 +24,7 @@ const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
  */
 const ONLY = process.env['BENCH_SIP_ONLY'];
 const SERVER_REPO = process.env['BENCH_SIP_REPO'];
+/** BENCH_SIP_ONLY=secure: only the TLS and digest rows (their own section of RESULTS.md). */
 const SERVER_CORE = '0';
 const LOAD_CORE = '1';
 const DNSLB_ADDRESS = '127.0.6.200';
@@ -61,7 +67,41 @@ async function callRate(target: string, registrarTarget: string): Promise<number
   }
 }
 
-function startKamailio(port: number): Running {
+/** What a Kamailio run listens on and checks: TLS (its tls module, with this certificate), digest (auth + auth_db on db_text). */
+interface KamailioFeatures {
+  tls?: { port: number; certFile: string; keyFile: string };
+  /** db_text folder holding `version` and `subscriber` (kamailioUsers()). */
+  authDb?: string;
+}
+
+function startKamailio(port: number, features: KamailioFeatures = {}): Running {
+  const tlsConfig = join(OUT, 'kamailio-tls.cfg');
+  if (features.tls) {
+    writeFileSync(tlsConfig, `[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\ncertificate = ${features.tls.certFile}\nprivate_key = ${features.tls.keyFile}\n`);
+  }
+  const tls = features.tls
+    ? `enable_tls=yes
+listen=tls:${KAMAILIO_ADDRESS}:${features.tls.port}
+loadmodule "tls.so"
+modparam("tls", "config", "${tlsConfig}")
+`
+    : '';
+  // Digest as dnslb does it: qop=auth, nonce counts checked (a replayed count refused), HA1 stored (not the password).
+  const auth = features.authDb
+    ? `loadmodule "db_text.so"
+loadmodule "auth.so"
+loadmodule "auth_db.so"
+modparam("auth", "qop", "auth")
+modparam("auth", "nonce_count", 1)
+modparam("auth_db", "db_url", "text://${features.authDb}")
+modparam("auth_db", "calculate_ha1", 0)
+modparam("auth_db", "password_column", "ha1")
+modparam("auth_db", "load_credentials", "")
+`
+    : '';
+  const register = features.authDb
+    ? 'if (!www_authorize("$td", "subscriber")) { www_challenge("$td", "1"); exit; } consume_credentials(); if (!save("location")) sl_reply_error(); exit;'
+    : 'if (!save("location")) sl_reply_error(); exit;';
   const config = `#!KAMAILIO
 debug=0
 log_stderror=yes
@@ -72,7 +112,7 @@ disable_tcp=no
 auto_aliases=no
 listen=tcp:${KAMAILIO_ADDRESS}:${port}
 mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
-loadmodule "tm.so"
+${tls}loadmodule "tm.so"
 loadmodule "sl.so"
 loadmodule "pv.so"
 loadmodule "maxfwd.so"
@@ -82,7 +122,7 @@ loadmodule "rr.so"
 loadmodule "usrloc.so"
 loadmodule "registrar.so"
 loadmodule "ctl.so"
-modparam("usrloc", "db_mode", 0)
+${auth}modparam("usrloc", "db_mode", 0)
 modparam("ctl", "binrpc", "unix:${CONTROL_SOCKET}")
 request_route {
   if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
@@ -91,7 +131,7 @@ request_route {
     if (is_method("ACK")) { if (t_check_trans()) { t_relay(); } exit; }
     sl_send_reply("404", "Not here"); exit;
   }
-  if (is_method("REGISTER")) { if (!save("location")) sl_reply_error(); exit; }
+  if (is_method("REGISTER")) { ${register} }
   if (is_method("CANCEL")) { if (t_check_trans()) t_relay(); exit; }
   record_route();
   if (!lookup("location")) { sl_send_reply("480", "Not registered"); exit; }
@@ -214,6 +254,170 @@ async function kamailioMemoryPerBinding(port: number): Promise<number> {
   }
 }
 
+// ---- TLS and digest authentication (issue 15 item 1; issue 13 "Speed") -------------------------
+
+/** REGISTER/s over this many TLS connections, one REGISTER in flight on each (bench/sip-load.ts). */
+const TLS_CONNECTIONS = 1000;
+/** Users of the digest rows: `dnslb user import --synthetic` (user1…userN) and the same MD5 hashes in Kamailio's db_text table. */
+const AUTH_USERS = 2000;
+const AUTH_SEED = 'bench-sip-digest-seed';
+/** sipp 3.6 answers MD5 only: the pool offers it first (as test/integration/frontend-auth-sipp.test.ts). */
+const AUTH_SETTINGS = '  auth: { enabled: true, algorithms: [MD5, SHA-256] }';
+/** Sign-in rows: each sipp call on a connection of its own (`-t tn`), this many at once. */
+const SIGNIN_IN_FLIGHT = 200;
+
+/** Sign-ins per second, and the server's CPU time (its process tree, over the whole sipp run) per sign-in. */
+interface SignIns { perSecond: number; serverCpuUs: number }
+
+interface SecureRates {
+  tls: LoadResult;
+  /** A new TCP connection, REGISTER → 200. */
+  signIn: SignIns;
+  /** The same with digest: REGISTER → 401, REGISTER with Authorization → 200. */
+  signInDigest: SignIns;
+}
+
+function sippCount(stdout: string, what: 'Successful' | 'Failed'): number {
+  const match = new RegExp(`${what} call\\s*\\|\\s*\\d+\\s*\\|\\s*(\\d+)`).exec(stdout);
+  return match ? Number(match[1]) : 0;
+}
+
+/** Sign-ins per second: every sipp call a user signing in on a new TCP connection (closed at the call's end). */
+async function signInRate(target: string, digest: boolean, serverPid: number): Promise<SignIns> {
+  const cpuBefore = await treeCpuSeconds(serverPid);
+  const scenario = digest ? ['-sf', 'register-digest.xml', '-inf', 'users-auth.csv'] : ['-sf', 'register.xml', '-inf', 'users.csv'];
+  const result = await runSipp(OUT, [...scenario, '-t', 'tn', '-max_socket', String(4 * SIGNIN_IN_FLIGHT), '-i', SIPP_ADDRESS, '-p', '0', '-r', '200000', '-l', String(SIGNIN_IN_FLIGHT), '-timeout', `${SECONDS}s`, target], { taskset: LOAD_CORE, timeoutMs: (SECONDS + 30) * 1000 });
+  const ok = sippCount(result.stdout, 'Successful');
+  const failed = sippCount(result.stdout, 'Failed');
+  // The calls cut short by the end of the run count as failed; more than those is a fault of the bench.
+  if (failed > SIGNIN_IN_FLIGHT + ok / 100) throw new Error(`sign-in${digest ? ' with digest' : ''} at ${target}: ${failed} failed calls (${ok} succeeded): ${result.errors.slice(0, 1500)}`);
+  return { perSecond: ok / SECONDS, serverCpuUs: (1e6 * ((await treeCpuSeconds(serverPid)) - cpuBefore)) / Math.max(1, ok) };
+}
+
+async function tlsRate(host: string, port: number, servername: string, caFile: string, serverPid: number): Promise<LoadResult> {
+  const result = await sipLoad({ host, port, connections: TLS_CONNECTIONS, tls: { caFile, servername }, prefix: 'tls', core: LOAD_CORE, processes: Number(process.env['BENCH_TLS_PROCESSES'] ?? 1), warmupMs: 2000, windowMs: SECONDS * 1000, serverPid });
+  if (result.failed > 0 || result.lost > 0) throw new Error(`TLS load at ${host}:${port}: ${result.failed} answers not 2xx, ${result.lost} connections lost`);
+  return result;
+}
+
+interface Certificates { certFile: string; keyFile: string; caFile: string }
+
+async function measureDnslbSecure(certificates: Certificates): Promise<SecureRates> {
+  const serverArgs = ['--connections-max', '20000'];
+  const plain = await startPool({ addresses: [DNSLB_ADDRESS], taskset: SERVER_CORE, serverArgs, repo: SERVER_REPO, tls: certificates });
+  let tls: LoadResult;
+  try {
+    tls = await tlsRate(DNSLB_ADDRESS, plain.tlsPort, 'fe1.contoso.com', certificates.caFile, plain.servers[0]!.process.pid);
+  } finally {
+    await plain.stop();
+  }
+  // Both sign-in figures from a server that follows a store holding the users (the directory is in
+  // the store), one with settings.auth off, one with it on: the ratio is authentication's alone.
+  const signIns = async (digest: boolean): Promise<SignIns> => {
+    const pool = await startPool({ addresses: [DNSLB_ADDRESS], taskset: SERVER_CORE, serverArgs, repo: SERVER_REPO, store: true, ...(digest ? { settingsYaml: AUTH_SETTINGS } : {}) });
+    try {
+      const imported = spawnSync(process.execPath, ['bin/dnslb.js', 'user', 'import', '--synthetic', String(AUTH_USERS), '--domain', 'contoso.com', '--password-seed-file', join(OUT, 'seed'), '--md5', '--store', pool.dir], { cwd: SERVER_REPO ?? REPO, encoding: 'utf8' });
+      if (imported.status !== 0) throw new Error(`dnslb user import: ${imported.stderr}`);
+      return await signInRate(`${DNSLB_ADDRESS}:${pool.tcpPort}`, digest, pool.servers[0]!.process.pid);
+    } finally {
+      await pool.stop();
+    }
+  };
+  return { tls, signIn: await signIns(false), signInDigest: await signIns(true) };
+}
+
+async function withKamailio<T>(port: number, features: KamailioFeatures, run: (kamailio: Running) => Promise<T>): Promise<T> {
+  rmSync(join(OUT, 'kamailio.pid'), { force: true });
+  const kamailio = startKamailio(port, features);
+  try {
+    await waitUntil('kamailio pid file', () => existsSync(join(OUT, 'kamailio.pid')), { process: kamailio });
+    await sleep(500);
+    return await run(kamailio);
+  } finally {
+    await kamailio.stop();
+  }
+}
+
+async function measureKamailioSecure(port: number, certificates: Certificates): Promise<SecureRates> {
+  const target = `${KAMAILIO_ADDRESS}:${port}`;
+  const [tls, signIn] = await withKamailio(port, { tls: { port: port + 1, certFile: certificates.certFile, keyFile: certificates.keyFile } }, async (kamailio) => [
+    await tlsRate(KAMAILIO_ADDRESS, port + 1, 'kamailio.bench', certificates.caFile, kamailio.pid),
+    await signInRate(target, false, kamailio.pid),
+  ] as const);
+  const signInDigest = await withKamailio(port, { authDb: join(OUT, 'kamailio-db') }, (kamailio) => signInRate(target, true, kamailio.pid));
+  return { tls, signIn, signInDigest };
+}
+
+/** The digest users for both servers: sipp's CSV (name and its [authentication] keyword), Kamailio's db_text tables, dnslb's seed file. */
+function writeDigestUsers(): void {
+  writeFileSync(join(OUT, 'seed'), `${AUTH_SEED}\n`);
+  const users = Array.from({ length: AUTH_USERS }, (_, index) => {
+    const name = `user${index + 1}`;
+    return [name, syntheticPassword(AUTH_SEED, `sip:${name}@contoso.com`)] as const;
+  });
+  writeUsersWithPasswords(OUT, users, 'users-auth.csv');
+  const db = join(OUT, 'kamailio-db');
+  mkdirSync(db, { recursive: true });
+  writeFileSync(join(db, 'version'), 'id(int,auto) table_name(string) table_version(int)\n0:subscriber:7\n');
+  // Hashes only, like dnslb's directory: db_text refuses empty columns, so the password (and ha1b) is "-".
+  writeFileSync(join(db, 'subscriber'), `id(int,auto) username(string) domain(string) password(string) ha1(string) ha1b(string)\n${users.map(([name, password], index) => `${index + 1}:${name}:contoso.com:-:${ha1('MD5', name, 'contoso.com', password)}:-`).join('\n')}\n`);
+  writeFileSync(join(OUT, 'register-digest.xml'), registerWithDigest());
+}
+
+/** The TLS and digest rows: their own rounds (alternated like the others) and their own section of RESULTS.md. */
+async function secureSection(kamailioPort: number): Promise<void> {
+  const startLoad = loadavg()[0]!;
+  writeDigestUsers();
+  const issued = await createTestCertificates({ names: ['fe1.contoso.com', 'kamailio.bench'], ips: [DNSLB_ADDRESS, KAMAILIO_ADDRESS] });
+  const certificates = { certFile: join(OUT, 'tls-cert.pem'), keyFile: join(OUT, 'tls-key.pem'), caFile: join(OUT, 'tls-ca.pem') };
+  writeFileSync(certificates.certFile, issued.cert);
+  writeFileSync(certificates.keyFile, issued.key);
+  writeFileSync(certificates.caFile, issued.ca);
+  await issued.cleanup();
+  const measured: Record<Server, SecureRates[]> = { dnslb: [], kamailio: [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    const order: Server[] = round % 2 === 0 ? ['dnslb', 'kamailio'] : ['kamailio', 'dnslb'];
+    for (const server of order) {
+      const rates = server === 'dnslb' ? await measureDnslbSecure(certificates) : await measureKamailioSecure(kamailioPort, certificates);
+      measured[server].push(rates);
+      const { tls } = rates;
+      console.log(`round ${round + 1}/${ROUNDS} ${server}: TLS ${tls.perSecond.toFixed(0)} REGISTER/s (${TLS_CONNECTIONS} connections; CPU: generator ${(100 * tls.generatorCpuS / tls.windowS).toFixed(0)} %, server ${(100 * tls.serverCpuS! / tls.windowS).toFixed(0)} %; ${tls.tlsSession}); sign-ins/s ${rates.signIn.perSecond.toFixed(0)} (${rates.signIn.serverCpuUs.toFixed(0)} µs server CPU each), with digest ${rates.signInDigest.perSecond.toFixed(0)} (${rates.signInDigest.serverCpuUs.toFixed(0)} µs); TLS connections retried during set-up: ${tls.setupRetries}`);
+    }
+  }
+  const cell = (values: number[], digits = 0, suffix = '') => `${median(values).toFixed(digits)}${suffix} (${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)})`;
+  const of = (server: Server, pick: (rates: SecureRates) => number) => measured[server].map(pick);
+  const row = (label: string, pick: (rates: SecureRates) => number, digits = 0, suffix = '') => `| ${label} | ${cell(of('dnslb', pick), digits, suffix)} | ${cell(of('kamailio', pick), digits, suffix)} | ${(median(of('dnslb', pick)) / median(of('kamailio', pick))).toFixed(2)} |`;
+  const share = (server: Server) => `${median(of(server, (rates) => rates.tls.serverCpuS! / rates.tls.windowS)) * 100 | 0} % / ${median(of(server, (rates) => rates.tls.generatorCpuS / rates.tls.windowS)) * 100 | 0} %`;
+  const perRegisterUs = (result: LoadResult, cpuS: number) => (1e6 * cpuS) / Math.max(1, result.ok);
+  const ratio = (server: Server) => median(of(server, (rates) => rates.signInDigest.perSecond)) / median(of(server, (rates) => rates.signIn.perSecond));
+  const tlsMedian = (server: Server) => median(of(server, (rates) => rates.tls.perSecond));
+  const body = `
+${machineLine()}; ${execFileSync('kamailio', ['-v']).toString().split('\n')[0]?.trim()} with its tls module (Debian kamailio-tls-modules).
+Server pinned to core ${SERVER_CORE}, load generator to core ${LOAD_CORE}; ${SECONDS} s per run, ${ROUNDS} rounds in alternated order (dnslb, Kamailio, Kamailio, dnslb, …); each cell the median with the lowest–highest in brackets. Command: \`BENCH_SIP_ONLY=secure npm run bench:sip\` (also part of a whole \`npm run bench:sip\`).
+- **TLS**: bench/sip-load.ts (a Node generator: sipp here has no TLS) opens ${TLS_CONNECTIONS.toLocaleString('en')} TLS connections (one user each; TLS handshakes and a first REGISTER before the measured window) and keeps one REGISTER in flight on each (CSeq + 1 on the same Call-ID: a client refreshing). Both servers use the same certificate (RSA, from src/sip/certificates.ts); negotiated: ${measured.dnslb[0]?.tls.tlsSession} (dnslb), ${measured.kamailio[0]?.tls.tlsSession} (Kamailio).
+- **Sign-in**: sipp \`-t tn\`, every call a user on a new TCP connection (${SIGNIN_IN_FLIGHT} at once), closed at the call's end: REGISTER → 200; with digest REGISTER → 401, REGISTER with Authorization → 200 (sipp's \`[authentication]\`, MD5 with qop=auth: sipp 3.6 knows no SHA-256). dnslb: a server following a file store that holds ${AUTH_USERS.toLocaleString('en')} users from \`dnslb user import --synthetic ${AUTH_USERS} --md5\`, \`settings.auth\` off for the plain figure and on for the digest one; Kamailio: auth + auth_db on db_text with the same users' MD5 HA1s, qop=auth, nonce counts checked (\`nonce_count\`). A flow is bound to the user that authenticated on it (src/auth/README.md), so each user needs a connection of its own: the sign-in shape, not one shared connection.
+
+| | dnslb | Kamailio | dnslb ÷ Kamailio |
+|---|---|---|---:|
+${row(`REGISTER/s (TLS, ${TLS_CONNECTIONS.toLocaleString('en')} connections, one in flight on each)`, (rates) => rates.tls.perSecond)}
+${row('TLS: CPU per REGISTER of the server (its process tree), µs', (rates) => perRegisterUs(rates.tls, rates.tls.serverCpuS!))}
+${row('TLS: CPU per REGISTER of the load generator, µs', (rates) => perRegisterUs(rates.tls, rates.tls.generatorCpuS))}
+${row('TLS: the generator\'s ceiling on its one core (10⁶ ÷ its µs per REGISTER), REGISTER/s', (rates) => 1e6 / perRegisterUs(rates.tls, rates.tls.generatorCpuS))}
+| TLS: share of a core used over the window, server / generator (medians) | ${share('dnslb')} | ${share('kamailio')} | |
+${row('sign-ins/s (TCP, a new connection each, REGISTER → 200)', (rates) => rates.signIn.perSecond)}
+${row('sign-ins/s with digest (REGISTER → 401 → REGISTER → 200)', (rates) => rates.signInDigest.perSecond)}
+${row('server CPU per sign-in, µs', (rates) => rates.signIn.serverCpuUs)}
+${row('server CPU per sign-in with digest, µs', (rates) => rates.signInDigest.serverCpuUs)}
+
+- TLS, dnslb ÷ Kamailio: ${(tlsMedian('dnslb') / tlsMedian('kamailio')).toFixed(2)} (issue 15 goal ≥ 1.0). The generator is not what limits either server: it used ${median(of('kamailio', (rates) => rates.tls.generatorCpuS / rates.tls.windowS)) * 100 | 0} % of its core against Kamailio and ${median(of('dnslb', (rates) => rates.tls.generatorCpuS / rates.tls.windowS)) * 100 | 0} % against dnslb; compare its ceiling on one core (the row above) with the figures. Connections refused or reset while the 1,000 handshakes were under way, and tried again: dnslb ${of('dnslb', (rates) => rates.tls.setupRetries).join(', ')}; Kamailio ${of('kamailio', (rates) => rates.tls.setupRetries).join(', ')} (per run).
+- Digest, with ÷ without authentication (sign-ins/s): dnslb ${ratio('dnslb').toFixed(2)}, Kamailio ${ratio('kamailio').toFixed(2)}; a sign-in with digest is two requests where one was: 0.5 would be the same cost per request.
+- ${loadNote(startLoad)}
+- Digest, dnslb ÷ Kamailio (sign-ins/s): ${(median(of('dnslb', (rates) => rates.signInDigest.perSecond)) / median(of('kamailio', (rates) => rates.signInDigest.perSecond))).toFixed(2)}.
+`;
+  await writeSection('SIP: TLS and digest authentication, dnslb server vs Kamailio', body);
+  console.log(body);
+}
+
 async function main(): Promise<void> {
   for (const tool of ['sipp', 'kamailio', 'taskset']) execFileSync('bash', ['-c', `command -v ${tool} || test -x /usr/sbin/${tool}`]);
   rmSync(OUT, { recursive: true, force: true });
@@ -226,6 +430,10 @@ async function main(): Promise<void> {
   writeFileSync(join(OUT, 'call.csv'), 'SEQUENTIAL\ncaller;callee\n');
 
   const rows: string[] = [];
+  if (ONLY === 'secure') {
+    await secureSection(await freePortPair([KAMAILIO_ADDRESS]));
+    return;
+  }
   if (ONLY === 'register') {
     const only = await dnslbPool();
     try {
@@ -279,6 +487,7 @@ Run with \`npm run bench:sip\` (BENCH_SECONDS to change the duration of a run, B
 `;
   await writeSection('SIP: dnslb server vs Kamailio', section);
   console.log(section);
+  await secureSection(kamailioPort);
 }
 
 await main();

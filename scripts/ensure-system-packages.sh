@@ -9,9 +9,10 @@
 #   DNSLB_POLICY_RC_D  the policy-rc.d path (default /usr/sbin/policy-rc.d)
 #   DNSLB_SBIN_DIRS    directories searched besides PATH, which lacks /usr/sbin for most users
 #                      (default "/usr/sbin /usr/bin"; empty = PATH only)
+#   DNSLB_LIB_DIRS     directories a "lib/…" entry is looked for under (default: /usr/lib/<triplet> and /usr/lib)
 set -euo pipefail
 
-# command-or-file  package
+# command-or-file  package ("lib/PATH": a file under a library folder, for packages without a command)
 WANTED=(
   "dig bind9-dnsutils"
   "kdig knot-dnsutils"
@@ -22,6 +23,8 @@ WANTED=(
   "dnsperf dnsperf"
   "sipp sip-tester"
   "kamailio kamailio"
+  # Kamailio's TLS module: npm run bench:sip (the TLS row) only
+  "lib/kamailio/modules/tls.so kamailio-tls-modules"
   "etcd etcd-server"
   # etcdctl: the distributed-mode test sets up etcd users, roles and auth with it
   "etcdctl etcd-client"
@@ -38,9 +41,16 @@ WANTED=(
 )
 
 sbin_dirs="${DNSLB_SBIN_DIRS-/usr/sbin /usr/bin}"
+lib_dirs="${DNSLB_LIB_DIRS-$(echo /usr/lib/*-linux-gnu*) /usr/lib}"
 have() {
-  command -v "$1" >/dev/null 2>&1 && return 0
   local dir
+  if [[ "$1" == lib/* ]]; then
+    for dir in $lib_dirs; do
+      [ -e "$dir/${1#lib/}" ] && return 0
+    done
+    return 1
+  fi
+  command -v "$1" >/dev/null 2>&1 && return 0
   for dir in $sbin_dirs; do
     [ -x "$dir/$1" ] && return 0
   done

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { describe, test } from 'node:test';
 import { BASE_YAML } from '../../test/helpers/topology-text.ts';
-import { advise, detectionMs, LEGACY_CLIENTS_PERCENT_MAX, TTL_DETECTION_RATIO_MAX, ttlWarnings, type GuideRow, type PoolAdvice } from './advise.ts';
+import { advise, detectionMs, LEGACY_CLIENTS_PERCENT_MAX, POOL_SERVERS_SUPPORTED_MAX, poolSizeWarnings, TTL_DETECTION_RATIO_MAX, ttlWarnings, validationWarnings, type GuideRow, type PoolAdvice } from './advise.ts';
 import { parse } from './parse.ts';
 
 /** BASE_YAML's pools: pool01 frontend/dns, pool02 frontend/hardware, dirpool director/dns, edgepool edge/dns, medpool mediation/dns. */
@@ -175,5 +175,56 @@ describe('TTL against failure detection', () => {
   test('the example (TTL 60 s, detection 4 s: 66 s worst case) is not warned', async () => {
     const example = parse(await readFile(new URL('../../examples/contoso.yaml', import.meta.url), 'utf8'));
     assert.deepEqual(ttlWarnings(example), []);
+  });
+});
+
+describe('pool size against Lync 2013\'s 12 Front End servers', () => {
+  /** One DNS-load-balanced Front End pool of `count` servers (and a director pool of `directors`). */
+  const pools = (count: number, directors = 2) => {
+    const servers = (prefix: string, octet: number, n: number) => Array.from({ length: n }, (_, index) => `      - { fqdn: ${prefix}${index + 1}.contoso.com, ipv4: 10.0.${octet}.${index + 1} }`).join('\n');
+    return parse(`schemaVersion: 1
+sipDomains: [contoso.com]
+sites: [{ name: redmond }]
+pools:
+  - fqdn: pool01.contoso.com
+    kind: frontend
+    site: redmond
+    loadBalancing: dns
+    servers:
+${servers('fe', 1, count)}
+    webServices:
+      internal: { fqdn: webint.contoso.com, vip: { ipv4: 10.0.9.1 } }
+      external: { fqdn: webext.contoso.com, vip: { ipv4: 10.0.9.2 } }
+    dns: { ttl: 60 }
+  - fqdn: dirpool.contoso.com
+    kind: director
+    site: redmond
+    loadBalancing: dns
+    servers:
+${servers('dir', 2, directors)}
+    webServices:
+      internal: { fqdn: dirweb.contoso.com, vip: { ipv4: 10.0.9.3 } }
+      external: { fqdn: dirwebext.contoso.com, vip: { ipv4: 10.0.9.4 } }
+    dns: { ttl: 60 }
+dns:
+  servers: [{ fqdn: dns1.contoso.com, listen: ["10.0.9.53:53"] }]
+  zones: [{ name: contoso.com }]
+`);
+  };
+
+  test('12 Front End servers: valid, no warning; 13: valid, warned by validate and as an advisor note', () => {
+    assert.deepEqual(poolSizeWarnings(pools(POOL_SERVERS_SUPPORTED_MAX)), []);
+    assert.deepEqual(validationWarnings(pools(POOL_SERVERS_SUPPORTED_MAX)), []);
+    const thirteen = pools(POOL_SERVERS_SUPPORTED_MAX + 1);
+    const warnings = validationWarnings(thirteen);
+    assert.deepEqual(warnings.map((warning) => warning.pool), ['pool01.contoso.com']);
+    assert.match(warnings[0]!.text, /^13 Front End servers: Lync Server 2013 supports at most 12 per pool/);
+    const advice = advise(thirteen);
+    assert.deepEqual(noteRows(advice.pools[0]).filter((row) => row === 'pool-size'), ['pool-size']);
+    assert.equal(advice.pools[0]!.verdict, advise(pools(POOL_SERVERS_SUPPORTED_MAX)).pools[0]!.verdict, 'the size changes no verdict');
+  });
+
+  test('the limit is the Front End pool\'s: a director pool of 13 is not warned about it', () => {
+    assert.deepEqual(poolSizeWarnings(pools(2, 13)), []);
   });
 });

@@ -25,7 +25,8 @@ export type GuideRow =
   | 'mediation-gateways'
   | 'hardware-configured'
   | 'dns-configured-against-advice'
-  | 'ttl-detection';
+  | 'ttl-detection'
+  | 'pool-size';
 
 export interface LostScenario {
   row: GuideRow;
@@ -200,15 +201,45 @@ export function ttlWarnings(topology: Topology): TtlWarning[] {
     });
 }
 
+/** Lync Server 2013's largest supported Front End pool. */
+export const POOL_SERVERS_SUPPORTED_MAX = 12;
+
+/**
+ * Front End pools larger than Lync 2013 supports. Valid all the same (a warning, not a rule): nothing
+ * in dnslb stops at 12 — rendezvous hashing moves 1/(n+1) of the users on a commission, the heartbeat
+ * costs n(n−1) probes per interval, the quorum guard extends Lync's table (pool/quorum.ts) — and a full
+ * pool needs a 13th server for a while when a server is replaced (commission the new one, then
+ * decommission the old). bench/RESULTS.md "Pool of 12" measures a pool of 12 and the 13th.
+ */
+export function poolSizeWarnings(topology: Topology): Array<{ pool: string; servers: number; text: string }> {
+  return topology.pools
+    .filter((pool) => pool.kind === 'frontend' && pool.servers.length > POOL_SERVERS_SUPPORTED_MAX)
+    .map((pool) => ({
+      pool: pool.fqdn,
+      servers: pool.servers.length,
+      text: `${pool.servers.length} Front End servers: Lync Server 2013 supports at most ${POOL_SERVERS_SUPPORTED_MAX} per pool; dnslb runs more (each server probes the ${pool.servers.length - 1} others every heartbeat interval), but consider a second pool unless this is a server being replaced`,
+    }));
+}
+
+/** What `dnslb topology validate` warns about in a valid topology: a TTL much longer than failure detection, a pool above Lync's size. */
+export function validationWarnings(topology: Topology): Array<{ pool: string; text: string }> {
+  return [...ttlWarnings(topology), ...poolSizeWarnings(topology)].map(({ pool, text }) => ({ pool, text }));
+}
+
 /** The advice for every pool of a (validated) topology, in document order. */
 export function advise(topology: Topology, options: AdviseOptions = {}): Advice {
   const legacyClientsPercentMax = options.legacyClientsPercentMax ?? LEGACY_CLIENTS_PERCENT_MAX;
   assert(legacyClientsPercentMax >= 0 && legacyClientsPercentMax <= 100, 'legacyClientsPercentMax is a percentage');
   const warnings = new Map(ttlWarnings(topology).map((warning) => [warning.pool, warning]));
+  const sizes = new Map(poolSizeWarnings(topology).map((warning) => [warning.pool, warning]));
   const pools = topology.pools.map((pool) => {
     const advice = advisePool(pool, topology.facts, legacyClientsPercentMax);
+    const notes: Note[] = [...advice.notes];
     const warning = warnings.get(pool.fqdn);
-    return warning ? { ...advice, notes: [...advice.notes, { row: 'ttl-detection' as const, text: warning.text }] } : advice;
+    if (warning) notes.push({ row: 'ttl-detection', text: warning.text });
+    const size = sizes.get(pool.fqdn);
+    if (size) notes.push({ row: 'pool-size', text: size.text });
+    return notes.length === advice.notes.length ? advice : { ...advice, notes };
   });
   return { legacyClientsPercentMax, pools };
 }

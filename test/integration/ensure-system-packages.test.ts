@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
 
@@ -69,7 +69,12 @@ describe('scripts/ensure-system-packages.sh', () => {
       await chmod(join(bin, name), 0o755);
     };
     for (const { command } of await wanted()) {
-      if (!options.absent.includes(command)) await stub(command, 'exit 0');
+      if (options.absent.includes(command)) continue;
+      // "lib/PATH": a file under a library folder (DNSLB_LIB_DIRS below), not a command.
+      if (command.startsWith('lib/')) {
+        await mkdir(dirname(join(root, command)), { recursive: true });
+        await writeFile(join(root, command), '');
+      } else await stub(command, 'exit 0');
     }
     // What the script itself needs from outside bash.
     for (const tool of ['chmod', 'rm', 'tail']) await symlink(`/usr/bin/${tool}`, join(bin, tool));
@@ -86,7 +91,7 @@ describe('scripts/ensure-system-packages.sh', () => {
     );
     await stub('pkill', `echo "pkill $*" >>"${calls}"`);
     if (options.policyBefore !== undefined) await writeFile(policy, options.policyBefore, { mode: 0o755 });
-    const env = { PATH: bin, DNSLB_SBIN_DIRS: '', DNSLB_POLICY_RC_D: policy, TMPDIR: root, HOME: root };
+    const env = { PATH: bin, DNSLB_SBIN_DIRS: '', DNSLB_LIB_DIRS: join(root, 'lib'), DNSLB_POLICY_RC_D: policy, TMPDIR: root, HOME: root };
     const result = await new Promise<Omit<Run, 'calls' | 'policy'>>((resolve, reject) => {
       execFile('/bin/bash', [SCRIPT], { env, timeout: 30_000 }, (error, stdout, stderr) => {
         if (error && typeof error.code !== 'number') reject(error);
@@ -120,6 +125,14 @@ describe('scripts/ensure-system-packages.sh', () => {
     assert.deepEqual(result.calls[0], `${install} | policy=x:#!/bin/sh exit 101 `);
     assert.deepEqual(result.calls.slice(1), ['pkill -x named', 'pkill -x knotd', 'pkill -x nsd', 'pkill -x kamailio', 'pkill -x etcd', 'pkill -x haproxy']);
     assert.equal(result.policy, 'absent', 'the policy-rc.d it made is gone');
+  });
+
+  test('a package without a command (Kamailio\'s TLS module) is found by its file, and installed when the file is missing', async () => {
+    const present = await run({ absent: [], uid: 0 });
+    assert.deepEqual(present.calls, [], 'the module file is there: nothing to install');
+    const result = await run({ absent: ['lib/kamailio/modules/tls.so'], uid: 0 });
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.calls[0]?.split(' | ')[0], 'apt-get install -y --no-install-recommends kamailio-tls-modules');
   });
 
   test('regression: missing, as root, with a policy-rc.d already there: exits 0 and leaves that policy as it was', async () => {

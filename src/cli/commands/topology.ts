@@ -2,7 +2,7 @@
 // (publish and diff, which talk to the store, register themselves from the store's side.)
 import { InvalidArgumentError, type Command } from 'commander';
 import { z } from 'zod';
-import { advise, LEGACY_CLIENTS_PERCENT_MAX, ttlWarnings, type Advice } from '../../topology/advise.ts';
+import { advise, LEGACY_CLIENTS_PERCENT_MAX, validationWarnings, type Advice } from '../../topology/advise.ts';
 import { formatEndpoint } from '../../topology/document.ts';
 import { defaultHomePool } from '../../topology/home-pool.ts';
 import { formatDigitRange, routeDigits } from '../../topology/pstn-route.ts';
@@ -106,8 +106,8 @@ export function registerTopology(program: Command): void {
         throw error; // main prints the problems on stderr and exits 1
       }
       const servers = parsed.pools.reduce((sum, pool) => sum + pool.servers.length, 0);
-      // Valid, but worth a word: a pool TTL much longer than failure detection (stderr; exit 0).
-      const warnings = ttlWarnings(parsed).map((warning) => ({ pool: warning.pool, text: warning.text }));
+      // Valid, but worth a word: a pool TTL much longer than failure detection, a pool above Lync's 12 servers (stderr; exit 0).
+      const warnings = validationWarnings(parsed);
       if (options.json) console.log(JSON.stringify({ valid: true, file, pools: parsed.pools.length, servers, warnings }, null, 2));
       else console.log(`${file}: valid (${plural(parsed.pools.length, 'pool')}, ${plural(servers, 'server')})`);
       if (!options.json) for (const warning of warnings) console.error(`${file}: warning: ${warning.pool}: ${warning.text}`);
