@@ -9,6 +9,8 @@ export const limits = {
   topologyHomeRulesMax: 1000,
   /** PSTN routes in one topology. */
   topologyPstnRoutesMax: 1000,
+  /** Federation partners of one edge pool (each a SIP domain the Access Edge lets through). */
+  topologyFederationPartnersMax: 1000,
 
   // admin
   /** Largest admin API request body. */
