@@ -67,6 +67,7 @@ describe('dnslb completion', () => {
     ['dnslb server drain fe1.contoso.com --f', ['--force']],
     ['dnslb user mo', ['move']],
     ['dnslb client simulate --password-s', ['--password-seed-file']],
+    ['dnslb client simulate --peer', ['--peers', '--peer-domain', '--peer-address', '--peer-messages-per-minute']],
     ['dnslb client register --password', ['--password-file', '--passwords']],
     ['dnslb user import --syn', ['--synthetic']],
     ['dnslb up topology.yaml --st', ['--store']],
