@@ -55,6 +55,8 @@ export interface DiscoverOptions {
    * lyncdiscover.<domain>, over HTTPS through the Web services VIP; SRV and A records when neither answers.
    */
   autodiscover?: AutodiscoverOptions;
+  /** Send DNS queries from this IPv4 address (a client outside: the DNS server's `external` view answers it by source address). */
+  localAddress?: string;
 }
 
 /** Node's resolver does not give the TTL of SRV records; their answers are re-checked after this. */
@@ -114,6 +116,7 @@ export class PoolDiscoverer {
     else {
       this.resolver = new Resolver({ timeout: options.timeoutMs ?? 2000, tries: 2 });
       this.resolver.setServers([...options.dnsServers]);
+      if (options.localAddress !== undefined) this.resolver.setLocalAddress(options.localAddress);
     }
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? systemRandom;
@@ -221,6 +224,8 @@ export class PoolDiscoverer {
     ];
     // A client that wants plain TCP still follows Lync's order, but prefers the TCP record.
     if (this.transport === 'tcp') srvSteps.reverse();
+    // Outside (the external view has no internal records): the Access Edge of the Edge pool, TLS only.
+    srvSteps.push({ name: `_sip._tls.${domain}`, transport: 'tls' });
     for (const step of srvSteps) {
       let records;
       try {

@@ -1,5 +1,6 @@
 // dnslb client simulate | register: the load simulator and a single user's sign-in, step by step.
 import { readFile, writeFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import type { Command } from 'commander';
 import { PoolDiscoverer, type SipTransportName } from '../../client/discover.ts';
 import { parseShare, Simulator, type SimulationSummary } from '../../client/simulate.ts';
@@ -72,6 +73,7 @@ interface SimulateOptions {
   expires: string;
   passwords?: string;
   passwordSeedFile?: string;
+  localAddress?: string;
 }
 
 interface RegisterOptions {
@@ -87,6 +89,15 @@ interface RegisterOptions {
   autodiscoverPort: string;
   passwordFile?: string;
   passwords?: string;
+  localAddress?: string;
+}
+
+const LOCAL_ADDRESS_DESCRIPTION = 'send DNS queries and connect from this IPv4 address: outside the `internal` view (e.g. 127.0.1.5), a remote user reaching the Access Edge';
+
+function localAddressOf(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  if (isIP(text) !== 4) throw new DnslbError('CLI_USAGE', `--local-address ${text}: an IPv4 address`);
+  return text;
 }
 
 export function registerClient(program: Command): void {
@@ -115,6 +126,7 @@ export function registerClient(program: Command): void {
     .option('--expires <s>', 'registration lifetime asked for', '3600')
     .option('--passwords <file>', 'answer the registrar\'s digest challenge with the passwords of this CSV (uri,password columns, as `dnslb user import` reads)')
     .option('--password-seed-file <file>', 'answer it with the synthetic rule\'s passwords (the seed on the first line; `dnslb user import --synthetic N` loads the same users)')
+    .option('--local-address <ipv4>', LOCAL_ADDRESS_DESCRIPTION)
     .action(async (options: SimulateOptions) => {
       checkLimits();
       const passwordOf = await passwordSource(options);
@@ -136,6 +148,7 @@ export function registerClient(program: Command): void {
         transport: transportOf(options.transport),
         ...(options.ca ? { ca: await readFile(options.ca, 'utf8') } : {}),
         ...(passwordOf ? { passwordOf } : {}),
+        ...(options.localAddress !== undefined ? { localAddress: localAddressOf(options.localAddress) } : {}),
         userAgent: {
           backoffBaseMs: wholeNumber('--backoff-base-ms', options.backoffBaseMs, 1, limits.clientBackoffMsMax),
           backoffMaxMs: wholeNumber('--backoff-max-ms', options.backoffMaxMs, 1, limits.clientBackoffMsMax),
@@ -199,6 +212,7 @@ export function registerClient(program: Command): void {
     .option('--autodiscover-port <port>', 'the HTTPS port of the Web services VIP', '443')
     .option('--password-file <file>', 'the user\'s password on the first line, to answer the registrar\'s digest challenge')
     .option('--passwords <file>', 'the user\'s password from this CSV (uri,password columns)')
+    .option('--local-address <ipv4>', LOCAL_ADDRESS_DESCRIPTION)
     .action(async (options: RegisterOptions) => {
       checkLimits();
       if (options.passwordFile !== undefined && options.passwords !== undefined) throw new DnslbError('CLI_USAGE', 'give --password-file FILE or --passwords FILE.csv, not both');
@@ -208,12 +222,13 @@ export function registerClient(program: Command): void {
       // One CA for both: the Web services answer with the servers' own certificates (TLS passes through the HLB).
       const ca = options.ca ? await readFile(options.ca, 'utf8') : undefined;
       const autodiscover = options.autodiscover ? { port: wholeNumber('--autodiscover-port', options.autodiscoverPort, 1, 65_535), ...(ca ? { ca } : {}) } : undefined;
+      const localAddress = localAddressOf(options.localAddress);
       const agent = new UserAgent({
         aor: options.uri,
-        locator: new PoolDiscoverer({ dnsServers: dnsServers(options.dns), transport, ...(autodiscover ? { autodiscover } : {}) }),
+        locator: new PoolDiscoverer({ dnsServers: dnsServers(options.dns), transport, ...(autodiscover ? { autodiscover } : {}), ...(localAddress !== undefined ? { localAddress } : {}) }),
         transport,
         mode: options.legacy ? 'legacy' : 'modern',
-        connect: { connectTimeoutMs: wholeNumber('--connect-timeout-ms', options.connectTimeoutMs, 1, 600_000), ...(ca ? { ca } : {}) },
+        connect: { connectTimeoutMs: wholeNumber('--connect-timeout-ms', options.connectTimeoutMs, 1, 600_000), ...(ca ? { ca } : {}), ...(localAddress !== undefined ? { localAddress } : {}) },
         retry: options.stay !== undefined,
         ...(password !== undefined ? { password } : {}),
       });
