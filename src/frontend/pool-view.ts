@@ -34,6 +34,8 @@ export class PoolView {
   private readonly servers = new Map<string, TopologyServer>();
   private readonly serverAddresses = new Map<string, TopologyServer>();
   private readonly domains: ReadonlySet<string>;
+  /** An edge server's external names for itself: its Access Edge address(es) and the Access Edge FQDN. */
+  private readonly externalSelf = new Set<string>();
   /** null: any user part of a SIP domain is a user (the topology lists no users). */
   private readonly users: ReadonlySet<string> | null;
 
@@ -53,6 +55,11 @@ export class PoolView {
     }
     this.self = this.byFqdn.get(wanted)!;
     this.peers = this.members.filter((member) => member !== this.self);
+    const selfServer = pool.servers.find((server) => server.fqdn === wanted);
+    for (const pair of [selfServer?.external?.accessEdge, selfServer?.external?.webConferencing, selfServer?.external?.av]) {
+      for (const address of [pair?.ipv4, pair?.ipv6]) if (address !== undefined) this.externalSelf.add(address.toLowerCase());
+    }
+    if (pool.edge) this.externalSelf.add(canonicalServer(pool.edge.accessEdge.fqdn));
     this.sequencer = new Sequencer(this.members.map((member) => member.fqdn));
     this.tcpPort = pool.sip.tcpPort;
     this.tlsPort = pool.sip.tlsPort;
@@ -122,7 +129,10 @@ export class PoolView {
 
   /** Does a URI host name this server (its address, its FQDN) — a Route to pop, an OPTIONS to answer? */
   isSelf(host: string): boolean {
-    return this.memberAt(host) === this.self;
+    if (this.memberAt(host) === this.self) return true;
+    if (this.externalSelf.size === 0) return false;
+    const bare = (host.startsWith('[') ? host.slice(1, -1) : host).toLowerCase();
+    return this.externalSelf.has(bare) || this.externalSelf.has(canonicalServer(bare));
   }
 
   /** Does a URI host name this server or its pool (a request addressed to the service, not a user)? */

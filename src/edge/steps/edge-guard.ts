@@ -66,9 +66,10 @@ export class EdgeGuardStep implements Step {
       this.counters.forgedFromOutside++;
       return this.refuse(context, 'A Route from outside must start at this Edge');
     }
-    // A new request (no To tag) goes to a user or a domain, never to a server's address.
+    // A new request (no To tag) goes to a user or a domain, never to a server's address (the Edge
+    // itself excepted: an OPTIONS to the Access Edge is answered here).
     const uri = request.uri;
-    if (to(request).tag === null && isSipUri(uri) && (this.view().serverAt(uri.host) !== undefined || /^[0-9.]+$|^\[/.test(uri.host))) {
+    if (to(request).tag === null && !context.addressedToUs && isSipUri(uri) && (this.view().serverAt(uri.host) !== undefined || /^[0-9.]+$|^\[/.test(uri.host))) {
       this.counters.toServerFromOutside++;
       return this.refuse(context, 'Servers are not reachable from outside');
     }
