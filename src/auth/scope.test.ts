@@ -29,3 +29,11 @@ for (const [method, toTag, fromPeer, expected] of TABLE) {
     assert.equal(challengeScope(request(method, toTag), { fromPeer }), expected);
   });
 }
+
+test('a request from a server of another pool is not challenged again, unless an Edge relays it for a remote client', () => {
+  assert.equal(challengeScope(request('INVITE', false), { fromPeer: false, fromServer: true }), 'none');
+  assert.equal(challengeScope(request('REGISTER', false), { fromPeer: false, fromServer: true }), 'none');
+  assert.equal(challengeScope(request('REGISTER', false), { fromPeer: false, fromServer: true, relayed: true }), 'registrar');
+  assert.equal(challengeScope(request('INVITE', false), { fromPeer: false, fromServer: true, relayed: true }), 'proxy');
+  assert.equal(challengeScope(request('BYE', true), { fromPeer: false, fromServer: true, relayed: true }), 'none');
+});

@@ -6,8 +6,13 @@ import { to } from '../sip/headers.ts';
 import type { SipRequest } from '../sip/message.ts';
 import type { ChallengeKind } from './challenge.ts';
 
-export function challengeScope(request: SipRequest, context: { fromPeer: boolean }): ChallengeKind | 'none' {
+//
+// A request from a server of another pool (fromServer: a Director, another pool's Front End) was
+// authenticated where the client signed in: not again. The one exception is a request an Edge relays for
+// a remote client (`relayed`): the Edge holds no credentials, so the first internal server authenticates it.
+export function challengeScope(request: SipRequest, context: { fromPeer: boolean; fromServer?: boolean; relayed?: boolean }): ChallengeKind | 'none' {
   if (context.fromPeer) return 'none';
+  if (context.fromServer === true && context.relayed !== true) return 'none';
   if (request.method === 'ACK' || request.method === 'CANCEL') return 'none';
   if (request.method === 'REGISTER') return 'registrar';
   // A To tag marks a request inside a dialog (RFC 3261 §12.2).

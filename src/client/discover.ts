@@ -236,6 +236,8 @@ export class PoolDiscoverer {
     ];
     // A client that wants plain TCP still follows Lync's order, but prefers the TCP record.
     if (this.transport === 'tcp') srvSteps.reverse();
+    // Outside (the external view has no internal records): the Access Edge of the Edge pool, TLS only.
+    srvSteps.push({ name: `_sip._tls.${domain}`, transport: 'tls' });
     for (const step of srvSteps) {
       let records;
       try {

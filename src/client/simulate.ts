@@ -27,6 +27,8 @@ export interface SimulatorOptions {
   transport?: SipTransportName;
   /** PEM CAs to trust for TLS. */
   ca?: string;
+  /** Send DNS queries and connect from this address (remote users: outside, in the `external` view). */
+  localAddress?: string;
   userPrefix?: string;
   /** Each user's password, to answer the registrar's digest challenge (src/auth/passwords.ts); none: users sign in without. */
   passwordOf?: (aor: string) => string | undefined;
@@ -184,6 +186,7 @@ export class Simulator {
       // One resolver shared by all (one c-ares channel), one cache per user, as each device keeps its own.
       this.resolver = new Resolver({ timeout: 2000, tries: 2 });
       this.resolver.setServers([...this.options.dnsServers]);
+      if (this.options.localAddress !== undefined) this.resolver.setLocalAddress(this.options.localAddress);
     }
     const ratePerS = this.options.startRatePerS ?? 200;
     for (let index = 0; index < this.options.users; index++) {
@@ -397,7 +400,7 @@ export class Simulator {
       transport,
       mode: legacy ? 'legacy' : 'modern',
       password: this.options.passwordOf?.(aor),
-      connect: { ...knobs.connect, ...(this.options.ca ? { ca: this.options.ca } : {}) },
+      connect: { ...knobs.connect, ...(this.options.ca ? { ca: this.options.ca } : {}), ...(this.options.localAddress !== undefined ? { localAddress: this.options.localAddress } : {}) },
       clock: this.clock,
       random: this.random,
     });

@@ -19,6 +19,7 @@ import type { DialogCounter } from './dialogs.ts';
 import type { UserHomes } from './homes.ts';
 import type { PoolView } from './pool-view.ts';
 import type { PeerLinks } from './s2s.ts';
+import { PATH_FLOW_PREFIX } from './registrar-service.ts';
 import { BRANCH_PREFIX, ownUri, ownVia, randomToken, withHeader, withoutFirst } from './wire.ts';
 
 export interface ProxyOptions {
@@ -61,6 +62,10 @@ type NextHop =
       servers?: ServerTries;
       /** When the flow cannot be opened: answer 503 with this reason (and what failed), e.g. a PSTN gateway down. */
       unreachable?: string;
+      /** Instead of our own Record-Route (the Edge's carries the client's flow token: src/edge/). */
+      recordRoute?: string;
+      /** Added on top of the request's headers (the Edge's Path, RFC 3327). */
+      headers?: readonly Header[];
     }
   | { kind: 'answer'; status: number; reason?: string };
 
@@ -76,6 +81,21 @@ interface ServerTries {
   deadlineMs: number;
   /** What happened at each server tried, for the reason phrase when none answers. */
   outcomes: string[];
+  /** Kept for every try (ForwardOptions). */
+  recordRoute?: string;
+  headers?: readonly Header[];
+}
+
+/** Where a role step outside the proxy (the Edge, src/edge/) sends a request: a flow it holds, or a pool's servers in turn. */
+export type ForwardTarget = { kind: 'flow'; flow: Flow; uri?: Uri; toUa: boolean } | { kind: 'servers'; pool: string; targets: readonly RouteTarget[] };
+
+export interface ForwardOptions {
+  /** The Record-Route value for dialog-creating requests, instead of this server's own. */
+  recordRoute?: string;
+  /** Headers put on top of the request (after our Via), e.g. a Path. */
+  headers?: readonly Header[];
+  /** The request came from a server (not counted as a new call taken from a client). */
+  fromServer?: boolean;
 }
 
 interface ClientTransaction {
@@ -200,6 +220,30 @@ export class Proxy {
       return;
     }
     this.forward(inFlow, request, hop, serverKey, view, context.fromPeer);
+  }
+
+  /**
+   * Sends a request to a target its caller chose (the Edge's route step), with the transactions,
+   * CANCEL/ACK handling, failover between a pool's servers and Record-Route of `route`.
+   */
+  forwardTo(inFlow: Flow, request: SipRequest, target: ForwardTarget, options: ForwardOptions = {}): void {
+    const view = this.options.view();
+    if (request.method === 'CANCEL') return this.cancel(inFlow, request);
+    const serverKey = serverKeyOf(inFlow, request);
+    if (request.method === 'ACK') {
+      const invite = this.byServerKey.get(serverKey);
+      if (invite && invite.finalStatus >= 300) return;
+    } else if (this.byServerKey.has(serverKey)) {
+      return;
+    }
+    let hop: Extract<NextHop, { kind: 'flow' }>;
+    if (target.kind === 'flow') {
+      const flow = target.flow;
+      hop = { kind: 'flow', flow: () => Promise.resolve(flow), uri: target.uri, toUa: target.toUa, what: target.toUa ? `flow ${flow.id}` : `${flow.remoteAddress}:${flow.remotePort}`, recordRoute: options.recordRoute, headers: options.headers };
+    } else {
+      hop = this.serverHop({ pool: target.pool, targets: target.targets, index: 0, deadlineMs: this.options.clock.nowMs() + this.serverTriesTotalMs, outcomes: [], recordRoute: options.recordRoute, headers: options.headers });
+    }
+    this.forward(inFlow, request, hop, serverKey, view, options.fromServer === true);
   }
 
   /** A response on any flow: ours to pass upstream, or stray. */
@@ -363,6 +407,7 @@ export class Proxy {
     }
     const uri = parseContactUri(binding.contact);
     if (!uri) return { kind: 'answer', status: 480, reason: 'Unreachable contact' };
+    if (binding.flowId.startsWith(PATH_FLOW_PREFIX)) return this.pathHop(binding.flowId.slice(PATH_FLOW_PREFIX.length), uri, view);
     const open = this.options.transport.flow(binding.flowId);
     if (open && !open.closed) return { kind: 'flow', flow: () => Promise.resolve(open), uri, toUa: true, what: binding.contact };
     // The binding's connection is gone: RFC 3261 §18.1.1 opens a new one to the Contact (not for
@@ -370,6 +415,25 @@ export class Proxy {
     if (binding.instance !== undefined && binding.regId !== undefined) return { kind: 'answer', status: 430, reason: 'Flow Failed' };
     const hop = this.flowForUri(uri, true);
     return hop?.kind === 'flow' ? { ...hop, uri } : { kind: 'answer', status: 480, reason: 'Unreachable contact' };
+  }
+
+  /**
+   * A binding registered through an Edge (RFC 3327 §5.4): the request goes to the Edge the Path names,
+   * with the Path as its Route (the Edge finds the client's flow by the token in it).
+   */
+  private pathHop(path: string, contact: SipUri, view: PoolView): NextHop {
+    let hop: SipUri;
+    try {
+      const parsed = parseUri(path);
+      if (!isSipUri(parsed)) return { kind: 'answer', status: 480, reason: 'Unreachable Path' };
+      hop = parsed;
+    } catch {
+      return { kind: 'answer', status: 480, reason: 'Unreachable Path' };
+    }
+    const server = view.serverAt(hop.host);
+    if (!server || server.fqdn === view.self.fqdn) return { kind: 'answer', status: 480, reason: 'The Path names no server of the topology' };
+    const fqdn = server.fqdn;
+    return { kind: 'flow', flow: () => this.options.links.flowTo(fqdn), uri: contact, toUa: false, what: fqdn, headers: [{ name: 'Route', value: `<${path}>` }] };
   }
 
   /**
@@ -475,7 +539,7 @@ export class Proxy {
   /** The hop to the current server of `servers`. */
   private serverHop(servers: ServerTries): Extract<NextHop, { kind: 'flow' }> {
     const fqdn = servers.targets[servers.index]!.server;
-    return { kind: 'flow', flow: () => this.options.links.flowTo(fqdn), toUa: false, what: fqdn, servers };
+    return { kind: 'flow', flow: () => this.options.links.flowTo(fqdn), toUa: false, what: fqdn, servers, recordRoute: servers.recordRoute, headers: servers.headers };
   }
 
   /**
@@ -577,14 +641,14 @@ export class Proxy {
 
   /** §16.6: the copy we send — new Request-URI when retargeted, our Via on top, Max-Forwards−1, Record-Route. */
   private outgoing(request: SipRequest, outFlow: Flow, branch: string, hop: Extract<NextHop, { kind: 'flow' }>, dialogCreating: boolean, inFlow: Flow, view: PoolView): SipRequest {
-    let headers: Header[] = [ownVia(view, outFlow, branch), ...request.headers];
+    let headers: Header[] = [ownVia(view, outFlow, branch), ...(hop.headers ?? []), ...request.headers];
     const hops = maxForwards(request);
     headers = withHeader(headers, 'Max-Forwards', String(hops === null ? 70 : hops - 1));
     if (dialogCreating) {
       // One Record-Route facing the UA side: the transport a UA on this hop uses to reach us.
       const facing = hop.toUa ? outFlow.transport : inFlow.transport;
       const index = headers.findIndex((header) => header.name === 'Record-Route');
-      const recordRoute: Header = { name: 'Record-Route', value: `<${ownUri(view, facing)};lr>` };
+      const recordRoute: Header = { name: 'Record-Route', value: hop.recordRoute ?? `<${ownUri(view, facing)};lr>` };
       headers = index < 0 ? [...headers.slice(0, 1), recordRoute, ...headers.slice(1)] : [...headers.slice(0, index), recordRoute, ...headers.slice(index)];
     }
     return { kind: 'request', method: request.method, uri: hop.uri ?? request.uri, headers, body: request.body };

@@ -151,6 +151,8 @@ export const limits = {
   authKnownSourcesPerUserMax: 16,
   /** Digest checks waiting for the store at once; more are answered 503 Retry-After (a flood cannot pile up promises). */
   authPendingMax: 10_000,
+  /** Remote clients' flow identities a server keeps for Edge links (auth/relayed.ts); the oldest are forgotten first. */
+  authRelayedFlowsMax: 200_000,
 } as const;
 
 /** Asserts the relations between limits; called once when a process starts. */

@@ -18,8 +18,8 @@ test('npm start runs as any user: no port the example has dnslb up bind is below
   const bound: string[] = [];
   for (const server of topology.dns.servers) for (const listen of server.listen) bound.push(`dns ${server.fqdn} ${listen.port}`);
   for (const pool of topology.pools) {
-    // Edge pools are DNS records only: dnslb binds nothing for them.
-    if (pool.kind === 'edge') continue;
+    // Edge servers also listen on their Access Edge address: the client and federation ports.
+    if (pool.edge) bound.push(`${pool.fqdn} Access Edge ${pool.edge.accessEdge.port ?? 443}`, `${pool.fqdn} federation ${pool.edge.accessEdge.federationPort}`);
     bound.push(`${pool.fqdn} SIP ${pool.sip.tcpPort}`, `${pool.fqdn} SIP TLS ${pool.sip.tlsPort}`);
     for (const side of ['internal', 'external'] as const) {
       const web = pool.webServices?.[side];

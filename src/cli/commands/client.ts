@@ -77,6 +77,7 @@ interface SimulateOptions {
   peerDomain: string;
   peerAddress?: string[];
   peerMessagesPerMinute: string;
+  localAddress?: string;
 }
 
 interface RegisterOptions {
@@ -92,6 +93,15 @@ interface RegisterOptions {
   autodiscoverPort: string;
   passwordFile?: string;
   passwords?: string;
+  localAddress?: string;
+}
+
+const LOCAL_ADDRESS_DESCRIPTION = 'send DNS queries and connect from this IPv4 address: outside the `internal` view (e.g. 127.0.1.5), a remote user reaching the Access Edge';
+
+function localAddressOf(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  if (isIP(text) !== 4) throw new DnslbError('CLI_USAGE', `--local-address ${text}: an IPv4 address`);
+  return text;
 }
 
 export function registerClient(program: Command): void {
@@ -124,6 +134,7 @@ export function registerClient(program: Command): void {
     .option('--peer-domain <domain>', 'the partners\' SIP domain (a federation partner of the topology, or not: 403)', 'fabrikam.com')
     .option('--peer-address <address...>', 'addresses the partners\' connections and DNS questions leave from (outside the internal view), dealt out in turn')
     .option('--peer-messages-per-minute <n>', 'IMs from all partners together', '60')
+    .option('--local-address <ipv4>', LOCAL_ADDRESS_DESCRIPTION)
     .action(async (options: SimulateOptions) => {
       checkLimits();
       const passwordOf = await passwordSource(options);
@@ -156,6 +167,7 @@ export function registerClient(program: Command): void {
         ...(options.ca ? { ca: await readFile(options.ca, 'utf8') } : {}),
         ...(passwordOf ? { passwordOf } : {}),
         ...(peers ? { peers } : {}),
+        ...(options.localAddress !== undefined ? { localAddress: localAddressOf(options.localAddress) } : {}),
         userAgent: {
           backoffBaseMs: wholeNumber('--backoff-base-ms', options.backoffBaseMs, 1, limits.clientBackoffMsMax),
           backoffMaxMs: wholeNumber('--backoff-max-ms', options.backoffMaxMs, 1, limits.clientBackoffMsMax),
@@ -222,6 +234,7 @@ export function registerClient(program: Command): void {
     .option('--autodiscover-port <port>', 'the HTTPS port of the Web services VIP', '443')
     .option('--password-file <file>', 'the user\'s password on the first line, to answer the registrar\'s digest challenge')
     .option('--passwords <file>', 'the user\'s password from this CSV (uri,password columns)')
+    .option('--local-address <ipv4>', LOCAL_ADDRESS_DESCRIPTION)
     .action(async (options: RegisterOptions) => {
       checkLimits();
       if (options.passwordFile !== undefined && options.passwords !== undefined) throw new DnslbError('CLI_USAGE', 'give --password-file FILE or --passwords FILE.csv, not both');
@@ -231,12 +244,13 @@ export function registerClient(program: Command): void {
       // One CA for both: the Web services answer with the servers' own certificates (TLS passes through the HLB).
       const ca = options.ca ? await readFile(options.ca, 'utf8') : undefined;
       const autodiscover = options.autodiscover ? { port: wholeNumber('--autodiscover-port', options.autodiscoverPort, 1, 65_535), ...(ca ? { ca } : {}) } : undefined;
+      const localAddress = localAddressOf(options.localAddress);
       const agent = new UserAgent({
         aor: options.uri,
-        locator: new PoolDiscoverer({ dnsServers: dnsServers(options.dns), transport, ...(autodiscover ? { autodiscover } : {}) }),
+        locator: new PoolDiscoverer({ dnsServers: dnsServers(options.dns), transport, ...(autodiscover ? { autodiscover } : {}), ...(localAddress !== undefined ? { localAddress } : {}) }),
         transport,
         mode: options.legacy ? 'legacy' : 'modern',
-        connect: { connectTimeoutMs: wholeNumber('--connect-timeout-ms', options.connectTimeoutMs, 1, 600_000), ...(ca ? { ca } : {}) },
+        connect: { connectTimeoutMs: wholeNumber('--connect-timeout-ms', options.connectTimeoutMs, 1, 600_000), ...(ca ? { ca } : {}), ...(localAddress !== undefined ? { localAddress } : {}) },
         retry: options.stay !== undefined,
         ...(password !== undefined ? { password } : {}),
       });
