@@ -2,6 +2,8 @@
 // — heartbeat with the edge pool, liveness, drain/block/decommission, admin status — plus its external
 // interface: TLS on its Access Edge address (the client port, and the federation port when it differs),
 // where remote users connect. Its internal interface is the server's own address (TLS 5061 / TCP 5060).
+import { rootCertificates } from 'node:tls';
+import { PartnerEdges, type PartnerEndpoint } from '../frontend/federation.ts';
 import { FrontEndServer, type FrontEndOptions } from '../frontend/server.ts';
 import { PoolView } from '../frontend/pool-view.ts';
 import type { Flow } from '../sip/flow.ts';
@@ -9,6 +11,7 @@ import { EdgeFlows } from './edge-flows.ts';
 import { EdgeHandover } from './handover.ts';
 import { edgeInterfacesOf, type EdgeInterfaces } from './interfaces.ts';
 import { buildEdgeRole, type EdgeSteps } from './path.ts';
+import { FederationStep } from './steps/federation.ts';
 import { systemClock, systemRandom } from '../shared/clock.ts';
 import { pino } from 'pino';
 
@@ -30,6 +33,9 @@ export class EdgeServer {
   readonly interfaces: EdgeInterfaces;
   private readonly handover: EdgeHandover;
   private steps: EdgeSteps | null = null;
+  private federation: FederationStep | null = null;
+  /** Open connections to partners' Access Edges, by "address:port" (kept and reused, like server links). */
+  private readonly partnerLinks = new Map<string, Promise<Flow>>();
   private external: string[] = [];
 
   constructor(private readonly options: EdgeServerOptions) {
@@ -55,7 +61,24 @@ export class EdgeServer {
       logger,
       edge: {
         role: (services) => {
-          this.steps = buildEdgeRole(services, { interfaces: this.interfaces, flows: this.flows, linkTransport });
+          const federation = new FederationStep({
+            view: services.view,
+            proxy: services.proxy,
+            flows: this.flows,
+            homes: services.homes,
+            routable: services.routable,
+            random,
+            partners: new PartnerEdges({ topology: () => services.view().topology, localAddress: this.interfaces.externalAddress, clock, random }),
+            connect: (endpoint) => this.partnerFlow(endpoint),
+            ownUri: (token) => {
+              const view = services.view();
+              const transport = linkTransport();
+              const address = view.self.address.includes(':') ? `[${view.self.address}]` : view.self.address;
+              return `sip:${token}@${address}:${transport === 'tls' ? view.tlsPort : view.tcpPort};transport=${transport};lr`;
+            },
+          });
+          this.federation = federation;
+          this.steps = buildEdgeRole(services, { interfaces: this.interfaces, flows: this.flows, linkTransport, federation });
           return this.steps.role;
         },
         drain: {
@@ -73,6 +96,40 @@ export class EdgeServer {
 
   get self(): string {
     return this.server.self;
+  }
+
+  /**
+   * A connection to a partner's Access Edge, from our Access Edge address (the partner sees us from
+   * outside), kept open for the next request. TLS trusts the public roots and our pool's CA; without
+   * a certificate (tests with --no-tls) plain TCP, as the external interface then listens.
+   */
+  private partnerFlow(endpoint: PartnerEndpoint): Promise<Flow> {
+    const key = `${endpoint.address}:${endpoint.port}`;
+    const open = this.partnerLinks.get(key);
+    if (open) {
+      return open.then(
+        (flow) => (flow.closed ? this.openPartnerFlow(endpoint, key) : flow),
+        () => this.openPartnerFlow(endpoint, key),
+      );
+    }
+    return this.openPartnerFlow(endpoint, key);
+  }
+
+  private openPartnerFlow(endpoint: PartnerEndpoint, key: string): Promise<Flow> {
+    const tls = this.options.tls;
+    const ca = [...rootCertificates, ...(tls?.ca !== undefined ? [String(tls.ca)] : [])].join('\n');
+    const opening = this.server.transport.connect({
+      transport: tls ? 'tls' : 'tcp',
+      host: endpoint.address,
+      port: endpoint.port,
+      localAddress: this.interfaces.externalAddress,
+      ...(tls ? { tls: { ca, servername: endpoint.host } } : {}),
+    });
+    this.partnerLinks.set(key, opening);
+    opening.catch(() => {
+      if (this.partnerLinks.get(key) === opening) this.partnerLinks.delete(key);
+    });
+    return opening;
   }
 
   async start(): Promise<EdgeListening> {
@@ -103,6 +160,7 @@ export class EdgeServer {
       clientFlows: this.flows.flows,
       guard: this.steps ? { ...this.steps.guard.counters } : null,
       route: this.steps ? { ...this.steps.route.counters } : null,
+      federation: this.federation ? { ...this.federation.counters } : null,
       handover: this.handover.status(),
     };
   }

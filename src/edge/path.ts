@@ -2,10 +2,8 @@
 //
 //   classify → edge-guard → limits → max-forwards → require → drain → options → [federation] → edge-route
 //
-// FEDERATION SEAM: a federation step (requests from or to a partner domain: `_sipfederationtls._tcp`,
-// allowed partners, 403 for others) goes in `steps` before edge-route; give it to buildEdgeRole as
-// `federation`. It sees `context.outside` (the external interface), and must answer or relay every
-// request whose From or Request-URI is another domain; edge-route refuses those with 403 otherwise.
+// The federation step (steps/federation.ts, built by edge-server.ts) takes the new requests between our
+// users and a partner organisation's; edge-route refuses any other request from or to another domain.
 import type { RedirectContact } from '../registrar/sequence.ts';
 import type { Flow } from '../sip/flow.ts';
 import type { Header } from '../sip/message.ts';

@@ -12,7 +12,8 @@ import type { Clock, Random, Timer } from '../shared/clock.ts';
 import { limits } from '../shared/limits.ts';
 import { homeInSequence } from '../registrar/sequence.ts';
 import type { BindingView, LocationService } from '../registrar/location.ts';
-import { mediationServersFor, serversToTry, type Routable, type RouteTarget } from '../pool/routing.ts';
+import { mediationServersFor, sequencerOf, serversToTry, type Routable, type RouteTarget } from '../pool/routing.ts';
+import { federatingEdgePool } from '../topology/federation.ts';
 import { routeForNumber } from '../topology/pstn-route.ts';
 import type { Gateway } from '../topology/schema.ts';
 import type { DialogCounter } from './dialogs.ts';
@@ -84,10 +85,15 @@ interface ServerTries {
   /** Kept for every try (ForwardOptions). */
   recordRoute?: string;
   headers?: readonly Header[];
+  /** How to reach a target that is not a server of the topology (a federation partner's Access Edge); the peer link otherwise. */
+  connect?: (target: RouteTarget) => Promise<Flow>;
 }
 
 /** Where a role step outside the proxy (the Edge, src/edge/) sends a request: a flow it holds, or a pool's servers in turn. */
-export type ForwardTarget = { kind: 'flow'; flow: Flow; uri?: Uri; toUa: boolean } | { kind: 'servers'; pool: string; targets: readonly RouteTarget[] };
+export type ForwardTarget =
+  | { kind: 'flow'; flow: Flow; uri?: Uri; toUa: boolean }
+  /** `connect`: for targets outside the topology (a partner's Access Edge addresses, src/edge/steps/federation.ts), tried in turn the same way. */
+  | { kind: 'servers'; pool: string; targets: readonly RouteTarget[]; connect?: (target: RouteTarget) => Promise<Flow> };
 
 export interface ForwardOptions {
   /** The Record-Route value for dialog-creating requests, instead of this server's own. */
@@ -149,6 +155,8 @@ export interface ProxyCounters {
   pstnToMediation: number;
   /** Requests to a number matching no PSTN route: answered 404/484 with the reason. */
   pstnNoRoute: number;
+  /** New requests to users of another SIP domain sent to the federating edge pool. */
+  toFederation: number;
   /** Out-of-dialog requests a Mediation server sent to its gateway. */
   pstnToGateway: number;
   /** Of those, the ones no gateway of the pool took (connect failed): answered 503 so the Front End tries the next Mediation server. */
@@ -162,7 +170,7 @@ const COUNTED_METHODS: ReadonlySet<string> = new Set(['INVITE', 'ACK', 'BYE', 'C
 const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'REFER']);
 
 export class Proxy {
-  readonly counters: ProxyCounters = { requestsForwarded: 0, requestsForwardedByMethod: {}, invitesAccepted: 0, responsesForwarded: 0, answeredLocally: {}, loopsDetected: 0, strayResponses: 0, transactionsTimedOut: 0, interPoolForwarded: 0, interPoolFailovers: 0, interPoolExhausted: 0, pstnToMediation: 0, pstnNoRoute: 0, pstnToGateway: 0, pstnGatewayDown: 0 };
+  readonly counters: ProxyCounters = { requestsForwarded: 0, requestsForwardedByMethod: {}, invitesAccepted: 0, responsesForwarded: 0, answeredLocally: {}, loopsDetected: 0, strayResponses: 0, transactionsTimedOut: 0, interPoolForwarded: 0, interPoolFailovers: 0, interPoolExhausted: 0, pstnToMediation: 0, pstnNoRoute: 0, toFederation: 0, pstnToGateway: 0, pstnGatewayDown: 0 };
   private readonly byBranch = new Map<string, ClientTransaction>();
   private readonly byServerKey = new Map<string, ClientTransaction>();
   /** Contact URI → the flow it was last seen on: how in-dialog requests and calls reach a UA (RFC 5626 spirit). */
@@ -241,7 +249,7 @@ export class Proxy {
       const flow = target.flow;
       hop = { kind: 'flow', flow: () => Promise.resolve(flow), uri: target.uri, toUa: target.toUa, what: target.toUa ? `flow ${flow.id}` : `${flow.remoteAddress}:${flow.remotePort}`, recordRoute: options.recordRoute, headers: options.headers };
     } else {
-      hop = this.serverHop({ pool: target.pool, targets: target.targets, index: 0, deadlineMs: this.options.clock.nowMs() + this.serverTriesTotalMs, outcomes: [], recordRoute: options.recordRoute, headers: options.headers });
+      hop = this.serverHop({ pool: target.pool, targets: target.targets, index: 0, deadlineMs: this.options.clock.nowMs() + this.serverTriesTotalMs, outcomes: [], recordRoute: options.recordRoute, headers: options.headers, ...(target.connect ? { connect: target.connect } : {}) });
     }
     this.forward(inFlow, request, hop, serverKey, view, options.fromServer === true);
   }
@@ -366,7 +374,22 @@ export class Proxy {
     const server = view.serverAt(target.host);
     if (server && server.fqdn !== view.self.fqdn) return { kind: 'flow', flow: () => this.options.links.flowTo(server.fqdn), toUa: false, what: server.fqdn };
     if (who !== null && 'user' in who) return this.userHop(who.user, view, context.fromPeer, request.method);
+    if (who === null && !server && !rawHasToTag(request) && target.user !== null && !/^[0-9.]+$|^\[/.test(target.host)) return this.federationHop(request, view);
     return this.flowForUri(target, context.poppedOwnRoute) ?? { kind: 'answer', status: 404, reason: 'No route to the target' };
+  }
+
+  /**
+   * A new request to a user of another SIP domain (federation, issue 14 §4): to the edge pool that
+   * federates (topology/federation.ts), its servers in the order of the Call-ID's hash, the next on
+   * failure; that Edge checks the partner list and finds the partner's Access Edge. No such pool: 404.
+   */
+  private federationHop(request: SipRequest, view: PoolView): NextHop {
+    const edgePool = federatingEdgePool(view.topology);
+    if (!edgePool || view.pool.kind === 'edge') return { kind: 'answer', status: 404, reason: 'No route to the target (another domain, and no edge pool federates)' };
+    const route = serversToTry(view.topology, edgePool.fqdn, sequencerOf(edgePool).sequenceOfCanonical(callId(request)), this.options.routable);
+    if ('none' in route) return { kind: 'answer', status: request.method === 'INVITE' ? 480 : 503, reason: route.reason };
+    this.counters.toFederation++;
+    return this.serverHop({ pool: route.pool, targets: route.targets, index: 0, deadlineMs: this.options.clock.nowMs() + this.serverTriesTotalMs, outcomes: [] });
   }
 
   /** A request to a user: at its home, to one of its bindings; elsewhere, to its home over the pool link. */
@@ -538,8 +561,10 @@ export class Proxy {
 
   /** The hop to the current server of `servers`. */
   private serverHop(servers: ServerTries): Extract<NextHop, { kind: 'flow' }> {
-    const fqdn = servers.targets[servers.index]!.server;
-    return { kind: 'flow', flow: () => this.options.links.flowTo(fqdn), toUa: false, what: fqdn, servers, recordRoute: servers.recordRoute, headers: servers.headers };
+    const target = servers.targets[servers.index]!;
+    const connect = servers.connect;
+    const flow = connect ? () => connect(target) : () => this.options.links.flowTo(target.server);
+    return { kind: 'flow', flow, toUa: false, what: target.server, servers, recordRoute: servers.recordRoute, headers: servers.headers };
   }
 
   /**

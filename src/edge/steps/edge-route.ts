@@ -12,8 +12,8 @@
 // From inside (a server): a Route naming us with a flow token → that client connection (430 Flow Failed
 // when it is gone); anything else → the proxy (a NOTIFY to a subscriber's Contact, …).
 //
-// Requests from or to other domains are federation: not served here (403). The federation step goes
-// before this one in the path (src/edge/path.ts).
+// Requests from or to other domains are federation: the federation step before this one takes them
+// (steps/federation.ts); what reaches this step from another domain is refused (403).
 import type { Random } from '../../shared/clock.ts';
 import { relayedFlowHeader } from '../../auth/relayed.ts';
 import { from, parseNameAddr, to } from '../../sip/headers.ts';
@@ -24,6 +24,7 @@ import type { UserHomes } from '../../frontend/homes.ts';
 import type { PoolView } from '../../frontend/pool-view.ts';
 import type { Proxy } from '../../frontend/proxy.ts';
 import { reply, type RequestContext, type Step, type StepOutcome } from '../../frontend/steps/step.ts';
+import { federationDecision } from '../../topology/federation.ts';
 import type { EdgeFlows } from '../edge-flows.ts';
 import { relayTargets } from '../relay.ts';
 
@@ -87,15 +88,18 @@ export class EdgeRouteStep implements Step {
     const registering = request.method === 'REGISTER';
     const party = registering ? to(request).uri : from(request).uri;
     const who = view.userOf(party);
-    // FEDERATION SEAM: a request from another domain (From), or to one (Request-URI), is a federated
-    // partner's; the federation step before this one takes it. Without it, refused here.
+    // A request from another domain (From), or to one (Request-URI), is a partner's: the federation
+    // step before this one took it if it could; what is left is refused here.
     if (who === null) return this.refuse(context, 403, 'Federation is not enabled on this Edge');
     if ('unknown' in who) return this.refuse(context, 404, 'Unknown user');
     const target = request.uri;
     if (registering) {
       if (!isSipUri(target) || target.user !== null || !view.isSipDomain(target.host)) return this.refuse(context, 403, 'A REGISTER from outside is for a SIP domain of this Edge');
     } else if (!isTelUri(target) && !(isSipUri(target) && target.user !== null && view.isSipDomain(target.host))) {
-      return this.refuse(context, 403, 'Federation is not enabled on this Edge');
+      // A remote user's request to a partner's user goes inside like any other (its home sends it back
+      // out through the federating Edge, src/frontend/proxy.ts federationHop); to anyone else, 403.
+      const decision = isSipUri(target) && target.user !== null ? federationDecision(view.topology, target.host) : null;
+      if (decision?.kind !== 'partner') return this.refuse(context, 403, decision?.kind === 'refused' ? decision.reason : 'Federation is not enabled on this Edge');
     }
     const route = relayTargets(view, this.options.homes, this.options.routable, who.user);
     if ('none' in route) return this.refuse(context, 503, `No internal server can be reached: ${route.reason}`);

@@ -126,12 +126,16 @@ describe('the Edge steps', () => {
     assert.deepEqual(guard.counters, { forgedFromOutside: 4, toServerFromOutside: 2, notServerInside: 0 });
   });
 
-  test('federation is not here: another domain as caller or callee is 403; an unknown user is 404', () => {
+  test('another domain as caller (the federation step\'s, absent here) or a non-partner callee is 403; a remote user\'s request to a partner\'s user goes inside', () => {
     setup();
     const client = fakeFlow(EXTERNAL, '127.1.0.5');
-    run(client, request('MESSAGE sip:bob@fabrikam.com SIP/2.0'));
+    run(client, request('MESSAGE sip:bob@litware.com SIP/2.0'));
     assert.equal(answer(client)?.status, 403);
-    assert.equal(answer(client)?.reason, 'Federation is not enabled on this Edge');
+    assert.equal(answer(client)?.reason, 'litware.com is not a federation partner of contoso.com');
+    run(client, request('MESSAGE sip:bob@fabrikam.com SIP/2.0'));
+    assert.equal(forwarded.length, 1, 'fabrikam.com is a partner of the example: relayed to the Director');
+    assert.equal(forwarded[0]!.target.kind === 'servers' && forwarded[0]!.target.pool, 'dirpool.contoso.com');
+    forwarded = [];
     run(client, request('MESSAGE sip:bob@contoso.com SIP/2.0', [], { from: 'sip:eve@fabrikam.com' }));
     assert.equal(answer(client)?.status, 403);
     assert.equal(forwarded.length, 0);
