@@ -76,7 +76,7 @@ describe('federation partners that cannot fail over (dnslb up, outside view by s
     assert.equal(inbound, 6 * PER_PROFILE, 'each IM crossed an Edge inbound once');
   });
 
-  test('edge1 down: legacy-federation and xmpp-gateway lose exactly the IMs that went to it; modern partners lose none', async () => {
+  test('edge1 down: legacy-federation and xmpp-gateway lose exactly the IMs that went to it; modern partners lose none', async (t) => {
     const before: Peers = simulator.report().peers;
     await edge.kill('edge1.contoso.com');
     await eventually(async () => {
@@ -98,6 +98,7 @@ describe('federation partners that cannot fail over (dnslb up, outside view by s
     // The rotation pinned some legacy partners to edge1, so the loss is there to see (and a multiple of 3 per partner).
     assert.ok(lostToDead > 0 && lostToDead % 3 === 0, `legacy partners lost ${lostToDead}`);
     const modern = delta(before.federation!, after.federation!);
+    t.diagnostic(`after edge1 died: ${JSON.stringify(Object.fromEntries([...LEGACY, 'federation' as const].map((profile) => [profile, delta(before[profile]!, after[profile]!)])))}`);
     assert.deepEqual([modern.requests, modern.failed], [3 * PER_PROFILE, 0], JSON.stringify(modern));
   });
 
