@@ -3,6 +3,8 @@
 // interface: TLS on its Access Edge address (the client port, and the federation port when it differs),
 // where remote users connect. Its internal interface is the server's own address (TLS 5061 / TCP 5060).
 import { FrontEndServer, type FrontEndOptions } from '../frontend/server.ts';
+import type { PathServices } from '../frontend/request-path.ts';
+import type { Step } from '../frontend/steps/step.ts';
 import { PoolView } from '../frontend/pool-view.ts';
 import type { Flow } from '../sip/flow.ts';
 import { EdgeFlows } from './edge-flows.ts';
@@ -15,6 +17,11 @@ import { pino } from 'pino';
 export interface EdgeServerOptions extends Omit<FrontEndOptions, 'edge'> {
   /** Override the external ports (tests); 0 picks a free one. */
   externalPorts?: { client?: number; federation?: number };
+  /**
+   * FEDERATION SEAM: builds the federation step, placed before edge-route (path.ts). It gets the
+   * server's services (the proxy's `forwardTo`, the view, routable…), the client flows and the interfaces.
+   */
+  federation?: (parts: { services: Omit<PathServices, 'edge'>; flows: EdgeFlows; interfaces: EdgeInterfaces }) => Step;
 }
 
 export interface EdgeListening {
@@ -55,7 +62,8 @@ export class EdgeServer {
       logger,
       edge: {
         role: (services) => {
-          this.steps = buildEdgeRole(services, { interfaces: this.interfaces, flows: this.flows, linkTransport });
+          const federation = options.federation?.({ services, flows: this.flows, interfaces: this.interfaces });
+          this.steps = buildEdgeRole(services, { interfaces: this.interfaces, flows: this.flows, linkTransport, ...(federation ? { federation } : {}) });
           return this.steps.role;
         },
         drain: {
