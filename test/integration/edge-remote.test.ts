@@ -77,7 +77,7 @@ describe('remote users through the Edge pool (dnslb up, outside view by source a
     assert.deepEqual([...byEdge.keys()].sort(), [...edge.accessEdges].sort());
     assert.ok([...byEdge.values()].every((count) => count >= REMOTE * 0.2), JSON.stringify([...byEdge]));
     assert.ok([...remote, ...inside].every((agent) => agent.registrarMode === 'primary'));
-    const status = await edge.poolStatus();
+    const status = await edge.answeringStatus();
     const of = (kind: string) => status.servers.filter((entry) => entry.kind === kind);
     // The bindings are at the homes (Front Ends), none at a Director or an Edge.
     assert.equal(of('frontend').reduce((sum, entry) => sum + entry.status!.bindings.bindings, 0), REMOTE + INSIDE);
@@ -120,7 +120,7 @@ describe('remote users through the Edge pool (dnslb up, outside view by source a
     await upOrFailed(toMoved);
     const byes = await Promise.all([...survivors, toMoved].map(hangUp));
     assert.deepEqual(byes, [...survivors, toMoved].map(() => 200));
-    const status = await edge.poolStatus();
+    const status = await edge.answeringStatus();
     const edge2Status = status.servers.find((entry) => entry.server === 'edge2.contoso.com')!;
     assert.equal(edge2Status.status!.edge!.remoteUsers, REMOTE);
     // Health-aware edge records (item 7): the dead edge's Access Edge, Web Conferencing and A/V
