@@ -52,8 +52,9 @@ export class EdgeServer {
       logger,
       users: () => this.flows.userFlows(),
       busy: (user) => this.server.dialogs.inDialog(user),
-      batchSize: () => options.topology.settings.rehome.batchSize,
-      intervalMs: () => options.topology.settings.rehome.intervalMs,
+      // The pool's re-home rate of the version the server follows now.
+      batchSize: () => this.server.topology.settings.rehome.batchSize,
+      intervalMs: () => this.server.topology.settings.rehome.intervalMs,
     });
     this.server = new FrontEndServer({
       ...options,
