@@ -5,6 +5,8 @@
 import { rootCertificates } from 'node:tls';
 import { PartnerEdges, type PartnerEndpoint } from '../frontend/federation.ts';
 import { FrontEndServer, type FrontEndOptions } from '../frontend/server.ts';
+import type { PathServices } from '../frontend/request-path.ts';
+import type { Step } from '../frontend/steps/step.ts';
 import { PoolView } from '../frontend/pool-view.ts';
 import type { Flow } from '../sip/flow.ts';
 import { EdgeFlows } from './edge-flows.ts';
@@ -18,6 +20,11 @@ import { pino } from 'pino';
 export interface EdgeServerOptions extends Omit<FrontEndOptions, 'edge'> {
   /** Override the external ports (tests); 0 picks a free one. */
   externalPorts?: { client?: number; federation?: number };
+  /**
+   * Builds another federation step than the topology's (steps/federation.ts), placed before edge-route
+   * (path.ts): tests plug in their own. It gets the server's services, the client flows and the interfaces.
+   */
+  federation?: (parts: { services: Omit<PathServices, 'edge'>; flows: EdgeFlows; interfaces: EdgeInterfaces }) => Step;
 }
 
 export interface EdgeListening {
@@ -51,8 +58,9 @@ export class EdgeServer {
       logger,
       users: () => this.flows.userFlows(),
       busy: (user) => this.server.dialogs.inDialog(user),
-      batchSize: () => options.topology.settings.rehome.batchSize,
-      intervalMs: () => options.topology.settings.rehome.intervalMs,
+      // The pool's re-home rate of the version the server follows now.
+      batchSize: () => this.server.topology.settings.rehome.batchSize,
+      intervalMs: () => this.server.topology.settings.rehome.intervalMs,
     });
     this.server = new FrontEndServer({
       ...options,
@@ -61,7 +69,9 @@ export class EdgeServer {
       logger,
       edge: {
         role: (services) => {
-          const federation = new FederationStep({
+          // The topology's federation (steps/federation.ts), unless the caller plugs in its own step.
+          const plugged = options.federation?.({ services, flows: this.flows, interfaces: this.interfaces });
+          const federation = plugged ?? new FederationStep({
             view: services.view,
             proxy: services.proxy,
             flows: this.flows,
@@ -77,7 +87,7 @@ export class EdgeServer {
               return `sip:${token}@${address}:${transport === 'tls' ? view.tlsPort : view.tcpPort};transport=${transport};lr`;
             },
           });
-          this.federation = federation;
+          if (federation instanceof FederationStep) this.federation = federation;
           this.steps = buildEdgeRole(services, { interfaces: this.interfaces, flows: this.flows, linkTransport, federation });
           return this.steps.role;
         },

@@ -237,6 +237,11 @@ export class FrontEndServer {
     return this.view.topologyVersion;
   }
 
+  /** The published topology this server follows now. */
+  get topology(): Topology {
+    return this.view.topology;
+  }
+
   /** Sets the state this server announces by hand (tests); the drain sets it through startDrain/resumeDrain. */
   setOwnState(state: OwnState): void {
     this.members.setOwnState(state);

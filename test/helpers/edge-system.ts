@@ -2,12 +2,14 @@
 // synthetic users in the store, and UserAgents inside (the internal view: 127.0.0.1) or outside (a
 // source address in the external view): remote users find the Access Edge through `_sip._tls` as a
 // client on the Internet does, and sign in over TLS with their passwords.
+import assert from 'node:assert/strict';
 import { Resolver } from 'node:dns/promises';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { syntheticPassword } from '../../src/auth/passwords.ts';
 import { PoolDiscoverer } from '../../src/client/discover.ts';
 import { UserAgent, type UserAgentOptions } from '../../src/client/user-agent.ts';
+import { eventually } from './eventually.ts';
 import { startUp, type UpSystem } from './up.ts';
 
 export interface EdgeSystem {
@@ -19,6 +21,8 @@ export interface EdgeSystem {
   agent(n: number, where: 'outside' | 'inside', options?: Partial<UserAgentOptions>): UserAgent;
   /** The pool admin API's view of every server (`dnslb pool status --json`). */
   poolStatus(): Promise<PoolStatusJson>;
+  /** poolStatus once every running server's admin API answered in it (a loaded server may miss one poll). */
+  answeringStatus(): Promise<PoolStatusJson>;
   /** SIGKILLs one server's process (the supervisor restarts it only after the test's long delay). */
   kill(server: string): Promise<void>;
   stop(): Promise<void>;
@@ -89,6 +93,13 @@ export async function startEdgeSystem(net: string, outside: string, users: numbe
       });
     },
     poolStatus,
+    answeringStatus: () =>
+      eventually(async () => {
+        const status = await poolStatus();
+        const silent = status.servers.filter((entry) => entry.process?.state === 'running' && entry.status === undefined).map((entry) => entry.server);
+        assert.deepEqual(silent, [], 'servers that did not answer their admin API');
+        return status;
+      }, { timeoutMs: 30_000, intervalMs: 250 }),
     async kill(server) {
       const entry = (await poolStatus()).servers.find((candidate) => candidate.server === server);
       const pid = entry?.process?.pid;

@@ -32,7 +32,8 @@ export async function openTo(target: BadInputTarget, localAddress: string): Prom
   socket.on('error', () => {});
   let text = '';
   socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
-  const closed = once(socket, 'close').then(() => undefined);
+  // Not events.once: it would reject on the socket's 'error' (a reset before 'close'), unhandled.
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
   await once(socket, target.transport === 'tls' ? 'secureConnect' : 'connect');
   return { socket, received: () => text, closed };
 }
@@ -124,9 +125,10 @@ export async function stalledHandshake(suite: BadInputSuite, tlsPort: number): P
   const stalled = connectTcp({ host: suite.target.address, port: tlsPort, localAddress: suite.from });
   stalled.on('error', () => {});
   await once(stalled, 'connect');
+  const closed = new Promise<void>((resolve) => stalled.once('close', () => resolve()));
   stalled.write(Buffer.from([0x16, 0x03, 0x01, 0x00, 0xff]));
   await suite.stillAnswers();
-  await once(stalled, 'close');
+  await closed;
 }
 
 /**

@@ -49,9 +49,19 @@ describe('the Access Edge under bad input and forged server claims (dnslb up)', 
   let target: BadInputTarget;
   let suite: BadInputSuite;
 
-  const edge1 = async (): Promise<ServerJson> => (await edge.poolStatus()).servers.find((entry) => entry.server === 'edge1.contoso.com')!;
-  const directorsForwarded = async (): Promise<number> =>
-    (await edge.poolStatus()).servers.filter((entry) => entry.kind === 'director').reduce((sum, entry) => sum + Object.values(entry.status!.proxy.requestsForwardedByMethod).reduce((a, b) => a + b, 0), 0);
+  /** edge1's entry once its admin API answered (a loaded server may miss one poll: ask again). */
+  const edge1 = (): Promise<ServerJson> =>
+    eventually(async () => {
+      const entry = (await edge.poolStatus()).servers.find((candidate) => candidate.server === 'edge1.contoso.com')!;
+      assert.ok(entry.status, `edge1 does not answer: ${JSON.stringify(entry)}`);
+      return entry;
+    }, WAIT);
+  const directorsForwarded = (): Promise<number> =>
+    eventually(async () => {
+      const directors = (await edge.poolStatus()).servers.filter((entry) => entry.kind === 'director');
+      assert.ok(directors.every((entry) => entry.status), 'every Director answers');
+      return directors.reduce((sum, entry) => sum + Object.values(entry.status!.proxy.requestsForwardedByMethod).reduce((a, b) => a + b, 0), 0);
+    }, WAIT);
 
   before(async () => {
     edge = await startEdgeSystem(NET, OUTSIDE, 2);

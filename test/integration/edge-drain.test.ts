@@ -42,7 +42,13 @@ describe('draining and blocking an edge server (dnslb up)', { timeout: 240_000 }
   let inside: UserAgent[] = [];
   const edgeIp = (n: 1 | 2) => `${NET}.${50 + n}`;
 
-  const edge1 = async (): Promise<ServerJson> => (await edge.poolStatus()).servers.find((entry) => entry.server === 'edge1.contoso.com')!;
+  /** edge1's entry once its admin API answered (a loaded server may miss one poll: ask again). */
+  const edge1 = (): Promise<ServerJson> =>
+    eventually(async () => {
+      const entry = (await edge.poolStatus()).servers.find((candidate) => candidate.server === 'edge1.contoso.com')!;
+      assert.ok(entry.status, `edge1 does not answer: ${JSON.stringify(entry)}`);
+      return entry;
+    }, WAIT);
   const outsideA = async (name: string): Promise<string[]> => (await dig(edge.system.dns, [name, 'A'], OUTSIDE)).answer.map((record) => record.data).sort();
 
   before(async () => {

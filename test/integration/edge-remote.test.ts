@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Call } from '../../src/client/call.ts';
 import type { UserAgent } from '../../src/client/user-agent.ts';
 import { startEdgeSystem, startAll, type EdgeSystem } from '../helpers/edge-system.ts';
+import { dig } from '../helpers/dns-process.ts';
 import { eventually } from '../helpers/eventually.ts';
 
 const NET = '127.0.151';
@@ -76,7 +77,7 @@ describe('remote users through the Edge pool (dnslb up, outside view by source a
     assert.deepEqual([...byEdge.keys()].sort(), [...edge.accessEdges].sort());
     assert.ok([...byEdge.values()].every((count) => count >= REMOTE * 0.2), JSON.stringify([...byEdge]));
     assert.ok([...remote, ...inside].every((agent) => agent.registrarMode === 'primary'));
-    const status = await edge.poolStatus();
+    const status = await edge.answeringStatus();
     const of = (kind: string) => status.servers.filter((entry) => entry.kind === kind);
     // The bindings are at the homes (Front Ends), none at a Director or an Edge.
     assert.equal(of('frontend').reduce((sum, entry) => sum + entry.status!.bindings.bindings, 0), REMOTE + INSIDE);
@@ -119,8 +120,16 @@ describe('remote users through the Edge pool (dnslb up, outside view by source a
     await upOrFailed(toMoved);
     const byes = await Promise.all([...survivors, toMoved].map(hangUp));
     assert.deepEqual(byes, [...survivors, toMoved].map(() => 200));
-    const status = await edge.poolStatus();
+    const status = await edge.answeringStatus();
     const edge2Status = status.servers.find((entry) => entry.server === 'edge2.contoso.com')!;
     assert.equal(edge2Status.status!.edge!.remoteUsers, REMOTE);
+    // Health-aware edge records (item 7): the dead edge's Access Edge, Web Conferencing and A/V
+    // addresses leave the external view once the pool's consensus holds it down.
+    const outside = async (name: string) => (await dig(edge.system.dns, [name, 'A'], OUTSIDE)).answer.map((record) => record.data).sort();
+    await eventually(async () => {
+      assert.deepEqual(await outside('sip.contoso.com'), [`${NET}.52`]);
+      assert.deepEqual(await outside('webconf.contoso.com'), [`${NET}.54`]);
+      assert.deepEqual(await outside('av.contoso.com'), [`${NET}.56`]);
+    }, WAIT);
   });
 });
