@@ -2,6 +2,7 @@
 // — heartbeat with the edge pool, liveness, drain/block/decommission, admin status — plus its external
 // interface: TLS on its Access Edge address (the client port, and the federation port when it differs),
 // where remote users connect. Its internal interface is the server's own address (TLS 5061 / TCP 5060).
+import { isIP } from 'node:net';
 import { rootCertificates } from 'node:tls';
 import { PartnerEdges, type PartnerEndpoint } from '../frontend/federation.ts';
 import { FrontEndServer, type FrontEndOptions } from '../frontend/server.ts';
@@ -43,6 +44,8 @@ export class EdgeServer {
   private federation: FederationStep | null = null;
   /** Open connections to partners' Access Edges, by "address:port" (kept and reused, like server links). */
   private readonly partnerLinks = new Map<string, Promise<Flow>>();
+  /** The federation port as bound (tests may ask for port 0). */
+  private federationPortBound: number | undefined;
   private external: string[] = [];
 
   constructor(private readonly options: EdgeServerOptions) {
@@ -85,6 +88,10 @@ export class EdgeServer {
               const transport = linkTransport();
               const address = view.self.address.includes(':') ? `[${view.self.address}]` : view.self.address;
               return `sip:${token}@${address}:${transport === 'tls' ? view.tlsPort : view.tcpPort};transport=${transport};lr`;
+            },
+            externalUri: (user) => {
+              const address = this.interfaces.externalAddress.includes(':') ? `[${this.interfaces.externalAddress}]` : this.interfaces.externalAddress;
+              return `sip:${user}@${address}:${this.federationPortBound ?? this.interfaces.federationPort};transport=${options.tls ? 'tls' : 'tcp'};lr`;
             },
           });
           if (federation instanceof FederationStep) this.federation = federation;
@@ -133,7 +140,8 @@ export class EdgeServer {
       host: endpoint.address,
       port: endpoint.port,
       localAddress: this.interfaces.externalAddress,
-      ...(tls ? { tls: { ca, servername: endpoint.host } } : {}),
+      // SNI carries names only (RFC 6066 §3): a dialog's Route names the partner's Access Edge by address.
+      ...(tls ? { tls: { ca, ...(isIP(endpoint.host) === 0 ? { servername: endpoint.host } : {}) } } : {}),
     });
     this.partnerLinks.set(key, opening);
     opening.catch(() => {
@@ -150,9 +158,10 @@ export class EdgeServer {
     const ports = [this.options.externalPorts?.client ?? this.interfaces.clientPort];
     const federation = this.options.externalPorts?.federation ?? this.interfaces.federationPort;
     if (federation !== ports[0]) ports.push(federation);
-    for (const port of ports) {
+    for (const [index, port] of ports.entries()) {
       const bound = await this.server.transport.listen({ transport, host, port, ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}) });
       this.external.push(`${transport}://${bound.host.includes(':') ? `[${bound.host}]` : bound.host}:${bound.port}`);
+      if (index === ports.length - 1) this.federationPortBound = bound.port;
     }
     return { ...internal, external: [...this.external] };
   }

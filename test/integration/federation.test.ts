@@ -1,10 +1,10 @@
 // Issue 14 §4: two organisations, two `dnslb up` side by side — contoso (the example, authentication on)
 // and fabrikam (examples/fabrikam.yaml), each with its own data dir, store, DNS server and addresses,
 // each listing the other as its federation partner and asking the other's DNS server for
-// _sipfederationtls._tcp. A contoso user's IM to a fabrikam user crosses both edges (contoso's Edge finds
-// fabrikam's Access Edge through DNS, fabrikam's Edge relays inward to the user's home), and one back; a
-// domain fabrikam does not list is refused with 403 and the reason. (Calls across two edges are not
-// here yet: their in-dialog requests need each Edge's Record-Route for both sides; src/edge/README.md.) The two share one CA so that
+// _sipfederationtls._tcp. A contoso user's IM and call to a fabrikam user cross both edges (contoso's
+// Edge finds fabrikam's Access Edge through DNS, fabrikam's Edge relays inward to the user's home), and
+// back; the calls' ACK and BYE follow both Edges' Record-Routes; a domain fabrikam does not list is
+// refused with 403 and the reason. The two share one CA so that
 // each trusts the other's Access Edge certificate (on the Internet: public CAs). Counts, not timing.
 import assert from 'node:assert/strict';
 import { copyFile, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Resolver } from 'node:dns/promises';
 import { after, before, describe, test } from 'node:test';
+import type { Call } from '../../src/client/call.ts';
 import { PoolDiscoverer } from '../../src/client/discover.ts';
 import { UserAgent } from '../../src/client/user-agent.ts';
 import { REPO } from '../helpers/dns-process.ts';
@@ -62,6 +63,21 @@ async function startFabrikam(dnsPort: number, contosoDns: string, contosoDataDir
     return JSON.parse(stdout) as PoolStatusJson;
   };
   return { dataDir, dns: `${FABRIKAM_NET}.1:${dnsPort}`, process: running, status, stop: () => running.stop(10_000) };
+}
+
+function upOrFailed(call: Call): Promise<void> {
+  if (call.state === 'up') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    call.once('up', () => resolve());
+    call.once('ended', (end) => reject(new Error(`call to ${call.remoteUri} ended: ${end.how} ${end.status ?? ''} ${end.detail ?? ''}`)));
+  });
+}
+
+function hangUp(call: Call): Promise<number | null> {
+  return new Promise((resolve) => {
+    call.once('byeAnswered', (status) => resolve(status));
+    call.hangUp();
+  });
 }
 
 type FederationCounts = { inbound: number; outbound: number; refused: number };
@@ -115,6 +131,22 @@ describe('federation between two organisations (two dnslb up)', { timeout: 240_0
     const fabrikamEdges = federationOf(await fabrikam.status());
     assert.deepEqual([contosoEdges.outbound, contosoEdges.inbound], [1, 1], JSON.stringify(contosoEdges));
     assert.deepEqual([fabrikamEdges.outbound, fabrikamEdges.inbound], [1, 1], JSON.stringify(fabrikamEdges));
+  });
+
+  test('calls between a contoso user and a fabrikam user, both ways, come up across both edges and end with 200 to the BYE, from either side', async () => {
+    const there = alice.call('sip:bob@fabrikam.com');
+    await upOrFailed(there);
+    assert.equal(await hangUp(there), 200);
+    const back = bob.call('sip:user1@contoso.com');
+    await upOrFailed(back);
+    assert.equal(await hangUp(back), 200);
+    // The callee hangs up: its BYE goes back out through both Edges the other way.
+    const third = alice.call('sip:bob@fabrikam.com');
+    const incoming = new Promise<Call>((resolve) => bob.once('incomingCall', resolve));
+    await upOrFailed(third);
+    const bobSide = await incoming;
+    await upOrFailed(bobSide);
+    assert.equal(await hangUp(bobSide), 200);
   });
 
   test('a domain the organisation does not list is refused with 403 and the reason, before any DNS question', async () => {

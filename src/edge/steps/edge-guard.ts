@@ -18,6 +18,7 @@ import type { PoolView } from '../../frontend/pool-view.ts';
 import { reply, type RequestContext, type Step, type StepOutcome } from '../../frontend/steps/step.ts';
 import type { EdgeFlows } from '../edge-flows.ts';
 import { isExternal, type EdgeInterfaces } from '../interfaces.ts';
+import { FEDERATION_ROUTE_USER, isPartnerRequest } from './federation.ts';
 
 export interface EdgeGuardCounters {
   /** Requests from outside refused because they claimed something only a server may (forged header, token, Route, Path). */
@@ -55,7 +56,9 @@ export class EdgeGuardStep implements Step {
       return this.refuse(context, 'A header only servers may set came from outside');
     }
     const token = context.ownRouteUser;
-    const ownToken = token !== null && this.flows.isTokenOf(token, flow);
+    // A partner's request in a dialog we sent out follows our federation Record-Route (no client token:
+    // the partner may use its own connection), admitted when one side is a listed partner's user.
+    const ownToken = token !== null && (this.flows.isTokenOf(token, flow) || (token === FEDERATION_ROUTE_USER && isPartnerRequest(this.view().topology, request)));
     if (token !== null && !ownToken) {
       this.counters.forgedFromOutside++;
       return this.refuse(context, 'The flow token is not this connection\u2019s');

@@ -75,6 +75,7 @@ describe('the Edge federation step', () => {
       partners,
       connect: () => Promise.reject(new Error('not in this test')),
       ownUri: (token) => `sip:${token}@${INTERNAL}:5061;transport=tls;lr`,
+      externalUri: (user) => `sip:${user}@${EXTERNAL}:5061;transport=tls;lr`,
     });
     const guard = new EdgeGuardStep(() => view, edgeInterfacesOf(view.pool, 'edge1.contoso.com'), flows, fixedRandom);
     const route = new EdgeRouteStep({ view: () => view, proxy, flows, homes: new UserHomes(), routable: () => true, random: fixedRandom, linkTransport: () => 'tls' });
@@ -90,7 +91,8 @@ describe('the Edge federation step', () => {
     assert.equal(forwarded.length, 1);
     const { target, options } = forwarded[0]!;
     assert.equal(target.kind === 'servers' && target.pool, 'dirpool.contoso.com');
-    assert.equal(options.recordRoute, `<sip:${flows.tokenOf(partner.flow)}@${INTERNAL}:5061;transport=tls;lr>`);
+    const token = flows.tokenOf(partner.flow);
+    assert.equal(options.recordRoute, `<sip:${token}@${INTERNAL}:5061;transport=tls;lr>, <sip:${token}@${EXTERNAL}:5061;transport=tls;lr>`, 'inside first (toward our user), then the address the partner reaches');
     assert.ok(!(options.headers ?? []).some((header) => header.name === RELAYED_FLOW_HEADER));
     assert.deepEqual(federation.counters, { inbound: 1, outbound: 0, refused: 0 });
   });
@@ -144,6 +146,7 @@ describe('the Edge federation step', () => {
     assert.ok(target.kind === 'servers' && typeof target.connect === 'function');
     assert.deepEqual(target.kind === 'servers' && target.targets.map((entry) => entry.server), ['sip.fabrikam.com 127.0.18.52:5061', 'sip.fabrikam.com 127.0.18.51:5061']);
     assert.equal(target.kind === 'servers' && target.pool, 'the Access Edge of fabrikam.com');
+    assert.equal(forwarded[0]!.options.recordRoute, `<sip:fed@${EXTERNAL}:5061;transport=tls;lr>, <sip:fed@${INTERNAL}:5061;transport=tls;lr>`);
     assert.deepEqual(federation.counters, { inbound: 0, outbound: 1, refused: 1 });
   });
 
@@ -160,5 +163,33 @@ describe('the Edge federation step', () => {
       assert.deepEqual([answer(frontEnd)?.status, answer(frontEnd)?.reason], [status, reason]);
     }
     assert.equal(forwarded.length, 0);
+  });
+
+  test('in a dialog: from inside toward a partner on the partner connection (its token), or ours; a partner\'s request along our federation route is admitted', () => {
+    setup();
+    const partner = fakeFlow(EXTERNAL, '127.0.18.51');
+    run(partner, message('sip:alice@contoso.com', 'sip:bob@fabrikam.com'));
+    const token = flows.tokenOf(partner.flow);
+    forwarded = [];
+    const frontEnd = fakeFlow(INTERNAL, FRONT_END);
+    // alice's BYE to bob: Route = our two entries (token), then the partner's Access Edge.
+    const bye = (routes: string[]): SipRequest =>
+      parseMessage(Buffer.from([`BYE sip:bob@127.0.17.11:5061;transport=tls SIP/2.0`, `Via: SIP/2.0/TLS ${FRONT_END}:5061;branch=z9hG4bK-b${++n}`, 'Max-Forwards: 69', ...routes.map((route) => `Route: ${route}`), '<sip:alice@contoso.com>;tag=a'.replace(/^/, 'From: '), 'To: <sip:bob@fabrikam.com>;tag=b', `Call-ID: d${n}@test`, 'CSeq: 2 BYE', '', ''].join('\r\n'))) as SipRequest;
+    run(frontEnd, bye([`<sip:${token}@${INTERNAL}:5061;transport=tls;lr>`, `<sip:${token}@${EXTERNAL}:5061;transport=tls;lr>`, '<sip:127.0.18.51:5061;transport=tls;lr>']));
+    assert.equal(forwarded.length, 1);
+    assert.ok(forwarded[0]!.target.kind === 'flow' && forwarded[0]!.target.flow === partner.flow, 'on the connection the dialog came in on');
+    // A dialog we sent out (our "fed" Record-Route): on our own connection to the partner's address.
+    run(frontEnd, bye([`<sip:fed@${INTERNAL}:5061;transport=tls;lr>`, `<sip:fed@${EXTERNAL}:5061;transport=tls;lr>`, '<sip:127.0.18.52:5061;transport=tls;lr>']));
+    const out = forwarded[1]!.target;
+    assert.deepEqual(out.kind === 'servers' && out.targets.map((target) => target.server), ['127.0.18.52:5061']);
+    // The partner's BYE back along our federation route, on its own connection: admitted and routed inside.
+    const inbound = fakeFlow(EXTERNAL, '127.0.18.52');
+    const back = parseMessage(Buffer.from([`BYE sip:alice@127.0.0.11:5061 SIP/2.0`, `Via: SIP/2.0/TLS 127.0.18.52:5061;branch=z9hG4bK-r${++n}`, 'Max-Forwards: 69', `Route: <sip:fed@${EXTERNAL}:5061;transport=tls;lr>`, `Route: <sip:fed@${INTERNAL}:5061;transport=tls;lr>`, 'Route: <sip:127.0.0.11:5061;transport=tls;lr>', 'From: <sip:bob@fabrikam.com>;tag=b', 'To: <sip:alice@contoso.com>;tag=a', `Call-ID: d${n}@test`, 'CSeq: 3 BYE', '', ''].join('\r\n'))) as SipRequest;
+    run(inbound, back);
+    assert.equal(answer(inbound), undefined, JSON.stringify(answer(inbound)?.reason));
+    // The same route from a domain that is not a partner: refused by the guard.
+    const stranger = fakeFlow(EXTERNAL, '127.0.18.99');
+    run(stranger, { ...back, headers: back.headers.map((header) => (header.name === 'From' ? { ...header, value: '<sip:eve@litware.com>;tag=e' } : header)) });
+    assert.equal(answer(stranger)?.status, 403);
   });
 });

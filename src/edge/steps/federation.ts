@@ -18,10 +18,10 @@
 //
 // Everything else (our own users' requests, requests in a dialog) is edge-route's.
 import type { Random } from '../../shared/clock.ts';
-import { from, to } from '../../sip/headers.ts';
+import { from, parseNameAddr, to } from '../../sip/headers.ts';
 import type { Flow } from '../../sip/flow.ts';
-import type { SipRequest } from '../../sip/message.ts';
-import { isSipUri, type Uri } from '../../sip/uri.ts';
+import { headerValue, type SipRequest } from '../../sip/message.ts';
+import { isSipUri, type SipUri, type Uri } from '../../sip/uri.ts';
 import type { Routable, RouteTarget } from '../../pool/routing.ts';
 import type { UserHomes } from '../../frontend/homes.ts';
 import type { PoolView } from '../../frontend/pool-view.ts';
@@ -31,6 +31,21 @@ import { reply, type RequestContext, type Step, type StepOutcome } from '../../f
 import { federationDecision } from '../../topology/federation.ts';
 import type { EdgeFlows } from '../edge-flows.ts';
 import { relayTargets } from '../relay.ts';
+
+/**
+ * The user part of the Record-Route entries an Edge adds to a dialog it sends out to a partner: no
+ * client flow token (the partner may answer on its own connection), but a mark the guard admits for
+ * a partner's in-dialog requests (edge-guard.ts).
+ */
+export const FEDERATION_ROUTE_USER = 'fed';
+
+/** Is one side of this request (From or To) a listed federation partner's user? */
+export function isPartnerRequest(topology: Parameters<typeof federationDecision>[0], request: SipRequest): boolean {
+  for (const party of [from(request).uri, to(request).uri]) {
+    if (isSipUri(party) && federationDecision(topology, party.host).kind === 'partner') return true;
+  }
+  return false;
+}
 
 export interface FederationStepOptions {
   view: () => PoolView;
@@ -44,6 +59,8 @@ export interface FederationStepOptions {
   connect: (endpoint: PartnerEndpoint) => Promise<Flow>;
   /** `<sip:TOKEN@internal:port;transport=…;lr>` of this Edge for a flow token (edge-route's Record-Route). */
   ownUri: (token: string) => string;
+  /** `sip:USER@<Access Edge address>:<federation port>;transport=…;lr`: this Edge as partners reach it. */
+  externalUri: (user: string) => string;
 }
 
 export interface FederationCounters {
@@ -63,8 +80,32 @@ export class FederationStep implements Step {
 
   run(context: RequestContext): StepOutcome {
     const { request } = context;
+    if (!context.outside && context.routeLeft) return this.alongDialog(context);
     if (request.method === 'REGISTER' || request.method === 'ACK' || request.method === 'CANCEL' || context.routeLeft || to(request).tag !== null) return 'continue';
     return context.outside ? this.inbound(context) : this.outbound(context);
+  }
+
+  /**
+   * A request from inside along a dialog's route set whose next hop is a partner's Access Edge (an
+   * address outside the topology, after our own two Record-Route entries): on the partner connection
+   * the dialog came in on (our token), else on our own connection to that address.
+   */
+  private alongDialog(context: RequestContext): StepOutcome {
+    const { flow, request } = context;
+    const view = this.options.view();
+    const next = nextRoute(request);
+    if (next === null || view.serverAt(next.host) !== undefined || !/^[0-9.]+$|^\[/.test(next.host)) return 'continue';
+    const token = context.ownRouteUser;
+    const partner = token !== null ? this.options.flows.flowOf(token) : undefined;
+    if (partner && !partner.closed) {
+      this.options.proxy.forwardTo(flow, request, { kind: 'flow', flow: partner, toUa: false }, { fromServer: true });
+      return 'answered';
+    }
+    const host = next.host.startsWith('[') ? next.host.slice(1, -1) : next.host;
+    const endpoint: PartnerEndpoint = { address: host, port: next.port ?? 5061, transport: 'tls', host };
+    const label = `${host}:${endpoint.port}`;
+    this.options.proxy.forwardTo(flow, request, { kind: 'servers', pool: `the partner Access Edge ${label}`, targets: [{ server: label, address: host, tcpPort: endpoint.port, tlsPort: endpoint.port }], connect: () => this.options.connect(endpoint) }, { fromServer: true });
+    return 'answered';
   }
 
   private inbound(context: RequestContext): StepOutcome {
@@ -81,7 +122,9 @@ export class FederationStep implements Step {
     if ('none' in route) return this.refuse(context, request.method === 'INVITE' ? 480 : 503, `No internal server can be reached: ${route.reason}`);
     this.counters.inbound++;
     const token = this.options.flows.tokenOf(flow);
-    this.options.proxy.forwardTo(flow, request, { kind: 'servers', pool: route.pool, targets: route.targets }, { recordRoute: `<${this.options.ownUri(token)}>` });
+    // Two Record-Route entries (RFC 3261 §16.6 step 4, a proxy on two networks): the inside one toward
+    // our user first, then the one the partner reaches us at; both carry the partner connection's token.
+    this.options.proxy.forwardTo(flow, request, { kind: 'servers', pool: route.pool, targets: route.targets }, { recordRoute: `<${this.options.ownUri(token)}>, <${this.options.externalUri(token)}>` });
     return 'answered';
   }
 
@@ -116,12 +159,26 @@ export class FederationStep implements Step {
       byLabel.set(label, endpoint);
       return { server: label, address: endpoint.address, tcpPort: endpoint.port, tlsPort: endpoint.port };
     });
-    this.options.proxy.forwardTo(flow, request, { kind: 'servers', pool: `the Access Edge of ${route.domain}`, targets, connect: (target) => this.options.connect(byLabel.get(target.server)!) }, { fromServer: true });
+    // Two Record-Route entries: the one the partner reaches us at first (toward the callee), then ours inside.
+    const recordRoute = `<${this.options.externalUri(FEDERATION_ROUTE_USER)}>, <${this.options.ownUri(FEDERATION_ROUTE_USER)}>`;
+    this.options.proxy.forwardTo(flow, request, { kind: 'servers', pool: `the Access Edge of ${route.domain}`, targets, connect: (target) => this.options.connect(byLabel.get(target.server)!) }, { fromServer: true, recordRoute });
   }
 
   private refuse(context: RequestContext, status: number, reason: string): StepOutcome {
     this.counters.refused++;
     reply(context.flow, context.request, status, this.options.random, { reason: reason.replace(/[\r\n]+/g, ' ') });
     return 'answered';
+  }
+}
+
+/** The first Route left, when it is a SIP URI. */
+function nextRoute(request: SipRequest): SipUri | null {
+  const value = headerValue(request, 'Route');
+  if (value === undefined) return null;
+  try {
+    const uri = parseNameAddr(value, { requireBrackets: true }).uri;
+    return isSipUri(uri) ? uri : null;
+  } catch {
+    return null;
   }
 }
