@@ -374,8 +374,10 @@ export class Proxy {
     const server = view.serverAt(target.host);
     if (server && server.fqdn !== view.self.fqdn) return { kind: 'flow', flow: () => this.options.links.flowTo(server.fqdn), toUa: false, what: server.fqdn };
     if (who !== null && 'user' in who) return this.userHop(who.user, view, context.fromPeer, request.method);
+    const known = this.flowForUri(target, context.poppedOwnRoute);
+    if (known) return known;
     if (who === null && !server && !rawHasToTag(request) && target.user !== null && !/^[0-9.]+$|^\[/.test(target.host)) return this.federationHop(request, view);
-    return this.flowForUri(target, context.poppedOwnRoute) ?? { kind: 'answer', status: 404, reason: 'No route to the target' };
+    return { kind: 'answer', status: 404, reason: 'No route to the target' };
   }
 
   /**
