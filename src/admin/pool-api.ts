@@ -154,7 +154,6 @@ export class PoolAdmin {
     const servers = [];
     const hlb = (await this.options.hlb?.()) ?? new Map<string, HlbServerView>();
     for (const pool of topology?.pools ?? []) {
-      if (pool.kind === 'edge') continue;
       const available = await this.available(pool, snapshot);
       const health = consensus(pool.servers.map((server) => server.fqdn), snapshot.liveness, nowMs);
       for (const server of pool.servers) {
@@ -166,6 +165,8 @@ export class PoolAdmin {
           pool: pool.fqdn,
           kind: pool.kind,
           address: server.ipv4 ?? server.ipv6,
+          // An edge server's external interface: its Access Edge address.
+          ...(server.external ? { accessEdge: server.external.accessEdge.ipv4 ?? server.external.accessEdge.ipv6 } : {}),
           adminState: snapshot.adminStates.get(server.fqdn) ?? null,
           available: available.has(server.fqdn),
           process: processes.get(server.fqdn) ?? null,
@@ -180,9 +181,9 @@ export class PoolAdmin {
       topologyVersion: snapshot.current?.version ?? 0,
       revision: snapshot.revision,
       dns: processes.get('dns') ?? null,
-      // Every pool of the topology, in its order, so that a view can show the pools dnslb runs no
-      // server of (an Edge pool is DNS records only) and an HAProxy in front of a pool.
-      pools: (topology?.pools ?? []).map((pool) => ({ pool: pool.fqdn, kind: pool.kind, site: pool.site, servers: pool.servers.map((server) => server.fqdn), runs: pool.kind !== 'edge', hlb: pool.webServices?.hlb ?? null })),
+      // Every pool of the topology, in its order, with an HAProxy in front of a pool. `runs`: dnslb runs
+      // a process per server of it (every kind does now; an Edge pool was once DNS records only).
+      pools: (topology?.pools ?? []).map((pool) => ({ pool: pool.fqdn, kind: pool.kind, site: pool.site, servers: pool.servers.map((server) => server.fqdn), runs: true, hlb: pool.webServices?.hlb ?? null })),
       servers,
     };
   }

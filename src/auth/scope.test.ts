@@ -24,14 +24,17 @@ const TABLE: Array<[string, boolean, boolean, string]> = [
   ['CANCEL', false, false, 'none'],
 ];
 
-test('from a server of another pool: calls and IMs are not challenged (authenticated where they entered), a proxied REGISTER is', () => {
-  assert.equal(challengeScope(request('INVITE', false), { fromPeer: false, fromServer: true }), 'none');
-  assert.equal(challengeScope(request('MESSAGE', false), { fromPeer: false, fromServer: true }), 'none');
-  assert.equal(challengeScope(request('REGISTER', false), { fromPeer: false, fromServer: true }), 'registrar');
-});
-
 for (const [method, toTag, fromPeer, expected] of TABLE) {
   test(`${method}${toTag ? ' in a dialog' : ''} from a ${fromPeer ? 'peer' : 'client'}: ${expected}`, () => {
     assert.equal(challengeScope(request(method, toTag), { fromPeer }), expected);
   });
 }
+
+test('a request from a server of another pool is not challenged again, unless an Edge relays it for a remote client', () => {
+  assert.equal(challengeScope(request('INVITE', false), { fromPeer: false, fromServer: true }), 'none');
+  assert.equal(challengeScope(request('MESSAGE', false), { fromPeer: false, fromServer: true }), 'none');
+  assert.equal(challengeScope(request('REGISTER', false), { fromPeer: false, fromServer: true }), 'none');
+  assert.equal(challengeScope(request('REGISTER', false), { fromPeer: false, fromServer: true, relayed: true }), 'registrar');
+  assert.equal(challengeScope(request('INVITE', false), { fromPeer: false, fromServer: true, relayed: true }), 'proxy');
+  assert.equal(challengeScope(request('BYE', true), { fromPeer: false, fromServer: true, relayed: true }), 'none');
+});

@@ -35,6 +35,8 @@ export interface ConnectOptions {
   staggerDelayMs?: number;
   /** Certificate authorities to trust for TLS (PEM). */
   ca?: string | Buffer | (string | Buffer)[];
+  /** Connect from this address (a client outside, e.g. 127.0.1.x, reaching the Access Edge). */
+  localAddress?: string;
   clock?: Clock;
 }
 
@@ -102,8 +104,8 @@ export function connectWithFailover(endpoints: readonly Endpoint[], options: Con
       pending++;
       const socket =
         endpoint.transport === 'tls'
-          ? connectTls({ host: endpoint.address, port: endpoint.port, servername: endpoint.host, ca: options.ca })
-          : connectTcp({ host: endpoint.address, port: endpoint.port });
+          ? connectTls({ host: endpoint.address, port: endpoint.port, servername: endpoint.host, ca: options.ca, ...(options.localAddress !== undefined ? { localAddress: options.localAddress } : {}) })
+          : connectTcp({ host: endpoint.address, port: endpoint.port, ...(options.localAddress !== undefined ? { localAddress: options.localAddress } : {}) });
       const timer = clock.setTimer(timeoutMs, () => {
         finishAttempt(socket, 'timeout', `no answer in ${timeoutMs} ms`);
         socket.destroy();

@@ -26,6 +26,8 @@ const ZONES = {
   'sip.test': ['sip 120 IN A 127.0.0.41', 'sip 120 IN AAAA ::1'],
   // Nothing at all.
   'none.test': ['www 300 IN A 127.0.0.51'],
+  // What the outside view of a Lync deployment holds: the Access Edge, one address per edge server.
+  'edge.test': ['_sip._tls 300 IN SRV 0 0 4443 sip.edge.test.', 'sip 60 IN A 127.0.0.51', 'sip 60 IN A 127.0.0.52'],
 };
 
 describe('PoolDiscoverer', () => {
@@ -69,8 +71,14 @@ describe('PoolDiscoverer', () => {
     assert.deepEqual(sip.endpoints.map((endpoint) => endpoint.address), ['127.0.0.41', '::1']);
     assert.deepEqual(
       sip.steps.map((step) => step.query),
-      ['_sipinternaltls._tcp.sip.test SRV', '_sipinternal._tcp.sip.test SRV', 'sipinternal.sip.test A', 'sipinternal.sip.test AAAA', 'sip.sip.test A', 'sip.sip.test AAAA'],
+      ['_sipinternaltls._tcp.sip.test SRV', '_sipinternal._tcp.sip.test SRV', '_sip._tls.sip.test SRV', 'sipinternal.sip.test A', 'sipinternal.sip.test AAAA', 'sip.sip.test A', 'sip.sip.test AAAA'],
     );
+  });
+
+  test('outside (no internal SRV records): _sip._tls → the Access Edge FQDN → one address per edge server, TLS on its port', async () => {
+    const discovery = await new PoolDiscoverer({ dnsServers: [dnsServer], transport: 'tcp' }).discover('sip:alice@edge.test');
+    assert.equal(discovery.via, '_sip._tls.edge.test SRV');
+    assert.deepEqual(discovery.endpoints.map((endpoint) => `${endpoint.transport}:${endpoint.address}:${endpoint.port}:${endpoint.host}`).sort(), ['tls:127.0.0.51:4443:sip.edge.test', 'tls:127.0.0.52:4443:sip.edge.test']);
   });
 
   test('no pool at all is a CLIENT_DISCOVERY error listing every step', async () => {

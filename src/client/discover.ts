@@ -55,6 +55,14 @@ export interface DiscoverOptions {
    * lyncdiscover.<domain>, over HTTPS through the Web services VIP; SRV and A records when neither answers.
    */
   autodiscover?: AutodiscoverOptions;
+  /**
+   * What is looked for: `internal` (default) a client's pool, in Lync's order above; `federation` a partner
+   * organisation's Access Edge, `_sipfederationtls._tcp.<domain>` SRV only (TLS), as Lync's enhanced
+   * federation does — no host-name fallback, no autodiscover.
+   */
+  service?: 'internal' | 'federation';
+  /** Send the DNS queries from this address (an edge asks from its external address, so it gets the outside view). */
+  localAddress?: string;
 }
 
 /** Node's resolver does not give the TTL of SRV records; their answers are re-checked after this. */
@@ -107,13 +115,19 @@ export class PoolDiscoverer {
   private readonly transport: SipTransportName;
   private readonly cache = new Map<string, Discovery>();
   private readonly autodiscover: AutodiscoverOptions | undefined;
+  private readonly service: 'internal' | 'federation';
 
   constructor(options: DiscoverOptions) {
     this.autodiscover = options.autodiscover;
+    this.service = options.service ?? 'internal';
     if (options.resolver) this.resolver = options.resolver;
     else {
       this.resolver = new Resolver({ timeout: options.timeoutMs ?? 2000, tries: 2 });
-      this.resolver.setServers([...options.dnsServers]);
+      if (options.dnsServers.length > 0) this.resolver.setServers([...options.dnsServers]);
+      if (options.localAddress !== undefined) {
+        if (options.localAddress.includes(':')) this.resolver.setLocalAddress(undefined, options.localAddress);
+        else this.resolver.setLocalAddress(options.localAddress);
+      }
     }
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? systemRandom;
@@ -211,6 +225,7 @@ export class PoolDiscoverer {
   private async discoverFresh(domain: string): Promise<Discovery> {
     const steps: DiscoveryStep[] = [];
     const nowMs = this.clock.nowMs();
+    if (this.service === 'federation') return this.federationEdge(domain, steps, nowMs);
     if (this.autodiscover) {
       const found = await this.throughAutodiscover(domain, this.autodiscover, steps, nowMs);
       if (found) return found;
@@ -221,6 +236,8 @@ export class PoolDiscoverer {
     ];
     // A client that wants plain TCP still follows Lync's order, but prefers the TCP record.
     if (this.transport === 'tcp') srvSteps.reverse();
+    // Outside (the external view has no internal records): the Access Edge of the Edge pool, TLS only.
+    srvSteps.push({ name: `_sip._tls.${domain}`, transport: 'tls' });
     for (const step of srvSteps) {
       let records;
       try {
@@ -248,6 +265,28 @@ export class PoolDiscoverer {
       }
     }
     throw new DnslbError('CLIENT_DISCOVERY', `no SIP pool found for ${domain}: ${steps.map((step) => `${step.query} → ${step.found}`).join('; ')}`);
+  }
+
+  /** A partner's Access Edge: `_sipfederationtls._tcp.<domain>` SRV, each target's addresses in DNS order. */
+  private async federationEdge(domain: string, steps: DiscoveryStep[], nowMs: number): Promise<Discovery> {
+    const name = `_sipfederationtls._tcp.${domain}`;
+    let records;
+    try {
+      records = await this.resolver.resolveSrv(name);
+    } catch (error) {
+      if (!isNotFound(error)) throw new DnslbError('CLIENT_DISCOVERY', `${name} SRV: ${describeFailure(error)}`, { cause: error });
+      throw new DnslbError('CLIENT_DISCOVERY', `no federation Access Edge found for ${domain}: ${name} SRV → ${describeFailure(error)}`);
+    }
+    steps.push({ query: `${name} SRV`, found: records.map((record) => `${record.name}:${record.port}`).join(', ') || 'nothing' });
+    const targets: Target[] = [];
+    let ttlS = SRV_TTL_S_ASSUMED;
+    for (const record of orderSrv(records, this.random)) {
+      const found = await this.addressesOf(record.name, steps);
+      ttlS = Math.min(ttlS, found.ttlS);
+      targets.push({ host: record.name, port: record.port, transport: 'tls', addresses: found.addresses });
+    }
+    if (!targets.some((target) => target.addresses.length > 0)) throw new DnslbError('CLIENT_DISCOVERY', `no federation Access Edge found for ${domain}: ${steps.map((step) => `${step.query} → ${step.found}`).join('; ')}`);
+    return this.result(domain, `${name} SRV`, targets, steps, nowMs, ttlS);
   }
 
   private result(domain: string, via: string, targets: Target[], steps: DiscoveryStep[], nowMs: number, ttlS: number): Discovery {

@@ -7,6 +7,7 @@ import { systemClock, systemRandom, type Clock, type Random, type Timer } from '
 import { limits } from '../shared/limits.ts';
 import type { Call } from './call.ts';
 import { PoolDiscoverer, type SipTransportName } from './discover.ts';
+import { FederationPeer, PEER_PROFILES, type PeerProfile, type PeerRequestResult } from './federation-peer.ts';
 import { UserAgent, type Locator, type UserAgentOptions } from './user-agent.ts';
 
 export interface SimulatorOptions {
@@ -33,15 +34,48 @@ export interface SimulatorOptions {
   transport?: SipTransportName;
   /** PEM CAs to trust for TLS. */
   ca?: string;
+  /** Send DNS queries and connect from this address (remote users: outside, in the `external` view). */
+  localAddress?: string;
   userPrefix?: string;
   /** Each user's password, to answer the registrar's digest challenge (src/auth/passwords.ts); none: users sign in without. */
   passwordOf?: (aor: string) => string | undefined;
   /** Per-user knobs; the simulator's defaults are short so that failover shows in seconds. */
   userAgent?: Pick<UserAgentOptions, 'expiresS' | 'keepAliveIntervalMs' | 'pongTimeoutMs' | 'backoffBaseMs' | 'backoffMaxMs' | 'transactionTimeoutMs' | 'subscribeRegEvent' | 'answerDelayMs' | 'connect'>;
+  /**
+   * Federation partners' Access Edges sending IMs (MESSAGE) to the simulated users through our Access
+   * Edge, each finding it through `_sipfederationtls._tcp.<domain>` on `dnsServers` (issue 14 §5).
+   */
+  peers?: PeerOptions;
   /** Replaces DNS discovery (tests). */
   locatorFor?: (aor: string) => Locator;
   clock?: Clock;
   random?: Random;
+}
+
+export interface PeerOptions {
+  /** How many partner edges of each profile (federation-peer.ts: `federation` walks the addresses, the others use the first only). */
+  groups: { profile: PeerProfile; count: number }[];
+  /** The partners' SIP domain: their users are `sip:<profile>-<n>@<domain>`. */
+  domain: string;
+  /** Addresses the partners' connections and DNS questions leave from (outside our internal view), dealt out in turn. */
+  localAddresses?: string[];
+  /** IMs per minute from all partners together (a Poisson process); 0 (default): only sendPeerMessages() sends. */
+  messagesPerMinute?: number;
+  /** Passed to each FederationPeer. */
+  tryTimeoutMs?: number;
+  triesMax?: number;
+}
+
+/** The report of one peer profile: IMs sent and how they ended, and by the Access Edge address each went to first. */
+export interface PeerProfileReport {
+  peers: number;
+  requests: number;
+  ok: number;
+  failed: number;
+  /** Failed IMs by how they ended ("503 Service Unavailable", "connect refused", "403 <reason>"). */
+  failedBy: Record<string, number>;
+  /** Per Access Edge "address:port" the IM went to first: requests and failures. "none" when DNS gave none. */
+  byFirstAddress: Record<string, { requests: number; failed: number }>;
 }
 
 /** The simulator's short defaults (a benchmark wants failover in seconds, not RFC 5626's minutes). */
@@ -104,6 +138,8 @@ export interface SimulationReport {
     signInFailureReasons: { modern: Record<string, number>; legacy: Record<string, number> };
   };
   users: UserReport[];
+  /** Federation peers by profile (only the profiles the run had). */
+  peers: Partial<Record<PeerProfile, PeerProfileReport>>;
 }
 
 interface SimulatedUser {
@@ -140,6 +176,9 @@ export class Simulator {
   private startedAtMs = 0;
   private stopped = false;
   private resolver: Resolver | null = null;
+  private readonly peers: FederationPeer[] = [];
+  private readonly peerReports = new Map<PeerProfile, PeerProfileReport>();
+  private readonly peerResolvers: Resolver[] = [];
 
   constructor(options: SimulatorOptions) {
     assert(Number.isInteger(options.users) && options.users >= 1 && options.users <= limits.clientSimulatedUsersMax, `users must be 1..${limits.clientSimulatedUsersMax}`);
@@ -164,6 +203,7 @@ export class Simulator {
       // One resolver shared by all (one c-ares channel), one cache per user, as each device keeps its own.
       this.resolver = new Resolver({ timeout: 2000, tries: 2 });
       this.resolver.setServers([...this.options.dnsServers]);
+      if (this.options.localAddress !== undefined) this.resolver.setLocalAddress(this.options.localAddress);
     }
     const ratePerS = this.options.startRatePerS ?? 200;
     for (let index = 0; index < this.options.users; index++) {
@@ -174,6 +214,7 @@ export class Simulator {
     }
     const perMinute = this.options.callsPerMinute ?? 0;
     if (perMinute > 0) this.scheduleNextCall(60_000 / perMinute);
+    if (this.options.peers) this.startPeers(this.options.peers);
   }
 
   /** Stops every user (unregistering them) and every timer. */
@@ -183,6 +224,93 @@ export class Simulator {
     this.timers.clear();
     await Promise.all(this.users.map((user) => (user.agent.state === 'idle' ? undefined : user.agent.stop({ unregisterTimeoutMs: 1000 }))));
     this.resolver?.cancel();
+    for (const peer of this.peers) peer.close();
+    for (const resolver of this.peerResolvers) resolver.cancel();
+  }
+
+  /**
+   * Every federation peer sends `perPeer` IMs, one after another, to random registered users (the peers
+   * at once); resolves when all have ended. A fixed count, so that tests compare counts, not rates.
+   */
+  async sendPeerMessages(perPeer: number): Promise<void> {
+    assert(Number.isInteger(perPeer) && perPeer >= 0, 'perPeer is a whole number');
+    await Promise.all(
+      this.peers.map(async (peer) => {
+        for (let n = 0; n < perPeer && !this.stopped; n++) await this.sendPeerMessage(peer);
+      }),
+    );
+  }
+
+  private startPeers(options: PeerOptions): void {
+    const addresses = options.localAddresses ?? [];
+    // One resolver (and DNS cache) per partner edge, as each partner organisation has its own.
+    const locatorFor = (localAddress: string | undefined): PoolDiscoverer => {
+      const resolver = new Resolver({ timeout: 2000, tries: 2 });
+      resolver.setServers([...this.options.dnsServers]);
+      if (localAddress?.includes(':')) resolver.setLocalAddress(undefined, localAddress);
+      else if (localAddress !== undefined) resolver.setLocalAddress(localAddress);
+      this.peerResolvers.push(resolver);
+      return new PoolDiscoverer({ dnsServers: this.options.dnsServers, service: 'federation', resolver, clock: this.clock, random: this.random });
+    };
+    let index = 0;
+    for (const group of options.groups) {
+      assert(Number.isInteger(group.count) && group.count >= 0 && group.count <= limits.clientSimulatedUsersMax, `peers of ${group.profile}: 0..${limits.clientSimulatedUsersMax}`);
+      this.peerReports.set(group.profile, { peers: group.count, requests: 0, ok: 0, failed: 0, failedBy: {}, byFirstAddress: {} });
+      for (let n = 1; n <= group.count; n++, index++) {
+        const localAddress = addresses.length > 0 ? addresses[index % addresses.length] : undefined;
+        this.peers.push(
+          new FederationPeer({
+            profile: group.profile,
+            from: `sip:${group.profile}-${n}@${options.domain}`,
+            locator: locatorFor(localAddress),
+            connect: { ...SIMULATOR_USER_AGENT_DEFAULTS.connect, ...this.options.userAgent?.connect, ...(this.options.ca ? { ca: this.options.ca } : {}), ...(localAddress !== undefined ? { localAddress } : {}) },
+            ...(options.tryTimeoutMs !== undefined ? { tryTimeoutMs: options.tryTimeoutMs } : {}),
+            ...(options.triesMax !== undefined ? { triesMax: options.triesMax } : {}),
+            clock: this.clock,
+            random: this.random,
+          }),
+        );
+      }
+    }
+    const perMinute = options.messagesPerMinute ?? 0;
+    if (perMinute > 0 && this.peers.length > 0) this.scheduleNextPeerMessage(60_000 / perMinute);
+  }
+
+  private scheduleNextPeerMessage(meanGapMs: number): void {
+    const gapMs = Math.round(-Math.log(1 - this.random()) * meanGapMs);
+    this.later(gapMs, () => {
+      if (this.stopped) return;
+      void this.sendPeerMessage(this.peers[Math.floor(this.random() * this.peers.length)]!);
+      this.scheduleNextPeerMessage(meanGapMs);
+    });
+  }
+
+  private async sendPeerMessage(peer: FederationPeer): Promise<void> {
+    const registered = this.users.filter((user) => user.agent.state === 'registered');
+    const target = registered.length > 0 ? registered[Math.floor(this.random() * registered.length)]!.agent.aor : (this.users[0]?.agent.aor ?? `sip:user1@${this.options.domain}`);
+    const result = await peer.message(target);
+    // The run ended while the IM was on its way: not counted (the simulator cut it, not the pool).
+    if (this.stopped) return;
+    this.countPeerResult(peer.profile, result);
+  }
+
+  private countPeerResult(profile: PeerProfile, result: PeerRequestResult): void {
+    const report = this.peerReports.get(profile)!;
+    report.requests++;
+    const first = (report.byFirstAddress[result.first ?? 'none'] ??= { requests: 0, failed: 0 });
+    first.requests++;
+    if (result.ok) {
+      report.ok++;
+      return;
+    }
+    report.failed++;
+    first.failed++;
+    report.failedBy[result.outcome] = (report.failedBy[result.outcome] ?? 0) + 1;
+  }
+
+  /** The peer profiles' counts so far (a copy). */
+  peerSummary(): Partial<Record<PeerProfile, PeerProfileReport>> {
+    return structuredClone(Object.fromEntries(this.peerReports)) as Partial<Record<PeerProfile, PeerProfileReport>>;
   }
 
   /** Runs for `durationMs`, then stops and reports. */
@@ -264,6 +392,7 @@ export class Simulator {
         redirects: agent.stats.redirects,
         lastError: agent.stats.lastError,
       })),
+      peers: this.peerSummary(),
     };
   }
 
@@ -289,7 +418,7 @@ export class Simulator {
       transport,
       mode: legacy ? 'legacy' : 'modern',
       password: this.options.passwordOf?.(aor),
-      connect: { ...knobs.connect, ...(this.options.ca ? { ca: this.options.ca } : {}) },
+      connect: { ...knobs.connect, ...(this.options.ca ? { ca: this.options.ca } : {}), ...(this.options.localAddress !== undefined ? { localAddress: this.options.localAddress } : {}) },
       clock: this.clock,
       random: this.random,
     });
@@ -364,6 +493,20 @@ export class Simulator {
       if (up && !this.stopped && how !== 'bye-sent' && how !== 'bye-received') this.calls.dropped++;
     });
   }
+}
+
+/** Parses "legacy-federation:4,xmpp-gateway:2,federation:4" (a profile alone is one peer) into peer groups; CLI_USAGE-worthy errors as plain Error. */
+export function parsePeerGroups(text: string): { profile: PeerProfile; count: number }[] {
+  const groups: { profile: PeerProfile; count: number }[] = [];
+  for (const part of text.split(',').map((item) => item.trim()).filter((item) => item !== '')) {
+    const match = /^([a-z-]+)(?::(\d{1,6}))?$/.exec(part);
+    const profile = match?.[1] as PeerProfile | undefined;
+    if (!match || profile === undefined || !PEER_PROFILES.includes(profile)) throw new Error(`${part}: a peer profile (${PEER_PROFILES.join(', ')}) with an optional :count`);
+    if (groups.some((group) => group.profile === profile)) throw new Error(`${profile} is given twice`);
+    groups.push({ profile, count: match[2] === undefined ? 1 : Number(match[2]) });
+  }
+  if (groups.length === 0) throw new Error('no peer profile given');
+  return groups;
 }
 
 /** Which simulated users are legacy: `legacyCount` of `users`, spread over the whole list, not all at its end. */

@@ -12,7 +12,7 @@ import { limits } from '../shared/limits.ts';
 import { Flow } from '../sip/flow.ts';
 import { callId, contacts, from, type Contact } from '../sip/headers.ts';
 import { headerValue, type Header, type SipRequest, type SipResponse } from '../sip/message.ts';
-import { isSipUri, parseUri, uriParam, type SipUri } from '../sip/uri.ts';
+import { formatUri, isSipUri, parseUri, uriParam, type SipUri } from '../sip/uri.ts';
 import { Call, dialogKeyOf } from './call.ts';
 import { connectWithFailover, type Attempt, type ClientMode, type ConnectOptions, type Connected, type Endpoint } from './connect.ts';
 import type { Discovery, SipTransportName } from './discover.ts';
@@ -30,6 +30,9 @@ import {
 import { ClientFlow, randomToken } from './session.ts';
 
 /** How the user agent finds servers: PoolDiscoverer fits. */
+/** The methods a simulated user answers (RFC 3261 §20.5). */
+const ALLOW = 'INVITE, ACK, BYE, CANCEL, OPTIONS, NOTIFY, MESSAGE';
+
 export interface Locator {
   discover(uri: string): Promise<Discovery>;
   /** Forget the cached discovery (after a failed sign-in the pool may have changed). */
@@ -103,6 +106,8 @@ export interface UserAgentEvents {
   /** The registrar ended our binding with `event=deactivated` (RFC 3680 §5.2). */
   deactivated: [{ server: string }];
   incomingCall: [Call];
+  /** An instant message (RFC 3428 MESSAGE) arrived and was answered 200: who sent it and its text. */
+  message: [{ from: string; text: string }];
   /** Human-readable steps (discovery, attempts, redirects, answers) for `dnslb client register`. */
   trace: [string];
 }
@@ -115,6 +120,8 @@ export interface UserAgentStats {
   redirects: number;
   failovers: number;
   flowDeaths: number;
+  /** Instant messages received (MESSAGE answered 200). */
+  messagesReceived: number;
   deactivations: number;
   lastError: string | null;
 }
@@ -138,7 +145,7 @@ function contactKey(uri: SipUri): string {
 export class UserAgent extends EventEmitter<UserAgentEvents> {
   readonly aor: string;
   readonly mode: ClientMode;
-  readonly stats: UserAgentStats = { registrations: 0, refreshes: 0, failures: 0, redirects: 0, failovers: 0, flowDeaths: 0, deactivations: 0, lastError: null };
+  readonly stats: UserAgentStats = { registrations: 0, refreshes: 0, failures: 0, redirects: 0, failovers: 0, flowDeaths: 0, deactivations: 0, messagesReceived: 0, lastError: null };
   state: UserAgentState = 'idle';
   /** "address:port" of the registrar while registered (the last one after). */
   server: string | null = null;
@@ -220,6 +227,28 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
     const call = Call.place(this.callContext(), this.active, target);
     this.track(call);
     return call;
+  }
+
+  /**
+   * Sends an instant message (RFC 3428 MESSAGE, out of dialog) on the registered flow; resolves with
+   * the final status and reason (200 when the other side took it), rejects when no answer comes.
+   */
+  async message(target: string, text: string): Promise<{ status: number; reason: string }> {
+    if (!this.active || this.state !== 'registered') throw new DnslbError('CLIENT_CALL', `${this.aor} is not registered`);
+    const sent = this.active.request({
+      method: 'MESSAGE',
+      uri: target,
+      headers: [
+        { name: 'From', value: `<${this.aor}>;tag=${randomToken(this.random)}` },
+        { name: 'To', value: `<${target}>` },
+        { name: 'Call-ID', value: randomToken(this.random) },
+        { name: 'CSeq', value: '1 MESSAGE' },
+        { name: 'Content-Type', value: 'text/plain' },
+      ],
+      body: Buffer.from(text),
+    });
+    const response = await sent.response;
+    return { status: response.status, reason: response.reason };
   }
 
   /** Calls in progress. */
@@ -630,12 +659,18 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
         } else flow.respond(request, 486, { toTag: randomToken(this.random) });
         return;
       case 'OPTIONS':
-        flow.respond(request, 200, { toTag: randomToken(this.random), headers: [{ name: 'Allow', value: 'INVITE, ACK, BYE, CANCEL, OPTIONS, NOTIFY' }] });
+        flow.respond(request, 200, { toTag: randomToken(this.random), headers: [{ name: 'Allow', value: ALLOW }] });
+        return;
+      case 'MESSAGE':
+        // RFC 3428 §7: a UA that accepts the message answers 200 (no dialog, no Contact).
+        flow.respond(request, 200, { toTag: randomToken(this.random) });
+        this.stats.messagesReceived++;
+        this.emit('message', { from: formatUri(from(request).uri), text: request.body.toString('utf8') });
         return;
       case 'ACK':
         return;
       default:
-        flow.respond(request, 405, { toTag: randomToken(this.random), headers: [{ name: 'Allow', value: 'INVITE, ACK, BYE, CANCEL, OPTIONS, NOTIFY' }] });
+        flow.respond(request, 405, { toTag: randomToken(this.random), headers: [{ name: 'Allow', value: ALLOW }] });
     }
   }
 

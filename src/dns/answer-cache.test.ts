@@ -125,7 +125,7 @@ describe('answerFor', () => {
     assert.equal((ask('contoso.com', { type: 'SOA' }).answers?.[0] as { data: { serial: number } }).data.serial, 2024);
     assert.equal((ask('contoso.com', { type: 'NS' }).answers?.[0] as { data: string }).data, 'dns1.contoso.com');
     const srv = ask('_sip._tls.contoso.com', { type: 'SRV', from: EXTERNAL }).answers?.[0] as { data: { port: number; target: string } };
-    assert.deepEqual([srv.data.port, srv.data.target], [443, 'sip.contoso.com']);
+    assert.deepEqual([srv.data.port, srv.data.target], [4443, 'sip.contoso.com']);
   });
 });
 

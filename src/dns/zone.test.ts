@@ -72,7 +72,7 @@ describe('buildZones: what each view carries', () => {
       { type: 'SRV', priority: 0, weight: 0, port: 5061, target: 'pool01.contoso.com' },
       { type: 'SRV', priority: 0, weight: 0, port: 5061, target: 'pool02.contoso.com' },
     ]);
-    assert.deepEqual(values(external, '_sip._tls.contoso.com', 'SRV').map((text) => JSON.parse(text)), [{ type: 'SRV', priority: 0, weight: 0, port: 443, target: 'sip.contoso.com' }]);
+    assert.deepEqual(values(external, '_sip._tls.contoso.com', 'SRV').map((text) => JSON.parse(text)), [{ type: 'SRV', priority: 0, weight: 0, port: 4443, target: 'sip.contoso.com' }]);
     assert.deepEqual(values(external, '_sipfederationtls._tcp.contoso.com', 'SRV').map((text) => JSON.parse(text)), [{ type: 'SRV', priority: 0, weight: 0, port: 5061, target: 'sip.contoso.com' }]);
   });
 

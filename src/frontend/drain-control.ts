@@ -10,6 +10,7 @@ import { Drain, type DrainCause, type DrainLeft, type DrainProgress } from './dr
 import type { Handover } from './handover.ts';
 import type { PoolView } from './pool-view.ts';
 import type { RegistrarService } from './registrar-service.ts';
+import type { EdgeDrainWork } from './server.ts';
 import type { OwnState } from './status.ts';
 
 export interface DrainControlOptions {
@@ -26,6 +27,8 @@ export interface DrainControlOptions {
   removedFromTopology: () => boolean;
   /** Something liveness reports carry changed. */
   changed: () => void;
+  /** An Edge: its remote users are what is left and what is handed over (src/edge/). */
+  edge?: EdgeDrainWork;
 }
 
 export class DrainControl {
@@ -66,7 +69,8 @@ export class DrainControl {
         return (member !== undefined && member.fqdn !== self.fqdn) || view.isOtherPoolServer(address);
       },
     });
-    const handedOverBefore = handover.handedOver('drain');
+    const edge = this.options.edge;
+    const handedOverBefore = edge ? edge.handedOver() : handover.handedOver('drain');
     const intervalMs = view.topology.settings.heartbeat.intervalMs;
     const timeoutMs = view.topology.settings.drain.timeoutMs;
     this.drain = new Drain({
@@ -75,7 +79,7 @@ export class DrainControl {
       timeoutMs,
       checkIntervalMs: Math.min(intervalMs, 1000),
       left: () => this.left(),
-      handedOver: () => handover.handedOver('drain') - handedOverBefore,
+      handedOver: () => (edge ? edge.handedOver() : handover.handedOver('drain')) - handedOverBefore,
       endLeft: () => this.endLeft(),
       onDrained: (progress) => {
         this.options.setOwnState('drained');
@@ -85,7 +89,8 @@ export class DrainControl {
     });
     const left = this.left();
     logger.info({ cause, startedAt: new Date(clock.nowMs()).toISOString(), bindings: left.bindings, dialogs: left.dialogs, timeoutMs }, 'drain: started');
-    handover.reconcile('drain');
+    if (edge) edge.start();
+    else handover.reconcile('drain');
     this.drain.check();
     this.options.changed();
   }
@@ -94,6 +99,7 @@ export class DrainControl {
   resume(): void {
     if (!this.drain || this.drain.phase === 'resumed' || this.options.removedFromTopology()) return;
     this.drain.resume();
+    this.options.edge?.cancel();
     this.options.setOwnState('active');
     this.options.transport.startAccepting();
     this.options.logger.info({ resumedAt: new Date(this.options.clock.nowMs()).toISOString() }, 'drain: resumed');
@@ -103,10 +109,11 @@ export class DrainControl {
   /** The server stops: the drain's timers go. */
   stop(): void {
     this.drain?.resume();
+    this.options.edge?.cancel();
   }
 
   private left(): DrainLeft {
-    return { bindings: this.options.location.counts().bindings, dialogs: this.options.dialogs.active() };
+    return { bindings: this.options.edge ? this.options.edge.left() : this.options.location.counts().bindings, dialogs: this.options.dialogs.active() };
   }
 
   /** The drain timed out: end every binding (deactivated NOTIFY), forget the dialogs and close client flows. */
@@ -114,6 +121,7 @@ export class DrainControl {
     const left = this.left();
     const view = this.options.view();
     for (const user of [...this.options.location.users()]) this.options.registrar.deactivate(user);
+    this.options.edge?.endLeft();
     this.options.dialogs.endAll();
     for (const flow of this.options.transport.flows()) if (!view.isPeerAddress(flow.remoteAddress)) flow.close('local', 'drain timed out');
     this.options.logger.warn({ bindings: left.bindings, dialogs: left.dialogs }, 'drain: timed out; ended what was left');

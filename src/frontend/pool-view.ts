@@ -11,7 +11,7 @@ export interface PoolMember {
   address: string;
 }
 
-/** A SIP server of any pool of the topology (frontend, director, mediation): a server-to-server peer. */
+/** A SIP server of any pool of the topology (frontend, director, mediation, edge): a server-to-server peer. */
 export interface TopologyServer extends PoolMember {
   pool: Pool;
   tcpPort: number;
@@ -34,6 +34,8 @@ export class PoolView {
   private readonly servers = new Map<string, TopologyServer>();
   private readonly serverAddresses = new Map<string, TopologyServer>();
   private readonly domains: ReadonlySet<string>;
+  /** An edge server's external names for itself: its Access Edge address(es) and the Access Edge FQDN. */
+  private readonly externalSelf = new Set<string>();
   /** null: any user part of a SIP domain is a user (the topology lists no users). */
   private readonly users: ReadonlySet<string> | null;
 
@@ -41,11 +43,8 @@ export class PoolView {
     const wanted = canonicalServer(selfFqdn);
     const pool = topology.pools.find((candidate) => candidate.servers.some((server) => server.fqdn === wanted));
     if (!pool) throw new DnslbError('FRONTEND_UNKNOWN_SERVER', `${selfFqdn} is not a server of any pool in the topology`);
-    // Mediation servers run the same SIP server (a pool member that answers OPTIONS and takes part in
-    // the heartbeat); edge servers exist in dnslb only as DNS records.
-    if (pool.kind === 'edge') {
-      throw new DnslbError('FRONTEND_UNKNOWN_SERVER', `${selfFqdn} is in edge pool ${pool.fqdn}; dnslb runs the SIP servers of frontend, director and mediation pools`);
-    }
+    // Every pool kind runs the same SIP server (a pool member that answers OPTIONS and takes part in
+    // the heartbeat); an edge server also listens on its Access Edge address (src/edge/).
     this.topology = topology;
     this.topologyVersion = topologyVersion;
     this.pool = pool;
@@ -56,6 +55,11 @@ export class PoolView {
     }
     this.self = this.byFqdn.get(wanted)!;
     this.peers = this.members.filter((member) => member !== this.self);
+    const selfServer = pool.servers.find((server) => server.fqdn === wanted);
+    for (const pair of [selfServer?.external?.accessEdge, selfServer?.external?.webConferencing, selfServer?.external?.av]) {
+      for (const address of [pair?.ipv4, pair?.ipv6]) if (address !== undefined) this.externalSelf.add(address.toLowerCase());
+    }
+    if (pool.edge) this.externalSelf.add(canonicalServer(pool.edge.accessEdge.fqdn));
     this.sequencer = new Sequencer(this.members.map((member) => member.fqdn));
     this.tcpPort = pool.sip.tcpPort;
     this.tlsPort = pool.sip.tlsPort;
@@ -66,8 +70,8 @@ export class PoolView {
         const address = server.ipv4 ?? server.ipv6;
         if (address === undefined) continue;
         const entry: TopologyServer = { fqdn: server.fqdn, address: address.toLowerCase(), pool: other, tcpPort: other.sip.tcpPort, tlsPort: other.sip.tlsPort };
-        // An Edge's internal address sends requests in (a server, not a client); dnslb runs no SIP server there to link to.
-        if (other.kind !== 'edge') this.servers.set(entry.fqdn, entry);
+        // An Edge is linked to at its internal address (the pool FQDN's address; src/edge/).
+        this.servers.set(entry.fqdn, entry);
         this.serverAddresses.set(entry.address, entry);
       }
     }
@@ -78,11 +82,16 @@ export class PoolView {
     return this.servers.get(canonicalServer(fqdn));
   }
 
-  /** The SIP server of the topology (any pool, never an Edge) a host — address or FQDN, as in a Route — names. */
+  /** The SIP server of the topology (any pool; an Edge at its internal address) a host — address or FQDN, as in a Route — names. */
   serverAt(host: string): TopologyServer | undefined {
     const bare = (host.startsWith('[') ? host.slice(1, -1) : host).toLowerCase();
-    const server = this.serverAddresses.get(bare) ?? this.servers.get(canonicalServer(bare));
-    return server !== undefined && server.pool.kind !== 'edge' ? server : undefined;
+    return this.serverAddresses.get(bare) ?? this.servers.get(canonicalServer(bare));
+  }
+
+  /** Is a connection's remote address an edge server's internal address (requests it relays for remote users)? */
+  isEdgeServer(address: string): boolean {
+    const server = this.serverAddresses.get(address) ?? (address.startsWith('::ffff:') ? this.serverAddresses.get(address.slice(7)) : undefined);
+    return server !== undefined && server.pool.kind === 'edge';
   }
 
   /** How many SIP servers the topology has: the bound on server-to-server links. */
@@ -120,7 +129,10 @@ export class PoolView {
 
   /** Does a URI host name this server (its address, its FQDN) — a Route to pop, an OPTIONS to answer? */
   isSelf(host: string): boolean {
-    return this.memberAt(host) === this.self;
+    if (this.memberAt(host) === this.self) return true;
+    if (this.externalSelf.size === 0) return false;
+    const bare = (host.startsWith('[') ? host.slice(1, -1) : host).toLowerCase();
+    return this.externalSelf.has(bare) || this.externalSelf.has(canonicalServer(bare));
   }
 
   /** Does a URI host name this server or its pool (a request addressed to the service, not a user)? */

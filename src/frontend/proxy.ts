@@ -12,7 +12,8 @@ import type { Clock, Random, Timer } from '../shared/clock.ts';
 import { limits } from '../shared/limits.ts';
 import { homeInSequence } from '../registrar/sequence.ts';
 import type { BindingView, LocationService } from '../registrar/location.ts';
-import { mediationServersFor, serversToTry, type Routable, type RouteTarget } from '../pool/routing.ts';
+import { mediationServersFor, sequencerOf, serversToTry, type Routable, type RouteTarget } from '../pool/routing.ts';
+import { federatingEdgePool } from '../topology/federation.ts';
 import { numberOfUri } from '../topology/phone-number.ts';
 import { routeForNumber } from '../topology/pstn-route.ts';
 import type { Gateway } from '../topology/schema.ts';
@@ -20,6 +21,7 @@ import type { DialogCounter } from './dialogs.ts';
 import type { UserHomes } from './homes.ts';
 import type { PoolView } from './pool-view.ts';
 import type { PeerLinks } from './s2s.ts';
+import { PATH_FLOW_PREFIX } from './registrar-service.ts';
 import { BRANCH_PREFIX, ownUri, ownVia, randomToken, withHeader, withoutFirst } from './wire.ts';
 
 export interface ProxyOptions {
@@ -66,6 +68,10 @@ type NextHop =
       gatewayOutcome?: (outcome: GatewayOutcome) => void;
       /** The request goes on with this Request-URI (a call from a gateway to a number: to the number's user). */
       retarget?: SipUri;
+      /** Instead of our own Record-Route (the Edge's carries the client's flow token: src/edge/). */
+      recordRoute?: string;
+      /** Added on top of the request's headers (the Edge's Path, RFC 3327). */
+      headers?: readonly Header[];
     }
   | { kind: 'answer'; status: number; reason?: string };
 
@@ -81,6 +87,26 @@ interface ServerTries {
   deadlineMs: number;
   /** What happened at each server tried, for the reason phrase when none answers. */
   outcomes: string[];
+  /** Kept for every try (ForwardOptions). */
+  recordRoute?: string;
+  headers?: readonly Header[];
+  /** How to reach a target that is not a server of the topology (a federation partner's Access Edge); the peer link otherwise. */
+  connect?: (target: RouteTarget) => Promise<Flow>;
+}
+
+/** Where a role step outside the proxy (the Edge, src/edge/) sends a request: a flow it holds, or a pool's servers in turn. */
+export type ForwardTarget =
+  | { kind: 'flow'; flow: Flow; uri?: Uri; toUa: boolean }
+  /** `connect`: for targets outside the topology (a partner's Access Edge addresses, src/edge/steps/federation.ts), tried in turn the same way. */
+  | { kind: 'servers'; pool: string; targets: readonly RouteTarget[]; connect?: (target: RouteTarget) => Promise<Flow> };
+
+export interface ForwardOptions {
+  /** The Record-Route value for dialog-creating requests, instead of this server's own. */
+  recordRoute?: string;
+  /** Headers put on top of the request (after our Via), e.g. a Path. */
+  headers?: readonly Header[];
+  /** The request came from a server (not counted as a new call taken from a client). */
+  fromServer?: boolean;
 }
 
 interface ClientTransaction {
@@ -144,6 +170,8 @@ export interface ProxyCounters {
   pstnToMediation: number;
   /** Requests to a number matching no PSTN route: answered 404/484 with the reason. */
   pstnNoRoute: number;
+  /** New requests to users of another SIP domain sent to the federating edge pool. */
+  toFederation: number;
   /** Out-of-dialog requests a Mediation server sent to its gateway. */
   pstnToGateway: number;
   /** Of those, the ones no gateway of the pool took (connect failed): answered 503 so the Front End tries the next Mediation server. */
@@ -163,7 +191,7 @@ const COUNTED_METHODS: ReadonlySet<string> = new Set(['INVITE', 'ACK', 'BYE', 'C
 const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'REFER']);
 
 export class Proxy {
-  readonly counters: ProxyCounters = { requestsForwarded: 0, requestsForwardedByMethod: {}, invitesAccepted: 0, responsesForwarded: 0, answeredLocally: {}, loopsDetected: 0, strayResponses: 0, transactionsTimedOut: 0, interPoolForwarded: 0, interPoolFailovers: 0, interPoolExhausted: 0, pstnToMediation: 0, pstnNoRoute: 0, pstnToGateway: 0, pstnGatewayDown: 0, pstnFromGateway: 0, pstnUnknownNumber: 0, pstnGateways: {} };
+  readonly counters: ProxyCounters = { requestsForwarded: 0, requestsForwardedByMethod: {}, invitesAccepted: 0, responsesForwarded: 0, answeredLocally: {}, loopsDetected: 0, strayResponses: 0, transactionsTimedOut: 0, interPoolForwarded: 0, interPoolFailovers: 0, interPoolExhausted: 0, pstnToMediation: 0, pstnNoRoute: 0, toFederation: 0, pstnToGateway: 0, pstnGatewayDown: 0, pstnFromGateway: 0, pstnUnknownNumber: 0, pstnGateways: {} };
   private readonly byBranch = new Map<string, ClientTransaction>();
   private readonly byServerKey = new Map<string, ClientTransaction>();
   /** Contact URI → the flow it was last seen on: how in-dialog requests and calls reach a UA (RFC 5626 spirit). */
@@ -222,6 +250,30 @@ export class Proxy {
     }
     // Retargeted (§16.5): the new Request-URI stays with the request through every server tried.
     this.forward(inFlow, hop.retarget ? { ...request, uri: hop.retarget } : request, hop, serverKey, view, context.fromPeer);
+  }
+
+  /**
+   * Sends a request to a target its caller chose (the Edge's route step), with the transactions,
+   * CANCEL/ACK handling, failover between a pool's servers and Record-Route of `route`.
+   */
+  forwardTo(inFlow: Flow, request: SipRequest, target: ForwardTarget, options: ForwardOptions = {}): void {
+    const view = this.options.view();
+    if (request.method === 'CANCEL') return this.cancel(inFlow, request);
+    const serverKey = serverKeyOf(inFlow, request);
+    if (request.method === 'ACK') {
+      const invite = this.byServerKey.get(serverKey);
+      if (invite && invite.finalStatus >= 300) return;
+    } else if (this.byServerKey.has(serverKey)) {
+      return;
+    }
+    let hop: Extract<NextHop, { kind: 'flow' }>;
+    if (target.kind === 'flow') {
+      const flow = target.flow;
+      hop = { kind: 'flow', flow: () => Promise.resolve(flow), uri: target.uri, toUa: target.toUa, what: target.toUa ? `flow ${flow.id}` : `${flow.remoteAddress}:${flow.remotePort}`, recordRoute: options.recordRoute, headers: options.headers };
+    } else {
+      hop = this.serverHop({ pool: target.pool, targets: target.targets, index: 0, deadlineMs: this.options.clock.nowMs() + this.serverTriesTotalMs, outcomes: [], recordRoute: options.recordRoute, headers: options.headers, ...(target.connect ? { connect: target.connect } : {}) });
+    }
+    this.forward(inFlow, request, hop, serverKey, view, options.fromServer === true);
   }
 
   /** A response on any flow: ours to pass upstream, or stray. */
@@ -345,7 +397,24 @@ export class Proxy {
     const server = view.serverAt(target.host);
     if (server && server.fqdn !== view.self.fqdn) return { kind: 'flow', flow: () => this.options.links.flowTo(server.fqdn), toUa: false, what: server.fqdn };
     if (who !== null && 'user' in who) return this.userHop(who.user, view, context.fromPeer, request.method);
-    return this.flowForUri(target, context.poppedOwnRoute) ?? { kind: 'answer', status: 404, reason: 'No route to the target' };
+    const known = this.flowForUri(target, context.poppedOwnRoute);
+    if (known) return known;
+    if (who === null && !server && !rawHasToTag(request) && target.user !== null && !/^[0-9.]+$|^\[/.test(target.host)) return this.federationHop(request, view);
+    return { kind: 'answer', status: 404, reason: 'No route to the target' };
+  }
+
+  /**
+   * A new request to a user of another SIP domain (federation, issue 14 §4): to the edge pool that
+   * federates (topology/federation.ts), its servers in the order of the Call-ID's hash, the next on
+   * failure; that Edge checks the partner list and finds the partner's Access Edge. No such pool: 404.
+   */
+  private federationHop(request: SipRequest, view: PoolView): NextHop {
+    const edgePool = federatingEdgePool(view.topology);
+    if (!edgePool || view.pool.kind === 'edge') return { kind: 'answer', status: 404, reason: 'No route to the target (another domain, and no edge pool federates)' };
+    const route = serversToTry(view.topology, edgePool.fqdn, sequencerOf(edgePool).sequenceOfCanonical(callId(request)), this.options.routable);
+    if ('none' in route) return { kind: 'answer', status: request.method === 'INVITE' ? 480 : 503, reason: route.reason };
+    this.counters.toFederation++;
+    return this.serverHop({ pool: route.pool, targets: route.targets, index: 0, deadlineMs: this.options.clock.nowMs() + this.serverTriesTotalMs, outcomes: [] });
   }
 
   /** A request to a user: at its home, to one of its bindings; elsewhere, to its home over the pool link. */
@@ -386,6 +455,7 @@ export class Proxy {
     }
     const uri = parseContactUri(binding.contact);
     if (!uri) return { kind: 'answer', status: 480, reason: 'Unreachable contact' };
+    if (binding.flowId.startsWith(PATH_FLOW_PREFIX)) return this.pathHop(binding.flowId.slice(PATH_FLOW_PREFIX.length), uri, view);
     const open = this.options.transport.flow(binding.flowId);
     if (open && !open.closed) return { kind: 'flow', flow: () => Promise.resolve(open), uri, toUa: true, what: binding.contact };
     // The binding's connection is gone: RFC 3261 §18.1.1 opens a new one to the Contact (not for
@@ -393,6 +463,25 @@ export class Proxy {
     if (binding.instance !== undefined && binding.regId !== undefined) return { kind: 'answer', status: 430, reason: 'Flow Failed' };
     const hop = this.flowForUri(uri, true);
     return hop?.kind === 'flow' ? { ...hop, uri } : { kind: 'answer', status: 480, reason: 'Unreachable contact' };
+  }
+
+  /**
+   * A binding registered through an Edge (RFC 3327 §5.4): the request goes to the Edge the Path names,
+   * with the Path as its Route (the Edge finds the client's flow by the token in it).
+   */
+  private pathHop(path: string, contact: SipUri, view: PoolView): NextHop {
+    let hop: SipUri;
+    try {
+      const parsed = parseUri(path);
+      if (!isSipUri(parsed)) return { kind: 'answer', status: 480, reason: 'Unreachable Path' };
+      hop = parsed;
+    } catch {
+      return { kind: 'answer', status: 480, reason: 'Unreachable Path' };
+    }
+    const server = view.serverAt(hop.host);
+    if (!server || server.fqdn === view.self.fqdn) return { kind: 'answer', status: 480, reason: 'The Path names no server of the topology' };
+    const fqdn = server.fqdn;
+    return { kind: 'flow', flow: () => this.options.links.flowTo(fqdn), uri: contact, toUa: false, what: fqdn, headers: [{ name: 'Route', value: `<${path}>` }] };
   }
 
   /**
@@ -525,8 +614,10 @@ export class Proxy {
 
   /** The hop to the current server of `servers`. */
   private serverHop(servers: ServerTries): Extract<NextHop, { kind: 'flow' }> {
-    const fqdn = servers.targets[servers.index]!.server;
-    return { kind: 'flow', flow: () => this.options.links.flowTo(fqdn), toUa: false, what: fqdn, servers };
+    const target = servers.targets[servers.index]!;
+    const connect = servers.connect;
+    const flow = connect ? () => connect(target) : () => this.options.links.flowTo(target.server);
+    return { kind: 'flow', flow, toUa: false, what: target.server, servers, recordRoute: servers.recordRoute, headers: servers.headers };
   }
 
   /**
@@ -629,14 +720,14 @@ export class Proxy {
 
   /** §16.6: the copy we send — new Request-URI when retargeted, our Via on top, Max-Forwards−1, Record-Route. */
   private outgoing(request: SipRequest, outFlow: Flow, branch: string, hop: Extract<NextHop, { kind: 'flow' }>, dialogCreating: boolean, inFlow: Flow, view: PoolView): SipRequest {
-    let headers: Header[] = [ownVia(view, outFlow, branch), ...request.headers];
+    let headers: Header[] = [ownVia(view, outFlow, branch), ...(hop.headers ?? []), ...request.headers];
     const hops = maxForwards(request);
     headers = withHeader(headers, 'Max-Forwards', String(hops === null ? 70 : hops - 1));
     if (dialogCreating) {
       // One Record-Route facing the UA side: the transport a UA on this hop uses to reach us.
       const facing = hop.toUa ? outFlow.transport : inFlow.transport;
       const index = headers.findIndex((header) => header.name === 'Record-Route');
-      const recordRoute: Header = { name: 'Record-Route', value: `<${ownUri(view, facing)};lr>` };
+      const recordRoute: Header = { name: 'Record-Route', value: hop.recordRoute ?? `<${ownUri(view, facing)};lr>` };
       headers = index < 0 ? [...headers.slice(0, 1), recordRoute, ...headers.slice(1)] : [...headers.slice(0, index), recordRoute, ...headers.slice(index)];
     }
     return { kind: 'request', method: request.method, uri: hop.uri ?? request.uri, headers, body: request.body };

@@ -16,6 +16,12 @@ import type { PoolView } from './pool-view.ts';
 import { ownUri, ownVia, randomToken, type LocalRequests } from './wire.ts';
 
 export const REDIRECT_REASON = 'Redirect request to Home Server';
+/**
+ * A binding registered through an Edge has no flow here: its `flowId` is this prefix and the first
+ * Path URI (the Edge's internal address with the client's flow token), and the proxy reaches it by
+ * sending the request to that Edge with the Path as Route (RFC 3327 §5.4).
+ */
+export const PATH_FLOW_PREFIX = 'path:';
 /** The header carrying the registrar mode of an accepted REGISTER (as Lync's ms-… headers do). */
 export const REGISTRAR_MODE_HEADER = 'X-Registrar-Mode';
 
@@ -69,8 +75,12 @@ export class RegistrarService {
     this.arrivals = new ArrivalLog({ clock: options.clock });
   }
 
-  /** RFC 3261 §10.3 with the home decision of DESIGN §3. */
-  handleRegister(flow: Flow, request: SipRequest): SipResponse {
+  /**
+   * RFC 3261 §10.3 with the home decision of DESIGN §3. `trustPath`: the REGISTER came from a server of
+   * the topology (an Edge, or a Director relaying an Edge's), so its Path (RFC 3327) is the way to the
+   * user: the binding is reached through the first Path hop, not over the flow it arrived on.
+   */
+  handleRegister(flow: Flow, request: SipRequest, options: { trustPath?: boolean } = {}): SipResponse {
     const view = this.options.view();
     const toTag = randomToken(this.options.random, 10);
     const refuse = (status: number, reason?: string, headers: Header[] = []): SipResponse => {
@@ -81,7 +91,18 @@ export class RegistrarService {
     const who = view.userOf(aor);
     if (who === null) return refuse(404, 'Not a user of this SIP domain');
     if ('unknown' in who) return refuse(404, 'Unknown user');
-    const facts = registerFacts(request, flow.id);
+    const path = options.trustPath === true ? headerValue(request, 'Path') : undefined;
+    let flowId = flow.id;
+    if (path !== undefined) {
+      let pathUri: string;
+      try {
+        pathUri = formatUri(parseNameAddr(path, { requireBrackets: true }).uri);
+      } catch {
+        return refuse(400, 'Malformed Path');
+      }
+      flowId = `${PATH_FLOW_PREFIX}${pathUri}`;
+    }
+    const facts = registerFacts(request, flowId);
     if (typeof facts === 'string') return refuse(400, facts);
     const decision = decideRegister({ self: view.self.fqdn, sequencer: view.sequencer, available: this.options.available, config: this.options.location.config }, facts);
     switch (decision.kind) {
@@ -108,6 +129,8 @@ export class RegistrarService {
         // The stored binding's string, not the message's: the proxy's contact map then shares it (one copy per binding).
         for (const change of outcome.changes) if (change.event !== 'unregistered') this.options.onContact?.(change.binding.contact, flow);
         const headers: Header[] = outcome.bindings.map((binding) => ({ name: 'Contact', value: `<${binding.contact}>;expires=${binding.expiresInS}` }));
+        // RFC 3327 §5.3: the registrar echoes the Path it stored.
+        if (path !== undefined) headers.push({ name: 'Path', value: path });
         headers.push({ name: REGISTRAR_MODE_HEADER, value: decision.mode });
         if (outcome.changes.length > 0) this.notifyChanges(outcome.user, outcome.changes, outcome.bindings.length);
         return createResponse(request, 200, { toTag, headers });

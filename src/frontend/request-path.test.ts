@@ -31,7 +31,7 @@ test('the Front End path: shared steps, then the role steps, the route step last
   assert.deepEqual(path.steps.map((step) => step.name), ['classify', 'limits', 'max-forwards', 'require', 'drain', 'authenticate', 'redirect-home', 'register', 'reg-subscribe', 'options', 'route']);
   assert.ok(Object.isFrozen(path.steps), 'built once, never changed per request');
   assert.equal(path.steps.includes(path.drain), true);
-  assert.deepEqual(ROLE_OF_KIND, { frontend: 'frontend', director: 'director', mediation: 'mediation', edge: 'frontend' });
+  assert.deepEqual(ROLE_OF_KIND, { frontend: 'frontend', director: 'director', mediation: 'mediation', edge: 'edge' });
 });
 
 test('the Director path: shared steps, redirect-home, options, route — no registrar steps', () => {
@@ -44,6 +44,13 @@ test('the Mediation path: shared steps but authenticate (it serves no client), o
   assert.deepEqual(path.steps.map((step) => step.name), ['classify', 'limits', 'max-forwards', 'require', 'drain', 'options', 'mediation-gate', 'route']);
 });
 
+test('the Edge path: its guard right after classify, no authenticate (no user directory), options, then the Edge\'s own steps', () => {
+  const edgeStep = (name: string): Step => ({ name, run: () => 'answered' });
+  const path = buildPath('edge', { ...services(), edge: { guard: edgeStep('edge-guard'), contactHeaders: () => [], steps: [edgeStep('federation'), edgeStep('edge-route')] } });
+  assert.deepEqual(path.steps.map((step) => step.name), ['classify', 'edge-guard', 'limits', 'max-forwards', 'require', 'drain', 'options', 'federation', 'edge-route']);
+  assert.throws(() => buildPath('edge', services()), /edge role needs its steps/);
+});
+
 test('runPath stops at the first step that answers; the context is reset for each request', () => {
   const ran: string[] = [];
   const step = (name: string, outcome: 'answered' | 'continue'): Step => ({ name, run: () => (ran.push(name), outcome) });
@@ -53,6 +60,8 @@ test('runPath stops at the first step that answers; the context is reset for eac
   assert.deepEqual(ran, ['a', 'b']);
   context.kind = 'register';
   context.fromPeer = true;
+  context.outside = true;
+  context.ownRouteUser = 'token';
   context.reset(flow, request('INVITE sip:bob@contoso.com SIP/2.0'));
-  assert.deepEqual([context.kind, context.fromPeer, context.poppedOwnRoute, context.hops], ['proxy', false, false, null]);
+  assert.deepEqual([context.kind, context.fromPeer, context.poppedOwnRoute, context.hops, context.outside, context.ownRouteUser], ['proxy', false, false, null, false, null]);
 });

@@ -28,7 +28,7 @@ import { PoolView } from './pool-view.ts';
 import { Proxy } from './proxy.ts';
 import { RegisterAnswers } from './register-answers.ts';
 import { RegistrarService } from './registrar-service.ts';
-import { buildPath, ROLE_OF_KIND, type RequestPath } from './request-path.ts';
+import { buildPath, ROLE_OF_KIND, type EdgeRole, type PathServices, type RequestPath } from './request-path.ts';
 import { PeerLinks } from './s2s.ts';
 import type { TlsFiles } from './tls-files.ts';
 import { peerStatuses, userDetail, userPage, type AuthStatus, type FrontEndStatus, type LivenessStats, type OwnState, type UserDetail, type UserEntry } from './status.ts';
@@ -65,6 +65,30 @@ export interface FrontEndOptions {
    * the topology turns `settings.auth` on (FRONTEND_AUTH_NO_DIRECTORY otherwise).
    */
   auth?: { directory: AuthDirectory; secret: Buffer };
+  /**
+   * An edge server's role (src/edge/edge-server.ts builds it): its steps from the server's services,
+   * what a drain hands over instead of bindings, and its part of status().
+   */
+  edge?: EdgeExtension;
+}
+
+/** What src/edge/ adds to a server of an edge pool; the frontend folder knows only this shape. */
+export interface EdgeExtension {
+  role: (services: Omit<PathServices, 'edge'>) => EdgeRole;
+  /** The drain's work on an Edge: its remote users (not bindings) are handed over. */
+  drain: EdgeDrainWork;
+  status: () => Record<string, unknown>;
+}
+
+export interface EdgeDrainWork {
+  /** Remote users still on this Edge (the drain's `bindingsLeft`). */
+  left: () => number;
+  /** Starts handing them over (rate-limited); `cancel` stops (resumed). */
+  start: () => void;
+  cancel: () => void;
+  handedOver: () => number;
+  /** The drain timed out: let go of every remote user. */
+  endLeft: () => void;
 }
 
 export class FrontEndServer {
@@ -171,6 +195,7 @@ export class FrontEndServer {
       setOwnState: (state) => this.members.setOwnState(state),
       removedFromTopology: () => this.members.table.removedFromTopology,
       changed: () => this.changed(),
+      edge: options.edge?.drain,
     });
     const authSettings = this.view.topology.settings.auth;
     this.authenticator = options.auth
@@ -178,7 +203,10 @@ export class FrontEndServer {
       : null;
     this.applyAuthSettings(this.view.topology);
     this.authenticateStep = new AuthenticateStep({ auth: () => this.authOn, clock: this.clock, random: this.random, logger: this.logger, registerAnswers: this.registerAnswers });
-    this.path = buildPath(ROLE_OF_KIND[this.view.pool.kind], { view, ownState, available, routable, homes: this.homes, random: this.random, proxy: this.proxy, registrar: this.registrar, registerAnswers: this.registerAnswers, authenticate: this.authenticateStep });
+    const services: Omit<PathServices, 'edge'> = { view, ownState, available, routable, homes: this.homes, random: this.random, proxy: this.proxy, registrar: this.registrar, registerAnswers: this.registerAnswers, authenticate: this.authenticateStep };
+    const role = ROLE_OF_KIND[this.view.pool.kind];
+    if (role === 'edge' && options.edge === undefined) throw new DnslbError('EDGE_NO_ACCESS_EDGE', `${options.server} is an edge server: it runs as an Edge (src/edge/edge-server.ts)`);
+    this.path = buildPath(role, { ...services, edge: role === 'edge' ? options.edge!.role(services) : undefined });
     if (this.path.steps.includes(this.authenticateStep)) this.authenticateStep.follow(this.path.steps);
     this.transport.on('message', (flow, message) => {
       try {
@@ -209,6 +237,11 @@ export class FrontEndServer {
 
   get topologyVersion(): number {
     return this.view.topologyVersion;
+  }
+
+  /** The published topology this server follows now. */
+  get topology(): Topology {
+    return this.view.topology;
   }
 
   /** Sets the state this server announces by hand (tests); the drain sets it through startDrain/resumeDrain. */
@@ -399,6 +432,7 @@ export class FrontEndServer {
         liveness: { ...this.livenessStats },
       },
       auth: this.authStatus(),
+      edge: this.options.edge?.status() ?? null,
     };
   }
 
@@ -427,6 +461,7 @@ export class FrontEndServer {
     this.proxy.flowClosed(flow);
     this.registrar.flowClosed(flow.id);
     this.authenticator?.flowClosed(flow.id);
+    this.authenticateStep.linkClosed(flow.id, this.authenticator);
     // RFC 5626 §5.2: an outbound binding dies with its flow. Plain RFC 3261 bindings stay until they
     // expire; the proxy reaches them by connecting to their Contact.
     const onFlow = this.location.bindingsOnFlow(flow.id);

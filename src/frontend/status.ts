@@ -57,6 +57,8 @@ export interface FrontEndStatus {
   resilience: ResilienceStatus;
   /** Client authentication (src/auth/README.md "Metrics"); null when the server has no user directory. */
   auth: AuthStatus | null;
+  /** An edge server's own part (src/edge/README.md "Status"); null for the other roles. */
+  edge: Record<string, unknown> | null;
 }
 
 export interface AuthStatus {

@@ -9,6 +9,8 @@ export const limits = {
   topologyHomeRulesMax: 1000,
   /** PSTN routes in one topology. */
   topologyPstnRoutesMax: 1000,
+  /** Federation partners of one edge pool (each a SIP domain the Access Edge lets through). */
+  topologyFederationPartnersMax: 1000,
 
   // admin
   /** Largest admin API request body. */
@@ -149,6 +151,8 @@ export const limits = {
   authKnownSourcesPerUserMax: 16,
   /** Digest checks waiting for the store at once; more are answered 503 Retry-After (a flood cannot pile up promises). */
   authPendingMax: 10_000,
+  /** Remote clients' flow identities a server keeps for Edge links (auth/relayed.ts); the oldest are forgotten first. */
+  authRelayedFlowsMax: 200_000,
 } as const;
 
 /** Asserts the relations between limits; called once when a process starts. */

@@ -109,6 +109,18 @@ describe('advise: the decision guide', () => {
     assert.equal(advice['dirpool']?.verdict, 'recommended');
   });
 
+  test('federation-pre-2010, public-im and xmpp say how to watch the loss: the simulator profile, the share for the pool\'s size, the test', async () => {
+    const text = (await readFile(new URL('../../examples/contoso.yaml', import.meta.url), 'utf8')).replace('federationWithPre2010: false', 'federationWithPre2010: true').replace('xmpp: false', 'xmpp: true');
+    const edge = advise(parse(text)).pools.find((pool) => pool.kind === 'edge')!;
+    const see = Object.fromEntries(edge.lost.map((lost) => [lost.row, lost.see]));
+    assert.match(see['federation-pre-2010'] ?? '', /^with 1 of the 2 edge servers down, about 50 % of these peers' requests fail .* --peers legacy-federation:N,federation:N, then dnslb server stop edge1\.contoso\.com \(test\/integration\/federation-failover\.test\.ts/);
+    assert.match(see.xmpp ?? '', /--peers xmpp-gateway:N/);
+    // One edge server: nothing fails over for anyone, and the hint says so instead of a share.
+    assert.match(adviceWith('{ publicIm: true }')['edgepool']?.lost[0]?.see ?? '', /^with its only edge server down every request fails/);
+    // Rows that are not about edge peers carry no hint.
+    assert.equal(adviceWith('{ pre2010Servers: true }')['pool01']?.lost[0]?.see, undefined);
+  });
+
   test('web-services: frontend and director pools are told Web services need a hardware load balancer', () => {
     const advice = adviceWith('{}');
     for (const name of ['pool01', 'pool02', 'dirpool']) assert.ok(noteRows(advice[name]).includes('web-services'), name);

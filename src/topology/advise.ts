@@ -33,6 +33,32 @@ export interface LostScenario {
   /** What stops failing over when one server of the pool is down. */
   scenario: string;
   why: string;
+  /** How to watch the loss happen (a command and the test that asserts it), when dnslb can show it. */
+  see?: string;
+}
+
+/**
+ * The peers that cannot fail over, made visible (issue 14 §5): the simulator's profile for each row and
+ * the test that counts their lost requests with one edge server down.
+ */
+const EDGE_PEER_PROFILES: Partial<Record<GuideRow, string>> = {
+  'federation-pre-2010': 'legacy-federation',
+  'public-im': 'xmpp-gateway',
+  xmpp: 'xmpp-gateway',
+};
+
+function seeEdgePeers(row: GuideRow, pool: Pool): string | undefined {
+  const profile = EDGE_PEER_PROFILES[row];
+  if (profile === undefined) return undefined;
+  const n = pool.servers.length;
+  const share =
+    n < 2
+      ? 'with its only edge server down every request fails, modern or not; with n servers and one down, about 1/n of these peers\' requests fail'
+      : `with 1 of the ${n} edge servers down, about ${Math.round(100 / n)} % of these peers' requests fail (those whose first address is the dead server) while modern partners lose none`;
+  return (
+    `${share}: ` +
+    `dnslb client simulate --peers ${profile}:N,federation:N, then dnslb server stop ${pool.servers[0]?.fqdn ?? 'EDGE'} (test/integration/federation-failover.test.ts counts it)`
+  );
 }
 
 export interface Note {
@@ -85,7 +111,8 @@ function advisePool(pool: Pool, facts: Topology['facts'], legacyClientsPercentMa
   // Each lost scenario sets a floor under the verdict; the worst floor wins.
   const floors: Verdict[] = ['recommended'];
   const lose = (row: GuideRow, scenario: string, why: string, floor: Verdict = 'supported'): void => {
-    lost.push({ row, scenario, why });
+    const see = pool.kind === 'edge' ? seeEdgePeers(row, pool) : undefined;
+    lost.push({ row, scenario, why, ...(see !== undefined ? { see } : {}) });
     floors.push(floor);
   };
   const frontOrDirector = pool.kind === 'frontend' || pool.kind === 'director';

@@ -36,8 +36,8 @@ test('npm start runs as any user: no port the example has dnslb up bind is below
   const bound: string[] = [];
   for (const server of topology.dns.servers) for (const listen of server.listen) bound.push(`dns ${server.fqdn} ${listen.port}`);
   for (const pool of topology.pools) {
-    // Edge pools are DNS records only: dnslb binds nothing for them.
-    if (pool.kind === 'edge') continue;
+    // Edge servers also listen on their Access Edge address: the client and federation ports.
+    if (pool.edge) bound.push(`${pool.fqdn} Access Edge ${pool.edge.accessEdge.port ?? 443}`, `${pool.fqdn} federation ${pool.edge.accessEdge.federationPort}`);
     bound.push(`${pool.fqdn} SIP ${pool.sip.tcpPort}`, `${pool.fqdn} SIP TLS ${pool.sip.tlsPort}`);
     for (const side of ['internal', 'external'] as const) {
       const web = pool.webServices?.[side];
@@ -50,4 +50,30 @@ test('npm start runs as any user: no port the example has dnslb up bind is below
   for (const pool of topology.pools) for (const gateway of pool.gateways ?? []) bound.push(`${pool.fqdn} gateway ${gateway.endpoint.port}`);
   assert.ok(bound.some((entry) => entry.endsWith(' VIP 8443')), bound.join(', '));
   assert.deepEqual(bound.filter((entry) => Number(entry.split(' ').at(-1)) < 1024), [], 'ports only root may bind');
+});
+
+test('examples/fabrikam.yaml is a second organisation that runs beside contoso: its own addresses and DNS, each the other\'s federation partner', async () => {
+  const contoso = await parseFile(new URL('../../examples/contoso.yaml', import.meta.url).pathname);
+  const fabrikam = await parseFile(new URL('../../examples/fabrikam.yaml', import.meta.url).pathname);
+  const addressesOf = (topology: typeof contoso): string[] => [
+    ...topology.pools.flatMap((pool) => [
+      ...pool.servers.flatMap((server) => [server.ipv4, server.external?.accessEdge.ipv4, server.external?.webConferencing.ipv4, server.external?.av.ipv4]),
+      pool.webServices?.internal?.vip.ipv4,
+      pool.webServices?.external?.vip.ipv4,
+    ]),
+    ...topology.dns.servers.flatMap((server) => server.listen.map((listen) => listen.address)),
+  ].filter((address): address is string => address !== undefined);
+  const shared = addressesOf(fabrikam).filter((address) => addressesOf(contoso).includes(address));
+  assert.deepEqual(shared, [], 'the two organisations share no address');
+  assert.deepEqual(fabrikam.sipDomains, ['fabrikam.com']);
+  const dnsOf = (topology: typeof contoso) => topology.dns.servers[0]!.listen[0]!;
+  assert.notEqual(dnsOf(fabrikam).port, dnsOf(contoso).port);
+  const federationOf = (topology: typeof contoso) => topology.pools.find((pool) => pool.kind === 'edge')?.edge?.federation;
+  assert.deepEqual(federationOf(contoso)?.partners, ['fabrikam.com']);
+  assert.deepEqual(federationOf(fabrikam)?.partners, ['contoso.com']);
+  // Each edge asks the other organisation's DNS server, from an address that server sees as outside.
+  assert.deepEqual(federationOf(contoso)?.resolver, dnsOf(fabrikam));
+  assert.deepEqual(federationOf(fabrikam)?.resolver, dnsOf(contoso));
+  const ports = [...fabrikam.dns.servers.flatMap((server) => server.listen.map((listen) => listen.port)), ...fabrikam.pools.flatMap((pool) => [pool.sip.tcpPort, pool.sip.tlsPort, pool.edge?.accessEdge.port ?? 1024, pool.edge?.accessEdge.federationPort ?? 1024])];
+  assert.deepEqual(ports.filter((port) => port < 1024), [], 'fabrikam runs as any user');
 });

@@ -3,6 +3,7 @@
 import { isIP } from 'node:net';
 import type { Problem, YamlPath } from './problem.ts';
 import { formatPath } from './problem.ts';
+import { FEDERATION_RULES } from './federation.ts';
 import { ROLE_RULES } from './role-rules.ts';
 import { aPoolOf, isFqdn, type AddressPair, type Pool, type StaticRecord, type Topology } from './schema.ts';
 
@@ -566,6 +567,7 @@ export const RULES: readonly Rule[] = [
   cnameAlone,
   gatewaysOnce,
   ...ROLE_RULES,
+  ...FEDERATION_RULES,
 ];
 
 export function checkRules(topology: Topology): RuleProblem[] {

@@ -177,12 +177,26 @@ const edgeService = z.strictObject({
   vip: address.optional(),
 });
 
+/**
+ * Federation through this edge pool's Access Edge (federation-rules.ts, src/frontend/federation.ts): the
+ * partner organisations whose users ours may talk to, and where the edge looks their Access Edges up.
+ */
+const federation = z.strictObject({
+  /** SIP domains of the partner organisations; requests to or from any other domain through the Access Edge get 403. */
+  partners: z.array(fqdn).max(limits.topologyFederationPartnersMax).default([]),
+  /** The DNS server asked for a partner's `_sipfederationtls._tcp` SRV and Access Edge addresses; the host's resolvers when absent. */
+  resolver: endpoint.optional(),
+  /** A request to a partner tries at most this many of its Access Edge addresses (next on connect failure, no answer, 503). */
+  triesMax: z.number().int().min(1).max(16).default(4),
+});
+
 const edge = z.strictObject({
   /** Load balancing of the external interface; must equal the pool's (internal interface). */
   externalLoadBalancing: z.enum(LOAD_BALANCING),
   accessEdge: edgeService.extend({ federationPort: port.default(5061) }),
   webConferencing: edgeService,
   av: edgeService,
+  federation: federation.optional(),
 });
 
 export const GATEWAY_TRANSPORTS = ['tcp', 'tls'] as const;
@@ -463,6 +477,7 @@ export type WebServices = NonNullable<Pool['webServices']>;
 /** The two sides of a pool's Web services, each with its own VIP, ports and FQDN. */
 export type WebServicesSide = 'internal' | 'external';
 export type Gateway = NonNullable<Pool['gateways']>[number];
+export type Federation = NonNullable<NonNullable<Pool['edge']>['federation']>;
 export type HomePools = NonNullable<Topology['homePools']>;
 export type HomeRule = HomePools['rules'][number];
 export type PstnRoute = NonNullable<Topology['pstn']>['routes'][number];

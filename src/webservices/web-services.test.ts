@@ -32,8 +32,9 @@ function get(port: number, path: string, options: { ca: string; host: string; me
 
 describe('autodiscover document', () => {
   test('internal, on Lync\'s ports (443): the pool\'s SIP access, the Access Edge, both Web sites, and who answered', async () => {
-    // The example as its comment says to run it as root: without its port and serverPort fields.
-    const topology = parse((await readFile(EXAMPLE, 'utf8')).replace(/, port: \d+, serverPort: \d+ \}/g, ' }'), 'contoso.yaml');
+    // The example as its comments say to run it as root: without its Web services' port and serverPort
+    // fields, and without the Access Edge's port (Lync's 443).
+    const topology = parse((await readFile(EXAMPLE, 'utf8')).replace(/, port: \d+, serverPort: \d+ \}/g, ' }').replace('port: 4443, federationPort', 'federationPort'), 'contoso.yaml');
     const pool = topology.pools[0]!;
     const document = autodiscoverDocument({ topology, pool, server: 'fe2.contoso.com', side: 'internal', domain: 'contoso.com' });
     assert.equal(document.AccessLocation, 'Internal');

@@ -105,7 +105,7 @@ describe('dnslb topology show', () => {
   test('prints domains, sites, pools with servers and addresses, DNS servers and views', async () => {
     const run = await dnslb('topology', 'show', EXAMPLE);
     assert.equal(run.code, 0, run.stderr);
-    for (const expected of ['SIP domains: contoso.com', 'Sites: redmond (Head office)', 'pool01.contoso.com  frontend', 'fe2.contoso.com  127.0.0.12', 'Access Edge sip.contoso.com:443', 'dns1.contoso.com  listen 127.0.0.1:5300', 'internal  127.0.0.0/24']) {
+    for (const expected of ['SIP domains: contoso.com', 'Sites: redmond (Head office)', 'pool01.contoso.com  frontend', 'fe2.contoso.com  127.0.0.12', 'Access Edge sip.contoso.com:4443', 'dns1.contoso.com  listen 127.0.0.1:5300', 'internal  127.0.0.0/24']) {
       assert.ok(run.stdout.includes(expected), `missing "${expected}" in:\n${run.stdout}`);
     }
   });

@@ -165,13 +165,13 @@ describe('dashboard in a browser', () => {
   test('every pool of the example under its own heading, its servers below it; the HLB column shows HAProxy\'s view', async () => {
     const layout = async () =>
       (await page.evaluate(`[...document.querySelectorAll('#servers-body tr')].map((tr) => tr.classList.contains('pool') ? 'pool ' + tr.dataset.pool : tr.dataset.server)`)) as string[];
-    // An Edge pool is DNS records only: its heading says so, with no server rows under it.
-    const expected = POOLS.flatMap(([pool, servers]) => [`pool ${pool}`, ...(pool.startsWith('edge') ? [] : servers)]);
+    // Every pool runs its servers, the Edge pool too (issue 14): each heading with its rows under it.
+    const expected = POOLS.flatMap(([pool, servers]) => [`pool ${pool}`, ...servers]);
     await eventually(async () => assert.deepEqual(await layout(), expected), WAIT);
     const heading = async (pool: string) => (await page.locator(`#servers-body tr.pool[data-pool="${pool}"]`).textContent()) ?? '';
     await eventually(async () => assert.equal(await heading('pool02.contoso.com'), 'pool02.contoso.com (frontend, HAProxy on its Web services VIPs): 3 servers, 3 available'), WAIT);
     assert.equal(await heading('dirpool.contoso.com'), 'dirpool.contoso.com (director, HAProxy on its Web services VIPs): 2 servers, 2 available');
-    assert.equal(await heading('edgepool.contoso.com'), 'edgepool.contoso.com (edge): 2 servers, DNS records only (dnslb runs no process for it)');
+    assert.equal(await heading('edgepool.contoso.com'), 'edgepool.contoso.com (edge): 2 servers, 2 available');
     assert.equal(await heading('medpool.contoso.com'), 'medpool.contoso.com (mediation): 2 servers, 2 available');
     // HAProxy's word for the servers behind it (its checks passed), a dash for the pools behind none.
     await eventually(async () => {

@@ -40,7 +40,7 @@ describe('dnslb dns export', () => {
       const loaded = stdout.split('\n').filter((line) => /\sIN\s/.test(line));
       assert.equal(loaded.length, lines.length, stdout);
       if (view === 'internal') assert.ok(loaded.some((line) => /^pool01\.contoso\.com\.\s+60\s+IN\s+A\s+127\.0\.0\.13$/.test(line)));
-      else assert.ok(loaded.some((line) => /^_sip\._tls\.contoso\.com\.\s+60\s+IN\s+SRV\s+0 0 443 sip\.contoso\.com\.$/.test(line)));
+      else assert.ok(loaded.some((line) => /^_sip\._tls\.contoso\.com\.\s+60\s+IN\s+SRV\s+0 0 4443 sip\.contoso\.com\.$/.test(line)));
     });
   }
 

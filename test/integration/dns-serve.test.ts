@@ -54,7 +54,7 @@ describe('dnslb dns serve examples/contoso.yaml', () => {
       ['sip.contoso.com', 'A', ['127.0.0.51', '127.0.0.52']],
       ['webconf.contoso.com', 'A', ['127.0.0.53', '127.0.0.54']],
       ['av.contoso.com', 'A', ['127.0.0.55', '127.0.0.56']],
-      ['_sip._tls.contoso.com', 'SRV', ['0 0 443 sip.contoso.com.']],
+      ['_sip._tls.contoso.com', 'SRV', ['0 0 4443 sip.contoso.com.']],
       ['_sipfederationtls._tcp.contoso.com', 'SRV', ['0 0 5061 sip.contoso.com.']],
       ['webext.contoso.com', 'A', ['127.0.0.22']],
       ['lyncdiscover.contoso.com', 'A', ['127.0.0.22']],

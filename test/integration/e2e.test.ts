@@ -73,7 +73,7 @@ describe('the whole system', () => {
     assert.deepEqual(await answers('sip.contoso.com', OUTSIDE), [`${NET}.51`, `${NET}.52`]);
     assert.deepEqual(await answers('webconf.contoso.com', OUTSIDE), [`${NET}.53`, `${NET}.54`]);
     assert.deepEqual(await answers('av.contoso.com', OUTSIDE), [`${NET}.55`, `${NET}.56`]);
-    assert.deepEqual(await answers('_sip._tls.contoso.com', OUTSIDE, 'SRV'), ['0 0 443 sip.contoso.com.']);
+    assert.deepEqual(await answers('_sip._tls.contoso.com', OUTSIDE, 'SRV'), ['0 0 4443 sip.contoso.com.']);
     for (const name of ['sip.contoso.com', 'webconf.contoso.com', 'av.contoso.com']) assert.deepEqual(await answers(name, INSIDE), [], `${name} inside`);
     // The internal interface of the edge pool, and the pool itself, only inside.
     assert.deepEqual(await answers('edgepool.contoso.com', INSIDE), [`${NET}.41`, `${NET}.42`]);

@@ -9,39 +9,21 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { startPool, type RunningPool } from '../helpers/frontend-pool.ts';
 import { waitUntil } from '../helpers/process.ts';
 import { createTestCertificates, type TestCertificates } from '../helpers/tls-certs.ts';
+import { lyingContentLength, megabyteHeader, openTo, optionsRequest, randomGarbage, slowSender, stalledHandshake, type BadInputSuite, type OpenSocket } from '../helpers/sip-bad-input.ts';
 
 const ADDRESS = '127.0.6.10';
 /** The bound the server's RSS must stay under through all of it (a Node process idles near 80 MB). */
 const RSS_BYTES_MAX = 400 * 1024 * 1024;
 
 function options(n: number): string {
-  return [
-    'OPTIONS sip:fe1.contoso.com SIP/2.0',
-    `Via: SIP/2.0/TCP 127.0.6.110;branch=z9hG4bK-bad-${n}`,
-    'Max-Forwards: 70',
-    'To: <sip:fe1.contoso.com>',
-    `From: <sip:probe@contoso.com>;tag=b${n}`,
-    `Call-ID: bad-${n}@127.0.6.110`,
-    `CSeq: ${n} OPTIONS`,
-    'Content-Length: 0',
-    '',
-    '',
-  ].join('\r\n');
+  return optionsRequest(n, 'sip:fe1.contoso.com', '127.0.6.110');
 }
 
-async function open(port: number, localAddress = '127.0.6.110'): Promise<{ socket: Socket; received: () => string; closed: Promise<void> }> {
-  const socket = connect({ host: ADDRESS, port, localAddress });
-  socket.on('error', () => {});
-  let text = '';
-  socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
-  const closed = once(socket, 'close').then(() => undefined);
-  await once(socket, 'connect');
-  return { socket, received: () => text, closed };
+async function open(port: number, localAddress = '127.0.6.110'): Promise<OpenSocket> {
+  return openTo({ address: ADDRESS, port, transport: 'tcp' }, localAddress);
 }
 
 describe('dnslb server under bad input', () => {
@@ -58,6 +40,8 @@ describe('dnslb server under bad input', () => {
     assert.match(client.received(), /X-Dnslb-State: active/);
     client.socket.destroy();
   }
+
+  const suite = (): BadInputSuite => ({ target: { address: ADDRESS, port: pool.tcpPort, transport: 'tcp' }, from: '127.0.6.110', requestUri: 'sip:fe1.contoso.com', stillAnswers });
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'dnslb-fe-bad-'));
@@ -78,14 +62,7 @@ describe('dnslb server under bad input', () => {
   });
 
   test('a slow sender (one byte at a time) still gets its answer', async () => {
-    const client = await open(pool.tcpPort);
-    for (const byte of Buffer.from(options(++sequence))) {
-      client.socket.write(Buffer.from([byte]));
-      if (byte === 0x0a) await sleep(5);
-    }
-    await waitUntil('slow OPTIONS answered', () => client.received().includes('SIP/2.0 200 OK'));
-    client.socket.destroy();
-    await stillAnswers();
+    await slowSender(suite());
   });
 
   test('regression: OPTIONS to the server itself with Require: an-unknown-extension was answered 200; it gets 420 Bad Extension with Unsupported (RFC 3261 §8.2.2.3)', async () => {
@@ -121,41 +98,19 @@ describe('dnslb server under bad input', () => {
   });
 
   test('a megabyte header line closes that connection only', async () => {
-    const client = await open(pool.tcpPort);
-    client.socket.write(`OPTIONS sip:fe1.contoso.com SIP/2.0\r\nX-Long: ${'a'.repeat(1024 * 1024)}\r\n\r\n`);
-    await client.closed;
-    await stillAnswers();
+    await megabyteHeader(suite());
   });
 
   test('a lying Content-Length: too large is refused with 413 and a close; too small leaves garbage that gets 400 or a close', async () => {
-    const big = await open(pool.tcpPort);
-    big.socket.write(options(++sequence).replace('Content-Length: 0', 'Content-Length: 10000000'));
-    await big.closed;
-    assert.match(big.received(), /^SIP\/2.0 413/);
-    const short = await open(pool.tcpPort);
-    short.socket.write(options(++sequence).replace('Content-Length: 0', 'Content-Length: 2') + 'this body is longer than it said\r\n\r\n');
-    await waitUntil('short Content-Length handled', () => short.received().includes('SIP/2.0 200') && (short.received().includes('SIP/2.0 400') || short.socket.destroyed || short.socket.readableEnded));
-    short.socket.destroy();
-    await stillAnswers();
+    await lyingContentLength(suite());
   });
 
   test('random bytes: answered 400 or closed, never a crash', async () => {
-    for (let round = 0; round < 50; round++) {
-      const client = await open(pool.tcpPort);
-      client.socket.write(randomBytes(2000 + round * 100));
-      client.socket.end();
-      await client.closed;
-    }
-    await stillAnswers();
+    await randomGarbage(suite());
   });
 
   test('a TLS handshake that never finishes is dropped after the handshake timeout; others are served meanwhile', async () => {
-    const stalled = connect({ host: ADDRESS, port: pool.tlsPort, localAddress: '127.0.6.110' });
-    stalled.on('error', () => {});
-    await once(stalled, 'connect');
-    stalled.write(Buffer.from([0x16, 0x03, 0x01, 0x00, 0xff])); // a ClientHello header, and nothing more
-    await stillAnswers();
-    await once(stalled, 'close');
+    await stalledHandshake(suite(), pool.tlsPort);
     const status = await pool.status(0);
     assert.ok(status.transport.handshakeTimeouts >= 1);
   });

@@ -26,7 +26,7 @@ describe('dnslb up', () => {
   });
   after(async () => system?.stop());
 
-  test('starts DNS and every frontend, director and mediation server, each its own process, and says where they listen', async () => {
+  test('starts DNS and every frontend, director, edge and mediation server, each its own process, and says where they listen', async () => {
     // startUp waited for "dnslb up: running", which comes only once every child listens: the table
     // before it shows each child's addresses (Front End and Director servers: their Web sites too),
     // none a bare "(running)".
@@ -39,6 +39,10 @@ describe('dnslb up', () => {
       const octet = [11, 12, 13, 17, 18, 19, 31, 32, 61, 62][index];
       assert.match(printed, new RegExp(`^${server}\\.contoso\\.com +pid \\d+ +tcp://${net}\\.${octet}:\\d+ tls://${net}\\.${octet}:\\d+ (?:web https://\\S+ https://\\S+ )?admin http://`, 'm'), printed);
     }
+    // Edge servers: the internal interface, then the external one (the Access Edge address: client and federation ports).
+    for (const [server, internal, external] of [['edge1', 41, 51], ['edge2', 42, 52]] as const) {
+      assert.match(printed, new RegExp(`^${server}\\.contoso\\.com +pid \\d+ +tcp://${net}\\.${internal}:5060 tls://${net}\\.${internal}:5061 external tls://${net}\\.${external}:4443 external tls://${net}\\.${external}:5061 admin http://`, 'm'), printed);
+    }
     assert.doesNotMatch(printed, /\((running|starting|restarting|stopped)\)/);
     assert.match(output, /admin API http:\/\/127\.0\.0\.1:\d+/);
     const current = await eventually(async () => {
@@ -46,7 +50,7 @@ describe('dnslb up', () => {
       assert.ok(current.servers.every((entry) => entry.status?.state === 'active'), JSON.stringify(current.servers.map((entry) => [entry.server, entry.error])));
       return current;
     });
-    assert.deepEqual(current.servers.map((entry) => entry.server), servers.map((server) => `${server}.contoso.com`));
+    assert.deepEqual(current.servers.map((entry) => entry.server), ['fe1', 'fe2', 'fe3', 'dub-fe1', 'dub-fe2', 'dub-fe3', 'dir1', 'dir2', 'edge1', 'edge2', 'med1', 'med2'].map((server) => `${server}.contoso.com`));
     const pids = current.servers.map((entry) => entry.process?.pid);
     assert.equal(new Set(pids).size, pids.length, 'one process per server');
     assert.equal(current.dns?.state, 'running');

@@ -17,6 +17,8 @@ export interface ServerEntry {
   pool: string;
   kind: string;
   address: string;
+  /** Edge servers: the Access Edge address (the external interface). */
+  accessEdge?: string;
   adminState: { state: string; by: string; reason: string; atMs: number } | null;
   available: boolean;
   process: { state: string; pid: number | undefined; restarts: number; lastExit: string | undefined } | null;
@@ -31,6 +33,8 @@ export interface ServerEntry {
     drain?: Record<string, unknown> | null;
     /** The server's own drain record while it drains or after (handed over so far, what is left). */
     resilience?: { drain?: { phase: string; handedOver: number; bindingsLeft: number; dialogsLeft: number } | null };
+    /** Edge servers (src/edge/README.md "Status"): remote users connected through it. */
+    edge?: { remoteUsers: number } | null;
   };
   /** The Web services HLB's view (`webServices.hlb: haproxy`); null for servers behind none. */
   hlb?: HlbServerView | null;
@@ -46,7 +50,7 @@ export interface PoolStatus {
   servers: ServerEntry[];
 }
 
-/** A pool in GET /status: `runs` is false for pools dnslb runs no process of (Edge: DNS records only). */
+/** A pool in GET /status: `runs` is false for pools dnslb runs no process of (none now; older APIs said so of Edge pools). */
 export interface PoolEntry {
   pool: string;
   kind: string;

@@ -1,8 +1,9 @@
 // dnslb client simulate | register: the load simulator and a single user's sign-in, step by step.
 import { readFile, writeFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import type { Command } from 'commander';
 import { PoolDiscoverer, type SipTransportName } from '../../client/discover.ts';
-import { parseShare, PSTN_NUMBERS, Simulator, type SimulationSummary } from '../../client/simulate.ts';
+import { parsePeerGroups, parseShare, PSTN_NUMBERS, Simulator, type PeerOptions, type SimulationSummary } from '../../client/simulate.ts';
 import { UserAgent } from '../../client/user-agent.ts';
 import { firstLineOf, passwordSource } from '../../auth/passwords.ts';
 import { checkLimits, limits } from '../../shared/limits.ts';
@@ -75,6 +76,11 @@ interface SimulateOptions {
   expires: string;
   passwords?: string;
   passwordSeedFile?: string;
+  peers?: string;
+  peerDomain: string;
+  peerAddress?: string[];
+  peerMessagesPerMinute: string;
+  localAddress?: string;
 }
 
 interface RegisterOptions {
@@ -90,6 +96,15 @@ interface RegisterOptions {
   autodiscoverPort: string;
   passwordFile?: string;
   passwords?: string;
+  localAddress?: string;
+}
+
+const LOCAL_ADDRESS_DESCRIPTION = 'send DNS queries and connect from this IPv4 address: outside the `internal` view (e.g. 127.0.1.5), a remote user reaching the Access Edge';
+
+function localAddressOf(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  if (isIP(text) !== 4) throw new DnslbError('CLI_USAGE', `--local-address ${text}: an IPv4 address`);
+  return text;
 }
 
 export function registerClient(program: Command): void {
@@ -120,9 +135,24 @@ export function registerClient(program: Command): void {
     .option('--expires <s>', 'registration lifetime asked for', '3600')
     .option('--passwords <file>', 'answer the registrar\'s digest challenge with the passwords of this CSV (uri,password columns, as `dnslb user import` reads)')
     .option('--password-seed-file <file>', 'answer it with the synthetic rule\'s passwords (the seed on the first line; `dnslb user import --synthetic N` loads the same users)')
+    .option('--peers <profile:n,...>', 'federation partners sending IMs to the users through the Access Edge: federation (walks the addresses), legacy-federation, xmpp-gateway (first address only), e.g. legacy-federation:4,federation:4')
+    .option('--peer-domain <domain>', 'the partners\' SIP domain (a federation partner of the topology, or not: 403)', 'fabrikam.com')
+    .option('--peer-address <address...>', 'addresses the partners\' connections and DNS questions leave from (outside the internal view), dealt out in turn')
+    .option('--peer-messages-per-minute <n>', 'IMs from all partners together', '60')
+    .option('--local-address <ipv4>', LOCAL_ADDRESS_DESCRIPTION)
     .action(async (options: SimulateOptions) => {
       checkLimits();
       const passwordOf = await passwordSource(options);
+      let peers: PeerOptions | undefined;
+      if (options.peers !== undefined) {
+        try {
+          peers = { groups: parsePeerGroups(options.peers), domain: options.peerDomain, messagesPerMinute: wholeNumber('--peer-messages-per-minute', options.peerMessagesPerMinute, 0, 1_000_000), ...(options.peerAddress ? { localAddresses: options.peerAddress.flatMap((item) => item.split(',')) } : {}) };
+        } catch (error) {
+          if (error instanceof DnslbError) throw error;
+          throw new DnslbError('CLI_USAGE', `--peers ${options.peers}: ${(error as Error).message}`);
+        }
+        for (const address of peers.localAddresses ?? []) if (isIP(address) === 0) throw new DnslbError('CLI_USAGE', `--peer-address ${address}: not an IP address`);
+      }
       const durationMs = parseDurationMs(options.duration);
       let legacyShare: number;
       try {
@@ -152,6 +182,8 @@ export function registerClient(program: Command): void {
         transport: transportOf(options.transport),
         ...(options.ca ? { ca: await readFile(options.ca, 'utf8') } : {}),
         ...(passwordOf ? { passwordOf } : {}),
+        ...(peers ? { peers } : {}),
+        ...(options.localAddress !== undefined ? { localAddress: localAddressOf(options.localAddress) } : {}),
         userAgent: {
           backoffBaseMs: wholeNumber('--backoff-base-ms', options.backoffBaseMs, 1, limits.clientBackoffMsMax),
           backoffMaxMs: wholeNumber('--backoff-max-ms', options.backoffMaxMs, 1, limits.clientBackoffMsMax),
@@ -198,6 +230,9 @@ export function registerClient(program: Command): void {
       const reasons = report.totals.signInFailureReasons;
       if (Object.keys(reasons.legacy).length > 0) process.stdout.write(`legacy sign-in failures: ${JSON.stringify(reasons.legacy)}\n`);
       if (Object.keys(reasons.modern).length > 0) process.stdout.write(`sign-in failures: ${JSON.stringify(reasons.modern)}\n`);
+      for (const [profile, counts] of Object.entries(report.peers)) {
+        process.stdout.write(`peers ${profile}: ${counts.requests} IMs, ${counts.ok} ok, ${counts.failed} failed${counts.failed > 0 ? ` ${JSON.stringify(counts.failedBy)}` : ''}\n`);
+      }
       if (options.report) await writeFile(options.report, JSON.stringify(report, null, 2) + '\n');
     });
 
@@ -215,6 +250,7 @@ export function registerClient(program: Command): void {
     .option('--autodiscover-port <port>', 'the HTTPS port of the Web services VIP', '443')
     .option('--password-file <file>', 'the user\'s password on the first line, to answer the registrar\'s digest challenge')
     .option('--passwords <file>', 'the user\'s password from this CSV (uri,password columns)')
+    .option('--local-address <ipv4>', LOCAL_ADDRESS_DESCRIPTION)
     .action(async (options: RegisterOptions) => {
       checkLimits();
       if (options.passwordFile !== undefined && options.passwords !== undefined) throw new DnslbError('CLI_USAGE', 'give --password-file FILE or --passwords FILE.csv, not both');
@@ -224,12 +260,13 @@ export function registerClient(program: Command): void {
       // One CA for both: the Web services answer with the servers' own certificates (TLS passes through the HLB).
       const ca = options.ca ? await readFile(options.ca, 'utf8') : undefined;
       const autodiscover = options.autodiscover ? { port: wholeNumber('--autodiscover-port', options.autodiscoverPort, 1, 65_535), ...(ca ? { ca } : {}) } : undefined;
+      const localAddress = localAddressOf(options.localAddress);
       const agent = new UserAgent({
         aor: options.uri,
-        locator: new PoolDiscoverer({ dnsServers: dnsServers(options.dns), transport, ...(autodiscover ? { autodiscover } : {}) }),
+        locator: new PoolDiscoverer({ dnsServers: dnsServers(options.dns), transport, ...(autodiscover ? { autodiscover } : {}), ...(localAddress !== undefined ? { localAddress } : {}) }),
         transport,
         mode: options.legacy ? 'legacy' : 'modern',
-        connect: { connectTimeoutMs: wholeNumber('--connect-timeout-ms', options.connectTimeoutMs, 1, 600_000), ...(ca ? { ca } : {}) },
+        connect: { connectTimeoutMs: wholeNumber('--connect-timeout-ms', options.connectTimeoutMs, 1, 600_000), ...(ca ? { ca } : {}), ...(localAddress !== undefined ? { localAddress } : {}) },
         retry: options.stay !== undefined,
         ...(password !== undefined ? { password } : {}),
       });

@@ -34,7 +34,9 @@ export function hlbOf(entry: ServerEntry): string {
 export function formatPoolStatus(status: PoolStatus): string {
   // The HLB column only when some pool has one (webServices.hlb: haproxy).
   const withHlb = status.servers.some((entry) => entry.hlb);
-  const header = ['SERVER', 'POOL', 'PID', 'ADMIN', 'STATE', 'AVAILABLE', ...(withHlb ? ['HLB'] : []), 'PRIMARY', 'BACKUP', 'DIALOGS', 'VERSION'];
+  // The REMOTE column (users signed in through an Edge) only when the topology has edge servers.
+  const withEdge = status.servers.some((entry) => entry.kind === 'edge');
+  const header = ['SERVER', 'POOL', 'PID', 'ADMIN', 'STATE', 'AVAILABLE', ...(withHlb ? ['HLB'] : []), 'PRIMARY', 'BACKUP', ...(withEdge ? ['REMOTE'] : []), 'DIALOGS', 'VERSION'];
   const rows = status.servers.map((entry) => [
     entry.server,
     entry.pool,
@@ -43,8 +45,10 @@ export function formatPoolStatus(status: PoolStatus): string {
     stateOf(entry),
     entry.available ? 'yes' : 'no',
     ...(withHlb ? [hlbOf(entry)] : []),
-    String(entry.status?.bindings.bindingsPrimary ?? '-'),
-    String(entry.status?.bindings.bindingsBackup ?? '-'),
+    // An Edge holds no binding: its remote users are in REMOTE.
+    entry.kind === 'edge' ? '-' : String(entry.status?.bindings.bindingsPrimary ?? '-'),
+    entry.kind === 'edge' ? '-' : String(entry.status?.bindings.bindingsBackup ?? '-'),
+    ...(withEdge ? [entry.kind === 'edge' ? String(entry.status?.edge?.remoteUsers ?? '-') : '-'] : []),
     String(entry.status?.dialogs.active ?? '-'),
     String(entry.status?.topologyVersion ?? '-'),
   ]);

@@ -10,6 +10,7 @@ import { ensureToken } from '../../admin/credentials.ts';
 import { registerFrontendMetrics } from '../../admin/frontend-metrics.ts';
 import { addMetricsRoute, createRegistry } from '../../admin/metrics.ts';
 import { FrontEndServer } from '../../frontend/server.ts';
+import { EdgeServer } from '../../edge/edge-server.ts';
 import { readTlsFiles } from '../../frontend/tls-files.ts';
 import { StoreFollower } from '../../frontend/store-follower.ts';
 import { openStore } from '../../store/open.ts';
@@ -53,7 +54,7 @@ export function registerServer(program: Command): void {
     .command('server')
     // DESIGN §4 distributed mode names it `dnslb node --store etcd://… --server FQDN`: one server per process or machine.
     .alias('node')
-    .description('run one Front End server (SIP registrar + proxy over TCP/TLS) until SIGTERM/SIGINT; `dnslb node` is the same')
+    .description('run one server of the topology (Front End, Director, Mediation or Edge: SIP over TCP/TLS) until SIGTERM/SIGINT; `dnslb node` is the same')
     .option('--topology <file>', 'topology YAML: given alone (no --store), run from it alone; with --store, used until the store has a published version')
     // Followed: published versions and admin state in, liveness out.
     .option(DATA_DIR_FLAGS, DATA_DIR_DESCRIPTION, DATA_DIR_DEFAULT)
@@ -101,7 +102,7 @@ export function registerServer(program: Command): void {
       const users: Store | undefined = store ?? (topology.settings.auth.enabled ? await openFileStoreOf(command, { mustExist: false }) : undefined);
       const auth = users ? { directory: users, secret: await users.authSecret(poolOf(topology, options.server), randomBytes(32)) } : undefined;
       if (!topology.settings.auth.enabled) logger.info('settings.auth is off: clients are not authenticated, anyone may register as any user');
-      const server = new FrontEndServer({
+      const serverOptions = {
         auth,
         topology,
         topologyVersion,
@@ -114,8 +115,11 @@ export function registerServer(program: Command): void {
         idleTimeoutMs: integer('--idle-timeout-ms', options.idleTimeoutMs, 1),
         connectionsMax: Math.min(integer('--connections-max', options.connectionsMax, 1), limits.sipConnectionsMax),
         tlsHandshakeTimeoutMs: Math.min(integer('--tls-handshake-timeout-ms', options.tlsHandshakeTimeoutMs, 1), limits.sipTlsHandshakeTimeoutMsMax),
-      });
-      const bound = await server.start();
+      };
+      // An edge server is the same server in the Edge role, with its external interface (src/edge/).
+      const edge = isEdgeServer(topology, options.server) ? new EdgeServer(serverOptions) : undefined;
+      const server = edge?.server ?? new FrontEndServer(serverOptions);
+      const bound = edge ? await edge.start() : { ...(await server.start()), external: [] as string[] };
       const follower = store ? new StoreFollower({ store, server, clock: systemClock, logger }) : undefined;
       await follower?.start(snapshot);
       const web = await startWebServices(server, topology, tls, store, logger);
@@ -158,7 +162,7 @@ export function registerServer(program: Command): void {
         await writeFile(join(dataDir, 'servers', `${server.self}.json`), `${JSON.stringify({ url: adminUrl, pid: process.pid, startedAtMs: Date.now() }, null, 2)}\n`);
       }
       const webListening = Object.values(web?.status().listening ?? {}).map((address) => `https://${address}`);
-      const where = [`tcp://${bound.tcp.host}:${bound.tcp.port}`, ...(bound.tls ? [`tls://${bound.tls.host}:${bound.tls.port}`] : []), ...(webListening.length > 0 ? [`web ${webListening.join(' ')}`] : []), ...(adminUrl ? [`admin ${adminUrl}`] : [])].join(' ');
+      const where = [`tcp://${bound.tcp.host}:${bound.tcp.port}`, ...(bound.tls ? [`tls://${bound.tls.host}:${bound.tls.port}`] : []), ...bound.external.map((address) => `external ${address}`), ...(webListening.length > 0 ? [`web ${webListening.join(' ')}`] : []), ...(adminUrl ? [`admin ${adminUrl}`] : [])].join(' ');
       // The one line on stdout: tests and operators read where it listens (port 0 included).
       console.log(`dnslb server: ${server.self} listening ${where}`);
       logger.info({ tcp: bound.tcp, tls: bound.tls, admin: adminUrl || null }, 'frontend: listening');
@@ -175,10 +179,15 @@ export function registerServer(program: Command): void {
       await admin?.close();
       await web?.stop();
       await follower?.stop();
-      await server.stop();
+      await (edge ?? server).stop();
       await store?.close();
       if (users !== store) await users?.close();
     });
+}
+
+function isEdgeServer(topology: Topology, server: string): boolean {
+  const name = server.toLowerCase().replace(/\.$/, '');
+  return topology.pools.some((pool) => pool.kind === 'edge' && pool.servers.some((entry) => entry.fqdn === name));
 }
 
 /** The pool `server` belongs to (its nonce secret is the pool's); the server's own name when the topology does not list it (FrontEndServer says so). */

@@ -71,7 +71,10 @@ export function formatAdvice(advice: Advice): string {
   const lines: string[] = [];
   for (const pool of advice.pools) {
     lines.push(`${pool.pool} (${pool.kind}, configured ${pool.configured}): DNS load balancing ${pool.verdict}`);
-    for (const lost of pool.lost) lines.push(`  lost: ${lost.scenario} [${lost.row}]: ${lost.why}`);
+    for (const lost of pool.lost) {
+      lines.push(`  lost: ${lost.scenario} [${lost.row}]: ${lost.why}`);
+      if (lost.see !== undefined) lines.push(`    see: ${lost.see}`);
+    }
     for (const note of pool.notes) lines.push(`  note: ${note.text} [${note.row}]`);
   }
   lines.push(`(legacy clients above ${advice.legacyClientsPercentMax} % make frontend and director pools hardware-only)`);

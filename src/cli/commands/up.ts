@@ -25,8 +25,8 @@ import { endpoint, type Topology } from '../../topology/schema.ts';
 import { DATA_DIR_DEFAULT, DATA_DIR_DESCRIPTION, DATA_DIR_FLAGS, dataDirOf, defaultActor, STORE_DESCRIPTION, STORE_FLAGS, storeSpecOf } from './store-options.ts';
 
 const BIN = fileURLToPath(new URL('../../../bin/dnslb.js', import.meta.url));
-/** Pool kinds whose servers are SIP servers dnslb runs; edge pools are DNS records only. */
-const RUNNABLE_KINDS = new Set(['frontend', 'director', 'mediation']);
+/** Pool kinds whose servers are SIP servers dnslb runs: all of them (an edge server also listens on its Access Edge address). */
+const RUNNABLE_KINDS = new Set(['frontend', 'director', 'mediation', 'edge']);
 
 /** JSON with keys sorted, so that two equal documents compare equal as text. */
 function canonical(value: unknown): string {
@@ -67,10 +67,14 @@ export async function ensurePoolCertificates(topology: Topology, dataDir: string
   for (const pool of topology.pools) {
     if (!RUNNABLE_KINDS.has(pool.kind)) continue;
     for (const server of pool.servers) {
-      const ips = [server.ipv4, server.ipv6].filter((value): value is string => value !== undefined);
+      const external = server.external;
+      // An edge server's external interface: its Access Edge (and other service) addresses and FQDNs.
+      const edgeIps = external ? [external.accessEdge, external.webConferencing, external.av].flatMap((pair) => [pair.ipv4, pair.ipv6]) : [];
+      const ips = [server.ipv4, server.ipv6, ...edgeIps].filter((value): value is string => value !== undefined);
+      const edgeNames = pool.edge ? [pool.edge.accessEdge.fqdn, pool.edge.webConferencing.fqdn, pool.edge.av.fqdn] : [];
       // Web services are reached through the VIP by these names (TLS passes through the HLB to the server).
       const web = pool.webServices ? [pool.webServices.internal?.fqdn, pool.webServices.external?.fqdn, ...topology.sipDomains.flatMap((domain) => [`lyncdiscoverinternal.${domain}`, `lyncdiscover.${domain}`])] : [];
-      await ensureCertificate(dir, server.fqdn, { names: [server.fqdn, pool.fqdn, ...web.filter((name): name is string => name !== undefined)], ips });
+      await ensureCertificate(dir, server.fqdn, { names: [server.fqdn, pool.fqdn, ...edgeNames, ...web.filter((name): name is string => name !== undefined)], ips });
     }
   }
 }

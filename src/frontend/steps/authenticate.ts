@@ -12,6 +12,7 @@
 // path on a copy of the context (the path's own context is reused by the next request meanwhile).
 import type { Logger } from 'pino';
 import { withoutProxyCredentials } from '../../auth/authorization.ts';
+import { relayedFlowOf } from '../../auth/relayed.ts';
 import { challengeScope } from '../../auth/scope.ts';
 import { digestIdentityOf } from '../../auth/user-credential.ts';
 import type { Authenticator, AuthOutcome } from '../../auth/authenticate.ts';
@@ -42,6 +43,8 @@ export class AuthenticateStep implements Step {
   pending = 0;
   /** The store could not be read: answered 503 (the client retries; nobody is let in unchecked). */
   directoryErrors = 0;
+  /** Remote clients' flow identities (link id/token) → the Edge link they came over. */
+  private readonly relayed = new Map<string, string>();
 
   constructor(private readonly options: AuthenticateStepOptions) {}
 
@@ -56,9 +59,13 @@ export class AuthenticateStep implements Step {
     const auth = this.options.auth();
     if (auth === null) return 'continue';
     const request = context.request;
-    if (context.kind === 'options' || challengeScope(request, context) === 'none') return 'continue';
+    // A request an Edge relays for a remote client (auth/relayed.ts): the client's flow at the Edge is the
+    // unit of trust, its own address the limiter's source.
+    const relayed = context.fromServer && context.fromEdge ? relayedFlowOf(request) : null;
+    if (context.kind === 'options' || challengeScope(request, { fromPeer: context.fromPeer, fromServer: context.fromServer, relayed: relayed !== null }) === 'none') return 'continue';
     const flow = context.flow;
-    const known = auth.flowOutcome(request, flow.id);
+    const authFlow = relayed === null ? flow : this.relayedFlow(flow, relayed.token, relayed.source);
+    const known = auth.flowOutcome(request, authFlow.id);
     if (known !== undefined) {
       if (known.kind === 'authenticated') return 'continue';
       this.answer(context, known);
@@ -71,12 +78,12 @@ export class AuthenticateStep implements Step {
     }
     const later = Object.assign(new RequestContext(), context);
     this.pending++;
-    auth.authenticate(request, flow).then(
+    auth.authenticate(request, authFlow).then(
       (outcome) => {
         this.pending--;
         if (flow.closed) {
           // The flow went while its password was checked: it must not keep an identity.
-          auth.flowClosed(flow.id);
+          auth.flowClosed(authFlow.id);
           return;
         }
         if (outcome.kind === 'authenticated') {
@@ -88,12 +95,42 @@ export class AuthenticateStep implements Step {
       (error: unknown) => {
         this.pending--;
         this.directoryErrors++;
-        this.options.logger.warn({ err: error, source: flow.remoteAddress }, 'auth: the user directory could not be read; answered 503');
+        this.options.logger.warn({ err: error, source: authFlow.remoteAddress }, 'auth: the user directory could not be read; answered 503');
         this.options.registerAnswers.count(request, 503);
         reply(flow, request, 503, this.options.random, { reason: 'User directory unavailable', headers: RETRY_AFTER });
       },
     );
     return 'answered';
+  }
+
+  /**
+   * The flow identity of a remote client behind an Edge link: `link id/token`. They are forgotten with
+   * the link (linkClosed), and at most limits.authRelayedFlowsMax are kept (the oldest go first): the
+   * Edge does not tell when a client's connection ends.
+   */
+  private relayedFlow(link: { id: string }, token: string, source: string): { id: string; remoteAddress: string } {
+    const id = `${link.id}/${token}`;
+    if (!this.relayed.has(id)) {
+      if (this.relayed.size >= limits.authRelayedFlowsMax) {
+        const oldest = this.relayed.keys().next().value;
+        if (oldest !== undefined) {
+          this.relayed.delete(oldest);
+          this.options.auth()?.flowClosed(oldest);
+        }
+      }
+      this.relayed.set(id, link.id);
+    }
+    return { id, remoteAddress: source };
+  }
+
+  /** A server link closed: the remote clients' identities bound through it go. */
+  linkClosed(linkId: string, auth: { flowClosed(id: string): void } | null): void {
+    if (this.relayed.size === 0) return;
+    for (const [id, link] of this.relayed) {
+      if (link !== linkId) continue;
+      this.relayed.delete(id);
+      auth?.flowClosed(id);
+    }
   }
 
   /** Cancels the answers still held back (the server stops). */

@@ -20,6 +20,7 @@ export class ClassifyStep implements Step {
     let headers: readonly Header[] = request.headers;
     let popped = false;
     let routeLeft = false;
+    let ownRouteUser: string | null = null;
     for (;;) {
       const route = headerValue({ headers }, 'Route');
       if (route === undefined) break;
@@ -29,6 +30,7 @@ export class ClassifyStep implements Step {
         break;
       }
       headers = withoutFirst(headers, 'Route');
+      if (!popped) ownRouteUser = uri.user;
       popped = true;
     }
     const routed = popped ? { ...request, headers } : request;
@@ -37,11 +39,13 @@ export class ClassifyStep implements Step {
     const hops = maxForwards(routed);
     context.request = routed;
     context.poppedOwnRoute = popped;
+    context.ownRouteUser = ownRouteUser;
     context.routeLeft = routeLeft;
     context.addressedToUs = addressedToUs;
     context.hops = hops;
     context.fromPeer = view.isPeerAddress(context.flow.remoteAddress);
     context.fromServer = !context.fromPeer && view.isOtherPoolServer(context.flow.remoteAddress);
+    context.fromEdge = context.fromServer && view.isEdgeServer(context.flow.remoteAddress);
     context.kind = kindOf(routed.method, routeLeft, addressedToUs, hops, routed);
     return 'continue';
   }

@@ -14,7 +14,8 @@ export class RegisterStep implements Step {
 
   run(context: RequestContext): StepOutcome {
     if (context.kind !== 'register') return 'continue';
-    const response = this.registrar.handleRegister(context.flow, context.request);
+    // A Path is believed only from a server of the topology (an Edge or the Director relaying for it).
+    const response = this.registrar.handleRegister(context.flow, context.request, { trustPath: context.fromServer || context.fromPeer });
     this.registerAnswers.count(context.request, response.status);
     context.flow.send(response);
     return 'answered';

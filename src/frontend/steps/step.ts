@@ -33,6 +33,8 @@ export class RequestContext {
   request!: SipRequest;
   /** A Route naming us was removed: the request follows our Record-Route, or was preloaded to us. */
   poppedOwnRoute = false;
+  /** The user part of the first Route naming us that was removed (an Edge's flow token: src/edge/); null when none had one. */
+  ownRouteUser: string | null = null;
   /** A Route is left after ours: the request goes on along it (loose routing, §16.12). */
   routeLeft = false;
   /** The Request-URI names this server or its pool, with no user part. */
@@ -43,6 +45,10 @@ export class RequestContext {
   fromPeer = false;
   /** It came from a server of another pool of the topology (a Director, an Edge, another pool's Front End): proxied, never redirected. */
   fromServer = false;
+  /** fromServer, and that server is an Edge (its internal address): it relays remote clients' requests. */
+  fromEdge = false;
+  /** It arrived on an Edge's external interface (src/edge/): from the Internet, never from a server. */
+  outside = false;
   kind: RequestKind = 'proxy';
 
   reset(flow: Flow, request: SipRequest): this {
@@ -50,11 +56,14 @@ export class RequestContext {
     this.received = request;
     this.request = request;
     this.poppedOwnRoute = false;
+    this.ownRouteUser = null;
     this.routeLeft = false;
     this.addressedToUs = false;
     this.hops = null;
     this.fromPeer = false;
     this.fromServer = false;
+    this.fromEdge = false;
+    this.outside = false;
     this.kind = 'proxy';
     return this;
   }

@@ -1,0 +1,195 @@
+// The Edge's federation step as a table, on the example topology (partners: fabrikam.com; edge1: internal
+// 127.0.0.41, Access Edge 127.0.0.51): requests arrive on a fake flow whose local address says the
+// interface; the proxy records where each request was sent; the partner lookup is a stand-in (the real
+// one is tested against dnslb's DNS in src/frontend/federation.test.ts).
+import assert from 'node:assert/strict';
+import { before, describe, test } from 'node:test';
+import { parseFile } from '../../topology/parse.ts';
+import type { Topology } from '../../topology/schema.ts';
+import { PoolView } from '../../frontend/pool-view.ts';
+import { UserHomes } from '../../frontend/homes.ts';
+import type { PartnerEdges, PartnerRoute } from '../../frontend/federation.ts';
+import type { ForwardOptions, ForwardTarget } from '../../frontend/proxy.ts';
+import { ClassifyStep } from '../../frontend/steps/classify.ts';
+import { RequestContext, runPath, type Step } from '../../frontend/steps/step.ts';
+import type { Flow } from '../../sip/flow.ts';
+import type { SipMessage, SipRequest, SipResponse } from '../../sip/message.ts';
+import { parseMessage } from '../../sip/parse.ts';
+import { RELAYED_FLOW_HEADER } from '../../auth/relayed.ts';
+import { EdgeFlows } from '../edge-flows.ts';
+import { edgeInterfacesOf } from '../interfaces.ts';
+import { EdgeGuardStep } from './edge-guard.ts';
+import { EdgeRouteStep } from './edge-route.ts';
+import { FederationStep } from './federation.ts';
+
+const EXTERNAL = '127.0.0.51';
+const INTERNAL = '127.0.0.41';
+const FRONT_END = '127.0.0.11';
+const fixedRandom = (): number => 0.5;
+
+let flowSequence = 0;
+
+function fakeFlow(localAddress: string, remoteAddress: string): { flow: Flow; sent: SipMessage[] } {
+  const sent: SipMessage[] = [];
+  const flow = { id: `f${++flowSequence}`, transport: 'tls', localAddress, localPort: 5061, remoteAddress, remotePort: 40000, closed: false, send: (message: SipMessage) => (sent.push(message), true) };
+  return { flow: flow as unknown as Flow, sent };
+}
+
+let n = 0;
+function message(uri: string, fromUri: string, extra: string[] = []): SipRequest {
+  n++;
+  const lines = [`MESSAGE ${uri} SIP/2.0`, `Via: SIP/2.0/TLS 127.1.0.5:40000;branch=z9hG4bK-f${n}`, 'Max-Forwards: 70', `From: <${fromUri}>;tag=a${n}`, `To: <${uri}>`, `Call-ID: c${n}@test`, 'CSeq: 1 MESSAGE', ...extra];
+  return parseMessage(Buffer.from(`${lines.join('\r\n')}\r\n\r\n`)) as SipRequest;
+}
+
+describe('the Edge federation step', () => {
+  let topology: Topology;
+  let flows: EdgeFlows;
+  let forwarded: { target: ForwardTarget; options: ForwardOptions; request: SipRequest }[];
+  let path: Step[];
+  let federation: FederationStep;
+  let lookups: string[];
+  let partnerRoute: PartnerRoute;
+
+  before(async () => {
+    topology = await parseFile(new URL('../../../examples/contoso.yaml', import.meta.url).pathname);
+  });
+
+  const setup = (): void => {
+    const view = new PoolView(topology, 'edge1.contoso.com', 1);
+    flows = new EdgeFlows(fixedRandom);
+    forwarded = [];
+    lookups = [];
+    const proxy = {
+      forwardTo: (_flow: Flow, request: SipRequest, target: ForwardTarget, options: ForwardOptions = {}) => void forwarded.push({ target, options, request }),
+      route: () => {},
+    };
+    const partners = { route: async (uri: string) => (lookups.push(uri), partnerRoute) } as unknown as PartnerEdges;
+    federation = new FederationStep({
+      view: () => view,
+      proxy,
+      flows,
+      homes: new UserHomes(),
+      routable: () => true,
+      random: fixedRandom,
+      partners,
+      connect: () => Promise.reject(new Error('not in this test')),
+      ownUri: (token) => `sip:${token}@${INTERNAL}:5061;transport=tls;lr`,
+      externalUri: (user) => `sip:${user}@${EXTERNAL}:5061;transport=tls;lr`,
+    });
+    const guard = new EdgeGuardStep(() => view, edgeInterfacesOf(view.pool, 'edge1.contoso.com'), flows, fixedRandom);
+    const route = new EdgeRouteStep({ view: () => view, proxy, flows, homes: new UserHomes(), routable: () => true, random: fixedRandom, linkTransport: () => 'tls' });
+    path = [new ClassifyStep(() => view), guard, federation, route];
+  };
+  const run = (flow: { flow: Flow }, request: SipRequest): void => void runPath(path, new RequestContext().reset(flow.flow, request));
+  const answer = (flow: { sent: SipMessage[] }): SipResponse | undefined => flow.sent.filter((sent): sent is SipResponse => sent.kind === 'response').at(-1);
+
+  test('inbound from a listed partner: to the Director pool, Record-Routed with the partner connection\'s token, never with the relayed-flow header', () => {
+    setup();
+    const partner = fakeFlow(EXTERNAL, '127.0.18.51');
+    run(partner, message('sip:alice@contoso.com', 'sip:bob@fabrikam.com'));
+    assert.equal(forwarded.length, 1);
+    const { target, options } = forwarded[0]!;
+    assert.equal(target.kind === 'servers' && target.pool, 'dirpool.contoso.com');
+    const token = flows.tokenOf(partner.flow);
+    assert.equal(options.recordRoute, `<sip:${token}@${INTERNAL}:5061;transport=tls;lr>, <sip:${token}@${EXTERNAL}:5061;transport=tls;lr>`, 'inside first (toward our user), then the address the partner reaches');
+    assert.ok(!(options.headers ?? []).some((header) => header.name === RELAYED_FLOW_HEADER));
+    assert.deepEqual(federation.counters, { inbound: 1, outbound: 0, refused: 0 });
+  });
+
+  test('inbound refusals: a domain not listed (403 and why), a target that is not ours (no open relay), an unknown user', () => {
+    setup();
+    const cases: [string, SipRequest, number, string][] = [
+      ['not a partner', message('sip:alice@contoso.com', 'sip:eve@litware.com'), 403, 'litware.com is not a federation partner of contoso.com, dublin.contoso.com'],
+      ['relay to a third domain', message('sip:carol@litware.com', 'sip:bob@fabrikam.com'), 403, "A partner's request must be for a user of contoso.com, dublin.contoso.com"],
+    ];
+    for (const [name, request, status, reason] of cases) {
+      const partner = fakeFlow(EXTERNAL, '127.0.18.51');
+      run(partner, request);
+      assert.equal(answer(partner)?.status, status, name);
+      assert.equal(answer(partner)?.reason, reason, name);
+    }
+    assert.equal(forwarded.length, 0);
+    assert.equal(federation.counters.refused, 2);
+  });
+
+  test('a remote user\'s own request is not federation: edge-route relays it with the relayed-flow header', () => {
+    setup();
+    const client = fakeFlow(EXTERNAL, '127.1.0.5');
+    run(client, message('sip:bob@contoso.com', 'sip:alice@contoso.com'));
+    assert.equal(forwarded.length, 1);
+    assert.ok((forwarded[0]!.options.headers ?? []).some((header) => header.name === RELAYED_FLOW_HEADER));
+    assert.deepEqual(federation.counters, { inbound: 0, outbound: 0, refused: 0 });
+  });
+
+  test('outbound from a Front End: not a partner is 403 before any lookup; a partner goes to its Access Edge addresses in turn', async () => {
+    setup();
+    const frontEnd = fakeFlow(INTERNAL, FRONT_END);
+    run(frontEnd, message('sip:eve@litware.com', 'sip:alice@contoso.com'));
+    assert.deepEqual([answer(frontEnd)?.status, answer(frontEnd)?.reason], [403, 'litware.com is not a federation partner of contoso.com, dublin.contoso.com']);
+    assert.deepEqual(lookups, []);
+    partnerRoute = {
+      kind: 'partner',
+      domain: 'fabrikam.com',
+      via: '_sipfederationtls._tcp.fabrikam.com SRV',
+      steps: [],
+      endpoints: [
+        { address: '127.0.18.52', port: 5061, transport: 'tls', host: 'sip.fabrikam.com' },
+        { address: '127.0.18.51', port: 5061, transport: 'tls', host: 'sip.fabrikam.com' },
+      ],
+    };
+    run(frontEnd, message('sip:bob@fabrikam.com', 'sip:alice@contoso.com'));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(lookups, ['sip:bob@fabrikam.com']);
+    assert.equal(forwarded.length, 1);
+    const target = forwarded[0]!.target;
+    assert.ok(target.kind === 'servers' && typeof target.connect === 'function');
+    assert.deepEqual(target.kind === 'servers' && target.targets.map((entry) => entry.server), ['sip.fabrikam.com 127.0.18.52:5061', 'sip.fabrikam.com 127.0.18.51:5061']);
+    assert.equal(target.kind === 'servers' && target.pool, 'the Access Edge of fabrikam.com');
+    assert.equal(forwarded[0]!.options.recordRoute, `<sip:fed@${EXTERNAL}:5061;transport=tls;lr>, <sip:fed@${INTERNAL}:5061;transport=tls;lr>`);
+    assert.deepEqual(federation.counters, { inbound: 0, outbound: 1, refused: 1 });
+  });
+
+  test('outbound: what the lookup answers instead (no Access Edge 404, DNS failed 503) goes back with its reason', async () => {
+    setup();
+    const frontEnd = fakeFlow(INTERNAL, FRONT_END);
+    for (const [status, reason] of [
+      [404, 'No Access Edge for partner fabrikam.com (…)'],
+      [503, 'Partner fabrikam.com lookup failed (…)'],
+    ] as const) {
+      partnerRoute = { kind: 'answer', domain: 'fabrikam.com', status, reason };
+      run(frontEnd, message('sip:bob@fabrikam.com', 'sip:alice@contoso.com'));
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual([answer(frontEnd)?.status, answer(frontEnd)?.reason], [status, reason]);
+    }
+    assert.equal(forwarded.length, 0);
+  });
+
+  test('in a dialog: from inside toward a partner on the partner connection (its token), or ours; a partner\'s request along our federation route is admitted', () => {
+    setup();
+    const partner = fakeFlow(EXTERNAL, '127.0.18.51');
+    run(partner, message('sip:alice@contoso.com', 'sip:bob@fabrikam.com'));
+    const token = flows.tokenOf(partner.flow);
+    forwarded = [];
+    const frontEnd = fakeFlow(INTERNAL, FRONT_END);
+    // alice's BYE to bob: Route = our two entries (token), then the partner's Access Edge.
+    const bye = (routes: string[]): SipRequest =>
+      parseMessage(Buffer.from([`BYE sip:bob@127.0.17.11:5061;transport=tls SIP/2.0`, `Via: SIP/2.0/TLS ${FRONT_END}:5061;branch=z9hG4bK-b${++n}`, 'Max-Forwards: 69', ...routes.map((route) => `Route: ${route}`), '<sip:alice@contoso.com>;tag=a'.replace(/^/, 'From: '), 'To: <sip:bob@fabrikam.com>;tag=b', `Call-ID: d${n}@test`, 'CSeq: 2 BYE', '', ''].join('\r\n'))) as SipRequest;
+    run(frontEnd, bye([`<sip:${token}@${INTERNAL}:5061;transport=tls;lr>`, `<sip:${token}@${EXTERNAL}:5061;transport=tls;lr>`, '<sip:127.0.18.51:5061;transport=tls;lr>']));
+    assert.equal(forwarded.length, 1);
+    assert.ok(forwarded[0]!.target.kind === 'flow' && forwarded[0]!.target.flow === partner.flow, 'on the connection the dialog came in on');
+    // A dialog we sent out (our "fed" Record-Route): on our own connection to the partner's address.
+    run(frontEnd, bye([`<sip:fed@${INTERNAL}:5061;transport=tls;lr>`, `<sip:fed@${EXTERNAL}:5061;transport=tls;lr>`, '<sip:127.0.18.52:5061;transport=tls;lr>']));
+    const out = forwarded[1]!.target;
+    assert.deepEqual(out.kind === 'servers' && out.targets.map((target) => target.server), ['127.0.18.52:5061']);
+    // The partner's BYE back along our federation route, on its own connection: admitted and routed inside.
+    const inbound = fakeFlow(EXTERNAL, '127.0.18.52');
+    const back = parseMessage(Buffer.from([`BYE sip:alice@127.0.0.11:5061 SIP/2.0`, `Via: SIP/2.0/TLS 127.0.18.52:5061;branch=z9hG4bK-r${++n}`, 'Max-Forwards: 69', `Route: <sip:fed@${EXTERNAL}:5061;transport=tls;lr>`, `Route: <sip:fed@${INTERNAL}:5061;transport=tls;lr>`, 'Route: <sip:127.0.0.11:5061;transport=tls;lr>', 'From: <sip:bob@fabrikam.com>;tag=b', 'To: <sip:alice@contoso.com>;tag=a', `Call-ID: d${n}@test`, 'CSeq: 3 BYE', '', ''].join('\r\n'))) as SipRequest;
+    run(inbound, back);
+    assert.equal(answer(inbound), undefined, JSON.stringify(answer(inbound)?.reason));
+    // The same route from a domain that is not a partner: refused by the guard.
+    const stranger = fakeFlow(EXTERNAL, '127.0.18.99');
+    run(stranger, { ...back, headers: back.headers.map((header) => (header.name === 'From' ? { ...header, value: '<sip:eve@litware.com>;tag=e' } : header)) });
+    assert.equal(answer(stranger)?.status, 403);
+  });
+});

@@ -1,0 +1,184 @@
+// The Edge's federation step (issue 14 §4), before edge-route in the Edge's path (src/edge/path.ts):
+// new requests between our users and a partner organisation's.
+//
+// From outside (a partner's Access Edge on our external interface): a new request whose From is not
+// one of our SIP domains is a partner's. Its domain must be a listed partner (topology/federation.ts),
+// else 403 with the reason; its target must be one of our users (403 otherwise: an Edge is no open
+// relay). It goes inside like a remote user's request — to the Director pool, else the callee's home
+// pool (relay.ts, no DNS) — with our Record-Route carrying the partner connection's flow token, so that
+// in-dialog requests from inside come back out on that connection (edge-route's fromInside). It carries
+// no relayed-flow header: nobody inside challenges a partner's user (its organisation vouched for it).
+//
+// From inside (a Front End or Director, which send requests for other domains to the federating edge
+// pool, src/frontend/proxy.ts federationHop): a new request to a user of another domain leaves through
+// our Access Edge to the partner's (frontend/federation.ts PartnerEdges: `_sipfederationtls._tcp` SRV →
+// Access Edge addresses, asked from our external address), tried in DNS order, the next on connect
+// failure, no answer or 503 (the proxy's server tries), at most `triesMax`. A domain that is not a
+// partner: 403 with the reason; no Access Edge in DNS: 404; DNS failed: 503.
+//
+// Everything else (our own users' requests, requests in a dialog) is edge-route's.
+import type { Random } from '../../shared/clock.ts';
+import { from, parseNameAddr, to } from '../../sip/headers.ts';
+import type { Flow } from '../../sip/flow.ts';
+import { headerValue, type SipRequest } from '../../sip/message.ts';
+import { isSipUri, type SipUri, type Uri } from '../../sip/uri.ts';
+import type { Routable, RouteTarget } from '../../pool/routing.ts';
+import type { UserHomes } from '../../frontend/homes.ts';
+import type { PoolView } from '../../frontend/pool-view.ts';
+import type { Proxy } from '../../frontend/proxy.ts';
+import type { PartnerEdges, PartnerEndpoint } from '../../frontend/federation.ts';
+import { reply, type RequestContext, type Step, type StepOutcome } from '../../frontend/steps/step.ts';
+import { federationDecision } from '../../topology/federation.ts';
+import type { EdgeFlows } from '../edge-flows.ts';
+import { relayTargets } from '../relay.ts';
+
+/**
+ * The user part of the Record-Route entries an Edge adds to a dialog it sends out to a partner: no
+ * client flow token (the partner may answer on its own connection), but a mark the guard admits for
+ * a partner's in-dialog requests (edge-guard.ts).
+ */
+export const FEDERATION_ROUTE_USER = 'fed';
+
+/** Is one side of this request (From or To) a listed federation partner's user? */
+export function isPartnerRequest(topology: Parameters<typeof federationDecision>[0], request: SipRequest): boolean {
+  for (const party of [from(request).uri, to(request).uri]) {
+    if (isSipUri(party) && federationDecision(topology, party.host).kind === 'partner') return true;
+  }
+  return false;
+}
+
+export interface FederationStepOptions {
+  view: () => PoolView;
+  proxy: Pick<Proxy, 'forwardTo'>;
+  flows: EdgeFlows;
+  homes: UserHomes;
+  routable: Routable;
+  random: Random;
+  partners: PartnerEdges;
+  /** A connection to a partner's Access Edge address (kept open and reused), from our external address. */
+  connect: (endpoint: PartnerEndpoint) => Promise<Flow>;
+  /** `<sip:TOKEN@internal:port;transport=…;lr>` of this Edge for a flow token (edge-route's Record-Route). */
+  ownUri: (token: string) => string;
+  /** `sip:USER@<Access Edge address>:<federation port>;transport=…;lr`: this Edge as partners reach it. */
+  externalUri: (user: string) => string;
+}
+
+export interface FederationCounters {
+  /** New requests from partners relayed inside. */
+  inbound: number;
+  /** New requests of our users sent out to a partner's Access Edge. */
+  outbound: number;
+  /** Requests refused: not a listed partner (403), not for our users, no Access Edge (404), DNS failed (503). */
+  refused: number;
+}
+
+export class FederationStep implements Step {
+  readonly name = 'federation';
+  readonly counters: FederationCounters = { inbound: 0, outbound: 0, refused: 0 };
+
+  constructor(private readonly options: FederationStepOptions) {}
+
+  run(context: RequestContext): StepOutcome {
+    const { request } = context;
+    if (!context.outside && context.routeLeft) return this.alongDialog(context);
+    if (request.method === 'REGISTER' || request.method === 'ACK' || request.method === 'CANCEL' || context.routeLeft || to(request).tag !== null) return 'continue';
+    return context.outside ? this.inbound(context) : this.outbound(context);
+  }
+
+  /**
+   * A request from inside along a dialog's route set whose next hop is a partner's Access Edge (an
+   * address outside the topology, after our own two Record-Route entries): on the partner connection
+   * the dialog came in on (our token), else on our own connection to that address.
+   */
+  private alongDialog(context: RequestContext): StepOutcome {
+    const { flow, request } = context;
+    const view = this.options.view();
+    const next = nextRoute(request);
+    if (next === null || view.serverAt(next.host) !== undefined || !/^[0-9.]+$|^\[/.test(next.host)) return 'continue';
+    const token = context.ownRouteUser;
+    const partner = token !== null ? this.options.flows.flowOf(token) : undefined;
+    if (partner && !partner.closed) {
+      this.options.proxy.forwardTo(flow, request, { kind: 'flow', flow: partner, toUa: false }, { fromServer: true });
+      return 'answered';
+    }
+    const host = next.host.startsWith('[') ? next.host.slice(1, -1) : next.host;
+    const endpoint: PartnerEndpoint = { address: host, port: next.port ?? 5061, transport: 'tls', host };
+    const label = `${host}:${endpoint.port}`;
+    this.options.proxy.forwardTo(flow, request, { kind: 'servers', pool: `the partner Access Edge ${label}`, targets: [{ server: label, address: host, tcpPort: endpoint.port, tlsPort: endpoint.port }], connect: () => this.options.connect(endpoint) }, { fromServer: true });
+    return 'answered';
+  }
+
+  private inbound(context: RequestContext): StepOutcome {
+    const { flow, request } = context;
+    const view = this.options.view();
+    const sender = from(request).uri;
+    if (!isSipUri(sender) || view.isSipDomain(sender.host)) return 'continue';
+    const decision = federationDecision(view.topology, sender.host);
+    if (decision.kind !== 'partner') return this.refuse(context, 403, decision.kind === 'refused' ? decision.reason : 'Not a partner');
+    const who = isSipUri(request.uri) ? view.userOf(request.uri) : null;
+    if (who === null) return this.refuse(context, 403, `A partner's request must be for a user of ${view.topology.sipDomains.join(', ')}`);
+    if ('unknown' in who) return this.refuse(context, 404, 'Unknown user');
+    const route = relayTargets(view, this.options.homes, this.options.routable, who.user);
+    if ('none' in route) return this.refuse(context, request.method === 'INVITE' ? 480 : 503, `No internal server can be reached: ${route.reason}`);
+    this.counters.inbound++;
+    const token = this.options.flows.tokenOf(flow);
+    // Two Record-Route entries (RFC 3261 §16.6 step 4, a proxy on two networks): the inside one toward
+    // our user first, then the one the partner reaches us at; both carry the partner connection's token.
+    this.options.proxy.forwardTo(flow, request, { kind: 'servers', pool: route.pool, targets: route.targets }, { recordRoute: `<${this.options.ownUri(token)}>, <${this.options.externalUri(token)}>` });
+    return 'answered';
+  }
+
+  private outbound(context: RequestContext): StepOutcome {
+    const { flow, request } = context;
+    const view = this.options.view();
+    const target: Uri = request.uri;
+    if (!isSipUri(target) || target.user === null || view.isSipDomain(target.host) || view.serverAt(target.host) !== undefined || /^[0-9.]+$|^\[/.test(target.host)) return 'continue';
+    const decision = federationDecision(view.topology, target.host);
+    if (decision.kind !== 'partner') return this.refuse(context, 403, decision.kind === 'refused' ? decision.reason : 'Not a partner');
+    // The lookup is asynchronous (DNS); the request and its flow are kept, never the context.
+    void this.sendOut(flow, request, `sip:${target.user}@${target.host}`);
+    return 'answered';
+  }
+
+  private async sendOut(flow: Flow, request: SipRequest, uri: string): Promise<void> {
+    const route = await this.options.partners.route(uri);
+    if (route.kind === 'answer') {
+      this.counters.refused++;
+      if (!flow.closed) reply(flow, request, route.status, this.options.random, { reason: route.reason });
+      return;
+    }
+    if (route.endpoints.length === 0) {
+      this.counters.refused++;
+      if (!flow.closed) reply(flow, request, 404, this.options.random, { reason: `No Access Edge address for partner ${route.domain}` });
+      return;
+    }
+    this.counters.outbound++;
+    const byLabel = new Map<string, PartnerEndpoint>();
+    const targets: RouteTarget[] = route.endpoints.map((endpoint) => {
+      const label = `${endpoint.host} ${endpoint.address.includes(':') ? `[${endpoint.address}]` : endpoint.address}:${endpoint.port}`;
+      byLabel.set(label, endpoint);
+      return { server: label, address: endpoint.address, tcpPort: endpoint.port, tlsPort: endpoint.port };
+    });
+    // Two Record-Route entries: the one the partner reaches us at first (toward the callee), then ours inside.
+    const recordRoute = `<${this.options.externalUri(FEDERATION_ROUTE_USER)}>, <${this.options.ownUri(FEDERATION_ROUTE_USER)}>`;
+    this.options.proxy.forwardTo(flow, request, { kind: 'servers', pool: `the Access Edge of ${route.domain}`, targets, connect: (target) => this.options.connect(byLabel.get(target.server)!) }, { fromServer: true, recordRoute });
+  }
+
+  private refuse(context: RequestContext, status: number, reason: string): StepOutcome {
+    this.counters.refused++;
+    reply(context.flow, context.request, status, this.options.random, { reason: reason.replace(/[\r\n]+/g, ' ') });
+    return 'answered';
+  }
+}
+
+/** The first Route left, when it is a SIP URI. */
+function nextRoute(request: SipRequest): SipUri | null {
+  const value = headerValue(request, 'Route');
+  if (value === undefined) return null;
+  try {
+    const uri = parseNameAddr(value, { requireBrackets: true }).uri;
+    return isSipUri(uri) ? uri : null;
+  } catch {
+    return null;
+  }
+}

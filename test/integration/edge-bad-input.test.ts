@@ -1,0 +1,151 @@
+// The Access Edge faces the Internet (issue 14 tests): the SIP bad-input suite (test/helpers/sip-bad-input.ts:
+// a slow sender, a megabyte header, lying Content-Lengths, random bytes, a stalled TLS handshake, many idle
+// TLS connections) against an edge server's external interface under `dnslb up`; and requests from
+// outside that claim to come from a server — the header only an Edge sets, a Path, a forged flow token, a
+// Route straight to an internal server, a request addressed to a server, a source address that is a
+// Director's — are refused at the Edge (403) or treated as a client's (challenged), and none of the
+// refused ones reaches a Director. The internal interface refuses hosts that are not servers.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { lyingContentLength, megabyteHeader, idleConnections, nextRequestNumber, openTo, optionsRequest, randomGarbage, slowSender, stalledHandshake, type BadInputSuite, type BadInputTarget } from '../helpers/sip-bad-input.ts';
+import { startEdgeSystem, type EdgeSystem, type ServerJson } from '../helpers/edge-system.ts';
+import { eventually } from '../helpers/eventually.ts';
+import { waitUntil } from '../helpers/process.ts';
+
+const NET = '127.0.153';
+const OUTSIDE = '127.1.153.5';
+const GARBAGE_FROM = '127.1.153.6';
+const IDLE_TLS = 2000;
+const WAIT = { timeoutMs: 60_000, intervalMs: 250 };
+
+function request(n: number, lines: { start: string; from?: string; to?: string; toTag?: string; extra?: string[] }): string {
+  const uri = lines.start.split(' ')[1]!;
+  return [
+    lines.start,
+    `Via: SIP/2.0/TLS ${OUTSIDE};branch=z9hG4bK-forged-${n}`,
+    'Max-Forwards: 70',
+    `To: <${lines.to ?? uri}>${lines.toTag ? `;tag=${lines.toTag}` : ''}`,
+    `From: <${lines.from ?? 'sip:user1@contoso.com'}>;tag=f${n}`,
+    `Call-ID: forged-${n}@${OUTSIDE}`,
+    `CSeq: 1 ${lines.start.split(' ')[0]}`,
+    'Contact: <sip:user1@127.1.153.5:5061;transport=tls>',
+    ...(lines.extra ?? []),
+    'Content-Length: 0',
+    '',
+    '',
+  ].join('\r\n');
+}
+
+/** The status line of the answer to request `n` on a connection's received text. */
+async function answerTo(received: () => string, n: number): Promise<string> {
+  await waitUntil(`answer to request ${n}`, () => received().includes(`Call-ID: forged-${n}@`), { timeoutMs: 15_000 });
+  const text = received();
+  const start = text.lastIndexOf('SIP/2.0 ', text.indexOf(`Call-ID: forged-${n}@`));
+  return text.slice(start, text.indexOf('\r\n', start));
+}
+
+describe('the Access Edge under bad input and forged server claims (dnslb up)', { timeout: 240_000 }, () => {
+  let edge: EdgeSystem;
+  let target: BadInputTarget;
+  let suite: BadInputSuite;
+
+  /** edge1's entry once its admin API answered (a loaded server may miss one poll: ask again). */
+  const edge1 = (): Promise<ServerJson> =>
+    eventually(async () => {
+      const entry = (await edge.poolStatus()).servers.find((candidate) => candidate.server === 'edge1.contoso.com')!;
+      assert.ok(entry.status, `edge1 does not answer: ${JSON.stringify(entry)}`);
+      return entry;
+    }, WAIT);
+  const directorsForwarded = (): Promise<number> =>
+    eventually(async () => {
+      const directors = (await edge.poolStatus()).servers.filter((entry) => entry.kind === 'director');
+      assert.ok(directors.every((entry) => entry.status), 'every Director answers');
+      return directors.reduce((sum, entry) => sum + Object.values(entry.status!.proxy.requestsForwardedByMethod).reduce((a, b) => a + b, 0), 0);
+    }, WAIT);
+
+  before(async () => {
+    edge = await startEdgeSystem(NET, OUTSIDE, 2);
+    target = { address: `${NET}.51`, port: 4443, transport: 'tls', ca: edge.ca, servername: 'sip.contoso.com' };
+    const stillAnswers = async (): Promise<void> => {
+      const client = await openTo(target, OUTSIDE);
+      const n = nextRequestNumber();
+      client.socket.write(optionsRequest(n, 'sip:sip.contoso.com', OUTSIDE));
+      await waitUntil('OPTIONS answered', () => client.received().includes('SIP/2.0 200 OK') && client.received().includes(`bad-${n}@`), { timeoutMs: 15_000 });
+      client.socket.destroy();
+    };
+    suite = { target, from: GARBAGE_FROM, requestUri: 'sip:sip.contoso.com', stillAnswers };
+    await eventually(async () => assert.equal((await edge1()).status?.state, 'active'), WAIT);
+  });
+  after(async () => edge?.stop());
+
+  test('slow sender, megabyte header, lying Content-Lengths, random bytes: the Edge answers or closes, and serves others', async () => {
+    await slowSender(suite);
+    await megabyteHeader(suite);
+    await lyingContentLength(suite);
+    await randomGarbage(suite, 30);
+  });
+
+  test('a stalled TLS handshake on the Access Edge port is dropped; others are served meanwhile', async () => {
+    await stalledHandshake(suite, target.port);
+  });
+
+  test(`${IDLE_TLS} idle TLS connections on the external interface: the Edge stays responsive and its memory bounded`, async () => {
+    const before = (await edge1()).status as unknown as { transport: { flowsOpen: number } };
+    const idle = await idleConnections(target, IDLE_TLS, Array.from({ length: 10 }, (_, index) => `127.1.153.${20 + index}`));
+    try {
+      await eventually(async () => {
+        const status = (await edge1()).status as unknown as { transport: { flowsOpen: number }; memory: { rssBytes: number } };
+        assert.ok(status.transport.flowsOpen >= before.transport.flowsOpen + IDLE_TLS * 0.95, `flows open ${status.transport.flowsOpen}`);
+        assert.ok(status.memory.rssBytes < 400 * 1024 * 1024, `RSS ${status.memory.rssBytes}`);
+      }, WAIT);
+      await suite.stillAnswers();
+    } finally {
+      idle.close();
+    }
+    await suite.stillAnswers();
+  });
+
+  test('requests from outside that claim what only a server may are refused with 403 and reach no Director', async () => {
+    const forwardedBefore = await directorsForwarded();
+    const forgedBefore = (await edge1()).status!.edge!.guard;
+    const client = await openTo(target, OUTSIDE);
+    const cases: { name: string; text: (n: number) => string; status: RegExp }[] = [
+      { name: 'the Edge\'s own relayed-flow header', text: (n) => request(n, { start: 'REGISTER sip:contoso.com SIP/2.0', to: 'sip:user1@contoso.com', extra: ['X-Dnslb-Remote-Flow: token=abc;source=127.0.153.31'] }), status: /^SIP\/2\.0 403/ },
+      { name: 'a Path', text: (n) => request(n, { start: 'REGISTER sip:contoso.com SIP/2.0', to: 'sip:user1@contoso.com', extra: [`Path: <sip:${NET}.31;lr>`] }), status: /^SIP\/2\.0 403/ },
+      { name: 'a forged flow token in a Route naming the Edge', text: (n) => request(n, { start: 'INVITE sip:user2@contoso.com SIP/2.0', extra: [`Route: <sip:forgedtoken@${NET}.41:5061;transport=tls;lr>`, `Route: <sip:${NET}.31:5061;transport=tls;lr>`] }), status: /^SIP\/2\.0 403/ },
+      { name: 'a Route straight to a Director', text: (n) => request(n, { start: 'INVITE sip:user2@contoso.com SIP/2.0', extra: [`Route: <sip:${NET}.31:5061;transport=tls;lr>`] }), status: /^SIP\/2\.0 403/ },
+      { name: 'a request addressed to a server', text: (n) => request(n, { start: `MESSAGE sip:${NET}.11:5061;transport=tls SIP/2.0` }), status: /^SIP\/2\.0 403/ },
+      { name: 'a request addressed to a server by name', text: (n) => request(n, { start: 'MESSAGE sip:fe1.contoso.com SIP/2.0' }), status: /^SIP\/2\.0 403/ },
+      { name: 'an in-dialog request with no route set through this Edge', text: (n) => request(n, { start: 'BYE sip:user2@contoso.com SIP/2.0', to: 'sip:user2@contoso.com', toTag: 'x' }), status: /^SIP\/2\.0 403/ },
+      { name: 'another domain (federation is not enabled)', text: (n) => request(n, { start: 'MESSAGE sip:bob@fabrikam.com SIP/2.0' }), status: /^SIP\/2\.0 403/ },
+    ];
+    for (const forged of cases) {
+      const n = nextRequestNumber();
+      client.socket.write(forged.text(n));
+      assert.match(await answerTo(client.received, n), forged.status, forged.name);
+    }
+    client.socket.destroy();
+    const guard = (await edge1()).status!.edge!.guard;
+    assert.ok(guard['forgedFromOutside']! - forgedBefore['forgedFromOutside']! >= 3, JSON.stringify(guard));
+    assert.ok(guard['toServerFromOutside']! - forgedBefore['toServerFromOutside']! >= 2, JSON.stringify(guard));
+    assert.equal(await directorsForwarded(), forwardedBefore, 'nothing refused at the Edge reached a Director');
+  });
+
+  test('a client outside using a Director\'s own address as its source is a client: its REGISTER is challenged, never trusted', async () => {
+    // The whole of 127/8 is local: a "client" can bind the Director's address. On the Access Edge it is still the Internet.
+    const client = await openTo(target, `${NET}.31`);
+    const n = nextRequestNumber();
+    client.socket.write(request(n, { start: 'REGISTER sip:contoso.com SIP/2.0', to: 'sip:user1@contoso.com' }));
+    assert.match(await answerTo(client.received, n), /^SIP\/2\.0 401/);
+    client.socket.destroy();
+  });
+
+  test('the internal interface serves only the servers of the topology', async () => {
+    const inside = await openTo({ address: `${NET}.41`, port: 5060, transport: 'tcp' }, OUTSIDE);
+    const n = nextRequestNumber();
+    inside.socket.write(request(n, { start: 'INVITE sip:user2@contoso.com SIP/2.0' }).replace('SIP/2.0/TLS', 'SIP/2.0/TCP'));
+    assert.match(await answerTo(inside.received, n), /^SIP\/2\.0 403/);
+    inside.socket.destroy();
+    assert.ok(((await edge1()).status!.edge!.guard['notServerInside'] ?? 0) >= 1);
+  });
+});
