@@ -40,8 +40,10 @@ export class ClassifyStep implements Step {
     context.routeLeft = routeLeft;
     context.addressedToUs = addressedToUs;
     context.hops = hops;
-    context.fromPeer = view.isPeerAddress(context.flow.remoteAddress);
-    context.fromServer = !context.fromPeer && view.isOtherPoolServer(context.flow.remoteAddress);
+    // By the flow's verified certificate (TLS between servers, the default), never its source address (peer-identity.ts).
+    const origin = view.originOf(context.flow).kind;
+    context.fromPeer = origin === 'peer';
+    context.fromServer = origin === 'server';
     context.kind = kindOf(routed.method, routeLeft, addressedToUs, hops, routed);
     return 'continue';
   }
