@@ -11,6 +11,7 @@ import { freePortPair } from '../../test/helpers/frontend-pool.ts';
 import { multiPoolYaml } from '../../test/helpers/multi-pool.ts';
 import { TestSipClient } from '../../test/helpers/sip-client.ts';
 import { waitUntil } from '../../test/helpers/process.ts';
+import { serverTls } from '../../test/helpers/tls-certs.ts';
 
 const PREFIX = '127.0.50';
 const OFFSET = 160;
@@ -50,9 +51,9 @@ describe('routing between pools (fe1 of pool01 and fe4 of pool02 in process)', (
   before(async () => {
     port = await freePortPair([FE1, FE4, DIR1]);
     const topology = parse(multiPoolYaml(PREFIX, port, 100, '', OFFSET), 'multi-pool.yaml');
-    fe1 = new FrontEndServer({ topology, topologyVersion: 1, server: 'fe1.contoso.com', inviteTimeoutMs: 10_000 });
-    fe4 = new FrontEndServer({ topology, topologyVersion: 1, server: 'fe4.contoso.com', inviteTimeoutMs: 10_000 });
-    dir1 = new FrontEndServer({ topology, topologyVersion: 1, server: 'dir1.contoso.com', inviteTimeoutMs: 10_000 });
+    fe1 = new FrontEndServer({ topology, topologyVersion: 1, server: 'fe1.contoso.com', inviteTimeoutMs: 10_000, tls: await serverTls('fe1.contoso.com') });
+    fe4 = new FrontEndServer({ topology, topologyVersion: 1, server: 'fe4.contoso.com', inviteTimeoutMs: 10_000, tls: await serverTls('fe4.contoso.com') });
+    dir1 = new FrontEndServer({ topology, topologyVersion: 1, server: 'dir1.contoso.com', inviteTimeoutMs: 10_000, tls: await serverTls('dir1.contoso.com') });
     await fe1.start();
     await fe4.start();
     await dir1.start();

@@ -13,6 +13,7 @@ import { parse } from '../topology/parse.ts';
 import { freePortPair, topologyYaml } from '../../test/helpers/frontend-pool.ts';
 import { TestSipClient } from '../../test/helpers/sip-client.ts';
 import { waitUntil } from '../../test/helpers/process.ts';
+import { serverTls } from '../../test/helpers/tls-certs.ts';
 
 const ADDRESSES = ['127.0.6.31', '127.0.6.32', '127.0.6.33'];
 const SERVERS = ['fe1.contoso.com', 'fe2.contoso.com', 'fe3.contoso.com'];
@@ -79,7 +80,7 @@ describe('Front End servers in process: fe1 and fe2 up, fe3 never started', () =
     port = await freePortPair(ADDRESSES);
     const topology = parse(topologyYaml(ADDRESSES, port, 100), 'test.yaml');
     for (const fqdn of SERVERS.slice(0, 2)) {
-      const server = new FrontEndServer({ topology, topologyVersion: 7, server: fqdn });
+      const server = new FrontEndServer({ topology, topologyVersion: 7, server: fqdn, tls: await serverTls(fqdn) });
       await server.start();
       servers.push(server);
     }

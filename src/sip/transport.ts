@@ -294,6 +294,7 @@ export class SipTransport extends EventEmitter<TransportEvents> {
       if (!this.handshakes.delete(socket)) return;
       timer.cancel();
       secure.removeAllListeners('error');
+      if (listener.clientCertificates !== 'none') settleAuthorization(secure);
       // Not accepting (draining): only what `except` approves, judged by the certificate it proved.
       if (!this.accepting && !(this.acceptAnyway?.({ remoteAddress, transport: 'tls', certificateNames: verifiedNamesOf(secure) }) ?? false)) {
         this.counters.connectionsAccepted--;
@@ -336,6 +337,23 @@ export class SipTransport extends EventEmitter<TransportEvents> {
     this.emit('flow', flow);
     return flow;
   }
+}
+
+/**
+ * A TLSSocket made by hand (not by tls.Server) is never told whether the client's certificate
+ * verified: tls.Server's own 'secure' handler sets `authorized` from the handshake's verify result,
+ * which is what this does (Node's TLSWrap.verifyError: null when the chain verified against our CA).
+ * Fails closed: anything unexpected leaves the socket unauthorized (its flow a client's).
+ */
+function settleAuthorization(secure: TLSSocket): void {
+  let error: Error | null | undefined;
+  try {
+    error = (secure as unknown as { _handle?: { verifyError?: () => Error | null } })._handle?.verifyError?.();
+  } catch {
+    error = undefined;
+  }
+  secure.authorized = error === null;
+  if (error) secure.authorizationError = error;
 }
 
 /** `::ffff:127.0.0.1` (an IPv4 peer on a dual-stack socket) → `127.0.0.1`. */
