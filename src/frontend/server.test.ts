@@ -96,12 +96,14 @@ describe('Front End servers in process: fe1 and fe2 up, fe3 never started', () =
     await Promise.all(servers.map((server) => server.stop()));
   });
 
-  test('OPTIONS to a server: 200 with its state and topology version', async () => {
+  test('OPTIONS to a server from a client: 200 without the heartbeat\'s state (peers only); the state is in status()', async () => {
     const client = await open(0);
     client.send(['OPTIONS sip:fe1.contoso.com SIP/2.0', `Via: SIP/2.0/TCP ${CLIENT};branch=z9hG4bK-o1`, 'Max-Forwards: 70', 'From: <sip:probe@contoso.com>;tag=o1', 'To: <sip:fe1.contoso.com>', 'Call-ID: options-1', 'CSeq: 1 OPTIONS']);
     const answer = await client.response('options-1', 200);
-    assert.equal(headerValue(answer, STATE_HEADER), 'active');
-    assert.equal(headerValue(answer, TOPOLOGY_VERSION_HEADER), '7');
+    assert.equal(headerValue(answer, STATE_HEADER), undefined);
+    assert.equal(headerValue(answer, TOPOLOGY_VERSION_HEADER), undefined);
+    assert.equal(servers[1]!.status().heartbeat.peers['fe1.contoso.com']?.reportedState, 'active', 'fe2 reads it over its mutual TLS link');
+    assert.equal(servers[1]!.status().heartbeat.peers['fe1.contoso.com']?.topologyVersion, 7);
     assert.deepEqual(servers[0]!.status().available, ['fe1.contoso.com', 'fe2.contoso.com']);
   });
 
