@@ -42,7 +42,7 @@ async function measure(mode: 'tcp' | 'tls'): Promise<Figures> {
   const fe1 = await serverCertificateFiles('fe1.bench.test', { ips: [SERVER] });
   const fe2 = await serverCertificateFiles('fe2.bench.test', { ips: [CLIENT] });
   const ca = await readFile(fe1.caFile, 'utf8');
-  const server = new SipTransport({ connectionsMax: 100_000 });
+  const server = new SipTransport();
   const tls = mode === 'tls' ? { cert: await readFile(fe1.certFile, 'utf8'), key: await readFile(fe1.keyFile, 'utf8'), ca, clientCertificates: 'optional' as const } : undefined;
   const { port } = await server.listen({ transport: mode, host: SERVER, port: 0, tls });
   let peers = 0;
