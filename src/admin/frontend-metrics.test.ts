@@ -12,6 +12,7 @@ import { parsePrometheusText, sampleValue, type Family } from '../../test/helper
 import { TestSipClient } from '../../test/helpers/sip-client.ts';
 import { registerFrontendMetrics } from './frontend-metrics.ts';
 import { createRegistry, type Registry } from './metrics.ts';
+import { serverTls } from '../../test/helpers/tls-certs.ts';
 
 const ADDRESSES = ['127.0.31.11', '127.0.31.12'];
 const SERVERS = ['fe1.contoso.com', 'fe2.contoso.com'];
@@ -52,7 +53,7 @@ describe('Front End server metrics', () => {
     port = await freePortPair(ADDRESSES);
     const topology = parse(topologyYaml(ADDRESSES, port, 100), 'metrics.yaml');
     for (const fqdn of SERVERS) {
-      const server = new FrontEndServer({ topology, topologyVersion: 3, server: fqdn });
+      const server = new FrontEndServer({ topology, topologyVersion: 3, server: fqdn, tls: await serverTls(fqdn) });
       await server.start();
       servers.push(server);
       const registry = createRegistry();

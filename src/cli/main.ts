@@ -16,6 +16,7 @@ import { registerServerAdmin } from './commands/server-admin.ts';
 import { registerHlb } from './commands/hlb.ts';
 import { registerUser } from './commands/user.ts';
 import { registerCompletion } from './commands/completion.ts';
+import { registerCerts } from './commands/certs.ts';
 import { versionText } from './version.ts';
 import { DATA_DIR_DEFAULT, DATA_DIR_DESCRIPTION, DATA_DIR_FLAGS } from './commands/store-options.ts';
 
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
   registerServerAdmin(program);
   registerHlb(program);
   registerUser(program);
+  registerCerts(program);
   // Last: the completion script is generated from every command registered before it.
   registerCompletion(program);
   program.commands.forEach(function exitOverrideEverywhere(command: Command) {

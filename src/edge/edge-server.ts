@@ -55,7 +55,8 @@ export class EdgeServer {
     const view = new PoolView(options.topology, options.server, options.topologyVersion ?? 0);
     this.interfaces = edgeInterfacesOf(view.pool, view.self.fqdn);
     this.flows = new EdgeFlows(random);
-    const linkTransport = (): 'tcp' | 'tls' => options.peerTransport ?? (options.tls ? 'tls' : 'tcp');
+    // The internal side links to servers as every server does (settings.interServer.transport, mutual TLS by default).
+    const linkTransport = (): 'tcp' | 'tls' => options.topology.settings.interServer.transport;
     this.handover = new EdgeHandover({
       clock,
       logger,

@@ -58,16 +58,12 @@ export class DrainControl {
     if (this.drain && this.drain.phase !== 'resumed') return;
     const { clock, logger, handover, transport } = this.options;
     const view = this.options.view();
-    const self = view.self;
     this.options.setOwnState('draining');
     transport.stopAccepting({
       // Servers of the topology still get in: pool peers (heartbeat, in-dialog requests through our
-      // Record-Route) and other pools' servers (calls in progress between pools, their in-dialog requests).
-      except: (address) => {
-        const view = this.options.view();
-        const member = view.memberAt(address);
-        return (member !== undefined && member.fqdn !== self.fqdn) || view.isOtherPoolServer(address);
-      },
+      // Record-Route) and other pools' servers (calls in progress between pools, their in-dialog
+      // requests) — recognised as everywhere else (peer-identity.ts): by certificate over TLS links.
+      except: (candidate) => this.options.view().originOf(candidate).kind !== 'client',
     });
     const edge = this.options.edge;
     const handedOverBefore = edge ? edge.handedOver() : handover.handedOver('drain');
@@ -123,7 +119,7 @@ export class DrainControl {
     for (const user of [...this.options.location.users()]) this.options.registrar.deactivate(user);
     this.options.edge?.endLeft();
     this.options.dialogs.endAll();
-    for (const flow of this.options.transport.flows()) if (!view.isPeerAddress(flow.remoteAddress)) flow.close('local', 'drain timed out');
+    for (const flow of this.options.transport.flows()) if (view.originOf(flow).kind !== 'peer') flow.close('local', 'drain timed out');
     this.options.logger.warn({ bindings: left.bindings, dialogs: left.dialogs }, 'drain: timed out; ended what was left');
     return left;
   }

@@ -11,6 +11,8 @@ import { freePortPair } from '../../test/helpers/frontend-pool.ts';
 import { multiPoolYaml } from '../../test/helpers/multi-pool.ts';
 import { TestSipClient } from '../../test/helpers/sip-client.ts';
 import { waitUntil } from '../../test/helpers/process.ts';
+import { serverCertificateFiles, serverTls } from '../../test/helpers/tls-certs.ts';
+import { readFile } from 'node:fs/promises';
 
 const PREFIX = '127.0.50';
 const OFFSET = 160;
@@ -50,9 +52,9 @@ describe('routing between pools (fe1 of pool01 and fe4 of pool02 in process)', (
   before(async () => {
     port = await freePortPair([FE1, FE4, DIR1]);
     const topology = parse(multiPoolYaml(PREFIX, port, 100, '', OFFSET), 'multi-pool.yaml');
-    fe1 = new FrontEndServer({ topology, topologyVersion: 1, server: 'fe1.contoso.com', inviteTimeoutMs: 10_000 });
-    fe4 = new FrontEndServer({ topology, topologyVersion: 1, server: 'fe4.contoso.com', inviteTimeoutMs: 10_000 });
-    dir1 = new FrontEndServer({ topology, topologyVersion: 1, server: 'dir1.contoso.com', inviteTimeoutMs: 10_000 });
+    fe1 = new FrontEndServer({ topology, topologyVersion: 1, server: 'fe1.contoso.com', inviteTimeoutMs: 10_000, tls: await serverTls('fe1.contoso.com') });
+    fe4 = new FrontEndServer({ topology, topologyVersion: 1, server: 'fe4.contoso.com', inviteTimeoutMs: 10_000, tls: await serverTls('fe4.contoso.com') });
+    dir1 = new FrontEndServer({ topology, topologyVersion: 1, server: 'dir1.contoso.com', inviteTimeoutMs: 10_000, tls: await serverTls('dir1.contoso.com') });
     await fe1.start();
     await fe4.start();
     await dir1.start();
@@ -126,7 +128,14 @@ describe('routing between pools (fe1 of pool01 and fe4 of pool02 in process)', (
     client.send(fromClient.lines);
     const redirect = await client.response(fromClient.callId, 301);
     assert.equal(redirect.reason, 'Redirect request to Home Server');
-    const edge = await open(DIR1, EDGE);
+    // The Edge is a server by its certificate (mutual TLS between servers), not by its address.
+    const edgeTls = await serverCertificateFiles('edge1.contoso.com', { ips: [EDGE] });
+    const edge = await TestSipClient.openTls(DIR1, port + 1, EDGE, { ca: await readFile(edgeTls.caFile, 'utf8'), servername: 'dir1.contoso.com', cert: await readFile(edgeTls.certFile, 'utf8'), key: await readFile(edgeTls.keyFile, 'utf8') });
+    clients.push(edge);
+    const impostor = await open(DIR1, EDGE);
+    const fromAddressOnly = register(impostor, EDGE, 'sip:dub-eve@contoso.com');
+    impostor.send(fromAddressOnly.lines);
+    assert.equal((await impostor.response(fromAddressOnly.callId, 301)).status, 301, "TCP from the Edge's address without its certificate: a client, redirected");
     const fromEdge = register(edge, EDGE, 'sip:dub-eve@contoso.com');
     edge.send(fromEdge.lines);
     const accepted = await edge.response(fromEdge.callId, 200);

@@ -18,8 +18,8 @@ test('self, peers, and which hosts name this server or its pool', () => {
   assert.ok(view.isSelf('127.0.6.41') && view.isSelf('fe1.contoso.com') && view.isSelf('FE1.CONTOSO.COM'));
   assert.ok(!view.isSelf('127.0.6.42') && view.memberAt('fe2.contoso.com')?.address === '127.0.6.42');
   assert.ok(view.isServiceHost('pool01.contoso.com') && !view.isServiceHost('contoso.com'));
-  assert.ok(view.isPeerAddress('127.0.6.42') && view.isPeerAddress('::ffff:127.0.6.42'), 'a peer, also IPv4-mapped');
-  assert.ok(!view.isPeerAddress('127.0.6.41') && !view.isPeerAddress('127.0.6.99'), 'not self, not a stranger');
+  assert.equal(view.serverWithAddress('::ffff:127.0.6.42')?.fqdn, 'fe2.contoso.com', 'IPv4-mapped counts as IPv4');
+  assert.equal(view.interServer, 'tls', 'TLS between servers unless the topology says tcp');
 });
 
 test('users: any user part of a SIP domain, unless the topology lists users', () => {

@@ -4,6 +4,7 @@ import { DnslbError } from '../shared/errors.ts';
 import { canonicalServer, canonicalUser, Sequencer } from '../registrar/sequence.ts';
 import type { Pool, Server, Topology } from '../topology/schema.ts';
 import { isSipUri, type Uri } from '../sip/uri.ts';
+import { originOf, type ConnectionCredentials, type InterServerTransport, type Origin } from './peer-identity.ts';
 
 export interface PoolMember {
   fqdn: string;
@@ -32,6 +33,8 @@ export class PoolView {
   private readonly byFqdn = new Map<string, PoolMember>();
   /** Every SIP server of the topology (this pool's too), by FQDN and by address. */
   private readonly servers = new Map<string, TopologyServer>();
+  /** Every server of the topology by FQDN, Edge servers too (a certificate may name an Edge's internal side). */
+  private readonly allServers = new Map<string, TopologyServer>();
   private readonly serverAddresses = new Map<string, TopologyServer>();
   private readonly domains: ReadonlySet<string>;
   /** An edge server's external names for itself: its Access Edge address(es) and the Access Edge FQDN. */
@@ -39,7 +42,13 @@ export class PoolView {
   /** null: any user part of a SIP domain is a user (the topology lists no users). */
   private readonly users: ReadonlySet<string> | null;
 
-  constructor(topology: Topology, selfFqdn: string, topologyVersion: number) {
+  /**
+   * How servers link and are recognised (peer-identity.ts). The topology's settings.interServer unless
+   * the server says otherwise: a running server keeps the transport it started with.
+   */
+  readonly interServer: InterServerTransport;
+
+  constructor(topology: Topology, selfFqdn: string, topologyVersion: number, interServer?: InterServerTransport) {
     const wanted = canonicalServer(selfFqdn);
     const pool = topology.pools.find((candidate) => candidate.servers.some((server) => server.fqdn === wanted));
     if (!pool) throw new DnslbError('FRONTEND_UNKNOWN_SERVER', `${selfFqdn} is not a server of any pool in the topology`);
@@ -47,6 +56,7 @@ export class PoolView {
     // the heartbeat); an edge server also listens on its Access Edge address (src/edge/).
     this.topology = topology;
     this.topologyVersion = topologyVersion;
+    this.interServer = interServer ?? topology.settings.interServer.transport;
     this.pool = pool;
     this.members = pool.servers.map(memberOf);
     for (const member of this.members) {
@@ -72,6 +82,7 @@ export class PoolView {
         const entry: TopologyServer = { fqdn: server.fqdn, address: address.toLowerCase(), pool: other, tcpPort: other.sip.tcpPort, tlsPort: other.sip.tlsPort };
         // An Edge is linked to at its internal address (the pool FQDN's address; src/edge/).
         this.servers.set(entry.fqdn, entry);
+        this.allServers.set(entry.fqdn, entry);
         this.serverAddresses.set(entry.address, entry);
       }
     }
@@ -88,24 +99,27 @@ export class PoolView {
     return this.serverAddresses.get(bare) ?? this.servers.get(canonicalServer(bare));
   }
 
-  /** Is a connection's remote address an edge server's internal address (requests it relays for remote users)? */
-  isEdgeServer(address: string): boolean {
-    const server = this.serverAddresses.get(address) ?? (address.startsWith('::ffff:') ? this.serverAddresses.get(address.slice(7)) : undefined);
-    return server !== undefined && server.pool.kind === 'edge';
+  /** Any server of the topology by FQDN, Edge servers included (peer-identity.ts). */
+  anyServer(fqdn: string): TopologyServer | undefined {
+    return this.allServers.get(canonicalServer(fqdn));
+  }
+
+  /** The server of the topology (Edge included) with this address; IPv4-mapped IPv6 counts as IPv4. */
+  serverWithAddress(address: string): TopologyServer | undefined {
+    return this.serverAddresses.get(address) ?? (address.startsWith('::ffff:') ? this.serverAddresses.get(address.slice(7)) : undefined);
+  }
+
+  /**
+   * Who a connection is from (peer-identity.ts): a pool peer, a server of another pool, or a client.
+   * With TLS between servers only a verified certificate naming a topology server counts.
+   */
+  originOf(connection: ConnectionCredentials): Origin {
+    return originOf(connection, this, this.interServer);
   }
 
   /** How many SIP servers the topology has: the bound on server-to-server links. */
   get serverCount(): number {
     return this.servers.size;
-  }
-
-  /**
-   * Is a connection's remote address a SIP server of another pool of the topology (a Director, an
-   * Edge's internal side, another pool's Front End)? Not this pool's members: see isPeerAddress.
-   */
-  isOtherPoolServer(address: string): boolean {
-    const server = this.serverAddresses.get(address) ?? (address.startsWith('::ffff:') ? this.serverAddresses.get(address.slice(7)) : undefined);
-    return server !== undefined && server.pool !== this.pool;
   }
 
   member(fqdn: string): PoolMember | undefined {
@@ -116,15 +130,6 @@ export class PoolView {
   memberAt(host: string): PoolMember | undefined {
     const bare = host.startsWith('[') ? host.slice(1, -1) : host;
     return this.byAddress.get(bare.toLowerCase()) ?? this.byFqdn.get(canonicalServer(bare));
-  }
-
-  /**
-   * Is a connection's remote address a pool peer's (the heartbeat, a request a peer proxied, our
-   * Record-Route followed by a peer)? IPv4-mapped IPv6 addresses count as their IPv4 address.
-   */
-  isPeerAddress(address: string): boolean {
-    const member = this.byAddress.get(address) ?? (address.startsWith('::ffff:') ? this.byAddress.get(address.slice(7)) : undefined);
-    return member !== undefined && member !== this.self;
   }
 
   /** Does a URI host name this server (its address, its FQDN) — a Route to pop, an OPTIONS to answer? */

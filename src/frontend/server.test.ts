@@ -13,6 +13,7 @@ import { parse } from '../topology/parse.ts';
 import { freePortPair, topologyYaml } from '../../test/helpers/frontend-pool.ts';
 import { TestSipClient } from '../../test/helpers/sip-client.ts';
 import { waitUntil } from '../../test/helpers/process.ts';
+import { serverTls } from '../../test/helpers/tls-certs.ts';
 
 const ADDRESSES = ['127.0.6.31', '127.0.6.32', '127.0.6.33'];
 const SERVERS = ['fe1.contoso.com', 'fe2.contoso.com', 'fe3.contoso.com'];
@@ -79,7 +80,7 @@ describe('Front End servers in process: fe1 and fe2 up, fe3 never started', () =
     port = await freePortPair(ADDRESSES);
     const topology = parse(topologyYaml(ADDRESSES, port, 100), 'test.yaml');
     for (const fqdn of SERVERS.slice(0, 2)) {
-      const server = new FrontEndServer({ topology, topologyVersion: 7, server: fqdn });
+      const server = new FrontEndServer({ topology, topologyVersion: 7, server: fqdn, tls: await serverTls(fqdn) });
       await server.start();
       servers.push(server);
     }
@@ -95,12 +96,14 @@ describe('Front End servers in process: fe1 and fe2 up, fe3 never started', () =
     await Promise.all(servers.map((server) => server.stop()));
   });
 
-  test('OPTIONS to a server: 200 with its state and topology version', async () => {
+  test('OPTIONS to a server from a client: 200 without the heartbeat\'s state (peers only); the state is in status()', async () => {
     const client = await open(0);
     client.send(['OPTIONS sip:fe1.contoso.com SIP/2.0', `Via: SIP/2.0/TCP ${CLIENT};branch=z9hG4bK-o1`, 'Max-Forwards: 70', 'From: <sip:probe@contoso.com>;tag=o1', 'To: <sip:fe1.contoso.com>', 'Call-ID: options-1', 'CSeq: 1 OPTIONS']);
     const answer = await client.response('options-1', 200);
-    assert.equal(headerValue(answer, STATE_HEADER), 'active');
-    assert.equal(headerValue(answer, TOPOLOGY_VERSION_HEADER), '7');
+    assert.equal(headerValue(answer, STATE_HEADER), undefined);
+    assert.equal(headerValue(answer, TOPOLOGY_VERSION_HEADER), undefined);
+    assert.equal(servers[1]!.status().heartbeat.peers['fe1.contoso.com']?.reportedState, 'active', 'fe2 reads it over its mutual TLS link');
+    assert.equal(servers[1]!.status().heartbeat.peers['fe1.contoso.com']?.topologyVersion, 7);
     assert.deepEqual(servers[0]!.status().available, ['fe1.contoso.com', 'fe2.contoso.com']);
   });
 

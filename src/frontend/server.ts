@@ -31,6 +31,7 @@ import { RegistrarService } from './registrar-service.ts';
 import { buildPath, ROLE_OF_KIND, type EdgeRole, type PathServices, type RequestPath } from './request-path.ts';
 import { PeerLinks } from './s2s.ts';
 import type { TlsFiles } from './tls-files.ts';
+import type { InterServerTransport } from './peer-identity.ts';
 import { peerStatuses, userDetail, userPage, type AuthStatus, type FrontEndStatus, type LivenessStats, type OwnState, type UserDetail, type UserEntry } from './status.ts';
 import { AuthenticateStep } from './steps/authenticate.ts';
 import { RequestContext, runPath } from './steps/step.ts';
@@ -46,10 +47,12 @@ export interface FrontEndOptions {
   topologyVersion?: number;
   /** This server's FQDN (a frontend or director server of the topology). */
   server: string;
-  /** Certificate and key to listen for TLS on the pool's TLS port; `ca` verifies peers on server-to-server TLS. */
+  /**
+   * Certificate and key to listen for TLS on the pool's TLS port. With TLS between servers
+   * (settings.interServer.transport `tls`, the default) they are also this server's identity on its
+   * links, and `ca` (the pool CA) verifies the peers': all three are then required (FRONTEND_TLS).
+   */
   tls?: TlsFiles;
-  /** Server-to-server links: `tls` (default when `tls` is given) or `tcp`. */
-  peerTransport?: 'tcp' | 'tls';
   /** Override the ports of the pool (tests); 0 picks a free one. */
   ports?: { tcp?: number; tls?: number };
   clock?: Clock;
@@ -122,6 +125,8 @@ export class FrontEndServer {
   private listening: { tcp: string | null; tls: string | null } = { tcp: null, tls: null };
   private readonly startedAtMs: number;
   private readonly changeListeners = new Set<() => void>();
+  /** How this server links to and recognises other servers (settings.interServer.transport at start). */
+  readonly interServer: InterServerTransport;
   private readonly livenessStats: LivenessStats = { reportsWritten: 0, failures: 0, lastReportAtMs: null, lastError: null };
 
   constructor(private readonly options: FrontEndOptions) {
@@ -129,13 +134,22 @@ export class FrontEndServer {
     this.random = options.random ?? systemRandom;
     this.logger = options.logger ?? pino({ level: 'silent' });
     this.startedAtMs = this.clock.nowMs();
-    this.view = new PoolView(options.topology, options.server, options.topologyVersion ?? 0);
+    // The transport between servers is fixed for the life of the process (a later version that changes
+    // it is logged in setTopology and takes effect at the next start).
+    this.interServer = options.topology.settings.interServer.transport;
+    this.view = new PoolView(options.topology, options.server, options.topologyVersion ?? 0, this.interServer);
+    if (this.interServer === 'tls' && (options.tls === undefined || options.tls.ca === undefined)) {
+      throw new DnslbError(
+        'FRONTEND_TLS',
+        `${this.view.self.fqdn}: links between servers use mutual TLS (settings.interServer.transport: tls, the default), and this server was given ${options.tls ? 'no CA' : 'no certificate'}: start it with --tls-cert, --tls-key and --tls-ca (the pool CA; \`dnslb certs issue --server ${this.view.self.fqdn}\` makes them), or publish settings.interServer.transport: tcp`,
+      );
+    }
     this.transport = new SipTransport({ clock: this.clock, random: this.random, idleTimeoutMs: options.idleTimeoutMs, connectionsMax: options.connectionsMax, tlsHandshakeTimeoutMs: options.tlsHandshakeTimeoutMs });
     this.local = new LocalRequests(this.clock, this.random);
     this.dialogs = new DialogCounter({ clock: this.clock });
-    const peerTransport = options.peerTransport ?? (options.tls ? 'tls' : 'tcp');
-    const peerTls: TlsClientOptions | undefined = options.tls ? { ca: options.tls.ca, cert: options.tls.cert, key: options.tls.key } : undefined;
-    this.links = new PeerLinks(this.view, { transport: this.transport, linkTransport: peerTransport, tls: peerTls });
+    // Over TLS this server presents its own certificate and verifies the peer's against the pool CA.
+    const peerTls: TlsClientOptions | undefined = this.interServer === 'tls' ? { ca: options.tls!.ca, cert: options.tls!.cert, key: options.tls!.key } : undefined;
+    this.links = new PeerLinks(this.view, { transport: this.transport, linkTransport: this.interServer, tls: peerTls });
     this.location = new LocationService({ clock: this.clock, config: options.registrar, onExpired: (bindings) => this.registrar.expired(bindings) });
     const view = (): PoolView => this.view;
     const probeContext = { view, ownState: () => this.members.table.ownState, links: this.links, local: this.local, random: this.random };
@@ -264,13 +278,16 @@ export class FrontEndServer {
   setTopology(topology: Topology, version: number): void {
     let view: PoolView;
     try {
-      view = new PoolView(topology, this.view.self.fqdn, version);
+      view = new PoolView(topology, this.view.self.fqdn, version, this.interServer);
     } catch (error) {
       if (!isDnslbError(error, 'FRONTEND_UNKNOWN_SERVER')) throw error;
       // Decommissioned: keep the last pool view (its peers still serve), hand every user over, drain.
       return this.members.removedFromTopology(version);
     }
     this.applyAuthSettings(topology);
+    if (topology.settings.interServer.transport !== this.interServer) {
+      this.logger.warn({ version, published: topology.settings.interServer.transport, running: this.interServer }, `frontend: version ${version} sets settings.interServer.transport ${topology.settings.interServer.transport}; links stay ${this.interServer} until this server restarts`);
+    }
     this.view = view;
     this.links.setView(view);
     this.heartbeat.setPeers(view.peers.map((peer) => peer.fqdn));
@@ -375,7 +392,18 @@ export class FrontEndServer {
     const tcp = await this.transport.listen({ transport: 'tcp', host, port: this.options.ports?.tcp ?? this.view.tcpPort });
     let tls: { host: string; port: number } | null = null;
     if (this.options.tls) {
-      tls = await this.transport.listen({ transport: 'tls', host, port: this.options.ports?.tls ?? this.view.tlsPort, tls: { cert: this.options.tls.cert, key: this.options.tls.key } });
+      // Clients and peers share the port: a certificate is asked for, not required; only one the pool
+      // CA signed for a topology server's FQDN makes a peer (peer-identity.ts).
+      const peers = this.interServer === 'tls';
+      tls = await this.transport.listen({
+        transport: 'tls',
+        host,
+        port: this.options.ports?.tls ?? this.view.tlsPort,
+        tls: { cert: this.options.tls.cert, key: this.options.tls.key, ca: peers ? this.options.tls.ca : undefined, clientCertificates: peers ? 'optional' : 'none' },
+      });
+    }
+    if (this.interServer === 'tcp') {
+      this.logger.warn({ server: this.view.self.fqdn }, 'frontend: settings.interServer.transport is tcp: links between servers are plain TCP and a peer is recognised by its source address alone; any process that can use a server\'s address is trusted as that server');
     }
     this.listening = { tcp: `${tcp.host}:${tcp.port}`, tls: tls ? `${tls.host}:${tls.port}` : null };
     this.location.start();

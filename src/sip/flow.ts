@@ -4,6 +4,7 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Clock, Random, Timer } from '../shared/clock.ts';
 import { StreamFramer } from './framer.ts';
+import { verifiedNamesOf } from './peer-certificate.ts';
 import { serializeMessage, type SipMessage } from './message.ts';
 import { answerFor, type Answer, type SipMessageError } from './problem.ts';
 
@@ -59,6 +60,12 @@ export class Flow extends EventEmitter<FlowEvents> {
   readonly remotePort: number;
   readonly localAddress: string;
   readonly localPort: number;
+  /**
+   * The DNS names of the certificate the other end presented and that verified against our CA
+   * (peer-certificate.ts); null for TCP, for a TLS client without a certificate or with one our CA
+   * did not sign. Mutual TLS between servers recognises a peer by these, never by remoteAddress.
+   */
+  readonly certificateNames: readonly string[] | null;
 
   private readonly socket: Socket;
   private readonly framer: StreamFramer;
@@ -78,6 +85,7 @@ export class Flow extends EventEmitter<FlowEvents> {
     this.remotePort = socket.remotePort ?? 0;
     this.localAddress = socket.localAddress ?? '';
     this.localPort = socket.localPort ?? 0;
+    this.certificateNames = verifiedNamesOf(socket);
     this.framer = new StreamFramer({ role: options.direction === 'inbound' ? 'server' : 'client' });
     this.lastActivityMs = options.clock.nowMs();
     socket.setNoDelay(true);

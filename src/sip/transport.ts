@@ -10,15 +10,21 @@ import { describeListenError } from '../shared/listen-error.ts';
 import { limits } from '../shared/limits.ts';
 import { Flow, type FlowClose, type FlowTransport } from './flow.ts';
 import type { SipMessage } from './message.ts';
+import { verifiedNamesOf } from './peer-certificate.ts';
 import type { Answer, SipMessageError } from './problem.ts';
 
 export interface TlsServerOptions {
   readonly cert: string | Buffer;
   readonly key: string | Buffer;
-  /** CA to verify client certificates with (mutual TLS between pool servers). */
+  /** CA to verify client certificates with (mutual TLS between servers). */
   readonly ca?: string | Buffer;
-  /** Ask for and verify a client certificate. Default false. */
-  readonly requestCert?: boolean;
+  /**
+   * Client certificates: `none` (default) not asked for; `optional` asked for and verified against
+   * `ca` but not required — a client without one (or with one `ca` did not sign) still connects, and
+   * its flow's certificateNames is null (the servers' port, where clients and peers both arrive);
+   * `required`: a connection without a verified one fails its handshake.
+   */
+  readonly clientCertificates?: 'none' | 'optional' | 'required';
 }
 
 export interface TlsClientOptions {
@@ -60,6 +66,16 @@ export interface SipTransportOptions {
   readonly sendBufferBytesMax?: number;
 }
 
+/**
+ * A connection asking in while the transport does not accept (stopAccepting's `except` decides): a
+ * TCP one at accept, a TLS one after its handshake, with the names its certificate proved.
+ */
+export interface AcceptCandidate {
+  readonly remoteAddress: string;
+  readonly transport: FlowTransport;
+  readonly certificateNames: readonly string[] | null;
+}
+
 export interface TransportEvents {
   flow: [Flow];
   message: [Flow, SipMessage];
@@ -84,7 +100,7 @@ interface Listener {
   server: Server;
   transport: FlowTransport;
   secureContext: SecureContext | null;
-  requestCert: boolean;
+  clientCertificates: 'none' | 'optional' | 'required';
 }
 
 export class SipTransport extends EventEmitter<TransportEvents> {
@@ -100,8 +116,8 @@ export class SipTransport extends EventEmitter<TransportEvents> {
   private readonly handshakes = new Set<Socket>();
   private flowSequence = 0;
   private accepting = true;
-  /** While not accepting, connections from addresses this approves are still taken (a draining server's pool peers). */
-  private acceptAnyway: ((remoteAddress: string) => boolean) | null = null;
+  /** While not accepting, connections this approves are still taken (a draining server's pool peers). */
+  private acceptAnyway: ((candidate: AcceptCandidate) => boolean) | null = null;
   private readonly counters: TransportStats = {
     connectionsAccepted: 0,
     connectionsRefused: 0,
@@ -137,8 +153,9 @@ export class SipTransport extends EventEmitter<TransportEvents> {
       server: createServer({ noDelay: true }),
       transport: options.transport,
       secureContext: options.tls ? createSecureContext({ cert: options.tls.cert, key: options.tls.key, ca: options.tls.ca }) : null,
-      requestCert: options.tls?.requestCert ?? false,
+      clientCertificates: options.tls?.clientCertificates ?? 'none',
     };
+    assert(listener.clientCertificates === 'none' || options.tls?.ca !== undefined, 'verifying client certificates needs a ca');
     listener.server.on('connection', (socket) => this.accept(listener, socket));
     try {
       await new Promise<void>((resolve, reject) => {
@@ -191,10 +208,11 @@ export class SipTransport extends EventEmitter<TransportEvents> {
 
   /**
    * Stops accepting new connections (draining); existing flows continue. `except` still lets some
-   * remote addresses in: a draining Front End keeps taking its pool peers' links (heartbeat, calls
-   * in progress that follow its Record-Route), while clients are turned away.
+   * in: a draining Front End keeps taking its pool peers' links (heartbeat, calls in progress that
+   * follow its Record-Route), while clients are turned away. A TLS connection is asked after its
+   * handshake, so `except` can judge it by its verified certificate (AcceptCandidate).
    */
-  stopAccepting(options: { except?: (remoteAddress: string) => boolean } = {}): void {
+  stopAccepting(options: { except?: (candidate: AcceptCandidate) => boolean } = {}): void {
     this.accepting = false;
     this.acceptAnyway = options.except ?? null;
   }
@@ -234,7 +252,8 @@ export class SipTransport extends EventEmitter<TransportEvents> {
 
   private accept(listener: Listener, socket: Socket): void {
     socket.on('error', () => {}); // a reset before the flow exists is not an error of ours
-    const refused = !this.accepting && !(this.acceptAnyway?.(normalAddress(socket.remoteAddress ?? '')) ?? false);
+    const remoteAddress = normalAddress(socket.remoteAddress ?? '');
+    const refused = !this.accepting && listener.transport === 'tcp' && !(this.acceptAnyway?.({ remoteAddress, transport: 'tcp', certificateNames: null }) ?? false);
     if (refused || this.openFlows.size + this.handshakes.size >= this.connectionsMax) {
       this.counters.connectionsRefused++;
       socket.destroy();
@@ -249,8 +268,8 @@ export class SipTransport extends EventEmitter<TransportEvents> {
     const secure = new TLSSocket(socket, {
       isServer: true,
       secureContext: listener.secureContext,
-      requestCert: listener.requestCert,
-      rejectUnauthorized: listener.requestCert,
+      requestCert: listener.clientCertificates !== 'none',
+      rejectUnauthorized: listener.clientCertificates === 'required',
     });
     this.handshakes.add(socket);
     const timer = this.clock.setTimer(this.tlsHandshakeTimeoutMs, () => {
@@ -275,6 +294,15 @@ export class SipTransport extends EventEmitter<TransportEvents> {
       if (!this.handshakes.delete(socket)) return;
       timer.cancel();
       secure.removeAllListeners('error');
+      if (listener.clientCertificates !== 'none') settleAuthorization(secure);
+      // Not accepting (draining): only what `except` approves, judged by the certificate it proved.
+      if (!this.accepting && !(this.acceptAnyway?.({ remoteAddress, transport: 'tls', certificateNames: verifiedNamesOf(secure) }) ?? false)) {
+        this.counters.connectionsAccepted--;
+        this.counters.connectionsRefused++;
+        secure.on('error', () => {});
+        secure.destroy();
+        return;
+      }
       this.adopt(secure, 'tls', 'inbound');
     });
   }
@@ -309,6 +337,23 @@ export class SipTransport extends EventEmitter<TransportEvents> {
     this.emit('flow', flow);
     return flow;
   }
+}
+
+/**
+ * A TLSSocket made by hand (not by tls.Server) is never told whether the client's certificate
+ * verified: tls.Server's own 'secure' handler sets `authorized` from the handshake's verify result,
+ * which is what this does (Node's TLSWrap.verifyError: null when the chain verified against our CA).
+ * Fails closed: anything unexpected leaves the socket unauthorized (its flow a client's).
+ */
+function settleAuthorization(secure: TLSSocket): void {
+  let error: Error | null | undefined;
+  try {
+    error = (secure as unknown as { _handle?: { verifyError?: () => Error | null } })._handle?.verifyError?.();
+  } catch {
+    error = undefined;
+  }
+  secure.authorized = error === null;
+  if (error) secure.authorizationError = error;
 }
 
 /** `::ffff:127.0.0.1` (an IPv4 peer on a dual-stack socket) → `127.0.0.1`. */

@@ -341,6 +341,20 @@ const settings = z
         nonceLifetimeMs: z.number().int().min(10_000).max(86_400_000).default(300_000), // 5 min
       })
       .prefault({}),
+    /**
+     * Server-to-server links: heartbeat, proxying, hand-over, routing between pools (DESIGN §7 "Trust",
+     * src/frontend/README.md "Server-to-server links").
+     */
+    interServer: z
+      .strictObject({
+        /**
+         * `tls` (the default): mutual TLS with the pool CA; a peer is recognised only by a verified
+         * certificate whose subjectAltName is a server FQDN of the topology. `tcp`: plain TCP, a peer
+         * recognised by its source address — only when written here; every server warns at start.
+         */
+        transport: z.enum(['tls', 'tcp']).default('tls'),
+      })
+      .prefault({}),
     supervisor: z
       .strictObject({
         restartDelayMs: z.number().int().min(0).max(600_000).default(2000), // 2 s

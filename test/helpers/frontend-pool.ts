@@ -11,6 +11,7 @@ import { start, waitUntil, type Running } from './process.ts';
 import { openFileStore, type FileStore } from '../../src/store/file-store.ts';
 import { parse } from '../../src/topology/parse.ts';
 import type { FrontEndStatus, UserEntry } from '../../src/frontend/server.ts';
+import { serverCertificateFiles } from './tls-certs.ts';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -26,6 +27,8 @@ export interface RunningPool {
   topologyFile: string;
   tcpPort: number;
   tlsPort: number;
+  /** The pool CA that signed the servers' certificates (undefined with interServer tcp and no `tls` given). */
+  caFile: string | undefined;
   /** Indexed like `addresses`; undefined for a server not started (yet). */
   servers: PoolServer[];
   /** The file store the servers follow (with `store: true`). */
@@ -47,7 +50,11 @@ export interface PoolOptions {
   /** One loopback address per server (fe1, fe2, ...). */
   addresses: string[];
   heartbeatIntervalMs?: number;
-  /** Certificates for TLS (one certificate naming every server is enough for tests). */
+  /**
+   * One certificate for every server (a single-server pool). By default each server gets its own from
+   * the run's pool CA: mutual TLS between servers needs that (a certificate naming several servers
+   * makes none of them a peer).
+   */
   tls?: { certFile: string; keyFile: string; caFile: string };
   /** Extra top-level YAML (e.g. a `users:` list). */
   extraYaml?: string;
@@ -126,6 +133,7 @@ export async function startPool(options: PoolOptions): Promise<RunningPool> {
   const inTopology = options.inTopology ?? options.addresses.length;
   writeFileSync(topologyFile, topologyText(inTopology));
   const servers: PoolServer[] = [];
+  let caFile: string | undefined;
   let store: FileStore | undefined;
   let token = '';
   const publish = async (count: number): Promise<number> => {
@@ -136,7 +144,12 @@ export async function startPool(options: PoolOptions): Promise<RunningPool> {
   const startServer = async (index: number): Promise<PoolServer> => {
     const address = options.addresses[index]!;
     const fqdn = `fe${index + 1}.contoso.com`;
-    const tlsArgs = options.tls ? ['--tls-cert', options.tls.certFile, '--tls-key', options.tls.keyFile, '--tls-ca', options.tls.caFile] : [];
+    // Every server its own certificate from the run's pool CA (mutual TLS between servers, the
+    // default), unless the test gives one or its settings say interServer tcp.
+    const tcpBetweenServers = /interServer:\s*\{\s*transport:\s*tcp/.test(options.settingsYaml ?? '');
+    const tls = options.tls ?? (tcpBetweenServers ? undefined : await serverCertificateFiles(fqdn, { names: ['pool01.contoso.com'], ips: [address] }));
+    caFile ??= tls?.caFile;
+    const tlsArgs = tls ? ['--tls-cert', tls.certFile, '--tls-key', tls.keyFile, '--tls-ca', tls.caFile] : [];
     const source = options.store ? ['--store', dir] : ['--topology', topologyFile];
     const args = ['bin/dnslb.js', 'server', ...source, '--server', fqdn, '--admin-listen', `${address}:0`, '--data-dir', dir, '--log-level', 'warn', ...tlsArgs, ...(options.serverArgs ?? [])];
     const child = start(process.execPath, args, { cwd: options.repo ?? REPO, taskset: options.taskset });
@@ -172,6 +185,9 @@ export async function startPool(options: PoolOptions): Promise<RunningPool> {
     topologyFile,
     tcpPort,
     tlsPort: tcpPort + 1,
+    get caFile() {
+      return caFile;
+    },
     servers,
     store,
     status: (index) => adminGet<FrontEndStatus>(servers[index]!.adminUrl, token, '/status'),

@@ -15,6 +15,7 @@ import { parse } from '../../src/topology/parse.ts';
 import type { Topology } from '../../src/topology/schema.ts';
 import { adminGet, freePortPair, REPO } from './frontend-pool.ts';
 import { start, waitUntil, type Running } from './process.ts';
+import { serverCertificateFiles } from './tls-certs.ts';
 
 const FIXTURE = new URL('../fixtures/topology/multi-pool.yaml', import.meta.url);
 
@@ -89,7 +90,11 @@ export async function startMultiPool(options: MultiPoolOptions): Promise<MultiPo
   };
   const startServer = async (fqdn: string): Promise<void> => {
     const address = addressOf(fqdn);
-    const child = start(process.execPath, ['bin/dnslb.js', 'server', '--store', dir, '--server', fqdn, '--admin-listen', `${address}:0`, '--data-dir', dir, '--log-level', 'warn'], { cwd: REPO });
+    // Its own certificate from the run's pool CA (mutual TLS between servers, the default).
+    const pool = topology.pools.find((candidate) => candidate.servers.some((server) => server.fqdn === fqdn.toLowerCase()));
+    const tls = topology.settings.interServer.transport === 'tls' ? await serverCertificateFiles(fqdn, { names: pool ? [pool.fqdn] : [], ips: [address] }) : undefined;
+    const tlsArgs = tls ? ['--tls-cert', tls.certFile, '--tls-key', tls.keyFile, '--tls-ca', tls.caFile] : [];
+    const child = start(process.execPath, ['bin/dnslb.js', 'server', '--store', dir, '--server', fqdn, '--admin-listen', `${address}:0`, '--data-dir', dir, '--log-level', 'warn', ...tlsArgs], { cwd: REPO });
     let adminUrl = '';
     await waitUntil(`${fqdn} listening`, () => {
       const match = /admin (http:\/\/[0-9.]+:\d+)/.exec(child.output());

@@ -1,6 +1,7 @@
-// A minimal SIP peer for tests: a TCP connection that sends raw messages and collects what comes
+// A minimal SIP peer for tests: a TCP (or TLS) connection that sends raw messages and collects what comes
 // back, framed by the project's own StreamFramer, with waits for a matching message.
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { once } from 'node:events';
 import { StreamFramer } from '../../src/sip/framer.ts';
 import { headerValue, type SipMessage, type SipRequest, type SipResponse } from '../../src/sip/message.ts';
@@ -26,6 +27,17 @@ export class TestSipClient {
   static async open(host: string, port: number, localAddress: string): Promise<TestSipClient> {
     const socket = connect({ host, port, localAddress });
     await once(socket, 'connect');
+    return new TestSipClient(socket);
+  }
+
+  /**
+   * Over TLS, presenting `cert`/`key` when given (a server's certificate: mutual TLS between servers),
+   * verifying the server with `ca` against `servername`.
+   */
+  static async openTls(host: string, port: number, localAddress: string, tls: { ca: string; servername: string; cert?: string; key?: string }): Promise<TestSipClient> {
+    const raw = connect({ host, port, localAddress });
+    const socket = tlsConnect({ socket: raw, ...tls });
+    await once(socket, 'secureConnect');
     return new TestSipClient(socket);
   }
 

@@ -44,10 +44,16 @@ export interface Ran {
   flow: RecordingFlow;
 }
 
-/** Classifies `message` as it arrives from `from` (a client by default), then runs `step` on it. */
-export function runStep(step: Step, message: ReturnType<typeof sipRequest>, options: { from?: string; view?: PoolView } = {}): Ran {
-  const flow = recordingFlow({ remoteAddress: options.from ?? CLIENT_ADDRESS });
+/**
+ * Classifies `message` as it arrives from `from` (a client by default), then runs `step` on it. From a
+ * server's address it arrives as that server's link would: over TLS with its certificate (mutual TLS
+ * between servers, the default), unless `certificate: false` (a process on that address without it).
+ */
+export function runStep(step: Step, message: ReturnType<typeof sipRequest>, options: { from?: string; view?: PoolView; certificate?: boolean } = {}): Ran {
   const view = options.view ?? stepView();
+  const remoteAddress = options.from ?? CLIENT_ADDRESS;
+  const server = options.certificate === false ? undefined : view.serverWithAddress(remoteAddress);
+  const flow = recordingFlow(server ? { remoteAddress, transport: 'tls', certificateNames: [server.fqdn] } : { remoteAddress });
   const context = new RequestContext().reset(flow.flow, message);
   new ClassifyStep(() => view).run(context);
   return { outcome: step.run(context), context, flow };

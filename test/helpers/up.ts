@@ -50,6 +50,15 @@ export function withoutDirectors(text: string): string {
   return edited;
 }
 
+/**
+ * An edit for exampleTopology: plain TCP between servers, written in the topology as `dnslb up --no-tls`
+ * requires (tests that run without certificates to start faster; not the default).
+ */
+export function tcpBetweenServers(text: string): string {
+  if (!text.includes('\nsettings:\n')) throw new Error('the topology has no settings: block to add interServer to');
+  return text.replace('\nsettings:\n', '\nsettings:\n  interServer: { transport: tcp }\n');
+}
+
 export async function startUp(net: string, options: { edit?: (text: string) => string; args?: string[] } = {}): Promise<UpSystem> {
   const dataDir = await mkdtemp(join(tmpdir(), 'dnslb-up-'));
   const dnsPort = await freePort(`${net}.1`);

@@ -46,6 +46,7 @@ const NEITHER: Record<string, string> = {
   completion: 'prints a shell completion script',
   hlb: 'a group',
   user: 'a group',
+  certs: 'a group',
 };
 
 describe('one flag for one thing', () => {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { SimulationReport } from '../../src/client/simulate.ts';
 import { REPO } from '../helpers/dns-process.ts';
-import { startUp, type UpSystem } from '../helpers/up.ts';
+import { startUp, tcpBetweenServers, type UpSystem } from '../helpers/up.ts';
 
 const NET = '127.0.40';
 
@@ -29,7 +29,7 @@ describe('clients sign in with digest (dnslb up, settings.auth on)', () => {
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'dnslb-client-auth-'));
     await writeFile(seedFile(), 'a seed for this test\n');
-    system = await startUp(NET, { edit: (text) => text.replace('auth: { enabled: false,', 'auth: { enabled: true,'), args: ['--no-tls'] });
+    system = await startUp(NET, { edit: (text) => tcpBetweenServers(text.replace('auth: { enabled: false,', 'auth: { enabled: true,')), args: ['--no-tls'] });
   });
   after(async () => {
     await system?.stop();

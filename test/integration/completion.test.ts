@@ -57,7 +57,7 @@ describe('dnslb completion', () => {
   }
 
   const CASES: [string, string[]][] = [
-    ['dnslb ', ['topology', 'dns', 'plan', 'client', 'server', 'node', 'up', 'pool', 'hlb', 'user', 'completion']],
+    ['dnslb ', ['topology', 'dns', 'plan', 'client', 'server', 'node', 'up', 'pool', 'hlb', 'user', 'certs', 'completion']],
     ['dnslb dns ', ['serve', 'push', 'export']],
     ['dnslb dns export --', ['--zone', '--view', '--data-dir', '--store', '--help']],
     ['dnslb --data-dir /tmp dns e', ['export']],
@@ -74,6 +74,8 @@ describe('dnslb completion', () => {
     ['dnslb client simulate --local', ['--local-address']],
     ['dnslb user import --syn', ['--synthetic']],
     ['dnslb up topology.yaml --st', ['--store']],
+    ['dnslb certs ', ['issue']],
+    ['dnslb certs issue --se', ['--server']],
   ];
 
   test('bash: verbs, aliases, options (after options with values), directories and files', async () => {

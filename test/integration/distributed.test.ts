@@ -91,7 +91,13 @@ describe('distributed mode: the CLI, three nodes and DNS meet only in etcd', () 
     assert.equal(published.code, 0, published.stderr);
     assert.match(published.stdout, /as version 1 \(base 0\) in etcds:\/\//);
     for (const fqdn of SERVERS) {
-      const node = start(process.execPath, ['bin/dnslb.js', 'node', '--store', url, '--server', fqdn, '--log-level', 'warn'], { cwd: REPO });
+      // Where the pool CA is (here, `dir`), the operator makes each node's certificate from the
+      // published topology; the node is started with the three files (mutual TLS between servers).
+      const issued = await dnslb('certs', 'issue', '--server', fqdn, '--store', url, '--data-dir', dir, '--json');
+      assert.equal(issued.code, 0, issued.stderr);
+      const files = JSON.parse(issued.stdout) as { certFile: string; keyFile: string; caFile: string };
+      const tls = ['--tls-cert', files.certFile, '--tls-key', files.keyFile, '--tls-ca', files.caFile];
+      const node = start(process.execPath, ['bin/dnslb.js', 'node', '--store', url, '--server', fqdn, '--log-level', 'warn', ...tls], { cwd: REPO });
       nodes.push(node);
       await waitUntil(`${fqdn} listening`, () => /listening/.test(node.output()), { process: node, timeoutMs: 30_000 });
     }

@@ -12,6 +12,7 @@ import { parse } from '../../src/topology/parse.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { freePortPair, topologyYaml } from '../helpers/frontend-pool.ts';
 import { TestSipClient } from '../helpers/sip-client.ts';
+import { serverTls } from '../helpers/tls-certs.ts';
 
 const ADDRESSES = ['127.0.10.31', '127.0.10.32', '127.0.10.33'];
 const SERVERS = ['fe1.contoso.com', 'fe2.contoso.com', 'fe3.contoso.com'];
@@ -61,7 +62,7 @@ describe('admin state and topology changes', () => {
     yaml = (count) => topologyYaml(ADDRESSES.slice(0, count), port, 100, '', '  drain: { timeoutMs: 5000 }');
     const topology = parse(yaml(3), 'admin.yaml');
     for (const fqdn of SERVERS) {
-      const server = new FrontEndServer({ topology, topologyVersion: 1, server: fqdn });
+      const server = new FrontEndServer({ topology, topologyVersion: 1, server: fqdn, tls: await serverTls(fqdn) });
       await server.start();
       servers.push(server);
     }

@@ -9,7 +9,9 @@ import { once } from 'node:events';
 import type { Call } from '../../src/client/call.ts';
 import { headerValue, headerValues } from '../../src/sip/message.ts';
 import { homeOf } from '../../src/registrar/sequence.ts';
+import { readFileSync } from 'node:fs';
 import { startPool, type RunningPool } from '../helpers/frontend-pool.ts';
+import { serverCertificateFiles } from '../helpers/tls-certs.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { stopAll } from '../helpers/process.ts';
 import { TestSipClient } from '../helpers/sip-client.ts';
@@ -162,9 +164,13 @@ describe('draining fe1 through the store with calls up, then resuming it', () =>
       const own = (await pool.store!.liveness()).find((record) => record.server === 'fe1.contoso.com' && record.reporter === 'fe1.contoso.com');
       assert.equal(own?.state, 'drained');
     });
-    // OPTIONS from a peer's address still gets in (pool links are kept while draining).
-    const peer = await TestSipClient.open(ADDRESSES[0]!, pool.tcpPort, ADDRESSES[1]!);
-    peer.send(['OPTIONS sip:fe1.contoso.com SIP/2.0', `Via: SIP/2.0/TCP ${ADDRESSES[1]}:${peer.localPort};branch=z9hG4bK-o1`, 'Max-Forwards: 0', 'From: <sip:fe2.contoso.com>;tag=o1', 'To: <sip:fe1.contoso.com>', 'Call-ID: drained-options', 'CSeq: 1 OPTIONS']);
+    // A peer still gets in (pool links are kept while draining): recognised by its certificate after
+    // the TLS handshake. The same address without it, over TCP, is a client and is turned away.
+    const fe2 = await serverCertificateFiles('fe2.contoso.com', { names: ['pool01.contoso.com'], ips: [ADDRESSES[1]!] });
+    const peer = await TestSipClient.openTls(ADDRESSES[0]!, pool.tlsPort, ADDRESSES[1]!, { ca: readFileSync(fe2.caFile, 'utf8'), servername: 'fe1.contoso.com', cert: readFileSync(fe2.certFile, 'utf8'), key: readFileSync(fe2.keyFile, 'utf8') });
+    const impostor = await TestSipClient.open(ADDRESSES[0]!, pool.tcpPort, ADDRESSES[1]!);
+    await eventually(() => assert.equal(impostor.closed, true, 'TCP from a peer\'s address without its certificate: refused while draining'));
+    peer.send(['OPTIONS sip:fe1.contoso.com SIP/2.0', `Via: SIP/2.0/TLS ${ADDRESSES[1]}:${peer.localPort};branch=z9hG4bK-o1`, 'Max-Forwards: 0', 'From: <sip:fe2.contoso.com>;tag=o1', 'To: <sip:fe1.contoso.com>', 'Call-ID: drained-options', 'CSeq: 1 OPTIONS']);
     assert.equal(headerValue(await peer.response('drained-options', 200), 'X-Dnslb-State'), 'drained');
     peer.close();
   });
@@ -182,7 +188,8 @@ describe('draining fe1 through the store with calls up, then resuming it', () =>
     assert.equal(status.resilience.drain?.phase, 'resumed');
     const fresh = await TestSipClient.open(ADDRESSES[0]!, pool.tcpPort, CLIENT);
     fresh.send(['OPTIONS sip:fe1.contoso.com SIP/2.0', `Via: SIP/2.0/TCP ${CLIENT}:${fresh.localPort};branch=z9hG4bK-o2`, 'Max-Forwards: 70', 'From: <sip:probe@contoso.com>;tag=o2', 'To: <sip:fe1.contoso.com>', 'Call-ID: resumed-options', 'CSeq: 1 OPTIONS']);
-    assert.equal(headerValue(await fresh.response('resumed-options', 200), 'X-Dnslb-State'), 'active');
+    // A client is answered again (the heartbeat's state is for peers only).
+    assert.equal(headerValue(await fresh.response('resumed-options', 200), 'X-Dnslb-State'), undefined);
     fresh.close();
     for (const index of [1, 2]) {
       const peer = await pool.status(index);

@@ -15,6 +15,7 @@ import { headerValues } from '../../src/sip/message.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { TestSipClient } from '../helpers/sip-client.ts';
 import { freePortPair, topologyYaml } from '../helpers/frontend-pool.ts';
+import { serverTls } from '../helpers/tls-certs.ts';
 
 const ADDRESSES = ['127.0.10.21', '127.0.10.22', '127.0.10.23'];
 const SERVERS = ['fe1.contoso.com', 'fe2.contoso.com', 'fe3.contoso.com'];
@@ -35,7 +36,7 @@ describe('two servers that disagree about a third do not make a client loop', ()
     port = await freePortPair(ADDRESSES);
     const topology = parse(topologyYaml(ADDRESSES, port, 100), 'loop.yaml');
     for (const fqdn of SERVERS) {
-      const server = new FrontEndServer({ topology, server: fqdn });
+      const server = new FrontEndServer({ topology, server: fqdn, tls: await serverTls(fqdn) });
       await server.start();
       servers.push(server);
     }
@@ -120,7 +121,7 @@ describe('a client follows at most 2 redirects, then tries the next address', ()
     port = await freePortPair(ADDRESSES4);
     const topology = parse(topologyYaml(ADDRESSES4, port, 100), 'loop4.yaml');
     for (const fqdn of SERVERS4) {
-      const server = new FrontEndServer({ topology, server: fqdn });
+      const server = new FrontEndServer({ topology, server: fqdn, tls: await serverTls(fqdn) });
       await server.start();
       servers.push(server);
     }

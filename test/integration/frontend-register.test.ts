@@ -3,7 +3,7 @@
 // who first hit another server were redirected (301) there. Then the same over TLS with a test CA.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { homeOf } from '../../src/registrar/sequence.ts';
@@ -11,7 +11,6 @@ import { connect } from 'node:net';
 import { freePortPair, startPool, type RunningPool } from '../helpers/frontend-pool.ts';
 import { start, waitUntil, type Running } from '../helpers/process.ts';
 import { registerFollowingRedirect, runSipp, writeUsers } from '../helpers/sipp-scenarios.ts';
-import { createTestCertificates, type TestCertificates } from '../helpers/tls-certs.ts';
 
 const SERVERS = ['fe1.contoso.com', 'fe2.contoso.com', 'fe3.contoso.com'];
 const ALL = new Set(SERVERS);
@@ -70,16 +69,13 @@ describe('REGISTER through sipp over TLS with the test CA', () => {
   const addresses = ['127.0.6.4', '127.0.6.5', '127.0.6.6'];
   let pool: RunningPool;
   let dir = '';
-  let certs: TestCertificates;
   let tunnelPort = 0;
   const tunnels: Running[] = [];
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'dnslb-fe-tls-'));
-    certs = await createTestCertificates({ names: SERVERS, ips: addresses });
-    writeFileSync(join(dir, 'ca.pem'), certs.ca);
-    writeFileSync(join(dir, 'cert.pem'), certs.cert);
-    writeFileSync(join(dir, 'key.pem'), certs.key);
-    pool = await startPool({ addresses, tls: { certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem'), caFile: join(dir, 'ca.pem') } });
+    pool = await startPool({ addresses});
+    // Each server has its own certificate from the pool CA (mutual TLS between them); socat verifies with it.
+    writeFileSync(join(dir, 'ca.pem'), readFileSync(pool.caFile!, 'utf8'));
     tunnelPort = await freePortPair(addresses);
     for (const address of addresses) {
       tunnels.push(start('socat', [`TCP-LISTEN:${tunnelPort},bind=${address},fork,reuseaddr`, `OPENSSL:${address}:${pool.tlsPort},cafile=${join(dir, 'ca.pem')},verify=1`]));
@@ -92,7 +88,6 @@ describe('REGISTER through sipp over TLS with the test CA', () => {
   after(async () => {
     await Promise.all(tunnels.map((tunnel) => tunnel.stop()));
     await pool?.stop();
-    await certs?.cleanup();
     rmSync(dir, { recursive: true, force: true });
   });
 

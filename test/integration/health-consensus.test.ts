@@ -16,7 +16,7 @@ import { eventually } from '../helpers/eventually.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { runDnslb } from '../helpers/cli.ts';
 import { start, waitUntil, type Running } from '../helpers/process.ts';
-import { exampleTopology } from '../helpers/up.ts';
+import { exampleTopology, tcpBetweenServers } from '../helpers/up.ts';
 
 const run = promisify(execFile);
 const NET = '127.0.45';
@@ -109,7 +109,7 @@ describe('health by consensus under dnslb up', () => {
     dataDir = await mkdtemp(join(tmpdir(), 'dnslb-health-'));
     const dnsPort = await freePort(`${NET}.1`);
     const topologyFile = join(dataDir, 'topology.yaml');
-    await writeFile(topologyFile, await exampleTopology(NET, dnsPort));
+    await writeFile(topologyFile, await exampleTopology(NET, dnsPort, tcpBetweenServers));
     const adminPort = await freePort('127.0.0.1');
     digger = new Digger({ address: `${NET}.1`, port: dnsPort });
     up = start(process.execPath, ['bin/dnslb.js', '--data-dir', dataDir, 'up', topologyFile, '--no-tls', '--admin-listen', `127.0.0.1:${adminPort}`], { cwd: REPO });

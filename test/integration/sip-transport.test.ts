@@ -8,6 +8,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import { ensureCertificate } from '../../src/sip/certificates.ts';
 import { SipTransport } from '../../src/sip/transport.ts';
 import { createResponse, headerValue, type SipMessage, type SipRequest } from '../../src/sip/message.ts';
 import { StreamFramer, type FrameEvent } from '../../src/sip/framer.ts';
@@ -275,6 +277,48 @@ describe('SipTransport over TLS', () => {
     clock.advance(5000);
     await closed;
     assert.equal(transport.stats().handshakeTimeouts, 1);
+  });
+});
+
+describe('SipTransport over TLS with optional client certificates (mutual TLS between servers)', () => {
+  const transport = new SipTransport();
+  let pool: TestCertificates;
+  let other: TestCertificates;
+  let port = 0;
+  const accepted: Flow[] = [];
+
+  before(async () => {
+    pool = await createTestCertificates({ names: ['fe1.contoso.com'], ips: [HOST] });
+    other = await createTestCertificates({ names: ['fe2.contoso.com'], ips: [] });
+    port = (await transport.listen({ transport: 'tls', host: HOST, port: 0, tls: { cert: pool.cert, key: pool.key, ca: pool.ca, clientCertificates: 'optional' } })).port;
+    transport.on('flow', (flow) => accepted.push(flow));
+  });
+  after(async () => {
+    await transport.close();
+    await pool.cleanup();
+    await other.cleanup();
+  });
+
+  /** Connects with `credentials` and says what the accepting side's flow proved. */
+  async function namesProved(credentials: { cert?: string; key?: string }): Promise<readonly string[] | null> {
+    const client = new SipTransport();
+    try {
+      const before = accepted.length;
+      const flow = await client.connect({ transport: 'tls', host: HOST, port, tls: { ca: pool.ca, servername: 'fe1.contoso.com', ...credentials } });
+      assert.deepEqual(flow.certificateNames, ['fe1.contoso.com'], "the outbound flow: the server's verified certificate");
+      await eventually(() => assert.equal(accepted.length, before + 1));
+      return accepted.at(-1)!.certificateNames;
+    } finally {
+      await client.close();
+    }
+  }
+
+  test("no client certificate: connected, nothing proved; the pool CA's: its names; another CA's: connected, nothing proved", async () => {
+    assert.equal(await namesProved({}), null);
+    // The test CA's second certificate: the same CA as the server's (its files sit in pool.dir).
+    const issued = await ensureCertificate(pool.dir, 'fe2.contoso.com', { names: ['fe2.contoso.com'], ips: [], days: 1 });
+    assert.deepEqual(await namesProved({ cert: await readFile(issued.certFile, 'utf8'), key: await readFile(issued.keyFile, 'utf8') }), ['fe2.contoso.com']);
+    assert.equal(await namesProved({ cert: other.cert, key: other.key }), null, 'signed by another CA');
   });
 });
 

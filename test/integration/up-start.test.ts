@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runDnslb } from '../helpers/cli.ts';
 import { freePort } from '../helpers/free-port.ts';
-import { exampleTopology } from '../helpers/up.ts';
+import { exampleTopology, tcpBetweenServers } from '../helpers/up.ts';
 
 const NET = '127.0.41';
 const holder = `node \\(pid ${process.pid}\\)`;
@@ -47,7 +47,7 @@ describe('dnslb up that cannot start names the busy address and its holder', () 
     dir = await mkdtemp(join(tmpdir(), 'dnslb-up-start-'));
     dnsPort = await freePort(`${NET}.1`);
     topologyFile = join(dir, 'topology.yaml');
-    await writeFile(topologyFile, await exampleTopology(NET, dnsPort));
+    await writeFile(topologyFile, await exampleTopology(NET, dnsPort, tcpBetweenServers));
   });
   after(async () => rm(dir, { recursive: true, force: true }));
 

@@ -36,7 +36,6 @@ interface ServerOptions {
   tlsCert?: string;
   tlsKey?: string;
   tlsCa?: string;
-  peerTransport?: string;
   idleTimeoutMs: string;
   connectionsMax: string;
   tlsHandshakeTimeoutMs: string;
@@ -62,10 +61,9 @@ export function registerServer(program: Command): void {
     .option('--server <fqdn>', 'which server of the topology this process is (required)')
     .option('--topology-version <n>', 'the published version the file is (0: never published)', '0')
     .option('--admin-listen <address:port>', 'serve the admin API (GET /status, /users, /metrics) here; port 0 picks one; token in --data-dir')
-    .option('--tls-cert <file>', 'PEM certificate: listen for TLS on the pool\'s TLS port, and present it to peers')
+    .option('--tls-cert <file>', 'PEM certificate: listen for TLS on the pool\'s TLS port, and present it to other servers (subjectAltName: this server\'s FQDN; `dnslb certs issue`)')
     .option('--tls-key <file>', 'PEM key of --tls-cert')
-    .option('--tls-ca <file>', 'PEM CA that signs the peers\' certificates (server-to-server TLS)')
-    .option('--peer-transport <tcp|tls>', 'server-to-server links (default: tls with --tls-cert, else tcp)')
+    .option('--tls-ca <file>', 'PEM pool CA that signs every server\'s certificate (mutual TLS between servers, settings.interServer.transport: tls, the default)')
     .option('--idle-timeout-ms <ms>', 'close a SIP connection with no traffic for this long', '300000')
     .option('--connections-max <n>', 'SIP connections at most; more are reset at accept', '10000')
     .option('--tls-handshake-timeout-ms <ms>', 'drop an accepted TLS connection whose handshake has not finished by then', '10000')
@@ -95,8 +93,6 @@ export function registerServer(program: Command): void {
         throw new DnslbError('FRONTEND_NO_TOPOLOGY', `the store in ${storeSpec} has no published topology; publish one or give --topology FILE`);
       }
       const tls = await readTlsFiles({ cert: options.tlsCert, key: options.tlsKey, ca: options.tlsCa });
-      if (options.peerTransport !== undefined && options.peerTransport !== 'tcp' && options.peerTransport !== 'tls') throw new DnslbError('CLI_USAGE', '--peer-transport is tcp or tls');
-      if (options.peerTransport === 'tls' && !tls) throw new DnslbError('CLI_USAGE', '--peer-transport tls needs --tls-cert and --tls-key');
       // The user directory: the store's (a later version may turn settings.auth on); with --topology
       // alone, the file store of --data-dir when this topology turns it on (`dnslb user add --data-dir`).
       const users: Store | undefined = store ?? (topology.settings.auth.enabled ? await openFileStoreOf(command, { mustExist: false }) : undefined);
@@ -108,7 +104,6 @@ export function registerServer(program: Command): void {
         topologyVersion,
         server: options.server,
         tls,
-        peerTransport: options.peerTransport as 'tcp' | 'tls' | undefined,
         clock: systemClock,
         random: systemRandom,
         logger,

@@ -14,7 +14,6 @@ import { dashboardUrl } from '../../admin/dashboard/assets.ts';
 import { PoolAdmin } from '../../admin/pool-api.ts';
 import { hlbPools, HlbFollower, type HlbChild } from '../../hlb/follower.ts';
 import { systemClock } from '../../shared/clock.ts';
-import { ensureCertificate } from '../../sip/certificates.ts';
 import { DnslbError, isDnslbError } from '../../shared/errors.ts';
 import { openStore } from '../../store/open.ts';
 import type { PublishedVersion, Store } from '../../store/store.ts';
@@ -22,11 +21,10 @@ import { Supervisor, type ChildSpec } from '../../supervisor/supervisor.ts';
 import { formatEndpoint, toDocument } from '../../topology/document.ts';
 import { parseFile } from '../../topology/parse.ts';
 import { endpoint, type Topology } from '../../topology/schema.ts';
+import { ensurePoolCertificates, RUNNABLE_KINDS } from './certs.ts';
 import { DATA_DIR_DEFAULT, DATA_DIR_DESCRIPTION, DATA_DIR_FLAGS, dataDirOf, defaultActor, STORE_DESCRIPTION, STORE_FLAGS, storeSpecOf } from './store-options.ts';
 
 const BIN = fileURLToPath(new URL('../../../bin/dnslb.js', import.meta.url));
-/** Pool kinds whose servers are SIP servers dnslb runs: all of them (an edge server also listens on its Access Edge address). */
-const RUNNABLE_KINDS = new Set(['frontend', 'director', 'mediation', 'edge']);
 
 /** JSON with keys sorted, so that two equal documents compare equal as text. */
 function canonical(value: unknown): string {
@@ -55,28 +53,6 @@ interface UpOptions {
   publishOnly?: boolean;
   adminListen: string;
   logLevel: string;
-}
-
-/** The children of the pool: DNS, then every SIP server on its own address. */
-/**
- * TLS out of the box: a private CA in DATA/tls and one certificate per SIP server (its FQDN, its
- * pool's FQDN, its addresses, and with Web services their FQDNs and lyncdiscover[internal].<domain>), made with openssl the first time and kept. Clients trust DATA/tls/ca.pem.
- */
-export async function ensurePoolCertificates(topology: Topology, dataDir: string): Promise<void> {
-  const dir = join(dataDir, 'tls');
-  for (const pool of topology.pools) {
-    if (!RUNNABLE_KINDS.has(pool.kind)) continue;
-    for (const server of pool.servers) {
-      const external = server.external;
-      // An edge server's external interface: its Access Edge (and other service) addresses and FQDNs.
-      const edgeIps = external ? [external.accessEdge, external.webConferencing, external.av].flatMap((pair) => [pair.ipv4, pair.ipv6]) : [];
-      const ips = [server.ipv4, server.ipv6, ...edgeIps].filter((value): value is string => value !== undefined);
-      const edgeNames = pool.edge ? [pool.edge.accessEdge.fqdn, pool.edge.webConferencing.fqdn, pool.edge.av.fqdn] : [];
-      // Web services are reached through the VIP by these names (TLS passes through the HLB to the server).
-      const web = pool.webServices ? [pool.webServices.internal?.fqdn, pool.webServices.external?.fqdn, ...topology.sipDomains.flatMap((domain) => [`lyncdiscoverinternal.${domain}`, `lyncdiscover.${domain}`])] : [];
-      await ensureCertificate(dir, server.fqdn, { names: [server.fqdn, pool.fqdn, ...edgeNames, ...web.filter((name): name is string => name !== undefined)], ips });
-    }
-  }
 }
 
 /**
@@ -116,7 +92,7 @@ export function registerUp(program: Command): void {
     .option('--by <who>', 'who publishes (default: user@host)')
     .option('--admin-listen <address:port>', 'the pool admin API (token in the data dir); port 0 picks one', '127.0.0.1:7300')
     .option('--publish-only', 'publish and print what was published, start nothing')
-    .option('--no-tls', 'SIP over TCP only (by default every server also listens for TLS with certificates from a private CA in DATA/tls)')
+    .option('--no-tls', 'SIP over TCP only, links between servers too: needs settings.interServer.transport: tcp in the topology (by default every server listens for TLS and links to the others over mutual TLS, with certificates from the pool CA in DATA/tls)')
     .option('--log-level <level>', 'log level of the children: fatal, error, warn, info, debug', 'warn')
     .option('--json', 'print the result as JSON')
     .option(DATA_DIR_FLAGS, DATA_DIR_DESCRIPTION, DATA_DIR_DEFAULT)
@@ -126,6 +102,9 @@ export function registerUp(program: Command): void {
       // The children are given the same value and open the store themselves.
       const storeSpec = storeSpecOf(command) ?? dataDir;
       const parsed = await parseFile(file);
+      if (!options.tls && parsed.settings.interServer.transport === 'tls') {
+        throw new DnslbError('CLI_USAGE', `dnslb up --no-tls: ${file} links its servers over mutual TLS (settings.interServer.transport: tls, the default), which needs their certificates; drop --no-tls, or write settings.interServer.transport: tcp`);
+      }
       const admin = endpoint.safeParse(options.adminListen.replace(/:0$/, ':1'));
       if (!admin.success) throw new DnslbError('CLI_USAGE', `--admin-listen ${options.adminListen}: not ADDRESS:PORT`);
       // etcd:// fails here with STORE_UNAVAILABLE naming the endpoints, before anything is started.

@@ -31,9 +31,10 @@ interface FakeFlow {
 
 let flowSequence = 0;
 
-function fakeFlow(localAddress: string, remoteAddress: string): FakeFlow {
+/** `certificateNames`: what the other end's verified certificate names (a server of the topology over mutual TLS); none for clients and partners. */
+function fakeFlow(localAddress: string, remoteAddress: string, certificateNames: readonly string[] | null = null): FakeFlow {
   const sent: SipMessage[] = [];
-  const flow = { id: `f${++flowSequence}`, transport: 'tls', localAddress, localPort: 4443, remoteAddress, remotePort: 40000, closed: false, send: (message: SipMessage) => (sent.push(message), true) };
+  const flow = { id: `f${++flowSequence}`, transport: 'tls', localAddress, localPort: 4443, remoteAddress, remotePort: 40000, certificateNames, closed: false, send: (message: SipMessage) => (sent.push(message), true) };
   return { flow: flow as unknown as Flow, sent };
 }
 
@@ -156,7 +157,7 @@ describe('the Edge steps', () => {
     setup();
     const client = fakeFlow(EXTERNAL, '127.1.0.5');
     const token = flows.tokenOf(client.flow);
-    const director = fakeFlow(INTERNAL, '127.0.0.31');
+    const director = fakeFlow(INTERNAL, '127.0.0.31', ['dir1.contoso.com']);
     run(director, request('INVITE sip:alice@127.1.0.5:40000;transport=tls SIP/2.0', [`Route: <sip:${token}@${INTERNAL}:5061;transport=tls;lr;ob>`], { from: 'sip:bob@contoso.com', to: '<sip:alice@contoso.com>' }));
     assert.equal(forwarded.length, 1);
     const sent = forwarded[0]!;

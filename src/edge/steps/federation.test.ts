@@ -29,9 +29,10 @@ const fixedRandom = (): number => 0.5;
 
 let flowSequence = 0;
 
-function fakeFlow(localAddress: string, remoteAddress: string): { flow: Flow; sent: SipMessage[] } {
+/** `certificateNames`: what the other end's verified certificate names (a server of the topology over mutual TLS); none for clients and partners. */
+function fakeFlow(localAddress: string, remoteAddress: string, certificateNames: readonly string[] | null = null): { flow: Flow; sent: SipMessage[] } {
   const sent: SipMessage[] = [];
-  const flow = { id: `f${++flowSequence}`, transport: 'tls', localAddress, localPort: 5061, remoteAddress, remotePort: 40000, closed: false, send: (message: SipMessage) => (sent.push(message), true) };
+  const flow = { id: `f${++flowSequence}`, transport: 'tls', localAddress, localPort: 5061, remoteAddress, remotePort: 40000, certificateNames, closed: false, send: (message: SipMessage) => (sent.push(message), true) };
   return { flow: flow as unknown as Flow, sent };
 }
 
@@ -124,7 +125,7 @@ describe('the Edge federation step', () => {
 
   test('outbound from a Front End: not a partner is 403 before any lookup; a partner goes to its Access Edge addresses in turn', async () => {
     setup();
-    const frontEnd = fakeFlow(INTERNAL, FRONT_END);
+    const frontEnd = fakeFlow(INTERNAL, FRONT_END, ['fe1.contoso.com']);
     run(frontEnd, message('sip:eve@litware.com', 'sip:alice@contoso.com'));
     assert.deepEqual([answer(frontEnd)?.status, answer(frontEnd)?.reason], [403, 'litware.com is not a federation partner of contoso.com, dublin.contoso.com']);
     assert.deepEqual(lookups, []);
@@ -152,7 +153,7 @@ describe('the Edge federation step', () => {
 
   test('outbound: what the lookup answers instead (no Access Edge 404, DNS failed 503) goes back with its reason', async () => {
     setup();
-    const frontEnd = fakeFlow(INTERNAL, FRONT_END);
+    const frontEnd = fakeFlow(INTERNAL, FRONT_END, ['fe1.contoso.com']);
     for (const [status, reason] of [
       [404, 'No Access Edge for partner fabrikam.com (…)'],
       [503, 'Partner fabrikam.com lookup failed (…)'],
@@ -171,7 +172,7 @@ describe('the Edge federation step', () => {
     run(partner, message('sip:alice@contoso.com', 'sip:bob@fabrikam.com'));
     const token = flows.tokenOf(partner.flow);
     forwarded = [];
-    const frontEnd = fakeFlow(INTERNAL, FRONT_END);
+    const frontEnd = fakeFlow(INTERNAL, FRONT_END, ['fe1.contoso.com']);
     // alice's BYE to bob: Route = our two entries (token), then the partner's Access Edge.
     const bye = (routes: string[]): SipRequest =>
       parseMessage(Buffer.from([`BYE sip:bob@127.0.17.11:5061;transport=tls SIP/2.0`, `Via: SIP/2.0/TLS ${FRONT_END}:5061;branch=z9hG4bK-b${++n}`, 'Max-Forwards: 69', ...routes.map((route) => `Route: ${route}`), '<sip:alice@contoso.com>;tag=a'.replace(/^/, 'From: '), 'To: <sip:bob@fabrikam.com>;tag=b', `Call-ID: d${n}@test`, 'CSeq: 2 BYE', '', ''].join('\r\n'))) as SipRequest;

@@ -44,4 +44,6 @@ test('classify: a request over a peer\'s connection is fromPeer, a client\'s is 
   assert.equal(runStep(classify, request('INVITE sip:bob@contoso.com SIP/2.0'), { from: PEER_ADDRESS }).context.fromPeer, true);
   assert.equal(runStep(classify, request('INVITE sip:bob@contoso.com SIP/2.0')).context.fromPeer, false);
   assert.equal(runStep(classify, request('INVITE sip:bob@contoso.com SIP/2.0'), { from: '127.0.7.1' }).context.fromPeer, false, 'ourselves is no peer');
+  const noCertificate = runStep(classify, request('INVITE sip:bob@contoso.com SIP/2.0'), { from: PEER_ADDRESS, certificate: false }).context;
+  assert.deepEqual([noCertificate.fromPeer, noCertificate.fromServer], [false, false], "a peer's address without its certificate is a client");
 });

@@ -43,9 +43,11 @@ export class ClassifyStep implements Step {
     context.routeLeft = routeLeft;
     context.addressedToUs = addressedToUs;
     context.hops = hops;
-    context.fromPeer = view.isPeerAddress(context.flow.remoteAddress);
-    context.fromServer = !context.fromPeer && view.isOtherPoolServer(context.flow.remoteAddress);
-    context.fromEdge = context.fromServer && view.isEdgeServer(context.flow.remoteAddress);
+    // By the flow's verified certificate (TLS between servers, the default), never its source address (peer-identity.ts).
+    const origin = view.originOf(context.flow);
+    context.fromPeer = origin.kind === 'peer';
+    context.fromServer = origin.kind === 'server';
+    context.fromEdge = origin.kind === 'server' && origin.server.pool.kind === 'edge';
     context.kind = kindOf(routed.method, routeLeft, addressedToUs, hops, routed);
     return 'continue';
   }

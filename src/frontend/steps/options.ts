@@ -1,6 +1,6 @@
 // The server as the UAS of requests addressed to itself: OPTIONS (to this server or its pool, or with
-// Max-Forwards 0 — the heartbeat's probe) → 200 with what it supports and its own state, which the
-// peers' heartbeat reads (DESIGN §3 "Heartbeat"); any other method to us → 405 with Allow (§8.2.1).
+// Max-Forwards 0 — the heartbeat's probe) → 200 with what it supports, and to a pool peer its own
+// state, which the peers' heartbeat reads (DESIGN §3 "Heartbeat"); any other method to us → 405 with Allow (§8.2.1).
 import type { Random } from '../../shared/clock.ts';
 import type { Header } from '../../sip/message.ts';
 import { REGINFO_CONTENT_TYPE } from '../../registrar/reg-event.ts';
@@ -16,6 +16,12 @@ export const SERVER_HEADER = 'X-Dnslb-Server';
 
 const ALLOW = 'INVITE, ACK, BYE, CANCEL, OPTIONS, MESSAGE, SUBSCRIBE, NOTIFY, REGISTER, INFO, UPDATE, REFER';
 const ACCEPT = `application/sdp, ${REGINFO_CONTENT_TYPE}`;
+/** What an OPTIONS answer says to anyone (a client's capability query or keep-alive). */
+const TO_ANYONE: readonly Header[] = [
+  { name: 'Allow', value: ALLOW },
+  { name: 'Accept', value: ACCEPT },
+  { name: 'Supported', value: SUPPORTED.join(', ') },
+];
 /** What a request to the server itself (not to a user) may be. */
 const ALLOW_TO_US: readonly Header[] = [{ name: 'Allow', value: 'OPTIONS, REGISTER, SUBSCRIBE' }];
 
@@ -34,11 +40,15 @@ export class OptionsStep implements Step {
       return 'answered';
     }
     if (context.kind !== 'options') return 'continue';
+    // The heartbeat's answer — which server, its state, its topology version — goes to pool peers
+    // only (recognised by certificate, peer-identity.ts); anyone else gets what any UAS says of itself.
+    if (!context.fromPeer) {
+      reply(context.flow, context.request, 200, this.random, { headers: TO_ANYONE });
+      return 'answered';
+    }
     const view = this.view();
     const headers: Header[] = [
-      { name: 'Allow', value: ALLOW },
-      { name: 'Accept', value: ACCEPT },
-      { name: 'Supported', value: SUPPORTED.join(', ') },
+      ...TO_ANYONE,
       { name: SERVER_HEADER, value: view.self.fqdn },
       { name: STATE_HEADER, value: this.ownState() },
       { name: TOPOLOGY_VERSION_HEADER, value: String(view.topologyVersion) },
