@@ -69,9 +69,10 @@ export interface SimulationSummary {
    * attempted: placed; up: answered; failed: ended before it was answered (not counting calls cut by the
    * end of the run); dropped: ended after it was up other than by a BYE; byeOk / byeFailed: our BYEs
    * answered 2xx / otherwise (or not at all). failedBy: the failed setups by how they ended, final
-   * status and reason phrase (e.g. "rejected 480 User not registered", "timeout"), with their count.
+   * status and reason phrase (e.g. "rejected 480 User not registered", "timeout"), with their count;
+   * byeFailedBy: the failed BYEs by final status ("no answer" when none came).
    */
-  calls: { attempted: number; up: number; failed: number; dropped: number; byeOk: number; byeFailed: number; inProgress: number; failedBy: Record<string, number> };
+  calls: { attempted: number; up: number; failed: number; dropped: number; byeOk: number; byeFailed: number; inProgress: number; failedBy: Record<string, number>; byeFailedBy: Record<string, number> };
 }
 
 export interface UserReport {
@@ -124,6 +125,7 @@ export class Simulator {
   private readonly signInFailures = { modern: 0, legacy: 0 };
   private readonly calls = { attempted: 0, up: 0, failed: 0, dropped: 0, byeOk: 0, byeFailed: 0 };
   private readonly failedBy = new Map<string, number>();
+  private readonly byeFailedBy = new Map<string, number>();
   private readonly liveCalls = new Set<Call>();
   private startedAtMs = 0;
   private stopped = false;
@@ -199,7 +201,7 @@ export class Simulator {
       deactivations: 0,
       flowDeaths: 0,
       signInFailures: { ...this.signInFailures },
-      calls: { ...this.calls, inProgress: this.liveCalls.size, failedBy: Object.fromEntries(this.failedBy) },
+      calls: { ...this.calls, inProgress: this.liveCalls.size, failedBy: Object.fromEntries(this.failedBy), byeFailedBy: Object.fromEntries(this.byeFailedBy) },
     };
     for (const { agent } of this.users) {
       if (agent.state !== 'idle') summary.started++;
@@ -326,7 +328,11 @@ export class Simulator {
     });
     call.once('byeAnswered', (status) => {
       if (status !== null && status >= 200 && status < 300) this.calls.byeOk++;
-      else this.calls.byeFailed++;
+      else {
+        this.calls.byeFailed++;
+        const why = status === null ? 'no answer' : String(status);
+        this.byeFailedBy.set(why, (this.byeFailedBy.get(why) ?? 0) + 1);
+      }
     });
     call.once('ended', ({ how, status, detail }) => {
       this.liveCalls.delete(call);
