@@ -65,6 +65,8 @@ export interface SimulationSummary {
   deactivations: number;
   flowDeaths: number;
   signInFailures: { modern: number; legacy: number };
+  /** Sign-ins given up because the servers redirected more than limits.clientRedirectsMax times (DESIGN §3: must stay 0). */
+  redirectLoops: number;
   /**
    * attempted: placed; up: answered; failed: ended before it was answered (not counting calls cut by the
    * end of the run); dropped: ended after it was up other than by a BYE; byeOk / byeFailed: our BYEs
@@ -123,6 +125,7 @@ export class Simulator {
   private readonly timers = new Set<Timer>();
   private readonly failureReasons = { modern: {} as Record<string, number>, legacy: {} as Record<string, number> };
   private readonly signInFailures = { modern: 0, legacy: 0 };
+  private redirectLoops = 0;
   private readonly calls = { attempted: 0, up: 0, failed: 0, dropped: 0, byeOk: 0, byeFailed: 0 };
   private readonly failedBy = new Map<string, number>();
   private readonly byeFailedBy = new Map<string, number>();
@@ -201,6 +204,7 @@ export class Simulator {
       deactivations: 0,
       flowDeaths: 0,
       signInFailures: { ...this.signInFailures },
+      redirectLoops: this.redirectLoops,
       calls: { ...this.calls, inProgress: this.liveCalls.size, failedBy: Object.fromEntries(this.failedBy), byeFailedBy: Object.fromEntries(this.byeFailedBy) },
     };
     for (const { agent } of this.users) {
@@ -280,6 +284,7 @@ export class Simulator {
     agent.on('registrationFailed', ({ error }) => {
       const kind = legacy ? 'legacy' : 'modern';
       this.signInFailures[kind]++;
+      if (/redirected the registration a \d+th time/.test(error.message)) this.redirectLoops++;
       // CLIENT_CONNECT says how the addresses failed (refused: server down; timeout: host gone).
       const attempts = (error as { attempts?: { outcome: string }[] }).attempts;
       const reason = attempts ? `${error.code} (${[...new Set(attempts.map((attempt) => attempt.outcome))].join(', ')})` : error.code;
