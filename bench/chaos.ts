@@ -58,7 +58,10 @@ export interface FaultRecord {
   injectedAtMs: number;
   /** When it was undone (kill/dns: the same as injected; the supervisor does the rest). */
   undoneAtMs: number;
-  /** Time from undo to full recovery (every user registered, every Front End answered); null: not within the cap. */
+  /**
+   * Time from undo to full recovery (every user registered, every Front End answered and seen up by
+   * all, a killed process replaced by a new one); null: not within the cap.
+   */
   recoveryMs: number | null;
 }
 
@@ -144,189 +147,198 @@ class Undo {
   allSync(): void {
     for (const rule of this.rules) {
       try {
-          execFileSync('iptables', ['-D', ...rule.split(' ')], { stdio: 'ignore' });
-        } catch {
-          // already gone
-        }
+        execFileSync('iptables', ['-D', ...rule.split(' ')], { stdio: 'ignore' });
+      } catch {
+        // already gone
       }
-      this.rules.clear();
-      for (const pid of this.stopped) {
-        try {
-          process.kill(pid, 'SIGCONT');
-        } catch {
-          // gone
-        }
+    }
+    this.rules.clear();
+    for (const pid of this.stopped) {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        // gone
       }
-      this.stopped.clear();
     }
-
-    dispose(): void {
-      this.allSync();
-      process.off('exit', this.onExit);
-      process.off('SIGINT', this.onSignal);
-      process.off('SIGTERM', this.onSignal);
-    }
+    this.stopped.clear();
   }
 
-  /** One A query for the pool, in-process (no dig per query: 4 a second for minutes). */
-  async function poolAnswer(socket: dgram.Socket, server: { address: string; port: number }): Promise<string[] | null> {
-    const id = Math.floor(Math.random() * 0xffff);
-    socket.send(dnsPacket.encode({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name: 'pool01.contoso.com' }] }), server.port, server.address);
-    const deadline = Date.now() + 1000;
-    while (Date.now() < deadline) {
-      const reply = await Promise.race([once(socket, 'message').then(([message]) => message as Buffer), sleep(deadline - Date.now()).then(() => null)]);
-      if (reply === null) return null;
-      const packet = dnsPacket.decode(reply) as dnsPacket.DecodedPacket & { rcode?: string };
-      if (packet.id !== id) continue;
-      if (packet.rcode !== 'NOERROR') return null;
-      return (packet.answers ?? []).flatMap((answer) => (answer.type === 'A' ? [String(answer.data)] : [])).sort();
-    }
-    return null;
+  dispose(): void {
+    this.allSync();
+    process.off('exit', this.onExit);
+    process.off('SIGINT', this.onSignal);
+    process.off('SIGTERM', this.onSignal);
   }
+}
 
-  export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
-    const log = options.log ?? (() => {});
-    const random = seeded(options.seed);
-    const between = (lowMs: number, highMs: number) => Math.round(lowMs + random() * (highMs - lowMs));
-    const { net } = options;
-    const feAddress = (index: number) => `${net}.${11 + index}`;
-    const undo = new Undo();
-    let etcd: EtcdServer | undefined;
-    let system: UpSystem | undefined;
-    let simulator: Simulator | undefined;
-    const socket = dgram.createSocket('udp4');
-    try {
-      etcd = await startEtcd({ address: `${net}.90` });
-      // The example as it is (heartbeat 1 s × failAfter 3, rehome 100 per second), on its own /24.
-      system = await startUp(net, { args: ['--no-tls', '--store', `${etcd.url}/dnslb-chaos/`] });
-      const url = (await readEndpoint(system.dataDir)).url;
-      const token = await readToken(system.dataDir);
-      const status = async (): Promise<PoolStatus> => (await callAdmin(url, token, 'GET', '/status')) as PoolStatus;
-      await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+/** One A query for the pool, in-process (no dig per query: 4 a second for minutes). */
+async function poolAnswer(socket: dgram.Socket, server: { address: string; port: number }): Promise<string[] | null> {
+  const id = Math.floor(Math.random() * 0xffff);
+  socket.send(dnsPacket.encode({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name: 'pool01.contoso.com' }] }), server.port, server.address);
+  const deadline = Date.now() + 1000;
+  while (Date.now() < deadline) {
+    const reply = await Promise.race([once(socket, 'message').then(([message]) => message as Buffer), sleep(deadline - Date.now()).then(() => null)]);
+    if (reply === null) return null;
+    const packet = dnsPacket.decode(reply) as dnsPacket.DecodedPacket & { rcode?: string };
+    if (packet.id !== id) continue;
+    if (packet.rcode !== 'NOERROR') return null;
+    return (packet.answers ?? []).flatMap((answer) => (answer.type === 'A' ? [String(answer.data)] : [])).sort();
+  }
+  return null;
+}
 
-      simulator = new Simulator({
-        domain: 'contoso.com',
-        dnsServers: [`${system.dns.address}:${system.dns.port}`],
-        users: options.users,
-        callsPerMinute: options.callsPerMinute,
-        callHoldMs: 10_000,
-        random: seeded(options.seed + 1),
-        // A dead flow is noticed within ~20 s (the simulator's defaults: keep-alive 30 s, pong 10 s) — shorter here.
-        userAgent: { keepAliveIntervalMs: 10_000, pongTimeoutMs: 5000 },
-      });
-      simulator.start();
-      const sim = simulator;
-      const everyone = () => sim.summary().registered === options.users;
-      for (const deadline = Date.now() + 120_000; !everyone(); ) {
-        if (Date.now() > deadline) throw new Error(`not every user signed in within 120 s: ${JSON.stringify(sim.summary())}`);
-        await sleep(500);
-      }
-      log(`chaos: ${options.users} users signed in; faults for ${Math.round(options.durationMs / 1000)} s, seed ${options.seed}`);
+export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
+  const log = options.log ?? (() => {});
+  const random = seeded(options.seed);
+  const between = (lowMs: number, highMs: number) => Math.round(lowMs + random() * (highMs - lowMs));
+  const { net } = options;
+  const feAddress = (index: number) => `${net}.${11 + index}`;
+  const undo = new Undo();
+  let etcd: EtcdServer | undefined;
+  let system: UpSystem | undefined;
+  let simulator: Simulator | undefined;
+  const socket = dgram.createSocket('udp4');
+  try {
+    etcd = await startEtcd({ address: `${net}.90` });
+    // The example as it is (heartbeat 1 s × failAfter 3, rehome 100 per second), on its own /24.
+    system = await startUp(net, { args: ['--no-tls', '--store', `${etcd.url}/dnslb-chaos/`] });
+    const url = (await readEndpoint(system.dataDir)).url;
+    const token = await readToken(system.dataDir);
+    const status = async (): Promise<PoolStatus> => (await callAdmin(url, token, 'GET', '/status')) as PoolStatus;
+    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
 
-      // --- what is faulted when: servers (by address) that may be missing from answers ---
-      const excused = new Map<string, number>(); // address → count of faults excusing it
-      const excuse = (address: string) => excused.set(address, (excused.get(address) ?? 0) + 1);
-      const forgive = (address: string) => excused.set(address, (excused.get(address) ?? 1) - 1);
-      let activeKind: string = 'none';
-      const result: ChaosResult = {
-        seed: options.seed,
-        durationMs: options.durationMs,
-        users: options.users,
-        registeredMin: options.users,
-        below99Ms: 0,
-        dropped: {},
-        failed: {},
-        failedBy: {},
-        callsAttempted: 0,
-        callsUp: 0,
-        healthyMissing: 0,
-        healthyMissingExamples: [],
-        answers: 0,
-        flaps: Object.fromEntries(FRONTENDS.map((fqdn) => [fqdn, 0])),
-        redirectLoops: 0,
-        faults: [],
-      };
-      const frontendAddresses = FRONTENDS.map((_, index) => feAddress(index));
-      let lastAnswer: string[] = frontendAddresses;
-      let running = true;
+    simulator = new Simulator({
+      domain: 'contoso.com',
+      dnsServers: [`${system.dns.address}:${system.dns.port}`],
+      users: options.users,
+      callsPerMinute: options.callsPerMinute,
+      callHoldMs: 10_000,
+      random: seeded(options.seed + 1),
+      // A dead flow is noticed within ~20 s (the simulator's defaults: keep-alive 30 s, pong 10 s) — shorter here.
+      userAgent: { keepAliveIntervalMs: 10_000, pongTimeoutMs: 5000 },
+    });
+    simulator.start();
+    const sim = simulator;
+    const everyone = () => sim.summary().registered === options.users;
+    for (const deadline = Date.now() + 120_000; !everyone(); ) {
+      if (Date.now() > deadline) throw new Error(`not every user signed in within 120 s: ${JSON.stringify(sim.summary())}`);
+      await sleep(500);
+    }
+    log(`chaos: ${options.users} users signed in; faults for ${Math.round(options.durationMs / 1000)} s, seed ${options.seed}`);
 
-      // --- DNS, 4 times a second ---
-      const digger = (async () => {
-        while (running) {
-          const startedMs = Date.now();
-          const answer = await poolAnswer(socket, system!.dns).catch(() => null);
-          if (answer !== null) {
-            result.answers++;
-            for (const [index, address] of frontendAddresses.entries()) {
-              if (answer.includes(address) !== lastAnswer.includes(address)) result.flaps[FRONTENDS[index]!]!++;
-              if (!answer.includes(address) && (excused.get(address) ?? 0) === 0) {
-                result.healthyMissing++;
-                if (result.healthyMissingExamples.length < 10) result.healthyMissingExamples.push(`${new Date().toISOString()} ${address} missing (${answer.join(' ')}) during ${activeKind}`);
-              }
+    // --- what is faulted when: servers (by address) that may be missing from answers ---
+    const excused = new Map<string, number>(); // address → count of faults excusing it
+    const excuse = (address: string) => excused.set(address, (excused.get(address) ?? 0) + 1);
+    const forgive = (address: string) => excused.set(address, (excused.get(address) ?? 1) - 1);
+    let activeKind: string = 'none';
+    const result: ChaosResult = {
+      seed: options.seed,
+      durationMs: options.durationMs,
+      users: options.users,
+      registeredMin: options.users,
+      below99Ms: 0,
+      dropped: {},
+      failed: {},
+      failedBy: {},
+      callsAttempted: 0,
+      callsUp: 0,
+      healthyMissing: 0,
+      healthyMissingExamples: [],
+      answers: 0,
+      flaps: Object.fromEntries(FRONTENDS.map((fqdn) => [fqdn, 0])),
+      redirectLoops: 0,
+      faults: [],
+    };
+    const frontendAddresses = FRONTENDS.map((_, index) => feAddress(index));
+    let lastAnswer: string[] = frontendAddresses;
+    let running = true;
+
+    // --- DNS, 4 times a second ---
+    const digger = (async () => {
+      while (running) {
+        const startedMs = Date.now();
+        const answer = await poolAnswer(socket, system!.dns).catch(() => null);
+        if (answer !== null) {
+          result.answers++;
+          for (const [index, address] of frontendAddresses.entries()) {
+            if (answer.includes(address) !== lastAnswer.includes(address)) result.flaps[FRONTENDS[index]!]!++;
+            if (!answer.includes(address) && (excused.get(address) ?? 0) === 0) {
+              result.healthyMissing++;
+              if (result.healthyMissingExamples.length < 10) result.healthyMissingExamples.push(`${new Date().toISOString()} ${address} missing (${answer.join(' ')}) during ${activeKind}`);
             }
-            lastAnswer = answer;
           }
-          await sleep(Math.max(0, 250 - (Date.now() - startedMs)));
+          lastAnswer = answer;
         }
-      })();
+        await sleep(Math.max(0, 250 - (Date.now() - startedMs)));
+      }
+    })();
 
-      // --- the simulator, every second: registered users and call counts by the fault active ---
-      let previous: SimulationSummary = sim.summary();
-      const add = (record: Record<string, number>, key: string, count: number) => {
-        if (count > 0) record[key] = (record[key] ?? 0) + count;
-      };
-      const sampler = (async () => {
-        while (running) {
-          await sleep(1000);
-          const now = sim.summary();
-          result.registeredMin = Math.min(result.registeredMin, now.registered);
-          if (now.registered < options.users * 0.99) result.below99Ms += 1000;
-          add(result.dropped, activeKind, now.calls.dropped - previous.calls.dropped);
-          add(result.failed, activeKind, now.calls.failed - previous.calls.failed);
-          previous = now;
+    // --- the simulator, every second: registered users and call counts by the fault active ---
+    let previous: SimulationSummary = sim.summary();
+    const add = (record: Record<string, number>, key: string, count: number) => {
+      if (count > 0) record[key] = (record[key] ?? 0) + count;
+    };
+    const sampler = (async () => {
+      while (running) {
+        await sleep(1000);
+        const now = sim.summary();
+        result.registeredMin = Math.min(result.registeredMin, now.registered);
+        if (now.registered < options.users * 0.99) result.below99Ms += 1000;
+        add(result.dropped, activeKind, now.calls.dropped - previous.calls.dropped);
+        add(result.failed, activeKind, now.calls.failed - previous.calls.failed);
+        previous = now;
+      }
+    })();
+
+    /** A process killed by the fault (kill, dns): recovered only once another runs in its place. */
+    let killed: { server: string; pid: number } | null = null;
+    const recovered = async (): Promise<boolean> => {
+      if (!everyone()) return false;
+      if (frontendAddresses.some((address) => !lastAnswer.includes(address))) return false;
+      const now = await status();
+      if (killed) {
+        const { server, pid: old } = killed;
+        const pid = server === 'dns' ? now.dns?.pid : now.servers.find((entry) => entry.server === server)?.process?.pid;
+        if (pid === undefined || pid === old) return false;
+      }
+      const servers = now.servers.filter((entry) => FRONTENDS.includes(entry.server));
+      return servers.every((entry) => entry.health?.alive === 'up' && entry.health.down === 0);
+    };
+    const pidOf = async (server: string): Promise<number> => {
+      const entry = (await status()).servers.find((candidate) => candidate.server === server);
+      const pid = entry?.process?.pid;
+      if (pid === undefined) throw new Error(`${server} has no running process: ${JSON.stringify(entry?.process)}`);
+      return pid;
+    };
+
+    const endMs = Date.now() + options.durationMs;
+    const order: FaultKind[] = [];
+    while (Date.now() < endMs) {
+      await sleep(Math.min(between(5000, 15_000), Math.max(0, endMs - Date.now())));
+      if (Date.now() >= endMs) break;
+      if (order.length === 0) {
+        // A seeded shuffle of every kind: each comes once before any repeats.
+        const kinds = [...FAULT_KINDS];
+        for (let index = kinds.length - 1; index > 0; index--) {
+          const other = Math.floor(random() * (index + 1));
+          [kinds[index], kinds[other]] = [kinds[other]!, kinds[index]!];
         }
-      })();
-
-      const recovered = async (): Promise<boolean> => {
-        if (!everyone()) return false;
-        if (frontendAddresses.some((address) => !lastAnswer.includes(address))) return false;
-        const servers = (await status()).servers.filter((entry) => FRONTENDS.includes(entry.server));
-        return servers.every((entry) => entry.health?.alive === 'up' && entry.health.down === 0);
-      };
-      const pidOf = async (server: string): Promise<number> => {
-        const entry = (await status()).servers.find((candidate) => candidate.server === server);
-        const pid = entry?.process?.pid;
-        if (pid === undefined) throw new Error(`${server} has no running process: ${JSON.stringify(entry?.process)}`);
-        return pid;
-      };
-
-      const endMs = Date.now() + options.durationMs;
-      const order: FaultKind[] = [];
-      while (Date.now() < endMs) {
-        await sleep(Math.min(between(5000, 15_000), Math.max(0, endMs - Date.now())));
-        if (Date.now() >= endMs) break;
-        if (order.length === 0) {
-          // A seeded shuffle of every kind: each comes once before any repeats.
-          const kinds = [...FAULT_KINDS];
-          for (let index = kinds.length - 1; index > 0; index--) {
-            const other = Math.floor(random() * (index + 1));
-            [kinds[index], kinds[other]] = [kinds[other]!, kinds[index]!];
-          }
-          order.push(...kinds);
-        }
-        const kind = order.shift()!;
-        const index = Math.floor(random() * FRONTENDS.length);
-        const server = FRONTENDS[index]!;
-        const address = feAddress(index);
-        const holdMs = between(4000, 9000); // failAfter 3 × 1 s heartbeat = 3 s: every hold is longer
-        const record: FaultRecord = { kind, target: '', injectedAtMs: Date.now(), undoneAtMs: 0, recoveryMs: null };
-        activeKind = kind;
-        try {
+        order.push(...kinds);
+      }
+      const kind = order.shift()!;
+      const index = Math.floor(random() * FRONTENDS.length);
+      const server = FRONTENDS[index]!;
+      const address = feAddress(index);
+      const holdMs = between(4000, 9000); // failAfter 3 × 1 s heartbeat = 3 s: every hold is longer
+      const record: FaultRecord = { kind, target: '', injectedAtMs: Date.now(), undoneAtMs: 0, recoveryMs: null };
+      activeKind = kind;
+      try {
         switch (kind) {
           case 'kill': {
             record.target = server;
             excuse(address);
-            process.kill(await pidOf(server), 'SIGKILL');
+            killed = { server, pid: await pidOf(server) };
+            process.kill(killed.pid, 'SIGKILL');
             break;
           }
           case 'stop': {
@@ -362,6 +374,7 @@ class Undo {
             record.target = 'dns1.contoso.com';
             const pid = (await status()).dns?.pid;
             if (pid === undefined) throw new Error('the DNS server has no running process');
+            killed = { server: 'dns', pid };
             process.kill(pid, 'SIGKILL');
             break;
           }
@@ -387,6 +400,7 @@ class Undo {
         }
         await sleep(250);
       }
+      killed = null;
       if (kind === 'kill' || kind === 'stop' || kind === 'isolate') forgive(address);
       activeKind = 'none';
       result.faults.push(record);
