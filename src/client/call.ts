@@ -92,9 +92,12 @@ export class Call extends EventEmitter<CallEvents> {
 
   /** The flow closing ends the call, as long as the call is still on it. */
   private watch(flow: ClientFlow): void {
-    flow.once('close', () => {
+    const onClose = () => {
       if (flow === this.flow) this.end('flow-closed');
-    });
+    };
+    flow.once('close', onClose);
+    // One flow carries many calls over its life: each takes its listener away when it ends.
+    this.once('ended', () => flow.off('close', onClose));
   }
 
   /** The flow the call is on now. */

@@ -78,7 +78,7 @@ describe('the pool across hosts: one network namespace per server, etcd and DNS 
       while (digging) {
         const startedMs = Date.now();
         try {
-          const result = await dig(DNS, ['pool01.contoso.com', 'A']);
+          const result = await dig(DNS, ['pool01.contoso.com', 'A'], net!.rootAddress);
           if (result.status === 'NOERROR') answers.push({ atMs: Date.now(), addresses: result.answer.map((record) => record.data).sort() });
         } catch {
           // a lost datagram: no answer is not an answer without a server
