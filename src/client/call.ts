@@ -6,6 +6,7 @@ import type { DnslbError } from '../shared/errors.ts';
 import { callId, contacts, from, recordRoutes, to } from '../sip/headers.ts';
 import { headerValue, headerValues, type Header, type SipRequest, type SipResponse } from '../sip/message.ts';
 import { formatUri } from '../sip/uri.ts';
+import { limits } from '../shared/limits.ts';
 import { randomToken, type ClientFlow } from './session.ts';
 
 export type CallState = 'calling' | 'ringing' | 'up' | 'ended' | 'failed';
@@ -29,6 +30,12 @@ export interface CallContext {
   readonly random: Random;
   /** Our Contact URI on the current flow. */
   contactUri(): string;
+  /**
+   * An INVITE of ours was answered 301/302 (a draining registrar sends us on, DESIGN §1): move the
+   * registration to the Contacts given and resolve with the flow to place the call on again, or null
+   * when the move failed. Absent: a 3xx fails the call.
+   */
+  redirected?(response: SipResponse, flow: ClientFlow): Promise<ClientFlow | null>;
 }
 
 /** A tiny SDP offer/answer (RFC 4566): enough for a peer that insists on a body; no media flows. */
@@ -56,7 +63,10 @@ export class Call extends EventEmitter<CallEvents> {
   private routeSet: string[] = [];
   private localSeq = 1;
   private readonly context: CallContext;
-  private readonly flow: ClientFlow;
+  /** The flow the dialog runs on; an INVITE that was redirected moves it once, before any dialog exists. */
+  private flow: ClientFlow;
+  /** 301/302 answers to our INVITE followed so far (at most limits.clientRedirectsMax, as for REGISTER). */
+  private redirects = 0;
   private invite: { branch: string; headers: Header[] } | null = null;
   private incomingInvite: SipRequest | null = null;
   private cancelWanted = false;
@@ -77,7 +87,22 @@ export class Call extends EventEmitter<CallEvents> {
     this.remoteUri = remoteUri;
     this.remoteTarget = remoteUri;
     this.state = 'calling';
-    flow.once('close', () => this.end('flow-closed'));
+    this.watch(flow);
+  }
+
+  /** The flow closing ends the call, as long as the call is still on it. */
+  private watch(flow: ClientFlow): void {
+    const onClose = () => {
+      if (flow === this.flow) this.end('flow-closed');
+    };
+    flow.once('close', onClose);
+    // One flow carries many calls over its life: each takes its listener away when it ends.
+    this.once('ended', () => flow.off('close', onClose));
+  }
+
+  /** The flow the call is on now. */
+  get currentFlow(): ClientFlow {
+    return this.flow;
   }
 
   /** The dialog key the user agent routes in-dialog requests by. */
@@ -225,6 +250,14 @@ export class Call extends EventEmitter<CallEvents> {
     if (response.status >= 300) {
       // §17.1.1.3: the ACK of a non-2xx belongs to the INVITE transaction (same branch, To with tag).
       this.sendAck(this.invite!.branch, [{ name: 'To', value: headerValue(response, 'To') ?? `<${this.remoteUri}>` }]);
+      if ((response.status === 301 || response.status === 302) && this.context.redirected && !this.cancelWanted && this.redirects < limits.clientRedirectsMax) {
+        this.redirects++;
+        this.remoteTag = null;
+        // Being set up again: a hang-up meanwhile cancels the retry (cancelWanted), not the old transaction.
+        this.state = 'calling';
+        void this.followRedirect(response);
+        return;
+      }
       this.end(response.status === 487 ? 'cancelled' : 'rejected', response.status, response.reason);
       return;
     }
@@ -238,6 +271,28 @@ export class Call extends EventEmitter<CallEvents> {
     this.emit('up');
     // The caller asked to hang up before the answer: the 2xx must still be ACKed, then BYE (§15).
     if (this.cancelWanted) this.sendBye();
+  }
+
+  /**
+   * §8.1.3.4: a 3xx to our INVITE names where to try again. The server that sent it is our registrar
+   * (draining), so the user agent moves the registration first, then the INVITE goes out again on
+   * the new flow: same Call-ID and From tag, next CSeq, new branch.
+   */
+  private async followRedirect(response: SipResponse): Promise<void> {
+    const moved = await this.context.redirected!(response, this.flow).catch(() => null);
+    if (this.endedInfo) return;
+    if (this.cancelWanted) {
+      this.end('cancelled', response.status, 'cancelled while following a redirect');
+      return;
+    }
+    if (!moved || moved.closed) {
+      this.end('rejected', response.status, `${response.reason}; moving to the Contact failed`);
+      return;
+    }
+    this.flow = moved;
+    this.watch(moved);
+    this.localSeq++;
+    this.sendInvite();
   }
 
   private sendAck(branch: string | undefined, toOverride: Header[]): void {

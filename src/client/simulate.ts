@@ -106,13 +106,16 @@ export interface SimulationSummary {
   deactivations: number;
   flowDeaths: number;
   signInFailures: { modern: number; legacy: number };
+  /** Sign-ins given up because the servers redirected more than limits.clientRedirectsMax times (DESIGN §3: must stay 0). */
+  redirectLoops: number;
   /**
    * attempted: placed; up: answered; failed: ended before it was answered (not counting calls cut by the
    * end of the run); dropped: ended after it was up other than by a BYE; byeOk / byeFailed: our BYEs
    * answered 2xx / otherwise (or not at all). failedBy: the failed setups by how they ended, final
-   * status and reason phrase (e.g. "rejected 480 User not registered", "timeout"), with their count.
+   * status and reason phrase (e.g. "rejected 480 User not registered", "timeout"), with their count;
+   * byeFailedBy: the failed BYEs by final status ("no answer" when none came).
    */
-  calls: { attempted: number; up: number; failed: number; dropped: number; byeOk: number; byeFailed: number; inProgress: number; failedBy: Record<string, number>; toNumbers: number };
+  calls: { attempted: number; up: number; failed: number; dropped: number; byeOk: number; byeFailed: number; inProgress: number; failedBy: Record<string, number>; byeFailedBy: Record<string, number>; toNumbers: number };
 }
 
 export interface UserReport {
@@ -169,9 +172,11 @@ export class Simulator {
   private readonly timers = new Set<Timer>();
   private readonly failureReasons = { modern: {} as Record<string, number>, legacy: {} as Record<string, number> };
   private readonly signInFailures = { modern: 0, legacy: 0 };
+  private redirectLoops = 0;
   private readonly calls = { attempted: 0, up: 0, failed: 0, dropped: 0, byeOk: 0, byeFailed: 0, toNumbers: 0 };
   private readonly domains: readonly string[];
   private readonly failedBy = new Map<string, number>();
+  private readonly byeFailedBy = new Map<string, number>();
   private readonly liveCalls = new Set<Call>();
   private startedAtMs = 0;
   private stopped = false;
@@ -344,7 +349,8 @@ export class Simulator {
       deactivations: 0,
       flowDeaths: 0,
       signInFailures: { ...this.signInFailures },
-      calls: { ...this.calls, inProgress: this.liveCalls.size, failedBy: Object.fromEntries(this.failedBy) },
+      redirectLoops: this.redirectLoops,
+      calls: { ...this.calls, inProgress: this.liveCalls.size, failedBy: Object.fromEntries(this.failedBy), byeFailedBy: Object.fromEntries(this.byeFailedBy) },
     };
     for (const { agent } of this.users) {
       if (agent.state !== 'idle') summary.started++;
@@ -425,6 +431,7 @@ export class Simulator {
     agent.on('registrationFailed', ({ error }) => {
       const kind = legacy ? 'legacy' : 'modern';
       this.signInFailures[kind]++;
+      if (/redirected the registration a \d+th time/.test(error.message)) this.redirectLoops++;
       // CLIENT_CONNECT says how the addresses failed (refused: server down; timeout: host gone).
       const attempts = (error as { attempts?: { outcome: string }[] }).attempts;
       const reason = attempts ? `${error.code} (${[...new Set(attempts.map((attempt) => attempt.outcome))].join(', ')})` : error.code;
@@ -484,7 +491,11 @@ export class Simulator {
     });
     call.once('byeAnswered', (status) => {
       if (status !== null && status >= 200 && status < 300) this.calls.byeOk++;
-      else this.calls.byeFailed++;
+      else {
+        this.calls.byeFailed++;
+        const why = status === null ? 'no answer' : String(status);
+        this.byeFailedBy.set(why, (this.byeFailedBy.get(why) ?? 0) + 1);
+      }
     });
     call.once('ended', ({ how, status, detail }) => {
       this.liveCalls.delete(call);

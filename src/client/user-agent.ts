@@ -13,7 +13,7 @@ import { Flow } from '../sip/flow.ts';
 import { callId, contacts, from, type Contact } from '../sip/headers.ts';
 import { headerValue, type Header, type SipRequest, type SipResponse } from '../sip/message.ts';
 import { formatUri, isSipUri, parseUri, uriParam, type SipUri } from '../sip/uri.ts';
-import { Call, dialogKeyOf } from './call.ts';
+import { Call, dialogKeyOf, type CallContext } from './call.ts';
 import { connectWithFailover, type Attempt, type ClientMode, type ConnectOptions, type Connected, type Endpoint } from './connect.ts';
 import type { Discovery, SipTransportName } from './discover.ts';
 import {
@@ -142,6 +142,9 @@ function contactKey(uri: SipUri): string {
   return `${uri.user ?? ''}@${uri.host.toLowerCase()}:${uri.port ?? ''}`;
 }
 
+/** How long a flow we moved away from stays open after its last call ended. */
+const RETIRED_FLOW_LINGER_MS = 2000; // 2 s
+
 export class UserAgent extends EventEmitter<UserAgentEvents> {
   readonly aor: string;
   readonly mode: ClientMode;
@@ -174,6 +177,10 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
   /** The server whose flow died, until we are registered again (to count a failover, and to try it last). */
   private lostServer: string | null = null;
   private readonly calls = new Map<string, Call>();
+  /** Calls on a flow we moved away from, until they no longer need it (retire()). */
+  private readonly closing = new Set<Call>();
+  /** Flows we moved away from that still carry calls (closed by stop()). */
+  private readonly retired = new Set<ClientFlow>();
 
   constructor(options: UserAgentOptions) {
     super();
@@ -219,6 +226,7 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
       timer?.cancel();
       flow.close();
     }
+    for (const retired of this.retired) retired.close();
   }
 
   /** Places a call to another user; CLIENT_CALL when not registered. */
@@ -256,8 +264,76 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
     return this.calls.size;
   }
 
-  private callContext() {
-    return { aor: this.aor, clock: this.clock, random: this.random, contactUri: () => this.contactUri(this.active, true) };
+  private callContext(): CallContext {
+    return {
+      aor: this.aor,
+      clock: this.clock,
+      random: this.random,
+      contactUri: () => this.contactUri(this.active, true),
+      redirected: (response, flow) => this.moveForCall(response, flow),
+    };
+  }
+
+  /**
+   * Our INVITE on `flow` was answered 301/302: the registrar is draining and names the user's next
+   * servers. Sign in at those Contacts (the REGISTER follows redirects as usual), keep the old flow
+   * open while calls are still up on it, and give the caller the new flow. When the registration
+   * already moved meanwhile (a `deactivated` NOTIFY), the call goes on the flow we are on now.
+   */
+  private async moveForCall(response: SipResponse, flow: ClientFlow): Promise<ClientFlow | null> {
+    if (this.state === 'registering') await this.settledSignIn();
+    if (this.active && this.active !== flow && this.state === 'registered') return this.active;
+    if (this.active !== flow || this.state !== 'registered') return null;
+    const list = contacts(response);
+    if (list === '*' || list.length === 0) return null;
+    this.stats.redirects++;
+    await this.signIn({ redirect: list });
+    return this.state === 'registered' && this.active !== flow ? this.active : null;
+  }
+
+  /** Resolves when the sign-in under way has ended, one way or the other. */
+  private settledSignIn(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        this.off('registered', done);
+        this.off('registrationFailed', done);
+        resolve();
+      };
+      this.on('registered', done);
+      this.on('registrationFailed', done);
+    });
+  }
+
+  /** A flow we moved away from: closed now, or once the last call still on it has ended (and its BYE was answered). */
+  private retire(flow: ClientFlow): void {
+    const busy = (call: Call) => call.currentFlow === flow && ((call.state !== 'ended' && call.state !== 'failed') || call.byeStatus === undefined && call.ended?.how === 'bye-sent');
+    const onIt = () => [...this.calls.values(), ...this.closing].filter(busy);
+    // Closed a moment after the last call ended: the answer to a BYE we received must reach the server
+    // first (a socket closed at once may lose it, and the server would answer the caller 503).
+    const closeWhenIdle = () => {
+      if (flow === this.active || flow.closed || onIt().length > 0) return;
+      this.clock.setTimer(RETIRED_FLOW_LINGER_MS, () => {
+        if (flow !== this.active && onIt().length === 0) flow.close();
+      });
+    };
+    if (onIt().length === 0) {
+      flow.close();
+      return;
+    }
+    this.retired.add(flow);
+    flow.once('close', () => this.retired.delete(flow));
+    for (const call of onIt()) {
+      // A call leaves `calls` when it ends; until its BYE is answered it still needs the flow.
+      this.closing.add(call);
+      call.once('ended', ({ how }) => {
+        if (how !== 'bye-sent') this.closing.delete(call);
+        closeWhenIdle();
+      });
+      call.once('byeAnswered', () => {
+        this.closing.delete(call);
+        closeWhenIdle();
+      });
+    }
   }
 
   private track(call: Call): void {
@@ -284,7 +360,7 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
    * One sign-in: on `flow` when given (a refresh, or after `deactivated`: the server's 3xx moves us),
    * else through discovery, trying the addresses in DNS order (the server that just failed last).
    */
-  private async signIn(trigger: { flow?: ClientFlow; refresh?: boolean }): Promise<void> {
+  private async signIn(trigger: { flow?: ClientFlow; refresh?: boolean; redirect?: readonly Contact[] }): Promise<void> {
     const serial = ++this.runSerial;
     const previous = this.active;
     this.active = null;
@@ -293,7 +369,19 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
     const errors: DnslbError[] = [];
     let result: Registered | null = null;
     try {
-      if (trigger.flow && !trigger.flow.closed) {
+      if (trigger.redirect) {
+        // A 3xx to a request of ours (not a REGISTER) named where to go: sign in there first.
+        try {
+          const targets = await this.endpointsOf(orderRedirectContacts(trigger.redirect));
+          if (targets.length === 0) throw new DnslbError('CLIENT_REGISTER', 'a redirect without a usable Contact');
+          const connected = await this.connectTo(targets);
+          result = await this.registerFrom(this.wrap(connected), connected.attempts, serial);
+        } catch (error) {
+          errors.push(toSipError(error));
+        }
+        if (result && previous && previous !== result.flow) this.retire(previous);
+        else if (!result && previous) previous.close();
+      } else if (trigger.flow && !trigger.flow.closed) {
         try {
           result = await this.registerFrom(trigger.flow, [], serial);
         } catch (error) {
@@ -385,7 +473,8 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
 
   /**
    * REGISTERs on `flow`, following 301/302 Contacts in q order, at most limits.clientRedirectsMax
-   * times (DESIGN §3: no redirect loops). Closes the flows it leaves behind; throws when it fails.
+   * times (DESIGN §3: no redirect loops). Closes the flows it leaves behind once registered (retire():
+   * after the calls still on them), all of them when it fails; throws when it fails.
    */
   private async registerFrom(flow: ClientFlow, attempts: Attempt[], serial: number): Promise<Registered> {
     let current = flow;
@@ -393,6 +482,7 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
     let expiresS = this.options.expiresS ?? 3600;
     let challenges = 0;
     const allAttempts = [...attempts];
+    const leftBehind: ClientFlow[] = [];
     try {
       for (let intervalRetried = false; ; ) {
         const headers = this.registerHeaders(current, expiresS);
@@ -401,7 +491,10 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
         const response = await current.request({ method: 'REGISTER', uri: `sip:${this.domain}`, headers }).response;
         this.emit('trace', `REGISTER → ${current.remote}: ${response.status} ${response.reason}${headerValue(response, 'X-Registrar-Mode') ? ` (X-Registrar-Mode: ${headerValue(response, 'X-Registrar-Mode')})` : ''}`);
         if (serial !== this.runSerial) throw new DnslbError('CLIENT_REGISTER', 'superseded');
-        if (response.status >= 200 && response.status < 300) return { flow: current, response, redirects, attempts: allAttempts };
+        if (response.status >= 200 && response.status < 300) {
+          for (const flow of leftBehind.splice(0)) this.retire(flow);
+          return { flow: current, response, redirects, attempts: allAttempts };
+        }
         if (response.status === 301 || response.status === 302) {
           redirects++;
           this.stats.redirects++;
@@ -412,9 +505,10 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
           if (`${targets[0]!.address}:${targets[0]!.port}` === current.remote) continue; // redirected to itself: ask again, it counts
           const connected = await this.connectTo(targets);
           allAttempts.push(...connected.attempts);
-          const next = this.wrap(connected);
-          current.close();
-          current = next;
+          // Make before break: the flow we leave stays open until the next server has registered us, so a
+          // draining server still holding our binding keeps delivering calls to us meanwhile.
+          leftBehind.push(current);
+          current = this.wrap(connected);
           continue;
         }
         // RFC 3261 §22: a registrar that authenticates answers 401 with a challenge; answer it once. The
@@ -436,6 +530,7 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
       }
     } catch (error) {
       current.close();
+      for (const flow of leftBehind) flow.close();
       throw error;
     }
   }

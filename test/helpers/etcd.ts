@@ -59,13 +59,16 @@ async function healthOverTls(url: string, tls: EtcdTlsFiles): Promise<boolean> {
   });
 }
 
-/** Starts etcd and resolves once it serves a request over its client URL. */
-export async function startEtcd(options: { address?: string; tls?: EtcdTlsFiles } = {}): Promise<EtcdServer> {
+/**
+ * Starts etcd and resolves once it serves a request over its client URL. `netns`: inside that network
+ * namespace (a test's own, fresh one: etcd's usual ports 2379/2380 are free there), on `address`.
+ */
+export async function startEtcd(options: { address?: string; tls?: EtcdTlsFiles; netns?: string } = {}): Promise<EtcdServer> {
   const address = options.address ?? ETCD_TEST_ADDRESS;
   const tls = options.tls;
   const dataDir = await mkdtemp(join(tmpdir(), 'dnslb-etcd-'));
-  const clientPort = await freePort(address);
-  let peerPort = await freePort(address);
+  const clientPort = options.netns ? 2379 : await freePort(address);
+  let peerPort = options.netns ? 2380 : await freePort(address);
   while (peerPort === clientPort) peerPort = await freePort(address);
   const clientUrl = `${tls ? 'https' : 'http'}://${address}:${clientPort}`;
   const peerUrl = `http://${address}:${peerPort}`;
@@ -85,7 +88,7 @@ export async function startEtcd(options: { address?: string; tls?: EtcdTlsFiles 
   ];
   let running: Running | undefined;
   const launch = async (): Promise<void> => {
-    const child = start('etcd', args);
+    const child = start('etcd', args, options.netns ? { netns: options.netns } : {});
     running = child;
     server.process = child;
     // The client port accepting a connection is not enough: etcd answers /health once it serves.

@@ -19,8 +19,13 @@ export async function stopAll(): Promise<void> {
   await Promise.all([...running].map((process) => process.stop()));
 }
 
-export function start(command: string, args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; taskset?: string } = {}): Running {
-  const [file, argv] = options.taskset ? ['taskset', ['-c', options.taskset, command, ...args]] : [command, [...args]];
+/**
+ * `netns`: run inside that network namespace (`ip netns exec NS …`, which execs the command: the PID
+ * is the command's own).
+ */
+export function start(command: string, args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; taskset?: string; netns?: string } = {}): Running {
+  const [pinned, pinnedArgs] = options.taskset ? ['taskset', ['-c', options.taskset, command, ...args]] : [command, [...args]];
+  const [file, argv] = options.netns ? ['ip', ['netns', 'exec', options.netns, pinned, ...pinnedArgs]] : [pinned, pinnedArgs];
   const child = spawn(file, argv, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
   if (child.pid === undefined) throw new Error(`could not start ${command}`);
   let output = '';

@@ -169,9 +169,10 @@ describe('the whole system', () => {
     const report = JSON.parse(await readFile(file, 'utf8')) as Report & { totals: { calls: { dropped: number; byeOk: number; byeFailed: number; failedBy: Record<string, number> } } };
     assert.equal(report.totals.calls.dropped, 0, JSON.stringify(report.totals.calls));
     assert.equal(report.totals.calls.byeFailed, 0, JSON.stringify(report.totals.calls));
-    // Failed setups are counted with their reason (a caller still on the draining server is answered
-    // 302, which the simulated client does not follow yet): printed, not asserted.
+    // No call setup fails either: a caller still on the draining server is answered 302 and places the
+    // call again from its next server; a callee still there gets it through the flow it holds.
     console.log(`# drain under the simulator: ${report.totals.calls.failed} of ${report.totals.calls.attempted} call setups failed ${JSON.stringify(report.totals.calls.failedBy)}`);
+    assert.equal(report.totals.calls.failed, 0, JSON.stringify(report.totals.calls));
     assert.ok(report.totals.calls.byeOk > 0 && report.totals.calls.up > upAtDrain, JSON.stringify(report.totals.calls));
     assert.equal(report.totals.registered, 150);
     assert.equal(report.totals.registeredPerServer[`${NET}.12:5060`], undefined, 'nobody is on the drained server');
