@@ -6,6 +6,7 @@ import { loadavg } from 'node:os';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePortPair, REPO, startPool, type RunningPool } from '../test/helpers/frontend-pool.ts';
@@ -339,11 +340,24 @@ async function measureDnslbSecure(certificates: Certificates): Promise<SecureRat
   return { tls, signIn: await signIns(false), signInDigest: await signIns(true) };
 }
 
+/** Whether a TCP connection to host:port is accepted (then closed at once). */
+function accepts(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port }, () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.on('error', () => resolve(false));
+  });
+}
+
 async function withKamailio<T>(port: number, features: KamailioFeatures, run: (kamailio: Running) => Promise<T>): Promise<T> {
   rmSync(join(OUT, 'kamailio.pid'), { force: true });
   const kamailio = startKamailio(port, features);
   try {
     await waitUntil('kamailio pid file', () => existsSync(join(OUT, 'kamailio.pid')), { process: kamailio });
+    // Listening on every port it was given (its TLS port can come later than the pid file on a busy machine).
+    for (const listening of [port, ...(features.tls ? [features.tls.port] : [])]) await waitUntil(`kamailio listening on ${listening}`, () => accepts(KAMAILIO_ADDRESS, listening), { process: kamailio, timeoutMs: 30_000 });
     await sleep(500);
     return await run(kamailio);
   } finally {
