@@ -206,7 +206,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   try {
     etcd = await startEtcd({ address: `${net}.90` });
     // The example as it is (heartbeat 1 s × failAfter 3, rehome 100 per second), on its own /24.
-    system = await startUp(net, { args: ['--no-tls', '--store', `${etcd.url}/dnslb-chaos/`] });
+    system = await startUp(net, { args: ['--store', `${etcd.url}/dnslb-chaos/`] });
     const url = (await readEndpoint(system.dataDir)).url;
     const token = await readToken(system.dataDir);
     const status = async (): Promise<PoolStatus> => (await callAdmin(url, token, 'GET', '/status')) as PoolStatus;

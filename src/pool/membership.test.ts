@@ -270,6 +270,21 @@ test('consensus: a peer down here but seen up by another member stays a home (a 
   assert.equal(isAvailable(vouched, FE3), false);
 });
 
+test('a server that left the topology hands its users to peers the consensus sees up, though its own probes go unanswered', async () => {
+  // Its former peers no longer recognise it (mutual TLS: not a server of the published topology): its
+  // heartbeat holds fe3 down as it would a lost peer; fe2 and fe3 report each other up.
+  const heartbeat = await fe3LostAfterAnswering();
+  const FE3 = 'fe3.contoso.com';
+  const at = (reporter: string, server: string, state: LivenessRecord['state']): LivenessRecord => ({ reporter, server, state, atMs: 1000, ttlMs: 3000, topologyVersion: 2 });
+  const upByPool = consensus(POOL, [at('fe2.contoso.com', 'fe2.contoso.com', 'active'), at('fe2.contoso.com', FE3, 'active'), at(FE3, FE3, 'active'), at(FE3, 'fe2.contoso.com', 'active')], 1500);
+  const member = withConsensus(createMembership({ self: SELF, members: POOL, heartbeat: heartbeat.view() }), upByPool);
+  assert.equal(isMovable(member, FE3), false, 'a member: its own heartbeat decides (a partition of this pair)');
+  const removed = withConsensus(withRemovedFromTopology(createMembership({ self: SELF, members: POOL, heartbeat: heartbeat.view() })), upByPool);
+  assert.equal(isMovable(removed, FE3), true, 'left the topology: the consensus decides');
+  const downByPool = consensus(POOL, [at('fe2.contoso.com', 'fe2.contoso.com', 'active'), at('fe2.contoso.com', FE3, 'down'), at(FE3, FE3, 'active')], 1500);
+  assert.equal(isMovable(withConsensus(removed, downByPool), FE3), false, 'and not when the pool sees it down');
+});
+
 test('isRoutable: this pool by the heartbeat, other pools by their own pool\'s consensus; admin states for all', async () => {
   const heartbeat = await heartbeatAfter(POOL, { 'fe2.contoso.com': 'active' }, 3);
   const records: LivenessRecord[] = [];

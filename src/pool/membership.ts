@@ -125,7 +125,10 @@ export function isMovable(table: Membership, fqdn: string): boolean {
   if (table.adminUnavailable.has(fqdn) || !isMember(table, fqdn)) return false;
   const health = table.heartbeat.get(fqdn);
   if (!health || health.unknown) return false;
-  return isAvailableState(health.state);
+  // A server that left the topology is no longer a server to its former peers (mutual TLS recognises
+  // only servers of the published topology): they answer its probes as a client's, without their state,
+  // and its heartbeat soon holds them down. Where its users may go is then the pool's word, the consensus.
+  return isAvailableState(health.state) || (table.removedFromTopology && seenUpByOthers(table, fqdn));
 }
 
 /**

@@ -68,7 +68,13 @@ describe('the pool across hosts: one network namespace per server, etcd and DNS 
     const published = await dnslb('topology', 'publish', file, '--store', url, '--comment', 'three hosts');
     assert.equal(published.code, 0, published.stderr);
     for (const [index, fqdn] of SERVERS.entries()) {
-      const node = net.spawn(`fe${index + 1}`, process.execPath, ['bin/dnslb.js', 'node', '--store', url, '--server', fqdn, '--log-level', 'warn'], { cwd: REPO });
+      // As README "Distributed mode" says: each node gets its certificate from `dnslb certs issue` where
+      // the pool CA is (here the test's data dir), and links to the others over mutual TLS.
+      const issued = await dnslb('--data-dir', join(dir, 'ca'), 'certs', 'issue', '--server', fqdn, '--store', url, '--json');
+      assert.equal(issued.code, 0, issued.stderr);
+      const files = JSON.parse(issued.stdout) as { certFile: string; keyFile: string; caFile: string };
+      const tls = ['--tls-cert', files.certFile, '--tls-key', files.keyFile, '--tls-ca', files.caFile];
+      const node = net.spawn(`fe${index + 1}`, process.execPath, ['bin/dnslb.js', 'node', '--store', url, '--server', fqdn, ...tls, '--log-level', 'warn'], { cwd: REPO });
       nodes.push(node);
       await waitUntil(`${fqdn} listening`, () => /listening/.test(node.output()), { process: node, timeoutMs: 30_000 });
     }
