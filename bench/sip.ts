@@ -25,7 +25,10 @@ const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
  */
 const ONLY = process.env['BENCH_SIP_ONLY'];
 const SERVER_REPO = process.env['BENCH_SIP_REPO'];
-/** BENCH_SIP_ONLY=secure: only the TLS and digest rows (their own section of RESULTS.md). */
+/**
+ * BENCH_SIP_ONLY=secure: only the TLS and digest rows (their own section of RESULTS.md);
+ * BENCH_SIP_ONLY=plain: only the TCP rows and memory (the section "SIP: dnslb server vs Kamailio").
+ */
 const SERVER_CORE = '0';
 const LOAD_CORE = '1';
 const DNSLB_ADDRESS = '127.0.6.200';
@@ -515,7 +518,7 @@ Run with \`npm run bench:sip\` (BENCH_SECONDS to change the duration of a run, B
 `;
   await writeSection('SIP: dnslb server vs Kamailio', section);
   console.log(section);
-  await secureSection(kamailioPort);
+  if (ONLY !== 'plain') await secureSection(kamailioPort);
 }
 
 await main();
