@@ -2,7 +2,7 @@
 //   cli  `dnslb --help` and `dnslb topology validate examples/contoso.yaml`, each timed by hyperfine
 //        (Debian's hyperfine; the part is skipped, and says so, where it is missing);
 //   up   `dnslb up` on the example topology (moved onto 127.0.21.x): from the spawn until the DNS
-//        answers the pool name, and until every SIP server (frontend, director, mediation) answers
+//        answers the pool name, and until every SIP server (frontend, director, mediation, edge: on its internal address) answers
 //        OPTIONS over TCP and over TLS; each run twice: a first start in a fresh data dir (it
 //        publishes the topology and makes the TLS certificates), then a restart on that data dir.
 // Run: npm run bench:startup [-- --runs N] [-- --bin PATH]  (PATH: another checkout's bin/dnslb.js,
@@ -18,6 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect as tlsConnect } from 'node:tls';
 import dnsPacket from 'dns-packet';
+import { RUNNABLE_KINDS } from '../src/cli/commands/certs.ts';
 import { parseFile } from '../src/topology/parse.ts';
 import { REPO } from '../test/helpers/dns-process.ts';
 import { freePort } from '../test/helpers/free-port.ts';
@@ -33,7 +34,6 @@ const argument = (name: string, fallback: string) => {
 const RUNS = Number(argument('runs', '5'));
 const BIN = argument('bin', join(REPO, 'bin/dnslb.js'));
 const POLL_MS = 10;
-const RUNNABLE_KINDS = new Set(['frontend', 'director', 'mediation']);
 /** A start that takes longer than this is reported as failed, not waited for. */
 const GIVE_UP_MS = 60_000;
 

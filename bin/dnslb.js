@@ -7,6 +7,8 @@ import { buildJs, buildStaleness } from '../scripts/build-js.js';
 
 // Stack traces name src/….ts lines through dist/dnslb.js.map.
 process.setSourceMapsEnabled(true);
-if (buildStaleness() !== undefined) await buildJs();
+// A process started by a dnslb supervisor (`dnslb up`, `dnslb node`) runs the build its parent checked:
+// all children run the same code, and each start saves the stat of every source file.
+if (process.env.DNSLB_BUILD_CHECKED !== '1' && buildStaleness() !== undefined) await buildJs();
 const { main } = await import('../dist/dnslb.js');
 process.exitCode = await main(process.argv);

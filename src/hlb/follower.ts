@@ -94,12 +94,21 @@ export class HlbFollower {
    */
   async prepare(version: PublishedVersion): Promise<HlbChild[]> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const pools = hlbPools(version.topology);
+    const configFileOf = (pool: Pool) => join(this.dir, `${pool.fqdn}.cfg`);
+    const socketPathOf = (pool: Pool) => join(this.dir, `${pool.fqdn}.sock`);
+    // Every configuration written and checked by HAProxy itself before any starts; the checks run
+    // side by side (each is a process start that parses the file and its certificates).
+    await Promise.all(
+      pools.map(async (pool) => {
+        await writeFile(configFileOf(pool), haproxyConfig(version.topology, pool.fqdn, { socketPath: socketPathOf(pool), caFile: this.caFile, topologyVersion: version.version }));
+        await haproxyCheck(configFileOf(pool));
+      }),
+    );
     const children: HlbChild[] = [];
-    for (const pool of hlbPools(version.topology)) {
-      const configFile = join(this.dir, `${pool.fqdn}.cfg`);
-      const socketPath = join(this.dir, `${pool.fqdn}.sock`);
-      await writeFile(configFile, haproxyConfig(version.topology, pool.fqdn, { socketPath, caFile: this.caFile, topologyVersion: version.version }));
-      await haproxyCheck(configFile);
+    for (const pool of pools) {
+      const configFile = configFileOf(pool);
+      const socketPath = socketPathOf(pool);
       const runtime = new HaproxyRuntime(socketPath);
       const sync = new AdminSync({ runtime, pool, clock: this.options.clock, ...(this.options.logger ? { logger: this.options.logger } : {}) });
       this.instances.set(pool.fqdn, { pool, configFile, runtime, sync });

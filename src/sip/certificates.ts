@@ -2,7 +2,8 @@
 // certificate per host (subjectAltName: its DNS names and IP addresses). `dnslb up` keeps them in the
 // data dir so that a pool runs TLS out of the box; tests make throw-away ones the same way.
 import { execFile } from 'node:child_process';
-import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { access, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { DnslbError } from '../shared/errors.ts';
@@ -31,14 +32,31 @@ async function exists(file: string): Promise<boolean> {
   );
 }
 
-/** The CA in `dir` (ca.pem, ca.key), created when absent. EC P-256: fast to make, fast handshakes. */
+/** CAs being made, by directory: callers in one process that ask at once share one openssl run. */
+const makingAuthority = new Map<string, Promise<void>>();
+
+/**
+ * The CA in `dir` (ca.pem, ca.key), created when absent. EC P-256: fast to make, fast handshakes. Both
+ * files are written under temporary names and renamed, the certificate last, so a process killed
+ * half-way leaves no CA that looks whole.
+ */
 export async function ensureCertificateAuthority(dir: string, options: { name?: string; days?: number } = {}): Promise<{ caFile: string; keyFile: string }> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const caFile = join(dir, 'ca.pem');
   const keyFile = join(dir, 'ca.key');
   if (!(await exists(caFile)) || !(await exists(keyFile))) {
-    await openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'ca.key'], dir);
-    await openssl(['req', '-x509', '-new', '-key', 'ca.key', '-subj', `/CN=${options.name ?? 'dnslb CA'}`, '-days', String(options.days ?? 3650), '-out', 'ca.pem', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], dir);
+    let making = makingAuthority.get(dir);
+    if (making === undefined) {
+      making = (async () => {
+        const temporary = `.${process.pid}.tmp`;
+        await openssl(['req', '-x509', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `ca.key${temporary}`, '-subj', `/CN=${options.name ?? 'dnslb CA'}`, '-days', String(options.days ?? 3650), '-out', `ca.pem${temporary}`, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], dir);
+        await unlink(caFile).catch(() => undefined);
+        await rename(join(dir, `ca.key${temporary}`), keyFile);
+        await rename(join(dir, `ca.pem${temporary}`), caFile);
+      })().finally(() => makingAuthority.delete(dir));
+      makingAuthority.set(dir, making);
+    }
+    await making;
   }
   return { caFile, keyFile };
 }
@@ -55,10 +73,21 @@ export async function ensureCertificate(dir: string, name: string, options: { na
   // services FQDN, say) is made again, or clients checking that name would refuse it.
   const madeFor = await readFile(join(dir, `${name}.ext`), 'utf8').catch(() => undefined);
   if ((await exists(certFile)) && (await exists(keyFile)) && (madeFor === undefined || madeFor === extensions)) return { certFile, keyFile };
-  await openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', `${name}.key`], dir);
-  await openssl(['req', '-new', '-key', `${name}.key`, '-subj', `/CN=${options.names[0] ?? name}`, '-out', `${name}.csr`], dir);
+  // Made under temporary names, then the old certificate removed, the key renamed and the certificate
+  // renamed last: a process killed at any point leaves either the old pair, or a key without a
+  // certificate (made again at the next start), never a certificate with another key. The serial is
+  // random (128 bits, RFC 5280 §4.1.2.2 allows 20 octets), not a counter file next to the CA, so
+  // certificates can be made in parallel without two of them sharing one.
+  const temporary = `.${process.pid}.tmp`;
+  await openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key${temporary}`, '-subj', `/CN=${options.names[0] ?? name}`, '-out', `${name}.csr`], dir);
   await writeFile(join(dir, `${name}.ext`), extensions);
-  await openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', String(options.days ?? 825), '-extfile', `${name}.ext`, '-out', `${name}.pem`], dir);
+  const serialBytes = randomBytes(16);
+  serialBytes[0] = serialBytes[0]! & 0x7f; // a positive INTEGER
+  const serial = `0x${serialBytes.toString('hex')}`;
+  await openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', serial, '-days', String(options.days ?? 825), '-extfile', `${name}.ext`, '-out', `${name}.pem${temporary}`], dir);
+  await unlink(certFile).catch(() => undefined);
+  await rename(join(dir, `${name}.key${temporary}`), keyFile);
+  await rename(join(dir, `${name}.pem${temporary}`), certFile);
   return { certFile, keyFile };
 }
 

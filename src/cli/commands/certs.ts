@@ -5,6 +5,7 @@
 // with `dnslb node --tls-cert … --tls-key … --tls-ca …`. Servers recognise each other by these
 // certificates (mutual TLS between servers, frontend/peer-identity.ts): the subjectAltName carries the
 // server's FQDN, which must match the published topology.
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { ensureCertificate, ensureCertificateAuthority } from '../../sip/certificates.ts';
@@ -14,7 +15,6 @@ import { parseFile } from '../../topology/parse.ts';
 import type { Pool, Server, Topology } from '../../topology/schema.ts';
 import { dataDirOf, readPublished, withStoreOption } from './store-options.ts';
 
-/** Pool kinds whose servers are SIP servers dnslb runs; edge pools are DNS records only. */
 /** Pool kinds whose servers are SIP servers dnslb runs: all of them (an edge server also listens on its Access Edge address). */
 export const RUNNABLE_KINDS: ReadonlySet<string> = new Set(['frontend', 'director', 'mediation', 'edge']);
 
@@ -60,10 +60,17 @@ export async function ensureServerCertificate(topology: Topology, dataDir: strin
  * the first time and kept. Clients trust DATA/tls/ca.pem; servers present theirs to each other.
  */
 export async function ensurePoolCertificates(topology: Topology, dataDir: string): Promise<void> {
-  for (const pool of topology.pools) {
-    if (!RUNNABLE_KINDS.has(pool.kind)) continue;
-    for (const server of pool.servers) await ensureServerCertificate(topology, dataDir, server.fqdn);
-  }
+  await ensureCertificateAuthority(join(dataDir, 'tls'));
+  const servers = topology.pools.filter((pool) => RUNNABLE_KINDS.has(pool.kind)).flatMap((pool) => pool.servers.map((server) => server.fqdn));
+  // A few openssl runs at a time: a first `dnslb up` of the example makes 14 certificates, which one
+  // after another took about a second of its start.
+  const workers = Math.min(servers.length, Math.max(2, availableParallelism() * 2));
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: workers }, async () => {
+      while (next < servers.length) await ensureServerCertificate(topology, dataDir, servers[next++]!);
+    }),
+  );
 }
 
 interface IssueOptions {

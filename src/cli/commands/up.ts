@@ -69,7 +69,9 @@ function listeningOf(pattern: RegExp): (line: string) => string | undefined {
  * data dir is where each child keeps its admin endpoint and finds the token and certificates.
  */
 export function childSpecs(topology: Topology, dataDir: string, store: string, logLevel: string, tls: boolean): ChildSpec[] {
-  const env = { ...process.env, DNSLB_LOG_LEVEL: logLevel };
+  // DNSLB_BUILD_CHECKED: this process (bin/dnslb.js) has just checked that dist/ matches src/; the
+  // children skip that check and run the same build.
+  const env = { ...process.env, DNSLB_LOG_LEVEL: logLevel, DNSLB_BUILD_CHECKED: '1' };
   const node = (args: string[]) => ({ command: process.execPath, args: [BIN, '--data-dir', dataDir, ...args], env });
   const specs: ChildSpec[] = [{ name: 'dns', ...node(['dns', 'serve', '--store', store]), ready: listeningOf(/^dnslb dns: listening (.*)$/) }];
   for (const pool of topology.pools) {
