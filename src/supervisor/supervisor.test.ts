@@ -1,5 +1,7 @@
 // The supervisor with real child processes: a killed child restarts after the delay, the others keep running, stop/start by hand.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FakeClock } from '../../test/helpers/fake-clock.ts';
@@ -159,6 +161,51 @@ test('a restarted child is not ready again until it says so', async () => {
     await waitFor(supervisor, (statuses) => statuses[0]!.restarts === 1 && statuses[0]!.ready);
     assert.ok(changes.some((status) => status.state === 'restarting' && !status.ready && status.listening === undefined));
     assert.ok(changes.some((status) => status.state === 'running' && !status.ready && status.pid !== first.pid), 'running but not yet ready after the restart');
+  } finally {
+    await supervisor.shutdown();
+  }
+});
+
+/** True while a process with this PID exists (signal 0 checks without sending). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test('children end when the supervisor is killed: none is left holding the pool\'s addresses', async () => {
+  // A supervisor in a process of its own, with two children; it prints their PIDs, then is SIGKILLed.
+  const script = [
+    `import { Supervisor } from ${JSON.stringify(new URL('./supervisor.ts', import.meta.url).href)};`,
+    `const child = (name) => ({ name, command: ${JSON.stringify(process.execPath)}, args: ['-e', 'setInterval(() => {}, 1000); process.on("SIGTERM", () => process.exit(0))'] });`,
+    "const supervisor = new Supervisor([child('fe1'), child('dns')], { restartDelayMs: 100, output: () => {} });",
+    'supervisor.startAll();',
+    'setTimeout(() => console.log(JSON.stringify(supervisor.status().map((status) => status.pid))), 300);',
+    'setInterval(() => {}, 1000);',
+  ].join('\n');
+  const parent = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const [line] = (await once(parent.stdout!, 'data')) as [Buffer];
+    const pids = JSON.parse(line.toString()) as number[];
+    assert.equal(pids.length, 2);
+    assert.ok(pids.every(alive), 'both children run');
+    parent.kill('SIGKILL');
+    for (let i = 0; i < 200 && pids.some(alive); i++) await sleep(25);
+    assert.deepEqual(pids.filter(alive), [], 'no child outlived its supervisor');
+  } finally {
+    parent.kill('SIGKILL');
+  }
+});
+
+test('a command that is not installed is named in how its start ended', async () => {
+  const supervisor = new Supervisor([{ name: 'hlb', command: 'dnslb-no-such-command', args: [] }], { restartDelayMs: 60_000, output: () => {} });
+  try {
+    supervisor.startAll();
+    const [status] = await waitFor(supervisor, (statuses) => statuses[0]!.lastExit !== undefined);
+    assert.match(status!.lastExit!, /could not start: .*ENOENT/);
   } finally {
     await supervisor.shutdown();
   }

@@ -2,9 +2,12 @@
 // dies is a server failure: the others keep running, and the supervisor restarts it after
 // `restartDelayMs` (recovery). An operator can stop and start one child by hand. A child is *ready*
 // once it has said where it listens (its spec's `ready` recognises the line); `whenReady` waits for
-// every child and, when one cannot come up, says which and why.
+// every child and, when one cannot come up, says which and why. Children end with the supervisor,
+// even when it is killed (SETPRIV below).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, isAbsolute, join } from 'node:path';
 import { systemClock, type Clock, type Timer } from '../shared/clock.ts';
 import { DnslbError } from '../shared/errors.ts';
 
@@ -45,6 +48,36 @@ export interface SupervisorOptions {
   output?: (name: string, line: string) => void;
   /** SIGTERM, then SIGKILL after this. */
   stopGraceMs?: number;
+}
+
+/** Where `command` is on PATH (or itself, when it is a path), or undefined when it is not there to run. */
+function executable(command: string): string | undefined {
+  const candidates = isAbsolute(command) || command.includes('/') ? [command] : (process.env.PATH ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, command));
+  for (const candidate of candidates) {
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not this one
+    }
+  }
+  return undefined;
+}
+
+/**
+ * util-linux's setpriv (part of every Debian system), when present: a child started through
+ * `setpriv --pdeathsig TERM` is sent SIGTERM by the kernel when the supervisor dies, however it dies
+ * (SIGKILL, a crash, an out-of-memory kill). Without it, servers and HAProxy would go on running with
+ * nobody to stop them, holding the pool's addresses so that the next `dnslb up` cannot listen there.
+ */
+const SETPRIV = process.platform === 'linux' ? executable('setpriv') : undefined;
+
+/** The command line that starts `spec`: through setpriv (see SETPRIV) when it can, else as it is. */
+function commandLine(spec: ChildSpec): { command: string; args: string[] } {
+  const command = executable(spec.command);
+  // A command not found is started as it is, so that spawn's own error names it.
+  if (SETPRIV === undefined || command === undefined) return { command: spec.command, args: [...spec.args] };
+  return { command: SETPRIV, args: ['--pdeathsig', 'TERM', '--', command, ...spec.args] };
 }
 
 interface Child {
@@ -204,7 +237,8 @@ export class Supervisor {
 
   private launch(child: Child): void {
     if (this.shuttingDown || child.held) return;
-    const process_ = spawn(child.spec.command, [...child.spec.args], { env: child.spec.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const { command, args } = commandLine(child.spec);
+    const process_ = spawn(command, args, { env: child.spec.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
     child.process = process_;
     const forward = (stream: NodeJS.ReadableStream | null) => {
       let pending = '';

@@ -179,6 +179,9 @@ async function runPool(version: PublishedVersion, dataDir: string, storeSpec: st
     throw error;
   }
   await writeEndpoint(dataDir, { url, pid: process.pid, startedAtMs: Date.now() });
+  // Output that nobody reads any more (`dnslb up | head`, a terminal gone) is not a reason to stop:
+  // without this, the first write after the reader left would end this process with EPIPE.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
   // From here on a signal stops everything, even while the children are still coming up.
   const stopped = new Promise<'stopped'>((resolve) => {
     const stop = () => {
