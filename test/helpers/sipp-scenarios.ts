@@ -93,21 +93,15 @@ const AUTHORIZATION = '\n[field1]';
 const TO_SERVER = 'sip:[remote_ip]:[remote_port]';
 
 /**
- * REGISTER with digest (sipp's [authentication]): the first REGISTER gets 401, the second carries
- * the answer; a 200 ends the call, a 301 is followed to the home with the same credentials (the
- * nonce fe1 issued, good at every server of the pool). sipp 3.6 answers MD5 only: the pool must
- * offer it first (settings.auth.algorithms: [MD5, SHA-256]) and the users need MD5 hashes.
+ * After a REGISTER: a 200 ends the call, a 301 is followed once: the first Contact (the home, q=0.7)
+ * gives the address (maddr) and port, and `retry` (a REGISTER) is sent again there (setdest needs
+ * one socket per call: -t tn). `contactPattern` must match that Contact (checked); `port` replaces its
+ * port (a TLS tunnel in front of the server listens on another one). The 200 at the home says which
+ * registrar mode it gave (X-Registrar-Mode).
  */
-export function registerWithDigest(options: { contactPattern?: string; port?: number } = {}): string {
+function followingRedirect(retry: string, options: { contactPattern?: string; port?: number }): string {
   const pattern = options.contactPattern ?? 'transport=tcp';
-  return `<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="register with digest, following a redirect to the home server">
-  <send>${REGISTER(1, '', TO_SERVER)}
-  </send>
-  <recv response="401" auth="true"/>
-  <send>${REGISTER(2, AUTHORIZATION, TO_SERVER)}
-  </send>
-  <recv response="200" optional="true" next="done"/>
+  return `<recv response="200" optional="true" next="done"/>
   <recv response="301">
     <action>
       <ereg regexp="maddr=([0-9.]+)" search_in="hdr" header="Contact:" check_it="true" assign_to="m,home"/>
@@ -120,7 +114,7 @@ export function registerWithDigest(options: { contactPattern?: string; port?: nu
       <setdest host="[$home]" port="${options.port ?? '[$port]'}" protocol="tcp"/>
     </action>
   </nop>
-  <send>${REGISTER(3, AUTHORIZATION, TO_SERVER)}
+  <send>${retry}
   </send>
   <recv response="200">
     <action>
@@ -128,7 +122,24 @@ export function registerWithDigest(options: { contactPattern?: string; port?: nu
     </action>
   </recv>
   <label id="done"/>
-  <Reference variables="m,p,c,mode,port"/>
+  <Reference variables="m,p,c,mode,port"/>`;
+}
+
+/**
+ * REGISTER with digest (sipp's [authentication]): the first REGISTER gets 401, the second carries
+ * the answer; then as followingRedirect, with the same credentials at the home (the nonce fe1
+ * issued, good at every server of the pool). sipp 3.6 answers MD5 only: the pool must offer it first
+ * (settings.auth.algorithms: [MD5, SHA-256]) and the users need MD5 hashes.
+ */
+export function registerWithDigest(options: { contactPattern?: string; port?: number } = {}): string {
+  return `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="register with digest, following a redirect to the home server">
+  <send>${REGISTER(1, '', TO_SERVER)}
+  </send>
+  <recv response="401" auth="true"/>
+  <send>${REGISTER(2, AUTHORIZATION, TO_SERVER)}
+  </send>
+  ${followingRedirect(REGISTER(3, AUTHORIZATION, TO_SERVER), options)}
 </scenario>
 `;
 }
@@ -145,40 +156,13 @@ export const REGISTER_REFUSED = `<?xml version="1.0" encoding="ISO-8859-1" ?>
 </scenario>
 `;
 
-/**
- * REGISTER field0@contoso.com; a 200 ends the call, a 301 is followed once: the first Contact (the
- * home, q=0.7) gives the address (maddr) and port; the REGISTER is sent again there (setdest needs
- * one socket per call: -t tn). `contactPattern` must match that Contact (checked); `port` replaces its
- * port (a TLS tunnel in front of the server listens on another one).
- */
+/** REGISTER field0@contoso.com, following a redirect to the home server (followingRedirect). */
 export function registerFollowingRedirect(options: { contactPattern?: string; port?: number } = {}): string {
-  const pattern = options.contactPattern ?? 'transport=tcp';
   return `<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="register, following a redirect to the home server">
   <send>${REGISTER(1)}
   </send>
-  <recv response="200" optional="true" next="done"/>
-  <recv response="301">
-    <action>
-      <ereg regexp="maddr=([0-9.]+)" search_in="hdr" header="Contact:" check_it="true" assign_to="m,home"/>
-      <ereg regexp="sip:[^:;>]+:([0-9]+)" search_in="hdr" header="Contact:" check_it="true" assign_to="p,port"/>
-      <ereg regexp="${pattern}" search_in="hdr" header="Contact:" check_it="true" assign_to="c"/>
-    </action>
-  </recv>
-  <nop>
-    <action>
-      <setdest host="[$home]" port="${options.port ?? '[$port]'}" protocol="tcp"/>
-    </action>
-  </nop>
-  <send>${REGISTER(2)}
-  </send>
-  <recv response="200">
-    <action>
-      <ereg regexp="primary|backup" search_in="hdr" header="X-Registrar-Mode:" check_it="true" assign_to="mode"/>
-    </action>
-  </recv>
-  <label id="done"/>
-  <Reference variables="m,p,c,mode,port"/>
+  ${followingRedirect(REGISTER(2), options)}
 </scenario>
 `;
 }
