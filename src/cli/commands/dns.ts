@@ -24,6 +24,7 @@ import type { Store } from '../../store/store.ts';
 import { parseFile } from '../../topology/parse.ts';
 import { endpoint, type Endpoint } from '../../topology/schema.ts';
 import { DATA_DIR_DEFAULT, DATA_DIR_DESCRIPTION, DATA_DIR_FLAGS, STORE_DESCRIPTION, STORE_FLAGS, storeSpecOrDefault } from './store-options.ts';
+import { untilStopSignal } from '../../shared/stop-signal.ts';
 
 /** Opens the store a --store value names: a data directory or etcd://host:port[,host:port…][/prefix]. */
 export type OpenStore = (value: string) => Promise<Store>;
@@ -38,20 +39,6 @@ interface ServeOptions {
   udpEngine?: string;
   tsigKeyFile?: string;
   metricsListen?: string;
-}
-
-/** Resolves on SIGTERM or SIGINT. */
-function untilSignal(logger: Logger): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const stop = (signal: string): void => {
-      logger.info({ signal }, 'dns: stopping');
-      process.off('SIGTERM', stop);
-      process.off('SIGINT', stop);
-      resolve();
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-  });
 }
 
 type ServerKnobs = Omit<DnsServerOptions, 'listen' | 'answers' | 'transfers'>;
@@ -161,7 +148,7 @@ async function serveWorker(knobs: ServerKnobs): Promise<void> {
           if (process.connected) process.send?.({ kind: 'stats', stats: server.stats, openConnections: server.openConnections } satisfies WorkerMessage);
         }, statsIntervalMs).unref();
   // The primary going away (disconnect) ends a worker as SIGTERM does.
-  await Promise.race([untilSignal(knobs.logger!), new Promise<void>((resolve) => process.once('disconnect', () => resolve()))]);
+  await Promise.race([untilStopSignal(knobs.logger!, 'dns: stopping'), new Promise<void>((resolve) => process.once('disconnect', () => resolve()))]);
   clearInterval(reporting);
   await server.close();
   process.disconnect?.();
@@ -324,7 +311,7 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
       };
       if (zones.rateLimit) logRateLimit(zones.rateLimit);
       zones.onRateLimitChange(logRateLimit);
-      await untilSignal(logger);
+      await untilStopSignal(logger, 'dns: stopping');
       await metrics?.close();
       await notifier.close();
       await stopServing();

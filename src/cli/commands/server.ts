@@ -26,6 +26,7 @@ import { parseFile } from '../../topology/parse.ts';
 import { endpoint } from '../../topology/schema.ts';
 import type { WebServerState } from '../../webservices/health.ts';
 import { WebServices, webServicesPoolOf } from '../../webservices/web-services.ts';
+import { untilStopSignal } from '../../shared/stop-signal.ts';
 
 interface ServerOptions {
   topology?: string;
@@ -161,16 +162,7 @@ export function registerServer(program: Command): void {
       // The one line on stdout: tests and operators read where it listens (port 0 included).
       console.log(`dnslb server: ${server.self} listening ${where}`);
       logger.info({ tcp: bound.tcp, tls: bound.tls, admin: adminUrl || null }, 'frontend: listening');
-      await new Promise<void>((resolve) => {
-        const stop = (signal: string): void => {
-          logger.info({ signal }, 'frontend: stopping');
-          process.off('SIGTERM', stop);
-          process.off('SIGINT', stop);
-          resolve();
-        };
-        process.on('SIGTERM', stop);
-        process.on('SIGINT', stop);
-      });
+      await untilStopSignal(logger, 'frontend: stopping');
       await admin?.close();
       await web?.stop();
       await follower?.stop();
