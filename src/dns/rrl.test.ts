@@ -53,11 +53,27 @@ describe('ResponseRateLimiter', () => {
     assert.equal(tally(limiter, ip('10.0.0.1'), 10, 0)[RRL_ANSWER], 10, 'IPv4 and IPv6 never share a bucket');
   });
 
-  test('the table is bounded: a prefix whose slot was taken starts again with a full bucket', () => {
+  test('the table is bounded; prefixes that share a slot share its bucket, so alternating with a colliding prefix refills nothing', () => {
+    // Four slots: 10.0.0.1 and the addresses after it (as /32s) must collide somewhere.
     const limiter = new ResponseRateLimiter(settings({ slip: 0, ipv4PrefixLength: 32 }), 1, 4);
     assert.equal(tally(limiter, ip('10.0.0.1'), 20, 0)[RRL_ANSWER], 10);
     for (let i = 2; i < 64; i++) limiter.decide(ip(`10.0.0.${i}`), 0);
-    assert.ok(tally(limiter, ip('10.0.0.1'), 20, 0)[RRL_ANSWER] <= 10);
+    assert.equal(tally(limiter, ip('10.0.0.1'), 20, 0)[RRL_ANSWER], 0, 'its slot was taken over, not refilled');
+    // The attack: spoofed queries for a victim, interleaved with ones from a prefix in the same slot.
+    const table = new ResponseRateLimiter(settings({ slip: 0, responsesPerSecond: 5 }), 1, 4);
+    const victim = ip('192.0.2.1');
+    const sameSlot = [...Array(4096).keys()].map((i) => ip(`198.${51 + (i >> 8)}.${i & 255}.1`)).find((candidate) => {
+      const probe = new ResponseRateLimiter(settings({ slip: 0, responsesPerSecond: 1 }), 1, 4);
+      probe.decide(victim, 0);
+      return probe.decide(candidate, 0) === RRL_DROP; // it found the victim's bucket empty: same slot
+    });
+    assert.ok(sameSlot !== undefined);
+    let answered = 0;
+    for (let i = 0; i < 1000; i++) {
+      if (table.decide(victim, i) === RRL_ANSWER) answered++;
+      table.decide(sameSlot, i);
+    }
+    assert.ok(answered <= 5 + 5, `the victim got ${answered} answers in one second at 5/s`);
   });
 });
 

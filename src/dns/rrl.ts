@@ -6,8 +6,12 @@
 //
 // Accounting is by source prefix only (BIND and Knot also split by name and response kind): simpler,
 // and stricter for a flood aimed at many names. Each prefix has a token bucket holding at most one
-// second of responses; the table is direct-mapped (`tableSize` slots, no allocation per query): a
-// prefix whose slot another prefix takes starts again with a full bucket.
+// second of responses; the table is direct-mapped (`tableSize` slots, no allocation per query), and
+// prefixes that land in one slot share its bucket: a prefix taking a slot over inherits the credit
+// left there, never a full bucket. Otherwise spoofed queries alternating between the victim's prefix
+// and one that collides with it (the slot function is public) would refill the bucket at every
+// switch and never be limited; sharing can only limit an innocent prefix that collides with a
+// flooded one, never let a flood through.
 //
 // Under `dns serve --workers N` each worker has its own limiter at responsesPerSecond / N (the
 // kernel spreads datagrams over the workers by source address and port, so a flood from many source
@@ -88,13 +92,9 @@ export class ResponseRateLimiter {
     const key = typeof source === 'number' ? (source & this.ipv4Mask) >>> 0 : IPV6_KEYS + ipv6PrefixHash(source, this.settings.ipv6PrefixLength);
     // Fibonacci hashing of the low 32 bits (the IPv6 tag bit is above them).
     const slot = (Math.imul(key >>> 0, 0x9e3779b1) >>> this.shift) & this.mask;
-    let credit: number;
-    if (this.keys[slot] !== key) {
-      this.keys[slot] = key;
-      credit = this.burst;
-    } else {
-      credit = Math.min(this.burst, this.credits[slot]! + (nowMs - this.lastMs[slot]!) * this.perMs);
-    }
+    // A slot never used starts full; one used by any prefix (this one or another) refills from what is left.
+    const credit = this.keys[slot] === EMPTY ? this.burst : Math.min(this.burst, this.credits[slot]! + (nowMs - this.lastMs[slot]!) * this.perMs);
+    this.keys[slot] = key;
     this.lastMs[slot] = nowMs;
     if (credit >= 1) {
       this.credits[slot] = credit - 1;
