@@ -33,7 +33,9 @@ describe('parseStoreSpec', () => {
       tls: { ca: '/etc/dnslb/ca.pem', cert: '/etc/dnslb/c.pem', key: '/etc/dnslb/c.key' },
       auth: { user: 'dnslb', passwordFile: '/etc/dnslb/etcd.pw' },
     });
-    assert.deepEqual(parseStoreSpec('etcd://h:1?user=dnslb'), { kind: 'etcd', endpoints: ['h:1'], prefix: '/dnslb/', auth: { user: 'dnslb' } });
+    assert.deepEqual(parseStoreSpec('etcd://127.0.0.1:1?user=dnslb'), { kind: 'etcd', endpoints: ['127.0.0.1:1'], prefix: '/dnslb/', auth: { user: 'dnslb' } });
+    assert.throws(() => parseStoreSpec('etcd://127.0.0.1:1,etcd2.contoso.com:2379?user=dnslb'), (error: unknown) => isDnslbError(error, 'CLI_USAGE') && /send the password unencrypted to etcd2\.contoso\.com:2379; use etcds:\/\//.test(error.message));
+    assert.ok(parseStoreSpec('etcds://etcd2.contoso.com:2379?user=dnslb').kind === 'etcd');
     assert.deepEqual(parseStoreSpec('etcds://h:1?ca=%2Ftmp%2Fa%26b.pem'), { kind: 'etcd', endpoints: ['h:1'], prefix: '/dnslb/', tls: { ca: '/tmp/a&b.pem' } });
   });
 
@@ -90,7 +92,7 @@ test('etcdCredentials reads the files, the password from its file (one line) or 
     const spec = parseStoreSpec(`etcds://h:1?ca=${dir}/ca.pem&user=dnslb&password-file=${dir}/pw`);
     assert.ok(spec.kind === 'etcd');
     assert.deepEqual(await etcdCredentials(spec, '--store', {}), { tls: { ca: Buffer.from('CA') }, auth: { user: 'dnslb', password: 's3cret' } });
-    const fromEnv = parseStoreSpec('etcd://h:1?user=dnslb');
+    const fromEnv = parseStoreSpec('etcd://[::1]:1?user=dnslb');
     assert.ok(fromEnv.kind === 'etcd');
     assert.deepEqual(await etcdCredentials(fromEnv, '--store', { DNSLB_ETCD_PASSWORD: 'from-env' }), { auth: { user: 'dnslb', password: 'from-env' } });
     await assert.rejects(etcdCredentials(fromEnv, '--store', {}), (error: unknown) => isDnslbError(error, 'CLI_USAGE') && /user=dnslb needs a password/.test(error.message));

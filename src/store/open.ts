@@ -67,8 +67,16 @@ export function parseStoreSpec(value: string, flag = '--store'): StoreSpec {
     if (!segments.every((segment) => PREFIX_SEGMENT.test(segment))) throw new DnslbError('CLI_USAGE', `${flag} ${value}: the key prefix "${path}" may hold only letters, digits, '.', '_', '-' between slashes`);
     prefix = `/${segments.join('/')}/`;
   }
-  return { kind: 'etcd', endpoints, prefix, ...etcdOptions(value, flag, secure, query) };
+  const options = etcdOptions(value, flag, secure, query);
+  // etcd's Authenticate call carries the password as it is: over plain etcd:// it would cross the
+  // network readable by anyone on the path. Loopback never leaves the host.
+  const offHost = endpoints.filter((endpoint) => !LOOPBACK_HOST.test(endpoint.slice(0, endpoint.lastIndexOf(':'))));
+  if (!secure && options.auth !== undefined && offHost.length > 0) throw new DnslbError('CLI_USAGE', `${flag} ${value}: user= over plain etcd:// would send the password unencrypted to ${offHost.join(', ')}; use etcds:// (etcd with TLS), or keep etcd on this host's loopback`);
+  return { kind: 'etcd', endpoints, prefix, ...options };
 }
+
+/** Hosts whose traffic never leaves this machine. */
+const LOOPBACK_HOST = /^(?:127(?:\.\d{1,3}){3}|localhost|\[::1\])$/i;
 
 /** The TLS and user options of an etcd URL's query (`?ca=…&cert=…&key=…&user=…&password-file=…`). */
 function etcdOptions(value: string, flag: string, secure: boolean, query: string | undefined): { tls?: EtcdTlsSpec; auth?: EtcdAuthSpec } {
