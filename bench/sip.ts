@@ -196,10 +196,10 @@ async function measureKamailio(port: number): Promise<Rates> {
 }
 
 /** "| label | median (low–high) | median (low–high) |" */
-function rateRow(label: string, measured: Record<Server, Rates[]>, pick: (rates: Rates) => number): string {
+function rateRow(label: string, measured: Record<Server, Rates[]>, pick: (rates: Rates) => number, digits = 0): string {
   const cell = (runs: Rates[]) => {
     const values = runs.map(pick);
-    return `${median(values).toFixed(0)} (${Math.min(...values).toFixed(0)}–${Math.max(...values).toFixed(0)})`;
+    return `${median(values).toFixed(digits)} (${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)})`;
   };
   return `| ${label} | ${cell(measured.dnslb)} | ${cell(measured.kamailio)} |`;
 }
@@ -492,14 +492,14 @@ async function connectionsOnly(kamailioPort: number): Promise<void> {
   }
   if (measured.dnslb.length === 0 || measured.kamailio.length === 0) return;
   for (const shape of ['tls', 'tcp'] as const) {
-    const cell = (server: Server, pick: (result: LoadResult) => number) => {
+    const cell = (server: Server, pick: (result: LoadResult) => number, digits = 0) => {
       const values = measured[server].map((runs) => pick(runs[shape]));
-      return `${median(values).toFixed(0)} (${Math.min(...values).toFixed(0)}–${Math.max(...values).toFixed(0)})`;
+      return `${median(values).toFixed(digits)} (${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)})`;
     };
     const rate = (server: Server) => median(measured[server].map((runs) => runs[shape].perSecond));
     const serverUs = (result: LoadResult) => (1e6 * result.serverCpuS!) / Math.max(1, result.ok);
     const ceiling = (result: LoadResult) => Math.max(1, result.ok) / result.generatorCpuS;
-    console.log(`${shape}: REGISTER/s dnslb ${cell('dnslb', (result) => result.perSecond)} Kamailio ${cell('kamailio', (result) => result.perSecond)} ratio ${(rate('dnslb') / rate('kamailio')).toFixed(2)}; server µs/REGISTER dnslb ${cell('dnslb', serverUs)} Kamailio ${cell('kamailio', serverUs)}; generator ceiling dnslb ${cell('dnslb', ceiling)} Kamailio ${cell('kamailio', ceiling)}; set-up s dnslb ${cell('dnslb', (result) => result.setupMs / 1000)} Kamailio ${cell('kamailio', (result) => result.setupMs / 1000)}`);
+    console.log(`${shape}: REGISTER/s dnslb ${cell('dnslb', (result) => result.perSecond)} Kamailio ${cell('kamailio', (result) => result.perSecond)} ratio ${(rate('dnslb') / rate('kamailio')).toFixed(2)}; server µs/REGISTER dnslb ${cell('dnslb', serverUs)} Kamailio ${cell('kamailio', serverUs)}; generator ceiling dnslb ${cell('dnslb', ceiling)} Kamailio ${cell('kamailio', ceiling)}; set-up s dnslb ${cell('dnslb', (result) => result.setupMs / 1000, 1)} Kamailio ${cell('kamailio', (result) => result.setupMs / 1000, 1)}`);
   }
 }
 
@@ -551,7 +551,7 @@ async function main(): Promise<void> {
   rows.push(rateRow(`${MANY_CONNECTIONS.toLocaleString('en')} connections: CPU per REGISTER of the server (its process tree), µs`, measured, (rates) => perRegisterUs(rates.many, rates.many.serverCpuS!)));
   rows.push(rateRow(`${MANY_CONNECTIONS.toLocaleString('en')} connections: the generator's ceiling on its one core (10⁶ ÷ its µs per REGISTER), REGISTER/s`, measured, (rates) => 1e6 / perRegisterUs(rates.many, rates.many.generatorCpuS)));
   rows.push(rateRow(`${MANY_CONNECTIONS.toLocaleString('en')} connections: share of a core used over the window by the generator, %`, measured, (rates) => (100 * rates.many.generatorCpuS) / rates.many.windowS));
-  rows.push(rateRow(`${MANY_CONNECTIONS.toLocaleString('en')} connections: set-up (connect and a first REGISTER answered on each, before the window), s`, measured, (rates) => rates.many.setupMs / 1000));
+  rows.push(rateRow(`${MANY_CONNECTIONS.toLocaleString('en')} connections: set-up (connect and a first REGISTER answered on each, before the window), s`, measured, (rates) => rates.many.setupMs / 1000, 1));
   rows.push(rateRow('calls/s (INVITE/100/180/200/ACK/BYE/200, UAS connected, 200 in flight)', measured, (rates) => rates.calls));
   const dnslbRegister = measured.dnslb.map((rates) => rates.register);
   const steadiness = median(dnslbRegister) / Math.max(...dnslbRegister);
