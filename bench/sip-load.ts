@@ -3,7 +3,8 @@
 // Each connection is one client: user <prefix><n>, its own Call-ID, one REGISTER in flight, the next
 // sent (CSeq + 1) as soon as the previous one is answered — a client refreshing its registration as
 // fast as the server lets it. Connections are set up (TCP connect, TLS handshake, a first REGISTER
-// answered) before the measured window, so the figure is REGISTER/s on established connections.
+// answered, then idle until all are up) before the warm-up and the measured window, so the figure is
+// REGISTER/s on established connections.
 //
 // sipLoad() runs `processes` worker processes (this file run as a program, each with its share of the
 // connections, pinned with taskset), starts and ends the measured window in all of them at once, and
@@ -35,6 +36,13 @@ export interface LoadOptions {
   windowMs: number;
   /** A process (tree) whose CPU time over the window is reported beside the generator's: the server. */
   serverPid?: number;
+  /**
+   * Source addresses to connect from, shared round robin between the connections (a loopback address
+   * has about 28,000 ephemeral ports; more connections than that need several). Default: the kernel's choice.
+   */
+  localAddresses?: string[];
+  /** Called just before the window opens (e.g. to start a profiler in the server). */
+  onWindow?: () => void;
 }
 
 export interface LoadResult {
@@ -57,7 +65,7 @@ export interface LoadResult {
   tlsSession: string | undefined;
 }
 
-type ToWorker = { type: 'measure' } | { type: 'stop' };
+type ToWorker = { type: 'go' } | { type: 'measure' } | { type: 'stop' };
 type FromWorker =
   | { type: 'ready'; setupMs: number; setupRetries: number; tlsSession?: string }
   | { type: 'done'; ok: number; failed: number; lost: number; cpuUs: number }
@@ -71,6 +79,7 @@ interface WorkerConfig {
   tls?: { ca: string; servername: string };
   prefix: string;
   domain: string;
+  localAddresses?: string[];
 }
 
 const SELF = fileURLToPath(import.meta.url);
@@ -105,14 +114,18 @@ export async function sipLoad(options: LoadOptions): Promise<LoadResult> {
         tls: options.tls && { ca: readFileSync(options.tls.caFile, 'utf8'), servername: options.tls.servername },
         prefix: options.prefix ?? 'load',
         domain: options.domain ?? 'contoso.com',
+        ...(options.localAddresses ? { localAddresses: options.localAddresses } : {}),
       };
       const node = [process.execPath, ...process.execArgv, SELF, JSON.stringify(config)];
       const [file, argv] = options.core === undefined ? [node[0]!, node.slice(1)] : ['taskset', ['-c', options.core, ...node]];
       workers.push(spawn(file, argv, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
     }
     const ready = (await Promise.all(workers.map(nextMessage))) as Array<Extract<FromWorker, { type: 'ready' }>>;
+    // Every connection is set up and idle: now all of them start sending, and the warm-up runs.
+    for (const worker of workers) worker.send({ type: 'go' } satisfies ToWorker);
     await new Promise((resolve) => setTimeout(resolve, options.warmupMs ?? 1000));
     const serverBefore = options.serverPid === undefined ? undefined : await treeCpuSeconds(options.serverPid);
+    options.onWindow?.();
     const startedMs = performance.now();
     for (const worker of workers) worker.send({ type: 'measure' } satisfies ToWorker);
     await new Promise((resolve) => setTimeout(resolve, options.windowMs));
@@ -149,6 +162,13 @@ async function worker(config: WorkerConfig): Promise<void> {
   const send = (message: FromWorker) => process.send!(message);
   let measuring = false;
   let stopped = false;
+  // Set-up sends one REGISTER per connection and waits for its answer; the connections start
+  // sending in a loop only on 'go', when every one of them is up. Were each connection to loop as
+  // soon as it was answered, the ones already up would keep the server busy while the others still
+  // connect: each new connection then waits behind all the traffic of the earlier ones, and set-up
+  // time grows with the square of the connections (5,000 over TCP never finished set-up).
+  let going = false;
+  const idle: Array<() => void> = [];
   const counts = { ok: 0, failed: 0, lost: 0 };
   let cpuAtStart = process.cpuUsage();
   const startedMs = performance.now();
@@ -181,9 +201,10 @@ async function worker(config: WorkerConfig): Promise<void> {
         }
         register();
       };
+      const localAddress = config.localAddresses?.[n % config.localAddresses.length];
       socket = config.tls
-        ? connectTls({ host: config.host, port: config.port, ca: config.tls.ca, servername: config.tls.servername }, onConnected)
-        : connectTcp({ host: config.host, port: config.port }, onConnected);
+        ? connectTls({ host: config.host, port: config.port, ca: config.tls.ca, servername: config.tls.servername, ...(localAddress ? { localAddress } : {}) }, onConnected)
+        : connectTcp({ host: config.host, port: config.port, ...(localAddress ? { localAddress } : {}) }, onConnected);
       socket.setNoDelay(true);
       socket.setEncoding('latin1');
       socket.on('data', (chunk: string) => {
@@ -206,7 +227,9 @@ async function worker(config: WorkerConfig): Promise<void> {
             if (status[0] === '2') counts.ok++;
             else counts.failed++;
           }
-          if (!stopped) register();
+          if (stopped) continue;
+          if (going) register();
+          else idle.push(register);
         }
       });
       socket.on('error', (error) => {
@@ -242,7 +265,10 @@ async function worker(config: WorkerConfig): Promise<void> {
   await Promise.all(Array.from({ length: Math.min(SETUP_PARALLEL, config.count) }, setupOne));
   send({ type: 'ready', setupMs: Math.round(performance.now() - startedMs), setupRetries, ...(tlsSession ? { tlsSession } : {}) });
   process.on('message', (message: ToWorker) => {
-    if (message.type === 'measure') {
+    if (message.type === 'go') {
+      going = true;
+      for (const next of idle.splice(0)) next();
+    } else if (message.type === 'measure') {
       cpuAtStart = process.cpuUsage();
       measuring = true;
     } else {

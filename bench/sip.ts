@@ -1,4 +1,5 @@
-// npm run bench:sip — REGISTER/s and calls/s with sipp over TCP against one `dnslb server` and against
+// npm run bench:sip — REGISTER/s and calls/s with sipp over TCP (and over 5,000 TCP connections with
+// bench/sip-load.ts) against one `dnslb server` and against
 // Kamailio (registrar + usrloc in memory, TCP) on the same machine, each pinned to core 0 with sipp on
 // core 1, 15 s each, three rounds in alternating order (median and spread); then memory per binding at 100,000 bindings once settled, beside Kamailio's shared memory. Writes bench/RESULTS.md.
 import { loadNote, machineLine, median, treeCpuSeconds, writeSection } from './results.ts';
@@ -27,7 +28,8 @@ const ONLY = process.env['BENCH_SIP_ONLY'];
 const SERVER_REPO = process.env['BENCH_SIP_REPO'];
 /**
  * BENCH_SIP_ONLY=secure: only the TLS and digest rows (their own section of RESULTS.md);
- * BENCH_SIP_ONLY=plain: only the TCP rows and memory (the section "SIP: dnslb server vs Kamailio").
+ * BENCH_SIP_ONLY=plain: only the TCP rows and memory (the section "SIP: dnslb server vs Kamailio");
+ * BENCH_SIP_ONLY=connections: only TLS over 1,000 and TCP over 5,000 connections, printed (connectionsOnly).
  */
 const SERVER_CORE = '0';
 const LOAD_CORE = '1';
@@ -46,14 +48,23 @@ function successful(stdout: string): number {
   return match ? Number(match[1]) : 0;
 }
 
-/** Connections of the many-connections shape (sipp -t tn: each REGISTER on one of this many sockets, round robin). */
+/**
+ * Connections of the many-connections shape: bench/sip-load.ts over TCP, one user and one REGISTER in
+ * flight on each (one sipp process in `-t tn` mode drove only a few hundred REGISTER/s over this many).
+ */
 const MANY_CONNECTIONS = 5000;
 
-/** REGISTER/s over one connection (400 in flight), or over MANY_CONNECTIONS connections. */
-async function registerRate(target: string, shape: 'one' | 'many' = 'one'): Promise<number> {
-  const transport = shape === 'one' ? ['-t', 't1', '-max_socket', '1000'] : ['-t', 'tn', '-max_socket', String(MANY_CONNECTIONS)];
-  const result = await runSipp(OUT, ['-sf', 'register.xml', '-inf', 'users.csv', ...transport, '-i', SIPP_ADDRESS, '-p', '0', '-r', '200000', '-l', '400', '-timeout', `${SECONDS}s`, target], { taskset: LOAD_CORE, timeoutMs: (SECONDS + 30) * 1000 });
+/** REGISTER/s over one connection (sipp, 400 in flight). */
+async function registerRate(target: string): Promise<number> {
+  const result = await runSipp(OUT, ['-sf', 'register.xml', '-inf', 'users.csv', '-t', 't1', '-max_socket', '1000', '-i', SIPP_ADDRESS, '-p', '0', '-r', '200000', '-l', '400', '-timeout', `${SECONDS}s`, target], { taskset: LOAD_CORE, timeoutMs: (SECONDS + 30) * 1000 });
   return successful(result.stdout) / SECONDS;
+}
+
+/** REGISTER/s over MANY_CONNECTIONS TCP connections (bench/sip-load.ts), with its CPU and the server's. */
+async function manyRate(host: string, port: number, serverPid: number): Promise<LoadResult> {
+  const result = await sipLoad({ host, port, connections: MANY_CONNECTIONS, prefix: 'many', core: LOAD_CORE, localAddresses: [SIPP_ADDRESS], warmupMs: 2000, windowMs: SECONDS * 1000, serverPid });
+  if (result.failed > 0 || result.lost > 0) throw new Error(`TCP load over ${MANY_CONNECTIONS} connections at ${host}:${port}: ${result.failed} answers not 2xx, ${result.lost} connections lost`);
+  return result;
 }
 
 async function callRate(target: string, registrarTarget: string): Promise<number> {
@@ -151,7 +162,7 @@ async function dnslbPool(): Promise<RunningPool> {
 }
 
 type Server = 'dnslb' | 'kamailio';
-interface Rates { register: number; registerMany: number; calls: number }
+interface Rates { register: number; calls: number; many: LoadResult }
 
 /** One run against a fresh `dnslb server`: REGISTER/s, then calls/s. */
 async function measureDnslb(): Promise<Rates> {
@@ -161,7 +172,7 @@ async function measureDnslb(): Promise<Rates> {
     // The many-connections shape last: thousands of connections left behind slow what follows.
     const register = await registerRate(target);
     const calls = await callRate(target, target);
-    return { register, calls, registerMany: await registerRate(target, 'many') };
+    return { register, calls, many: await manyRate(DNSLB_ADDRESS, pool.tcpPort, pool.servers[0]!.process.pid) };
   } finally {
     await pool.stop();
   }
@@ -178,17 +189,17 @@ async function measureKamailio(port: number): Promise<Rates> {
     // The many-connections shape last: thousands of connections left behind slow what follows.
     const register = await registerRate(target);
     const calls = await callRate(target, target);
-    return { register, calls, registerMany: await registerRate(target, 'many') };
+    return { register, calls, many: await manyRate(KAMAILIO_ADDRESS, port, kamailio.pid) };
   } finally {
     await kamailio.stop();
   }
 }
 
 /** "| label | median (low–high) | median (low–high) |" */
-function rateRow(label: string, measured: Record<Server, Rates[]>, key: keyof Rates): string {
+function rateRow(label: string, measured: Record<Server, Rates[]>, pick: (rates: Rates) => number, digits = 0): string {
   const cell = (runs: Rates[]) => {
-    const values = runs.map((rates) => rates[key]);
-    return `${median(values).toFixed(0)} (${Math.min(...values).toFixed(0)}–${Math.max(...values).toFixed(0)})`;
+    const values = runs.map(pick);
+    return `${median(values).toFixed(digits)} (${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)})`;
   };
   return `| ${label} | ${cell(measured.dnslb)} | ${cell(measured.kamailio)} |`;
 }
@@ -435,6 +446,63 @@ ${row('server CPU per sign-in with digest, µs', (rates) => rates.signInDigest.s
   console.log(body);
 }
 
+/**
+ * BENCH_SIP_ONLY=connections: only the many-connection rows — TLS over TLS_CONNECTIONS and TCP over
+ * MANY_CONNECTIONS, each server fresh per run, rounds alternated — printed, not written (for
+ * before/after comparisons of the per-connection path without the sipp rows and the memory run).
+ */
+async function connectionsOnly(kamailioPort: number): Promise<void> {
+  const issued = await createTestCertificates({ names: ['fe1.contoso.com', 'kamailio.bench'], ips: [DNSLB_ADDRESS, KAMAILIO_ADDRESS] });
+  const certificates = { certFile: join(OUT, 'tls-cert.pem'), keyFile: join(OUT, 'tls-key.pem'), caFile: join(OUT, 'tls-ca.pem') };
+  writeFileSync(certificates.certFile, issued.cert);
+  writeFileSync(certificates.keyFile, issued.key);
+  writeFileSync(certificates.caFile, issued.ca);
+  await issued.cleanup();
+  const measured: Record<Server, Array<{ tls: LoadResult; tcp: LoadResult }>> = { dnslb: [], kamailio: [] };
+  const describe = (result: LoadResult) => `${result.perSecond.toFixed(0)} REGISTER/s, server ${((1e6 * result.serverCpuS!) / Math.max(1, result.ok)).toFixed(1)} µs each (${((100 * result.serverCpuS!) / result.windowS).toFixed(0)} % of its core), generator ${((1e6 * result.generatorCpuS) / Math.max(1, result.ok)).toFixed(1)} µs each (${((100 * result.generatorCpuS) / result.windowS).toFixed(0)} %), set-up ${(result.setupMs / 1000).toFixed(1)} s`;
+  for (let round = 0; round < ROUNDS; round++) {
+    const order: Server[] = round % 2 === 0 ? ['dnslb', 'kamailio'] : ['kamailio', 'dnslb'];
+    for (const server of order) {
+      let runs: { tls: LoadResult; tcp: LoadResult };
+      if (server === 'dnslb') {
+        const pool = await startPool({ addresses: [DNSLB_ADDRESS], taskset: SERVER_CORE, serverArgs: ['--connections-max', '20000'], repo: SERVER_REPO, tls: certificates });
+        try {
+          const pid = pool.servers[0]!.process.pid;
+          runs = { tls: await tlsRate(DNSLB_ADDRESS, pool.tlsPort, 'fe1.contoso.com', certificates.caFile, pid), tcp: await manyRate(DNSLB_ADDRESS, pool.tcpPort, pid) };
+        } catch (error) {
+          console.log(`round ${round + 1}/${ROUNDS} dnslb failed: ${error instanceof Error ? error.message : String(error)}`);
+          continue;
+        } finally {
+          await pool.stop();
+        }
+      } else {
+        try {
+          runs = await withKamailio(kamailioPort, { tls: { port: kamailioPort + 1, certFile: certificates.certFile, keyFile: certificates.keyFile } }, async (kamailio) => ({
+            tls: await tlsRate(KAMAILIO_ADDRESS, kamailioPort + 1, 'kamailio.bench', certificates.caFile, kamailio.pid),
+            tcp: await manyRate(KAMAILIO_ADDRESS, kamailioPort, kamailio.pid),
+          }));
+        } catch (error) {
+          console.log(`round ${round + 1}/${ROUNDS} kamailio failed: ${error instanceof Error ? error.message : String(error)}`);
+          continue;
+        }
+      }
+      measured[server].push(runs);
+      console.log(`round ${round + 1}/${ROUNDS} ${server}: TLS ${TLS_CONNECTIONS}: ${describe(runs.tls)}; TCP ${MANY_CONNECTIONS}: ${describe(runs.tcp)}`);
+    }
+  }
+  if (measured.dnslb.length === 0 || measured.kamailio.length === 0) return;
+  for (const shape of ['tls', 'tcp'] as const) {
+    const cell = (server: Server, pick: (result: LoadResult) => number, digits = 0) => {
+      const values = measured[server].map((runs) => pick(runs[shape]));
+      return `${median(values).toFixed(digits)} (${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)})`;
+    };
+    const rate = (server: Server) => median(measured[server].map((runs) => runs[shape].perSecond));
+    const serverUs = (result: LoadResult) => (1e6 * result.serverCpuS!) / Math.max(1, result.ok);
+    const ceiling = (result: LoadResult) => Math.max(1, result.ok) / result.generatorCpuS;
+    console.log(`${shape}: REGISTER/s dnslb ${cell('dnslb', (result) => result.perSecond)} Kamailio ${cell('kamailio', (result) => result.perSecond)} ratio ${(rate('dnslb') / rate('kamailio')).toFixed(2)}; server µs/REGISTER dnslb ${cell('dnslb', serverUs)} Kamailio ${cell('kamailio', serverUs)}; generator ceiling dnslb ${cell('dnslb', ceiling)} Kamailio ${cell('kamailio', ceiling)}; set-up s dnslb ${cell('dnslb', (result) => result.setupMs / 1000, 1)} Kamailio ${cell('kamailio', (result) => result.setupMs / 1000, 1)}`);
+  }
+}
+
 async function main(): Promise<void> {
   for (const tool of ['sipp', 'kamailio', 'taskset']) execFileSync('bash', ['-c', `command -v ${tool} || test -x /usr/sbin/${tool}`]);
   rmSync(OUT, { recursive: true, force: true });
@@ -449,6 +517,10 @@ async function main(): Promise<void> {
   const rows: string[] = [];
   if (ONLY === 'secure') {
     await secureSection(await freePortPair([KAMAILIO_ADDRESS]));
+    return;
+  }
+  if (ONLY === 'connections') {
+    await connectionsOnly(await freePortPair([KAMAILIO_ADDRESS]));
     return;
   }
   if (ONLY === 'register') {
@@ -469,12 +541,18 @@ async function main(): Promise<void> {
     for (const server of order) {
       const rates = server === 'dnslb' ? await measureDnslb() : await measureKamailio(kamailioPort);
       measured[server].push(rates);
-      console.log(`round ${round + 1}/${ROUNDS} ${server}: ${rates.register.toFixed(0)} REGISTER/s (one connection), ${rates.registerMany.toFixed(0)} (${MANY_CONNECTIONS} connections), ${rates.calls.toFixed(0)} calls/s`);
+      const { many } = rates;
+      console.log(`round ${round + 1}/${ROUNDS} ${server}: ${rates.register.toFixed(0)} REGISTER/s (one connection), ${many.perSecond.toFixed(0)} (${MANY_CONNECTIONS} connections; CPU: generator ${(100 * many.generatorCpuS / many.windowS).toFixed(0)} %, server ${(100 * many.serverCpuS! / many.windowS).toFixed(0)} %; set-up ${(many.setupMs / 1000).toFixed(1)} s), ${rates.calls.toFixed(0)} calls/s`);
     }
   }
-  rows.push(rateRow('REGISTER/s (TCP, one connection, 400 in flight)', measured, 'register'));
-  rows.push(rateRow(`REGISTER/s (TCP, ${MANY_CONNECTIONS.toLocaleString('en')} connections, 400 in flight)`, measured, 'registerMany'));
-  rows.push(rateRow('calls/s (INVITE/100/180/200/ACK/BYE/200, UAS connected, 200 in flight)', measured, 'calls'));
+  const perRegisterUs = (result: LoadResult, cpuS: number) => (1e6 * cpuS) / Math.max(1, result.ok);
+  rows.push(rateRow('REGISTER/s (TCP, one connection, 400 in flight)', measured, (rates) => rates.register));
+  rows.push(rateRow(`REGISTER/s (TCP, ${MANY_CONNECTIONS.toLocaleString('en')} connections, one in flight on each)`, measured, (rates) => rates.many.perSecond));
+  rows.push(rateRow(`${MANY_CONNECTIONS.toLocaleString('en')} connections: CPU per REGISTER of the server (its process tree), µs`, measured, (rates) => perRegisterUs(rates.many, rates.many.serverCpuS!)));
+  rows.push(rateRow(`${MANY_CONNECTIONS.toLocaleString('en')} connections: the generator's ceiling on its one core (10⁶ ÷ its µs per REGISTER), REGISTER/s`, measured, (rates) => 1e6 / perRegisterUs(rates.many, rates.many.generatorCpuS)));
+  rows.push(rateRow(`${MANY_CONNECTIONS.toLocaleString('en')} connections: share of a core used over the window by the generator, %`, measured, (rates) => (100 * rates.many.generatorCpuS) / rates.many.windowS));
+  rows.push(rateRow(`${MANY_CONNECTIONS.toLocaleString('en')} connections: set-up (connect and a first REGISTER answered on each, before the window), s`, measured, (rates) => rates.many.setupMs / 1000, 1));
+  rows.push(rateRow('calls/s (INVITE/100/180/200/ACK/BYE/200, UAS connected, 200 in flight)', measured, (rates) => rates.calls));
   const dnslbRegister = measured.dnslb.map((rates) => rates.register);
   const steadiness = median(dnslbRegister) / Math.max(...dnslbRegister);
 
@@ -498,7 +576,7 @@ Kamailio: registrar + usrloc in memory (db_mode 0), tm/rr for calls, children=2,
 |---|---|---|
 ${rows.join('\n')}
 
-The ${MANY_CONNECTIONS.toLocaleString('en')}-connection row is limited by the load generator, not the servers: one sipp process in \`-t tn\` mode manages that many sockets at a few hundred REGISTER/s against either server (Kamailio and dnslb alike), so it shows only that both serve that many connections; a generator that can drive them (several sipp processes, or a Node one) is still to be written.
+The ${MANY_CONNECTIONS.toLocaleString('en')}-connection rows: bench/sip-load.ts (a Node generator, one process on core ${LOAD_CORE}; one sipp process in \`-t tn\` mode drove only a few hundred REGISTER/s over that many sockets) opens ${MANY_CONNECTIONS.toLocaleString('en')} TCP connections, one user each, answers a first REGISTER on each, then keeps one REGISTER in flight on every connection (CSeq + 1 on the same Call-ID). Its ceiling row (its own CPU per REGISTER on one core) shows whether it or the server was the limit. dnslb ÷ Kamailio (median REGISTER/s): ${(median(measured.dnslb.map((rates) => rates.many.perSecond)) / median(measured.kamailio.map((rates) => rates.many.perSecond))).toFixed(2)}.
 
 Run with \`npm run bench:sip\` (BENCH_SECONDS to change the duration of a run, BENCH_ROUNDS the number of rounds). The machine is shared with other work, so figures vary by ±10–20 % between runs.
 `;

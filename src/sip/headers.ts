@@ -199,7 +199,39 @@ export function parseNameAddr(value: string, options: { requireBrackets?: boolea
   return { displayName, uri, params: parseParamsAt(cursor) };
 }
 
+/**
+ * The last few values of one header kind parsed, with their results: a request's From, To, Via, CSeq
+ * and Contact are parsed when the message is checked (parse.ts interpretMessage) and again by every
+ * step that reads them (to(), from(), contacts() …). The same string gives the same result, which is
+ * read-only, so a repeat is answered from here. Failures are not kept (they throw every time).
+ */
+class RecentParses<T> {
+  private readonly keys: Array<string | undefined>;
+  private readonly values: Array<T | undefined>;
+  private next = 0;
+
+  constructor(size: number, private readonly parse: (value: string) => T) {
+    this.keys = new Array<string | undefined>(size).fill(undefined);
+    this.values = new Array<T | undefined>(size).fill(undefined);
+  }
+
+  of(value: string): T {
+    for (let i = 0; i < this.keys.length; i++) if (this.keys[i] === value) return this.values[i] as T;
+    const result = this.parse(value);
+    this.keys[this.next] = value;
+    this.values[this.next] = result;
+    this.next = (this.next + 1) % this.keys.length;
+    return result;
+  }
+}
+
+const recentFromTo = new RecentParses(4, parseFromToOnce);
+
 export function parseFromTo(value: string): FromTo {
+  return recentFromTo.of(value);
+}
+
+function parseFromToOnce(value: string): FromTo {
   const nameAddr = parseNameAddr(value);
   const tag = paramValue(nameAddr.params, 'tag');
   if (tag === '') throw new HeaderSyntaxError('empty tag');
@@ -208,6 +240,12 @@ export function parseFromTo(value: string): FromTo {
 
 /** Parses one Via value (`SIP/2.0/TCP host:port;params`, §20.42), tolerating LWS around '/' (RFC 4475 wsinv). */
 export function parseVia(value: string): Via {
+  return recentVias.of(value);
+}
+
+const recentVias = new RecentParses(4, parseViaOnce);
+
+function parseViaOnce(value: string): Via {
   const match = /^[ \t]*([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*\/[ \t]*([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*\/[ \t]*([A-Za-z0-9\-.!%*_+`'~]+)[ \t]+(.*)$/s.exec(value);
   if (!match) throw new HeaderSyntaxError('bad sent-protocol');
   const [, name = '', version = '', transport = '', rest = ''] = match;
@@ -255,6 +293,12 @@ export function parseVia(value: string): Via {
 
 /** §8.1.1.5: the sequence number is a 32-bit unsigned integer less than 2^31. */
 export function parseCSeq(value: string): CSeq {
+  return recentCSeqs.of(value);
+}
+
+const recentCSeqs = new RecentParses(4, parseCSeqOnce);
+
+function parseCSeqOnce(value: string): CSeq {
   const match = /^[ \t]*([0-9]+)[ \t]+([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*$/.exec(value);
   if (!match) throw new HeaderSyntaxError('CSeq must be a number and a method');
   const digits = (match[1] ?? '').replace(/^0+(?=\d)/, '');
@@ -270,6 +314,12 @@ function deltaSeconds(text: string): number | null {
 }
 
 export function parseContact(value: string): Contact {
+  return recentContacts.of(value);
+}
+
+const recentContacts = new RecentParses(4, parseContactOnce);
+
+function parseContactOnce(value: string): Contact {
   const nameAddr = parseNameAddr(value);
   const expiresText = paramValue(nameAddr.params, 'expires');
   if (expiresText !== undefined && !/^[0-9]+$/.test(expiresText)) throw new HeaderSyntaxError('bad expires parameter');

@@ -90,6 +90,30 @@ describe('responses (§8.2.6)', () => {
     assert.deepEqual(headerValues(m, 'Contact'), ['"Smith, J" <sip:j,k@a;x=1>;q=0.5', '<sip:k@b>']);
     assert.deepEqual(headerValues(m, 'Authorization'), ['Digest username="a", realm="b"']);
   });
+
+  test('headers built with any spelling are found by any spelling; unknown names only case-insensitively', () => {
+    const m = { headers: [{ name: 'CALL-ID', value: 'a' }, { name: 'x-thing', value: 'b' }, { name: 'Contact', value: 'c' }, { name: 'contact', value: 'd' }] };
+    assert.equal(headerValue(m, 'i'), 'a');
+    assert.equal(headerValue(m, 'Call-Id'), 'a');
+    assert.equal(headerValue(m, 'X-Thing'), 'b');
+    assert.deepEqual(headerValues(m, 'm'), ['c', 'd']);
+    assert.equal(headerValue(m, 'Contac'), undefined);
+  });
+
+  test('header values parsed again give the same answers, and a bad one fails every time', () => {
+    // parse.ts and the request path parse the same From/To/Contact/CSeq values more than once; the
+    // parsers keep the last few results (headers.ts RecentParses): interleave more values than they keep.
+    const values = Array.from({ length: 9 }, (_, n) => `<sip:u${n}@contoso.com>;tag=t${n}`);
+    for (let round = 0; round < 3; round++) {
+      for (const [n, value] of values.entries()) {
+        const m = parseMessage(Buffer.from(OPTIONS.replace('To: <sip:fe1.contoso.com>', `To: ${value}`).replace('CSeq: 7', `CSeq: ${n}`))) as SipRequest;
+        assert.equal(to(m).tag, `t${n}`);
+        assert.equal(formatUri(to(m).uri), `sip:u${n}@contoso.com`);
+        assert.equal(cseq(m).seq, n);
+      }
+      assert.throws(() => to({ headers: [{ name: 'To', value: '<sip:u@contoso.com>;tag=' }] } as unknown as SipRequest), /empty/);
+    }
+  });
 });
 
 // --- property tests ---

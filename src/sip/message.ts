@@ -86,8 +86,23 @@ const LIST_HEADERS = new Set([
 /** Headers that may appear once only (§20; RFC 4475 §3.1.2.x multi01, mcl01). */
 export const SINGLE_VALUE_HEADERS = new Set(['call-id', 'content-length', 'content-type', 'cseq', 'expires', 'from', 'max-forwards', 'to']);
 
+/**
+ * The usual spellings of the known names (as in the RFCs, all lower case, compact forms in either
+ * case) straight to their canonical name: most messages spell their headers so, and this spares a
+ * toLowerCase (a new string) per header per lookup on the request path.
+ */
+const CANONICAL_BY_SPELLING = new Map<string, string>([
+  ...KNOWN_HEADER_NAMES.flatMap((n) => [[n, n], [n.toLowerCase(), n]] as const),
+  ...Object.entries(COMPACT_HEADER_NAMES).flatMap(([c, n]) => [[c, n], [c.toUpperCase(), n]] as const),
+]);
+
+/** LIST_HEADERS by canonical name (every one of them is a known name). */
+const LIST_HEADERS_CANONICAL = new Set(KNOWN_HEADER_NAMES.filter((n) => LIST_HEADERS.has(n.toLowerCase())));
+
 /** The canonical name of a header: compact forms expanded, known names spelled as in the RFCs. */
 export function canonicalHeaderName(name: string): string {
+  const known = CANONICAL_BY_SPELLING.get(name);
+  if (known !== undefined) return known;
   const lower = name.toLowerCase();
   const compact = COMPACT_HEADER_NAMES[lower];
   if (compact) return compact;
@@ -95,19 +110,30 @@ export function canonicalHeaderName(name: string): string {
 }
 
 export function isListHeader(name: string): boolean {
-  return LIST_HEADERS.has(canonicalHeaderName(name).toLowerCase());
+  return LIST_HEADERS_CANONICAL.has(canonicalHeaderName(name));
+}
+
+/**
+ * Does a stored header name (canonical when parsed, as written when built) match `canonical`
+ * (a canonicalHeaderName result) case-insensitively? Lowercases only a name of the same length.
+ */
+function sameHeaderName(stored: string, canonical: string): boolean {
+  return stored === canonical || (stored.length === canonical.length && stored.toLowerCase() === canonical.toLowerCase());
 }
 
 /** All values of a header, in order (names compare case-insensitively, compact forms included). */
 export function headerValues(message: { readonly headers: readonly Header[] }, name: string): string[] {
-  const wanted = canonicalHeaderName(name).toLowerCase();
-  return message.headers.filter((h) => h.name.toLowerCase() === wanted).map((h) => h.value);
+  const canonical = canonicalHeaderName(name);
+  const values: string[] = [];
+  for (const header of message.headers) if (sameHeaderName(header.name, canonical)) values.push(header.value);
+  return values;
 }
 
 /** The first value of a header, or undefined. */
 export function headerValue(message: { readonly headers: readonly Header[] }, name: string): string | undefined {
-  const wanted = canonicalHeaderName(name).toLowerCase();
-  return message.headers.find((h) => h.name.toLowerCase() === wanted)?.value;
+  const canonical = canonicalHeaderName(name);
+  for (const header of message.headers) if (sameHeaderName(header.name, canonical)) return header.value;
+  return undefined;
 }
 
 /** Default reason phrases (§21) for the statuses dnslb sends. */
