@@ -117,7 +117,7 @@ describe('etcd going away and coming back', () => {
 });
 
 describe('compaction', () => {
-  test('a watch from a revision etcd has compacted away replays the durable state (latest admin state per server), then follows', async () => {
+  test('a watch from a revision etcd has compacted away replays the durable state (latest admin state per server), asks for a full read of the users, then follows', async () => {
     const { store } = await fresh();
     const value = topology(2);
     const [server] = value.pools.flatMap((pool) => pool.servers.map((candidate) => candidate.fqdn)) as [string];
@@ -129,9 +129,11 @@ describe('compaction', () => {
     const controller = new AbortController();
     const iterator = store.watch({ afterRevision: first.revision, signal: controller.signal })[Symbol.asyncIterator]();
     const events: StoreEvent[] = [];
-    for (let index = 0; index < 2; index++) events.push((await iterator.next()).value as StoreEvent);
+    for (let index = 0; index < 3; index++) events.push((await iterator.next()).value as StoreEvent);
     assert.equal(events[0]?.kind === 'admin-state' && events[0].record.reason, 'b', 'the latest state, not the steps');
     assert.deepEqual(events[1], { kind: 'published', revision: second.revision, version: 2 });
+    // A removed user leaves no key to replay: the consumer is told to read the directory again.
+    assert.equal(events[2]?.kind, 'users-reset');
     // …and it follows from there.
     const next = iterator.next();
     const third = await store.publish(value, 2, { by: 'w' });

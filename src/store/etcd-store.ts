@@ -13,7 +13,7 @@ import { diffTopologies, type TopologyDiff } from '../topology/diff.ts';
 import { fromObject } from '../topology/parse.ts';
 import { TopologyError } from '../topology/problem.ts';
 import type { Topology } from '../topology/schema.ts';
-import { adminRecordFields, checkText, livenessReportFields, livenessReportSchema, publishedDocument, storedText } from './checks.ts';
+import { adminRecordFields, checkText, escapeName, livenessReportFields, livenessReportSchema, publishedDocument, storedText, unescapeName } from './checks.ts';
 import { recordsOf, type AdminState, type AdminStateRecord, type LivenessRecord, type LivenessReport, type PublishedVersion, type Snapshot, type Store, type StoreEvent, type VersionSummary, type WatchOptions } from './store.ts';
 import { authSecretSchema, checkedUser, checkHomePool, unknownUser, updatedUser, userExists, userRecordFields, type NewUser, type UserRecord, type UserUpdate } from './users.ts';
 
@@ -57,10 +57,7 @@ const livenessValueSchema = z.strictObject({ format: z.literal(FORMAT), ...liven
 const userValueSchema = z.strictObject({ format: z.literal(FORMAT), ...userRecordFields });
 const secretValueSchema = authSecretSchema.extend({ format: z.literal(FORMAT) });
 
-/** A key segment for a name: readable for FQDNs, collision-free for anything else (as the file store names files). */
-function escapeName(value: string): string {
-  return value.replace(/[^a-z0-9.-]/g, (character) => `_${character.codePointAt(0)?.toString(16)}_`);
-}
+
 
 function versionName(version: number): string {
   return String(version).padStart(VERSION_DIGITS, '0');
@@ -660,6 +657,15 @@ export class EtcdStore implements Store {
             yield { kind: 'published', revision, version: this.summaryOf(kv).version };
           } else if (name.startsWith('admin/') && put) {
             yield { kind: 'admin-state', revision, record: this.adminOf(kv) };
+          } else if (name.startsWith('users/')) {
+            // A delete carries no value: the user is named by its key.
+            const uri = unescapeName(name.slice('users/'.length));
+            if (put) {
+              const record = this.userOf(kv);
+              yield { kind: 'user', revision, uri: record.uri, record };
+            } else if (uri !== undefined) {
+              yield { kind: 'user', revision, uri, record: undefined };
+            }
           } else if (name.startsWith('liveness/') && !name.includes('~') && revision > livenessRevision) {
             if (put) {
               // A renewal with the same states yields nothing; a changed or dropped server does.
@@ -716,7 +722,10 @@ export class EtcdStore implements Store {
         .filter((kv) => revisionOf(kv.mod_revision) > afterRevision)
         .map((kv): StoreEvent => ({ kind: 'admin-state', revision: revisionOf(kv.mod_revision), record: this.adminOf(kv) })),
     ].sort((a, b) => a.revision - b.revision);
-    return { revision: revisionOf(response.header.revision), events };
+    // Removed users leave no key behind to replay: the consumer reads the whole directory again.
+    const revision = revisionOf(response.header.revision);
+    events.push({ kind: 'users-reset', revision });
+    return { revision, events };
   }
 
   /** Ends every watch and closes the connections; etcd's data is left as it is. */

@@ -8,6 +8,7 @@ import type { Clock } from '../shared/clock.ts';
 import { DnslbError } from '../shared/errors.ts';
 import { limits } from '../shared/limits.ts';
 import type { Topology } from '../topology/schema.ts';
+import { escapeName, unescapeName } from './checks.ts';
 import { corrupt, createExclusive, ioError, listDirectory, readBounded, removeIfPresent } from './files.ts';
 import { authSecretSchema, checkedUser, checkHomePool, unknownUser, updatedUser, userExists, userRecordFields, type NewUser, type UserDirectory, type UserRecord, type UserUpdate } from './users.ts';
 
@@ -19,21 +20,7 @@ const READ_ATTEMPTS_MAX = 20;
 const userFileSchema = z.union([z.strictObject({ format: z.literal(FORMAT), removed: z.literal(false), ...userRecordFields }), z.strictObject({ format: z.literal(FORMAT), removed: z.literal(true), uri: z.string() })]);
 const secretFileSchema = authSecretSchema.extend({ format: z.literal(FORMAT) });
 
-/** A name as a file name: readable for URIs and FQDNs, collision-free for anything else (as liveness files are named). */
-function escapeName(value: string): string {
-  return value.replace(/[^a-z0-9.-]/g, (character) => `_${character.codePointAt(0)?.toString(16)}_`);
-}
 
-/** The inverse of escapeName; undefined for a name escapeName never makes. */
-function unescapeName(name: string): string | undefined {
-  let value: string;
-  try {
-    value = name.replace(/_([0-9a-f]{1,6})_/g, (_match, hex: string) => String.fromCodePoint(parseInt(hex, 16)));
-  } catch {
-    return undefined; // beyond U+10FFFF
-  }
-  return /^[a-z0-9.\-_]*$/.test(name.replace(/_[0-9a-f]{1,6}_/g, '')) ? value : undefined;
-}
 
 function versionName(version: number): string {
   return `${String(version).padStart(16, '0')}.json`;
@@ -65,6 +52,11 @@ export interface FileUserOptions {
   directory: string;
   tmpDirectory: string;
   clock: Clock;
+  /**
+   * Puts "this user changed" into the store's change log, after the user's new record is written:
+   * watches then deliver the user's record as it is when they read it (file-store.ts).
+   */
+  announce(uri: string): Promise<void>;
   /** The current published topology and its version (undefined when nothing is published). */
   currentTopology(): Promise<{ topology: Topology; version: number } | undefined>;
 }
@@ -129,7 +121,12 @@ export class FileUsers implements UserDirectory {
     for (let attempt = 0; attempt < limits.storeCommitAttemptsMax; attempt++) {
       const current = await this.current(uri);
       const { content, result } = await next(current);
-      if (await this.write(uri, current.version + 1, content)) return result;
+      if (await this.write(uri, current.version + 1, content)) {
+        // A writer that dies right here leaves its change unannounced: servers see it with the user's
+        // next change, or when they next read the whole directory (a restart, a failed watch).
+        await this.options.announce(uri);
+        return result;
+      }
     }
     throw new DnslbError('STORE_LOCKED', `user ${uri}: gave up after ${limits.storeCommitAttemptsMax} attempts: other writers changed it first every time`);
   }
