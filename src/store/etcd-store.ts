@@ -546,6 +546,7 @@ export class EtcdStore implements Store {
   async *watch(options: WatchOptions = {}): AsyncGenerator<StoreEvent> {
     assert(!this.closed, 'etcd store used after close()');
     const { signal } = options;
+    const users = options.users ?? true;
     if (signal?.aborted) return;
     // Liveness first, at one revision: older liveness changes in the replayed history are skipped.
     const initial = await this.range('liveness');
@@ -641,7 +642,7 @@ export class EtcdStore implements Store {
           await stopWatcher();
           queue.length = 0;
           const replay = await this.replayAfter(cursor);
-          for (const event of replay.events) yield event;
+          for (const event of replay.events) if (users || event.kind !== 'users-reset') yield event;
           cursor = replay.revision;
           if (ended()) return;
           await startWatcher();
@@ -657,7 +658,7 @@ export class EtcdStore implements Store {
             yield { kind: 'published', revision, version: this.summaryOf(kv).version };
           } else if (name.startsWith('admin/') && put) {
             yield { kind: 'admin-state', revision, record: this.adminOf(kv) };
-          } else if (name.startsWith('users/')) {
+          } else if (name.startsWith('users/') && users) {
             // A delete carries no value: the user is named by its key.
             const uri = unescapeName(name.slice('users/'.length));
             if (put) {

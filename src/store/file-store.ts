@@ -609,6 +609,7 @@ export class FileStore implements Store {
   async *watch(options: WatchOptions = {}): AsyncGenerator<StoreEvent> {
     assert(!this.closed, 'file store used after close()');
     const { signal } = options;
+    const users = options.users ?? true;
     let cursor = options.afterRevision ?? (await this.currentRevision());
     const waker = new Waker();
     let logChanged = true;
@@ -650,7 +651,7 @@ export class FileStore implements Store {
               ...base.versions.filter((summary) => summary.revision > cursor).map((summary): StoreEvent => ({ kind: 'published', revision: summary.revision, version: summary.version })),
               ...base.adminStates.filter((record) => record.revision > cursor).map((record): StoreEvent => ({ kind: 'admin-state', revision: record.revision, record: stripRevision(record) })),
               // User changes are not kept one by one in a compaction (the directory is the user files).
-              ...((base.usersRevision ?? 0) > cursor ? [{ kind: 'users-reset', revision: base.usersRevision ?? 0 } as const] : []),
+              ...(users && (base.usersRevision ?? 0) > cursor ? [{ kind: 'users-reset', revision: base.usersRevision ?? 0 } as const] : []),
             ].sort((a, b) => a.revision - b.revision);
             for (const event of replay) yield event;
             cursor = base.revision;
@@ -661,7 +662,7 @@ export class FileStore implements Store {
             else if (change.kind === 'admin-state') yield { kind: 'admin-state', revision: entry.revision, record: change.record };
             // The record as it is now: of two quick changes the watch may deliver the second one's
             // record twice, never the first one's after the second (the last event is the current record).
-            else yield { kind: 'user', revision: entry.revision, uri: change.uri, record: await this.userFiles.user(change.uri) };
+            else if (users) yield { kind: 'user', revision: entry.revision, uri: change.uri, record: await this.userFiles.user(change.uri) };
             cursor = entry.revision;
           }
         }

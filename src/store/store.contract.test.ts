@@ -301,6 +301,10 @@ for (const backend of [fileBackend, etcdBackend]) {
         await writer.addUser(storeUser(uri, { homePool: home }), { by: 'op' });
         const [again] = await take(iterator, 1, isUser);
         assert.deepEqual(again?.kind === 'user' && again.record, await writer.user(uri));
+        // A consumer without a directory (DNS) asks for no user events: the next durable change it sees is the publish.
+        const republished = await writer.publish(published, 1, { by: 'test' });
+        const [first] = await take(watcher.watch({ afterRevision: start, signal: controller.signal, users: false })[Symbol.asyncIterator](), 1, (event) => event.kind !== 'liveness');
+        assert.deepEqual(first, { kind: 'published', revision: republished.revision, version: 2 });
         controller.abort();
       });
 

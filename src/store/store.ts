@@ -107,6 +107,11 @@ export interface WatchOptions {
   /** Deliver the events after this revision (a resume point); the current revision when absent. */
   afterRevision?: number;
   signal?: AbortSignal;
+  /**
+   * Deliver 'user' and 'users-reset' events (default true). Consumers that hold no user directory
+   * (DNS, the HLB follower, the supervisor) pass false: the file store then reads no user record for them.
+   */
+  users?: boolean;
 }
 
 /**
