@@ -9,7 +9,7 @@ import { eventually } from '../../test/helpers/eventually.ts';
 import { FakeClock } from '../../test/helpers/fake-clock.ts';
 import { leaseTtlSeconds, openEtcdStore, type EtcdStore } from './etcd-store.ts';
 import { reportOf, type StoreEvent } from './store.ts';
-import { rejectsWith, storeTopology as topology } from '../../test/helpers/store-fixtures.ts';
+import { rejectsWith, storeTopology as topology, storeUser } from '../../test/helpers/store-fixtures.ts';
 
 let etcd: EtcdServer;
 let raw: Etcd3;
@@ -26,7 +26,7 @@ after(async () => {
   await etcd?.dispose();
 });
 
-async function fresh(options: { requestTimeoutMs?: number } = {}): Promise<{ store: EtcdStore; prefix: string }> {
+async function fresh(options: { requestTimeoutMs?: number; usersPageKeys?: number } = {}): Promise<{ store: EtcdStore; prefix: string }> {
   const prefix = `/etcd-test-${process.pid}-${++prefixes}/`;
   const store = await openEtcdStore({ endpoints: [etcd.endpoint], prefix, clock: new FakeClock(), ...options });
   stores.push(store);
@@ -140,6 +140,15 @@ describe('compaction', () => {
     assert.deepEqual((await next).value, { kind: 'published', revision: third.revision, version: 3 });
     controller.abort();
     assert.equal((await iterator.next()).done, true);
+  });
+});
+
+describe('users in pages', () => {
+  test('users() reads the directory in pages at one revision: every user once, sorted, whatever the page size', async () => {
+    const { store } = await fresh({ usersPageKeys: 2 });
+    const uris = ['sip:e@contoso.com', 'sip:a@contoso.com', 'sip:d@contoso.com', 'sip:c@contoso.com', 'sip:b@contoso.com'];
+    for (const uri of uris) await store.addUser(storeUser(uri), { by: 'test' });
+    assert.deepEqual((await store.users()).map((user) => user.uri), [...uris].sort());
   });
 });
 

@@ -33,11 +33,14 @@ export interface EtcdStoreOptions {
   clock?: Clock;
   /** Bound on one etcd call; past it the call fails with STORE_UNAVAILABLE. */
   requestTimeoutMs?: number;
+  /** Users read per range by users() (pages at one revision). */
+  usersPageKeys?: number;
 }
 
 export const ETCD_STORE_DEFAULTS = {
   prefix: '/dnslb/',
   requestTimeoutMs: limits.storeEtcdRequestTimeoutMs, // 5 s
+  usersPageKeys: 2000, // ≈ 0.6 MB of records per answer, well under gRPC's 4 MiB
 } as const;
 
 const FORMAT = 1;
@@ -81,6 +84,7 @@ export class EtcdStore implements Store {
   private readonly client: Etcd3;
   private readonly clock: Clock;
   private readonly requestTimeoutMs: number;
+  private readonly usersPageKeys: number;
   private readonly secure: boolean;
   private readonly etcdUser: string | undefined;
   private closed = false;
@@ -95,6 +99,8 @@ export class EtcdStore implements Store {
     this.clock = options.clock ?? systemClock;
     this.requestTimeoutMs = options.requestTimeoutMs ?? ETCD_STORE_DEFAULTS.requestTimeoutMs;
     assert(this.requestTimeoutMs > 0, 'requestTimeoutMs > 0');
+    this.usersPageKeys = options.usersPageKeys ?? ETCD_STORE_DEFAULTS.usersPageKeys;
+    assert(Number.isInteger(this.usersPageKeys) && this.usersPageKeys > 0, 'usersPageKeys > 0');
     this.secure = options.tls !== undefined;
     this.etcdUser = options.auth?.user;
     const tls = options.tls;
@@ -481,10 +487,26 @@ export class EtcdStore implements Store {
     return kv ? this.userOf(kv) : undefined;
   }
 
+  /**
+   * Every user, in pages of usersPageKeys keys read at one revision (the first page's): 100,000 records
+   * in one answer would pass gRPC's 4 MiB message limit, and a page is a short read for etcd.
+   */
   async users(): Promise<UserRecord[]> {
-    const response = await this.call(`read ${this.prefix}users/`, () => this.client.kv.range(this.rangeRequest('users', { limit: limits.storeUsersMax + 1 })));
-    if (response.kvs.length > limits.storeUsersMax) throw this.corrupt(`${this.prefix}users/`, `more than ${limits.storeUsersMax} users`);
-    return response.kvs.map((kv) => this.userOf(kv)).sort((a, b) => (a.uri < b.uri ? -1 : a.uri > b.uri ? 1 : 0));
+    const range = Range.prefix(this.key('users'));
+    const records: UserRecord[] = [];
+    let start = range.start;
+    let revision: string | undefined;
+    for (;;) {
+      const from = start;
+      const response = await this.call(`read ${this.prefix}users/`, () => this.client.kv.range({ key: from, range_end: range.end, limit: this.usersPageKeys, ...(revision === undefined ? {} : { revision }) }));
+      revision ??= String(response.header.revision);
+      for (const kv of response.kvs) records.push(this.userOf(kv));
+      if (records.length > limits.storeUsersMax) throw this.corrupt(`${this.prefix}users/`, `more than ${limits.storeUsersMax} users`);
+      const last = response.kvs.at(-1);
+      if (!response.more || last === undefined) break;
+      start = Buffer.concat([last.key, Buffer.from([0])]);
+    }
+    return records.sort((a, b) => (a.uri < b.uri ? -1 : a.uri > b.uri ? 1 : 0));
   }
 
   /** One transaction: put the candidate if the pool has no secret yet, else read the one it has. */
