@@ -9,7 +9,7 @@ import { DnslbError } from '../shared/errors.ts';
 import { limits } from '../shared/limits.ts';
 import type { Topology } from '../topology/schema.ts';
 import { escapeName, unescapeName } from './checks.ts';
-import { corrupt, createExclusive, ioError, listDirectory, readBounded, removeIfPresent } from './files.ts';
+import { corrupt, createExclusive, ioError, listDirectory, listDirectorySync, readBounded, readBoundedSync, removeIfPresent } from './files.ts';
 import { authSecretSchema, checkedUser, checkHomePool, unknownUser, updatedUser, userExists, userRecordFields, type NewUser, type UserDirectory, type UserRecord, type UserUpdate } from './users.ts';
 
 const FORMAT = 1;
@@ -21,6 +21,9 @@ const userFileSchema = z.union([z.strictObject({ format: z.literal(FORMAT), remo
 const secretFileSchema = authSecretSchema.extend({ format: z.literal(FORMAT) });
 
 
+
+/** Users read synchronously in one go by users() before the event loop gets a turn (a few ms). */
+const USERS_READ_CHUNK = 200;
 
 function versionName(version: number): string {
   return `${String(version).padStart(16, '0')}.json`;
@@ -39,6 +42,29 @@ function checked<T>(path: string, raw: string, schema: z.ZodType<T>): T {
     throw corrupt(path, `unexpected content at ${issue?.path.join('.') || '(top)'}: ${issue?.message ?? 'invalid'}`);
   }
   return result.data;
+}
+
+/** The newest version among a user folder's file names; 0 when it has none. */
+function newestVersion(names: readonly string[]): number {
+  let newest = 0;
+  for (const name of names) {
+    const found = VERSION_NAME.exec(name)?.[1];
+    if (found !== undefined) newest = Math.max(newest, Number(found));
+  }
+  return newest;
+}
+
+/** A user file's record (undefined: a tombstone), checked; STORE_CORRUPT naming the file otherwise. */
+function recordOf(uri: string, path: string, raw: string): UserRecord | undefined {
+  const stored = checked(path, raw, userFileSchema);
+  if (stored.uri !== uri) throw corrupt(path, `holds user ${stored.uri}, its folder says ${uri}`);
+  if (stored.removed) return undefined;
+  const { format: _format, removed: _removed, ...record } = stored;
+  try {
+    return checkedUser(record);
+  } catch (error) {
+    throw corrupt(path, (error as Error).message, error);
+  }
 }
 
 interface Current {
@@ -78,21 +104,26 @@ export class FileUsers implements UserDirectory {
   private async current(uri: string): Promise<Current> {
     const directory = this.userDirectory(uri);
     for (let attempt = 1; attempt <= READ_ATTEMPTS_MAX; attempt++) {
-      const versions = (await listDirectory(directory)).map((name) => VERSION_NAME.exec(name)?.[1]).filter((found): found is string => found !== undefined).map(Number);
-      if (versions.length === 0) return { version: 0, record: undefined };
-      const version = Math.max(...versions);
+      const version = newestVersion(await listDirectory(directory));
+      if (version === 0) return { version: 0, record: undefined };
       const path = join(directory, versionName(version));
       const raw = await readBounded(path, limits.storeUserBytesMax);
       if (raw === undefined) continue; // superseded and cleaned up meanwhile
-      const stored = checked(path, raw, userFileSchema);
-      if (stored.uri !== uri) throw corrupt(path, `holds user ${stored.uri}, its folder says ${uri}`);
-      if (stored.removed) return { version, record: undefined };
-      const { format: _format, removed: _removed, ...record } = stored;
-      try {
-        return { version, record: checkedUser(record) };
-      } catch (error) {
-        throw corrupt(path, (error as Error).message, error);
-      }
+      return { version, record: recordOf(uri, path, raw) };
+    }
+    throw corrupt(directory, 'versions keep vanishing while being read');
+  }
+
+  /** current() with synchronous reads, for users(): the same answer, a fraction of the CPU. */
+  private currentSync(uri: string): Current {
+    const directory = this.userDirectory(uri);
+    for (let attempt = 1; attempt <= READ_ATTEMPTS_MAX; attempt++) {
+      const version = newestVersion(listDirectorySync(directory));
+      if (version === 0) return { version: 0, record: undefined };
+      const path = join(directory, versionName(version));
+      const raw = readBoundedSync(path, limits.storeUserBytesMax);
+      if (raw === undefined) continue;
+      return { version, record: recordOf(uri, path, raw) };
     }
     throw corrupt(directory, 'versions keep vanishing while being read');
   }
@@ -170,11 +201,16 @@ export class FileUsers implements UserDirectory {
     const records: UserRecord[] = [];
     const names = await listDirectory(this.usersDirectory);
     if (names.length > limits.storeUsersMax) throw corrupt(this.usersDirectory, `${names.length} users, more than the limit of ${limits.storeUsersMax}`);
-    for (const name of names) {
-      const uri = unescapeName(name);
-      if (uri === undefined || escapeName(uri) !== name) throw corrupt(join(this.usersDirectory, name), 'not the folder of a user (its name is not an escaped URI)');
-      const { record } = await this.current(uri);
-      if (record) records.push(record);
+    // Synchronous reads in chunks (a server reads every user at start: 100,000 async reads cost
+    // several times the CPU), the event loop let go between chunks.
+    for (let first = 0; first < names.length; first += USERS_READ_CHUNK) {
+      if (first > 0) await new Promise((resolve) => setImmediate(resolve));
+      for (const name of names.slice(first, first + USERS_READ_CHUNK)) {
+        const uri = unescapeName(name);
+        if (uri === undefined || escapeName(uri) !== name) throw corrupt(join(this.usersDirectory, name), 'not the folder of a user (its name is not an escaped URI)');
+        const { record } = this.currentSync(uri);
+        if (record) records.push(record);
+      }
     }
     return records.sort((a, b) => (a.uri < b.uri ? -1 : a.uri > b.uri ? 1 : 0));
   }
