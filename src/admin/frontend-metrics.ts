@@ -58,7 +58,7 @@ export function registerFrontendMetrics(registry: Registry, server: { status(): 
     ]),
     ['event'],
   );
-  counter('dnslb_auth_directory_errors_total', 'Requests answered 503 because the user directory (the store) could not be read.', auth((a) => a.directoryErrors));
+  gauge('dnslb_auth_directory_users', 'Users in the directory this server holds in memory, kept current from the store.', auth((a) => a.users));
 
   // Registrar
   gauge('dnslb_registrar_users', 'Users with at least one binding here.', (s) => s.bindings.users);

@@ -10,12 +10,14 @@ import { answerChallenge, parseChallenge } from './answer.ts';
 import { Authenticator, type AuthOutcome, type AuthenticatorOptions } from './authenticate.ts';
 import { BruteForceLimiter } from './limiter.ts';
 import { credentialFor } from './user-credential.ts';
+import { UserTable } from './user-table.ts';
 
 const SECRET = Buffer.alloc(32, 9);
 
 function directory(users: Array<{ uri: string; password: string; disabled?: boolean; md5?: boolean }>): AuthenticatorOptions['directory'] {
-  const records = new Map<string, UserRecord>(users.map((user) => [user.uri, { uri: user.uri, disabled: user.disabled ?? false, credential: credentialFor(user.uri, user.password, { md5: user.md5 === true }), by: 'test', atMs: 0 }]));
-  return { user: async (uri) => records.get(uri) };
+  const table = new UserTable();
+  table.replace(users.map((user): UserRecord => ({ uri: user.uri, disabled: user.disabled ?? false, credential: credentialFor(user.uri, user.password, { md5: user.md5 === true }), by: 'test', atMs: 0 })));
+  return table;
 }
 
 const USERS = directory([

@@ -8,17 +8,20 @@ import { isDnslbError } from '../shared/errors.ts';
 import { from as fromHeader, to as toHeader } from '../sip/headers.ts';
 import type { Header, SipRequest } from '../sip/message.ts';
 import { formatUri } from '../sip/uri.ts';
-import type { UserRecord } from '../store/users.ts';
 import { AuthHeaderError, parseCredentials, type DigestCredentials } from './authorization.ts';
 import { CHALLENGE_STATUS, challengeHeaders, CREDENTIALS_HEADER, type ChallengeKind } from './challenge.ts';
 import { expectedResponse, responseMatches, type DigestAlgorithm } from './digest.ts';
 import { BruteForceLimiter } from './limiter.ts';
 import { checkNonce, issueNonce, NonceCounts, type RandomBytes } from './nonce.ts';
 import { digestIdentityOf } from './user-credential.ts';
+import type { AuthUser } from './user-table.ts';
 
-/** Where the step reads users: the store (its `user`), or an in-memory map in tests. */
+/**
+ * Where the step reads users: in memory, never the disk (user-table.ts `UserTable`, which the server
+ * keeps current from the store's 'user' events).
+ */
 export interface AuthDirectory {
-  user(uri: string): Promise<UserRecord | undefined>;
+  user(uri: string): AuthUser | undefined;
 }
 
 export interface AuthConfig {
@@ -189,9 +192,9 @@ export class Authenticator {
   /**
    * Decides one request. REGISTER is the registrar's (401, the To user); any other request is a
    * proxy's (407, the From user). The caller chooses which requests come here (out-of-dialog, from
-   * clients: DESIGN §7) and sends the answer after `delayMs`.
+   * clients: DESIGN §7) and sends the answer after `delayMs`. Synchronous: the directory is in memory.
    */
-  async authenticate(request: SipRequest, flow: AuthFlow): Promise<AuthOutcome> {
+  authenticate(request: SipRequest, flow: AuthFlow): AuthOutcome {
     const party = this.claimedParty(request);
     if (typeof party !== 'string') return party;
     const claimed = party;
@@ -241,12 +244,8 @@ export class Authenticator {
     // Credentials for another user than the one the request speaks for: refused whatever the password.
     if (credentials.username !== username) return this.forbidden(`credentials of ${credentials.username} for ${claimed}`, 'Credentials do not match the user');
 
-    const user = await this.options.directory.user(claimed);
-    // Asked again after the wait: requests pipelined on one connection all passed the first check
-    // before any of them failed; without this, 10,000 guesses sent at once would all be tried.
-    const refusedNow = this.refusal(flow.remoteAddress, claimed, this.options.clock.nowMs());
-    if (refusedNow !== undefined) return refusedNow;
-    const ha1 = user === undefined ? NO_USER_HA1[credentials.algorithm] : credentials.algorithm === 'MD5' ? user.credential.ha1Md5 : user.credential.ha1Sha256;
+    const user = this.options.directory.user(claimed);
+    const ha1 = user === undefined ? NO_USER_HA1[credentials.algorithm] : credentials.algorithm === 'MD5' ? user.ha1Md5() : user.ha1Sha256();
     if (ha1 === undefined) return this.challenge(kind, realm, `${claimed} has no MD5 hash: SHA-256 only`);
     const expected = expectedResponse({ algorithm: credentials.algorithm, ha1, nonce: credentials.nonce, nc: credentials.nc, cnonce: credentials.cnonce, method: request.method, digestUri: credentials.uri });
     if (user === undefined || !responseMatches(expected, credentials.response)) {

@@ -96,7 +96,7 @@ export class LiveZones {
 
   private async watch(store: Store, afterRevision: number): Promise<void> {
     try {
-      for await (const event of store.watch({ afterRevision, signal: this.abort.signal })) {
+      for await (const event of store.watch({ afterRevision, signal: this.abort.signal, users: false })) {
         await this.apply(store, event);
       }
     } catch (error) {

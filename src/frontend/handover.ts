@@ -187,6 +187,18 @@ export class Handover {
     return queued;
   }
 
+  /** As reconcileMoves, for these users only (one user's home pool changed): no walk over every binding. */
+  reconcileMovesOf(users: readonly string[]): number {
+    const homedOnOtherPool = this.options.homedOnOtherPool;
+    if (!homedOnOtherPool) return 0;
+    const items: RehomeItem[] = [];
+    for (const user of users) if (this.options.location.has(user) && homedOnOtherPool(user)) items.push({ user, reason: 'move', to: null });
+    if (items.length === 0) return 0;
+    const queued = this.moveQueue.enqueue(items);
+    if (queued > 0) this.options.logger.info({ queued, remaining: this.moveQueue.progress().remaining }, 'handover: users queued to move to their new home pool');
+    return queued;
+  }
+
   /**
    * Queues every user held here whose home, by `movable`, is another server. Idempotent: users
    * already queued keep their place. Returns how many were newly queued.

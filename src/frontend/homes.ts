@@ -3,6 +3,7 @@
 // (topology/home-pool.ts) — and its registrar sequence over that pool's servers.
 import { defaultHomePool, homePoolOf, type HomePoolFound, type NoHomePool } from '../topology/home-pool.ts';
 import type { Topology } from '../topology/schema.ts';
+import { UserTable } from '../auth/user-table.ts';
 import { sequencerOf } from '../pool/routing.ts';
 import type { PoolView } from './pool-view.ts';
 
@@ -13,45 +14,31 @@ export interface UserHome extends HomePoolFound {
   sequence: readonly string[];
 }
 
-/** The explicit assignments of the user directory, kept current by the store follower. */
+/** Users' homes: the user directory's explicit assignments (kept current by the store follower) over the topology's rules. */
 export class UserHomes {
-  private assignments: ReadonlyMap<string, string> = new Map();
-
-  /** Replaces every assignment (canonical user URI → home pool FQDN); says whether any changed. */
-  setAssignments(assignments: ReadonlyMap<string, string>): boolean {
-    const changed = assignments.size !== this.assignments.size || [...assignments].some(([user, pool]) => this.assignments.get(user) !== pool);
-    this.assignments = assignments;
-    return changed;
-  }
-
-  private numbers: ReadonlyMap<string, string> = new Map();
-
-  /** Replaces the users' numbers (E.164 `+14255550100` → canonical user URI), from the user directory. */
-  setNumbers(numbers: ReadonlyMap<string, string>): void {
-    this.numbers = numbers;
-  }
+  constructor(private readonly directory: Pick<UserTable, 'homePoolOf' | 'userOfNumber' | 'assigned' | 'numbered'> = new UserTable()) {}
 
   /** The user whose number this is (E.164 normal form), if any: where a call from a PSTN gateway goes. */
   userOfNumber(number: string): string | undefined {
-    return this.numbers.get(number);
+    return this.directory.userOfNumber(number);
   }
 
   assignmentOf(user: string): string | undefined {
-    return this.assignments.get(user);
+    return this.directory.homePoolOf(user);
   }
 
   /** How many users have a number. */
   get numbered(): number {
-    return this.numbers.size;
+    return this.directory.numbered;
   }
 
   get assigned(): number {
-    return this.assignments.size;
+    return this.directory.assigned;
   }
 
   /** The home pool of a canonical user URI by `view`'s topology (no sequence: the cheap question for users of this pool), or why it has none. */
   homePoolOf(view: PoolView, user: string): HomePoolFound | NoHomePool {
-    const assigned = this.assignments.get(user);
+    const assigned = this.directory.homePoolOf(user);
     if (assigned === undefined) {
       // Every REGISTER and call asks: a topology without home rules gives every unassigned user its
       // default pool, worked out once per published topology (the caller has checked the SIP domain).

@@ -13,6 +13,7 @@ import { TestSipClient } from '../../test/helpers/sip-client.ts';
 import { waitUntil } from '../../test/helpers/process.ts';
 import { serverCertificateFiles, serverTls } from '../../test/helpers/tls-certs.ts';
 import { readFile } from 'node:fs/promises';
+import { storedRecord } from '../../test/helpers/store-fixtures.ts';
 
 const PREFIX = '127.0.50';
 const OFFSET = 160;
@@ -87,7 +88,7 @@ describe('routing between pools (fe1 of pool01 and fe4 of pool02 in process)', (
 
   test('two pools disagree about a user home pool: 482, a handful of requests, never a storm', async () => {
     // fe1 believes the user lives on pool02 (its rule), fe4 has it assigned to pool01.
-    fe4.setAssignments(new Map([['sip:dub-loop@contoso.com', 'pool01.contoso.com']]));
+    fe4.setUser('sip:dub-loop@contoso.com', storedRecord('sip:dub-loop@contoso.com', { homePool: 'pool01.contoso.com' }));
     const before = [fe1.status().proxy.interPoolForwarded, fe4.status().proxy.interPoolForwarded];
     const client = await open(FE1);
     const call = invite(client, 'sip:dub-loop@contoso.com');
@@ -101,7 +102,7 @@ describe('routing between pools (fe1 of pool01 and fe4 of pool02 in process)', (
     const short = invite(client, 'sip:dub-loop@contoso.com', 1);
     client.send(short.lines);
     assert.equal((await client.response(short.callId, 483)).status, 483);
-    fe4.setAssignments(new Map());
+    fe4.setUser('sip:dub-loop@contoso.com', undefined);
   });
 
   test('a Director: a client REGISTER gets 301 to the home pool; from a server (the Edge) it is proxied to the home registrar; the Director holds nothing', async () => {
@@ -146,7 +147,7 @@ describe('routing between pools (fe1 of pool01 and fe4 of pool02 in process)', (
   });
 
   test('no server of the home pool can be reached: 480 naming what each server did', async () => {
-    fe1.setAssignments(new Map([['sip:alice2@contoso.com', 'pool02.contoso.com']]));
+    fe1.setUser('sip:alice2@contoso.com', storedRecord('sip:alice2@contoso.com', { homePool: 'pool02.contoso.com' }));
     await fe4.stop();
     const client = await open(FE1);
     const call = invite(client, 'sip:alice2@contoso.com');

@@ -4,7 +4,9 @@
 // steps), drain and hand-over, and the state it exposes (status(), users()) to the admin API.
 import { randomBytes } from 'node:crypto';
 import { pino, type Logger } from 'pino';
-import { Authenticator, type AuthDirectory } from '../auth/authenticate.ts';
+import { Authenticator } from '../auth/authenticate.ts';
+import { UserTable } from '../auth/user-table.ts';
+import type { UserRecord } from '../store/users.ts';
 import type { Flow } from '../sip/flow.ts';
 import { createResponse, type SipResponse } from '../sip/message.ts';
 import { topVia } from '../sip/headers.ts';
@@ -67,7 +69,7 @@ export interface FrontEndOptions {
    * The user directory and the pool's nonce secret (the store's `user` and `authSecret`): needed when
    * the topology turns `settings.auth` on (FRONTEND_AUTH_NO_DIRECTORY otherwise).
    */
-  auth?: { directory: AuthDirectory; secret: Buffer };
+  auth?: { secret: Buffer };
   /**
    * An edge server's role (src/edge/edge-server.ts builds it): its steps from the server's services,
    * what a drain hands over instead of bindings, and its part of status().
@@ -112,8 +114,13 @@ export class FrontEndServer {
   private readonly handover: Handover;
   private readonly drain: DrainControl;
   private readonly path: RequestPath;
-  /** Users' home pools: the store's assignments (setAssignments) over the topology's rules. */
-  readonly homes = new UserHomes();
+  /**
+   * The user directory in memory (src/auth/user-table.ts): HA1s for the digest check, home pools and
+   * numbers for routing; loaded and kept current by the store follower (setUsers, setUser).
+   */
+  readonly directory = new UserTable();
+  /** Users' home pools: the directory's assignments over the topology's rules. */
+  readonly homes = new UserHomes(this.directory);
   private fromOtherPools = 0;
   /** Built when a user directory is given; used while the topology's settings.auth.enabled is on. */
   private readonly authenticator: Authenticator | null;
@@ -213,7 +220,7 @@ export class FrontEndServer {
     });
     const authSettings = this.view.topology.settings.auth;
     this.authenticator = options.auth
-      ? new Authenticator({ directory: options.auth.directory, secret: options.auth.secret, realms: this.view.topology.sipDomains, clock: this.clock, randomBytes, config: { md5: authSettings.algorithms.includes('MD5'), algorithms: authSettings.algorithms, nonceLifetimeMs: authSettings.nonceLifetimeMs } })
+      ? new Authenticator({ directory: this.directory, secret: options.auth.secret, realms: this.view.topology.sipDomains, clock: this.clock, randomBytes, config: { md5: authSettings.algorithms.includes('MD5'), algorithms: authSettings.algorithms, nonceLifetimeMs: authSettings.nonceLifetimeMs } })
       : null;
     this.applyAuthSettings(this.view.topology);
     this.authenticateStep = new AuthenticateStep({ auth: () => this.authOn, clock: this.clock, random: this.random, logger: this.logger, registerAnswers: this.registerAnswers });
@@ -221,7 +228,6 @@ export class FrontEndServer {
     const role = ROLE_OF_KIND[this.view.pool.kind];
     if (role === 'edge' && options.edge === undefined) throw new DnslbError('EDGE_NO_ACCESS_EDGE', `${options.server} is an edge server: it runs as an Edge (src/edge/edge-server.ts)`);
     this.path = buildPath(role, { ...services, edge: role === 'edge' ? options.edge!.role(services) : undefined });
-    if (this.path.steps.includes(this.authenticateStep)) this.authenticateStep.follow(this.path.steps);
     this.transport.on('message', (flow, message) => {
       try {
         if (message.kind === 'request') {
@@ -299,17 +305,22 @@ export class FrontEndServer {
   }
 
   /**
-   * The user directory's explicit home pools (canonical user URI → pool FQDN), all of them. Users held
+   * The whole user directory (at start, or when the store asks for a full read again). Users held
    * here whose home pool is now another one are handed over there, rate-limited (Handover moves).
    */
-  /** The user directory's numbers (E.164 → canonical user URI): calls from a PSTN gateway to a number go to its user. */
-  setNumbers(numbers: ReadonlyMap<string, string>): void {
-    this.homes.setNumbers(numbers);
+  setUsers(records: readonly UserRecord[]): void {
+    this.directory.replace(records);
+    this.handover.reconcileMoves();
   }
 
-  setAssignments(assignments: ReadonlyMap<string, string>): void {
-    if (!this.homes.setAssignments(assignments)) return;
-    this.handover.reconcileMoves();
+  /**
+   * One user's change (its record now; undefined: removed), in effect for the next request: a
+   * disabled user's next REGISTER is refused, a moved user's next one redirected to its new home,
+   * and its bindings here handed over there when its home pool is another one now.
+   */
+  setUser(uri: string, record: UserRecord | undefined): void {
+    const change = this.directory.set(uri, record);
+    if (change.homePoolBefore !== change.homePoolAfter) this.handover.reconcileMovesOf([uri]);
   }
 
   /** Authentication follows the topology's settings.auth (its realms: the SIP domains). */
@@ -336,7 +347,7 @@ export class FrontEndServer {
   private authStatus(): AuthStatus | null {
     const auth = this.authenticator;
     if (auth === null) return null;
-    return { enabled: this.authOn !== null, boundFlows: auth.boundFlows, pending: this.authenticateStep.pending, directoryErrors: this.authenticateStep.directoryErrors, counters: { ...auth.counters }, limiter: { ...auth.limiter.counters } };
+    return { enabled: this.authOn !== null, boundFlows: auth.boundFlows, users: this.directory.size, counters: { ...auth.counters }, limiter: { ...auth.limiter.counters } };
   }
 
   /** The physical registrar sequence: may `fqdn` take users now? (pool/membership.ts) */

@@ -66,10 +66,8 @@ export interface AuthStatus {
   enabled: boolean;
   /** Flows carrying a proven identity (RFC 5626). */
   boundFlows: number;
-  /** Digest checks waiting for the store. */
-  pending: number;
-  /** Requests answered 503 because the user directory could not be read. */
-  directoryErrors: number;
+  /** Users in the directory this server holds in memory (src/auth/user-table.ts). */
+  users: number;
   counters: AuthCounters;
   limiter: LimiterCounters;
 }

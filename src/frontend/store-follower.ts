@@ -2,8 +2,10 @@
 // dns + frontends"): newly published topology versions and every server's admin state come in;
 // this server's liveness reports (its own state and its heartbeat view of each peer) go out. Other
 // servers' liveness reports come in too, for routing to servers of other pools (pool/membership.ts
-// isRoutable), and the user directory's home pools (read at start, with each published version, and
-// every assignmentsPollMs: the directory is not part of the watched change log).
+// isRoutable), and the user directory: read whole once at start (and again after a failed watch, or
+// when the store says user changes were compacted away), then followed change by change ('user'
+// events), so a digest check never reads the store and `dnslb user move|disable|set-password` takes
+// effect here as soon as its event is applied.
 import type { Logger } from 'pino';
 import type { Clock, Timer } from '../shared/clock.ts';
 import { reportOf, type AdminState, type LivenessRecord, type Snapshot, type Store, type StoreEvent } from '../store/store.ts';
@@ -23,11 +25,7 @@ export interface StoreFollowerOptions {
   logger: Logger;
   /** After the watch failed, follow again from a new snapshot this much later. Default 1000 ms. */
   retryDelayMs?: number;
-  /** How often the user directory's home pools are read again (a `dnslb user move` takes effect within this). Default 5000 ms. */
-  assignmentsPollMs?: number;
 }
-
-export const ASSIGNMENTS_POLL_MS_DEFAULT = 5000;
 
 export class StoreFollower {
   private readonly abort = new AbortController();
@@ -37,8 +35,6 @@ export class StoreFollower {
   private watching: Promise<void> | undefined;
   private reportTimer: Timer | undefined;
   private retryTimer: Timer | undefined;
-  private assignmentsTimer: Timer | undefined;
-  private readingAssignments: Promise<void> | undefined;
   private reporting: Promise<void> | undefined;
   private reportAgain = false;
   private stopped = false;
@@ -48,25 +44,18 @@ export class StoreFollower {
 
   constructor(private readonly options: StoreFollowerOptions) {}
 
-  /** Applies the snapshot (a newer version, the admin states), starts watching and reporting. */
+  /**
+   * Applies the snapshot (a newer version, the admin states) and the whole user directory, starts
+   * watching and reporting. A directory that cannot be read fails the start (a server must not run
+   * on an empty directory: every sign-in would be refused).
+   */
   async start(snapshot?: Snapshot): Promise<void> {
     const first = snapshot ?? (await this.options.store.snapshot());
     this.applySnapshot(first);
-    await this.readAssignments();
+    await this.readUsers();
     this.unsubscribe = this.options.server.onChange(() => this.reportSoon());
     this.watching = this.watch(first.revision);
     this.reportSoon();
-    this.pollAssignments();
-  }
-
-  private pollAssignments(): void {
-    if (this.stopped) return;
-    this.assignmentsTimer = this.options.clock.setTimer(this.options.assignmentsPollMs ?? ASSIGNMENTS_POLL_MS_DEFAULT, () => {
-      this.readingAssignments = this.readAssignments().finally(() => {
-        this.readingAssignments = undefined;
-        this.pollAssignments();
-      });
-    });
   }
 
   /** Stops following; the last report (its whole view: only itself, `down`) has a short TTL so that DNS drops this server at once. */
@@ -76,8 +65,6 @@ export class StoreFollower {
     this.unsubscribe?.();
     this.reportTimer?.cancel();
     this.retryTimer?.cancel();
-    this.assignmentsTimer?.cancel();
-    await this.readingAssignments;
     await this.watching;
     await this.reporting;
     if (options.reportDown ?? true) {
@@ -103,22 +90,18 @@ export class StoreFollower {
     this.appliedRevision = Math.max(this.appliedRevision, snapshot.revision);
   }
 
-  /** The user directory's explicit home pools (frontend/homes.ts); a failed read keeps the last ones. */
-  private async readAssignments(): Promise<void> {
+  /**
+   * The whole user directory, read after the snapshot the watch resumes from: the changes between
+   * the two are delivered again by the watch and applied on top (each carries the user's record as
+   * it is now, so applying it again is harmless). Throws when the store cannot be read.
+   */
+  private async readUsers(): Promise<void> {
     if (this.stopped) return;
-    try {
-      const assignments = new Map<string, string>();
-      const numbers = new Map<string, string>();
-      for (const user of await this.options.store.users()) {
-        if (user.homePool !== undefined) assignments.set(user.uri, user.homePool);
-        // Users come sorted by URI: of two users given one number, the first keeps it.
-        if (user.number !== undefined && !numbers.has(user.number)) numbers.set(user.number, user.uri);
-      }
-      this.options.server.setAssignments(assignments);
-      this.options.server.setNumbers(numbers);
-    } catch (error) {
-      this.options.logger.warn({ err: error }, 'frontend: could not read the user directory; keeping the last home pools');
-    }
+    const startedMs = performance.now();
+    const users = await this.options.store.users();
+    if (this.stopped) return;
+    this.options.server.setUsers(users);
+    this.options.logger.info({ users: users.length, ms: Math.round(performance.now() - startedMs) }, 'frontend: user directory loaded');
   }
 
   private async watch(afterRevision: number): Promise<void> {
@@ -136,9 +119,17 @@ export class StoreFollower {
     if (this.stopped) return;
     this.retryTimer = this.options.clock.setTimer(this.options.retryDelayMs ?? 1000, () => {
       this.options.store.snapshot().then(
-        (snapshot) => {
+        async (snapshot) => {
           if (this.stopped) return;
           this.applySnapshot(snapshot);
+          try {
+            await this.readUsers();
+          } catch (cause) {
+            this.options.logger.error({ err: cause }, 'frontend: reading the user directory failed; retrying');
+            this.retry();
+            return;
+          }
+          if (this.stopped) return;
           this.watching = this.watch(snapshot.revision);
         },
         (cause: unknown) => {
@@ -157,7 +148,13 @@ export class StoreFollower {
           const published = await this.options.store.read(event.version);
           if (published.version > server.topologyVersion) server.setTopology(published.topology, published.version);
         }
-        await this.readAssignments();
+        break;
+      case 'user':
+        server.setUser(event.uri, event.record);
+        break;
+      case 'users-reset':
+        // The store could not replay user changes one by one (compacted away): read them all again.
+        await this.readUsers();
         break;
       case 'admin-state':
         this.adminStates.set(event.record.server.toLowerCase(), event.record.state);
@@ -206,6 +203,49 @@ export class StoreFollower {
     } catch (error) {
       server.noteLivenessReport({ ok: false, error: (error as Error).message });
       this.options.logger.warn({ err: error }, 'frontend: liveness report failed');
+    }
+  }
+}
+
+/**
+ * The user directory alone, for a server run from a topology file (no store to follow) whose
+ * topology turns authentication on: the directory of --data-dir, read whole at start and then
+ * followed by its 'user' events, as StoreFollower does; the other events are not this server's.
+ */
+export class DirectoryFollower {
+  private readonly abort = new AbortController();
+  private watching: Promise<void> | undefined;
+  private retryTimer: Timer | undefined;
+  private stopped = false;
+
+  constructor(private readonly options: Pick<StoreFollowerOptions, 'store' | 'server' | 'clock' | 'logger' | 'retryDelayMs'>) {}
+
+  /** Reads the whole directory (throws when it cannot), then follows it. */
+  async start(): Promise<void> {
+    const revision = (await this.options.store.snapshot()).revision;
+    this.options.server.setUsers(await this.options.store.users());
+    this.watching = this.watch(revision);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.abort.abort();
+    this.retryTimer?.cancel();
+    await this.watching;
+  }
+
+  private async watch(afterRevision: number): Promise<void> {
+    try {
+      for await (const event of this.options.store.watch({ afterRevision, signal: this.abort.signal })) {
+        if (event.kind === 'user') this.options.server.setUser(event.uri, event.record);
+        else if (event.kind === 'users-reset') this.options.server.setUsers(await this.options.store.users());
+      }
+    } catch (error) {
+      if (this.stopped) return;
+      this.options.logger.error({ err: error }, 'frontend: following the user directory failed; reading it again');
+      this.retryTimer = this.options.clock.setTimer(this.options.retryDelayMs ?? 1000, () => {
+        this.watching = this.start().catch((cause: unknown) => this.options.logger.error({ err: cause }, 'frontend: reading the user directory failed'));
+      });
     }
   }
 }

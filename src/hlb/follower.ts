@@ -150,7 +150,7 @@ export class HlbFollower {
     let from = afterRevision;
     while (!this.abort.signal.aborted) {
       try {
-        for await (const event of this.options.store.watch({ afterRevision: from, signal: this.abort.signal })) {
+        for await (const event of this.options.store.watch({ afterRevision: from, signal: this.abort.signal, users: false })) {
           if (event.kind === 'admin-state') await this.apply();
           else if (event.kind === 'published') await this.published(event.version);
           from = Math.max(from, event.revision);

@@ -436,6 +436,11 @@ export class LocationService {
     };
   }
 
+  /** Whether a user (canonical URI) holds a binding here, expired ones not yet swept included. */
+  has(user: string): boolean {
+    return this.byUser.has(user);
+  }
+
   /** Every user holding a binding here (canonical URIs), expired ones not yet swept included. */
   users(): IterableIterator<string> {
     return this.byUser.keys();

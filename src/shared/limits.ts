@@ -149,8 +149,6 @@ export const limits = {
   authLimiterEntriesMax: 100_000,
   /** Sources remembered per user as having signed in (they stay exempt from that user's lock). */
   authKnownSourcesPerUserMax: 16,
-  /** Digest checks waiting for the store at once; more are answered 503 Retry-After (a flood cannot pile up promises). */
-  authPendingMax: 10_000,
   /** Remote clients' flow identities a server keeps for Edge links (auth/relayed.ts); the oldest are forgotten first. */
   authRelayedFlowsMax: 200_000,
 } as const;

@@ -44,3 +44,19 @@ export const livenessReportFields = {
   states: z.array(z.strictObject({ server: z.string().min(1), state: z.enum(['active', 'suspect', 'down', 'draining', 'drained', 'blocked']) })),
 };
 export const livenessReportSchema = z.strictObject(livenessReportFields);
+
+/** A name as a file name or key segment: readable for URIs and FQDNs, collision-free for anything else (characters outside `a-z0-9.-` become `_<hex>_`). */
+export function escapeName(value: string): string {
+  return value.replace(/[^a-z0-9.-]/g, (character) => `_${character.codePointAt(0)?.toString(16)}_`);
+}
+
+/** The inverse of escapeName; undefined for a name escapeName never makes. */
+export function unescapeName(name: string): string | undefined {
+  let value: string;
+  try {
+    value = name.replace(/_([0-9a-f]{1,6})_/g, (_match, hex: string) => String.fromCodePoint(parseInt(hex, 16)));
+  } catch {
+    return undefined; // beyond U+10FFFF
+  }
+  return escapeName(value) === name ? value : undefined;
+}

@@ -9,7 +9,7 @@ import { eventually } from '../../test/helpers/eventually.ts';
 import { FakeClock } from '../../test/helpers/fake-clock.ts';
 import { leaseTtlSeconds, openEtcdStore, type EtcdStore } from './etcd-store.ts';
 import { reportOf, type StoreEvent } from './store.ts';
-import { rejectsWith, storeTopology as topology } from '../../test/helpers/store-fixtures.ts';
+import { rejectsWith, storeTopology as topology, storeUser } from '../../test/helpers/store-fixtures.ts';
 
 let etcd: EtcdServer;
 let raw: Etcd3;
@@ -26,7 +26,7 @@ after(async () => {
   await etcd?.dispose();
 });
 
-async function fresh(options: { requestTimeoutMs?: number } = {}): Promise<{ store: EtcdStore; prefix: string }> {
+async function fresh(options: { requestTimeoutMs?: number; usersPageKeys?: number } = {}): Promise<{ store: EtcdStore; prefix: string }> {
   const prefix = `/etcd-test-${process.pid}-${++prefixes}/`;
   const store = await openEtcdStore({ endpoints: [etcd.endpoint], prefix, clock: new FakeClock(), ...options });
   stores.push(store);
@@ -117,7 +117,7 @@ describe('etcd going away and coming back', () => {
 });
 
 describe('compaction', () => {
-  test('a watch from a revision etcd has compacted away replays the durable state (latest admin state per server), then follows', async () => {
+  test('a watch from a revision etcd has compacted away replays the durable state (latest admin state per server), asks for a full read of the users, then follows', async () => {
     const { store } = await fresh();
     const value = topology(2);
     const [server] = value.pools.flatMap((pool) => pool.servers.map((candidate) => candidate.fqdn)) as [string];
@@ -129,15 +129,26 @@ describe('compaction', () => {
     const controller = new AbortController();
     const iterator = store.watch({ afterRevision: first.revision, signal: controller.signal })[Symbol.asyncIterator]();
     const events: StoreEvent[] = [];
-    for (let index = 0; index < 2; index++) events.push((await iterator.next()).value as StoreEvent);
+    for (let index = 0; index < 3; index++) events.push((await iterator.next()).value as StoreEvent);
     assert.equal(events[0]?.kind === 'admin-state' && events[0].record.reason, 'b', 'the latest state, not the steps');
     assert.deepEqual(events[1], { kind: 'published', revision: second.revision, version: 2 });
+    // A removed user leaves no key to replay: the consumer is told to read the directory again.
+    assert.equal(events[2]?.kind, 'users-reset');
     // …and it follows from there.
     const next = iterator.next();
     const third = await store.publish(value, 2, { by: 'w' });
     assert.deepEqual((await next).value, { kind: 'published', revision: third.revision, version: 3 });
     controller.abort();
     assert.equal((await iterator.next()).done, true);
+  });
+});
+
+describe('users in pages', () => {
+  test('users() reads the directory in pages at one revision: every user once, sorted, whatever the page size', async () => {
+    const { store } = await fresh({ usersPageKeys: 2 });
+    const uris = ['sip:e@contoso.com', 'sip:a@contoso.com', 'sip:d@contoso.com', 'sip:c@contoso.com', 'sip:b@contoso.com'];
+    for (const uri of uris) await store.addUser(storeUser(uri), { by: 'test' });
+    assert.deepEqual((await store.users()).map((user) => user.uri), [...uris].sort());
   });
 });
 

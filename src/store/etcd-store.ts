@@ -13,7 +13,7 @@ import { diffTopologies, type TopologyDiff } from '../topology/diff.ts';
 import { fromObject } from '../topology/parse.ts';
 import { TopologyError } from '../topology/problem.ts';
 import type { Topology } from '../topology/schema.ts';
-import { adminRecordFields, checkText, livenessReportFields, livenessReportSchema, publishedDocument, storedText } from './checks.ts';
+import { adminRecordFields, checkText, escapeName, livenessReportFields, livenessReportSchema, publishedDocument, storedText, unescapeName } from './checks.ts';
 import { recordsOf, type AdminState, type AdminStateRecord, type LivenessRecord, type LivenessReport, type PublishedVersion, type Snapshot, type Store, type StoreEvent, type VersionSummary, type WatchOptions } from './store.ts';
 import { authSecretSchema, checkedUser, checkHomePool, unknownUser, updatedUser, userExists, userRecordFields, type NewUser, type UserRecord, type UserUpdate } from './users.ts';
 
@@ -33,11 +33,14 @@ export interface EtcdStoreOptions {
   clock?: Clock;
   /** Bound on one etcd call; past it the call fails with STORE_UNAVAILABLE. */
   requestTimeoutMs?: number;
+  /** Users read per range by users() (pages at one revision). */
+  usersPageKeys?: number;
 }
 
 export const ETCD_STORE_DEFAULTS = {
   prefix: '/dnslb/',
   requestTimeoutMs: limits.storeEtcdRequestTimeoutMs, // 5 s
+  usersPageKeys: 2000, // ≈ 0.6 MB of records per answer, well under gRPC's 4 MiB
 } as const;
 
 const FORMAT = 1;
@@ -57,10 +60,7 @@ const livenessValueSchema = z.strictObject({ format: z.literal(FORMAT), ...liven
 const userValueSchema = z.strictObject({ format: z.literal(FORMAT), ...userRecordFields });
 const secretValueSchema = authSecretSchema.extend({ format: z.literal(FORMAT) });
 
-/** A key segment for a name: readable for FQDNs, collision-free for anything else (as the file store names files). */
-function escapeName(value: string): string {
-  return value.replace(/[^a-z0-9.-]/g, (character) => `_${character.codePointAt(0)?.toString(16)}_`);
-}
+
 
 function versionName(version: number): string {
   return String(version).padStart(VERSION_DIGITS, '0');
@@ -84,6 +84,7 @@ export class EtcdStore implements Store {
   private readonly client: Etcd3;
   private readonly clock: Clock;
   private readonly requestTimeoutMs: number;
+  private readonly usersPageKeys: number;
   private readonly secure: boolean;
   private readonly etcdUser: string | undefined;
   private closed = false;
@@ -98,6 +99,8 @@ export class EtcdStore implements Store {
     this.clock = options.clock ?? systemClock;
     this.requestTimeoutMs = options.requestTimeoutMs ?? ETCD_STORE_DEFAULTS.requestTimeoutMs;
     assert(this.requestTimeoutMs > 0, 'requestTimeoutMs > 0');
+    this.usersPageKeys = options.usersPageKeys ?? ETCD_STORE_DEFAULTS.usersPageKeys;
+    assert(Number.isInteger(this.usersPageKeys) && this.usersPageKeys > 0, 'usersPageKeys > 0');
     this.secure = options.tls !== undefined;
     this.etcdUser = options.auth?.user;
     const tls = options.tls;
@@ -484,10 +487,26 @@ export class EtcdStore implements Store {
     return kv ? this.userOf(kv) : undefined;
   }
 
+  /**
+   * Every user, in pages of usersPageKeys keys read at one revision (the first page's): 100,000 records
+   * in one answer would pass gRPC's 4 MiB message limit, and a page is a short read for etcd.
+   */
   async users(): Promise<UserRecord[]> {
-    const response = await this.call(`read ${this.prefix}users/`, () => this.client.kv.range(this.rangeRequest('users', { limit: limits.storeUsersMax + 1 })));
-    if (response.kvs.length > limits.storeUsersMax) throw this.corrupt(`${this.prefix}users/`, `more than ${limits.storeUsersMax} users`);
-    return response.kvs.map((kv) => this.userOf(kv)).sort((a, b) => (a.uri < b.uri ? -1 : a.uri > b.uri ? 1 : 0));
+    const range = Range.prefix(this.key('users'));
+    const records: UserRecord[] = [];
+    let start = range.start;
+    let revision: string | undefined;
+    for (;;) {
+      const from = start;
+      const response = await this.call(`read ${this.prefix}users/`, () => this.client.kv.range({ key: from, range_end: range.end, limit: this.usersPageKeys, ...(revision === undefined ? {} : { revision }) }));
+      revision ??= String(response.header.revision);
+      for (const kv of response.kvs) records.push(this.userOf(kv));
+      if (records.length > limits.storeUsersMax) throw this.corrupt(`${this.prefix}users/`, `more than ${limits.storeUsersMax} users`);
+      const last = response.kvs.at(-1);
+      if (!response.more || last === undefined) break;
+      start = Buffer.concat([last.key, Buffer.from([0])]);
+    }
+    return records.sort((a, b) => (a.uri < b.uri ? -1 : a.uri > b.uri ? 1 : 0));
   }
 
   /** One transaction: put the candidate if the pool has no secret yet, else read the one it has. */
@@ -549,6 +568,7 @@ export class EtcdStore implements Store {
   async *watch(options: WatchOptions = {}): AsyncGenerator<StoreEvent> {
     assert(!this.closed, 'etcd store used after close()');
     const { signal } = options;
+    const users = options.users ?? true;
     if (signal?.aborted) return;
     // Liveness first, at one revision: older liveness changes in the replayed history are skipped.
     const initial = await this.range('liveness');
@@ -644,7 +664,7 @@ export class EtcdStore implements Store {
           await stopWatcher();
           queue.length = 0;
           const replay = await this.replayAfter(cursor);
-          for (const event of replay.events) yield event;
+          for (const event of replay.events) if (users || event.kind !== 'users-reset') yield event;
           cursor = replay.revision;
           if (ended()) return;
           await startWatcher();
@@ -660,6 +680,15 @@ export class EtcdStore implements Store {
             yield { kind: 'published', revision, version: this.summaryOf(kv).version };
           } else if (name.startsWith('admin/') && put) {
             yield { kind: 'admin-state', revision, record: this.adminOf(kv) };
+          } else if (name.startsWith('users/') && users) {
+            // A delete carries no value: the user is named by its key.
+            const uri = unescapeName(name.slice('users/'.length));
+            if (put) {
+              const record = this.userOf(kv);
+              yield { kind: 'user', revision, uri: record.uri, record };
+            } else if (uri !== undefined) {
+              yield { kind: 'user', revision, uri, record: undefined };
+            }
           } else if (name.startsWith('liveness/') && !name.includes('~') && revision > livenessRevision) {
             if (put) {
               // A renewal with the same states yields nothing; a changed or dropped server does.
@@ -716,7 +745,10 @@ export class EtcdStore implements Store {
         .filter((kv) => revisionOf(kv.mod_revision) > afterRevision)
         .map((kv): StoreEvent => ({ kind: 'admin-state', revision: revisionOf(kv.mod_revision), record: this.adminOf(kv) })),
     ].sort((a, b) => a.revision - b.revision);
-    return { revision: revisionOf(response.header.revision), events };
+    // Removed users leave no key behind to replay: the consumer reads the whole directory again.
+    const revision = revisionOf(response.header.revision);
+    events.push({ kind: 'users-reset', revision });
+    return { revision, events };
   }
 
   /** Ends every watch and closes the connections; etcd's data is left as it is. */

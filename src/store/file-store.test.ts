@@ -14,7 +14,7 @@ import { limits } from '../shared/limits.ts';
 import { fromObject } from '../topology/parse.ts';
 import { openFileStore, type FileStore, type FileStoreOptions } from './file-store.ts';
 import { reportOf, type StoreEvent } from './store.ts';
-import { rejectsWith, serverNames, storeTopology as topology } from '../../test/helpers/store-fixtures.ts';
+import { rejectsWith, serverNames, storeTopology as topology, storeUser } from '../../test/helpers/store-fixtures.ts';
 
 const directories: string[] = [];
 after(async () => {
@@ -298,6 +298,24 @@ describe('watch', () => {
     assert.equal(events[0]?.kind, 'admin-state');
     assert.equal(events[0]?.kind === 'admin-state' && events[0].record.state, 'blocked', 'the latest state, not the steps');
     assert.deepEqual(events[1], { kind: 'published', revision: 4, version: 2 });
+  });
+
+  test('user changes compacted away: a resumed watch says so (users-reset) instead of replaying them; the log entries name users, never their hashes', async () => {
+    const { store } = await freshStore({ compactEvery: 3 });
+    await store.publish(topology(2), 0, { by: 'w' }); // r1
+    await store.addUser(storeUser('sip:alice@contoso.com'), { by: 'w' }); // r2
+    const logged = JSON.parse(await readFile(join(store.directory, 'log', `${'2'.padStart(16, '0')}.json`), 'utf8')) as { change: unknown };
+    assert.deepEqual(logged.change, { kind: 'user', uri: 'sip:alice@contoso.com' });
+    await store.updateUser('sip:alice@contoso.com', { disabled: true }, { by: 'w' }); // r3: compaction at 3
+    await store.addUser(storeUser('sip:bob@contoso.com'), { by: 'w' }); // r4
+    const controller = new AbortController();
+    const events = await take(store.watch({ afterRevision: 1, signal: controller.signal })[Symbol.asyncIterator](), 2);
+    assert.deepEqual(events[0], { kind: 'users-reset', revision: 3 });
+    assert.equal(events[1]?.kind === 'user' && events[1].uri, 'sip:bob@contoso.com', 'then the log, change by change');
+    // Resumed at the compaction itself: nothing was lost, no reset.
+    const [after] = await take(store.watch({ afterRevision: 3, signal: controller.signal })[Symbol.asyncIterator](), 1);
+    assert.equal(after?.kind === 'user' && after.revision, 4);
+    controller.abort();
   });
 
   test('liveness: current reports first, then changes, then expiry when the clock passes the TTL', async () => {

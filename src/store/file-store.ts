@@ -57,6 +57,8 @@ const logEntrySchema = z.strictObject({
   change: z.discriminatedUnion('kind', [
     z.strictObject({ kind: z.literal('published'), version: count, by: text, comment: text, topology: z.unknown() }),
     z.strictObject({ kind: z.literal('admin-state'), record: adminRecordSchema }),
+    // A user's record changed (users/<uri>/ holds it): the entry names the user, not its hashes.
+    z.strictObject({ kind: z.literal('user'), uri: z.string().min(1).max(512) }),
   ]),
 });
 type LogEntry = z.infer<typeof logEntrySchema>;
@@ -66,6 +68,8 @@ const compactionSchema = z.strictObject({
   revision: count,
   versions: z.array(summarySchema),
   adminStates: z.array(adminRecordSchema.extend({ revision: count })),
+  /** The newest user change folded in (absent: none, or a store from before user changes were logged). */
+  usersRevision: count.optional(),
 });
 type Compaction = z.infer<typeof compactionSchema>;
 
@@ -79,10 +83,12 @@ interface State {
   compactedRevision: number;
   versions: VersionSummary[];
   adminStates: Map<string, AdminStateRecord & { revision: number }>;
+  /** Revision of the newest user change (0: none): a watch resuming before it across a compaction resets its users. */
+  usersRevision: number;
 }
 
 function emptyState(): State {
-  return { revision: 0, compactedRevision: 0, versions: [], adminStates: new Map() };
+  return { revision: 0, compactedRevision: 0, versions: [], adminStates: new Map(), usersRevision: 0 };
 }
 
 function cloneState(state: State): State {
@@ -186,6 +192,7 @@ export class FileStore implements Store {
       directory: this.directory,
       tmpDirectory: this.tmpDirectory,
       clock: this.clock,
+      announce: (uri) => this.exclusive(() => this.commit(async () => ({ change: { kind: 'user', uri }, result: () => undefined }))),
       currentTopology: () =>
         this.exclusive(async () => {
           const state = await this.refresh();
@@ -301,6 +308,8 @@ export class FileStore implements Store {
       const expected = (state.versions.at(-1)?.version ?? 0) + 1;
       if (change.version !== expected) throw corrupt(join(this.logDirectory, revisionName(entry.revision)), `publishes version ${change.version}, expected ${expected}`);
       state.versions.push({ version: change.version, revision: entry.revision, publishedAtMs: entry.atMs, by: change.by, comment: change.comment });
+    } else if (change.kind === 'user') {
+      state.usersRevision = entry.revision;
     } else {
       state.adminStates.set(change.record.server, { ...change.record, revision: entry.revision });
     }
@@ -317,6 +326,7 @@ export class FileStore implements Store {
         compactedRevision: base.revision,
         versions: base.versions,
         adminStates: new Map(base.adminStates.map((record) => [record.server, record])),
+        usersRevision: base.usersRevision ?? 0,
       };
     } else if (entries.length > 0) {
       state = cloneState(state);
@@ -378,6 +388,7 @@ export class FileStore implements Store {
       revision: state.revision,
       versions: state.versions,
       adminStates: [...state.adminStates.values()],
+      ...(state.usersRevision > 0 ? { usersRevision: state.usersRevision } : {}),
     };
     await createExclusive(this.tmpDirectory, join(this.compactionDirectory, revisionName(state.revision)), JSON.stringify(compaction));
     state.compactedRevision = state.revision;
@@ -598,6 +609,7 @@ export class FileStore implements Store {
   async *watch(options: WatchOptions = {}): AsyncGenerator<StoreEvent> {
     assert(!this.closed, 'file store used after close()');
     const { signal } = options;
+    const users = options.users ?? true;
     let cursor = options.afterRevision ?? (await this.currentRevision());
     const waker = new Waker();
     let logChanged = true;
@@ -638,13 +650,19 @@ export class FileStore implements Store {
             const replay: StoreEvent[] = [
               ...base.versions.filter((summary) => summary.revision > cursor).map((summary): StoreEvent => ({ kind: 'published', revision: summary.revision, version: summary.version })),
               ...base.adminStates.filter((record) => record.revision > cursor).map((record): StoreEvent => ({ kind: 'admin-state', revision: record.revision, record: stripRevision(record) })),
+              // User changes are not kept one by one in a compaction (the directory is the user files).
+              ...(users && (base.usersRevision ?? 0) > cursor ? [{ kind: 'users-reset', revision: base.usersRevision ?? 0 } as const] : []),
             ].sort((a, b) => a.revision - b.revision);
             for (const event of replay) yield event;
             cursor = base.revision;
           }
           for (const entry of entries) {
             const change = entry.change;
-            yield change.kind === 'published' ? { kind: 'published', revision: entry.revision, version: change.version } : { kind: 'admin-state', revision: entry.revision, record: change.record };
+            if (change.kind === 'published') yield { kind: 'published', revision: entry.revision, version: change.version };
+            else if (change.kind === 'admin-state') yield { kind: 'admin-state', revision: entry.revision, record: change.record };
+            // The record as it is now: of two quick changes the watch may deliver the second one's
+            // record twice, never the first one's after the second (the last event is the current record).
+            else if (users) yield { kind: 'user', revision: entry.revision, uri: change.uri, record: await this.userFiles.user(change.uri) };
             cursor = entry.revision;
           }
         }

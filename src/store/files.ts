@@ -1,6 +1,7 @@
 // Crash-safe file primitives for the file store: exclusive create (the compare-and-swap), atomic
 // replace, bounded reads, and the cleanup of temp files that killed writers leave behind.
 import { randomBytes } from 'node:crypto';
+import { closeSync, fstatSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { link, open, readdir, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { DnslbError } from '../shared/errors.ts';
@@ -100,6 +101,41 @@ export async function readBounded(path: string, bytesMax: number): Promise<strin
     throw ioError('read', path, cause);
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * readBounded without the event loop: for bulk reads (every user at a server's start) done in short
+ * chunks, where the async calls' own cost (a thread-pool round trip and promises per call) is most
+ * of the work.
+ */
+export function readBoundedSync(path: string, bytesMax: number): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (cause) {
+    if (errno(cause) === 'ENOENT') return undefined;
+    throw ioError('open', path, cause);
+  }
+  try {
+    const { size } = fstatSync(fd);
+    if (size > bytesMax) throw corrupt(path, `${size} bytes, more than the limit of ${bytesMax}`);
+    return readFileSync(fd, 'utf8');
+  } catch (cause) {
+    if (cause instanceof DnslbError) throw cause;
+    throw ioError('read', path, cause);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** listDirectory without the event loop (see readBoundedSync). */
+export function listDirectorySync(directory: string): string[] {
+  try {
+    return readdirSync(directory);
+  } catch (cause) {
+    if (errno(cause) === 'ENOENT') return [];
+    throw ioError('list', directory, cause);
   }
 }
 

@@ -262,6 +262,52 @@ for (const backend of [fileBackend, etcdBackend]) {
         assert.deepEqual(await store.user('sip:bob@contoso.com'), again);
       });
 
+      test('user changes are in the watched change log: add, move, disable, new password, remove arrive from another instance as user events, in order, with the record; a resumed watch replays them', async () => {
+        const clock = new FakeClock(1_000_000);
+        const { store: writer, another } = await backend.fresh(clock);
+        const watcher = await another();
+        const published = topology();
+        const home = published.pools[0]!.fqdn;
+        await writer.publish(published, 0, { by: 'test' });
+        const start = (await watcher.snapshot()).revision;
+        const controller = new AbortController();
+        const iterator = watcher.watch({ afterRevision: start, signal: controller.signal })[Symbol.asyncIterator]();
+        const isUser = (event: StoreEvent): boolean => event.kind === 'user';
+        const uri = 'sip:dave@contoso.com';
+        const added = await writer.addUser({ ...storeUser(uri), number: '+14255550100' }, { by: 'op' });
+        const moved = await writer.updateUser(uri, { homePool: home }, { by: 'op' });
+        const disabled = await writer.updateUser(uri, { disabled: true }, { by: 'op' });
+        const rekeyed = await writer.updateUser(uri, { credential: { realm: 'contoso.com', ha1Sha256: 'd'.repeat(64) } }, { by: 'op' });
+        await writer.removeUser(uri);
+        // The file store delivers a user's record as it is when the watch reads it: a quick run of
+        // changes may show a later record early (never an earlier one late), so the last one is exact.
+        const events = await take(iterator, 5, isUser);
+        const records = events.map((event) => (event.kind === 'user' ? event : undefined));
+        assert.ok(records.every((event) => event?.uri === uri), 'each names the user');
+        const revisions = events.map((event) => event.revision);
+        assert.deepEqual(revisions, [...revisions].sort((a, b) => a - b), 'in revision order');
+        assert.ok(new Set(revisions).size === 5 && revisions[0]! > start, 'one revision per change, after the resume point');
+        assert.equal(records[4]?.record, undefined, 'the removal: no record');
+        const order = [added, moved, disabled, rekeyed];
+        for (let index = 0; index < 4; index++) {
+          const record = records[index]?.record;
+          if (record === undefined) continue; // already removed when read (file store, a quick run of changes)
+          assert.ok(order.slice(index).some((expected) => JSON.stringify(expected) === JSON.stringify(record)), `event ${index}: this change or a later one`);
+        }
+        // Resuming after the first user event replays the rest, in the same order.
+        const resumed = await take(watcher.watch({ afterRevision: revisions[0], signal: controller.signal })[Symbol.asyncIterator](), 4, isUser);
+        assert.deepEqual(resumed.map((event) => event.revision), revisions.slice(1));
+        // Two watchers, one change: both see the record as stored.
+        await writer.addUser(storeUser(uri, { homePool: home }), { by: 'op' });
+        const [again] = await take(iterator, 1, isUser);
+        assert.deepEqual(again?.kind === 'user' && again.record, await writer.user(uri));
+        // A consumer without a directory (DNS) asks for no user events: the next durable change it sees is the publish.
+        const republished = await writer.publish(published, 1, { by: 'test' });
+        const [first] = await take(watcher.watch({ afterRevision: start, signal: controller.signal, users: false })[Symbol.asyncIterator](), 1, (event) => event.kind !== 'liveness');
+        assert.deepEqual(first, { kind: 'published', revision: republished.revision, version: 2 });
+        controller.abort();
+      });
+
       test('a home pool must be a frontend pool of the published topology; null removes it', async () => {
         const { store } = await backend.fresh(new FakeClock());
         const value = storeTopologyWithDirector();

@@ -3,7 +3,7 @@
 // and the etcd backend implement it, so callers never know which one they hold.
 import type { TopologyDiff } from '../topology/diff.ts';
 import type { Topology } from '../topology/schema.ts';
-import type { UserDirectory } from './users.ts';
+import type { UserDirectory, UserRecord } from './users.ts';
 
 /** What an operator set: "disabled by an operator" is never the same as "unhealthy" (STYLE). */
 export type AdminState = 'active' | 'draining' | 'blocked';
@@ -80,12 +80,19 @@ export type VersionSummary = Omit<PublishedVersion, 'topology'>;
  * (a lease in etcd): a watch first reports every unexpired record once, then each change of
  * state or topology version, and 'liveness-expired' when a report outlives its TTL unrenewed;
  * their `revision` is the store revision when they were seen, not a resume point of their own.
+ * 'user' is a change of the user directory: the user's record as it is now (undefined: removed).
+ * Replayed on resume; two changes of one user arrive in the order they were made, so the last
+ * event of a user is its current record. 'users-reset' says that user changes after the resume
+ * point can no longer be replayed one by one (compacted away): read the whole directory again
+ * (`users()`); the events after it apply on top of what that read returns.
  */
 export type StoreEvent =
   | { kind: 'published'; revision: number; version: number }
   | { kind: 'admin-state'; revision: number; record: AdminStateRecord }
   | { kind: 'liveness'; revision: number; record: LivenessRecord }
-  | { kind: 'liveness-expired'; revision: number; server: string; reporter: string };
+  | { kind: 'liveness-expired'; revision: number; server: string; reporter: string }
+  | { kind: 'user'; revision: number; uri: string; record: UserRecord | undefined }
+  | { kind: 'users-reset'; revision: number };
 
 /** Everything a consumer (DNS, a Front End) needs to start; then watch from `revision`. */
 export interface Snapshot {
@@ -100,9 +107,17 @@ export interface WatchOptions {
   /** Deliver the events after this revision (a resume point); the current revision when absent. */
   afterRevision?: number;
   signal?: AbortSignal;
+  /**
+   * Deliver 'user' and 'users-reset' events (default true). Consumers that hold no user directory
+   * (DNS, the HLB follower, the supervisor) pass false: the file store then reads no user record for them.
+   */
+  users?: boolean;
 }
 
-/** The store; its user directory and pool secrets (users.ts) are apart from the change log and not watched. */
+/**
+ * The store. Its user directory (users.ts) is watched: each change is a 'user' event, so a server
+ * loads the directory once (`users()`) and then follows it. Pool secrets are not watched.
+ */
 export interface Store extends UserDirectory {
   /**
    * Publishes `topology` as version baseVersion + 1. Compare-and-swap: throws DnslbError

@@ -35,6 +35,8 @@ export interface RunningPool {
   store: FileStore | undefined;
   status(index: number): Promise<FrontEndStatus>;
   users(index: number): Promise<UserEntry[]>;
+  /** Waits until every running server holds `count` users of the directory in memory (they follow the store's changes). */
+  directoryHeld(count: number): Promise<void>;
   /** Starts (or starts again) server `index` and waits until it listens. */
   startServer(index: number): Promise<PoolServer>;
   /** SIGKILL (a crash), waiting until the process is gone. */
@@ -192,6 +194,15 @@ export async function startPool(options: PoolOptions): Promise<RunningPool> {
     store,
     status: (index) => adminGet<FrontEndStatus>(servers[index]!.adminUrl, token, '/status'),
     users: async (index) => (await adminGet<{ users: UserEntry[] }>(servers[index]!.adminUrl, token, '/users')).users,
+    async directoryHeld(count) {
+      await waitUntil(`every server holds ${count} users`, async () => {
+        for (const server of servers) {
+          if (server === undefined) continue;
+          if ((await adminGet<FrontEndStatus>(server.adminUrl, token, '/status')).auth?.users !== count) return false;
+        }
+        return true;
+      }, { timeoutMs: 60_000 });
+    },
     startServer,
     async kill(index) {
       const child = servers[index]!.process.child;

@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { isDnslbError } from '../../src/shared/errors.ts';
 import { fromObject } from '../../src/topology/parse.ts';
 import type { Topology } from '../../src/topology/schema.ts';
+import type { UserRecord } from '../../src/store/users.ts';
 import { topologyDocument, topologyShape } from './topology-arbitrary.ts';
 
 /** A small valid topology; `servers` names the frontend pool's servers (fe1.example.com …). */
@@ -50,4 +51,9 @@ export async function rejectsWith(promise: Promise<unknown>, code: string, messa
   if (typeof message === 'string') assert.ok(caught.message.includes(message), caught.message);
   else if (message) assert.match(caught.message, message);
   return caught;
+}
+
+/** A full user record (as the store hands it out) for in-memory directories: `server.setUser(uri, storedRecord(uri, { homePool }))`. */
+export function storedRecord(uri: string, extra: { homePool?: string; disabled?: boolean; md5?: boolean; number?: string } = {}): UserRecord {
+  return { ...storeUser(uri, extra), ...(extra.number === undefined ? {} : { number: extra.number }), by: 'test', atMs: 0 };
 }

@@ -54,6 +54,7 @@ describe('sipp REGISTER with digest over TCP: 1,000 users, 3 servers', () => {
     dir = mkdtempSync(join(tmpdir(), 'dnslb-fe-auth-sipp-'));
     pool = await startPool({ addresses: ['127.0.40.111', '127.0.40.112', '127.0.40.113'], store: true, settingsYaml: AUTH_SETTINGS });
     await addUsers(pool.store!, [...names, 'victim0', 'victim1', 'victim2']);
+    await pool.directoryHeld(names.length + 3);
   });
   after(async () => {
     await pool?.stop();
@@ -111,6 +112,7 @@ describe('sipp REGISTER with digest over TLS (socat tunnel): 1,000 users, 3 serv
     // Each server has its own certificate from the pool CA (mutual TLS between them); socat verifies with it.
     writeFileSync(join(dir, 'ca.pem'), readFileSync(pool.caFile!, 'utf8'));
     await addUsers(pool.store!, names);
+    await pool.directoryHeld(names.length);
     tunnelPort = await freePortPair(addresses);
     for (const address of addresses) {
       tunnels.push(start('socat', [`TCP-LISTEN:${tunnelPort},bind=${address},fork,reuseaddr`, `OPENSSL:${address}:${pool.tlsPort},cafile=${join(dir, 'ca.pem')},verify=1`]));

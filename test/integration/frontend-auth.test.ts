@@ -109,6 +109,7 @@ describe('SIP digest authentication on a 3-server pool', () => {
       const uri = `sip:${user}@contoso.com`;
       await pool.store!.addUser({ uri, disabled: false, credential: credentialFor(uri, password, { md5: false }) }, { by: 'test' });
     }
+    await pool.directoryHeld(Object.keys(PASSWORDS).length);
   });
   after(async () => {
     for (const client of clients) client.close();
@@ -171,6 +172,8 @@ describe('SIP digest authentication on a 3-server pool', () => {
     for (let index = 0; user === ''; index++) if (homeIndex(`carol${index}`) !== 0) user = `carol${index}`;
     const uri = `sip:${user}@contoso.com`;
     await pool.store!.addUser({ uri, disabled: false, credential: credentialFor(uri, 'carol-pw', { md5: false }) }, { by: 'test' });
+    // Servers hold the directory in memory: a new user is known to each once it applied the change.
+    await pool.directoryHeld(Object.keys(PASSWORDS).length + 1);
     const atFe1 = await open(0, '127.0.40.123');
     const first = register(atFe1, user);
     const challenge = await atFe1.response(first.callId, 401);

@@ -258,8 +258,8 @@ test('a call from the gateway (a sipp UAC at its address) to a user, and to the 
     const fromMediation = (await system.status(home)).roles.fromOtherPools - homeBefore;
     assert.ok(fromMediation >= 3, `${home} got ${fromMediation} requests from med2`);
 
-    // The same user by its number: the user directory gives pstn-callee +1-425-555-0123; med2 reads it
-    // (it polls the directory) and retargets the gateway's call to the user.
+    // The same user by its number: the user directory gives pstn-callee +1-425-555-0123; med2 learns
+    // it from the store's change (it follows the directory) and retargets the gateway's call to the user.
     await system.store.addUser({ uri: callee.aor, number: '+14255550123', disabled: false, credential: credentialFor(callee.aor, 'not-used', { md5: false }) }, { by: 'test' });
     await waitUntil('med2 knows the number', async () => (await system.status('med2.contoso.com')).roles.numbers === 1, { timeoutMs: 30_000 });
     const byNumberBefore = (await system.status(home)).roles.fromOtherPools;

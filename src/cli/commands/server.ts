@@ -12,7 +12,7 @@ import { addMetricsRoute, createRegistry } from '../../admin/metrics.ts';
 import { FrontEndServer } from '../../frontend/server.ts';
 import { EdgeServer } from '../../edge/edge-server.ts';
 import { readTlsFiles } from '../../frontend/tls-files.ts';
-import { StoreFollower } from '../../frontend/store-follower.ts';
+import { DirectoryFollower, StoreFollower } from '../../frontend/store-follower.ts';
 import { openStore } from '../../store/open.ts';
 import { DATA_DIR_DEFAULT, DATA_DIR_DESCRIPTION, DATA_DIR_FLAGS, dataDirOf, openFileStoreOf, STORE_DESCRIPTION, STORE_FLAGS, storeSpecOrDefault } from './store-options.ts';
 import { randomBytes } from 'node:crypto';
@@ -97,7 +97,7 @@ export function registerServer(program: Command): void {
       // The user directory: the store's (a later version may turn settings.auth on); with --topology
       // alone, the file store of --data-dir when this topology turns it on (`dnslb user add --data-dir`).
       const users: Store | undefined = store ?? (topology.settings.auth.enabled ? await openFileStoreOf(command, { mustExist: false }) : undefined);
-      const auth = users ? { directory: users, secret: await users.authSecret(poolOf(topology, options.server), randomBytes(32)) } : undefined;
+      const auth = users ? { secret: await users.authSecret(poolOf(topology, options.server), randomBytes(32)) } : undefined;
       if (!topology.settings.auth.enabled) logger.info('settings.auth is off: clients are not authenticated, anyone may register as any user');
       const serverOptions = {
         auth,
@@ -116,7 +116,8 @@ export function registerServer(program: Command): void {
       const edge = isEdgeServer(topology, options.server) ? new EdgeServer(serverOptions) : undefined;
       const server = edge?.server ?? new FrontEndServer(serverOptions);
       const bound = edge ? await edge.start() : { ...(await server.start()), external: [] as string[] };
-      const follower = store ? new StoreFollower({ store, server, clock: systemClock, logger }) : undefined;
+      // The follower loads the user directory into the server's memory and keeps it current.
+      const follower = store ? new StoreFollower({ store, server, clock: systemClock, logger }) : users ? new DirectoryFollower({ store: users, server, clock: systemClock, logger }) : undefined;
       await follower?.start(snapshot);
       const web = await startWebServices(server, topology, tls, store, logger);
       let admin: AdminApi | undefined;

@@ -311,7 +311,7 @@ function followTopology(store: Store, supervisor: Supervisor, first: PublishedVe
     let from = first.revision;
     while (!abort.signal.aborted) {
       try {
-        for await (const event of store.watch({ afterRevision: from, signal: abort.signal })) {
+        for await (const event of store.watch({ afterRevision: from, signal: abort.signal, users: false })) {
           if (event.kind === 'published') await reconcile(await store.read(event.version));
           from = Math.max(from, event.revision);
         }

@@ -6,10 +6,9 @@
 // in-dialog requests (set up by an authenticated request on the flow), and OPTIONS to the server
 // itself (a keep-alive or capability probe: it names no user and reveals none).
 //
-// A flow that already carries an identity is decided at once. Otherwise the digest is checked
-// against the store, which takes a while: the step answers the path ("answered"), and when the
-// check ends either sends the answer (after the brute-force limiter's delay) or runs the rest of the
-// path on a copy of the context (the path's own context is reused by the next request meanwhile).
+// A flow that already carries an identity is decided at once; otherwise the digest is checked
+// against the user directory held in memory (src/auth/user-table.ts), also at once: the request
+// goes on, or is answered (after the brute-force limiter's delay when it says so).
 import type { Logger } from 'pino';
 import { withoutProxyCredentials } from '../../auth/authorization.ts';
 import { relayedFlowOf } from '../../auth/relayed.ts';
@@ -19,10 +18,7 @@ import type { Authenticator, AuthOutcome } from '../../auth/authenticate.ts';
 import type { Clock, Random, Timer } from '../../shared/clock.ts';
 import type { RegisterAnswers } from '../register-answers.ts';
 import { limits } from '../../shared/limits.ts';
-import type { Header } from '../../sip/message.ts';
-import { reply, RequestContext, type Step, type StepOutcome } from './step.ts';
-
-const RETRY_AFTER: readonly Header[] = [{ name: 'Retry-After', value: '5' }];
+import { reply, type RequestContext, type Step, type StepOutcome } from './step.ts';
 
 export interface AuthenticateStepOptions {
   /** The authenticator when the topology turns authentication on; null when off (read per request). */
@@ -35,25 +31,12 @@ export interface AuthenticateStepOptions {
 
 export class AuthenticateStep implements Step {
   readonly name = 'authenticate';
-  /** The steps after this one, for requests that go on once their digest is checked (set by `follow`). */
-  private rest: readonly Step[] = [];
   /** Answers held back by the limiter, cancelled at close. */
   private readonly held = new Set<Timer>();
-  /** Checks against the store in progress. */
-  pending = 0;
-  /** The store could not be read: answered 503 (the client retries; nobody is let in unchecked). */
-  directoryErrors = 0;
   /** Remote clients' flow identities (link id/token) → the Edge link they came over. */
   private readonly relayed = new Map<string, string>();
 
   constructor(private readonly options: AuthenticateStepOptions) {}
-
-  /** Tells the step the path it is part of: requests it lets through later continue after it. */
-  follow(path: readonly Step[]): void {
-    const index = path.indexOf(this);
-    if (index < 0) throw new Error('the authenticate step is not in this path');
-    this.rest = path.slice(index + 1);
-  }
 
   run(context: RequestContext): StepOutcome {
     const auth = this.options.auth();
@@ -71,35 +54,12 @@ export class AuthenticateStep implements Step {
       this.answer(context, known);
       return 'answered';
     }
-    if (this.pending >= limits.authPendingMax) {
-      this.options.registerAnswers.count(request, 503);
-      reply(flow, request, 503, this.options.random, { reason: 'Too many sign-ins in progress', headers: RETRY_AFTER });
-      return 'answered';
+    const outcome = auth.authenticate(request, authFlow);
+    if (outcome.kind === 'authenticated') {
+      if (request.method !== 'REGISTER') context.request = withoutProxyCredentials(request, digestIdentityOf(outcome.identity).realm);
+      return 'continue';
     }
-    const later = Object.assign(new RequestContext(), context);
-    this.pending++;
-    auth.authenticate(request, authFlow).then(
-      (outcome) => {
-        this.pending--;
-        if (flow.closed) {
-          // The flow went while its password was checked: it must not keep an identity.
-          auth.flowClosed(authFlow.id);
-          return;
-        }
-        if (outcome.kind === 'authenticated') {
-          if (request.method !== 'REGISTER') later.request = withoutProxyCredentials(later.request, digestIdentityOf(outcome.identity).realm);
-          this.continueWith(later);
-        }
-        else this.answer(later, outcome);
-      },
-      (error: unknown) => {
-        this.pending--;
-        this.directoryErrors++;
-        this.options.logger.warn({ err: error, source: authFlow.remoteAddress }, 'auth: the user directory could not be read; answered 503');
-        this.options.registerAnswers.count(request, 503);
-        reply(flow, request, 503, this.options.random, { reason: 'User directory unavailable', headers: RETRY_AFTER });
-      },
-    );
+    this.answer(context, outcome);
     return 'answered';
   }
 
@@ -137,12 +97,6 @@ export class AuthenticateStep implements Step {
   close(): void {
     for (const timer of this.held) timer.cancel();
     this.held.clear();
-  }
-
-  private continueWith(context: RequestContext): void {
-    for (let index = 0; index < this.rest.length; index++) {
-      if (this.rest[index]!.run(context) === 'answered') return;
-    }
   }
 
   private answer(context: RequestContext, outcome: Extract<AuthOutcome, { kind: 'answer' }>): void {

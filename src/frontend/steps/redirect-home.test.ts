@@ -14,6 +14,8 @@ import { UserHomes } from '../homes.ts';
 import { PoolView } from '../pool-view.ts';
 import { RegisterAnswers } from '../register-answers.ts';
 import { RedirectHomeStep } from './redirect-home.ts';
+import { UserTable } from '../../auth/user-table.ts';
+import { storedRecord } from '../../../test/helpers/store-fixtures.ts';
 
 const topology = parse(readFileSync(new URL('../../../test/fixtures/topology/multi-pool.yaml', import.meta.url), 'utf8'), 'multi-pool.yaml');
 const director = new PoolView(topology, 'dir1.contoso.com', 1);
@@ -57,12 +59,13 @@ test('redirect-home (Director): only routable servers; none routable → 503 Ret
   assert.match(refused.reason, /^Home pool unavailable: no server of pool02\.contoso\.com can be reached/);
   assert.ok(refused.headers.some((header) => header.name === 'Retry-After'));
   assert.equal(noneUp.counters.homeUnavailable, 1);
-  const homes = new UserHomes();
-  homes.setAssignments(new Map([['sip:dub-ann@contoso.com', 'edgepool.contoso.com']]));
+  const table = new UserTable();
+  const homes = new UserHomes(table);
+  table.set('sip:dub-ann@contoso.com', storedRecord('sip:dub-ann@contoso.com', { homePool: 'edgepool.contoso.com' }));
   const noHome = runStep(step('director', director, () => true, homes), register('sip:dub-ann@contoso.com'), { view: director }).flow.responses()[0]!;
   assert.equal(noHome.status, 404);
   assert.match(noHome.reason, /^No home pool: .*edgepool\.contoso\.com, an edge pool, not a frontend pool/);
-  homes.setAssignments(new Map([['sip:dub-ann@contoso.com', 'pool01.contoso.com']]));
+  table.set('sip:dub-ann@contoso.com', storedRecord('sip:dub-ann@contoso.com', { homePool: 'pool01.contoso.com' }));
   const moved = contacts(runStep(step('director', director, () => true, homes), register('sip:dub-ann@contoso.com'), { view: director }).flow.responses()[0]!);
   assert.ok(moved !== '*' && moved.every((contact) => isSipUri(contact.uri) && /^fe[123]\./.test(contact.uri.host)), 'the assignment (pool01) wins over the rule (pool02)');
   const foreign = runStep(step('director', director), register('sip:someone@example.org'), { view: director }).flow.responses()[0]!;
