@@ -1,0 +1,98 @@
+// A Front End server that stops answering while users sign in (issue 12, the chaos soak's findings),
+// with real processes: `dnslb up --store etcd://…` on 127.0.88.x (the example on etcd, as the chaos
+// soak runs it: liveness reports reach the other servers through etcd's watch), 300 simulated users
+// placing calls. fe2 is SIGSTOPped for 8 s (a host that hangs: connections time out, nothing is refused), then
+// continued; then fe3 is SIGKILLed (the supervisor restarts it). Each time its users sign in elsewhere
+// while the other servers have not all found it down yet (the consensus keeps it a home until every
+// reporter's word is in the store). Counts, not durations:
+// - sign-ins ended by the client's redirect cap (the others passing the user between them): 0;
+// - call setups failed with 482 Loop Detected (a request handed back to a server it came through): 0;
+// - every user registered again at the end.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { readEndpoint, readToken } from '../../src/admin/credentials.ts';
+import { callAdmin } from '../../src/admin/http-api.ts';
+import type { PoolStatus } from '../../src/cli/commands/admin-client.ts';
+import { Simulator, type SimulationSummary } from '../../src/client/simulate.ts';
+import { startEtcd, type EtcdServer } from '../helpers/etcd.ts';
+import { eventually } from '../helpers/eventually.ts';
+import { startUp, type UpSystem } from '../helpers/up.ts';
+
+const NET = '127.0.88';
+const USERS = 300;
+let etcd: EtcdServer;
+let system: UpSystem;
+let simulator: Simulator;
+let status: () => Promise<PoolStatus>;
+let stopped: number | undefined;
+
+before(async () => {
+  etcd = await startEtcd({ address: `${NET}.90` });
+  system = await startUp(NET, { args: ['--store', `${etcd.url}/dnslb-silent/`] });
+  const url = (await readEndpoint(system.dataDir)).url;
+  const token = await readToken(system.dataDir);
+  status = async () => (await callAdmin(url, token, 'GET', '/status')) as PoolStatus;
+  simulator = new Simulator({
+    domain: 'contoso.com',
+    dnsServers: [`${system.dns.address}:${system.dns.port}`],
+    users: USERS,
+    callsPerMinute: 300,
+    callHoldMs: 3000,
+    // Dead flows noticed within seconds, so the users of the silent server sign in while it is silent.
+    userAgent: { keepAliveIntervalMs: 3000, pongTimeoutMs: 2000, backoffBaseMs: 500 },
+  });
+  simulator.start();
+  await eventually(() => assert.equal(simulator.summary().registered, USERS), { timeoutMs: 120_000, intervalMs: 500 });
+});
+
+after(async () => {
+  if (stopped !== undefined) process.kill(stopped, 'SIGCONT');
+  await simulator?.stop().catch(() => {});
+  await system?.stop();
+  await etcd?.dispose();
+});
+
+async function pidOf(server: string): Promise<number> {
+  const pid = (await status()).servers.find((entry) => entry.server === server)?.process?.pid;
+  assert.ok(pid !== undefined, `${server} runs`);
+  return pid;
+}
+
+/** Every user registered and every Front End seen up by all (the fault is over). */
+async function recovered(): Promise<void> {
+  await eventually(
+    async () => {
+      assert.equal(simulator.summary().registered, USERS);
+      const fronts = (await status()).servers.filter((entry) => /^fe\d\.contoso\.com$/.test(entry.server));
+      assert.ok(fronts.length === 3 && fronts.every((entry) => entry.health?.alive === 'up' && entry.health.down === 0), JSON.stringify(fronts.map((entry) => [entry.server, entry.health])));
+    },
+    { timeoutMs: 120_000, intervalMs: 500 },
+  );
+}
+
+const loops = (summary: SimulationSummary) => ({
+  redirectCap: summary.redirectLoops,
+  loopDetected: summary.calls.failedBy['rejected 482 Loop Detected'] ?? 0,
+  callRedirects: Object.entries(summary.calls.failedBy).filter(([why]) => /^rejected 30[12]/.test(why)).reduce((sum, [, count]) => sum + count, 0),
+});
+
+test('fe2 SIGSTOPped for 8 s, then fe3 SIGKILLed: no sign-in ends at the redirect cap, no call setup fails 482', async () => {
+  const before = simulator.summary();
+  stopped = await pidOf('fe2.contoso.com');
+  process.kill(stopped, 'SIGSTOP');
+  await new Promise((resolve) => setTimeout(resolve, 8000));
+  process.kill(stopped, 'SIGCONT');
+  stopped = undefined;
+  await recovered();
+  const afterStop = simulator.summary();
+  console.log(`# after the stop: ${JSON.stringify(loops(afterStop))}; flow deaths ${afterStop.flowDeaths - before.flowDeaths}, calls ${JSON.stringify(afterStop.calls.failedBy)}`);
+
+  const killed = await pidOf('fe3.contoso.com');
+  process.kill(killed, 'SIGKILL');
+  await eventually(async () => assert.notEqual(await pidOf('fe3.contoso.com').catch(() => killed), killed), { timeoutMs: 60_000, intervalMs: 500 });
+  await recovered();
+  const end = simulator.summary();
+  console.log(`# after the kill: ${JSON.stringify(loops(end))}; calls ${JSON.stringify(end.calls.failedBy)}`);
+  assert.ok(end.flowDeaths - before.flowDeaths > 0, 'users of the faulted servers lost their flows and signed in again');
+  assert.deepEqual(loops(end), { redirectCap: 0, loopDetected: 0, callRedirects: 0 });
+});
