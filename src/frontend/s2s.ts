@@ -72,7 +72,13 @@ export class PeerLinks {
       })
       .then(
         (flow) => {
-          this.connecting.delete(fqdn);
+          if (this.connecting.get(fqdn) === attempt) this.connecting.delete(fqdn);
+          const open = this.openFlow(fqdn);
+          if (open) {
+            // A newer attempt (this one was given up on) got there first: one link per peer.
+            flow.close('local', 'a link to this peer is open');
+            return open;
+          }
           this.links.set(fqdn, flow);
           flow.once('close', ({ reason }) => {
             if (this.links.get(fqdn) === flow) this.links.delete(fqdn);
@@ -81,13 +87,31 @@ export class PeerLinks {
           return flow;
         },
         (error: unknown) => {
-          this.connecting.delete(fqdn);
+          if (this.connecting.get(fqdn) === attempt) this.connecting.delete(fqdn);
           this.connectFailures++;
           throw error;
         },
       );
     this.connecting.set(fqdn, attempt);
     return attempt;
+  }
+
+  /**
+   * The next use of the link to `fqdn` starts afresh: the open link is closed (`why`), and a connect
+   * still pending is no longer waited for (it ends by itself; if it succeeds after all it is the link
+   * unless a newer one is open). The heartbeat calls it for a peer that stopped answering on its link:
+   * through a partition, TCP's retransmissions on the old connection (and a SYN's) back off
+   * exponentially — after a 7.8 s partition the old link stayed silent about 5 s more, and the peer
+   * with it (the chaos soak's slow recoveries after `pair`) — while a new connection per probe gets
+   * through as soon as the path is back.
+   */
+  restart(fqdn: string, why: string): void {
+    this.connecting.delete(fqdn);
+    const open = this.openFlow(fqdn);
+    if (open) {
+      this.links.delete(fqdn);
+      open.close('local', why);
+    }
   }
 
   /** Called with the peer's FQDN when its link closes from the peer's side (reset, FIN, socket error). */
