@@ -1,7 +1,8 @@
 // A Front End server that stops answering while users sign in (issue 12, the chaos soak's findings),
 // with real processes: `dnslb up --store etcd://…` on 127.0.88.x (the example on etcd, as the chaos
 // soak runs it: liveness reports reach the other servers through etcd's watch), 300 simulated users
-// placing calls. fe2 is SIGSTOPped (a host that hangs: connections time out, nothing is refused) and
+// placing calls over TLS, as Lync clients do. fe2 is SIGSTOPped (a host that hangs: its kernel still
+// takes TCP connections, but no TLS handshake completes, so the clients' connects time out) and
 // the 300 users start signing in at that moment, through the Directors' 301 (which names fe2 first
 // for its users); fe2 is continued 8 s later. Then fe3 is SIGKILLed (the supervisor restarts it) and
 // its users, their flows reset, sign in again at once. Each time the silent server's users come while
@@ -11,6 +12,8 @@
 // - call setups failed with 482 Loop Detected (a request handed back to a server it came through): 0;
 // - every user registered again at the end.
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { readEndpoint, readToken } from '../../src/admin/credentials.ts';
 import { callAdmin } from '../../src/admin/http-api.ts';
@@ -38,6 +41,8 @@ before(async () => {
     domain: 'contoso.com',
     dnsServers: [`${system.dns.address}:${system.dns.port}`],
     users: USERS,
+    transport: 'tls',
+    ca: await readFile(join(system.dataDir, 'tls', 'ca.pem'), 'utf8'),
     callsPerMinute: 300,
     callHoldMs: 3000,
     // Dead flows noticed within seconds, so the users of the silent server sign in while it is silent.
