@@ -21,8 +21,12 @@ export interface ProbeContext {
   random: Random;
 }
 
-/** Probes in a row that one link left unanswered before the link is given up for a new one. */
-export const SILENT_PROBES_BEFORE_NEW_LINK = 2;
+/**
+ * A link is given up for a new one after `failAfter` probes in a row unanswered on it (the peer is
+ * down by then: renewing costs its state nothing), and a connect pending this long is abandoned for a
+ * new one — never sooner, so that a loaded machine's slow handshakes and answers do not churn links.
+ */
+export const CONNECT_ABANDON_AFTER_MS = 2000;
 const silentProbes = new WeakMap<Flow, number>();
 
 export async function probePeer(peer: string, context: ProbeContext): Promise<ProbeResult> {
@@ -41,7 +45,7 @@ export async function probePeer(peer: string, context: ProbeContext): Promise<Pr
       clearTimeout(timer);
     }
   } catch (error) {
-    if (!wasRefused(error) && /^no connection within/.test((error as Error).message)) context.links.restart(peer, 'connect pending too long');
+    if (!wasRefused(error) && /^no connection within/.test((error as Error).message)) context.links.abandonConnect(peer, Math.max(CONNECT_ABANDON_AFTER_MS, timeoutMs));
     return { ok: false, reason: (error as Error).message, refused: wasRefused(error) };
   }
   const view = context.view();
@@ -75,7 +79,7 @@ export async function probePeer(peer: string, context: ProbeContext): Promise<Pr
     if (closedBy === 'remote-closed' || closedBy === 'socket-error') return { ok: false, reason: `the link closed during the probe (${closedBy})`, refused: true };
     const silent = (silentProbes.get(flow) ?? 0) + 1;
     silentProbes.set(flow, silent);
-    if (silent >= SILENT_PROBES_BEFORE_NEW_LINK) context.links.restart(peer, `${silent} probes unanswered on this link`);
+    if (silent >= Math.max(2, view.topology.settings.heartbeat.failAfter)) context.links.restart(peer, `${silent} probes unanswered on this link`);
     return { ok: false, reason: 'no answer' };
   }
   silentProbes.delete(flow);

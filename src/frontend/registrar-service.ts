@@ -226,14 +226,18 @@ export class RegistrarService {
     const id = callId(request);
     const existing = toHeader.tag === null ? undefined : this.subscriptions.get(who.user)?.find((sub) => sub.callId === id && sub.ourTag === toHeader.tag);
     if (toHeader.tag !== null && !existing) return createResponse(request, 481, { toTag });
-    if (!existing) {
+    // A server that holds the user's binding takes its subscription whatever it thinks of the home now:
+    // a user taken here in backup mode because its home did not answer (X-Dnslb-Unanswered) subscribes
+    // before this server has found the home down, and without the subscription it would never hear the
+    // `deactivated` that hands it back once the home is up again.
+    if (!existing && this.options.location.bindingsOf(who.user).length === 0) {
       const home = homeInSequence(view.sequencer.sequenceOfCanonical(who.user), this.options.available);
       if (home === null) return createResponse(request, 503, { toTag, headers: [{ name: 'Retry-After', value: '30' }] });
       if (home.server !== view.self.fqdn) {
         return createResponse(request, 301, { toTag, reason: REDIRECT_REASON, headers: this.redirectHeaders(redirectContactsInSequence(home.sequence, this.options.available), flow) });
       }
-      if (this.subscriptionCount >= limits.frontendRegSubscriptionsMax) return createResponse(request, 503, { toTag, headers: [{ name: 'Retry-After', value: '60' }] });
     }
+    if (!existing && this.subscriptionCount >= limits.frontendRegSubscriptionsMax) return createResponse(request, 503, { toTag, headers: [{ name: 'Retry-After', value: '60' }] });
     const contactValue = headerValue(request, 'Contact');
     if (contactValue === undefined) return createResponse(request, 400, { toTag, reason: 'Missing Contact' });
     const remoteTarget = formatUri(parseNameAddr(contactValue).uri);

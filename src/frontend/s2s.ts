@@ -22,6 +22,8 @@ export class PeerLinks {
   private view: PoolView;
   private readonly links = new Map<string, Flow>();
   private readonly connecting = new Map<string, Promise<Flow>>();
+  /** When each pending connect began (Date.now()). */
+  private readonly connectingSince = new Map<string, number>();
   private connectFailures = 0;
   private readonly lostListeners = new Set<(fqdn: string) => void>();
   /** Links given up for new ones (restart), kept open a while for what is in flight on them. */
@@ -99,6 +101,7 @@ export class PeerLinks {
         },
       );
     this.connecting.set(fqdn, attempt);
+    this.connectingSince.set(fqdn, Date.now());
     return attempt;
   }
 
@@ -115,6 +118,7 @@ export class PeerLinks {
    */
   restart(fqdn: string, why: string): void {
     this.connecting.delete(fqdn);
+    this.connectingSince.delete(fqdn);
     const open = this.openFlow(fqdn);
     if (!open) return;
     this.links.delete(fqdn);
@@ -128,6 +132,14 @@ export class PeerLinks {
       clearTimeout(timer);
       this.retired.delete(open);
     });
+  }
+
+  /** A connect to `fqdn` pending for `ageMs` or more is no longer waited for: the next use connects anew (see restart). */
+  abandonConnect(fqdn: string, ageMs: number): void {
+    const since = this.connectingSince.get(fqdn);
+    if (since === undefined || Date.now() - since < ageMs) return;
+    this.connecting.delete(fqdn);
+    this.connectingSince.delete(fqdn);
   }
 
   /** Called with the peer's FQDN when its link closes from the peer's side (reset, FIN, socket error). */
