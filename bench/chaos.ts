@@ -14,7 +14,7 @@
 // Checked all along (DNS dug 4×/s in-process, the simulator sampled every second): users registered
 // (minimum, time below 99 %), calls dropped and setups failed per fault kind and outside faults,
 // healthy servers missing from a pool answer (must be 0), flaps per server (answer membership
-// changes), redirect loops (must be 0), time to full recovery after each fault.
+// changes), redirect loops and 482 Loop Detected (both must be 0), time to full recovery after each fault.
 // Every iptables rule is removed and every stopped process continued on exit, error or signal.
 // Run under the integration lock: npm run chaos [-- --minutes 10 --seed 1 --users 2000]; writes the
 // table to bench/RESULTS.md ("Chaos soak"). test/integration/chaos-short.test.ts runs 60 s of it.
@@ -70,6 +70,8 @@ export interface ChaosResult {
   durationMs: number;
   users: number;
   registeredMin: number;
+  /** The minimum of registered users by the fault active when it was sampled ("none" outside faults). */
+  registeredMinBy: Record<string, number>;
   /** Time with fewer than 99 % of the users registered, after the first time all were. */
   below99Ms: number;
   /** Calls dropped / setups failed, by the fault active when they were counted ("none" outside faults). */
@@ -90,6 +92,8 @@ export interface ChaosResult {
    */
   redirectLoops: Record<string, number>;
   callRedirectLoops: number;
+  /** Call setups that failed with 482 Loop Detected (a request handed back to a server it came through): must be 0. */
+  loopDetected: number;
   faults: FaultRecord[];
 }
 
@@ -121,18 +125,27 @@ class Undo {
     process.once('SIGTERM', this.onSignal);
   }
 
-  async drop(from: string, to: string): Promise<void> {
-    if (!from.startsWith('127.') || !to.startsWith('127.')) throw new Error('partitions only on loopback');
-    const rule = ['INPUT', '-s', `${from}/32`, '-d', `${to}/32`, '-j', 'DROP'];
-    await run('iptables', ['-I', ...rule]);
-    this.rules.add(rule.join(' '));
+  /**
+   * DROP rules for every (from, to) pair, inserted in one iptables-restore transaction: the partition
+   * starts at one moment, not rule by rule (16 iptables runs for an isolation took a second or more).
+   */
+  async drop(pairs: readonly (readonly [string, string])[]): Promise<void> {
+    if (pairs.some(([from, to]) => !from.startsWith('127.') || !to.startsWith('127.'))) throw new Error('partitions only on loopback');
+    const rules = pairs.map(([from, to]) => ['INPUT', '-s', `${from}/32`, '-d', `${to}/32`, '-j', 'DROP'].join(' '));
+    for (const rule of rules) this.rules.add(rule);
+    await restore(rules.map((rule) => `-I ${rule}`));
   }
 
+  /** Removes every DROP rule in one transaction: the partition ends at one moment (the recovery clock starts then). */
   async heal(): Promise<void> {
-    for (const rule of [...this.rules]) {
-      await run('iptables', ['-D', ...rule.split(' ')]).catch(() => {});
-      this.rules.delete(rule);
+    const rules = [...this.rules];
+    if (rules.length === 0) return;
+    try {
+      await restore(rules.map((rule) => `-D ${rule}`));
+    } catch {
+      for (const rule of rules) await run('iptables', ['-D', ...rule.split(' ')]).catch(() => {});
     }
+    this.rules.clear();
   }
 
   pause(pid: number): void {
@@ -174,6 +187,14 @@ class Undo {
     process.off('SIGINT', this.onSignal);
     process.off('SIGTERM', this.onSignal);
   }
+}
+
+/** Applies `-I`/`-D` lines to the filter table in one `iptables-restore --noflush` run (atomic). */
+async function restore(lines: readonly string[]): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const child = execFile('iptables-restore', ['--noflush'], (error) => (error ? reject(error) : resolve()));
+    child.stdin?.end(`*filter\n${lines.join('\n')}\nCOMMIT\n`);
+  });
 }
 
 /** One A query for the pool, in-process (no dig per query: 4 a second for minutes). */
@@ -241,6 +262,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       durationMs: options.durationMs,
       users: options.users,
       registeredMin: options.users,
+      registeredMinBy: {},
       below99Ms: 0,
       dropped: {},
       failed: {},
@@ -253,6 +275,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       flaps: Object.fromEntries(FRONTENDS.map((fqdn) => [fqdn, 0])),
       redirectLoops: {},
       callRedirectLoops: 0,
+      loopDetected: 0,
       faults: [],
     };
     const frontendAddresses = FRONTENDS.map((_, index) => feAddress(index));
@@ -289,6 +312,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         await sleep(1000);
         const now = sim.summary();
         result.registeredMin = Math.min(result.registeredMin, now.registered);
+        result.registeredMinBy[activeKind] = Math.min(result.registeredMinBy[activeKind] ?? options.users, now.registered);
         if (now.registered < options.users * 0.99) result.below99Ms += 1000;
         add(result.dropped, activeKind, now.calls.dropped - previous.calls.dropped);
         add(result.failed, activeKind, now.calls.failed - previous.calls.failed);
@@ -360,8 +384,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
           case 'pair': {
             const other = (index + 1 + Math.floor(random() * 2)) % 3;
             record.target = `${server} ⟷ ${FRONTENDS[other]} for ${holdMs} ms`;
-            await undo.drop(address, feAddress(other));
-            await undo.drop(feAddress(other), address);
+            await undo.drop([
+              [address, feAddress(other)],
+              [feAddress(other), address],
+            ]);
             await sleep(holdMs);
             await undo.heal();
             break;
@@ -369,10 +395,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
           case 'isolate': {
             record.target = `${server} from all for ${holdMs} ms`;
             excuse(address);
-            for (const peer of [...frontendAddresses.filter((candidate) => candidate !== address), ...OTHER_SERVERS.map((host) => `${net}.${host}`)]) {
-              await undo.drop(address, peer);
-              await undo.drop(peer, address);
-            }
+            const peers = [...frontendAddresses.filter((candidate) => candidate !== address), ...OTHER_SERVERS.map((host) => `${net}.${host}`)];
+            await undo.drop(peers.flatMap((peer) => [[address, peer] as const, [peer, address] as const]));
             await sleep(holdMs);
             await undo.heal();
             break;
@@ -421,6 +445,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     result.failedBy = final.calls.failedBy;
     // A call whose INVITE was redirected more often than a client follows is a loop too.
     result.callRedirectLoops = Object.entries(final.calls.failedBy).filter(([why]) => /^rejected 30[12]/.test(why)).reduce((sum, [, count]) => sum + count, 0);
+    result.loopDetected = final.calls.failedBy['rejected 482 Loop Detected'] ?? 0;
     return result;
   } finally {
     undo.dispose();
@@ -440,7 +465,7 @@ export function formatChaos(result: ChaosResult): string {
   const lines = [
     `| measure | value |`,
     `|---|---|`,
-    `| users registered, minimum | ${result.registeredMin} of ${result.users} |`,
+    `| users registered, minimum | ${result.registeredMin} of ${result.users} (by fault active: ${faultKinds.filter((kind) => result.registeredMinBy[kind] !== undefined).map((kind) => `${kind === 'none' ? 'outside faults' : kind} ${result.registeredMinBy[kind]}`).join(', ')}) |`,
     `| time below 99 % registered | ${seconds(result.below99Ms)} |`,
     `| calls placed / answered | ${result.callsAttempted} / ${result.callsUp} |`,
     `| calls dropped, by fault active | ${counts(result.dropped)} |`,
@@ -448,6 +473,7 @@ export function formatChaos(result: ChaosResult): string {
     `| healthy servers missing from DNS answers (must be 0) | ${result.healthyMissing} of ${result.answers} answers |`,
     `| flaps per server (answer membership changes) | ${Object.entries(result.flaps).map(([server, count]) => `${server.split('.')[0]} ${count}`).join(', ')} |`,
     `| redirect loops (must be 0): sign-ins given up after 2 redirects, by fault active; calls | ${counts(result.redirectLoops)}; calls ${result.callRedirectLoops} |`,
+    `| call setups failed 482 Loop Detected (must be 0) | ${result.loopDetected} |`,
     '',
     '| # | fault | target | full recovery after undo |',
     '|---|---|---|---|',
@@ -475,7 +501,7 @@ async function main(): Promise<void> {
     'Chaos soak',
     `\`npm run chaos -- --minutes ${minutes} --seed ${seed} --users ${users}\` — the example topology under \`dnslb up --store etcd://\` (heartbeat 1 s × failAfter 3), ${users} simulated users, 600 calls/min of 10 s; one fault at a time from a seeded shuffle (kill, stop, pair, isolate, dns, store), the next after full recovery. Store write stall = the etcd process SIGSTOPped. ${machineLine()}\n\n${table}`,
   );
-  if (result.healthyMissing > 0 || Object.keys(result.redirectLoops).length > 0 || result.callRedirectLoops > 0) process.exitCode = 1;
+  if (result.healthyMissing > 0 || Object.keys(result.redirectLoops).length > 0 || result.callRedirectLoops > 0 || result.loopDetected > 0) process.exitCode = 1;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

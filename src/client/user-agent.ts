@@ -10,7 +10,7 @@ import { systemClock, systemRandom, type Clock, type Random, type Timer } from '
 import { DnslbError } from '../shared/errors.ts';
 import { limits } from '../shared/limits.ts';
 import { Flow } from '../sip/flow.ts';
-import { callId, contacts, from, type Contact } from '../sip/headers.ts';
+import { callId, contacts, from, UNANSWERED_HEADER, UNANSWERED_MAX, type Contact } from '../sip/headers.ts';
 import { headerValue, type Header, type SipRequest, type SipResponse } from '../sip/message.ts';
 import { formatUri, isSipUri, parseUri, uriParam, type SipUri } from '../sip/uri.ts';
 import { Call, dialogKeyOf, type CallContext } from './call.ts';
@@ -176,6 +176,12 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
   private retryTimer: Timer | null = null;
   /** The server whose flow died, until we are registered again (to count a failover, and to try it last). */
   private lostServer: string | null = null;
+  /**
+   * Servers ("address:port") that did not answer since we were last registered: a connection refused
+   * or timed out, a REGISTER unanswered, a flow that died. Named on each REGISTER (UNANSWERED_HEADER)
+   * so that a registrar that doubts them too takes us in backup mode instead of sending us back there.
+   */
+  private readonly unanswered = new Set<string>();
   private readonly calls = new Map<string, Call>();
   /** Calls on a flow we moved away from, until they no longer need it (retire()). */
   private readonly closing = new Set<Call>();
@@ -438,13 +444,22 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
     const connector = this.options.connector ?? connectWithFailover;
     try {
       const connected = await connector(endpoints, { ...this.options.connect, mode: this.mode, clock: this.clock });
+      this.noteUnanswered(connected.attempts);
       for (const attempt of connected.attempts) this.emit('trace', `connect ${attempt.endpoint.transport}:${attempt.endpoint.address}:${attempt.endpoint.port} ${attempt.outcome}${attempt.detail ? ` (${attempt.detail})` : ''}`);
       return connected;
     } catch (error) {
+      this.noteUnanswered((error as { attempts?: Attempt[] }).attempts ?? []);
       for (const attempt of (error as { attempts?: Attempt[] }).attempts ?? []) {
         this.emit('trace', `connect ${attempt.endpoint.transport}:${attempt.endpoint.address}:${attempt.endpoint.port} ${attempt.outcome}${attempt.detail ? ` (${attempt.detail})` : ''}`);
       }
       throw error;
+    }
+  }
+
+  /** Attempts that found no server answering (refused, timed out, failed): remembered for the next REGISTER. */
+  private noteUnanswered(attempts: readonly Attempt[]): void {
+    for (const attempt of attempts) {
+      if (attempt.outcome === 'refused' || attempt.outcome === 'timeout' || attempt.outcome === 'error') this.unanswered.add(`${attempt.endpoint.address}:${attempt.endpoint.port}`);
     }
   }
 
@@ -488,7 +503,14 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
         const headers = this.registerHeaders(current, expiresS);
         // Credentials answering this server's own challenge; a nonce from another server may be refused once (another pool).
         const sentCredentials = this.digest !== null && this.digest.from === current.remote;
-        const response = await current.request({ method: 'REGISTER', uri: `sip:${this.domain}`, headers }).response;
+        let response: SipResponse;
+        try {
+          response = await current.request({ method: 'REGISTER', uri: `sip:${this.domain}`, headers }).response;
+        } catch (error) {
+          this.unanswered.add(current.remote); // no final answer in time, or the flow closed under it
+          throw error;
+        }
+        this.unanswered.delete(current.remote);
         this.emit('trace', `REGISTER → ${current.remote}: ${response.status} ${response.reason}${headerValue(response, 'X-Registrar-Mode') ? ` (X-Registrar-Mode: ${headerValue(response, 'X-Registrar-Mode')})` : ''}`);
         if (serial !== this.runSerial) throw new DnslbError('CLIENT_REGISTER', 'superseded');
         if (response.status >= 200 && response.status < 300) {
@@ -610,6 +632,8 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
       { name: 'Supported', value: 'path' },
       { name: 'Supported', value: 'outbound' },
       { name: 'User-Agent', value: 'dnslb-client' },
+      // Legacy (pre-2010) clients knew nothing of this: they wait for the servers to find a home dead.
+      ...(this.unanswered.size > 0 && this.mode !== 'legacy' ? [{ name: UNANSWERED_HEADER, value: [...this.unanswered].slice(-UNANSWERED_MAX).join(', ') }] : []),
     ];
   }
 
@@ -633,6 +657,7 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
     const failover = this.lostServer !== null && this.lostServer !== server;
     if (failover) this.stats.failovers++;
     this.lostServer = null;
+    this.unanswered.clear();
     const newFlow = !refresh;
     if (refresh) this.stats.refreshes++;
     else this.stats.registrations++;
@@ -687,6 +712,7 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
     this.stats.flowDeaths++;
     const server = flow.remote;
     this.lostServer = server;
+    this.unanswered.add(server);
     this.emit('trace', `flow to ${server} died: ${reason}`);
     this.emit('flowDead', { server, reason });
     // RFC 5626 §4.5: form a new flow at once; only a failure of that waits for the back-off.

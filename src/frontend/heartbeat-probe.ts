@@ -21,17 +21,36 @@ export interface ProbeContext {
   random: Random;
 }
 
+/**
+ * A link is given up for a new one after `failAfter` probes in a row unanswered on it (the peer is
+ * down by then: renewing costs its state nothing), and a connect pending this long is abandoned for a
+ * new one — never sooner, so that a loaded machine's slow handshakes and answers do not churn links.
+ */
+export const CONNECT_ABANDON_AFTER_MS = 2000;
+const silentProbes = new WeakMap<Flow, number>();
+
 export async function probePeer(peer: string, context: ProbeContext): Promise<ProbeResult> {
+  const timeoutMs = context.view().topology.settings.heartbeat.intervalMs;
   let flow: Flow;
   try {
-    flow = await context.links.flowTo(peer);
+    // A connect that hangs (SYNs dropped) is a miss after one interval, and the next probe connects
+    // anew rather than wait for this attempt's backed-off SYN retransmissions.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const gaveUp = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no connection within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      flow = await Promise.race([context.links.flowTo(peer), gaveUp]);
+    } finally {
+      clearTimeout(timer);
+    }
   } catch (error) {
+    if (!wasRefused(error) && /^no connection within/.test((error as Error).message)) context.links.abandonConnect(peer, Math.max(CONNECT_ABANDON_AFTER_MS, timeoutMs));
     return { ok: false, reason: (error as Error).message, refused: wasRefused(error) };
   }
   const view = context.view();
   const random = context.random;
   if (!view.member(peer)) return { ok: false, reason: 'not in the pool' };
-  const timeoutMs = view.topology.settings.heartbeat.intervalMs;
   const response = await context.local.send(
     flow,
     (branch) => ({
@@ -58,8 +77,12 @@ export async function probePeer(peer: string, context: ProbeContext): Promise<Pr
     // or going), unlike a silence, which may be a loaded machine.
     const closedBy = flow.closeReason?.reason;
     if (closedBy === 'remote-closed' || closedBy === 'socket-error') return { ok: false, reason: `the link closed during the probe (${closedBy})`, refused: true };
+    const silent = (silentProbes.get(flow) ?? 0) + 1;
+    silentProbes.set(flow, silent);
+    if (silent >= Math.max(2, view.topology.settings.heartbeat.failAfter)) context.links.restart(peer, `${silent} probes unanswered on this link`);
     return { ok: false, reason: 'no answer' };
   }
+  silentProbes.delete(flow);
   if (response.status !== 200) return { ok: false, reason: `answered ${response.status}` };
   const reported = headerValue(response, STATE_HEADER)?.trim();
   const version = Number(headerValue(response, TOPOLOGY_VERSION_HEADER) ?? 'NaN');

@@ -32,6 +32,7 @@ export class MembershipControl {
   readonly available = (fqdn: string): boolean => membership.isAvailable(this.table, fqdn);
   readonly reachable = (fqdn: string): boolean => membership.isReachable(this.table, fqdn);
   readonly movable = (fqdn: string): boolean => membership.isMovable(this.table, fqdn);
+  readonly doubted = (fqdn: string): boolean => membership.isDoubted(this.table, fqdn);
   readonly ownState = (): OwnState => this.table.ownState;
   /** May a server (of any pool) get new server-to-server traffic now (pool/routing.ts `Routable`)? */
   readonly routable = (fqdn: string): boolean => membership.isRoutable(this.table, fqdn);

@@ -392,11 +392,11 @@ export class Proxy {
     const who = view.userOf(target);
     if (who !== null && !rawHasToTag(request)) {
       if ('unknown' in who) return { kind: 'answer', status: 404, reason: 'Unknown user' };
-      return this.userHop(who.user, view, context.fromPeer, request.method);
+      return this.userHop(who.user, view, context.fromPeer, request);
     }
     const server = view.serverAt(target.host);
     if (server && server.fqdn !== view.self.fqdn) return { kind: 'flow', flow: () => this.options.links.flowTo(server.fqdn), toUa: false, what: server.fqdn };
-    if (who !== null && 'user' in who) return this.userHop(who.user, view, context.fromPeer, request.method);
+    if (who !== null && 'user' in who) return this.userHop(who.user, view, context.fromPeer, request);
     const known = this.flowForUri(target, context.poppedOwnRoute);
     if (known) return known;
     if (who === null && !server && !rawHasToTag(request) && target.user !== null && !/^[0-9.]+$|^\[/.test(target.host)) return this.federationHop(request, view);
@@ -418,7 +418,8 @@ export class Proxy {
   }
 
   /** A request to a user: at its home, to one of its bindings; elsewhere, to its home over the pool link. */
-  private userHop(user: string, view: PoolView, fromPeer: boolean, method: string): NextHop {
+  private userHop(user: string, view: PoolView, fromPeer: boolean, request: SipRequest): NextHop {
+    const method = request.method;
     const homePool = this.options.homes.homePoolOf(view, user);
     if ('none' in homePool) return { kind: 'answer', status: 404, reason: `No home pool: ${homePool.reason}` };
     if (homePool.pool !== view.pool.fqdn) {
@@ -431,9 +432,12 @@ export class Proxy {
       return this.serverHop({ pool: route.pool, targets: route.targets, index: 0, deadlineMs: this.options.clock.nowMs() + this.serverTriesTotalMs, outcomes: [] });
     }
     const home = homeInSequence(view.sequencer.sequenceOfCanonical(user), this.options.available);
+    // Servers of this pool the request has already passed (their Via is on it): never sent back to one,
+    // whatever the views say — that would be a loop (482), not a route.
+    const passed = poolServersPassed(request, view);
     // A request from a peer is delivered here whatever we think of the user's home: two servers that
     // disagree for a moment must not pass it back and forth.
-    if (home !== null && home.server !== view.self.fqdn && !fromPeer) {
+    if (home !== null && home.server !== view.self.fqdn && !fromPeer && !passed.has(home.server)) {
       const fqdn = home.server;
       return { kind: 'flow', flow: () => this.options.links.flowTo(fqdn), toUa: false, what: fqdn };
     }
@@ -446,10 +450,14 @@ export class Proxy {
       // still on (block, or a drain that has not reached the user's batch yet: the draining server
       // delivers it over the flow it still holds).
       // A request from a peer goes on only to a server *before* this one in the sequence (the home the
-      // user is leaving: a drain or a block), so the hops strictly climb the sequence and end.
+      // user is leaving: a drain or a block), so the hops strictly climb the sequence and end — and
+      // never to a server it came through: the home asks a backup after it (the user may still be
+      // there after a recovery), and that backup must not hand it back to the home it came from
+      // (seen in the chaos soak as 482 Loop Detected while a stopped server's users were signing in
+      // elsewhere, registered nowhere yet: the answer is 480).
       const sequence = view.sequencer.sequenceOfCanonical(user);
       const selfAt = sequence.indexOf(view.self.fqdn);
-      const holder = sequence.find((fqdn, index) => fqdn !== view.self.fqdn && this.options.reachable(fqdn) && (!fromPeer || index < selfAt));
+      const holder = sequence.find((fqdn, index) => fqdn !== view.self.fqdn && !passed.has(fqdn) && this.options.reachable(fqdn) && (!fromPeer || index < selfAt));
       if (holder !== undefined) return { kind: 'flow', flow: () => this.options.links.flowTo(holder), toUa: false, what: holder };
       return { kind: 'answer', status: 480, reason: method === 'INVITE' ? 'User not registered' : 'Temporarily Unavailable' };
     }
@@ -557,7 +565,7 @@ export class Proxy {
       this.counters.pstnUnknownNumber++;
       return { kind: 'answer', status: 404, reason: `${normal ?? number.replace(/[\r\n]+/g, ' ')}: no user has this number` };
     }
-    const hop = this.userHop(user, view, false, request.method);
+    const hop = this.userHop(user, view, false, request);
     if (hop.kind !== 'flow') return hop;
     this.counters.pstnFromGateway++;
     return { ...hop, retarget: parseUri(user) as SipUri };
@@ -879,6 +887,21 @@ export function loopHash(request: SipRequest): string {
     hash = Math.imul(hash ^ 0x1f, 0x01000193);
   }
   return (hash >>> 0).toString(36);
+}
+
+/** The servers of this server's pool whose Via (with a branch of ours) is on the request: where it has been. */
+function poolServersPassed(request: SipRequest, view: PoolView): Set<string> {
+  const passed = new Set<string>();
+  for (const value of headerValues(request, 'Via')) {
+    for (const part of value.split(',')) {
+      const branch = /;\s*branch=([^;\s]+)/i.exec(part)?.[1];
+      if (!branch || !branch.startsWith(BRANCH_PREFIX)) continue;
+      const host = /^\s*SIP\s*\/\s*2\.0\s*\/\s*\S+\s+(\[[^\]]+\]|[^:;\s]+)/i.exec(part)?.[1];
+      const server = host === undefined ? undefined : view.serverAt(host);
+      if (server && server.fqdn !== view.self.fqdn && view.member(server.fqdn) !== undefined) passed.add(server.fqdn);
+    }
+  }
+  return passed;
 }
 
 /** Is the request looping through us? (one of our Vias carries the hash of this very request). */

@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import type { Flow } from '../sip/flow.ts';
 import { createResponse, headerValue, type Header, type SipRequest, type SipResponse } from '../sip/message.ts';
-import { callId, contacts, cseq, expires, from, paramValue, parseNameAddr, to } from '../sip/headers.ts';
+import { callId, contacts, cseq, expires, from, paramValue, parseNameAddr, to, unansweredHosts } from '../sip/headers.ts';
 import { formatUri, parseUri } from '../sip/uri.ts';
 import type { Clock, Random, Timer } from '../shared/clock.ts';
 import { limits } from '../shared/limits.ts';
@@ -34,6 +34,11 @@ export interface RegistrarCounters {
   usersDeactivated: number;
   /** Users that came to hold a binding here (none before the REGISTER); see `arrivals`. */
   usersArrived: number;
+  /**
+   * REGISTERs whose home (or a server before this one in the user's sequence) the client said did not
+   * answer and this server's heartbeat doubted too: taken here in backup mode, or sent on past it.
+   */
+  registersPastUnanswered: number;
 }
 
 interface RegSubscription {
@@ -60,12 +65,18 @@ export interface RegistrarServiceOptions {
   view: () => PoolView;
   /** The physical registrar sequence: may `fqdn` take users now (self included)? */
   available: (fqdn: string) => boolean;
+  /**
+   * Does this server's own heartbeat doubt that peer `fqdn` answers (pool/membership.ts isDoubted)? A
+   * server a client names in UNANSWERED_HEADER is skipped for that REGISTER only when this says so too.
+   * Absent: the client's word is never taken.
+   */
+  doubted?: (fqdn: string) => boolean;
   /** Told of every Contact seen on a flow (the proxy reaches registered UAs through it). */
   onContact?: (contact: string, flow: Flow) => void;
 }
 
 export class RegistrarService {
-  readonly counters: RegistrarCounters = { registersAccepted: 0, registersRedirected: 0, registersRefused: 0, subscriptionsActive: 0, notifiesSent: 0, usersDeactivated: 0, usersArrived: 0 };
+  readonly counters: RegistrarCounters = { registersAccepted: 0, registersRedirected: 0, registersRefused: 0, subscriptionsActive: 0, notifiesSent: 0, usersDeactivated: 0, usersArrived: 0, registersPastUnanswered: 0 };
   /** When users arrived here, in buckets: a home's own record of the re-home rate it received. */
   readonly arrivals: ArrivalLog;
   private readonly subscriptions = new Map<string, RegSubscription[]>();
@@ -104,7 +115,11 @@ export class RegistrarService {
     }
     const facts = registerFacts(request, flowId);
     if (typeof facts === 'string') return refuse(400, facts);
-    const decision = decideRegister({ self: view.self.fqdn, sequencer: view.sequencer, available: this.options.available, config: this.options.location.config }, facts);
+    const available = this.availableFor(request, view);
+    const decision = decideRegister({ self: view.self.fqdn, sequencer: view.sequencer, available, config: this.options.location.config }, facts);
+    if (available !== this.options.available && (decision.kind === 'accept' || decision.kind === 'redirect')) {
+      if (homeInSequence(decision.home.sequence, this.options.available)?.server !== decision.home.server) this.counters.registersPastUnanswered++;
+    }
     switch (decision.kind) {
       case 'redirect':
         this.counters.registersRedirected++;
@@ -144,6 +159,28 @@ export class RegistrarService {
       case 'too-many-bindings':
         return refuse(403, `More than ${outcome.max} bindings`);
     }
+  }
+
+  /**
+   * The physical registrar sequence for one REGISTER. A server the client says it could not reach
+   * (UNANSWERED_HEADER: refused, timed out, or its flow died) and that this server's own heartbeat
+   * doubts too (a missed probe: `suspect` before `down`) is left out, so the user is taken here in
+   * backup mode — or sent on to the next server of its sequence — instead of being sent back to a
+   * server neither can reach. Without that, until the silent server is found down (and the consensus
+   * agrees), every peer names it as the home and the client is passed between them until its redirect
+   * cap ends the sign-in. The client's word alone changes nothing (a client cut off from a server its
+   * registrar reaches is sent there as before), and it never reaches liveness or DNS.
+   */
+  private availableFor(request: SipRequest, view: PoolView): (fqdn: string) => boolean {
+    const doubted = this.options.doubted;
+    if (doubted === undefined) return this.options.available;
+    const silent = new Set<string>();
+    for (const host of unansweredHosts(request)) {
+      const server = view.serverAt(host);
+      if (server && server.fqdn !== view.self.fqdn && doubted(server.fqdn)) silent.add(server.fqdn);
+    }
+    if (silent.size === 0) return this.options.available;
+    return (fqdn) => !silent.has(fqdn) && this.options.available(fqdn);
   }
 
   /**
@@ -189,14 +226,18 @@ export class RegistrarService {
     const id = callId(request);
     const existing = toHeader.tag === null ? undefined : this.subscriptions.get(who.user)?.find((sub) => sub.callId === id && sub.ourTag === toHeader.tag);
     if (toHeader.tag !== null && !existing) return createResponse(request, 481, { toTag });
-    if (!existing) {
+    // A server that holds the user's binding takes its subscription whatever it thinks of the home now:
+    // a user taken here in backup mode because its home did not answer (X-Dnslb-Unanswered) subscribes
+    // before this server has found the home down, and without the subscription it would never hear the
+    // `deactivated` that hands it back once the home is up again.
+    if (!existing && this.options.location.bindingsOf(who.user).length === 0) {
       const home = homeInSequence(view.sequencer.sequenceOfCanonical(who.user), this.options.available);
       if (home === null) return createResponse(request, 503, { toTag, headers: [{ name: 'Retry-After', value: '30' }] });
       if (home.server !== view.self.fqdn) {
         return createResponse(request, 301, { toTag, reason: REDIRECT_REASON, headers: this.redirectHeaders(redirectContactsInSequence(home.sequence, this.options.available), flow) });
       }
-      if (this.subscriptionCount >= limits.frontendRegSubscriptionsMax) return createResponse(request, 503, { toTag, headers: [{ name: 'Retry-After', value: '60' }] });
     }
+    if (!existing && this.subscriptionCount >= limits.frontendRegSubscriptionsMax) return createResponse(request, 503, { toTag, headers: [{ name: 'Retry-After', value: '60' }] });
     const contactValue = headerValue(request, 'Contact');
     if (contactValue === undefined) return createResponse(request, 400, { toTag, reason: 'Missing Contact' });
     const remoteTarget = formatUri(parseNameAddr(contactValue).uri);

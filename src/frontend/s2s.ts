@@ -15,12 +15,19 @@ export interface PeerLinksOptions {
   tls?: TlsClientOptions;
 }
 
+/** A link given up for a new one (restart) is closed this much later: RFC 3261 Timer F (64 × T1), after which nothing in flight on it is waited for. */
+export const RETIRED_LINK_CLOSE_MS = 32_000;
+
 export class PeerLinks {
   private view: PoolView;
   private readonly links = new Map<string, Flow>();
   private readonly connecting = new Map<string, Promise<Flow>>();
+  /** When each pending connect began (Date.now()). */
+  private readonly connectingSince = new Map<string, number>();
   private connectFailures = 0;
   private readonly lostListeners = new Set<(fqdn: string) => void>();
+  /** Links given up for new ones (restart), kept open a while for what is in flight on them. */
+  private readonly retired = new Set<Flow>();
 
   constructor(
     view: PoolView,
@@ -72,22 +79,67 @@ export class PeerLinks {
       })
       .then(
         (flow) => {
-          this.connecting.delete(fqdn);
+          if (this.connecting.get(fqdn) === attempt) this.connecting.delete(fqdn);
+          const open = this.openFlow(fqdn);
+          if (open) {
+            // A newer attempt (this one was given up on) got there first: one link per peer.
+            flow.close('local', 'a link to this peer is open');
+            return open;
+          }
           this.links.set(fqdn, flow);
           flow.once('close', ({ reason }) => {
-            if (this.links.get(fqdn) === flow) this.links.delete(fqdn);
+            if (this.links.get(fqdn) !== flow) return; // a retired link: the peer's current link is another
+            this.links.delete(fqdn);
             if (reason === 'remote-closed' || reason === 'socket-error') for (const listener of this.lostListeners) listener(fqdn);
           });
           return flow;
         },
         (error: unknown) => {
-          this.connecting.delete(fqdn);
+          if (this.connecting.get(fqdn) === attempt) this.connecting.delete(fqdn);
           this.connectFailures++;
           throw error;
         },
       );
     this.connecting.set(fqdn, attempt);
+    this.connectingSince.set(fqdn, Date.now());
     return attempt;
+  }
+
+  /**
+   * The next use of the link to `fqdn` starts afresh on a new connection; a connect still pending is no
+   * longer waited for (it ends by itself; if it succeeds after all it is the link unless a newer one is
+   * open). The old link is not closed at once: what is in flight on it (an INVITE queued in TCP behind
+   * a partition) still arrives when the path is back, and its answers come back on it; it is closed
+   * `RETIRED_LINK_CLOSE_MS` later. The heartbeat calls this for a peer that stopped answering on its
+   * link: through a partition, TCP's retransmissions on the old connection (and a SYN's) back off
+   * exponentially — after a 7.8 s partition the old link stayed silent about 5 s more, and the peer
+   * with it (the chaos soak's slow recoveries after `pair`) — while a new connection per probe gets
+   * through as soon as the path is back.
+   */
+  restart(fqdn: string, why: string): void {
+    this.connecting.delete(fqdn);
+    this.connectingSince.delete(fqdn);
+    const open = this.openFlow(fqdn);
+    if (!open) return;
+    this.links.delete(fqdn);
+    this.retired.add(open);
+    const timer = setTimeout(() => {
+      this.retired.delete(open);
+      open.close('local', why);
+    }, RETIRED_LINK_CLOSE_MS);
+    timer.unref();
+    open.once('close', () => {
+      clearTimeout(timer);
+      this.retired.delete(open);
+    });
+  }
+
+  /** A connect to `fqdn` pending for `ageMs` or more is no longer waited for: the next use connects anew (see restart). */
+  abandonConnect(fqdn: string, ageMs: number): void {
+    const since = this.connectingSince.get(fqdn);
+    if (since === undefined || Date.now() - since < ageMs) return;
+    this.connecting.delete(fqdn);
+    this.connectingSince.delete(fqdn);
   }
 
   /** Called with the peer's FQDN when its link closes from the peer's side (reset, FIN, socket error). */
@@ -102,6 +154,8 @@ export class PeerLinks {
 
   close(): void {
     for (const flow of this.links.values()) flow.close('shutdown');
+    for (const flow of this.retired) flow.close('shutdown');
     this.links.clear();
+    this.retired.clear();
   }
 }

@@ -11,6 +11,7 @@ import {
   availableMembers,
   createMembership,
   isAvailable,
+  isDoubted,
   isMovable,
   isReachable,
   isRoutable,
@@ -322,4 +323,17 @@ test('isRoutable: this pool by the heartbeat, other pools by their own pool\'s c
     ['fe9.contoso.com', true, 'never reported: unknown is not down'],
   ];
   for (const [server, expected, why] of rows) assert.equal(isRoutable(table, server), expected, `${server}: ${why}`);
+});
+
+test('isDoubted: only a peer whose latest probe was answered is not doubted (a client naming the others as silent is believed)', async () => {
+  const answered = createMembership({ self: SELF, members: POOL, heartbeat: (await heartbeatAfter(POOL, { 'fe2.contoso.com': 'active' }, 3)).view() });
+  assert.deepEqual(
+    [SELF, 'fe2.contoso.com', 'fe3.contoso.com', 'fe9.contoso.com'].map((fqdn) => isDoubted(answered, fqdn)),
+    [false, false, true, true],
+    'self never; fe2 answered; fe3 silent three times (down); fe9 not a member',
+  );
+  const silentOnce = createMembership({ self: SELF, members: POOL, heartbeat: (await heartbeatAfter(POOL, {}, 1)).view() });
+  assert.deepEqual([isDoubted(silentOnce, 'fe2.contoso.com'), isAvailable(silentOnce, 'fe2.contoso.com')], [true, true], 'one miss: suspect — still available, already doubted');
+  const neverProbed = createMembership({ self: SELF, members: POOL, heartbeat: (await heartbeatAfter(POOL, {}, 0)).view() });
+  assert.equal(isDoubted(neverProbed, 'fe2.contoso.com'), true, 'nothing heard yet');
 });

@@ -101,6 +101,20 @@ function seenUpByOthers(table: Membership, fqdn: string): boolean {
 }
 
 /**
+ * Does this server itself doubt that peer `fqdn` answers now? True unless its heartbeat's latest probe
+ * of it was answered (`active`): a missed probe (`suspect`), `down`, never heard from, or not a member.
+ * A client that could not reach `fqdn` either (UNANSWERED_HEADER) is then taken in backup mode rather
+ * than sent back there (frontend/registrar-service.ts) — the client's word alone moves nobody, and
+ * neither counts in the consensus (health.ts): it decides one REGISTER, never a server's liveness.
+ */
+export function isDoubted(table: Membership, fqdn: string): boolean {
+  if (fqdn === table.self) return false;
+  if (!isMember(table, fqdn)) return true;
+  const health = table.heartbeat.get(fqdn);
+  return health === undefined || health.unknown || health.state !== 'active';
+}
+
+/**
  * A peer that is up and may hold bindings a request can reach, whatever the admin state says (a
  * blocked server keeps its users until they leave): it has answered and says it is active or
  * draining (or missed fewer than failAfter probes). A draining server — by its heartbeat or by the

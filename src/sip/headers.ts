@@ -424,3 +424,29 @@ export function proxyRequire(message: SipMessage): string[] {
 export function supported(message: SipMessage): string[] {
   return tokenList(message, 'Supported');
 }
+
+/**
+ * The servers a client could not reach since it was last registered (a connection refused or timed out,
+ * a request left unanswered, a flow that died), as `host:port`, on its REGISTER: a registrar that has
+ * its own doubt about one of them (its heartbeat missed a probe) takes the user in backup mode rather
+ * than redirect it there (src/frontend/registrar-service.ts). A hint, never trusted alone.
+ */
+export const UNANSWERED_HEADER = 'X-Dnslb-Unanswered';
+/** At most this many servers are named (and read): a pool has at most 12 Front Ends. */
+export const UNANSWERED_MAX = 16;
+
+/** The hosts (address or name, no port) an `X-Dnslb-Unanswered` header names; malformed entries are skipped. */
+export function unansweredHosts(message: SipMessage): string[] {
+  const hosts: string[] = [];
+  for (const value of headerValues(message, UNANSWERED_HEADER)) {
+    for (const entry of value.split(',')) {
+      if (hosts.length >= UNANSWERED_MAX) return hosts;
+      const text = entry.trim();
+      const bracketed = /^\[([0-9a-fA-F:.]+)\](?::\d{1,5})?$/.exec(text);
+      const plain = /^([A-Za-z0-9.-]+)(?::\d{1,5})?$/.exec(text);
+      const host = bracketed?.[1] ?? plain?.[1];
+      if (host !== undefined) hosts.push(host.toLowerCase());
+    }
+  }
+  return hosts;
+}
