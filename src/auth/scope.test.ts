@@ -30,11 +30,19 @@ for (const [method, toTag, fromPeer, expected] of TABLE) {
   });
 }
 
-test('a request from a server of another pool is not challenged again, unless an Edge relays it for a remote client', () => {
+test('a request from a server of another pool is not challenged again; one from an Edge is a client\'s from outside', () => {
   assert.equal(challengeScope(request('INVITE', false), { fromPeer: false, fromServer: true }), 'none');
   assert.equal(challengeScope(request('MESSAGE', false), { fromPeer: false, fromServer: true }), 'none');
   assert.equal(challengeScope(request('REGISTER', false), { fromPeer: false, fromServer: true }), 'none');
-  assert.equal(challengeScope(request('REGISTER', false), { fromPeer: false, fromServer: true, relayed: true }), 'registrar');
-  assert.equal(challengeScope(request('INVITE', false), { fromPeer: false, fromServer: true, relayed: true }), 'proxy');
-  assert.equal(challengeScope(request('BYE', true), { fromPeer: false, fromServer: true, relayed: true }), 'none');
+  assert.equal(challengeScope(request('REGISTER', false), { fromPeer: false, fromServer: true, fromEdge: true }), 'registrar');
+  assert.equal(challengeScope(request('INVITE', false), { fromPeer: false, fromServer: true, fromEdge: true }), 'proxy');
+  assert.equal(challengeScope(request('BYE', true), { fromPeer: false, fromServer: true, fromEdge: true }), 'none');
+});
+
+test('from an Edge, a listed partner\'s new request passes, its REGISTER does not (a forged partner From registers nobody)', () => {
+  assert.equal(challengeScope(request('INVITE', false), { fromPeer: false, fromServer: true, fromEdge: true, partner: true }), 'none');
+  assert.equal(challengeScope(request('MESSAGE', false), { fromPeer: false, fromServer: true, fromEdge: true, partner: true }), 'none');
+  assert.equal(challengeScope(request('REGISTER', false), { fromPeer: false, fromServer: true, fromEdge: true, partner: true }), 'registrar');
+  // A partner flag from anyone but an Edge means nothing: a client is challenged all the same.
+  assert.equal(challengeScope(request('INVITE', false), { fromPeer: false, partner: true }), 'proxy');
 });

@@ -1,10 +1,17 @@
 // The remote clients' connections an Edge holds (RFC 5626 flows), each with a flow token: the Edge puts
 // the token in the Path of a REGISTER and in its Record-Route, so requests for the client come back to
-// this Edge naming the very connection to send them on. A token is 120 random bits; unknown tokens and
+// this Edge naming the very connection to send them on. A token is 120 random bits (crypto.randomBytes); unknown tokens and
 // tokens of closed flows are refused, so a token cannot be guessed or reused after its flow ends.
+//
+// A dialog this Edge sends out to a federation partner is not bound to a connection (the partner may
+// send its in-dialog requests on a connection of its own): its Record-Route carries a dialog token
+// instead, an HMAC of the Call-ID and our side's tag under a key made at start (crypto.randomBytes),
+// so a request from outside may follow that Record-Route only inside that very dialog.
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Flow } from '../sip/flow.ts';
-import type { Random } from '../shared/clock.ts';
-import { randomToken } from '../frontend/wire.ts';
+
+/** Dialog tokens start with this (and are longer than flow tokens: the two never meet). */
+export const DIALOG_TOKEN_PREFIX = 'fed-';
 
 export class EdgeFlows {
   private readonly byToken = new Map<string, Flow>();
@@ -12,13 +19,27 @@ export class EdgeFlows {
   /** Client flow id → the user that registered on it (canonical), for the drain's hand-over and status. */
   private readonly users = new Map<string, string>();
 
-  constructor(private readonly random: Random) {}
+  /** `dialogKey`: the key of the dialog tokens (32 random bytes unless a test gives one). */
+  constructor(private readonly dialogKey: Buffer = randomBytes(32)) {}
+
+  /** The token of the Record-Route of a dialog sent out: bound to its Call-ID and our side's tag. */
+  dialogToken(callId: string, ownTag: string): string {
+    return DIALOG_TOKEN_PREFIX + createHmac('sha256', this.dialogKey).update(`${callId}\n${ownTag}`).digest('base64url').slice(0, 27);
+  }
+
+  /** Is `token` the dialog token of the dialog with this Call-ID and our side's tag? */
+  isDialogToken(token: string, callId: string, ownTag: string | null): boolean {
+    if (ownTag === null || !token.startsWith(DIALOG_TOKEN_PREFIX)) return false;
+    const expected = Buffer.from(this.dialogToken(callId, ownTag));
+    const given = Buffer.from(token);
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  }
 
   /** The token of a client flow, made on first use. */
   tokenOf(flow: Flow): string {
     let token = this.tokens.get(flow.id);
     if (token === undefined) {
-      token = randomToken(this.random, 20);
+      token = randomBytes(15).toString('base64url');
       this.tokens.set(flow.id, token);
       this.byToken.set(token, flow);
     }

@@ -54,7 +54,7 @@ export class EdgeServer {
     const logger = options.logger ?? pino({ level: 'silent' });
     const view = new PoolView(options.topology, options.server, options.topologyVersion ?? 0);
     this.interfaces = edgeInterfacesOf(view.pool, view.self.fqdn);
-    this.flows = new EdgeFlows(random);
+    this.flows = new EdgeFlows();
     // The internal side links to servers as every server does (settings.interServer.transport, mutual TLS by default).
     const linkTransport = (): 'tcp' | 'tls' => options.topology.settings.interServer.transport;
     this.handover = new EdgeHandover({

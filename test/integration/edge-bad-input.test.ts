@@ -4,8 +4,11 @@
 // outside that claim to come from a server — the header only an Edge sets, a Path, a forged flow token, a
 // Route straight to an internal server, a request addressed to a server, a source address that is a
 // Director's — are refused at the Edge (403) or treated as a client's (challenged), and none of the
-// refused ones reaches a Director. The internal interface refuses hosts that are not servers.
+// refused ones reaches a Director. A forged federation Route (`sip:fed@<edge>` with a partner's From)
+// registers nobody and calls no number: a listener on the PSTN gateway's address sees nothing. The
+// internal interface refuses hosts that are not servers.
 import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { lyingContentLength, megabyteHeader, idleConnections, nextRequestNumber, openTo, optionsRequest, randomGarbage, slowSender, stalledHandshake, type BadInputSuite, type BadInputTarget } from '../helpers/sip-bad-input.ts';
 import { startEdgeSystem, type EdgeSystem, type ServerJson } from '../helpers/edge-system.ts';
@@ -42,6 +45,14 @@ async function answerTo(received: () => string, n: number): Promise<string> {
   const text = received();
   const start = text.lastIndexOf('SIP/2.0 ', text.indexOf(`Call-ID: forged-${n}@`));
   return text.slice(start, text.indexOf('\r\n', start));
+}
+
+/** The status line of the final answer (past any 1xx) to request `n`; the answers carry no bodies. */
+async function finalAnswerTo(received: () => string, n: number): Promise<string> {
+  const final = (): string | undefined => received().split('\r\n\r\n').find((message) => message.includes(`Call-ID: forged-${n}@`) && /^SIP\/2\.0 [2-6]\d\d /.test(message.trimStart()))?.trimStart();
+  await waitUntil(`final answer to request ${n}`, () => final() !== undefined, { timeoutMs: 15_000 });
+  const message = final()!;
+  return message.slice(0, message.indexOf('\r\n'));
 }
 
 describe('the Access Edge under bad input and forged server claims (dnslb up)', { timeout: 240_000 }, () => {
@@ -130,6 +141,45 @@ describe('the Access Edge under bad input and forged server claims (dnslb up)', 
     assert.ok(guard['forgedFromOutside']! - forgedBefore['forgedFromOutside']! >= 3, JSON.stringify(guard));
     assert.ok(guard['toServerFromOutside']! - forgedBefore['toServerFromOutside']! >= 2, JSON.stringify(guard));
     assert.equal(await directorsForwarded(), forwardedBefore, 'nothing refused at the Edge reached a Director');
+  });
+
+  test('a forged federation Route from the Internet registers nobody and calls no number (403 at the Edge, 407 inside)', async () => {
+    // The example's PSTN gateway address: whatever reaches it is counted (no Mediation server should connect).
+    const gatewayBytes: Buffer[] = [];
+    const gateway: Server = createServer((socket) => socket.on('data', (chunk: Buffer) => gatewayBytes.push(chunk)).on('error', () => {}));
+    await new Promise<void>((resolve, reject) => gateway.once('error', reject).listen(5060, `${NET}.90`, resolve));
+    try {
+      const sum = (entries: ServerJson[], value: (entry: ServerJson) => number): number => entries.reduce((total, entry) => total + value(entry), 0);
+      const totals = async (): Promise<{ bindings: number; mediationForwarded: number }> => {
+        const servers = (await edge.answeringStatus()).servers;
+        return {
+          bindings: sum(servers.filter((entry) => entry.kind === 'frontend'), (entry) => entry.status?.bindings.bindings ?? 0),
+          mediationForwarded: sum(servers.filter((entry) => entry.kind === 'mediation'), (entry) => Object.values(entry.status?.proxy.requestsForwardedByMethod ?? {}).reduce((a, b) => a + b, 0)),
+        };
+      };
+      const before = await totals();
+      const forgedRoute = `Route: <sip:fed@${NET}.51;lr>, <sip:fe1.contoso.com;lr>`;
+      const client = await openTo(target, '127.1.153.77');
+      const cases: { name: string; text: (n: number) => string; status: RegExp }[] = [
+        // The reviewer's example, exactly: register as the CEO with a partner's From.
+        { name: 'REGISTER as ceo with a fed Route', text: (n) => request(n, { start: 'REGISTER sip:contoso.com SIP/2.0', from: 'sip:x@fabrikam.com', to: 'sip:ceo@contoso.com', extra: [forgedRoute] }), status: /^SIP\/2\.0 403/ },
+        { name: 'REGISTER as an existing user with a fed Route', text: (n) => request(n, { start: 'REGISTER sip:contoso.com SIP/2.0', from: 'sip:x@fabrikam.com', to: 'sip:user1@contoso.com', extra: [forgedRoute] }), status: /^SIP\/2\.0 403/ },
+        { name: 'INVITE to a number with a fed Route', text: (n) => request(n, { start: 'INVITE tel:+14255550100 SIP/2.0', from: 'sip:x@fabrikam.com', to: 'tel:+14255550100', extra: [forgedRoute] }), status: /^SIP\/2\.0 403/ },
+        { name: 'INVITE to a number, fed Route to a Mediation server, as if in a dialog', text: (n) => request(n, { start: 'INVITE tel:+14255550100 SIP/2.0', from: 'sip:x@fabrikam.com', to: 'tel:+14255550100', toTag: 't', extra: [`Route: <sip:fed@${NET}.51;lr>, <sip:${NET}.61:5061;transport=tls;lr>`] }), status: /^SIP\/2\.0 403/ },
+        // Without a forged Route, as one of our users: relayed inside, marked, and challenged there.
+        { name: 'INVITE to a number as user1', text: (n) => request(n, { start: 'INVITE tel:+14255550100 SIP/2.0', from: 'sip:user1@contoso.com', to: 'tel:+14255550100' }), status: /^SIP\/2\.0 407/ },
+      ];
+      for (const forged of cases) {
+        const n = nextRequestNumber();
+        client.socket.write(forged.text(n));
+        assert.match(await finalAnswerTo(client.received, n), forged.status, forged.name);
+      }
+      client.socket.destroy();
+      assert.deepEqual(await totals(), before, 'no binding was created and no Mediation server forwarded anything');
+      assert.equal(Buffer.concat(gatewayBytes).length, 0, 'nothing reached the PSTN gateway');
+    } finally {
+      await new Promise<void>((resolve) => gateway.close(() => resolve()));
+    }
   });
 
   test('a client outside using a Director\'s own address as its source is a client: its REGISTER is challenged, never trusted', async () => {

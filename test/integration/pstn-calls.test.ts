@@ -88,8 +88,8 @@ async function metricsOf(fqdn: string): Promise<Map<string, Family>> {
   return parsePrometheusText(await system.metrics(fqdn));
 }
 
-/** One INVITE over a raw connection to `fe`; the final answer's status and reason. */
-async function finalAnswer(fe: string, requestUri: string, source = CLIENT): Promise<{ status: number; reason: string; provisional: number[] }> {
+/** One INVITE over a raw connection to `fe` (any server), with `extra` headers; the final answer's status and reason. */
+async function finalAnswer(fe: string, requestUri: string, source = CLIENT, extra: readonly string[] = []): Promise<{ status: number; reason: string; provisional: number[] }> {
   const client = await TestSipClient.open(system.addressOf(fe), system.port, source);
   try {
     const callId = `pstn-${Math.random().toString(36).slice(2)}@test`;
@@ -102,6 +102,7 @@ async function finalAnswer(fe: string, requestUri: string, source = CLIENT): Pro
       `Call-ID: ${callId}`,
       'CSeq: 1 INVITE',
       `Contact: <sip:caller@${source}:${client.localPort};transport=tcp>`,
+      ...extra,
     ]);
     const provisional: number[] = [];
     for (;;) {
@@ -181,6 +182,20 @@ test('a number matching no route → 404, an incomplete number → 484, each wit
   let noRoute = 0;
   for (const fqdn of ['fe1.contoso.com']) noRoute += (await system.status(fqdn)).proxy.pstnNoRoute;
   assert.equal(noRoute, 3, 'fe1 answered each itself: nothing went to the Mediation pool');
+});
+
+test('a client\'s INVITE to a number preloaded with a Mediation server\'s Route reaches no gateway (403 with the reason)', { timeout: 60_000 }, async () => {
+  const before = await toGateway();
+  for (const med of MEDIATION) {
+    const route = `Route: <sip:${system.addressOf(med)}:${system.port};transport=tcp;lr>`;
+    for (const uri of ['tel:+14255550142', 'sip:+14255550142@contoso.com;user=phone']) {
+      // Straight to the Mediation server, its own Route preloaded as if the call followed its Record-Route.
+      const answer = await finalAnswer(med, uri, CLIENT, [route]);
+      assert.equal(answer.status, 403, `${med} ${uri}: ${answer.status} ${answer.reason}`);
+      assert.match(answer.reason, /takes calls from the servers of the topology and the gateways/);
+    }
+  }
+  assert.deepEqual(await toGateway(), before, 'no call went to the gateway');
 });
 
 test('med1 killed during a call through med2: that call lives on (its BYE is answered through med2); the next calls all go through med2', { timeout: 180_000 }, async () => {

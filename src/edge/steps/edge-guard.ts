@@ -4,21 +4,23 @@
 // External interface (the Internet): nothing there is a server, whatever its source address, so the
 // classify step's fromPeer/fromServer are reset; a request that
 //   - carries the header only an Edge may set (auth/relayed.ts), or a Path (only servers add one),
-//   - names a flow token (a Route naming us with a user part) that is not its own connection's,
-//   - has a Route left that does not follow this Edge's Record-Route for its own connection,
+//   - names a route token (a Route naming us with a user part) that we did not issue to it: neither its
+//     own connection's flow token nor the dialog token of the very dialog it is in (a dialog we sent
+//     out to a partner: edge-flows.ts dialogToken, bound to the Call-ID and our side's tag),
+//   - has a Route left that does not follow this Edge's Record-Route with such a token, or is not in a
+//     dialog (no To tag, or a REGISTER: only a dialog's requests follow a route set),
 //   - is a new request (no To tag) addressed to a server (a Request-URI naming an address or a server),
 // is answered 403 and goes nowhere. Internal interface: only the topology's servers may send (a host that
 // reached the internal address is not a client of the Edge): anything else is 403 too.
 import type { Random } from '../../shared/clock.ts';
 import { RELAYED_FLOW_HEADER } from '../../auth/relayed.ts';
-import { to } from '../../sip/headers.ts';
+import { callId, to } from '../../sip/headers.ts';
 import { headerValue } from '../../sip/message.ts';
 import { isSipUri } from '../../sip/uri.ts';
 import type { PoolView } from '../../frontend/pool-view.ts';
 import { reply, type RequestContext, type Step, type StepOutcome } from '../../frontend/steps/step.ts';
 import type { EdgeFlows } from '../edge-flows.ts';
 import { isExternal, type EdgeInterfaces } from '../interfaces.ts';
-import { FEDERATION_ROUTE_USER, isPartnerRequest } from './federation.ts';
 
 export interface EdgeGuardCounters {
   /** Requests from outside refused because they claimed something only a server may (forged header, token, Route, Path). */
@@ -56,18 +58,19 @@ export class EdgeGuardStep implements Step {
       return this.refuse(context, 'A header only servers may set came from outside');
     }
     const token = context.ownRouteUser;
-    // A partner's request in a dialog we sent out follows our federation Record-Route (no client token:
-    // the partner may use its own connection), admitted when one side is a listed partner's user.
-    const ownToken = token !== null && (this.flows.isTokenOf(token, flow) || (token === FEDERATION_ROUTE_USER && isPartnerRequest(this.view().topology, request)));
+    const toTag = to(request).tag;
+    // A partner's request in a dialog we sent out follows our federation Record-Route, whose token is
+    // that dialog's (the partner may use a connection of its own); anything else carries its connection's.
+    const ownToken = token !== null && (this.flows.isTokenOf(token, flow) || this.flows.isDialogToken(token, callId(request), toTag));
     if (token !== null && !ownToken) {
       this.counters.forgedFromOutside++;
-      return this.refuse(context, 'The flow token is not this connection\u2019s');
+      return this.refuse(context, 'The route token was not issued to this connection or dialog');
     }
-    // A Route beyond us is the route set of a dialog this connection set up through us: it starts with
-    // our Record-Route carrying this connection's token.
-    if (context.routeLeft && !ownToken) {
+    // A Route beyond us is the route set of a dialog set up through us: it starts with our Record-Route
+    // carrying such a token, and only that dialog's requests follow it (never a new request, never a REGISTER).
+    if (context.routeLeft && (!ownToken || toTag === null || request.method === 'REGISTER')) {
       this.counters.forgedFromOutside++;
-      return this.refuse(context, 'A Route from outside must start at this Edge');
+      return this.refuse(context, 'A Route from outside must start at this Edge and belong to a dialog');
     }
     // A new request (no To tag) goes to a user or a domain, never to a server's address (the Edge
     // itself excepted: an OPTIONS to the Access Edge is answered here).

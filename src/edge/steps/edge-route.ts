@@ -8,14 +8,16 @@
 //     home pool) over the internal interface (relay.ts), with the relayed-flow header (auth/relayed.ts:
 //     the Director authenticates it), a Path for a REGISTER and a Record-Route carrying the flow token;
 //   - a request in a dialog: along its route set, which starts with our Record-Route (the guard checked
-//     the token) and goes on to a server of the topology — never to another host.
+//     the token) and goes on to a server of the topology — never to another host —, with the
+//     relayed-flow header too: nothing from outside reaches a server inside unmarked.
 // From inside (a server): a Route naming us with a flow token → that client connection (430 Flow Failed
 // when it is gone); anything else → the proxy (a NOTIFY to a subscriber's Contact, …).
 //
 // Requests from or to other domains are federation: the federation step before this one takes them
 // (steps/federation.ts); what reaches this step from another domain is refused (403).
 import type { Random } from '../../shared/clock.ts';
-import { relayedFlowHeader } from '../../auth/relayed.ts';
+import { relayedFlowHeader, withRelayedFlow } from '../../auth/relayed.ts';
+import type { Flow } from '../../sip/flow.ts';
 import { from, parseNameAddr, to } from '../../sip/headers.ts';
 import { headerValue, type Header, type SipRequest } from '../../sip/message.ts';
 import { isSipUri, isTelUri } from '../../sip/uri.ts';
@@ -72,17 +74,13 @@ export class EdgeRouteStep implements Step {
     const { flow, request } = context;
     const view = this.options.view();
     const inDialog = to(request).tag !== null;
-    if (inDialog && request.method !== 'ACK') {
-      // Along the dialog's route set: the guard saw our own token first; the next hop must be a server.
+    if ((inDialog && request.method !== 'ACK') || context.routeLeft) {
+      // Along the dialog's route set: the guard saw the token we issued first; the next hop must be a
+      // server, and the request carries the client's flow like every request from outside (the server
+      // inside treats it as a client's: auth/scope.ts).
       const next = context.routeLeft ? nextRouteHost(request) : null;
       if (next === null || view.serverAt(next) === undefined) return this.refuse(context, 403, 'No route inside for this request');
-      this.options.proxy.route(flow, request, { poppedOwnRoute: true, fromPeer: false });
-      return 'answered';
-    }
-    if (context.routeLeft) {
-      const next = nextRouteHost(request);
-      if (next === null || view.serverAt(next) === undefined) return this.refuse(context, 403, 'No route inside for this request');
-      this.options.proxy.route(flow, request, { poppedOwnRoute: true, fromPeer: false });
+      this.options.proxy.route(flow, withRelayedFlow(request, { token: this.options.flows.tokenOf(flow), source: sourceOf(flow) }), { poppedOwnRoute: true, fromPeer: false });
       return 'answered';
     }
     const registering = request.method === 'REGISTER';
@@ -106,7 +104,7 @@ export class EdgeRouteStep implements Step {
     const token = this.options.flows.tokenOf(flow);
     if (registering) this.options.flows.noteUser(flow, who.user);
     const own = this.ownUri(token);
-    const headers: Header[] = [relayedFlowHeader({ token, source: flow.remoteAddress.startsWith('::ffff:') ? flow.remoteAddress.slice(7) : flow.remoteAddress })];
+    const headers: Header[] = [relayedFlowHeader({ token, source: sourceOf(flow) })];
     if (registering) headers.push({ name: 'Path', value: `<${own};ob>` });
     this.counters.relayed++;
     this.options.proxy.forwardTo(flow, request, { kind: 'servers', pool: route.pool, targets: route.targets }, { recordRoute: `<${own}>`, headers });
@@ -136,6 +134,11 @@ export class EdgeRouteStep implements Step {
     if (context.request.method !== 'ACK') reply(context.flow, context.request, status, this.options.random, { reason });
     return 'answered';
   }
+}
+
+/** A client's address as the relayed-flow header gives it (an IPv4 address without its IPv6 mapping). */
+export function sourceOf(flow: Flow): string {
+  return flow.remoteAddress.startsWith('::ffff:') ? flow.remoteAddress.slice(7) : flow.remoteAddress;
 }
 
 /** The host of the first Route left, or null when there is none or it is not a SIP URI. */

@@ -64,7 +64,7 @@ describe('the Edge steps', () => {
 
   const setup = (): void => {
     view = new PoolView(topology, 'edge1.contoso.com', 1);
-    flows = new EdgeFlows(fixedRandom);
+    flows = new EdgeFlows();
     forwarded = [];
     routed = [];
     const proxy = {
@@ -110,8 +110,8 @@ describe('the Edge steps', () => {
     const cases: [string, SipRequest, string][] = [
       ['relayed-flow header', request('REGISTER sip:contoso.com SIP/2.0', ['X-Dnslb-Remote-Flow: token=x;source=127.0.0.31']), 'A header only servers may set came from outside'],
       ['Path', request('REGISTER sip:contoso.com SIP/2.0', ['Path: <sip:127.0.0.31;lr>']), 'A header only servers may set came from outside'],
-      ['another connection\'s token', request('BYE sip:bob@127.0.0.9 SIP/2.0', [`Route: <sip:${token}@${INTERNAL}:5061;lr>`, '<sip:127.0.0.31;lr>'.replace(/^/, 'Route: ')], { to: '<sip:bob@contoso.com>;tag=b' }), 'The flow token is not this connection\u2019s'],
-      ['a Route straight inside', request('INVITE sip:bob@contoso.com SIP/2.0', ['Route: <sip:127.0.0.31:5061;lr>']), 'A Route from outside must start at this Edge'],
+      ['another connection\'s token', request('BYE sip:bob@127.0.0.9 SIP/2.0', [`Route: <sip:${token}@${INTERNAL}:5061;lr>`, '<sip:127.0.0.31;lr>'.replace(/^/, 'Route: ')], { to: '<sip:bob@contoso.com>;tag=b' }), 'The route token was not issued to this connection or dialog'],
+      ['a Route straight inside', request('INVITE sip:bob@contoso.com SIP/2.0', ['Route: <sip:127.0.0.31:5061;lr>']), 'A Route from outside must start at this Edge and belong to a dialog'],
       ['a server\'s address', request('MESSAGE sip:127.0.0.11:5061 SIP/2.0'), 'Servers are not reachable from outside'],
       ['a server\'s name', request('MESSAGE sip:fe1.contoso.com SIP/2.0'), 'Servers are not reachable from outside'],
     ];
@@ -125,6 +125,35 @@ describe('the Edge steps', () => {
     assert.equal(forwarded.length, 0);
     assert.equal(routed.length, 0);
     assert.deepEqual(guard.counters, { forgedFromOutside: 4, toServerFromOutside: 2, notServerInside: 0 });
+  });
+
+  test('a forged federation Route lets nobody in: the REGISTER and the call to a number of the reviewer\'s example are refused', () => {
+    setup();
+    const forgedRoute = [`Route: <sip:fed@${EXTERNAL};lr>, <sip:fe1.contoso.com;lr>`];
+    const partnerSides = { from: 'sip:x@fabrikam.com', to: '<sip:ceo@contoso.com>' };
+    const cases: [string, SipRequest][] = [
+      // The example: register as the CEO, the partner domain in From to pass for a federation dialog.
+      ['REGISTER', request('REGISTER sip:contoso.com SIP/2.0', forgedRoute, partnerSides)],
+      ['INVITE to a number', request('INVITE tel:+14255550100 SIP/2.0', forgedRoute, { from: 'sip:x@fabrikam.com', to: '<tel:+14255550100>' })],
+      // With a To tag, as if in a dialog: "fed" (or anything) is no token we issued for it.
+      ['in-dialog look', request('INVITE tel:+14255550100 SIP/2.0', forgedRoute, { from: 'sip:x@fabrikam.com', to: '<tel:+14255550100>;tag=t' })],
+      ['a made-up dialog token', request('INVITE tel:+14255550100 SIP/2.0', [`Route: <sip:${flows.dialogToken('made-up', 't')}@${EXTERNAL};lr>, <sip:127.0.0.61;lr>`], { from: 'sip:x@fabrikam.com', to: '<tel:+14255550100>;tag=t' })],
+    ];
+    for (const [name, message] of cases) {
+      const attacker = fakeFlow(EXTERNAL, '198.51.100.7');
+      run(attacker, message);
+      assert.equal(answer(attacker)?.status, 403, name);
+    }
+    // A remote user's own flow token opens no route set for a new request either (no To tag, or a REGISTER).
+    const client = fakeFlow(EXTERNAL, '127.1.0.5');
+    const own = flows.tokenOf(client.flow);
+    run(client, request('INVITE tel:+14255550100 SIP/2.0', [`Route: <sip:${own}@${INTERNAL}:5061;lr>, <sip:127.0.0.61;lr>`]));
+    assert.equal(answer(client)?.status, 403);
+    run(client, request('REGISTER sip:contoso.com SIP/2.0', [`Route: <sip:${own}@${INTERNAL}:5061;lr>, <sip:fe1.contoso.com;lr>`], { to: '<sip:ceo@contoso.com>;tag=t' }));
+    assert.equal(answer(client)?.status, 403);
+    assert.equal(forwarded.length, 0);
+    assert.equal(routed.length, 0);
+    assert.equal(guard.counters.forgedFromOutside, 6);
   });
 
   test('another domain as caller (the federation step\'s, absent here) or a non-partner callee is 403; a remote user\'s request to a partner\'s user goes inside', () => {
@@ -148,6 +177,8 @@ describe('the Edge steps', () => {
     const token = flows.tokenOf(client.flow);
     run(client, request('BYE sip:bob@127.0.0.9:5061 SIP/2.0', [`Route: <sip:${token}@${INTERNAL}:5061;transport=tls;lr>`, 'Route: <sip:127.0.0.31:5061;transport=tls;lr>'], { to: '<sip:bob@contoso.com>;tag=b' }));
     assert.equal(routed.length, 1);
+    // Marked like every request from outside: the server inside knows it for a client's.
+    assert.deepEqual(relayedFlowOf(routed[0]!), { token, source: '127.1.0.5' });
     run(client, request('BYE sip:bob@127.0.0.9:5061 SIP/2.0', [`Route: <sip:${token}@${INTERNAL}:5061;transport=tls;lr>`], { to: '<sip:bob@contoso.com>;tag=b' }));
     assert.equal(answer(client)?.status, 403);
     assert.equal(routed.length, 1);

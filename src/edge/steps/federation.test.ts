@@ -47,10 +47,14 @@ describe('the Edge federation step', () => {
   let topology: Topology;
   let flows: EdgeFlows;
   let forwarded: { target: ForwardTarget; options: ForwardOptions; request: SipRequest }[];
+  /** What edge-route sent along a route set (the proxy's `route`). */
+  let routed: SipRequest[];
   let path: Step[];
   let federation: FederationStep;
   let lookups: string[];
   let partnerRoute: PartnerRoute;
+  /** What the partner lookup waits for (a slow DNS) or throws; nothing by default. */
+  let lookup: () => Promise<void> = async () => {};
 
   before(async () => {
     topology = await parseFile(new URL('../../../examples/contoso.yaml', import.meta.url).pathname);
@@ -58,14 +62,15 @@ describe('the Edge federation step', () => {
 
   const setup = (): void => {
     const view = new PoolView(topology, 'edge1.contoso.com', 1);
-    flows = new EdgeFlows(fixedRandom);
+    flows = new EdgeFlows();
     forwarded = [];
+    routed = [];
     lookups = [];
     const proxy = {
       forwardTo: (_flow: Flow, request: SipRequest, target: ForwardTarget, options: ForwardOptions = {}) => void forwarded.push({ target, options, request }),
-      route: () => {},
+      route: (_flow: Flow, request: SipRequest) => void routed.push(request),
     };
-    const partners = { route: async (uri: string) => (lookups.push(uri), partnerRoute) } as unknown as PartnerEdges;
+    const partners = { route: async (uri: string) => (lookups.push(uri), await lookup(), partnerRoute) } as unknown as PartnerEdges;
     federation = new FederationStep({
       view: () => view,
       proxy,
@@ -85,7 +90,7 @@ describe('the Edge federation step', () => {
   const run = (flow: { flow: Flow }, request: SipRequest): void => void runPath(path, new RequestContext().reset(flow.flow, request));
   const answer = (flow: { sent: SipMessage[] }): SipResponse | undefined => flow.sent.filter((sent): sent is SipResponse => sent.kind === 'response').at(-1);
 
-  test('inbound from a listed partner: to the Director pool, Record-Routed with the partner connection\'s token, never with the relayed-flow header', () => {
+  test('inbound from a listed partner: to the Director pool, Record-Routed with the partner connection\'s token, with the relayed-flow header naming the partner', () => {
     setup();
     const partner = fakeFlow(EXTERNAL, '127.0.18.51');
     run(partner, message('sip:alice@contoso.com', 'sip:bob@fabrikam.com'));
@@ -94,7 +99,8 @@ describe('the Edge federation step', () => {
     assert.equal(target.kind === 'servers' && target.pool, 'dirpool.contoso.com');
     const token = flows.tokenOf(partner.flow);
     assert.equal(options.recordRoute, `<sip:${token}@${INTERNAL}:5061;transport=tls;lr>, <sip:${token}@${EXTERNAL}:5061;transport=tls;lr>`, 'inside first (toward our user), then the address the partner reaches');
-    assert.ok(!(options.headers ?? []).some((header) => header.name === RELAYED_FLOW_HEADER));
+    // Marked like every request from outside; `partner=` tells the server inside not to challenge it.
+    assert.deepEqual((options.headers ?? []).filter((header) => header.name === RELAYED_FLOW_HEADER).map((header) => header.value), [`token=${token};source=127.0.18.51;partner=fabrikam.com`]);
     assert.deepEqual(federation.counters, { inbound: 1, outbound: 0, refused: 0 });
   });
 
@@ -139,7 +145,8 @@ describe('the Edge federation step', () => {
         { address: '127.0.18.51', port: 5061, transport: 'tls', host: 'sip.fabrikam.com' },
       ],
     };
-    run(frontEnd, message('sip:bob@fabrikam.com', 'sip:alice@contoso.com'));
+    const sent = message('sip:bob@fabrikam.com', 'sip:alice@contoso.com');
+    run(frontEnd, sent);
     await new Promise((resolve) => setImmediate(resolve));
     assert.deepEqual(lookups, ['sip:bob@fabrikam.com']);
     assert.equal(forwarded.length, 1);
@@ -147,7 +154,11 @@ describe('the Edge federation step', () => {
     assert.ok(target.kind === 'servers' && typeof target.connect === 'function');
     assert.deepEqual(target.kind === 'servers' && target.targets.map((entry) => entry.server), ['sip.fabrikam.com 127.0.18.52:5061', 'sip.fabrikam.com 127.0.18.51:5061']);
     assert.equal(target.kind === 'servers' && target.pool, 'the Access Edge of fabrikam.com');
-    assert.equal(forwarded[0]!.options.recordRoute, `<sip:fed@${EXTERNAL}:5061;transport=tls;lr>, <sip:fed@${INTERNAL}:5061;transport=tls;lr>`);
+    // Both entries carry this dialog's token: an HMAC of its Call-ID and our side's (From) tag.
+    const token = flows.dialogToken(`c${n}@test`, `a${n}`);
+    assert.match(token, /^fed-[A-Za-z0-9_-]{27}$/);
+    assert.equal(forwarded[0]!.options.recordRoute, `<sip:${token}@${EXTERNAL}:5061;transport=tls;lr>, <sip:${token}@${INTERNAL}:5061;transport=tls;lr>`);
+    assert.equal(sent.headers.find((header) => header.name === 'Call-ID')?.value, `c${n}@test`);
     assert.deepEqual(federation.counters, { inbound: 0, outbound: 1, refused: 1 });
   });
 
@@ -179,18 +190,72 @@ describe('the Edge federation step', () => {
     run(frontEnd, bye([`<sip:${token}@${INTERNAL}:5061;transport=tls;lr>`, `<sip:${token}@${EXTERNAL}:5061;transport=tls;lr>`, '<sip:127.0.18.51:5061;transport=tls;lr>']));
     assert.equal(forwarded.length, 1);
     assert.ok(forwarded[0]!.target.kind === 'flow' && forwarded[0]!.target.flow === partner.flow, 'on the connection the dialog came in on');
-    // A dialog we sent out (our "fed" Record-Route): on our own connection to the partner's address.
-    run(frontEnd, bye([`<sip:fed@${INTERNAL}:5061;transport=tls;lr>`, `<sip:fed@${EXTERNAL}:5061;transport=tls;lr>`, '<sip:127.0.18.52:5061;transport=tls;lr>']));
+    // A dialog we sent out (our dialog-token Record-Route): on our own connection to the partner's address.
+    const dialog = flows.dialogToken('out@test', 'a');
+    run(frontEnd, bye([`<sip:${dialog}@${INTERNAL}:5061;transport=tls;lr>`, `<sip:${dialog}@${EXTERNAL}:5061;transport=tls;lr>`, '<sip:127.0.18.52:5061;transport=tls;lr>']));
     const out = forwarded[1]!.target;
     assert.deepEqual(out.kind === 'servers' && out.targets.map((target) => target.server), ['127.0.18.52:5061']);
-    // The partner's BYE back along our federation route, on its own connection: admitted and routed inside.
+    // The partner's BYE back along our federation route, on its own connection: admitted and routed
+    // inside, marked as a request from outside.
+    const back = (token: string, dialogCallId: string, extra: Partial<Record<'From' | 'To', string>> = {}): SipRequest =>
+      parseMessage(Buffer.from([`BYE sip:alice@127.0.0.11:5061 SIP/2.0`, `Via: SIP/2.0/TLS 127.0.18.52:5061;branch=z9hG4bK-r${++n}`, 'Max-Forwards: 69', `Route: <sip:${token}@${EXTERNAL}:5061;transport=tls;lr>`, `Route: <sip:${token}@${INTERNAL}:5061;transport=tls;lr>`, 'Route: <sip:127.0.0.11:5061;transport=tls;lr>', `From: ${extra.From ?? '<sip:bob@fabrikam.com>;tag=b'}`, `To: ${extra.To ?? '<sip:alice@contoso.com>;tag=a'}`, `Call-ID: ${dialogCallId}`, 'CSeq: 3 BYE', '', ''].join('\r\n'))) as SipRequest;
     const inbound = fakeFlow(EXTERNAL, '127.0.18.52');
-    const back = parseMessage(Buffer.from([`BYE sip:alice@127.0.0.11:5061 SIP/2.0`, `Via: SIP/2.0/TLS 127.0.18.52:5061;branch=z9hG4bK-r${++n}`, 'Max-Forwards: 69', `Route: <sip:fed@${EXTERNAL}:5061;transport=tls;lr>`, `Route: <sip:fed@${INTERNAL}:5061;transport=tls;lr>`, 'Route: <sip:127.0.0.11:5061;transport=tls;lr>', 'From: <sip:bob@fabrikam.com>;tag=b', 'To: <sip:alice@contoso.com>;tag=a', `Call-ID: d${n}@test`, 'CSeq: 3 BYE', '', ''].join('\r\n'))) as SipRequest;
-    run(inbound, back);
+    run(inbound, back(dialog, 'out@test'));
     assert.equal(answer(inbound), undefined, JSON.stringify(answer(inbound)?.reason));
-    // The same route from a domain that is not a partner: refused by the guard.
-    const stranger = fakeFlow(EXTERNAL, '127.0.18.99');
-    run(stranger, { ...back, headers: back.headers.map((header) => (header.name === 'From' ? { ...header, value: '<sip:eve@litware.com>;tag=e' } : header)) });
-    assert.equal(answer(stranger)?.status, 403);
+    assert.equal(routed.length, 1);
+    assert.ok(routed[0]!.headers.some((header) => header.name === RELAYED_FLOW_HEADER), 'nothing from outside goes inside unmarked');
+    // The token of that dialog used in another dialog, on another tag, the bare old "fed" mark, or a
+    // token with no To tag: refused by the guard, whoever the From claims to be.
+    for (const [name, request] of [
+      ['another Call-ID', back(dialog, 'other@test')],
+      ['another tag of ours', back(dialog, 'out@test', { To: '<sip:alice@contoso.com>;tag=z' })],
+      ['the old fixed mark', back('fed', 'out@test')],
+      ['no To tag', back(dialog, 'out@test', { To: '<sip:alice@contoso.com>' })],
+    ] as const) {
+      const stranger = fakeFlow(EXTERNAL, '127.0.18.99');
+      run(stranger, request);
+      assert.equal(answer(stranger)?.status, 403, name);
+    }
+    assert.equal(routed.length, 1);
+  });
+
+  test('outbound INVITE: 100 Trying before the lookup; a CANCEL during it gets 200 and the INVITE 487, nothing sent out; a lookup that throws is a 503', async () => {
+    setup();
+    partnerRoute = { kind: 'partner', domain: 'fabrikam.com', via: 'SRV', steps: [], endpoints: [{ address: '127.0.18.52', port: 5061, transport: 'tls', host: 'sip.fabrikam.com' }] };
+    let release: () => void = () => {};
+    lookup = () => new Promise<void>((resolve) => (release = resolve));
+    const frontEnd = fakeFlow(INTERNAL, FRONT_END, ['fe1.contoso.com']);
+    const invite = asInvite(message('sip:bob@fabrikam.com', 'sip:alice@contoso.com'));
+    run(frontEnd, invite);
+    assert.deepEqual(frontEnd.sent.map((sent) => sent.kind === 'response' && sent.status), [100], 'answered 100 before the lookup ends');
+    run(frontEnd, asCancel(invite));
+    assert.deepEqual(frontEnd.sent.map((sent) => sent.kind === 'response' && `${sent.status} ${cseqOf(sent)}`), ['100 INVITE', '200 CANCEL']);
+    release();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(frontEnd.sent.map((sent) => sent.kind === 'response' && `${sent.status} ${cseqOf(sent)}`), ['100 INVITE', '200 CANCEL', '487 INVITE']);
+    assert.equal(forwarded.length, 0);
+    // Without a CANCEL it goes out once the lookup ends.
+    lookup = async () => {};
+    run(frontEnd, asInvite(message('sip:bob@fabrikam.com', 'sip:alice@contoso.com')));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(forwarded.length, 1);
+    // A lookup that throws: a 503 with the reason, and no unhandled rejection (node:test fails on one).
+    lookup = () => Promise.reject(new Error('resolver\r\nexploded'));
+    const failing = fakeFlow(INTERNAL, FRONT_END, ['fe1.contoso.com']);
+    run(failing, asInvite(message('sip:bob@fabrikam.com', 'sip:alice@contoso.com')));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual([answer(failing)?.status, answer(failing)?.reason], [503, 'Federation failed: resolver exploded']);
   });
 });
+
+function asInvite(request: SipRequest): SipRequest {
+  return { ...request, method: 'INVITE', headers: request.headers.map((header) => (header.name === 'CSeq' ? { ...header, value: '1 INVITE' } : header)) };
+}
+
+function asCancel(invite: SipRequest): SipRequest {
+  return { ...invite, method: 'CANCEL', headers: invite.headers.map((header) => (header.name === 'CSeq' ? { ...header, value: '1 CANCEL' } : header)) };
+}
+
+function cseqOf(message: SipMessage): string {
+  return message.headers.find((header) => header.name === 'CSeq')?.value.split(' ')[1] ?? '';
+}

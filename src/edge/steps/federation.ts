@@ -6,8 +6,9 @@
 // else 403 with the reason; its target must be one of our users (403 otherwise: an Edge is no open
 // relay). It goes inside like a remote user's request — to the Director pool, else the callee's home
 // pool (relay.ts, no DNS) — with our Record-Route carrying the partner connection's flow token, so that
-// in-dialog requests from inside come back out on that connection (edge-route's fromInside). It carries
-// no relayed-flow header: nobody inside challenges a partner's user (its organisation vouched for it).
+// in-dialog requests from inside come back out on that connection (edge-route's fromInside). Its
+// relayed-flow header names the partner domain: nobody inside challenges a partner's user (its
+// organisation vouched for it), but it is known for a request from outside (auth/scope.ts).
 //
 // From inside (a Front End or Director, which send requests for other domains to the federating edge
 // pool, src/frontend/proxy.ts federationHop): a new request to a user of another domain leaves through
@@ -18,9 +19,10 @@
 //
 // Everything else (our own users' requests, requests in a dialog) is edge-route's.
 import type { Random } from '../../shared/clock.ts';
-import { from, parseNameAddr, to } from '../../sip/headers.ts';
+import { relayedFlowHeader } from '../../auth/relayed.ts';
+import { callId, from, parseNameAddr, to, topVia } from '../../sip/headers.ts';
 import type { Flow } from '../../sip/flow.ts';
-import { headerValue, type SipRequest } from '../../sip/message.ts';
+import { createResponse, headerValue, type SipRequest } from '../../sip/message.ts';
 import { isSipUri, type SipUri, type Uri } from '../../sip/uri.ts';
 import type { Routable, RouteTarget } from '../../pool/routing.ts';
 import type { UserHomes } from '../../frontend/homes.ts';
@@ -31,21 +33,7 @@ import { reply, type RequestContext, type Step, type StepOutcome } from '../../f
 import { federationDecision } from '../../topology/federation.ts';
 import type { EdgeFlows } from '../edge-flows.ts';
 import { relayTargets } from '../relay.ts';
-
-/**
- * The user part of the Record-Route entries an Edge adds to a dialog it sends out to a partner: no
- * client flow token (the partner may answer on its own connection), but a mark the guard admits for
- * a partner's in-dialog requests (edge-guard.ts).
- */
-export const FEDERATION_ROUTE_USER = 'fed';
-
-/** Is one side of this request (From or To) a listed federation partner's user? */
-export function isPartnerRequest(topology: Parameters<typeof federationDecision>[0], request: SipRequest): boolean {
-  for (const party of [from(request).uri, to(request).uri]) {
-    if (isSipUri(party) && federationDecision(topology, party.host).kind === 'partner') return true;
-  }
-  return false;
-}
+import { sourceOf } from './edge-route.ts';
 
 export interface FederationStepOptions {
   view: () => PoolView;
@@ -75,11 +63,14 @@ export interface FederationCounters {
 export class FederationStep implements Step {
   readonly name = 'federation';
   readonly counters: FederationCounters = { inbound: 0, outbound: 0, refused: 0 };
+  /** Outbound INVITEs waiting for their partner's DNS lookup (key: lookupKey), true once cancelled. */
+  private readonly lookingUp = new Map<string, boolean>();
 
   constructor(private readonly options: FederationStepOptions) {}
 
   run(context: RequestContext): StepOutcome {
     const { request } = context;
+    if (request.method === 'CANCEL' && !context.outside && this.lookingUp.has(lookupKey(context.flow, request))) return this.cancelLookup(context);
     if (!context.outside && context.routeLeft) return this.alongDialog(context);
     if (request.method === 'REGISTER' || request.method === 'ACK' || request.method === 'CANCEL' || context.routeLeft || to(request).tag !== null) return 'continue';
     return context.outside ? this.inbound(context) : this.outbound(context);
@@ -124,7 +115,9 @@ export class FederationStep implements Step {
     const token = this.options.flows.tokenOf(flow);
     // Two Record-Route entries (RFC 3261 §16.6 step 4, a proxy on two networks): the inside one toward
     // our user first, then the one the partner reaches us at; both carry the partner connection's token.
-    this.options.proxy.forwardTo(flow, request, { kind: 'servers', pool: route.pool, targets: route.targets }, { recordRoute: `<${this.options.ownUri(token)}>, <${this.options.externalUri(token)}>` });
+    // The relayed-flow header names the partner: the server inside lets its new request in unchallenged.
+    const headers = [relayedFlowHeader({ token, source: sourceOf(flow), partner: sender.host })];
+    this.options.proxy.forwardTo(flow, request, { kind: 'servers', pool: route.pool, targets: route.targets }, { recordRoute: `<${this.options.ownUri(token)}>, <${this.options.externalUri(token)}>`, headers });
     return 'answered';
   }
 
@@ -135,13 +128,42 @@ export class FederationStep implements Step {
     if (!isSipUri(target) || target.user === null || view.isSipDomain(target.host) || view.serverAt(target.host) !== undefined || /^[0-9.]+$|^\[/.test(target.host)) return 'continue';
     const decision = federationDecision(view.topology, target.host);
     if (decision.kind !== 'partner') return this.refuse(context, 403, decision.kind === 'refused' ? decision.reason : 'Not a partner');
-    // The lookup is asynchronous (DNS); the request and its flow are kept, never the context.
-    void this.sendOut(flow, request, `sip:${target.user}@${target.host}`);
+    // The lookup is asynchronous (DNS, SRV then A: seconds when a server is slow); the request and its
+    // flow are kept, never the context. An INVITE is answered 100 at once (§16.2), so the Front End
+    // does not take the silence for a dead Edge and send the call out a second time through another;
+    // a CANCEL meanwhile is answered here (cancelLookup) and the INVITE 487 when the lookup ends.
+    const key = lookupKey(flow, request);
+    if (this.lookingUp.has(key)) return 'answered'; // a retransmission while we look
+    if (request.method === 'INVITE') {
+      this.lookingUp.set(key, false);
+      flow.send(createResponse(request, 100));
+    }
+    // Whatever fails in the lookup is the caller's 503, never an unhandled rejection (it would end the process).
+    void this.sendOut(flow, request, `sip:${target.user}@${target.host}`).catch((error: unknown) => {
+      this.lookingUp.delete(key);
+      this.counters.refused++;
+      if (!flow.closed) reply(flow, request, 503, this.options.random, { reason: `Federation failed: ${oneLine(error instanceof Error ? error.message : String(error))}` });
+    });
+    return 'answered';
+  }
+
+  /** A CANCEL of an INVITE whose partner is being looked up: 200 here, 487 to the INVITE when the lookup ends. */
+  private cancelLookup(context: RequestContext): StepOutcome {
+    this.lookingUp.set(lookupKey(context.flow, context.request), true);
+    context.flow.send(createResponse(context.request, 200));
     return 'answered';
   }
 
   private async sendOut(flow: Flow, request: SipRequest, uri: string): Promise<void> {
     const route = await this.options.partners.route(uri);
+    // From here on the proxy's transaction takes CANCELs (it is opened before the next await).
+    const key = lookupKey(flow, request);
+    const cancelled = this.lookingUp.get(key) === true;
+    this.lookingUp.delete(key);
+    if (cancelled) {
+      if (!flow.closed) reply(flow, request, 487, this.options.random);
+      return;
+    }
     if (route.kind === 'answer') {
       this.counters.refused++;
       if (!flow.closed) reply(flow, request, route.status, this.options.random, { reason: route.reason });
@@ -159,16 +181,28 @@ export class FederationStep implements Step {
       byLabel.set(label, endpoint);
       return { server: label, address: endpoint.address, tcpPort: endpoint.port, tlsPort: endpoint.port };
     });
-    // Two Record-Route entries: the one the partner reaches us at first (toward the callee), then ours inside.
-    const recordRoute = `<${this.options.externalUri(FEDERATION_ROUTE_USER)}>, <${this.options.ownUri(FEDERATION_ROUTE_USER)}>`;
+    // Two Record-Route entries: the one the partner reaches us at first (toward the callee), then ours
+    // inside. Both carry this dialog's token (edge-flows.ts): the guard lets a partner's request follow
+    // them only inside this dialog.
+    const token = this.options.flows.dialogToken(callId(request), from(request).tag ?? '');
+    const recordRoute = `<${this.options.externalUri(token)}>, <${this.options.ownUri(token)}>`;
     this.options.proxy.forwardTo(flow, request, { kind: 'servers', pool: `the Access Edge of ${route.domain}`, targets, connect: (target) => this.options.connect(byLabel.get(target.server)!) }, { fromServer: true, recordRoute });
   }
 
   private refuse(context: RequestContext, status: number, reason: string): StepOutcome {
     this.counters.refused++;
-    reply(context.flow, context.request, status, this.options.random, { reason: reason.replace(/[\r\n]+/g, ' ') });
+    reply(context.flow, context.request, status, this.options.random, { reason: oneLine(reason) });
     return 'answered';
   }
+}
+
+/** An INVITE and its CANCEL share the flow they came on, the top Via's branch and the Call-ID (§9.2). */
+function lookupKey(flow: Flow, request: SipRequest): string {
+  return `${flow.id} ${topVia(request)?.branch ?? ''} ${callId(request)}`;
+}
+
+function oneLine(text: string): string {
+  return text.replace(/[\r\n]+/g, ' ');
 }
 
 /** The first Route left, when it is a SIP URI. */

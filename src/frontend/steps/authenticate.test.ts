@@ -11,6 +11,8 @@ import { credentialFor } from '../../auth/user-credential.ts';
 import { headerValue, type SipResponse } from '../../sip/message.ts';
 import { UserTable } from '../../auth/user-table.ts';
 import { pino } from 'pino';
+import { parseFile } from '../../topology/parse.ts';
+import { PoolView } from '../pool-view.ts';
 import { RegisterAnswers } from '../register-answers.ts';
 import { AuthenticateStep } from './authenticate.ts';
 
@@ -78,4 +80,31 @@ test('on: an INVITE on an unauthenticated flow gets 407; a wrong password past t
   assert.equal(fourth.flow.responses().length, 0, 'held back');
   clock.advance(500);
   assert.equal(fourth.flow.responses()[0]?.status, 407);
+});
+
+test('on: what an Edge relays is a client\'s from outside — challenged with its flow named; without the mark, 403; a partner\'s new request and a dialog\'s pass', async () => {
+  const { step } = setup();
+  const topology = await parseFile(new URL('../../../examples/contoso.yaml', import.meta.url).pathname);
+  const view = new PoolView(topology, 'dir1.contoso.com', 1);
+  const EDGE = '127.0.0.41';
+  const mark = (extra = ''): string => `X-Dnslb-Remote-Flow: token=t1;source=198.51.100.7${extra}`;
+  // The reviewer's forged REGISTER as it would have reached the Director without the Edge's mark.
+  const unmarked = runStep(step, request('REGISTER sip:contoso.com SIP/2.0', [], { To: '<sip:ceo@contoso.com>' }), { from: EDGE, view });
+  assert.equal(unmarked.outcome, 'answered');
+  assert.deepEqual([unmarked.flow.responses()[0]?.status, unmarked.flow.responses()[0]?.reason], [403, 'A request relayed by an Edge must name its client flow']);
+  assert.equal(runStep(step, request('INVITE tel:+14255550100 SIP/2.0'), { from: EDGE, view }).flow.responses()[0]?.status, 403);
+  const register = runStep(step, request('REGISTER sip:contoso.com SIP/2.0', [mark()]), { from: EDGE, view });
+  await settle();
+  assert.equal(register.flow.responses()[0]?.status, 401);
+  const invite = runStep(step, request('INVITE tel:+14255550100 SIP/2.0', [mark()]), { from: EDGE, view });
+  await settle();
+  assert.equal(invite.flow.responses()[0]?.status, 407);
+  // A partner's REGISTER is challenged like anyone's; its new INVITE is not (its organisation vouched for it).
+  const partnerRegister = runStep(step, request('REGISTER sip:contoso.com SIP/2.0', [mark(';partner=fabrikam.com')]), { from: EDGE, view });
+  await settle();
+  assert.equal(partnerRegister.flow.responses()[0]?.status, 401);
+  assert.equal(runStep(step, request('INVITE sip:alice@contoso.com SIP/2.0', [mark(';partner=fabrikam.com')], { From: '<sip:bob@fabrikam.com>;tag=f' }), { from: EDGE, view }).outcome, 'continue');
+  assert.equal(runStep(step, request('BYE sip:alice@contoso.com SIP/2.0', [mark()], { To: '<sip:bob@contoso.com>;tag=b1' }), { from: EDGE, view }).outcome, 'continue');
+  // From a Front End of another pool (not an Edge) nothing changes: authenticated where it entered.
+  assert.equal(runStep(step, request('INVITE tel:+14255550100 SIP/2.0'), { from: '127.0.0.11', view }).outcome, 'continue');
 });

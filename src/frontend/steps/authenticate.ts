@@ -45,8 +45,14 @@ export class AuthenticateStep implements Step {
     // A request an Edge relays for a remote client (auth/relayed.ts): the client's flow at the Edge is the
     // unit of trust, its own address the limiter's source.
     const relayed = context.fromServer && context.fromEdge ? relayedFlowOf(request) : null;
-    if (context.kind === 'options' || challengeScope(request, { fromPeer: context.fromPeer, fromServer: context.fromServer, relayed: relayed !== null }) === 'none') return 'continue';
+    if (context.kind === 'options' || challengeScope(request, { fromPeer: context.fromPeer, fromServer: context.fromServer, fromEdge: context.fromEdge, partner: relayed?.partner !== undefined }) === 'none') return 'continue';
     const flow = context.flow;
+    if (context.fromEdge && relayed === null) {
+      // An Edge marks every request it brings from outside; one without the mark has no client flow to
+      // hold an identity (the Edge link itself must never get one: every remote client shares it).
+      reply(flow, request, 403, this.options.random, { reason: 'A request relayed by an Edge must name its client flow' });
+      return 'answered';
+    }
     const authFlow = relayed === null ? flow : this.relayedFlow(flow, relayed.token, relayed.source);
     const known = auth.flowOutcome(request, authFlow.id);
     if (known !== undefined) {

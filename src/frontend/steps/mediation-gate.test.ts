@@ -26,14 +26,32 @@ test('mediation-gate: a new call from a Front End or from the gateway passes; fr
   assert.equal(step.refused, 1);
 });
 
-test('mediation-gate: in-dialog requests (To tag), ACK and CANCEL pass from anyone', () => {
+const OWN_ROUTE = 'Route: <sip:127.0.2.61:5061;transport=tls;lr>';
+
+test('mediation-gate: in-dialog requests following our Record-Route, ACK and CANCEL pass from anyone', () => {
   const step = new MediationGateStep(() => view, fixedRandom);
   for (const message of [
-    request('BYE sip:127.0.9.1:5060 SIP/2.0', [], { To: '<sip:+14255550100@contoso.com;user=phone>;tag=x' }),
+    request('BYE sip:127.0.9.1:5060 SIP/2.0', [OWN_ROUTE], { To: '<sip:+14255550100@contoso.com;user=phone>;tag=x' }),
     request('ACK sip:+14255550100@contoso.com;user=phone SIP/2.0'),
     request('CANCEL sip:+14255550100@contoso.com;user=phone SIP/2.0'),
   ]) {
     assert.equal(runStep(step, message, { from: CLIENT, view }).outcome, 'continue', message.method);
   }
   assert.equal(step.refused, 0);
+});
+
+test('mediation-gate: a preloaded Route naming us (or a server beyond) lets no client call the PSTN', () => {
+  const step = new MediationGateStep(() => view, fixedRandom);
+  for (const message of [
+    // The free call: a new INVITE to a number, preloaded with the Mediation server's Route.
+    request('INVITE tel:+14255550100 SIP/2.0', [OWN_ROUTE]),
+    request('INVITE sip:+14255550100@contoso.com;user=phone SIP/2.0', [OWN_ROUTE, 'Route: <sip:127.0.2.90:5060;transport=tcp;lr>']),
+    // A To tag alone is no dialog of ours: without our Record-Route it is refused too.
+    request('INVITE sip:+14255550100@contoso.com;user=phone SIP/2.0', [], { To: '<sip:+14255550100@contoso.com;user=phone>;tag=x' }),
+  ]) {
+    const refused = runStep(step, message, { from: CLIENT, view });
+    assert.equal(refused.outcome, 'answered');
+    assert.equal(refused.flow.responses()[0]?.status, 403);
+  }
+  assert.equal(step.refused, 3);
 });

@@ -2,7 +2,10 @@
 // the PSTN gateways, so new calls come only from the SIP servers of the topology (a Front End sending
 // a call to a number) or from one of its pool's gateways (a call into the pools). A new out-of-dialog
 // request from anyone else — a client that found the Mediation pool in DNS — is answered 403 with the
-// reason; requests in a dialog (a To tag, or following our Record-Route) and along a Route pass.
+// reason. A Route does not change that: anyone can preload `Route: <sip:mediation;lr>` (RFC 3261 §8.1.2),
+// so a Route naming us proves nothing. What passes from anyone is a request in a dialog (a To tag)
+// following our Record-Route (every dialog through a Mediation server has it), and ACK and CANCEL
+// (they start nothing).
 import type { Random } from '../../shared/clock.ts';
 import { to } from '../../sip/headers.ts';
 import type { PoolView } from '../pool-view.ts';
@@ -11,7 +14,7 @@ import { reply, type RequestContext, type Step, type StepOutcome } from './step.
 
 export class MediationGateStep implements Step {
   readonly name = 'mediation-gate';
-  /** New requests refused: neither from a server of the topology nor from a gateway. */
+  /** Requests refused: neither from a server of the topology nor from a gateway, nor in a dialog through us. */
   refused = 0;
 
   constructor(
@@ -20,9 +23,9 @@ export class MediationGateStep implements Step {
   ) {}
 
   run(context: RequestContext): StepOutcome {
-    if (context.fromPeer || context.fromServer || context.poppedOwnRoute || context.routeLeft) return 'continue';
+    if (context.fromPeer || context.fromServer) return 'continue';
     const request = context.request;
-    if (request.method === 'ACK' || request.method === 'CANCEL' || to(request).tag !== null) return 'continue';
+    if (request.method === 'ACK' || request.method === 'CANCEL' || (to(request).tag !== null && context.poppedOwnRoute)) return 'continue';
     const pool = this.view().pool;
     if (gatewayAt(pool.gateways ?? [], context.flow.remoteAddress)) return 'continue';
     this.refused++;
