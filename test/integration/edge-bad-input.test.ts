@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { lyingContentLength, megabyteHeader, idleConnections, nextRequestNumber, openTo, optionsRequest, randomGarbage, slowSender, stalledHandshake, type BadInputSuite, type BadInputTarget } from '../helpers/sip-bad-input.ts';
-import { startEdgeSystem, type EdgeSystem, type ServerJson } from '../helpers/edge-system.ts';
+import { answeringServer, startEdgeSystem, type EdgeSystem, type ServerJson } from '../helpers/edge-system.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { waitUntil } from '../helpers/process.ts';
 
@@ -49,13 +49,7 @@ describe('the Access Edge under bad input and forged server claims (dnslb up)', 
   let target: BadInputTarget;
   let suite: BadInputSuite;
 
-  /** edge1's entry once its admin API answered (a loaded server may miss one poll: ask again). */
-  const edge1 = (): Promise<ServerJson> =>
-    eventually(async () => {
-      const entry = (await edge.poolStatus()).servers.find((candidate) => candidate.server === 'edge1.contoso.com')!;
-      assert.ok(entry.status, `edge1 does not answer: ${JSON.stringify(entry)}`);
-      return entry;
-    }, WAIT);
+  const edge1 = (): Promise<ServerJson> => answeringServer(edge, 'edge1.contoso.com', WAIT);
   const directorsForwarded = (): Promise<number> =>
     eventually(async () => {
       const directors = (await edge.poolStatus()).servers.filter((entry) => entry.kind === 'director');
