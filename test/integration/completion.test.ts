@@ -68,7 +68,7 @@ describe('dnslb completion', () => {
     ['dnslb user mo', ['move']],
     ['dnslb client simulate --password-s', ['--password-seed-file']],
     ['dnslb client simulate --pstn', ['--pstn-share', '--pstn-numbers']],
-    ['dnslb client simulate --peer', ['--peers', '--peer-domain', '--peer-address', '--peer-messages-per-minute']],
+    ['dnslb client simulate --peer', ['--peers', '--peer-domain', '--peer-address', '--peer-messages-per-minute', '--peer-cert', '--peer-key']],
     ['dnslb client register --password', ['--password-file', '--passwords']],
     ['dnslb client register --local', ['--local-address']],
     ['dnslb client simulate --local', ['--local-address']],

@@ -77,6 +77,8 @@ interface SimulateOptions {
   passwords?: string;
   passwordSeedFile?: string;
   peers?: string;
+  peerCert?: string;
+  peerKey?: string;
   peerDomain: string;
   peerAddress?: string[];
   peerMessagesPerMinute: string;
@@ -139,6 +141,8 @@ export function registerClient(program: Command): void {
     .option('--peer-domain <domain>', 'the partners\' SIP domain (a federation partner of the topology, or not: 403)', 'fabrikam.com')
     .option('--peer-address <address...>', 'addresses the partners\' connections and DNS questions leave from (outside the internal view), dealt out in turn')
     .option('--peer-messages-per-minute <n>', 'IMs from all partners together', '60')
+    .option('--peer-cert <file>', 'PEM certificate the partners present (its subjectAltName: the partner domain\'s Access Edge FQDN, from a CA the edge trusts for it: edge.federation.trustedCas)')
+    .option('--peer-key <file>', 'PEM key of --peer-cert')
     .option('--local-address <ipv4>', LOCAL_ADDRESS_DESCRIPTION)
     .action(async (options: SimulateOptions) => {
       checkLimits();
@@ -152,6 +156,8 @@ export function registerClient(program: Command): void {
           throw new DnslbError('CLI_USAGE', `--peers ${options.peers}: ${(error as Error).message}`);
         }
         for (const address of peers.localAddresses ?? []) if (isIP(address) === 0) throw new DnslbError('CLI_USAGE', `--peer-address ${address}: not an IP address`);
+        if ((options.peerCert === undefined) !== (options.peerKey === undefined)) throw new DnslbError('CLI_USAGE', '--peer-cert and --peer-key go together');
+        if (options.peerCert !== undefined && options.peerKey !== undefined) peers.certificate = { cert: await readFile(options.peerCert, 'utf8'), key: await readFile(options.peerKey, 'utf8') };
       }
       const durationMs = parseDurationMs(options.duration);
       let legacyShare: number;

@@ -51,6 +51,10 @@ describe('the Edge federation step', () => {
   let federation: FederationStep;
   let lookups: string[];
   let partnerRoute: PartnerRoute;
+  /** The domains the certificate check was asked about, and the flows it refuses. */
+  let verdicts: string[];
+  let refusedFlows: Set<Flow>;
+  const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
   before(async () => {
     topology = await parseFile(new URL('../../../examples/contoso.yaml', import.meta.url).pathname);
@@ -61,6 +65,8 @@ describe('the Edge federation step', () => {
     flows = new EdgeFlows(fixedRandom);
     forwarded = [];
     lookups = [];
+    verdicts = [];
+    refusedFlows = new Set();
     const proxy = {
       forwardTo: (_flow: Flow, request: SipRequest, target: ForwardTarget, options: ForwardOptions = {}) => void forwarded.push({ target, options, request }),
       route: () => {},
@@ -74,6 +80,7 @@ describe('the Edge federation step', () => {
       routable: () => true,
       random: fixedRandom,
       partners,
+      identity: { check: async (flow: Flow, domain: string) => (verdicts.push(domain), refusedFlows.has(flow) ? { ok: false, status: 403, reason: `Not ${domain}'s Access Edge: forged` } : { ok: true }) },
       connect: () => Promise.reject(new Error('not in this test')),
       ownUri: (token) => `sip:${token}@${INTERNAL}:5061;transport=tls;lr`,
       externalUri: (user) => `sip:${user}@${EXTERNAL}:5061;transport=tls;lr`,
@@ -85,20 +92,22 @@ describe('the Edge federation step', () => {
   const run = (flow: { flow: Flow }, request: SipRequest): void => void runPath(path, new RequestContext().reset(flow.flow, request));
   const answer = (flow: { sent: SipMessage[] }): SipResponse | undefined => flow.sent.filter((sent): sent is SipResponse => sent.kind === 'response').at(-1);
 
-  test('inbound from a listed partner: to the Director pool, Record-Routed with the partner connection\'s token, never with the relayed-flow header', () => {
+  test('inbound from a listed partner: to the Director pool, Record-Routed with the partner connection\'s token, never with the relayed-flow header', async () => {
     setup();
     const partner = fakeFlow(EXTERNAL, '127.0.18.51');
     run(partner, message('sip:alice@contoso.com', 'sip:bob@fabrikam.com'));
+    await settle();
+    assert.deepEqual(verdicts, ['fabrikam.com'], 'the connection\'s certificate was checked for the partner the From names');
     assert.equal(forwarded.length, 1);
     const { target, options } = forwarded[0]!;
     assert.equal(target.kind === 'servers' && target.pool, 'dirpool.contoso.com');
     const token = flows.tokenOf(partner.flow);
     assert.equal(options.recordRoute, `<sip:${token}@${INTERNAL}:5061;transport=tls;lr>, <sip:${token}@${EXTERNAL}:5061;transport=tls;lr>`, 'inside first (toward our user), then the address the partner reaches');
     assert.ok(!(options.headers ?? []).some((header) => header.name === RELAYED_FLOW_HEADER));
-    assert.deepEqual(federation.counters, { inbound: 1, outbound: 0, refused: 0 });
+    assert.deepEqual(federation.counters, { inbound: 1, outbound: 0, refused: 0, notVerified: 0 });
   });
 
-  test('inbound refusals: a domain not listed (403 and why), a target that is not ours (no open relay), an unknown user', () => {
+  test('inbound refusals: a domain not listed (403 and why), a target that is not ours (no open relay), an unknown user', async () => {
     setup();
     const cases: [string, SipRequest, number, string][] = [
       ['not a partner', message('sip:alice@contoso.com', 'sip:eve@litware.com'), 403, 'litware.com is not a federation partner of contoso.com, dublin.contoso.com'],
@@ -107,11 +116,23 @@ describe('the Edge federation step', () => {
     for (const [name, request, status, reason] of cases) {
       const partner = fakeFlow(EXTERNAL, '127.0.18.51');
       run(partner, request);
+      await settle();
       assert.equal(answer(partner)?.status, status, name);
       assert.equal(answer(partner)?.reason, reason, name);
     }
     assert.equal(forwarded.length, 0);
     assert.equal(federation.counters.refused, 2);
+  });
+
+  test('inbound from a connection whose certificate is not the claimed partner\'s: 403 with the check\'s reason, nothing relayed', async () => {
+    setup();
+    const forger = fakeFlow(EXTERNAL, '127.0.18.99');
+    refusedFlows.add(forger.flow);
+    run(forger, message('sip:alice@contoso.com', 'sip:bob@fabrikam.com'));
+    await settle();
+    assert.deepEqual([answer(forger)?.status, answer(forger)?.reason], [403, "Not fabrikam.com's Access Edge: forged"]);
+    assert.equal(forwarded.length, 0);
+    assert.deepEqual(federation.counters, { inbound: 0, outbound: 0, refused: 1, notVerified: 1 });
   });
 
   test('a remote user\'s own request is not federation: edge-route relays it with the relayed-flow header', () => {
@@ -120,7 +141,7 @@ describe('the Edge federation step', () => {
     run(client, message('sip:bob@contoso.com', 'sip:alice@contoso.com'));
     assert.equal(forwarded.length, 1);
     assert.ok((forwarded[0]!.options.headers ?? []).some((header) => header.name === RELAYED_FLOW_HEADER));
-    assert.deepEqual(federation.counters, { inbound: 0, outbound: 0, refused: 0 });
+    assert.deepEqual(federation.counters, { inbound: 0, outbound: 0, refused: 0, notVerified: 0 });
   });
 
   test('outbound from a Front End: not a partner is 403 before any lookup; a partner goes to its Access Edge addresses in turn', async () => {
@@ -148,7 +169,7 @@ describe('the Edge federation step', () => {
     assert.deepEqual(target.kind === 'servers' && target.targets.map((entry) => entry.server), ['sip.fabrikam.com 127.0.18.52:5061', 'sip.fabrikam.com 127.0.18.51:5061']);
     assert.equal(target.kind === 'servers' && target.pool, 'the Access Edge of fabrikam.com');
     assert.equal(forwarded[0]!.options.recordRoute, `<sip:fed@${EXTERNAL}:5061;transport=tls;lr>, <sip:fed@${INTERNAL}:5061;transport=tls;lr>`);
-    assert.deepEqual(federation.counters, { inbound: 0, outbound: 1, refused: 1 });
+    assert.deepEqual(federation.counters, { inbound: 0, outbound: 1, refused: 1, notVerified: 0 });
   });
 
   test('outbound: what the lookup answers instead (no Access Edge 404, DNS failed 503) goes back with its reason', async () => {
@@ -166,10 +187,11 @@ describe('the Edge federation step', () => {
     assert.equal(forwarded.length, 0);
   });
 
-  test('in a dialog: from inside toward a partner on the partner connection (its token), or ours; a partner\'s request along our federation route is admitted', () => {
+  test('in a dialog: from inside toward a partner on the partner connection (its token), or ours; a partner\'s request along our federation route is admitted', async () => {
     setup();
     const partner = fakeFlow(EXTERNAL, '127.0.18.51');
     run(partner, message('sip:alice@contoso.com', 'sip:bob@fabrikam.com'));
+    await settle();
     const token = flows.tokenOf(partner.flow);
     forwarded = [];
     const frontEnd = fakeFlow(INTERNAL, FRONT_END, ['fe1.contoso.com']);
