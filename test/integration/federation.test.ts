@@ -173,6 +173,18 @@ describe('federation between two organisations (two dnslb up)', { timeout: 240_0
     assert.equal(await hangUp(bobSide), 200);
   });
 
+  test('a re-INVITE in a federation call, from either side, crosses both edges along the route set and gets 200', async () => {
+    const call = alice.call('sip:bob@fabrikam.com');
+    const incoming = new Promise<Call>((resolve) => bob.once('incomingCall', resolve));
+    await upOrFailed(call);
+    const bobSide = await incoming;
+    await upOrFailed(bobSide);
+    assert.equal(await call.reinvite(), 200, 'contoso → fabrikam');
+    assert.equal(await bobSide.reinvite(), 200, 'fabrikam → contoso');
+    assert.equal(call.state, 'up');
+    assert.equal(await hangUp(call), 200);
+  });
+
   test('a domain the organisation does not list is refused with 403 and the reason, before any DNS question', async () => {
     const refused = await bob.message('sip:eve@litware.com', 'hello?');
     assert.deepEqual(refused, { status: 403, reason: 'litware.com is not a federation partner of fabrikam.com' });
