@@ -71,6 +71,7 @@ describe('dnslb completion', () => {
     ['dnslb client simulate --peer', ['--peers', '--peer-domain', '--peer-address', '--peer-messages-per-minute', '--peer-cert', '--peer-key']],
     ['dnslb client register --password', ['--password-file', '--passwords']],
     ['dnslb client register --local', ['--local-address']],
+    ['dnslb client register --cal', ['--call']],
     ['dnslb client simulate --local', ['--local-address']],
     ['dnslb user import --syn', ['--synthetic']],
     ['dnslb up topology.yaml --st', ['--store']],

@@ -15,7 +15,13 @@ import { waitUntil } from '../helpers/process.ts';
 const NET = '127.0.153';
 const OUTSIDE = '127.1.153.5';
 const GARBAGE_FROM = '127.1.153.6';
-const IDLE_TLS = 2000;
+/**
+ * The issue's 10,000 idle TLS connections, from 20 outside source addresses (500 each: no port
+ * exhaustion); ulimit -n must allow them in both processes (20,000 here). The Edge's idle timeout
+ * (300 s, src/sip/README.md) is longer than the test, so all stay open; its connection limit (50,000)
+ * is not reached.
+ */
+const IDLE_TLS = 10_000;
 const WAIT = { timeoutMs: 60_000, intervalMs: 250 };
 
 function request(n: number, lines: { start: string; from?: string; to?: string; toTag?: string; extra?: string[] }): string {
@@ -83,17 +89,26 @@ describe('the Access Edge under bad input and forged server claims (dnslb up)', 
     await stalledHandshake(suite, target.port);
   });
 
-  test(`${IDLE_TLS} idle TLS connections on the external interface: the Edge stays responsive and its memory bounded`, async () => {
+  test(`${IDLE_TLS} idle TLS connections on the external interface: the Edge stays responsive, a remote user still signs in, memory bounded`, async (t) => {
     const before = (await edge1()).status as unknown as { transport: { flowsOpen: number } };
-    const idle = await idleConnections(target, IDLE_TLS, Array.from({ length: 10 }, (_, index) => `127.1.153.${20 + index}`));
+    const started = Date.now();
+    const idle = await idleConnections(target, IDLE_TLS, Array.from({ length: 20 }, (_, index) => `127.1.153.${20 + index}`));
+    t.diagnostic(`${IDLE_TLS} TLS connections opened in ${Date.now() - started} ms`);
+    const user = edge.agent(1, 'outside');
     try {
       await eventually(async () => {
         const status = (await edge1()).status as unknown as { transport: { flowsOpen: number }; memory: { rssBytes: number } };
-        assert.ok(status.transport.flowsOpen >= before.transport.flowsOpen + IDLE_TLS * 0.95, `flows open ${status.transport.flowsOpen}`);
-        assert.ok(status.memory.rssBytes < 400 * 1024 * 1024, `RSS ${status.memory.rssBytes}`);
+        // All open: none timed out idle (300 s) nor refused (limit 50,000).
+        assert.ok(status.transport.flowsOpen >= before.transport.flowsOpen + IDLE_TLS, `flows open ${status.transport.flowsOpen}`);
+        assert.ok(status.memory.rssBytes < 600 * 1024 * 1024, `RSS ${status.memory.rssBytes}`);
+        t.diagnostic(`edge1 with them: ${status.transport.flowsOpen} flows, RSS ${Math.round(status.memory.rssBytes / 1048576)} MiB`);
       }, WAIT);
       await suite.stillAnswers();
+      // A real remote user signs in through the Access Edges meanwhile (DNS, TLS, the Director's digest).
+      await user.start();
+      await eventually(() => assert.equal(user.state, 'registered'), WAIT);
     } finally {
+      await user.stop({ unregisterTimeoutMs: 200 });
       idle.close();
     }
     await suite.stillAnswers();
