@@ -25,7 +25,7 @@ describe('dialogs through the Edge: CANCEL, re-INVITE, and a Director\'s death (
   let remote: UserAgent;
   let inside: UserAgent;
   let carrier: string;
-  /** A remote user that answers only after a minute: calls to it ring until CANCELled. */
+  /** A remote user that answers only after ten minutes: calls to it ring until CANCELled. */
   let slow: UserAgent;
 
   before(async () => {
@@ -33,9 +33,12 @@ describe('dialogs through the Edge: CANCEL, re-INVITE, and a Director\'s death (
     slow = edge.agent(3, 'outside', { answerDelayMs: 600_000 });
     await slow.start();
     const before = directorCounters(await edge.answeringStatus());
-    const users = await signInUsers(edge, 1, 1, WAIT);
-    [remote, inside] = [users.remote[0]!, users.inside[0]!];
+    // The remote user alone first: an inside user's sign-in is authenticated by a Director too.
+    remote = (await signInUsers(edge, 1, 0, WAIT)).remote[0]!;
     const after = directorCounters(await edge.answeringStatus());
+    inside = edge.agent(2, 'inside');
+    await inside.start();
+    await eventually(() => assert.equal(inside.state, 'registered'), WAIT);
     // The Director that authenticated the remote user's REGISTER (the Edge sends a user's requests to one).
     const grew = [...after].filter(([server, counts]) => counts.authenticated > (before.get(server)?.authenticated ?? 0)).map(([server]) => server);
     assert.equal(grew.length, 1, `one Director authenticated the remote user: ${JSON.stringify([...after])}`);
@@ -48,6 +51,7 @@ describe('dialogs through the Edge: CANCEL, re-INVITE, and a Director\'s death (
 
   test('an inside user CANCELs its INVITE to a remote user before the answer: 200 to the CANCEL, 487 to the INVITE', async () => {
     await eventually(() => assert.equal(slow.state, 'registered'), WAIT);
+    const calleeSide = new Promise<{ how: string; status?: number }>((resolve) => slow.once('incomingCall', (incoming) => incoming.once('ended', resolve)));
     const call = inside.call(slow.aor);
     await new Promise<void>((resolve, reject) => {
       call.once('ringing', () => resolve());
@@ -55,7 +59,6 @@ describe('dialogs through the Edge: CANCEL, re-INVITE, and a Director\'s death (
     });
     const cancelAnswered = new Promise<number | null>((resolve) => call.once('cancelAnswered', resolve));
     const ended = new Promise<{ how: string; status?: number }>((resolve) => call.once('ended', resolve));
-    const calleeSide = new Promise<{ how: string; status?: number }>((resolve) => slow.once('incomingCall', (incoming) => incoming.once('ended', resolve)));
     call.hangUp();
     assert.equal(await cancelAnswered, 200);
     assert.deepEqual(await ended, { how: 'cancelled', status: 487 });
