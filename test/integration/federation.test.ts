@@ -19,6 +19,7 @@ import { connect as tcpConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import type { Call } from '../../src/client/call.ts';
+import { syntheticPassword } from '../../src/auth/passwords.ts';
 import { PoolDiscoverer } from '../../src/client/discover.ts';
 import { UserAgent } from '../../src/client/user-agent.ts';
 import { ensureCertificate } from '../../src/sip/certificates.ts';
@@ -183,6 +184,19 @@ describe('federation between two organisations (two dnslb up)', { timeout: 240_0
     assert.equal(await bobSide.reinvite(), 200, 'fabrikam → contoso');
     assert.equal(call.state, 'up');
     assert.equal(await hangUp(call), 200);
+  });
+
+  test('the README step: `client register --call` signs a remote contoso user in through the Edge and calls the fabrikam user', async () => {
+    const passwordFile = join(contoso.system.dataDir, 'user2.password');
+    await writeFile(passwordFile, `${syntheticPassword('edge-test-seed', 'sip:user2@contoso.com')}\n`);
+    const run = await contoso.system.cli(
+      'client', 'register', '--uri', 'sip:user2@contoso.com', '--dns', `${contoso.system.dns.address}:${contoso.system.dns.port}`, '--ca', join(contoso.system.dataDir, 'tls', 'ca.pem'),
+      '--no-autodiscover', '--local-address', OUTSIDE, '--password-file', passwordFile, '--call', 'sip:bob@fabrikam.com',
+    );
+    assert.equal(run.code, 0, `${run.stderr}\n${run.stdout}`);
+    assert.match(run.stdout, /_sip\._tls\.contoso\.com/);
+    assert.match(run.stdout, /call to sip:bob@fabrikam\.com: up/);
+    assert.match(run.stdout, /call to sip:bob@fabrikam\.com: hung up \(BYE 200\)/);
   });
 
   test('a domain the organisation does not list is refused with 403 and the reason, before any DNS question', async () => {
