@@ -19,6 +19,8 @@ export interface CallEvents {
   ringing: [];
   up: [];
   ended: [{ how: CallEnd; status?: number; detail?: string }];
+  /** The final answer to our CANCEL (null: none came). */
+  cancelAnswered: [number | null];
   /** The final answer to our BYE (null: none came — the flow closed or the transaction timed out). */
   byeAnswered: [number | null];
 }
@@ -36,6 +38,12 @@ export interface CallContext {
    * when the move failed. Absent: a 3xx fails the call.
    */
   redirected?(response: SipResponse, flow: ClientFlow): Promise<ClientFlow | null>;
+  /**
+   * Our INVITE was answered 401/407 (a proxy that has not authenticated this flow yet, e.g. the next
+   * Director after one died): the credentials header answering it, or why there is none. Absent: the
+   * challenge fails the call.
+   */
+  credentials?(response: SipResponse, method: string, uri: string): Header | string;
 }
 
 /** A tiny SDP offer/answer (RFC 4566): enough for a peer that insists on a body; no media flows. */
@@ -65,6 +73,8 @@ export class Call extends EventEmitter<CallEvents> {
   private readonly context: CallContext;
   /** The flow the dialog runs on; an INVITE that was redirected moves it once, before any dialog exists. */
   private flow: ClientFlow;
+  /** Proxy-Authorization / Authorization of our INVITE once a challenge was answered (at most once per call). */
+  private credentialHeaders: Header[] = [];
   /** 301/302 answers to our INVITE followed so far (at most limits.clientRedirectsMax, as for REGISTER). */
   private redirects = 0;
   private invite: { branch: string; headers: Header[] } | null = null;
@@ -177,6 +187,14 @@ export class Call extends EventEmitter<CallEvents> {
           this.end('cancelled', 487);
         }
         return;
+      case 'INVITE':
+        // A re-INVITE (session refresh, hold): accepted as it is, with our Contact and an SDP answer.
+        if (this.state === 'up') {
+          this.flow.respond(request, 200, { toTag: this.localTag, headers: [{ name: 'Contact', value: `<${this.context.contactUri()}>` }, { name: 'Content-Type', value: 'application/sdp' }], body: tinySdp(this.flow.flow.localAddress, this.context.random) });
+          return;
+        }
+        this.flow.respond(request, 491, { toTag: this.localTag });
+        return;
       default:
         // Session refresh and the rest are not part of this minimal dialog.
         this.flow.respond(request, 501, { toTag: this.localTag });
@@ -223,6 +241,7 @@ export class Call extends EventEmitter<CallEvents> {
       { name: 'Contact', value: `<${this.context.contactUri()}>` },
       { name: 'Supported', value: 'outbound' },
       { name: 'Content-Type', value: 'application/sdp' },
+      ...this.credentialHeaders,
     ];
     const sent = this.flow.request({
       method: 'INVITE',
@@ -250,6 +269,24 @@ export class Call extends EventEmitter<CallEvents> {
     if (response.status >= 300) {
       // §17.1.1.3: the ACK of a non-2xx belongs to the INVITE transaction (same branch, To with tag).
       this.sendAck(this.invite!.branch, [{ name: 'To', value: headerValue(response, 'To') ?? `<${this.remoteUri}>` }]);
+      // §22.2/§22.3: a 401/407 is answered once with credentials (same Call-ID and From tag, next CSeq);
+      // a second challenge means they were refused.
+      if ((response.status === 401 || response.status === 407) && this.context.credentials && !this.cancelWanted) {
+        if (this.credentialHeaders.length > 0) {
+          this.end('rejected', response.status, `${response.reason}: challenged again after answering with the credentials of ${this.context.aor} (refused: wrong password or unknown user)`);
+          return;
+        }
+        const answer = this.context.credentials(response, 'INVITE', this.remoteUri);
+        if (typeof answer === 'string') {
+          this.end('rejected', response.status, `${response.reason}: ${answer}`);
+          return;
+        }
+        this.credentialHeaders = [answer];
+        this.remoteTag = null;
+        this.localSeq++;
+        this.sendInvite();
+        return;
+      }
       if ((response.status === 301 || response.status === 302) && this.context.redirected && !this.cancelWanted && this.redirects < limits.clientRedirectsMax) {
         this.redirects++;
         this.remoteTag = null;
@@ -309,7 +346,31 @@ export class Call extends EventEmitter<CallEvents> {
     const headers = this.invite.headers
       .filter((h) => ['From', 'To', 'Call-ID'].includes(h.name))
       .concat([{ name: 'CSeq', value: `${this.localSeq} CANCEL` }]);
-    this.flow.request({ method: 'CANCEL', uri: this.remoteUri, headers, branch: this.invite.branch }).response.catch(() => {});
+    this.flow.request({ method: 'CANCEL', uri: this.remoteUri, headers, branch: this.invite.branch }).response.then(
+      (response) => this.emit('cancelAnswered', response.status),
+      () => this.emit('cancelAnswered', null),
+    );
+  }
+
+  /**
+   * A re-INVITE in the established call (RFC 3261 §14: same dialog, next CSeq, along the route set),
+   * ACKed when accepted; resolves with its final status (null: none came). The call stays up whatever
+   * the answer (§14.1: a failed re-INVITE leaves the session as it was).
+   */
+  reinvite(): Promise<number | null> {
+    if (this.state !== 'up') return Promise.reject(new Error(`re-INVITE: the call is ${this.state}`));
+    this.localSeq++;
+    const headers = [...this.dialogHeaders('INVITE', this.localSeq), { name: 'Contact', value: `<${this.context.contactUri()}>` }, { name: 'Content-Type', value: 'application/sdp' }];
+    const sent = this.flow.request({ method: 'INVITE', uri: this.remoteTarget, headers, body: tinySdp(this.flow.flow.localAddress, this.context.random) });
+    return sent.response.then(
+      (response) => {
+        // §13.2.2.4: a 2xx is ACKed end to end (the route set); a failure's ACK is the transaction's.
+        if (response.status < 300) this.sendAck(undefined, []);
+        else this.sendAck(sent.branch, [{ name: 'To', value: headerValue(response, 'To') ?? `<${this.remoteUri}>` }]);
+        return response.status;
+      },
+      () => null,
+    );
   }
 
   private sendBye(): void {

@@ -35,6 +35,9 @@ export interface ConnectOptions {
   staggerDelayMs?: number;
   /** Certificate authorities to trust for TLS (PEM). */
   ca?: string | Buffer | (string | Buffer)[];
+  /** A client certificate and its key to present (PEM): a federation partner's Access Edge presents its own. */
+  cert?: string | Buffer;
+  key?: string | Buffer;
   /** Connect from this address (a client outside, e.g. 127.0.1.x, reaching the Access Edge). */
   localAddress?: string;
   clock?: Clock;
@@ -104,7 +107,7 @@ export function connectWithFailover(endpoints: readonly Endpoint[], options: Con
       pending++;
       const socket =
         endpoint.transport === 'tls'
-          ? connectTls({ host: endpoint.address, port: endpoint.port, servername: endpoint.host, ca: options.ca, ...(options.localAddress !== undefined ? { localAddress: options.localAddress } : {}) })
+          ? connectTls({ host: endpoint.address, port: endpoint.port, servername: endpoint.host, ca: options.ca, ...(options.cert !== undefined && options.key !== undefined ? { cert: options.cert, key: options.key } : {}), ...(options.localAddress !== undefined ? { localAddress: options.localAddress } : {}) })
           : connectTcp({ host: endpoint.address, port: endpoint.port, ...(options.localAddress !== undefined ? { localAddress: options.localAddress } : {}) });
       const timer = clock.setTimer(timeoutMs, () => {
         finishAttempt(socket, 'timeout', `no answer in ${timeoutMs} ms`);

@@ -33,8 +33,12 @@ export interface FederationPeerOptions {
   from: string;
   /** Finds our Access Edge: a PoolDiscoverer with service `federation` (its cache follows the TTL). */
   locator: { discover(uriOrDomain: string): Promise<Discovery>; forget(uriOrDomain: string): void };
-  /** TLS: the CAs to trust; `localAddress`: the partner's Access Edge address the connections leave from. */
-  connect?: Pick<ConnectOptions, 'ca' | 'connectTimeoutMs' | 'localAddress'>;
+  /**
+   * TLS: the CAs to trust, the partner edge's certificate and key (our Access Edge believes a partner
+   * only by a certificate naming its Access Edge: src/edge/partner-identity.ts); `localAddress`: the
+   * partner's Access Edge address the connections leave from.
+   */
+  connect?: Pick<ConnectOptions, 'ca' | 'cert' | 'key' | 'connectTimeoutMs' | 'localAddress'>;
   /** A walking peer goes to the next address when one has given no final answer after this. Default 4000 ms (as our pools between themselves). */
   tryTimeoutMs?: number;
   /** A walking peer tries at most this many addresses per request. Default 4. */

@@ -61,6 +61,8 @@ export interface PeerOptions {
   localAddresses?: string[];
   /** IMs per minute from all partners together (a Poisson process); 0 (default): only sendPeerMessages() sends. */
   messagesPerMinute?: number;
+  /** The partners' Access Edge certificate and key (PEM): our Edge admits a partner only with one naming its Access Edge. */
+  certificate?: { cert: string; key: string };
   /** Passed to each FederationPeer. */
   tryTimeoutMs?: number;
   triesMax?: number;
@@ -268,7 +270,7 @@ export class Simulator {
             profile: group.profile,
             from: `sip:${group.profile}-${n}@${options.domain}`,
             locator: locatorFor(localAddress),
-            connect: { ...SIMULATOR_USER_AGENT_DEFAULTS.connect, ...this.options.userAgent?.connect, ...(this.options.ca ? { ca: this.options.ca } : {}), ...(localAddress !== undefined ? { localAddress } : {}) },
+            connect: { ...SIMULATOR_USER_AGENT_DEFAULTS.connect, ...this.options.userAgent?.connect, ...(this.options.ca ? { ca: this.options.ca } : {}), ...(options.certificate ? options.certificate : {}), ...(localAddress !== undefined ? { localAddress } : {}) },
             ...(options.tryTimeoutMs !== undefined ? { tryTimeoutMs: options.tryTimeoutMs } : {}),
             ...(options.triesMax !== undefined ? { triesMax: options.triesMax } : {}),
             clock: this.clock,

@@ -249,19 +249,22 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
    */
   async message(target: string, text: string): Promise<{ status: number; reason: string }> {
     if (!this.active || this.state !== 'registered') throw new DnslbError('CLIENT_CALL', `${this.aor} is not registered`);
-    const sent = this.active.request({
-      method: 'MESSAGE',
-      uri: target,
-      headers: [
-        { name: 'From', value: `<${this.aor}>;tag=${randomToken(this.random)}` },
+    const fromTag = randomToken(this.random);
+    const id = randomToken(this.random);
+    const response = await this.requestAnswering(
+      this.active,
+      'MESSAGE',
+      target,
+      (seq, credentials) => [
+        { name: 'From', value: `<${this.aor}>;tag=${fromTag}` },
         { name: 'To', value: `<${target}>` },
-        { name: 'Call-ID', value: randomToken(this.random) },
-        { name: 'CSeq', value: '1 MESSAGE' },
+        { name: 'Call-ID', value: id },
+        { name: 'CSeq', value: `${seq} MESSAGE` },
         { name: 'Content-Type', value: 'text/plain' },
+        ...credentials,
       ],
-      body: Buffer.from(text),
-    });
-    const response = await sent.response;
+      Buffer.from(text),
+    );
     return { status: response.status, reason: response.reason };
   }
 
@@ -277,7 +280,46 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
       random: this.random,
       contactUri: () => this.contactUri(this.active, true),
       redirected: (response, flow) => this.moveForCall(response, flow),
+      credentials: (response, method, uri) => this.credentialsFor(response, method, uri),
     };
+  }
+
+  /**
+   * The header answering a 401 (WWW-Authenticate → Authorization) or 407 (Proxy-Authenticate →
+   * Proxy-Authorization) to an INVITE, MESSAGE or SUBSCRIBE: a proxy that has not authenticated this
+   * flow (the next Director, after the one that did died) challenges it (RFC 3261 §22.3). Or why not.
+   */
+  private credentialsFor(response: SipResponse, method: string, uri: string): Header | string {
+    if (this.options.password === undefined) return `${this.aor} has no password to answer the challenge with`;
+    const proxy = response.status === 407;
+    const wanted = proxy ? 'proxy-authenticate' : 'www-authenticate';
+    const problems: string[] = [];
+    for (const header of response.headers) {
+      if (header.name.toLowerCase() !== wanted) continue;
+      try {
+        const challenge = parseChallenge(header.value);
+        const value = answerChallenge({ challenge, username: this.user, password: this.options.password, method, uri, cnonce: randomToken(this.random), nc: 1 });
+        return { name: proxy ? 'Proxy-Authorization' : 'Authorization', value };
+      } catch (error) {
+        problems.push((error as Error).message);
+      }
+    }
+    return `no challenge this client can answer${problems.length > 0 ? `: ${problems.join('; ')}` : ''}`;
+  }
+
+  /**
+   * Sends an out-of-dialog request built by `headers(seq, credentials)` on `flow`, answering one 401/407
+   * with credentials (CSeq + 1, same Call-ID and From tag); a second challenge is final, its reason
+   * saying the credentials were refused.
+   */
+  private async requestAnswering(flow: ClientFlow, method: string, uri: string, headers: (seq: number, credentials: Header[]) => Header[], body?: Buffer): Promise<SipResponse> {
+    const first = await flow.request({ method, uri, headers: headers(1, []), ...(body ? { body } : {}) }).response;
+    if (first.status !== 401 && first.status !== 407) return first;
+    const answer = this.credentialsFor(first, method, uri);
+    if (typeof answer === 'string') return { ...first, reason: `${first.reason}: ${answer}` };
+    const second = await flow.request({ method, uri, headers: headers(2, [answer]), ...(body ? { body } : {}) }).response;
+    if (second.status !== 401 && second.status !== 407) return second;
+    return { ...second, reason: `${second.reason}: challenged again after answering with the credentials of ${this.aor} (refused: wrong password or unknown user)` };
   }
 
   /**
@@ -720,22 +762,24 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
   }
 
   private subscribe(flow: ClientFlow, expiresS: number): void {
-    this.subscription = { callId: randomToken(this.random), seq: 1 };
-    const sent = flow.request({
-      method: 'SUBSCRIBE',
-      uri: this.aor,
-      headers: [
-        { name: 'From', value: `<${this.aor}>;tag=${randomToken(this.random)}` },
+    const subscription = { callId: randomToken(this.random), seq: 1 };
+    this.subscription = subscription;
+    const fromTag = randomToken(this.random);
+    const sent = this.requestAnswering(flow, 'SUBSCRIBE', this.aor, (seq, credentials) => {
+      subscription.seq = seq;
+      return [
+        { name: 'From', value: `<${this.aor}>;tag=${fromTag}` },
         { name: 'To', value: `<${this.aor}>` },
-        { name: 'Call-ID', value: this.subscription.callId },
-        { name: 'CSeq', value: `${this.subscription.seq} SUBSCRIBE` },
+        { name: 'Call-ID', value: subscription.callId },
+        { name: 'CSeq', value: `${seq} SUBSCRIBE` },
         { name: 'Contact', value: `<${this.contactUri(flow, true)}>` },
         { name: 'Event', value: 'reg' },
         { name: 'Accept', value: REGINFO_CONTENT_TYPE },
         { name: 'Expires', value: String(expiresS) },
-      ],
+        ...credentials,
+      ];
     });
-    sent.response.then(
+    sent.then(
       (response) => this.emit('trace', `SUBSCRIBE reg → ${flow.remote}: ${response.status} ${response.reason}`),
       () => {},
     );

@@ -15,6 +15,10 @@ import { EdgeHandover } from './handover.ts';
 import { edgeInterfacesOf, type EdgeInterfaces } from './interfaces.ts';
 import { buildEdgeRole, type EdgeSteps } from './path.ts';
 import { FederationStep } from './steps/federation.ts';
+import { PartnerIdentity } from './partner-identity.ts';
+import { federatingEdgePool } from '../topology/federation.ts';
+import { readFile } from 'node:fs/promises';
+import type { Logger } from 'pino';
 import { systemClock, systemRandom } from '../shared/clock.ts';
 import { pino } from 'pino';
 
@@ -47,11 +51,13 @@ export class EdgeServer {
   /** The federation port as bound (tests may ask for port 0). */
   private federationPortBound: number | undefined;
   private external: string[] = [];
+  private readonly logger: Logger;
 
   constructor(private readonly options: EdgeServerOptions) {
     const clock = options.clock ?? systemClock;
     const random = options.random ?? systemRandom;
     const logger = options.logger ?? pino({ level: 'silent' });
+    this.logger = logger;
     const view = new PoolView(options.topology, options.server, options.topologyVersion ?? 0);
     this.interfaces = edgeInterfacesOf(view.pool, view.self.fqdn);
     this.flows = new EdgeFlows();
@@ -75,6 +81,15 @@ export class EdgeServer {
         role: (services) => {
           // The topology's federation (steps/federation.ts), unless the caller plugs in its own step.
           const plugged = options.federation?.({ services, flows: this.flows, interfaces: this.interfaces });
+          const partners = new PartnerEdges({ topology: () => services.view().topology, localAddress: this.interfaces.externalAddress, clock, random });
+          const identity = new PartnerIdentity({
+            topology: () => services.view().topology,
+            clock,
+            accessEdgesOf: async (domain) => {
+              const route = await partners.route(domain);
+              return route.kind === 'partner' ? { names: [...new Set(route.endpoints.map((endpoint) => endpoint.host))] } : { status: route.status, reason: route.reason };
+            },
+          });
           const federation = plugged ?? new FederationStep({
             view: services.view,
             proxy: services.proxy,
@@ -82,7 +97,8 @@ export class EdgeServer {
             homes: services.homes,
             routable: services.routable,
             random,
-            partners: new PartnerEdges({ topology: () => services.view().topology, localAddress: this.interfaces.externalAddress, clock, random }),
+            partners,
+            identity,
             connect: (endpoint) => this.partnerFlow(endpoint),
             ownUri: (token) => {
               const view = services.view();
@@ -135,20 +151,40 @@ export class EdgeServer {
 
   private openPartnerFlow(endpoint: PartnerEndpoint, key: string): Promise<Flow> {
     const tls = this.options.tls;
-    const ca = [...rootCertificates, ...(tls?.ca !== undefined ? [String(tls.ca)] : [])].join('\n');
-    const opening = this.server.transport.connect({
-      transport: tls ? 'tls' : 'tcp',
-      host: endpoint.address,
-      port: endpoint.port,
-      localAddress: this.interfaces.externalAddress,
-      // SNI carries names only (RFC 6066 §3): a dialog's Route names the partner's Access Edge by address.
-      ...(tls ? { tls: { ca, ...(isIP(endpoint.host) === 0 ? { servername: endpoint.host } : {}) } } : {}),
-    });
+    const opening = (async () => {
+      // The partner's certificate must verify against the public roots, our pool CA or a CA trusted for a
+      // partner (edge.federation.trustedCas, read now: a file may appear after our start), and name the
+      // Access Edge FQDN its SRV record gave (servername). We present our own certificate (it names our
+      // Access Edge): the partner checks it the same way (partner-identity.ts).
+      const ca = tls ? [...rootCertificates, ...(tls.ca !== undefined ? [String(tls.ca)] : []), ...(await this.partnerCas())].join('\n') : '';
+      return this.server.transport.connect({
+        transport: tls ? 'tls' : 'tcp',
+        host: endpoint.address,
+        port: endpoint.port,
+        localAddress: this.interfaces.externalAddress,
+        // SNI carries names only (RFC 6066 §3): a dialog's Route names the partner's Access Edge by address.
+        ...(tls ? { tls: { ca, cert: tls.cert, key: tls.key, ...(isIP(endpoint.host) === 0 ? { servername: endpoint.host } : {}) } } : {}),
+      });
+    })();
     this.partnerLinks.set(key, opening);
     opening.catch(() => {
       if (this.partnerLinks.get(key) === opening) this.partnerLinks.delete(key);
     });
     return opening;
+  }
+
+  /** The PEM texts of edge.federation.trustedCas that can be read now (one unreadable is logged and left out). */
+  private async partnerCas(): Promise<string[]> {
+    const files = Object.values(federatingEdgePool(this.server.topology)?.edge.federation.trustedCas ?? {});
+    const texts = await Promise.all(
+      files.map((file) =>
+        readFile(file, 'utf8').catch((error: unknown) => {
+          this.logger.warn({ file, error: (error as Error).message }, 'edge: a federation partner CA file cannot be read');
+          return '';
+        }),
+      ),
+    );
+    return texts.filter((text) => text.length > 0);
   }
 
   async start(): Promise<EdgeListening> {
@@ -160,7 +196,12 @@ export class EdgeServer {
     const federation = this.options.externalPorts?.federation ?? this.interfaces.federationPort;
     if (federation !== ports[0]) ports.push(federation);
     for (const [index, port] of ports.entries()) {
-      const bound = await this.server.transport.listen({ transport, host, port, ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}) });
+      // The federation port asks for a certificate (a partner's Access Edge presents one: mutual TLS) and
+      // lets the federation step judge it against the CAs trusted for the partner it claims to be.
+      const federationListener = index === ports.length - 1;
+      // (The transport verifies against our pool CA too; from outside that names nobody: edge-guard.)
+      const askCertificate = federationListener && tls?.ca !== undefined;
+      const bound = await this.server.transport.listen({ transport, host, port, ...(tls ? { tls: { cert: tls.cert, key: tls.key, ...(askCertificate ? { ca: tls.ca, clientCertificates: 'optional' as const } : {}) } } : {}) });
       this.external.push(`${transport}://${bound.host.includes(':') ? `[${bound.host}]` : bound.host}:${bound.port}`);
       if (index === ports.length - 1) this.federationPortBound = bound.port;
     }

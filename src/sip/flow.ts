@@ -1,10 +1,11 @@
 // Flow: one TCP or TLS connection carrying SIP (RFC 5626 §3: a flow), with framing, automatic answers
 // to malformed messages, CRLF keep-alive, idle timeout through the injected Clock, and bounded sends.
+import type { X509Certificate } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Clock, Random, Timer } from '../shared/clock.ts';
 import { StreamFramer } from './framer.ts';
-import { verifiedNamesOf } from './peer-certificate.ts';
+import { presentedChainOf, verifiedNamesOf } from './peer-certificate.ts';
 import { serializeMessage, type SipMessage } from './message.ts';
 import { answerFor, type Answer, type SipMessageError } from './problem.ts';
 
@@ -94,6 +95,11 @@ export class Flow extends EventEmitter<FlowEvents> {
     socket.on('close', () => this.finish({ reason: 'remote-closed' }));
     socket.on('error', (error) => this.finish({ reason: 'socket-error', detail: error.message }));
     this.armIdleTimer(options.idleTimeoutMs);
+  }
+
+  /** The certificates the other end presented (leaf first), verified or not; empty for TCP or none presented. */
+  presentedCertificates(): X509Certificate[] {
+    return presentedChainOf(this.socket);
   }
 
   get closed(): boolean {

@@ -1,6 +1,7 @@
 // What the other end of a TLS flow proved: the DNS names (subjectAltName dNSName entries) of a
 // certificate that verified against the CA we were given. Mutual TLS between servers recognises a peer
 // by these names (frontend/peer-identity.ts), never by the source address.
+import type { X509Certificate } from 'node:crypto';
 import { TLSSocket } from 'node:tls';
 
 /**
@@ -51,4 +52,21 @@ export function verifiedNamesOf(socket: unknown): readonly string[] | null {
   const certificate = socket.getPeerCertificate();
   if (certificate === null || typeof certificate !== 'object' || Object.keys(certificate).length === 0) return null;
   return dnsNamesOf(certificate.subjectaltname);
+}
+
+/**
+ * The certificates the other end of `socket` presented, leaf first, whether or not they verified
+ * against our CA (a federation partner's are checked against the CAs trusted for it:
+ * src/edge/partner-identity.ts). Empty for plain TCP and for a TLS peer that presented none.
+ */
+export function presentedChainOf(socket: unknown): X509Certificate[] {
+  if (!(socket instanceof TLSSocket)) return [];
+  const chain: X509Certificate[] = [];
+  let certificate: X509Certificate | undefined = socket.getPeerX509Certificate();
+  while (certificate !== undefined && chain.length < 10) {
+    if (chain.some((seen) => seen.fingerprint256 === certificate!.fingerprint256)) break; // a self-signed top
+    chain.push(certificate);
+    certificate = certificate.issuerCertificate;
+  }
+  return chain;
 }

@@ -71,6 +71,9 @@ test('examples/fabrikam.yaml is a second organisation that runs beside contoso: 
   const federationOf = (topology: typeof contoso) => topology.pools.find((pool) => pool.kind === 'edge')?.edge?.federation;
   assert.deepEqual(federationOf(contoso)?.partners, ['fabrikam.com']);
   assert.deepEqual(federationOf(fabrikam)?.partners, ['contoso.com']);
+  // Each trusts the other's own CA (made by the other's `dnslb up` in its data dir) for the other's Access Edge.
+  assert.deepEqual(federationOf(contoso)?.trustedCas, { 'fabrikam.com': '.dnslb-fabrikam/tls/ca.pem' });
+  assert.deepEqual(federationOf(fabrikam)?.trustedCas, { 'contoso.com': '.dnslb/tls/ca.pem' });
   // Each edge asks the other organisation's DNS server, from an address that server sees as outside.
   assert.deepEqual(federationOf(contoso)?.resolver, dnsOf(fabrikam));
   assert.deepEqual(federationOf(fabrikam)?.resolver, dnsOf(contoso));

@@ -21,6 +21,15 @@ describe('edge.federation in the schema', () => {
     assert.equal(federatingEdgePool(topology)?.fqdn, 'edgepool.contoso.com');
   });
 
+  test('trustedCas: a CA file per partner domain (names lower-cased); a domain that is not a partner is TOPOLOGY_FEDERATION', () => {
+    const topology = parse(withFederation('        partners: [fabrikam.com]\n        trustedCas: { Fabrikam.COM: /etc/dnslb/fabrikam-ca.pem }\n'), 'test.yaml');
+    assert.deepEqual(topology.pools[3]?.edge?.federation?.trustedCas, { 'fabrikam.com': '/etc/dnslb/fabrikam-ca.pem' });
+    const text = withFederation('        partners: [fabrikam.com]\n        trustedCas: { litware.com: ca.pem }\n');
+    const problem = problemsOf(text).find((candidate) => candidate.code === 'TOPOLOGY_FEDERATION');
+    assert.match(problem?.message ?? '', /trustedCas names litware\.com, which is not in partners/);
+    assert.equal(problemsOf(withFederation('        partners: [fabrikam.com]\n        trustedCas: { fabrikam.com: "" }\n'))[0]?.code, 'TOPOLOGY_SCHEMA');
+  });
+
   test('absent: no federation; an empty partner list federates with nobody', () => {
     assert.equal(federatingEdgePool(parse(BASE_YAML, 'test.yaml')), undefined);
     const topology = parse(withFederation('        partners: []\n'), 'test.yaml');

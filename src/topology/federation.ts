@@ -75,6 +75,11 @@ const federationRules: Rule = {
         if (earlier !== undefined) problems.push({ code: 'TOPOLOGY_DUPLICATE_NAME', path, message: `federation partner ${partner} is already listed at ${formatPath([...at, 'partners', earlier])}` });
         else seen.set(partner, index);
       });
+      for (const domain of Object.keys(federation.trustedCas ?? {})) {
+        if (!federation.partners.includes(domain)) {
+          problems.push({ code: 'TOPOLOGY_FEDERATION', path: [...at, 'trustedCas', domain], message: `trustedCas names ${domain}, which is not in partners: list it there, or remove its CA` });
+        }
+      }
     });
     return problems;
   },

@@ -188,6 +188,13 @@ const federation = z.strictObject({
   resolver: endpoint.optional(),
   /** A request to a partner tries at most this many of its Access Edge addresses (next on connect failure, no answer, 503). */
   triesMax: z.number().int().min(1).max(16).default(4),
+  /**
+   * Partner domain → PEM file of the CA(s) its Access Edge certificate must verify against (both ways:
+   * its connections to us, ours to it); a partner not listed here must present a certificate of a public
+   * CA (Node's root store). A relative path is taken from the edge server's working directory; the file
+   * is read when a partner connects (it may appear after the start). src/edge/partner-identity.ts.
+   */
+  trustedCas: z.record(fqdn, z.string().min(1).max(4096)).optional(),
 });
 
 const edge = z.strictObject({

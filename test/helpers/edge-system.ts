@@ -7,6 +7,7 @@ import { Resolver } from 'node:dns/promises';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { syntheticPassword } from '../../src/auth/passwords.ts';
+import type { Call } from '../../src/client/call.ts';
 import { PoolDiscoverer } from '../../src/client/discover.ts';
 import { UserAgent, type UserAgentOptions } from '../../src/client/user-agent.ts';
 import { eventually } from './eventually.ts';
@@ -108,6 +109,41 @@ export async function startEdgeSystem(net: string, outside: string, users: numbe
     },
     stop: () => system.stop(),
   };
+}
+
+/** `count` agents outside (users 1…count) and `insideCount` inside (the next users), started and all registered. */
+export async function signInUsers(edge: EdgeSystem, count: number, insideCount: number, wait = { timeoutMs: 60_000, intervalMs: 250 }): Promise<{ remote: UserAgent[]; inside: UserAgent[] }> {
+  const remote = Array.from({ length: count }, (_, index) => edge.agent(index + 1, 'outside'));
+  const inside = Array.from({ length: insideCount }, (_, index) => edge.agent(count + index + 1, 'inside'));
+  await startAll([...remote, ...inside]);
+  await eventually(() => assert.equal([...remote, ...inside].filter((agent) => agent.state === 'registered').length, count + insideCount), wait);
+  return { remote, inside };
+}
+
+/** One server's entry once its admin API answered (a loaded server may miss one poll: ask again). */
+export function answeringServer(edge: EdgeSystem, server: string, wait = { timeoutMs: 60_000, intervalMs: 250 }): Promise<ServerJson> {
+  return eventually(async () => {
+    const entry = (await edge.poolStatus()).servers.find((candidate) => candidate.server === server)!;
+    assert.ok(entry.status, `${server} does not answer: ${JSON.stringify(entry)}`);
+    return entry;
+  }, wait);
+}
+
+/** Resolves when the call is up; rejects when it ends first. */
+export function upOrFailed(call: Call): Promise<void> {
+  if (call.state === 'up') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    call.once('up', () => resolve());
+    call.once('ended', (end) => reject(new Error(`call to ${call.remoteUri} ended: ${end.how} ${end.status ?? ''} ${end.detail ?? ''}`)));
+  });
+}
+
+/** Hangs up and resolves with the BYE's final status (null: none came). */
+export function hangUp(call: Call): Promise<number | null> {
+  return new Promise((resolve) => {
+    call.once('byeAnswered', (status) => resolve(status));
+    call.hangUp();
+  });
 }
 
 /** Starts agents `concurrency` at a time; each start resolves when its first sign-in ended. */

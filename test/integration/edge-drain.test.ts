@@ -6,9 +6,8 @@
 // name) all go in one SOA serial, checked with dig. Counts only.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { Call } from '../../src/client/call.ts';
 import type { UserAgent } from '../../src/client/user-agent.ts';
-import { startEdgeSystem, startAll, type EdgeSystem, type ServerJson } from '../helpers/edge-system.ts';
+import { answeringServer, hangUp, signInUsers, startEdgeSystem, upOrFailed, type EdgeSystem, type ServerJson } from '../helpers/edge-system.ts';
 import { dig } from '../helpers/dns-process.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { openTo } from '../helpers/sip-bad-input.ts';
@@ -21,42 +20,18 @@ const CALLS = 50;
 const BATCH = 10;
 const WAIT = { timeoutMs: 60_000, intervalMs: 250 };
 
-function upOrFailed(call: Call): Promise<void> {
-  if (call.state === 'up') return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    call.once('up', () => resolve());
-    call.once('ended', (end) => reject(new Error(`call to ${call.remoteUri} ended: ${end.how} ${end.status ?? ''} ${end.detail ?? ''}`)));
-  });
-}
-
-function hangUp(call: Call): Promise<number | null> {
-  return new Promise((resolve) => {
-    call.once('byeAnswered', (status) => resolve(status));
-    call.hangUp();
-  });
-}
-
 describe('draining and blocking an edge server (dnslb up)', { timeout: 240_000 }, () => {
   let edge: EdgeSystem;
   let remote: UserAgent[] = [];
   let inside: UserAgent[] = [];
   const edgeIp = (n: 1 | 2) => `${NET}.${50 + n}`;
 
-  /** edge1's entry once its admin API answered (a loaded server may miss one poll: ask again). */
-  const edge1 = (): Promise<ServerJson> =>
-    eventually(async () => {
-      const entry = (await edge.poolStatus()).servers.find((candidate) => candidate.server === 'edge1.contoso.com')!;
-      assert.ok(entry.status, `edge1 does not answer: ${JSON.stringify(entry)}`);
-      return entry;
-    }, WAIT);
+  const edge1 = (): Promise<ServerJson> => answeringServer(edge, 'edge1.contoso.com', WAIT);
   const outsideA = async (name: string): Promise<string[]> => (await dig(edge.system.dns, [name, 'A'], OUTSIDE)).answer.map((record) => record.data).sort();
 
   before(async () => {
     edge = await startEdgeSystem(NET, OUTSIDE, REMOTE + INSIDE, { edit: (text) => text.replace(/rehome: \{ batchSize: \d+,/, `rehome: { batchSize: ${BATCH},`) });
-    remote = Array.from({ length: REMOTE }, (_, index) => edge.agent(index + 1, 'outside'));
-    inside = Array.from({ length: INSIDE }, (_, index) => edge.agent(REMOTE + index + 1, 'inside'));
-    await startAll([...remote, ...inside]);
-    await eventually(() => assert.equal([...remote, ...inside].filter((agent) => agent.state === 'registered').length, REMOTE + INSIDE), WAIT);
+    ({ remote, inside } = await signInUsers(edge, REMOTE, INSIDE, WAIT));
   });
   after(async () => {
     await Promise.all([...remote, ...inside].map((agent) => agent.stop({ unregisterTimeoutMs: 200 })));

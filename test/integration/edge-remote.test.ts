@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Call } from '../../src/client/call.ts';
 import type { UserAgent } from '../../src/client/user-agent.ts';
-import { startEdgeSystem, startAll, type EdgeSystem } from '../helpers/edge-system.ts';
+import { hangUp, startEdgeSystem, startAll, upOrFailed, type EdgeSystem } from '../helpers/edge-system.ts';
 import { dig } from '../helpers/dns-process.ts';
 import { eventually } from '../helpers/eventually.ts';
 
@@ -19,23 +19,6 @@ const OUTSIDE = '127.1.151.5';
 const REMOTE = 300;
 const INSIDE = 20;
 const WAIT = { timeoutMs: 60_000, intervalMs: 250 };
-
-/** Resolves when the call is up; rejects when it ends first. */
-function upOrFailed(call: Call): Promise<void> {
-  if (call.state === 'up') return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    call.once('up', () => resolve());
-    call.once('ended', (end) => reject(new Error(`call to ${call.remoteUri} ended: ${end.how} ${end.status ?? ''} ${end.detail ?? ''}`)));
-  });
-}
-
-/** Hangs up and resolves with the BYE's final status (null: none came). */
-function hangUp(call: Call): Promise<number | null> {
-  return new Promise((resolve) => {
-    call.once('byeAnswered', (status) => resolve(status));
-    call.hangUp();
-  });
-}
 
 describe('remote users through the Edge pool (dnslb up, outside view by source address)', { timeout: 240_000 }, () => {
   let edge: EdgeSystem;

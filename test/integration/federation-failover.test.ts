@@ -5,6 +5,9 @@
 // arrives. Then edge1 is killed: the legacy-federation and xmpp-gateway partners (only the first address
 // they ever resolved) lose exactly the IMs that went to edge1, and no other; modern partners walk on
 // to edge2 and lose none. A partner domain contoso does not list is refused with 403 and the reason.
+// The partners present a certificate of fabrikam's CA naming sip.fabrikam.com, the target of
+// _sipfederationtls._tcp.fabrikam.com in fabrikam's DNS (`dnslb dns serve examples/fabrikam.yaml`), as
+// contoso's Edge demands of a partner (src/edge/partner-identity.ts).
 // Counts from the simulator's report, never timing.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -12,13 +15,19 @@ import { syntheticPassword } from '../../src/auth/passwords.ts';
 import type { Discovery } from '../../src/client/discover.ts';
 import { parsePeerGroups, Simulator, type PeerProfileReport } from '../../src/client/simulate.ts';
 import type { PeerProfile } from '../../src/client/federation-peer.ts';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { startDns, type RunningDns } from '../helpers/dns-process.ts';
 import { startEdgeSystem, type EdgeSystem } from '../helpers/edge-system.ts';
 import { eventually } from '../helpers/eventually.ts';
+import { createTestCertificates, type TestCertificates } from '../helpers/tls-certs.ts';
 
 const NET = '127.0.152';
 /** Outside addresses (DNS's external view): the partners' Access Edges. */
 const OUTSIDE = '127.1.152.5';
 const PARTNERS = ['127.1.152.60', '127.1.152.61', '127.1.152.62'];
+/** fabrikam's DNS server (its topology file's records). */
+const FABRIKAM_DNS = `${NET}.90`;
 const USERS = 20;
 const PER_PROFILE = 6;
 const WAIT = { timeoutMs: 60_000, intervalMs: 250 };
@@ -41,8 +50,20 @@ describe('federation partners that cannot fail over (dnslb up, outside view by s
   let simulator: Simulator;
   const seed = 'edge-test-seed';
 
+  let fabrikamDns: RunningDns;
+  let partnerCertificate: TestCertificates;
+
   before(async () => {
-    edge = await startEdgeSystem(NET, OUTSIDE, USERS);
+    fabrikamDns = await startDns(['examples/fabrikam.yaml', '--listen', `${FABRIKAM_DNS}:0`]);
+    partnerCertificate = await createTestCertificates({ names: ['sip.fabrikam.com'], ips: [] });
+    const partnerCa = join(partnerCertificate.dir, 'partner-ca.pem');
+    await writeFile(partnerCa, partnerCertificate.ca);
+    edge = await startEdgeSystem(NET, OUTSIDE, USERS, {
+      edit: (text) =>
+        text
+          .replace('resolver: "127.0.17.1:5310"', `resolver: "${FABRIKAM_DNS}:${fabrikamDns.port}"`)
+          .replace('trustedCas: { fabrikam.com: .dnslb-fabrikam/tls/ca.pem }', `trustedCas: { fabrikam.com: "${partnerCa}" }`),
+    });
     const dns = `${edge.system.dns.address}:${edge.system.dns.port}`;
     simulator = new Simulator({
       domain: 'contoso.com',
@@ -51,7 +72,7 @@ describe('federation partners that cannot fail over (dnslb up, outside view by s
       transport: 'tls',
       ca: edge.ca,
       passwordOf: (aor) => syntheticPassword(seed, aor),
-      peers: { groups: parsePeerGroups(`legacy-federation:${PER_PROFILE},xmpp-gateway:${PER_PROFILE},federation:${PER_PROFILE}`), domain: 'fabrikam.com', localAddresses: PARTNERS },
+      peers: { groups: parsePeerGroups(`legacy-federation:${PER_PROFILE},xmpp-gateway:${PER_PROFILE},federation:${PER_PROFILE}`), domain: 'fabrikam.com', localAddresses: PARTNERS, certificate: { cert: partnerCertificate.cert, key: partnerCertificate.key } },
     });
     simulator.start();
     await eventually(() => assert.equal(simulator.summary().registered, USERS), WAIT);
@@ -59,6 +80,8 @@ describe('federation partners that cannot fail over (dnslb up, outside view by s
   after(async () => {
     await simulator?.stop();
     await edge?.stop();
+    await fabrikamDns?.stop();
+    await partnerCertificate?.cleanup();
   });
 
   test('both edge servers up: every partner\'s IMs reach contoso users through an Edge, whatever its profile', async () => {

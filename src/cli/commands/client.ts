@@ -77,6 +77,8 @@ interface SimulateOptions {
   passwords?: string;
   passwordSeedFile?: string;
   peers?: string;
+  peerCert?: string;
+  peerKey?: string;
   peerDomain: string;
   peerAddress?: string[];
   peerMessagesPerMinute: string;
@@ -91,6 +93,7 @@ interface RegisterOptions {
   legacy?: boolean;
   connectTimeoutMs: string;
   stay?: string;
+  call?: string;
   /** commander's --no-autodiscover: false when given. */
   autodiscover: boolean;
   autodiscoverPort: string;
@@ -139,6 +142,8 @@ export function registerClient(program: Command): void {
     .option('--peer-domain <domain>', 'the partners\' SIP domain (a federation partner of the topology, or not: 403)', 'fabrikam.com')
     .option('--peer-address <address...>', 'addresses the partners\' connections and DNS questions leave from (outside the internal view), dealt out in turn')
     .option('--peer-messages-per-minute <n>', 'IMs from all partners together', '60')
+    .option('--peer-cert <file>', 'PEM certificate the partners present (its subjectAltName: the partner domain\'s Access Edge FQDN, from a CA the edge trusts for it: edge.federation.trustedCas)')
+    .option('--peer-key <file>', 'PEM key of --peer-cert')
     .option('--local-address <ipv4>', LOCAL_ADDRESS_DESCRIPTION)
     .action(async (options: SimulateOptions) => {
       checkLimits();
@@ -152,6 +157,8 @@ export function registerClient(program: Command): void {
           throw new DnslbError('CLI_USAGE', `--peers ${options.peers}: ${(error as Error).message}`);
         }
         for (const address of peers.localAddresses ?? []) if (isIP(address) === 0) throw new DnslbError('CLI_USAGE', `--peer-address ${address}: not an IP address`);
+        if ((options.peerCert === undefined) !== (options.peerKey === undefined)) throw new DnslbError('CLI_USAGE', '--peer-cert and --peer-key go together');
+        if (options.peerCert !== undefined && options.peerKey !== undefined) peers.certificate = { cert: await readFile(options.peerCert, 'utf8'), key: await readFile(options.peerKey, 'utf8') };
       }
       const durationMs = parseDurationMs(options.duration);
       let legacyShare: number;
@@ -251,6 +258,7 @@ export function registerClient(program: Command): void {
     .option('--password-file <file>', 'the user\'s password on the first line, to answer the registrar\'s digest challenge')
     .option('--passwords <file>', 'the user\'s password from this CSV (uri,password columns)')
     .option('--local-address <ipv4>', LOCAL_ADDRESS_DESCRIPTION)
+    .option('--call <sip-uri>', 'once signed in, call this user (an inside, remote or federated one), print how the call went and hang up after 2 s; fails when it does not come up')
     .action(async (options: RegisterOptions) => {
       checkLimits();
       if (options.passwordFile !== undefined && options.passwords !== undefined) throw new DnslbError('CLI_USAGE', 'give --password-file FILE or --passwords FILE.csv, not both');
@@ -274,10 +282,37 @@ export function registerClient(program: Command): void {
       agent.on('registered', (info) => process.stdout.write(`registered at ${info.server} in ${info.mode} mode (${info.redirects} redirect${info.redirects === 1 ? '' : 's'}, ${info.grantedS} s)${info.failover ? ' after failover' : ''}\n`));
       let failure: DnslbError | null = null;
       agent.once('registrationFailed', ({ error }) => (failure = error));
+      agent.on('incomingCall', (call) => {
+        process.stdout.write(`incoming call from ${call.remoteUri}: answering\n`);
+        call.once('ended', (end) => process.stdout.write(`call from ${call.remoteUri} ended: ${end.how}${end.status !== undefined ? ` ${end.status}` : ''}\n`));
+      });
       await agent.start();
+      let callFailure: DnslbError | null = null;
+      if (options.call !== undefined && agent.state === 'registered') callFailure = await placeCall(agent, options.call);
       if (options.stay !== undefined) await new Promise((resolve) => setTimeout(resolve, parseDurationMs(options.stay!)));
       const registered = agent.state === 'registered';
       await agent.stop();
       if (!registered && failure) throw failure;
+      if (callFailure) throw callFailure;
     });
+}
+
+/** `client register --call`: one call, its progress printed, hung up after 2 s once up; the error when it did not come up. */
+async function placeCall(agent: UserAgent, uri: string): Promise<DnslbError | null> {
+  const call = agent.call(uri);
+  process.stdout.write(`calling ${uri}\n`);
+  call.on('ringing', () => process.stdout.write(`call to ${uri}: ringing\n`));
+  const outcome = await new Promise<{ up: true } | { up: false; how: string; status?: number; detail?: string }>((resolve) => {
+    call.once('up', () => resolve({ up: true }));
+    call.once('ended', (end) => resolve({ up: false, ...end }));
+  });
+  if (!outcome.up) return new DnslbError('CLIENT_CALL', `call to ${uri} failed: ${outcome.how}${outcome.status !== undefined ? ` ${outcome.status}` : ''}${outcome.detail ? ` (${outcome.detail})` : ''}`);
+  process.stdout.write(`call to ${uri}: up\n`);
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  const bye = await new Promise<number | null>((resolve) => {
+    call.once('byeAnswered', resolve);
+    call.hangUp();
+  });
+  process.stdout.write(`call to ${uri}: hung up (BYE ${bye ?? 'unanswered'})\n`);
+  return null;
 }

@@ -55,6 +55,10 @@ describe('the Edge federation step', () => {
   let partnerRoute: PartnerRoute;
   /** What the partner lookup waits for (a slow DNS) or throws; nothing by default. */
   let lookup: () => Promise<void> = async () => {};
+  /** The domains the certificate check was asked about, and the flows it refuses. */
+  let verdicts: string[];
+  let refusedFlows: Set<Flow>;
+  const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
   before(async () => {
     topology = await parseFile(new URL('../../../examples/contoso.yaml', import.meta.url).pathname);
@@ -66,6 +70,8 @@ describe('the Edge federation step', () => {
     forwarded = [];
     routed = [];
     lookups = [];
+    verdicts = [];
+    refusedFlows = new Set();
     const proxy = {
       forwardTo: (_flow: Flow, request: SipRequest, target: ForwardTarget, options: ForwardOptions = {}) => void forwarded.push({ target, options, request }),
       route: (_flow: Flow, request: SipRequest) => void routed.push(request),
@@ -79,6 +85,7 @@ describe('the Edge federation step', () => {
       routable: () => true,
       random: fixedRandom,
       partners,
+      identity: { check: async (flow: Flow, domain: string) => (verdicts.push(domain), refusedFlows.has(flow) ? { ok: false, status: 403, reason: `Not ${domain}'s Access Edge: forged` } : { ok: true }) },
       connect: () => Promise.reject(new Error('not in this test')),
       ownUri: (token) => `sip:${token}@${INTERNAL}:5061;transport=tls;lr`,
       externalUri: (user) => `sip:${user}@${EXTERNAL}:5061;transport=tls;lr`,
@@ -90,10 +97,12 @@ describe('the Edge federation step', () => {
   const run = (flow: { flow: Flow }, request: SipRequest): void => void runPath(path, new RequestContext().reset(flow.flow, request));
   const answer = (flow: { sent: SipMessage[] }): SipResponse | undefined => flow.sent.filter((sent): sent is SipResponse => sent.kind === 'response').at(-1);
 
-  test('inbound from a listed partner: to the Director pool, Record-Routed with the partner connection\'s token, with the relayed-flow header naming the partner', () => {
+  test('inbound from a listed partner: to the Director pool, Record-Routed with the partner connection\'s token, with the relayed-flow header naming the partner', async () => {
     setup();
     const partner = fakeFlow(EXTERNAL, '127.0.18.51');
     run(partner, message('sip:alice@contoso.com', 'sip:bob@fabrikam.com'));
+    await settle();
+    assert.deepEqual(verdicts, ['fabrikam.com'], 'the connection\'s certificate was checked for the partner the From names');
     assert.equal(forwarded.length, 1);
     const { target, options } = forwarded[0]!;
     assert.equal(target.kind === 'servers' && target.pool, 'dirpool.contoso.com');
@@ -101,10 +110,10 @@ describe('the Edge federation step', () => {
     assert.equal(options.recordRoute, `<sip:${token}@${INTERNAL}:5061;transport=tls;lr>, <sip:${token}@${EXTERNAL}:5061;transport=tls;lr>`, 'inside first (toward our user), then the address the partner reaches');
     // Marked like every request from outside; `partner=` tells the server inside not to challenge it.
     assert.deepEqual((options.headers ?? []).filter((header) => header.name === RELAYED_FLOW_HEADER).map((header) => header.value), [`token=${token};source=127.0.18.51;partner=fabrikam.com`]);
-    assert.deepEqual(federation.counters, { inbound: 1, outbound: 0, refused: 0 });
+    assert.deepEqual(federation.counters, { inbound: 1, outbound: 0, refused: 0, notVerified: 0 });
   });
 
-  test('inbound refusals: a domain not listed (403 and why), a target that is not ours (no open relay), an unknown user', () => {
+  test('inbound refusals: a domain not listed (403 and why), a target that is not ours (no open relay), an unknown user', async () => {
     setup();
     const cases: [string, SipRequest, number, string][] = [
       ['not a partner', message('sip:alice@contoso.com', 'sip:eve@litware.com'), 403, 'litware.com is not a federation partner of contoso.com, dublin.contoso.com'],
@@ -113,11 +122,23 @@ describe('the Edge federation step', () => {
     for (const [name, request, status, reason] of cases) {
       const partner = fakeFlow(EXTERNAL, '127.0.18.51');
       run(partner, request);
+      await settle();
       assert.equal(answer(partner)?.status, status, name);
       assert.equal(answer(partner)?.reason, reason, name);
     }
     assert.equal(forwarded.length, 0);
     assert.equal(federation.counters.refused, 2);
+  });
+
+  test('inbound from a connection whose certificate is not the claimed partner\'s: 403 with the check\'s reason, nothing relayed', async () => {
+    setup();
+    const forger = fakeFlow(EXTERNAL, '127.0.18.99');
+    refusedFlows.add(forger.flow);
+    run(forger, message('sip:alice@contoso.com', 'sip:bob@fabrikam.com'));
+    await settle();
+    assert.deepEqual([answer(forger)?.status, answer(forger)?.reason], [403, "Not fabrikam.com's Access Edge: forged"]);
+    assert.equal(forwarded.length, 0);
+    assert.deepEqual(federation.counters, { inbound: 0, outbound: 0, refused: 1, notVerified: 1 });
   });
 
   test('a remote user\'s own request is not federation: edge-route relays it with the relayed-flow header', () => {
@@ -126,7 +147,7 @@ describe('the Edge federation step', () => {
     run(client, message('sip:bob@contoso.com', 'sip:alice@contoso.com'));
     assert.equal(forwarded.length, 1);
     assert.ok((forwarded[0]!.options.headers ?? []).some((header) => header.name === RELAYED_FLOW_HEADER));
-    assert.deepEqual(federation.counters, { inbound: 0, outbound: 0, refused: 0 });
+    assert.deepEqual(federation.counters, { inbound: 0, outbound: 0, refused: 0, notVerified: 0 });
   });
 
   test('outbound from a Front End: not a partner is 403 before any lookup; a partner goes to its Access Edge addresses in turn', async () => {
@@ -159,7 +180,7 @@ describe('the Edge federation step', () => {
     assert.match(token, /^fed-[A-Za-z0-9_-]{27}$/);
     assert.equal(forwarded[0]!.options.recordRoute, `<sip:${token}@${EXTERNAL}:5061;transport=tls;lr>, <sip:${token}@${INTERNAL}:5061;transport=tls;lr>`);
     assert.equal(sent.headers.find((header) => header.name === 'Call-ID')?.value, `c${n}@test`);
-    assert.deepEqual(federation.counters, { inbound: 0, outbound: 1, refused: 1 });
+    assert.deepEqual(federation.counters, { inbound: 0, outbound: 1, refused: 1, notVerified: 0 });
   });
 
   test('outbound: what the lookup answers instead (no Access Edge 404, DNS failed 503) goes back with its reason', async () => {
@@ -177,10 +198,11 @@ describe('the Edge federation step', () => {
     assert.equal(forwarded.length, 0);
   });
 
-  test('in a dialog: from inside toward a partner on the partner connection (its token), or ours; a partner\'s request along our federation route is admitted', () => {
+  test('in a dialog: from inside toward a partner on the partner connection (its token), or ours; a partner\'s request along our federation route is admitted', async () => {
     setup();
     const partner = fakeFlow(EXTERNAL, '127.0.18.51');
     run(partner, message('sip:alice@contoso.com', 'sip:bob@fabrikam.com'));
+    await settle();
     const token = flows.tokenOf(partner.flow);
     forwarded = [];
     const frontEnd = fakeFlow(INTERNAL, FRONT_END, ['fe1.contoso.com']);

@@ -4,7 +4,8 @@
 // From outside (a partner's Access Edge on our external interface): a new request whose From is not
 // one of our SIP domains is a partner's. Its domain must be a listed partner (topology/federation.ts),
 // else 403 with the reason; its target must be one of our users (403 otherwise: an Edge is no open
-// relay). It goes inside like a remote user's request — to the Director pool, else the callee's home
+// relay). Its connection must have presented that partner's Access Edge certificate (partner-identity.ts:
+// trusted CA, SAN = the partner's _sipfederationtls._tcp target), else 403. It goes inside like a remote user's request — to the Director pool, else the callee's home
 // pool (relay.ts, no DNS) — with our Record-Route carrying the partner connection's flow token, so that
 // in-dialog requests from inside come back out on that connection (edge-route's fromInside). Its
 // relayed-flow header names the partner domain: nobody inside challenges a partner's user (its
@@ -32,6 +33,7 @@ import type { PartnerEdges, PartnerEndpoint } from '../../frontend/federation.ts
 import { reply, type RequestContext, type Step, type StepOutcome } from '../../frontend/steps/step.ts';
 import { federationDecision } from '../../topology/federation.ts';
 import type { EdgeFlows } from '../edge-flows.ts';
+import type { PartnerIdentity } from '../partner-identity.ts';
 import { relayTargets } from '../relay.ts';
 import { sourceOf } from './edge-route.ts';
 
@@ -43,6 +45,8 @@ export interface FederationStepOptions {
   routable: Routable;
   random: Random;
   partners: PartnerEdges;
+  /** Is a connection from outside the claimed partner's Access Edge (its certificate)? */
+  identity: Pick<PartnerIdentity, 'check'>;
   /** A connection to a partner's Access Edge address (kept open and reused), from our external address. */
   connect: (endpoint: PartnerEndpoint) => Promise<Flow>;
   /** `<sip:TOKEN@internal:port;transport=…;lr>` of this Edge for a flow token (edge-route's Record-Route). */
@@ -58,11 +62,13 @@ export interface FederationCounters {
   outbound: number;
   /** Requests refused: not a listed partner (403), not for our users, no Access Edge (404), DNS failed (503). */
   refused: number;
+  /** Of those, from a connection whose certificate is not the claimed partner's Access Edge's (partner-identity.ts). */
+  notVerified: number;
 }
 
 export class FederationStep implements Step {
   readonly name = 'federation';
-  readonly counters: FederationCounters = { inbound: 0, outbound: 0, refused: 0 };
+  readonly counters: FederationCounters = { inbound: 0, outbound: 0, refused: 0, notVerified: 0 };
   /** Outbound INVITEs waiting for their partner's DNS lookup (key: lookupKey), true once cancelled. */
   private readonly lookingUp = new Map<string, boolean>();
 
@@ -106,19 +112,38 @@ export class FederationStep implements Step {
     if (!isSipUri(sender) || view.isSipDomain(sender.host)) return 'continue';
     const decision = federationDecision(view.topology, sender.host);
     if (decision.kind !== 'partner') return this.refuse(context, 403, decision.kind === 'refused' ? decision.reason : 'Not a partner');
+    // The From domain is only a claim: the connection's certificate must be that partner's Access Edge's
+    // (partner-identity.ts). Asynchronous (a CA file, the partner's DNS): the request and flow are kept.
+    void this.options.identity.check(flow, decision.domain).then(
+      (verdict) => {
+        if (!verdict.ok) {
+          this.counters.notVerified++;
+          this.refuseLater(flow, request, verdict.status, verdict.reason);
+          return;
+        }
+        this.admitInbound(flow, request, decision.domain);
+      },
+      (error: unknown) => this.refuseLater(flow, request, 503, `The partner's certificate could not be checked (${(error as Error).message})`),
+    );
+    return 'answered';
+  }
+
+  /** A verified partner's new request: to our user, inside. */
+  private admitInbound(flow: Flow, request: SipRequest, partnerDomain: string): void {
+    if (flow.closed) return;
+    const view = this.options.view();
     const who = isSipUri(request.uri) ? view.userOf(request.uri) : null;
-    if (who === null) return this.refuse(context, 403, `A partner's request must be for a user of ${view.topology.sipDomains.join(', ')}`);
-    if ('unknown' in who) return this.refuse(context, 404, 'Unknown user');
+    if (who === null) return this.refuseLater(flow, request, 403, `A partner's request must be for a user of ${view.topology.sipDomains.join(', ')}`);
+    if ('unknown' in who) return this.refuseLater(flow, request, 404, 'Unknown user');
     const route = relayTargets(view, this.options.homes, this.options.routable, who.user);
-    if ('none' in route) return this.refuse(context, request.method === 'INVITE' ? 480 : 503, `No internal server can be reached: ${route.reason}`);
+    if ('none' in route) return this.refuseLater(flow, request, request.method === 'INVITE' ? 480 : 503, `No internal server can be reached: ${route.reason}`);
     this.counters.inbound++;
     const token = this.options.flows.tokenOf(flow);
     // Two Record-Route entries (RFC 3261 §16.6 step 4, a proxy on two networks): the inside one toward
     // our user first, then the one the partner reaches us at; both carry the partner connection's token.
     // The relayed-flow header names the partner: the server inside lets its new request in unchallenged.
-    const headers = [relayedFlowHeader({ token, source: sourceOf(flow), partner: sender.host })];
+    const headers = [relayedFlowHeader({ token, source: sourceOf(flow), partner: partnerDomain })];
     this.options.proxy.forwardTo(flow, request, { kind: 'servers', pool: route.pool, targets: route.targets }, { recordRoute: `<${this.options.ownUri(token)}>, <${this.options.externalUri(token)}>`, headers });
-    return 'answered';
   }
 
   private outbound(context: RequestContext): StepOutcome {
@@ -187,6 +212,11 @@ export class FederationStep implements Step {
     const token = this.options.flows.dialogToken(callId(request), from(request).tag ?? '');
     const recordRoute = `<${this.options.externalUri(token)}>, <${this.options.ownUri(token)}>`;
     this.options.proxy.forwardTo(flow, request, { kind: 'servers', pool: `the Access Edge of ${route.domain}`, targets, connect: (target) => this.options.connect(byLabel.get(target.server)!) }, { fromServer: true, recordRoute });
+  }
+
+  private refuseLater(flow: Flow, request: SipRequest, status: number, reason: string): void {
+    this.counters.refused++;
+    if (!flow.closed) reply(flow, request, status, this.options.random, { reason: oneLine(reason) });
   }
 
   private refuse(context: RequestContext, status: number, reason: string): StepOutcome {
