@@ -342,7 +342,8 @@ export class Proxy {
         const fromTag = from(response).tag;
         const toTag = to(response).tag;
         if (fromTag && toTag) this.options.dialogs.confirm(callId(response), fromTag, toTag, this.usersOf(response));
-        if (fromTag && toTag && tx.servers) this.rememberDialogHop(response, fromTag, toTag, tx.servers.targets[tx.servers.index]!.server);
+        // Servers of the topology only: a federation partner's Access Edge (servers.connect) is no peer link.
+        if (fromTag && toTag && tx.servers && !tx.servers.connect) this.rememberDialogHop(response, fromTag, toTag, tx.servers.targets[tx.servers.index]!.server);
         this.remember(response, tx);
       }
       if (first) tx.timer = this.options.clock.setTimer(this.lingerMs, () => this.forget(tx));
