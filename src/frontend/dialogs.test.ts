@@ -45,3 +45,16 @@ test('inDialog: a user is in a dialog from its 2xx to its BYE, counted per dialo
   assert.equal(dialogs.inDialog('sip:alice@contoso.com'), false);
   assert.equal(dialogs.stats().endedTotal, 2);
 });
+
+test('holds: a dialog is held from its 2xx (either tag order) until its BYE or its age limit', () => {
+  const clock = new FakeClock();
+  const dialogs = new DialogCounter({ clock, maxAgeMs: 1000 });
+  assert.equal(dialogs.holds('c1', 'a', 'b'), false, 'never confirmed here (a restarted Mediation server)');
+  dialogs.confirm('c1', 'a', 'b');
+  dialogs.confirm('c2', 'x', 'y');
+  assert.equal(dialogs.holds('c1', 'b', 'a'), true);
+  dialogs.end('c1', 'a', 'b');
+  assert.equal(dialogs.holds('c1', 'a', 'b'), false);
+  clock.advance(1000);
+  assert.equal(dialogs.holds('c2', 'x', 'y'), false, 'forgotten at its age limit');
+});

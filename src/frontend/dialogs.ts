@@ -60,6 +60,12 @@ export class DialogCounter {
     return ended;
   }
 
+  /** Does this server carry the dialog (confirmed by a 2xx through it, not yet ended or forgotten)? */
+  holds(callId: string, tagA: string, tagB: string): boolean {
+    this.forgetOld();
+    return this.dialogs.has(dialogKey(callId, tagA, tagB));
+  }
+
   /** Is the user (canonical URI) in a dialog through this server? */
   inDialog(user: string): boolean {
     this.forgetOld();

@@ -17,7 +17,7 @@ import { federatingEdgePool } from '../topology/federation.ts';
 import { numberOfUri } from '../topology/phone-number.ts';
 import { routeForNumber } from '../topology/pstn-route.ts';
 import type { Gateway } from '../topology/schema.ts';
-import type { DialogCounter } from './dialogs.ts';
+import { dialogKey, type DialogCounter } from './dialogs.ts';
 import type { UserHomes } from './homes.ts';
 import type { PoolView } from './pool-view.ts';
 import type { PeerLinks } from './s2s.ts';
@@ -166,6 +166,10 @@ export interface ProxyCounters {
   interPoolFailovers: number;
   /** Requests for which no server of the callee's pool answered: the caller got 480/503 with a reason. */
   interPoolExhausted: number;
+  /** In-dialog requests without a Route sent to the server the dialog was set up through (a UAS that ignored Record-Route). */
+  dialogHopsFollowed: number;
+  /** In-dialog requests a Mediation server answered 481 itself: it does not carry the dialog (it restarted since, or never had it). */
+  unknownDialogs: number;
   /** PSTN calls (DESIGN §7 Mediation): out-of-dialog requests to a number sent to a Mediation pool (Front End), per call. */
   pstnToMediation: number;
   /** Requests to a number matching no PSTN route: answered 404/484 with the reason. */
@@ -187,17 +191,29 @@ export interface ProxyCounters {
 /** Methods counted by name; any other token a client sends counts as `other` (a metric label must stay a small set). */
 const COUNTED_METHODS: ReadonlySet<string> = new Set(['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'REGISTER', 'SUBSCRIBE', 'NOTIFY', 'REFER', 'MESSAGE', 'INFO', 'PRACK', 'UPDATE', 'PUBLISH']);
 
+/** In-dialog methods a Mediation server passes on without holding the dialog (Proxy.dialogHop). */
+const EARLY_OR_HOP_BY_HOP: ReadonlySet<string> = new Set(['ACK', 'CANCEL', 'PRACK', 'UPDATE']);
+
 /** Methods that create a dialog and so get our Record-Route (RFC 3261 §16.6 step 4). */
 const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'REFER']);
 
 export class Proxy {
-  readonly counters: ProxyCounters = { requestsForwarded: 0, requestsForwardedByMethod: {}, invitesAccepted: 0, responsesForwarded: 0, answeredLocally: {}, loopsDetected: 0, strayResponses: 0, transactionsTimedOut: 0, interPoolForwarded: 0, interPoolFailovers: 0, interPoolExhausted: 0, pstnToMediation: 0, pstnNoRoute: 0, toFederation: 0, pstnToGateway: 0, pstnGatewayDown: 0, pstnFromGateway: 0, pstnUnknownNumber: 0, pstnGateways: {} };
+  readonly counters: ProxyCounters = { requestsForwarded: 0, requestsForwardedByMethod: {}, invitesAccepted: 0, responsesForwarded: 0, answeredLocally: {}, loopsDetected: 0, strayResponses: 0, transactionsTimedOut: 0, interPoolForwarded: 0, interPoolFailovers: 0, interPoolExhausted: 0, dialogHopsFollowed: 0, unknownDialogs: 0, pstnToMediation: 0, pstnNoRoute: 0, toFederation: 0, pstnToGateway: 0, pstnGatewayDown: 0, pstnFromGateway: 0, pstnUnknownNumber: 0, pstnGateways: {} };
   private readonly byBranch = new Map<string, ClientTransaction>();
   private readonly byServerKey = new Map<string, ClientTransaction>();
   /** Contact URI → the flow it was last seen on: how in-dialog requests and calls reach a UA (RFC 5626 spirit). */
   private readonly contactFlows = new Map<string, string>();
   /** Connections we opened to UA contacts that had no open flow (RFC 3261 §18.1.1), by host:port:transport. */
   private readonly uaConnections = new Map<string, Promise<Flow>>();
+  /**
+   * Dialogs set up through a server of another pool (a Mediation server, another pool's Front End):
+   * dialog key → that server and the dialog's remote target (the 2xx Contact). A UAS that leaves
+   * Record-Route out of its 2xx (sipp's built-in `uas`, some gateways) gives the caller no route set,
+   * so its ACK and BYE reach us with no Route and the remote target as Request-URI — which names the
+   * gateway, the same for every call through every Mediation server. They go to the server the dialog
+   * went through, never to whichever server last showed that Contact. Ended with the BYE; bounded.
+   */
+  private readonly dialogHops = new Map<string, { server: string; target: string }>();
   private readonly inviteTimeoutMs: number;
   private readonly nonInviteTimeoutMs: number;
   private readonly lingerMs: number;
@@ -326,6 +342,8 @@ export class Proxy {
         const fromTag = from(response).tag;
         const toTag = to(response).tag;
         if (fromTag && toTag) this.options.dialogs.confirm(callId(response), fromTag, toTag, this.usersOf(response));
+        // Servers of the topology only: a federation partner's Access Edge (servers.connect) is no peer link.
+        if (fromTag && toTag && tx.servers && !tx.servers.connect) this.rememberDialogHop(response, fromTag, toTag, tx.servers.targets[tx.servers.index]!.server);
         this.remember(response, tx);
       }
       if (first) tx.timer = this.options.clock.setTimer(this.lingerMs, () => this.forget(tx));
@@ -383,6 +401,10 @@ export class Proxy {
       const known = this.flowForUri(next, context.poppedOwnRoute);
       return known ?? { kind: 'answer', status: 404, reason: 'No route to the next hop' };
     }
+    if (rawHasToTag(request)) {
+      const hop = this.dialogHop(request, view);
+      if (hop) return hop;
+    }
     // A REGISTER we proxy (a Director's, from a server such as an Edge): to the registrar of the To
     // user's home pool; a server never registers users of another pool itself.
     if (request.method === 'REGISTER') return this.registrationHop(request, view);
@@ -415,6 +437,50 @@ export class Proxy {
     if ('none' in route) return { kind: 'answer', status: request.method === 'INVITE' ? 480 : 503, reason: route.reason };
     this.counters.toFederation++;
     return this.serverHop({ pool: route.pool, targets: route.targets, index: 0, deadlineMs: this.options.clock.nowMs() + this.serverTriesTotalMs, outcomes: [] });
+  }
+
+  /**
+   * An in-dialog request with no Route left. At a Front End: to the server of another pool the dialog
+   * was set up through when the Request-URI is that dialog's remote target (dialogHops). At a
+   * Mediation server: 481 when it does not carry the dialog — it restarted since the call was set up
+   * (the gateway dropped the call when its connection closed), so the caller gets a final answer at
+   * once instead of a BYE the gateway never answers. Not ACK, CANCEL, PRACK or UPDATE: they come
+   * before the 2xx, or are hop-by-hop.
+   */
+  private dialogHop(request: SipRequest, view: PoolView): NextHop | null {
+    const fromTag = from(request).tag;
+    const toTag = to(request).tag;
+    if (!fromTag || !toTag) return null;
+    if (view.pool.kind !== 'mediation' && this.dialogHops.size === 0) return null;
+    const id = callId(request);
+    if (view.pool.kind === 'mediation') {
+      if (EARLY_OR_HOP_BY_HOP.has(request.method) || this.options.dialogs.holds(id, fromTag, toTag)) return null;
+      this.counters.unknownDialogs++;
+      return { kind: 'answer', status: 481, reason: `Call/Transaction Does Not Exist (Mediation server ${view.self.fqdn} does not carry this call)` };
+    }
+    const hop = this.dialogHops.get(dialogKey(id, fromTag, toTag));
+    if (!hop || hop.server === view.self.fqdn || hop.target !== formatUri(request.uri)) return null;
+    this.counters.dialogHopsFollowed++;
+    const server = hop.server;
+    return { kind: 'flow', flow: () => this.options.links.flowTo(server), toUa: false, what: server };
+  }
+
+  private rememberDialogHop(response: SipResponse, fromTag: string, toTag: string, server: string): void {
+    const contact = headerValue(response, 'Contact');
+    if (contact === undefined) return;
+    let target: string;
+    try {
+      target = formatUri(parseNameAddr(contact).uri);
+    } catch {
+      return;
+    }
+    const key = dialogKey(callId(response), fromTag, toTag);
+    this.dialogHops.delete(key);
+    if (this.dialogHops.size >= limits.frontendDialogsMax) {
+      const oldest = this.dialogHops.keys().next().value;
+      if (oldest !== undefined) this.dialogHops.delete(oldest);
+    }
+    this.dialogHops.set(key, { server, target });
   }
 
   /** A request to a user: at its home, to one of its bindings; elsewhere, to its home over the pool link. */
@@ -794,7 +860,10 @@ export class Proxy {
     tx.timer?.cancel();
     tx.tryTimer?.cancel();
     // §15.1.1: the dialog is over whatever the BYE's answer (a failed BYE ends it too).
-    if (tx.endsDialog) this.options.dialogs.end(tx.endsDialog.callId, tx.endsDialog.fromTag, tx.endsDialog.toTag);
+    if (tx.endsDialog) {
+      this.options.dialogs.end(tx.endsDialog.callId, tx.endsDialog.fromTag, tx.endsDialog.toTag);
+      this.dialogHops.delete(dialogKey(tx.endsDialog.callId, tx.endsDialog.fromTag, tx.endsDialog.toTag));
+    }
     if (this.byBranch.get(tx.branch) === tx) this.byBranch.delete(tx.branch);
     if (this.byServerKey.get(tx.serverKey) === tx) this.byServerKey.delete(tx.serverKey);
   }

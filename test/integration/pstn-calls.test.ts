@@ -3,8 +3,10 @@
 // 127.0.51.N) and a real sipp UAS as the PSTN gateway. sipp UACs call numbers through fe1/fe2:
 // 1. 200 calls reach the gateway, each Mediation server carrying exactly the calls the Call-ID's hash
 //    gives it (40–60 % each), counted in each server's status and in /metrics (per gateway outcome);
-// 2. med1 killed during a call through med2: that call lives on (its BYE answered through med2), and
-//    the next calls all go through med2;
+// 2. med1 killed with 40 calls up on both Mediation servers, the gateway being sipp's built-in `uas`
+//    (no Record-Route in its answers, as in the README): every BYE of a call on med2, set up after
+//    the kill or after med1's restart is answered 200; the BYEs of the calls that were on med1 get a
+//    final failure at once (503 while med1 is down, 481 from the restarted med1), exactly those;
 // 3. the gateway down → the caller gets a failure with a reason naming it, at once (nothing rings);
 // 4. a number matching no route → 404, an incomplete one → 484, each with the reason;
 // 5. a call from the gateway (a sipp UAC at its address) to a user reaches the user's home server, and
@@ -52,8 +54,13 @@ let dir: string;
 let gatewayPort: number;
 let gateway: ReturnType<typeof startSipp> | null = null;
 
-async function startGateway(): Promise<void> {
-  gateway = startSipp(dir, ['-sf', 'uas.xml', '-t', 't1', '-i', GATEWAY, '-p', String(gatewayPort), '-max_socket', '100', '-deadcall_wait', '1']);
+/**
+ * The gateway: our answering scenario (copies Record-Route into its answers, RFC 3261 §12.1.1), or
+ * with `builtin` sipp's own `uas` — the README's gateway — which leaves Record-Route out, so callers
+ * have no route set and their ACK and BYE carry the gateway's Contact alone.
+ */
+async function startGateway(builtin = false): Promise<void> {
+  gateway = startSipp(dir, [...(builtin ? ['-sn', 'uas'] : ['-sf', 'uas.xml']), '-t', 't1', '-i', GATEWAY, '-p', String(gatewayPort), '-max_socket', '100', '-deadcall_wait', '1']);
   await waitUntil('the sipp gateway listens', () => probe(GATEWAY, gatewayPort), { timeoutMs: 10_000 });
 }
 
@@ -198,45 +205,95 @@ test('a client\'s INVITE to a number preloaded with a Mediation server\'s Route 
   assert.deepEqual(await toGateway(), before, 'no call went to the gateway');
 });
 
-test('med1 killed during a call through med2: that call lives on (its BYE is answered through med2); the next calls all go through med2', { timeout: 180_000 }, async () => {
+test('med1 killed with calls up on both Mediation servers: every BYE of a call on med2 or set up after the kill is answered 200; the BYEs of the calls that were on med1 get a final failure, exactly those', { timeout: 240_000 }, async () => {
   const pool01 = system.poolAddresses('pool01.contoso.com');
-  const caller = new UserAgent({ aor: 'sip:pstn-caller@contoso.com', locator: system.locator(pool01, 0), transport: 'tcp', keepAliveIntervalMs: 600_000 });
+  const callers = Array.from({ length: 8 }, (_, n) => new UserAgent({ aor: `sip:pstn-caller${n}@contoso.com`, locator: system.locator(pool01, n), transport: 'tcp', keepAliveIntervalMs: 600_000 }));
+  /** Places one call to number `n`; resolves with it once it is up (fails the test otherwise). */
+  const place = async (caller: UserAgent, n: number): Promise<Call> => {
+    const placed = caller.call(`sip:${numberOf(n)}@contoso.com;user=phone`);
+    const how = await new Promise<string>((resolve) => {
+      placed.once('up', () => resolve('up'));
+      placed.once('ended', ({ how: ended, status, detail }) => resolve(`${ended} ${status ?? ''} ${detail ?? ''}`));
+    });
+    assert.equal(how, 'up', `the call to ${numberOf(n)} came up`);
+    return placed;
+  };
+  /** Hangs up `calls` together; each call's BYE answer (null: none came). */
+  const hangUpAll = (calls: readonly Call[]): Promise<(number | null)[]> =>
+    Promise.all(
+      calls.map((call) => {
+        const answered = new Promise<number | null>((resolve) => call.once('byeAnswered', resolve));
+        call.hangUp();
+        return answered;
+      }),
+    );
+  // The README's gateway (no Record-Route in its answers): every in-dialog request of the callers must
+  // still reach the Mediation server its call went through, never the other one.
+  await gateway!.stop();
+  await waitUntil('the gateway is gone', async () => !(await probe(GATEWAY, gatewayPort)), { timeoutMs: 10_000 });
+  await startGateway(true);
   try {
-    await caller.start();
-    await waitUntil('the caller registered', () => caller.state === 'registered', { timeoutMs: 30_000 });
-    // Calls until one is up through med2 (the Call-ID is the client's own: about one try in two).
-    let call: Call | null = null;
-    for (let n = 0; n < 20 && call === null; n++) {
-      const placed = caller.call(`sip:${numberOf(400 + n)}@contoso.com;user=phone`);
-      const how = await new Promise<string>((resolve) => {
-        placed.once('up', () => resolve('up'));
-        placed.once('ended', ({ how: ended, status }) => resolve(`${ended} ${status ?? ''}`));
-      });
-      assert.equal(how, 'up', `the call to ${numberOf(400 + n)} came up`);
-      const through = sequencerOf(system.topology.pools.find((pool) => pool.fqdn === 'medpool.contoso.com')!).sequenceOfCanonical(placed.callId)[0];
-      if (through === 'med2.contoso.com') call = placed;
-      else {
-        const answered = new Promise((resolve) => placed.once('byeAnswered', resolve));
-        placed.hangUp();
-        assert.equal(await answered, 200);
-      }
-    }
-    assert.ok(call, 'one of 20 calls went through med2');
-    const dialogsAtMed2 = (await system.status('med2.contoso.com')).dialogs.active;
-    assert.ok(dialogsAtMed2 >= 1, 'med2 holds the call');
+    await Promise.all(callers.map((caller) => caller.start()));
+    await waitUntil('the callers registered', () => callers.every((caller) => caller.state === 'registered'), { timeoutMs: 30_000 });
+    // 40 calls up at once, spread over both Mediation servers by their Call-IDs (the client's own).
+    const before = (await Promise.all(callers.map((caller, c) => Promise.all(Array.from({ length: 5 }, (_, k) => place(caller, 400 + c * 5 + k)))))).flat();
+    const onMed1 = before.filter((call) => mediationOf(call.callId) === 'med1.contoso.com');
+    const onMed2 = before.filter((call) => mediationOf(call.callId) === 'med2.contoso.com');
+    assert.ok(onMed1.length >= 1 && onMed2.length >= 1, `calls on both Mediation servers (med1 ${onMed1.length}, med2 ${onMed2.length})`);
+    assert.ok((await system.status('med2.contoso.com')).dialogs.active >= onMed2.length, 'med2 holds its calls');
     await system.kill('med1.contoso.com');
-    // The call was never on med1: its BYE goes caller → Front End → med2 → gateway along the Record-Route.
-    const byeAnswered = new Promise((resolve) => call.once('byeAnswered', resolve));
-    call.hangUp();
-    assert.equal(await byeAnswered, 200, 'the gateway answered the BYE through med2');
+    // Calls set up right after the kill (the Front Ends may not know med1 is down yet: a call whose
+    // Call-ID hashes to med1 fails over to med2) and once med1 is known down.
+    const viaMed2Before = (await toGateway())['med2.contoso.com']!;
+    const afterKill = (await Promise.all(callers.map((caller, c) => place(caller, 500 + c)))).concat(await Promise.all(callers.map((caller, c) => place(caller, 600 + c))));
+    assert.equal((await toGateway())['med2.contoso.com']! - viaMed2Before, afterKill.length, 'med2 carried every call set up after the kill');
+    // Hang up the survivors and half of med1's calls while med1 is down: calls never on med1 end
+    // cleanly through med2; those on med1 get a final failure from their Front End at once (503:
+    // med1 refuses connections), none hangs.
+    const half = Math.ceil(onMed1.length / 2);
+    const survivors = [...onMed2, ...afterKill];
+    const ended = await hangUpAll([...survivors, ...onMed1.slice(0, half)]);
+    assert.deepEqual(
+      ended
+        .slice(0, survivors.length)
+        .map((status, index) => ({ status, callId: survivors[index]!.callId }))
+        .filter(({ status }) => status !== 200),
+      [],
+      'every BYE of a call on med2 or set up after the kill got 200',
+    );
+    const lostWhileDown = ended.slice(survivors.length);
+    for (const status of lostWhileDown) assert.ok(status !== null && [408, 481, 503].includes(status), `a BYE of a call on med1 (med1 down) answered ${status}`);
+    let followed = 0;
+    for (const fqdn of POOL01) followed += (await system.status(fqdn)).proxy.dialogHopsFollowed;
+    assert.ok(followed >= ended.length, `the Front Ends sent each BYE (and ACK) to the call's Mediation server (${followed})`);
+
+    // sipp callers through fe1 with med1 down: med2 carries every call, and their BYEs are answered.
+    const viaMed2 = (await toGateway())['med2.contoso.com']!;
+    const calls = await callNumbers('fe1.contoso.com', 50, 300);
+    assert.equal(calls.code, 0, `calls with med1 down failed: ${calls.detail}`);
+    assert.equal((await toGateway())['med2.contoso.com']! - viaMed2, 50, 'med2 carried every call');
+
+    // med1 back (as the supervisor restarts it): new calls spread over both servers again and end
+    // cleanly; the BYEs of the calls the old med1 carried reach the new one, which does not carry
+    // them (nor does the gateway any more): 481 at once, counted.
+    await system.startServer('med1.contoso.com');
+    const afterRestart: Call[] = [];
+    for (let round = 0; (await toGateway())['med1.contoso.com']! === 0; round++) {
+      assert.ok(round < 100, 'calls go through med1 within 100 rounds after its restart');
+      afterRestart.push(...(await Promise.all(callers.map((caller, c) => place(caller, 700 + round * 10 + c)))));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+    const endedLater = await hangUpAll([...afterRestart, ...onMed1.slice(half)]);
+    assert.deepEqual(endedLater.slice(0, afterRestart.length).filter((status) => status !== 200), [], 'every BYE of a call set up after the restart got 200');
+    const lostAfterRestart = endedLater.slice(afterRestart.length);
+    for (const status of lostAfterRestart) assert.ok(status !== null && [408, 481, 503].includes(status), `a BYE of a call on the old med1 answered ${status}`);
+    const unknown = (await system.status('med1.contoso.com')).proxy.unknownDialogs;
+    assert.equal(unknown, lostAfterRestart.filter((status) => status === 481).length, 'the new med1 answered 481 to each BYE of a call it never carried');
+    assert.equal(lostWhileDown.length + lostAfterRestart.length, onMed1.length, 'exactly the calls on med1 were lost');
+    console.log(`PSTN kill: ${before.length} calls up (med1 ${onMed1.length}, med2 ${onMed2.length}), ${afterKill.length} after the kill, ${afterRestart.length} after the restart; BYEs lost: ${lostWhileDown.join(',')} while med1 was down, ${lostAfterRestart.join(',')} after`);
   } finally {
-    await caller.stop({ unregisterTimeoutMs: 200 });
+    await Promise.all(callers.map((caller) => caller.stop({ unregisterTimeoutMs: 200 })));
   }
-  const before = await toGateway();
-  const calls = await callNumbers('fe1.contoso.com', 50, 300);
-  assert.equal(calls.code, 0, `calls with med1 down failed: ${calls.detail}`);
-  const after = await toGateway();
-  assert.equal(after['med2.contoso.com']! - before['med2.contoso.com']!, 50, 'med2 carried every call');
 });
 
 test('the gateway down: the caller gets a failure naming the gateway at once, nothing rings', { timeout: 60_000 }, async () => {
