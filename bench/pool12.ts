@@ -20,7 +20,7 @@ import { openFilesLimit } from '../src/client/simulate.ts';
 import { planMoves } from '../src/registrar/sequence.ts';
 import { REPO } from '../test/helpers/dns-process.ts';
 import { start, type Running } from '../test/helpers/process.ts';
-import { startUp, type UpSystem } from '../test/helpers/up.ts';
+import { dnsPortIn, frontendPoolTopology, startUp, type UpSystem } from '../test/helpers/up.ts';
 import { failOne, handedOver, on, PoolSampler, POLL_MS, queuesEmpty, runBenchmark, short, total, type Sample } from './pool-sample.ts';
 import { loadNote, machineLine, median, writeSection } from './results.ts';
 import { loadavg } from 'node:os';
@@ -45,32 +45,8 @@ const FRONTENDS = Array.from({ length: SERVERS }, (_, index) => fqdn(index + 1))
 const THIRTEENTH = fqdn(SERVERS + 1);
 
 /** One Front End pool of `count` servers on NET.11…, the DNS on NET.1:dnsPort; the default heartbeat and re-home batches. */
-function topology(count: number, dnsPort: number): string {
-  const servers = Array.from({ length: count }, (_, index) => `      - { fqdn: ${fqdn(index + 1)}, ipv4: ${NET}.${11 + index} }`).join('\n');
-  return `# bench/pool12.ts: a Front End pool of ${count} servers
-schemaVersion: 1
-sipDomains: [contoso.com]
-sites: [{ name: redmond }]
-pools:
-  - fqdn: ${POOL}
-    kind: frontend
-    site: redmond
-    loadBalancing: dns
-    servers:
-${servers}
-    webServices:
-      internal: { fqdn: webint.contoso.com, vip: { ipv4: ${NET}.201 }, port: 8443, serverPort: 8443 }
-      external: { fqdn: webext.contoso.com, vip: { ipv4: ${NET}.202 }, port: 4443, serverPort: 4443 }
-    dns: { order: rotate, maxRecords: 0, ttl: 60, healthAware: true }
-dns:
-  servers: [{ fqdn: dns1.contoso.com, listen: ["${NET}.1:${dnsPort}"] }]
-  zones: [{ name: contoso.com, soa: { rname: hostmaster.contoso.com, minimumS: 60 } }]
-settings:
-  heartbeat: { intervalMs: 1000, failAfter: 3, riseAfter: 2 }
-  rehome: { batchSize: 100, intervalMs: 1000 }
-  supervisor: { restartDelayMs: 600000 }
-`;
-}
+const topology = (count: number, dnsPort: number): string =>
+  frontendPoolTopology(NET, count, dnsPort, ['  heartbeat: { intervalMs: 1000, failAfter: 3, riseAfter: 2 }', '  rehome: { batchSize: 100, intervalMs: 1000 }', '  supervisor: { restartDelayMs: 600000 }'].join('\n'));
 
 const percent = (part: number, whole: number) => `${((100 * part) / Math.max(1, whole)).toFixed(1)} %`;
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
@@ -84,7 +60,7 @@ async function main(): Promise<void> {
   // The example topology's text is replaced whole by the pool of 12 (startUp picks the DNS port).
   const system: UpSystem = await startUp(NET, {
     edit: (text) => {
-      dnsPort = Number(new RegExp(`"${NET.replaceAll('.', '\\.')}\\.1:(\\d+)"`).exec(text)?.[1]);
+      dnsPort = dnsPortIn(text, NET);
       return topology(SERVERS, dnsPort);
     },
   });

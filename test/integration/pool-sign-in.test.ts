@@ -19,7 +19,7 @@ import { limits } from '../../src/shared/limits.ts';
 import { REPO } from '../helpers/dns-process.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { start, type Running } from '../helpers/process.ts';
-import { startUp, type UpSystem } from '../helpers/up.ts';
+import { dnsPortIn, frontendPoolTopology, startUp, type UpSystem } from '../helpers/up.ts';
 
 const NET = '127.0.77';
 const SERVERS = 4;
@@ -29,30 +29,8 @@ const FILES = USERS + SIMULATOR_SPARE_FILES;
 const fqdn = (index: number) => `fe${index}.contoso.com`;
 const FRONTENDS = Array.from({ length: SERVERS }, (_, index) => fqdn(index + 1));
 
-/** One Front End pool of SERVERS on NET.11…, DNS rotating over them, plain TCP between servers (`--no-tls`). */
-function topology(dnsPort: number): string {
-  const servers = FRONTENDS.map((server, index) => `      - { fqdn: ${server}, ipv4: ${NET}.${11 + index} }`).join('\n');
-  return `schemaVersion: 1
-sipDomains: [contoso.com]
-sites: [{ name: redmond }]
-pools:
-  - fqdn: pool01.contoso.com
-    kind: frontend
-    site: redmond
-    loadBalancing: dns
-    servers:
-${servers}
-    webServices:
-      internal: { fqdn: webint.contoso.com, vip: { ipv4: ${NET}.201 }, port: 8443, serverPort: 8443 }
-    dns: { order: rotate, maxRecords: 0, ttl: 60, healthAware: true }
-dns:
-  servers: [{ fqdn: dns1.contoso.com, listen: ["${NET}.1:${dnsPort}"] }]
-  zones: [{ name: contoso.com, soa: { rname: hostmaster.contoso.com, minimumS: 60 } }]
-settings:
-  interServer: { transport: tcp }
-  heartbeat: { intervalMs: 1000, failAfter: 3, riseAfter: 2 }
-`;
-}
+/** One Front End pool of SERVERS, DNS rotating over them, plain TCP between servers (`--no-tls`). */
+const topology = (dnsPort: number): string => frontendPoolTopology(NET, SERVERS, dnsPort, ['  interServer: { transport: tcp }', '  heartbeat: { intervalMs: 1000, failAfter: 3, riseAfter: 2 }'].join('\n'));
 
 /** `dnslb ARGS…` under `ulimit -n files` (bash sets the limit, then execs node). */
 const underLimit = (files: number, args: readonly string[]) => ['-c', `ulimit -n ${files} && exec "$0" "$@"`, process.execPath, 'bin/dnslb.js', ...args];
@@ -70,7 +48,7 @@ describe('pool sign-in without faults: every user registered, at most one redire
 
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'dnslb-pool-sign-in-'));
-    system = await startUp(NET, { edit: (text) => topology(Number(new RegExp(`"${NET.replaceAll('.', '\\.')}\\.1:(\\d+)"`).exec(text)?.[1])), args: ['--no-tls'] });
+    system = await startUp(NET, { edit: (text) => topology(dnsPortIn(text, NET)), args: ['--no-tls'] });
     admin = { url: (await readEndpoint(system.dataDir)).url, token: await readToken(system.dataDir) };
   });
   after(async () => {
