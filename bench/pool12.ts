@@ -171,7 +171,7 @@ async function main(): Promise<void> {
   }
   const body = [
     `${machineLine()}.`,
-    `\`npm run bench:pool12\`: one Front End pool of ${SERVERS} servers (Lync Server 2013's largest) under \`dnslb up\` with the file store, ${USERS.toLocaleString('en')} simulated users (one \`dnslb client simulate\` process); DNS, supervisor, the 12 servers and the simulator share the machine's cores — every time includes that contention. Counted at the servers through the admin API (sampled every ${POLL_MS} ms): bindings, hand-over counters, SIP messages received, liveness reports written; RSS from each server's own status.`,
+    `\`npm run bench:pool12\`: one Front End pool of ${SERVERS} servers (Lync Server 2013's largest) under \`dnslb up\` with the file store, ${USERS.toLocaleString('en')} simulated users (${simulators.length === 1 ? 'one `dnslb client simulate` process' : `${simulators.length} \`dnslb client simulate\` processes, users dealt out with --first-user`}); DNS, supervisor, the 12 servers and the simulator share the machine's cores — every time includes that contention. Counted at the servers through the admin API (sampled every ${POLL_MS} ms): bindings, hand-over counters, SIP messages received, liveness reports written; RSS from each server's own status.`,
     '',
     '| what | measured |',
     '|---|---|',
