@@ -15,12 +15,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readEndpoint, readToken } from '../src/admin/credentials.ts';
 import { callAdmin } from '../src/admin/http-api.ts';
-import type { PoolStatus } from '../src/cli/commands/admin-client.ts';
 import { planMoves } from '../src/registrar/sequence.ts';
 import { REPO } from '../test/helpers/dns-process.ts';
-import { start, stopAll, type Running } from '../test/helpers/process.ts';
+import { start, type Running } from '../test/helpers/process.ts';
 import { startUp, type UpSystem } from '../test/helpers/up.ts';
-import { handedOver, on, PoolSampler, POLL_MS, queuesEmpty, total, type Sample } from './pool-sample.ts';
+import { failOne, handedOver, on, PoolSampler, POLL_MS, queuesEmpty, runBenchmark, total, type FailRound, type Sample } from './pool-sample.ts';
 import { machineLine, median, writeSection } from './results.ts';
 
 const NET = '127.0.20';
@@ -56,23 +55,11 @@ async function main(): Promise<void> {
     // rounds with the lowest–highest beside it.
     const victim = 'fe1.contoso.com';
     const survivors = FRONTENDS.filter((server) => server !== victim);
-    const fails: { ms: number; orphans: number; gained: number[]; peaks: string; detectedMs: number | null }[] = [];
+    const fails: FailRound[] = [];
     const recoveries: { ms: number; back: number; handed: number; peaks: string }[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
-      const before = await sample();
-      const orphans = on(before, victim);
-      const status = (await callAdmin(url, token, 'GET', '/status')) as PoolStatus;
-      const pid = status.servers.find((entry) => entry.server === victim)!.process!.pid!;
-      const killedAtMs = Date.now();
-      process.kill(pid, 'SIGKILL');
-      let detectedMs: number | null = null;
-      const fail = await until('failover', (sampled) => {
-        if (detectedMs === null && survivors.some((server) => (sampled.bindings.get(server)?.backup ?? 0) > 0)) detectedMs = sampled.atMs - killedAtMs;
-        return total(sampled, survivors) >= USERS;
-      });
-      const gained = survivors.map((server) => on(fail.at(-1)!, server) - on(before, server));
-      fails.push({ ms: fail.at(-1)!.atMs - killedAtMs, orphans, gained, peaks: await peaks(survivors, killedAtMs), detectedMs });
-      console.log(`round ${round}: failover ${fails.at(-1)!.ms} ms (first backup binding after ${detectedMs} ms), ${fails.at(-1)!.peaks}`);
+      fails.push(await failOne(sampler, victim, survivors, USERS));
+      console.log(`round ${round}: failover ${fails.at(-1)!.ms} ms (first backup binding after ${fails.at(-1)!.detectedMs} ms), ${fails.at(-1)!.peaks}`);
 
       const beforeRecovery = await sample();
       const recoveredAtMs = Date.now();
@@ -147,11 +134,4 @@ async function main(): Promise<void> {
   await writeSection('Failover', body);
 }
 
-// Interrupted (Ctrl-C, timeout): stop every process the benchmark started before leaving.
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    void stopAll().finally(() => process.exit(130));
-  });
-}
-
-await main();
+await runBenchmark(main);

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { callAdmin } from '../src/admin/http-api.ts';
 import type { PoolStatus } from '../src/cli/commands/admin-client.ts';
+import { stopAll } from '../test/helpers/process.ts';
 
 export const POLL_MS = 100;
 
@@ -116,3 +117,47 @@ export const handedOver = (from: Sample, to: Sample, senders: readonly string[],
   senders.reduce((sum, server) => sum + (to.bindings.get(server)?.handedOver[reason] ?? 0) - (from.bindings.get(server)?.handedOver[reason] ?? 0), 0);
 /** Every server's hand-over queue is empty. */
 export const queuesEmpty = (sampled: Sample, servers: readonly string[]) => servers.every((server) => sampled.bindings.get(server)?.queued === 0);
+
+/** One failover round, counted at the servers. */
+export interface FailRound {
+  /** From the SIGKILL until the survivors hold `registered` users. */
+  ms: number;
+  /** Users the victim held when it was killed. */
+  orphans: number;
+  /** Users each survivor gained (in the order of `survivors`). */
+  gained: number[];
+  /** The first sample in which a survivor held a backup binding (detection, consensus, the first client back), null if none did. */
+  detectedMs: number | null;
+  /** The survivors' peak arrivals/s (peaks()). */
+  peaks: string;
+}
+
+/**
+ * SIGKILLs `victim` (kept down: the topology's supervisor must not restart it) and samples until the
+ * `survivors` hold `registered` users between them: the fail round of bench:failover and bench:pool12.
+ */
+export async function failOne(sampler: PoolSampler, victim: string, survivors: readonly string[], registered: number): Promise<FailRound> {
+  const before = await sampler.sample();
+  const orphans = on(before, victim);
+  const pid = before.bindings.get(victim)?.pid;
+  if (pid === undefined) throw new Error(`${victim} has no process to kill`);
+  const killedAtMs = Date.now();
+  process.kill(pid, 'SIGKILL');
+  let detectedMs: number | null = null;
+  const fail = await sampler.until('failover', (sampled) => {
+    if (detectedMs === null && survivors.some((server) => (sampled.bindings.get(server)?.backup ?? 0) > 0)) detectedMs = sampled.atMs - killedAtMs;
+    return total(sampled, survivors) >= registered;
+  });
+  const failed = fail.at(-1)!;
+  return { ms: failed.atMs - killedAtMs, orphans, gained: survivors.map((server) => on(failed, server) - on(before, server)), detectedMs, peaks: await sampler.peaks(survivors, killedAtMs) };
+}
+
+/** Runs a benchmark's main(); interrupted (Ctrl-C, timeout), it stops every process the benchmark started before leaving. */
+export async function runBenchmark(main: () => Promise<void>): Promise<void> {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      void stopAll().finally(() => process.exit(130));
+    });
+  }
+  await main();
+}

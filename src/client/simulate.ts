@@ -2,6 +2,7 @@
 // devices have), a share of them legacy, calls between random registered users, live counters, a
 // summary and a JSON report. The load generator of the failover benchmark.
 import { Resolver } from 'node:dns/promises';
+import { readFileSync } from 'node:fs';
 import { assert } from '../shared/assert.ts';
 import { systemClock, systemRandom, type Clock, type Random, type Timer } from '../shared/clock.ts';
 import { limits } from '../shared/limits.ts';
@@ -37,6 +38,11 @@ export interface SimulatorOptions {
   /** Send DNS queries and connect from this address (remote users: outside, in the `external` view). */
   localAddress?: string;
   userPrefix?: string;
+  /**
+   * The first user's number: the users are <prefix><firstUser>…<prefix><firstUser + users − 1>. Default 1.
+   * Several simulators (each process holds one connection per user: openFilesLimit()) sign in distinct users.
+   */
+  firstUser?: number;
   /** Each user's password, to answer the registrar's digest challenge (src/auth/passwords.ts); none: users sign in without. */
   passwordOf?: (aor: string) => string | undefined;
   /** Per-user knobs; the simulator's defaults are short so that failover shows in seconds. */
@@ -190,6 +196,7 @@ export class Simulator {
   constructor(options: SimulatorOptions) {
     assert(Number.isInteger(options.users) && options.users >= 1 && options.users <= limits.clientSimulatedUsersMax, `users must be 1..${limits.clientSimulatedUsersMax}`);
     const legacyShare = options.legacyShare ?? 0;
+    assert(Number.isInteger(options.firstUser ?? 1) && (options.firstUser ?? 1) >= 1, 'firstUser is a whole number from 1');
     assert(legacyShare >= 0 && legacyShare <= 1, 'legacyShare is 0..1');
     assert((options.callsPerMinute ?? 0) >= 0, 'callsPerMinute is not negative');
     const pstnShare = options.pstnShare ?? 0;
@@ -413,7 +420,8 @@ export class Simulator {
   }
 
   private createUser(index: number, legacy: boolean): SimulatedUser {
-    const aor = `sip:${this.options.userPrefix ?? 'user'}${index + 1}@${this.domains[index % this.domains.length]}`;
+    const number = (this.options.firstUser ?? 1) + index;
+    const aor = `sip:${this.options.userPrefix ?? 'user'}${number}@${this.domains[(number - 1) % this.domains.length]}`;
     const transport = this.options.transport ?? 'tcp';
     const locator =
       this.options.locatorFor?.(aor) ??
@@ -525,4 +533,33 @@ export function parsePeerGroups(text: string): { profile: PeerProfile; count: nu
 /** Which simulated users are legacy: `legacyCount` of `users`, spread over the whole list, not all at its end. */
 export function isLegacyUser(index: number, users: number, legacyCount: number): boolean {
   return legacyCount > 0 && Math.floor(((index + 1) * legacyCount) / users) > Math.floor((index * legacyCount) / users);
+}
+
+/**
+ * Files this process may hold open (its RLIMIT_NOFILE soft limit, from /proc/self/limits), or null
+ * where that is unknown (not Linux). A simulated user holds one connection once signed in, two while
+ * it follows a redirect (make before break), so a process with the limit at N cannot keep N users
+ * signed in: the last few fail to connect (EMFILE) again and again, and every failure goes back
+ * through DNS to a random server and one more redirect.
+ */
+export function openFilesLimit(text?: string): number | null {
+  let limitsText = text;
+  if (limitsText === undefined) {
+    try {
+      limitsText = readFileSync('/proc/self/limits', 'utf8');
+    } catch {
+      return null;
+    }
+  }
+  const soft = /^Max open files\s+(\S+)/m.exec(limitsText)?.[1];
+  if (soft === undefined) return null;
+  return soft === 'unlimited' ? Number.POSITIVE_INFINITY : Number.isInteger(Number(soft)) ? Number(soft) : null;
+}
+
+/** Files a simulator keeps for itself beyond one per user (stdio, the event loop, DNS sockets, flows being replaced). */
+export const SIMULATOR_SPARE_FILES = 256;
+
+/** The most users one simulator process can keep signed in under an open-files limit (null: no known bound). */
+export function usersWithinFiles(limit: number | null): number | null {
+  return limit === null || limit === Number.POSITIVE_INFINITY ? null : Math.max(0, limit - SIMULATOR_SPARE_FILES);
 }

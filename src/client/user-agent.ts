@@ -609,9 +609,13 @@ export class UserAgent extends EventEmitter<UserAgentEvents> {
       const transport: SipTransportName = uri.scheme === 'sips' || named === 'tls' ? 'tls' : named === 'tcp' ? 'tcp' : (this.options.transport ?? 'tcp');
       const port = uri.port ?? (transport === 'tls' ? 5061 : 5060);
       const host = uri.host.replace(/^\[|\]$/g, '');
+      // RFC 3263 §4.1 / RFC 3261 §19.1.1: an maddr names the address to send to; the host stays the
+      // server's name (TLS checks it). The Front Ends put their address there, so following a redirect
+      // needs no DNS question — one that a DNS server busy with a sign-in storm may not answer in time.
+      const maddr = uriParam(uri.params, 'maddr')?.value?.replace(/^\[|\]$/g, '');
       let addresses: string[];
       try {
-        addresses = isIP(host) ? [host] : await this.options.locator.resolveHost(host);
+        addresses = maddr !== undefined && isIP(maddr) ? [maddr] : isIP(host) ? [host] : await this.options.locator.resolveHost(host);
       } catch (error) {
         this.emit('trace', `redirect Contact ${host}: ${(error as Error).message}`);
         continue;

@@ -86,6 +86,13 @@ export const limits = {
   // sip: transport (src/sip/transport.ts, flow.ts)
   /** Hard cap on simultaneous connections a SipTransport holds (its option can only lower it). */
   sipConnectionsMax: 50_000,
+  /**
+   * Connections the kernel may hold for a SIP listener before it accepts them (listen(2) backlog; the
+   * kernel caps it at net.core.somaxconn). Node's default, 511, overflowed during a sign-in storm of a
+   * pool of 12 (2,000 users/s, two connections each): the SYN was dropped, the client's connect timed
+   * out and it went to the home's next server, which redirected it back.
+   */
+  sipListenBacklog: 4096,
   /** Bytes queued for sending on one flow before it is closed as a slow reader. */
   sipFlowSendBufferBytesMax: 1024 * 1024, // 1 MiB
   /** Longest idle timeout a flow may be given. */

@@ -160,7 +160,7 @@ export class SipTransport extends EventEmitter<TransportEvents> {
     try {
       await new Promise<void>((resolve, reject) => {
         listener.server.once('error', reject);
-        listener.server.listen(options.port, options.host, () => resolve());
+        listener.server.listen({ port: options.port, host: options.host, backlog: limits.sipListenBacklog }, () => resolve());
       });
     } catch (error) {
       throw new DnslbError('SIP_LISTEN', `cannot listen on ${await describeListenError(error, 'tcp', options.host, options.port)}`, { cause: error });

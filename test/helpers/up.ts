@@ -79,3 +79,39 @@ export async function startUp(net: string, options: { edit?: (text: string) => s
   };
   return { dataDir, topologyFile, net, dns: { address: `${net}.1`, port: dnsPort }, process: process_, cli, stop: () => process_.stop(10_000) };
 }
+
+/** The DNS port exampleTopology gave the system on `net` (for an edit that replaces the text whole). */
+export function dnsPortIn(text: string, net: string): number {
+  const port = Number(new RegExp(`"${net.replaceAll('.', '\\.')}\\.1:(\\d+)"`).exec(text)?.[1]);
+  if (!Number.isInteger(port)) throw new Error(`no DNS listen address ${net}.1:PORT in the topology`);
+  return port;
+}
+
+/**
+ * One Front End pool of `count` servers (fe1… on `net`.11…) with DNS load balancing rotating over all of
+ * them, the DNS on `net`.1:`dnsPort`, and `settings` (YAML lines under `settings:`, indented by two).
+ */
+export function frontendPoolTopology(net: string, count: number, dnsPort: number, settings: string): string {
+  const servers = Array.from({ length: count }, (_, index) => `      - { fqdn: fe${index + 1}.contoso.com, ipv4: ${net}.${11 + index} }`).join('\n');
+  return `# a Front End pool of ${count} servers
+schemaVersion: 1
+sipDomains: [contoso.com]
+sites: [{ name: redmond }]
+pools:
+  - fqdn: pool01.contoso.com
+    kind: frontend
+    site: redmond
+    loadBalancing: dns
+    servers:
+${servers}
+    webServices:
+      internal: { fqdn: webint.contoso.com, vip: { ipv4: ${net}.201 }, port: 8443, serverPort: 8443 }
+      external: { fqdn: webext.contoso.com, vip: { ipv4: ${net}.202 }, port: 4443, serverPort: 4443 }
+    dns: { order: rotate, maxRecords: 0, ttl: 60, healthAware: true }
+dns:
+  servers: [{ fqdn: dns1.contoso.com, listen: ["${net}.1:${dnsPort}"] }]
+  zones: [{ name: contoso.com, soa: { rname: hostmaster.contoso.com, minimumS: 60 } }]
+settings:
+${settings}
+`;
+}

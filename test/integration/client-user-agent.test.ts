@@ -83,6 +83,20 @@ describe('UserAgent registration', () => {
     assert.equal(ua.state, 'registered');
   });
 
+  test('a redirect Contact with maddr is reached at that address, with no DNS question for its host', async () => {
+    const port = await freePortOn([A(43), A(44), A(45)]);
+    // The Front Ends' 301: the server's FQDN with its address in maddr (the locator here has no DNS: it would throw).
+    await startSipp({ scenario: 'redirect.xml', address: A(43), port, set: { low: `fe5.contoso.com:${port};maddr=${A(45)}`, high: `fe4.contoso.com:${port};maddr=${A(44)}` } });
+    await startSipp({ scenario: 'registrar.xml', address: A(44), port, set: { mode: 'primary', expires: '600' } });
+    const ua = agent([tcp(A(43), port)], { subscribeRegEvent: false });
+    const traces: string[] = [];
+    ua.on('trace', (line) => traces.push(line));
+    await ua.start();
+    assert.equal(ua.server, `${A(44)}:${port}`, traces.join('\n'));
+    assert.equal(ua.stats.redirects, 1);
+    assert.ok(!traces.some((line) => /no DNS here/.test(line)), traces.join('\n'));
+  });
+
   test('after 2 redirects it stops following and tries the next address (no redirect loop)', async () => {
     const port = await freePortOn([A(24), A(25), A(26)]);
     // 24 and 25 send the client to each other forever.

@@ -73,6 +73,7 @@ describe('dnslb completion', () => {
     ['dnslb client register --local', ['--local-address']],
     ['dnslb client register --cal', ['--call']],
     ['dnslb client simulate --local', ['--local-address']],
+    ['dnslb client simulate --fir', ['--first-user']],
     ['dnslb user import --syn', ['--synthetic']],
     ['dnslb up topology.yaml --st', ['--store']],
     ['dnslb certs ', ['issue']],

@@ -3,7 +3,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import type { Command } from 'commander';
 import { PoolDiscoverer, type SipTransportName } from '../../client/discover.ts';
-import { parsePeerGroups, parseShare, PSTN_NUMBERS, Simulator, type PeerOptions, type SimulationSummary } from '../../client/simulate.ts';
+import { openFilesLimit, parsePeerGroups, parseShare, PSTN_NUMBERS, Simulator, usersWithinFiles, type PeerOptions, type SimulationSummary } from '../../client/simulate.ts';
 import { UserAgent } from '../../client/user-agent.ts';
 import { firstLineOf, passwordSource } from '../../auth/passwords.ts';
 import { checkLimits, limits } from '../../shared/limits.ts';
@@ -57,6 +57,7 @@ interface SimulateOptions {
   domain: string;
   dns: string[];
   users: string;
+  firstUser: string;
   legacyShare: string;
   callsPerMinute: string;
   duration: string;
@@ -119,6 +120,7 @@ export function registerClient(program: Command): void {
     .requiredOption('--domain <domain>', 'SIP domain of the users (user1@domain, user2@domain, ...); several, comma-separated: the users take them in turn')
     .requiredOption('--dns <address:port...>', 'DNS servers to ask (repeat or comma-separate)')
     .option('--users <n>', 'simulated users', '100')
+    .option('--first-user <n>', 'number of the first user (user<n>@domain…): several simulators sign in distinct users', '1')
     .option('--legacy-share <share>', 'share of legacy clients that try only the first address ("20%" or 0.2)', '0')
     .option('--calls-per-minute <n>', 'calls placed between random registered users', '0')
     .option('--duration <time>', 'how long to run (500ms, 60s, 2m)', '60s')
@@ -160,6 +162,11 @@ export function registerClient(program: Command): void {
         if ((options.peerCert === undefined) !== (options.peerKey === undefined)) throw new DnslbError('CLI_USAGE', '--peer-cert and --peer-key go together');
         if (options.peerCert !== undefined && options.peerKey !== undefined) peers.certificate = { cert: await readFile(options.peerCert, 'utf8'), key: await readFile(options.peerKey, 'utf8') };
       }
+      const users = wholeNumber('--users', options.users, 1, limits.clientSimulatedUsersMax);
+      // Each signed-in user holds a connection: past the process's open-files limit the last users
+      // would fail to connect for ever (and each failure costs another trip through DNS and a redirect).
+      const within = usersWithinFiles(openFilesLimit());
+      if (within !== null && users > within) throw new DnslbError('CLI_USAGE', `--users ${users}: this process may hold ${openFilesLimit()} open files (ulimit -n) and each signed-in user holds a connection, so at most ${within} users here; run several simulators with --first-user (e.g. --users ${Math.ceil(users / 2)} --first-user ${Math.ceil(users / 2) + 1}) or raise the limit`);
       const durationMs = parseDurationMs(options.duration);
       let legacyShare: number;
       try {
@@ -181,7 +188,8 @@ export function registerClient(program: Command): void {
         pstnShare,
         pstnNumbers: options.pstnNumbers,
         dnsServers: dnsServers(options.dns),
-        users: wholeNumber('--users', options.users, 1, limits.clientSimulatedUsersMax),
+        users,
+        firstUser: wholeNumber('--first-user', options.firstUser, 1, Number.MAX_SAFE_INTEGER),
         legacyShare,
         callsPerMinute: wholeNumber('--calls-per-minute', options.callsPerMinute, 0, 1_000_000),
         callHoldMs: parseDurationMs(options.callHold),
