@@ -37,6 +37,11 @@ export interface ProxyOptions {
   available: (fqdn: string) => boolean;
   /** Is peer `fqdn` up and may it still hold bindings (active, or draining and not yet drained), whatever its admin state? */
   reachable: (fqdn: string) => boolean;
+  /**
+   * Does this server's own heartbeat doubt that peer `fqdn` answers (pool/membership.ts isDoubted)? A
+   * user this server holds while its home is doubted is delivered here (userHop). Without it, never.
+   */
+  doubted?: (fqdn: string) => boolean;
   /** Users' home pools: a user homed on another pool is reached through that pool's servers. */
   homes: UserHomes;
   /** May a server of another pool get server-to-server traffic now (pool/membership.ts isRoutable)? */
@@ -501,13 +506,17 @@ export class Proxy {
     // Servers of this pool the request has already passed (their Via is on it): never sent back to one,
     // whatever the views say — that would be a loop (482), not a route.
     const passed = poolServersPassed(request, view);
+    const binding = pickBinding(this.options.location.bindingsOf(user));
+    // A user this server took in backup mode because its home did not answer (registrar-service.ts:
+    // the client said so and this server doubts that home too) is delivered here while the doubt
+    // lasts: the home, not yet down by the heartbeat's count, would only fail the call (503).
+    const homeSilent = home !== null && binding !== undefined && (this.options.doubted?.(home.server) ?? false);
     // A request from a peer is delivered here whatever we think of the user's home: two servers that
     // disagree for a moment must not pass it back and forth.
-    if (home !== null && home.server !== view.self.fqdn && !fromPeer && !passed.has(home.server)) {
+    if (home !== null && home.server !== view.self.fqdn && !fromPeer && !passed.has(home.server) && !homeSilent) {
       const fqdn = home.server;
       return { kind: 'flow', flow: () => this.options.links.flowTo(fqdn), toUa: false, what: fqdn };
     }
-    const binding = pickBinding(this.options.location.bindingsOf(user));
     if (!binding) {
       // The user may not be here yet: a hand-over moves users in rate-limited batches, and a blocked
       // server keeps its users until they leave, so for a while the server the sequence names is

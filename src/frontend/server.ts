@@ -174,7 +174,7 @@ export class FrontEndServer {
     // A peer's link reset is news the heartbeat should not wait a whole interval to check.
     this.links.onLost((peer) => this.heartbeat.linkLost(peer));
     const { available, reachable, movable, routable, ownState, doubted } = this.members;
-    this.proxy = new Proxy({ clock: this.clock, random: this.random, logger: this.logger, transport: this.transport, links: this.links, location: this.location, dialogs: this.dialogs, view, available, reachable, routable, homes: this.homes, inviteTimeoutMs: options.inviteTimeoutMs });
+    this.proxy = new Proxy({ clock: this.clock, random: this.random, logger: this.logger, transport: this.transport, links: this.links, location: this.location, dialogs: this.dialogs, view, available, reachable, doubted, routable, homes: this.homes, inviteTimeoutMs: options.inviteTimeoutMs });
     this.registrar = new RegistrarService({
       clock: this.clock,
       random: this.random,
