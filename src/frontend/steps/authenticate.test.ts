@@ -105,3 +105,20 @@ test('on: what an Edge relays is a client\'s from outside — challenged with it
   // From a Front End of another pool (not an Edge) nothing changes: authenticated where it entered.
   assert.equal(runStep(step, request('INVITE tel:+14255550100 SIP/2.0'), { from: '127.0.0.11', view }).outcome, 'continue');
 });
+
+test('a closing link forgets the remote clients relayed through it, and only those', async () => {
+  const { step } = setup();
+  const topology = await parseFile(new URL('../../../examples/contoso.yaml', import.meta.url).pathname);
+  const view = new PoolView(topology, 'dir1.contoso.com', 1);
+  const relay = (token: string) => runStep(step, request('REGISTER sip:contoso.com SIP/2.0', [`X-Dnslb-Remote-Flow: token=${token};source=198.51.100.7`]), { from: '127.0.0.41', view });
+  const link = relay('t1').flow.flow.id;
+  assert.equal(relay('t2').flow.flow.id, link, 'both through one Edge link');
+  const closed: string[] = [];
+  const auth = { flowClosed: (id: string) => void closed.push(id) };
+  step.linkClosed('a client link that relayed nothing', auth);
+  assert.deepEqual(closed, []);
+  step.linkClosed(link, auth);
+  assert.deepEqual(closed, [`${link}/t1`, `${link}/t2`]);
+  step.linkClosed(link, auth);
+  assert.deepEqual(closed, [`${link}/t1`, `${link}/t2`], 'each identity once');
+});

@@ -35,6 +35,8 @@ export class AuthenticateStep implements Step {
   private readonly held = new Set<Timer>();
   /** Remote clients' flow identities (link id/token) → the Edge link they came over. */
   private readonly relayed = new Map<string, string>();
+  /** The same identities by the link they came through, so that a closing link costs only its own. */
+  private readonly relayedByLink = new Map<string, Set<string>>();
 
   constructor(private readonly options: AuthenticateStepOptions) {}
 
@@ -78,22 +80,33 @@ export class AuthenticateStep implements Step {
     const id = `${link.id}/${token}`;
     if (!this.relayed.has(id)) {
       if (this.relayed.size >= limits.authRelayedFlowsMax) {
-        const oldest = this.relayed.keys().next().value;
+        const oldest = this.relayed.entries().next().value;
         if (oldest !== undefined) {
-          this.relayed.delete(oldest);
-          this.options.auth()?.flowClosed(oldest);
+          this.forgetRelayed(oldest[0], oldest[1]);
+          this.options.auth()?.flowClosed(oldest[0]);
         }
       }
       this.relayed.set(id, link.id);
+      let ids = this.relayedByLink.get(link.id);
+      if (ids === undefined) this.relayedByLink.set(link.id, (ids = new Set()));
+      ids.add(id);
     }
     return { id, remoteAddress: source };
   }
 
-  /** A server link closed: the remote clients' identities bound through it go. */
+  private forgetRelayed(id: string, linkId: string): void {
+    this.relayed.delete(id);
+    const ids = this.relayedByLink.get(linkId);
+    ids?.delete(id);
+    if (ids?.size === 0) this.relayedByLink.delete(linkId);
+  }
+
+  /** A link closed (any flow: a client's too, so this must not cost more than that link's own entries): the remote clients' identities bound through it go. */
   linkClosed(linkId: string, auth: { flowClosed(id: string): void } | null): void {
-    if (this.relayed.size === 0) return;
-    for (const [id, link] of this.relayed) {
-      if (link !== linkId) continue;
+    const ids = this.relayedByLink.get(linkId);
+    if (ids === undefined) return;
+    this.relayedByLink.delete(linkId);
+    for (const id of ids) {
       this.relayed.delete(id);
       auth?.flowClosed(id);
     }
