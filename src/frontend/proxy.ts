@@ -23,6 +23,7 @@ import type { PoolView } from './pool-view.ts';
 import type { PeerLinks } from './s2s.ts';
 import { PATH_FLOW_PREFIX } from './registrar-service.ts';
 import { BRANCH_PREFIX, ownUri, ownVia, randomToken, withHeader, withoutFirst } from './wire.ts';
+import { RELAYED_FLOW_HEADER } from '../auth/relayed.ts';
 
 export interface ProxyOptions {
   clock: Clock;
@@ -77,6 +78,10 @@ type NextHop =
       recordRoute?: string;
       /** Added on top of the request's headers (the Edge's Path, RFC 3327). */
       headers?: readonly Header[];
+      /** Mixed into this hop's loop hash (ForwardOptions.spiral). */
+      spiral?: string;
+      /** ForwardOptions.outward. */
+      outward?: boolean;
     }
   | { kind: 'answer'; status: number; reason?: string };
 
@@ -97,6 +102,9 @@ interface ServerTries {
   headers?: readonly Header[];
   /** How to reach a target that is not a server of the topology (a federation partner's Access Edge); the peer link otherwise. */
   connect?: (target: RouteTarget) => Promise<Flow>;
+  /** Kept for every try (ForwardOptions). */
+  spiral?: string;
+  outward?: boolean;
 }
 
 /** Where a role step outside the proxy (the Edge, src/edge/) sends a request: a flow it holds, or a pool's servers in turn. */
@@ -112,6 +120,20 @@ export interface ForwardOptions {
   headers?: readonly Header[];
   /** The request came from a server (not counted as a new call taken from a client). */
   fromServer?: boolean;
+  /**
+   * The request is expected back through this server once, unchanged (RFC 3261 §16.3 would call it a
+   * loop): an Edge relays a remote user's request inside to be authenticated, and a call to a
+   * federation partner then comes back out through an Edge of the pool, perhaps this one. The mark is
+   * mixed into the loop hash of this hop's Via, so the return passes; a request that goes round again
+   * meets the Via of its second pass, unmarked, and is a loop (482).
+   */
+  spiral?: string;
+  /**
+   * The request leaves the organisation (an Edge sending to a partner or to a remote client): the
+   * headers only our servers may set (the Edge's relayed-flow mark) are taken off. A partner's Edge
+   * refuses them from outside, and they would tell the world about our flows.
+   */
+  outward?: boolean;
 }
 
 interface ClientTransaction {
@@ -219,6 +241,13 @@ export class Proxy {
    * went through, never to whichever server last showed that Contact. Ended with the BYE; bounded.
    */
   private readonly dialogHops = new Map<string, { server: string; target: string }>();
+  /**
+   * Users this server handed over (a drain, a recovery, a commission: `deactivated`), by user: the
+   * binding they had here, for HANDED_OVER_KEEP_MS. Between the NOTIFY and the client's REGISTER at
+   * its next server, nobody holds a binding for the user; a call to it in that window is delivered
+   * over the connection it has not left yet instead of failing 480. Bounded.
+   */
+  private readonly handedOver = new Map<string, { binding: BindingView; untilMs: number }>();
   private readonly inviteTimeoutMs: number;
   private readonly nonInviteTimeoutMs: number;
   private readonly lingerMs: number;
@@ -235,6 +264,19 @@ export class Proxy {
 
   get pendingTransactions(): number {
     return this.byBranch.size;
+  }
+
+  /** The bindings a hand-over just ended here (registrar-service deactivate): see handedOver. */
+  noteHandedOver(bindings: readonly BindingView[]): void {
+    const untilMs = this.options.clock.nowMs() + HANDED_OVER_KEEP_MS;
+    for (const binding of bindings) {
+      this.handedOver.delete(binding.user);
+      if (this.handedOver.size >= limits.frontendDialogsMax) {
+        const oldest = this.handedOver.keys().next().value;
+        if (oldest !== undefined) this.handedOver.delete(oldest);
+      }
+      this.handedOver.set(binding.user, { binding, untilMs });
+    }
   }
 
   /** Remembers that `contact` is reached over `flow` (REGISTER, dialog-creating requests and answers). */
@@ -290,9 +332,9 @@ export class Proxy {
     let hop: Extract<NextHop, { kind: 'flow' }>;
     if (target.kind === 'flow') {
       const flow = target.flow;
-      hop = { kind: 'flow', flow: () => Promise.resolve(flow), uri: target.uri, toUa: target.toUa, what: target.toUa ? `flow ${flow.id}` : `${flow.remoteAddress}:${flow.remotePort}`, recordRoute: options.recordRoute, headers: options.headers };
+      hop = { kind: 'flow', flow: () => Promise.resolve(flow), uri: target.uri, toUa: target.toUa, what: target.toUa ? `flow ${flow.id}` : `${flow.remoteAddress}:${flow.remotePort}`, recordRoute: options.recordRoute, headers: options.headers, spiral: options.spiral, outward: options.outward };
     } else {
-      hop = this.serverHop({ pool: target.pool, targets: target.targets, index: 0, deadlineMs: this.options.clock.nowMs() + this.serverTriesTotalMs, outcomes: [], recordRoute: options.recordRoute, headers: options.headers, ...(target.connect ? { connect: target.connect } : {}) });
+      hop = this.serverHop({ pool: target.pool, targets: target.targets, index: 0, deadlineMs: this.options.clock.nowMs() + this.serverTriesTotalMs, outcomes: [], recordRoute: options.recordRoute, headers: options.headers, spiral: options.spiral, outward: options.outward, ...(target.connect ? { connect: target.connect } : {}) });
     }
     this.forward(inFlow, request, hop, serverKey, view, options.fromServer === true);
   }
@@ -518,6 +560,15 @@ export class Proxy {
       return { kind: 'flow', flow: () => this.options.links.flowTo(fqdn), toUa: false, what: fqdn };
     }
     if (!binding) {
+      // Handed over from here a moment ago: its client has not registered elsewhere yet, and still
+      // listens on its connection to us (handedOver).
+      const left = this.handedOver.get(user);
+      if (left !== undefined) {
+        const open = left.untilMs > this.options.clock.nowMs() ? this.options.transport.flow(left.binding.flowId) : undefined;
+        const uri = open && !open.closed ? parseContactUri(left.binding.contact) : null;
+        if (open && !open.closed && uri) return { kind: 'flow', flow: () => Promise.resolve(open), uri, toUa: true, what: left.binding.contact };
+        this.handedOver.delete(user);
+      }
       // The user may not be here yet: a hand-over moves users in rate-limited batches, and a blocked
       // server keeps its users until they leave, so for a while the server the sequence names is
       // not the one holding the binding. Ask the first other live, active server of the user's
@@ -700,7 +751,7 @@ export class Proxy {
     const target = servers.targets[servers.index]!;
     const connect = servers.connect;
     const flow = connect ? () => connect(target) : () => this.options.links.flowTo(target.server);
-    return { kind: 'flow', flow, toUa: false, what: target.server, servers, recordRoute: servers.recordRoute, headers: servers.headers };
+    return { kind: 'flow', flow, toUa: false, what: target.server, servers, recordRoute: servers.recordRoute, headers: servers.headers, spiral: servers.spiral, outward: servers.outward };
   }
 
   /**
@@ -722,7 +773,7 @@ export class Proxy {
     this.counters.interPoolFailovers++;
     // A new client transaction for the new server: a fresh branch (the old one's late answers are stray).
     if (this.byBranch.get(tx.branch) === tx) this.byBranch.delete(tx.branch);
-    tx.branch = `${BRANCH_PREFIX}${randomToken(this.options.random)}.${loopHash(tx.request)}`;
+    tx.branch = `${BRANCH_PREFIX}${randomToken(this.options.random)}.${loopHash(tx.request, servers.spiral)}`;
     this.byBranch.set(tx.branch, tx);
     tx.sent = null;
     tx.outFlow = null;
@@ -735,7 +786,7 @@ export class Proxy {
   private forward(inFlow: Flow, request: SipRequest, hop: Extract<NextHop, { kind: 'flow' }>, serverKey: string, view: PoolView, fromPeer: boolean): void {
     const dialogCreating = DIALOG_CREATING.has(request.method) && !rawHasToTag(request);
     const stateless = request.method === 'ACK';
-    const branch = `${BRANCH_PREFIX}${randomToken(this.options.random)}.${loopHash(request)}`;
+    const branch = `${BRANCH_PREFIX}${randomToken(this.options.random)}.${loopHash(request, hop.spiral)}`;
     let tx: ClientTransaction | null = null;
     if (!stateless) {
       tx = { branch, method: request.method, serverKey, inFlow, request, sent: null, outFlow: null, provisional: false, finalStatus: 0, cancelled: false, dialogCreating, timer: null };
@@ -803,7 +854,8 @@ export class Proxy {
 
   /** §16.6: the copy we send — new Request-URI when retargeted, our Via on top, Max-Forwards−1, Record-Route. */
   private outgoing(request: SipRequest, outFlow: Flow, branch: string, hop: Extract<NextHop, { kind: 'flow' }>, dialogCreating: boolean, inFlow: Flow, view: PoolView): SipRequest {
-    let headers: Header[] = [ownVia(view, outFlow, branch), ...(hop.headers ?? []), ...request.headers];
+    const kept = hop.outward ? request.headers.filter((header) => header.name.toLowerCase() !== RELAYED_FLOW_HEADER_LOWER) : request.headers;
+    let headers: Header[] = [ownVia(view, outFlow, branch), ...(hop.headers ?? []), ...kept];
     const hops = maxForwards(request);
     headers = withHeader(headers, 'Max-Forwards', String(hops === null ? 70 : hops - 1));
     if (dialogCreating) {
@@ -957,8 +1009,8 @@ function rawHasToTag(request: SipRequest): boolean {
  * our branch; the same request coming back with our Via holding the same hash is a loop (482), while
  * a spiral (a changed Request-URI or Route) hashes differently.
  */
-export function loopHash(request: SipRequest): string {
-  const parts = [formatUri(request.uri), from(request).tag ?? '', to(request).tag ?? '', callId(request), String(cseq(request).seq), ...headerValues(request, 'Route'), ...proxyRequire(request)];
+export function loopHash(request: SipRequest, spiral = ''): string {
+  const parts = [formatUri(request.uri), from(request).tag ?? '', to(request).tag ?? '', callId(request), String(cseq(request).seq), ...headerValues(request, 'Route'), ...proxyRequire(request), ...(spiral === '' ? [] : [spiral])];
   let hash = 0x811c9dc5;
   for (const part of parts) {
     for (let index = 0; index < part.length; index++) hash = Math.imul(hash ^ part.charCodeAt(index), 0x01000193);
@@ -995,6 +1047,11 @@ export function isLoop(request: SipRequest, view: PoolView): boolean {
   }
   return false;
 }
+
+const RELAYED_FLOW_HEADER_LOWER = RELAYED_FLOW_HEADER.toLowerCase();
+
+/** How long a user handed over from this server is still reached over its old connection (Proxy.handedOver). */
+const HANDED_OVER_KEEP_MS = 10_000;
 
 /** Of a user's bindings, the one to ring: highest q, then the latest registered (no forking yet). */
 function pickBinding(bindings: readonly BindingView[]): BindingView | undefined {

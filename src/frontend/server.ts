@@ -194,7 +194,11 @@ export class FrontEndServer {
       self: () => this.view.self.fqdn,
       sequencer: () => this.view.sequencer,
       movable,
-      deactivate: (user) => this.registrar.deactivate(user),
+      deactivate: (user) => {
+        const ended = this.registrar.deactivate(user);
+        this.proxy.noteHandedOver(ended);
+        return ended;
+      },
       busy: (user) => this.dialogs.inDialog(user),
       batchSize: this.view.topology.settings.rehome.batchSize,
       intervalMs: this.view.topology.settings.rehome.intervalMs,

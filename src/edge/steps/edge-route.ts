@@ -107,7 +107,9 @@ export class EdgeRouteStep implements Step {
     const headers: Header[] = [relayedFlowHeader({ token, source: sourceOf(flow) })];
     if (registering) headers.push({ name: 'Path', value: `<${own};ob>` });
     this.counters.relayed++;
-    this.options.proxy.forwardTo(flow, request, { kind: 'servers', pool: route.pool, targets: route.targets }, { recordRoute: `<${own}>`, headers });
+    // A call from a remote user to a federation partner comes back out through this pool's Edges after
+    // the Director authenticated it, perhaps through this very Edge, unchanged: a spiral, not a loop.
+    this.options.proxy.forwardTo(flow, request, { kind: 'servers', pool: route.pool, targets: route.targets }, { recordRoute: `<${own}>`, headers, spiral: 'from-outside' });
     return 'answered';
   }
 
@@ -125,7 +127,7 @@ export class EdgeRouteStep implements Step {
       return this.refuse(context, 430, 'Flow Failed');
     }
     this.counters.toRemote++;
-    this.options.proxy.forwardTo(flow, request, { kind: 'flow', flow: client, toUa: true }, { recordRoute: `<${this.ownUri(token)}>`, fromServer: true });
+    this.options.proxy.forwardTo(flow, request, { kind: 'flow', flow: client, toUa: true }, { recordRoute: `<${this.ownUri(token)}>`, fromServer: true, outward: true });
     return 'answered';
   }
 

@@ -95,13 +95,13 @@ export class FederationStep implements Step {
     const token = context.ownRouteUser;
     const partner = token !== null ? this.options.flows.flowOf(token) : undefined;
     if (partner && !partner.closed) {
-      this.options.proxy.forwardTo(flow, request, { kind: 'flow', flow: partner, toUa: false }, { fromServer: true });
+      this.options.proxy.forwardTo(flow, request, { kind: 'flow', flow: partner, toUa: false }, { fromServer: true, outward: true });
       return 'answered';
     }
     const host = next.host.startsWith('[') ? next.host.slice(1, -1) : next.host;
     const endpoint: PartnerEndpoint = { address: host, port: next.port ?? 5061, transport: 'tls', host };
     const label = `${host}:${endpoint.port}`;
-    this.options.proxy.forwardTo(flow, request, { kind: 'servers', pool: `the partner Access Edge ${label}`, targets: [{ server: label, address: host, tcpPort: endpoint.port, tlsPort: endpoint.port }], connect: () => this.options.connect(endpoint) }, { fromServer: true });
+    this.options.proxy.forwardTo(flow, request, { kind: 'servers', pool: `the partner Access Edge ${label}`, targets: [{ server: label, address: host, tcpPort: endpoint.port, tlsPort: endpoint.port }], connect: () => this.options.connect(endpoint) }, { fromServer: true, outward: true });
     return 'answered';
   }
 
@@ -211,7 +211,7 @@ export class FederationStep implements Step {
     // them only inside this dialog.
     const token = this.options.flows.dialogToken(callId(request), from(request).tag ?? '');
     const recordRoute = `<${this.options.externalUri(token)}>, <${this.options.ownUri(token)}>`;
-    this.options.proxy.forwardTo(flow, request, { kind: 'servers', pool: `the Access Edge of ${route.domain}`, targets, connect: (target) => this.options.connect(byLabel.get(target.server)!) }, { fromServer: true, recordRoute });
+    this.options.proxy.forwardTo(flow, request, { kind: 'servers', pool: `the Access Edge of ${route.domain}`, targets, connect: (target) => this.options.connect(byLabel.get(target.server)!) }, { fromServer: true, recordRoute, outward: true });
   }
 
   private refuseLater(flow: Flow, request: SipRequest, status: number, reason: string): void {

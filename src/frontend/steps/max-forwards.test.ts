@@ -43,6 +43,23 @@ test('max-forwards: our Via with the loop hash of this very request → 482, cou
   assert.equal(counters.loopsDetected, 1);
 });
 
+test('max-forwards: a hop marked as a spiral (an Edge relaying a remote user inside) comes back once unchanged and passes; round again, it is a loop', () => {
+  const sent = request('INVITE sip:carol@fabrikam.com SIP/2.0');
+  const callId = headerOf(sent, 'Call-ID');
+  const fromValue = headerOf(sent, 'From');
+  // The Edge (127.0.7.1) sent it inside with the spiral mark; the Director sends it back out unchanged.
+  const marked = `SIP/2.0/TLS 127.0.7.1:5061;branch=${BRANCH_PREFIX}a.${loopHash(sent, 'from-outside')}`;
+  const back = request('INVITE sip:carol@fabrikam.com SIP/2.0', [], { Via: `SIP/2.0/TLS 127.0.0.31:5061;branch=z9hG4bK-d1, ${marked}, SIP/2.0/TLS 127.0.1.5:40000;branch=z9hG4bK-c`, 'Call-ID': callId, From: fromValue });
+  const { step: maxForwards, counters } = step();
+  assert.equal(runStep(maxForwards, back).outcome, 'continue', 'the spiral passes');
+  // This time the Edge forwards it without the mark; should it come back yet again, that is a loop.
+  const unmarked = `SIP/2.0/TLS 127.0.7.1:5061;branch=${BRANCH_PREFIX}b.${loopHash(sent)}`;
+  const again = request('INVITE sip:carol@fabrikam.com SIP/2.0', [], { Via: `SIP/2.0/TLS 127.0.0.31:5061;branch=z9hG4bK-d2, ${unmarked}, SIP/2.0/TLS 127.0.0.31:5061;branch=z9hG4bK-d1, ${marked}, SIP/2.0/TLS 127.0.1.5:40000;branch=z9hG4bK-c`, 'Call-ID': callId, From: fromValue });
+  const ran = runStep(maxForwards, again);
+  assert.equal(ran.flow.responses()[0]?.status, 482);
+  assert.equal(counters.loopsDetected, 1);
+});
+
 function headerOf(message: ReturnType<typeof request>, name: string): string {
   return message.headers.find((header) => header.name === name)!.value;
 }
