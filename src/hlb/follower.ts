@@ -99,12 +99,15 @@ export class HlbFollower {
     const socketPathOf = (pool: Pool) => join(this.dir, `${pool.fqdn}.sock`);
     // Every configuration written and checked by HAProxy itself before any starts; the checks run
     // side by side (each is a process start that parses the file and its certificates).
-    await Promise.all(
+    const checked = await Promise.allSettled(
       pools.map(async (pool) => {
         await writeFile(configFileOf(pool), haproxyConfig(version.topology, pool.fqdn, { socketPath: socketPathOf(pool), caFile: this.caFile, topologyVersion: version.version }));
         await haproxyCheck(configFileOf(pool));
       }),
     );
+    // The first pool's failure in topology order, whichever check ended first: the same error every time.
+    const failed = checked.find((result) => result.status === 'rejected');
+    if (failed) throw failed.reason;
     const children: HlbChild[] = [];
     for (const pool of pools) {
       const configFile = configFileOf(pool);
