@@ -29,8 +29,6 @@ import { callAdmin } from '../src/admin/http-api.ts';
 import type { PoolStatus } from '../src/cli/commands/admin-client.ts';
 import { Simulator, type SimulationSummary } from '../src/client/simulate.ts';
 import { startEtcd, type EtcdServer } from '../test/helpers/etcd.ts';
-// mulberry32: the same seed gives the same faults, targets and gaps.
-import { seededRandom } from '../test/helpers/seeded-random.ts';
 import { startUp, type UpSystem } from '../test/helpers/up.ts';
 import { machineLine, writeSection } from './results.ts';
 
@@ -97,6 +95,18 @@ export interface ChaosResult {
   /** Call setups that failed with 482 Loop Detected (a request handed back to a server it came through): must be 0. */
   loopDetected: number;
   faults: FaultRecord[];
+}
+
+/** Mulberry32: a small seeded generator (the same seed gives the same faults, targets and gaps). */
+export function seeded(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
 
 /** Everything that must be undone whatever happens: DROP rules inserted, processes stopped. */
@@ -205,7 +215,7 @@ async function poolAnswer(socket: dgram.Socket, server: { address: string; port:
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const log = options.log ?? (() => {});
-  const random = seededRandom(options.seed);
+  const random = seeded(options.seed);
   const between = (lowMs: number, highMs: number) => Math.round(lowMs + random() * (highMs - lowMs));
   const { net } = options;
   const feAddress = (index: number) => `${net}.${11 + index}`;
@@ -229,7 +239,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       users: options.users,
       callsPerMinute: options.callsPerMinute,
       callHoldMs: 10_000,
-      random: seededRandom(options.seed + 1),
+      random: seeded(options.seed + 1),
       // A dead flow is noticed within ~20 s (the simulator's defaults: keep-alive 30 s, pong 10 s) — shorter here.
       userAgent: { keepAliveIntervalMs: 10_000, pongTimeoutMs: 5000 },
     });

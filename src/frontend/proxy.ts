@@ -298,8 +298,14 @@ export class Proxy {
   route(inFlow: Flow, request: SipRequest, context: { poppedOwnRoute: boolean; fromPeer: boolean }): void {
     const view = this.options.view();
     if (request.method === 'CANCEL') return this.cancel(inFlow, request);
-    const serverKey = this.newServerKey(inFlow, request);
-    if (serverKey === null) return;
+    const serverKey = serverKeyOf(inFlow, request);
+    if (request.method === 'ACK') {
+      // §17.1.1.3: the ACK of a non-2xx final answer we forwarded is hop-by-hop: it ends here.
+      const invite = this.byServerKey.get(serverKey);
+      if (invite && invite.finalStatus >= 300) return;
+    } else if (this.byServerKey.has(serverKey)) {
+      return; // a retransmission of a request in progress
+    }
     const hop = this.nextHop(inFlow, request, context, view);
     if (hop.kind === 'answer') {
       if (request.method !== 'ACK') this.answer(inFlow, request, hop.status, hop.reason);
@@ -310,30 +316,19 @@ export class Proxy {
   }
 
   /**
-   * The server transaction key of a request to forward, or null when it ends here: the ACK of a
-   * non-2xx final answer we forwarded is hop-by-hop (§17.1.1.3), and a retransmission of a request in
-   * progress is absorbed by its transaction.
-   */
-  private newServerKey(inFlow: Flow, request: SipRequest): string | null {
-    const serverKey = serverKeyOf(inFlow, request);
-    if (request.method === 'ACK') {
-      const invite = this.byServerKey.get(serverKey);
-      if (invite && invite.finalStatus >= 300) return null;
-    } else if (this.byServerKey.has(serverKey)) {
-      return null;
-    }
-    return serverKey;
-  }
-
-  /**
    * Sends a request to a target its caller chose (the Edge's route step), with the transactions,
    * CANCEL/ACK handling, failover between a pool's servers and Record-Route of `route`.
    */
   forwardTo(inFlow: Flow, request: SipRequest, target: ForwardTarget, options: ForwardOptions = {}): void {
     const view = this.options.view();
     if (request.method === 'CANCEL') return this.cancel(inFlow, request);
-    const serverKey = this.newServerKey(inFlow, request);
-    if (serverKey === null) return;
+    const serverKey = serverKeyOf(inFlow, request);
+    if (request.method === 'ACK') {
+      const invite = this.byServerKey.get(serverKey);
+      if (invite && invite.finalStatus >= 300) return;
+    } else if (this.byServerKey.has(serverKey)) {
+      return;
+    }
     let hop: Extract<NextHop, { kind: 'flow' }>;
     if (target.kind === 'flow') {
       const flow = target.flow;
