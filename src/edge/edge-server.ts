@@ -48,6 +48,8 @@ export class EdgeServer {
   private federation: FederationStep | null = null;
   /** Open connections to partners' Access Edges, by "address:port" (kept and reused, like server links). */
   private readonly partnerLinks = new Map<string, Promise<Flow>>();
+  /** The open partner connections, by flow: a closed one leaves partnerLinks. */
+  private readonly partnerLinkOf = new Map<Flow, { key: string; opening: Promise<Flow> }>();
   /** The federation port as bound (tests may ask for port 0). */
   private federationPortBound: number | undefined;
   private external: string[] = [];
@@ -97,6 +99,7 @@ export class EdgeServer {
             homes: services.homes,
             routable: services.routable,
             random,
+            clock,
             partners,
             identity,
             connect: (endpoint) => this.partnerFlow(endpoint),
@@ -125,7 +128,13 @@ export class EdgeServer {
         status: () => this.status(),
       },
     });
-    this.server.transport.on('flowClosed', (flow: Flow) => this.flows.closed(flow));
+    this.server.transport.on('flowClosed', (flow: Flow) => {
+      this.flows.closed(flow);
+      const link = this.partnerLinkOf.get(flow);
+      if (link === undefined) return;
+      this.partnerLinkOf.delete(flow);
+      this.forgetPartnerLink(link.key, link.opening);
+    });
   }
 
   get self(): string {
@@ -167,10 +176,19 @@ export class EdgeServer {
       });
     })();
     this.partnerLinks.set(key, opening);
-    opening.catch(() => {
-      if (this.partnerLinks.get(key) === opening) this.partnerLinks.delete(key);
-    });
+    // Forgotten when it fails or its connection closes: the next request opens a new one.
+    opening.then(
+      (flow) => {
+        if (flow.closed) this.forgetPartnerLink(key, opening);
+        else this.partnerLinkOf.set(flow, { key, opening });
+      },
+      () => this.forgetPartnerLink(key, opening),
+    );
     return opening;
+  }
+
+  private forgetPartnerLink(key: string, opening: Promise<Flow>): void {
+    if (this.partnerLinks.get(key) === opening) this.partnerLinks.delete(key);
   }
 
   /** The PEM texts of edge.federation.trustedCas that can be read now (one unreadable is logged and left out). */

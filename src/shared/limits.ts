@@ -107,6 +107,8 @@ export const limits = {
   frontendDialogsMax: 1_000_000,
   /** A dialog with no BYE for this long is forgotten (its client crashed). */
   frontendDialogAgeMsMax: 86_400_000, // 24 h
+  /** Addresses an Edge knows as partners' Access Edges (a dialog's route may lead to them): the oldest are forgotten first. */
+  edgePartnerAddressesMax: 10_000,
   /** RFC 3680 reg-event subscriptions one server holds; more are answered 503. */
   frontendRegSubscriptionsMax: 200_000,
   /** Longest reg-event subscription granted (a longer Expires is shortened). */

@@ -59,6 +59,7 @@ describe('the Edge federation step', () => {
   let verdicts: string[];
   let refusedFlows: Set<Flow>;
   const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+  let nowMs = 1_000_000;
 
   before(async () => {
     topology = await parseFile(new URL('../../../examples/contoso.yaml', import.meta.url).pathname);
@@ -84,6 +85,7 @@ describe('the Edge federation step', () => {
       homes: new UserHomes(),
       routable: () => true,
       random: fixedRandom,
+      clock: { nowMs: () => nowMs },
       partners,
       identity: { check: async (flow: Flow, domain: string) => (verdicts.push(domain), refusedFlows.has(flow) ? { ok: false, status: 403, reason: `Not ${domain}'s Access Edge: forged` } : { ok: true }) },
       connect: () => Promise.reject(new Error('not in this test')),
@@ -212,11 +214,22 @@ describe('the Edge federation step', () => {
     run(frontEnd, bye([`<sip:${token}@${INTERNAL}:5061;transport=tls;lr>`, `<sip:${token}@${EXTERNAL}:5061;transport=tls;lr>`, '<sip:127.0.18.51:5061;transport=tls;lr>']));
     assert.equal(forwarded.length, 1);
     assert.ok(forwarded[0]!.target.kind === 'flow' && forwarded[0]!.target.flow === partner.flow, 'on the connection the dialog came in on');
-    // A dialog we sent out (our dialog-token Record-Route): on our own connection to the partner's address.
+    // A dialog we sent out (our dialog-token Record-Route): on our own connection to the partner's address,
+    // an address known as a partner's Access Edge (here: the verified partner connection's source) …
     const dialog = flows.dialogToken('out@test', 'a');
-    run(frontEnd, bye([`<sip:${dialog}@${INTERNAL}:5061;transport=tls;lr>`, `<sip:${dialog}@${EXTERNAL}:5061;transport=tls;lr>`, '<sip:127.0.18.52:5061;transport=tls;lr>']));
+    run(frontEnd, bye([`<sip:${dialog}@${INTERNAL}:5061;transport=tls;lr>`, `<sip:${dialog}@${EXTERNAL}:5061;transport=tls;lr>`, '<sip:127.0.18.51:5061;transport=tls;lr>']));
     const out = forwarded[1]!.target;
-    assert.deepEqual(out.kind === 'servers' && out.targets.map((target) => target.server), ['127.0.18.52:5061']);
+    assert.deepEqual(out.kind === 'servers' && out.targets.map((target) => target.server), ['127.0.18.51:5061']);
+    // … never to an address a partner wrote into its Record-Route that is no partner's Access Edge (it
+    // could name any host inside), nor to a partner's address forgotten after a dialog's longest life.
+    const elsewhere = fakeFlow(INTERNAL, FRONT_END, ['fe1.contoso.com']);
+    run(elsewhere, bye([`<sip:${dialog}@${INTERNAL}:5061;transport=tls;lr>`, `<sip:${dialog}@${EXTERNAL}:5061;transport=tls;lr>`, '<sip:127.0.18.52:5061;transport=tls;lr>']));
+    assert.deepEqual([answer(elsewhere)?.status, answer(elsewhere)?.reason], [403, "The route leads to 127.0.18.52, which is not a partner's Access Edge"]);
+    nowMs += 86_400_001;
+    const later = fakeFlow(INTERNAL, FRONT_END, ['fe1.contoso.com']);
+    run(later, bye([`<sip:${dialog}@${INTERNAL}:5061;transport=tls;lr>`, `<sip:${dialog}@${EXTERNAL}:5061;transport=tls;lr>`, '<sip:127.0.18.51:5061;transport=tls;lr>']));
+    assert.equal(answer(later)?.status, 403);
+    assert.equal(forwarded.length, 2);
     // The partner's BYE back along our federation route, on its own connection: admitted and routed
     // inside, marked as a request from outside.
     const back = (token: string, dialogCallId: string, extra: Partial<Record<'From' | 'To', string>> = {}): SipRequest =>

@@ -19,7 +19,8 @@
 // partner: 403 with the reason; no Access Edge in DNS: 404; DNS failed: 503.
 //
 // Everything else (our own users' requests, requests in a dialog) is edge-route's.
-import type { Random } from '../../shared/clock.ts';
+import type { Clock, Random } from '../../shared/clock.ts';
+import { limits } from '../../shared/limits.ts';
 import { relayedFlowHeader } from '../../auth/relayed.ts';
 import { callId, from, parseNameAddr, to, topVia } from '../../sip/headers.ts';
 import type { Flow } from '../../sip/flow.ts';
@@ -44,6 +45,7 @@ export interface FederationStepOptions {
   homes: UserHomes;
   routable: Routable;
   random: Random;
+  clock: Pick<Clock, 'nowMs'>;
   partners: PartnerEdges;
   /** Is a connection from outside the claimed partner's Access Edge (its certificate)? */
   identity: Pick<PartnerIdentity, 'check'>;
@@ -71,6 +73,12 @@ export class FederationStep implements Step {
   readonly counters: FederationCounters = { inbound: 0, outbound: 0, refused: 0, notVerified: 0 };
   /** Outbound INVITEs waiting for their partner's DNS lookup (key: lookupKey), true once cancelled. */
   private readonly lookingUp = new Map<string, boolean>();
+  /**
+   * Addresses known as partners' Access Edges (a verified partner connection's source, what a partner's
+   * DNS named for a request we sent out) → when last seen. A dialog's route may lead only to one of them:
+   * its Record-Route entries were written by the partner, who must not make our Edge connect anywhere.
+   */
+  private readonly partnerAddresses = new Map<string, number>();
 
   constructor(private readonly options: FederationStepOptions) {}
 
@@ -85,7 +93,8 @@ export class FederationStep implements Step {
   /**
    * A request from inside along a dialog's route set whose next hop is a partner's Access Edge (an
    * address outside the topology, after our own two Record-Route entries): on the partner connection
-   * the dialog came in on (our token), else on our own connection to that address.
+   * the dialog came in on (our token), else on our own connection to that address — only when it is an
+   * address we know as a partner's Access Edge (403 otherwise).
    */
   private alongDialog(context: RequestContext): StepOutcome {
     const { flow, request } = context;
@@ -99,6 +108,7 @@ export class FederationStep implements Step {
       return 'answered';
     }
     const host = next.host.startsWith('[') ? next.host.slice(1, -1) : next.host;
+    if (!this.isPartnerAddress(host)) return this.refuse(context, 403, `The route leads to ${host}, which is not a partner's Access Edge`);
     const endpoint: PartnerEndpoint = { address: host, port: next.port ?? 5061, transport: 'tls', host };
     const label = `${host}:${endpoint.port}`;
     this.options.proxy.forwardTo(flow, request, { kind: 'servers', pool: `the partner Access Edge ${label}`, targets: [{ server: label, address: host, tcpPort: endpoint.port, tlsPort: endpoint.port }], connect: () => this.options.connect(endpoint) }, { fromServer: true, outward: true });
@@ -138,6 +148,7 @@ export class FederationStep implements Step {
     const route = relayTargets(view, this.options.homes, this.options.routable, who.user);
     if ('none' in route) return this.refuseLater(flow, request, request.method === 'INVITE' ? 480 : 503, `No internal server can be reached: ${route.reason}`);
     this.counters.inbound++;
+    this.rememberPartnerAddress(flow.remoteAddress);
     const token = this.options.flows.tokenOf(flow);
     // Two Record-Route entries (RFC 3261 §16.6 step 4, a proxy on two networks): the inside one toward
     // our user first, then the one the partner reaches us at; both carry the partner connection's token.
@@ -200,6 +211,7 @@ export class FederationStep implements Step {
       return;
     }
     this.counters.outbound++;
+    for (const endpoint of route.endpoints) this.rememberPartnerAddress(endpoint.address);
     const byLabel = new Map<string, PartnerEndpoint>();
     const targets: RouteTarget[] = route.endpoints.map((endpoint) => {
       const label = `${endpoint.host} ${endpoint.address.includes(':') ? `[${endpoint.address}]` : endpoint.address}:${endpoint.port}`;
@@ -212,6 +224,21 @@ export class FederationStep implements Step {
     const token = this.options.flows.dialogToken(callId(request), from(request).tag ?? '');
     const recordRoute = `<${this.options.externalUri(token)}>, <${this.options.ownUri(token)}>`;
     this.options.proxy.forwardTo(flow, request, { kind: 'servers', pool: `the Access Edge of ${route.domain}`, targets, connect: (target) => this.options.connect(byLabel.get(target.server)!) }, { fromServer: true, recordRoute, outward: true });
+  }
+
+  /** A partner's Access Edge address seen now (kept for as long as a dialog may last; the oldest go first past the cap). */
+  private rememberPartnerAddress(address: string): void {
+    this.partnerAddresses.delete(address);
+    this.partnerAddresses.set(address, this.options.clock.nowMs());
+    if (this.partnerAddresses.size > limits.edgePartnerAddressesMax) {
+      const oldest = this.partnerAddresses.keys().next().value;
+      if (oldest !== undefined) this.partnerAddresses.delete(oldest);
+    }
+  }
+
+  private isPartnerAddress(address: string): boolean {
+    const seenMs = this.partnerAddresses.get(address);
+    return seenMs !== undefined && this.options.clock.nowMs() - seenMs <= limits.frontendDialogAgeMsMax;
   }
 
   private refuseLater(flow: Flow, request: SipRequest, status: number, reason: string): void {
