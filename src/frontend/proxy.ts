@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { Flow } from '../sip/flow.ts';
 import { createResponse, headerValue, headerValues, type Header, type SipRequest, type SipResponse } from '../sip/message.ts';
 import { callId, cseq, from, maxForwards, parseNameAddr, proxyRequire, to, topVia } from '../sip/headers.ts';
-import { formatUri, isSipUri, isTelUri, parseUri, uriParam, type SipUri, type Uri } from '../sip/uri.ts';
+import { formatUri, isAddressHost, isSipUri, isTelUri, parseUri, uriParam, type SipUri, type Uri } from '../sip/uri.ts';
 import type { SipTransport } from '../sip/transport.ts';
 import type { Clock, Random, Timer } from '../shared/clock.ts';
 import { limits } from '../shared/limits.ts';
@@ -468,7 +468,7 @@ export class Proxy {
     if (who !== null && 'user' in who) return this.userHop(who.user, view, context.fromPeer, request);
     const known = this.flowForUri(target, context.poppedOwnRoute);
     if (known) return known;
-    if (who === null && !server && !rawHasToTag(request) && target.user !== null && !/^[0-9.]+$|^\[/.test(target.host)) return this.federationHop(request, view);
+    if (who === null && !server && !rawHasToTag(request) && target.user !== null && !isAddressHost(target.host)) return this.federationHop(request, view);
     return { kind: 'answer', status: 404, reason: 'No route to the target' };
   }
 
@@ -627,7 +627,7 @@ export class Proxy {
     const seen = this.contactFlows.get(formatUri(uri));
     const flow = seen === undefined ? undefined : this.options.transport.flow(seen);
     if (flow && !flow.closed) return { kind: 'flow', flow: () => Promise.resolve(flow), toUa: true, what: formatUri(uri) };
-    if (!mayConnect || !/^[0-9.]+$|^\[/.test(uri.host)) return null;
+    if (!mayConnect || !isAddressHost(uri.host)) return null;
     const transportParam = uriParam(uri.params, 'transport')?.value?.toLowerCase();
     const tls = uri.scheme === 'sips' || transportParam === 'tls';
     if (!tls && transportParam !== undefined && transportParam !== 'tcp') return null; // no UDP, as Lync

@@ -7,7 +7,7 @@ import { parseMessage } from './parse.ts';
 import { StreamFramer, type FrameEvent } from './framer.ts';
 import { createResponse, headerValue, headerValues, serializeMessage, type SipRequest } from './message.ts';
 import { cseq, to } from './headers.ts';
-import { formatUri, parseUri, uriEquals } from './uri.ts';
+import { formatUri, isAddressHost, isSipUri, parseUri, uriEquals } from './uri.ts';
 
 const OPTIONS = [
   'OPTIONS sip:fe1.contoso.com SIP/2.0',
@@ -40,6 +40,16 @@ describe('URI', () => {
       ['sip:a@[2001:db8:0::1]', 'sip:a@[2001:DB8::1]'],
     ];
     for (const [a = '', b = ''] of pairs) assert.ok(uriEquals(parseUri(a), parseUri(b)), `${a} == ${b}`);
+  });
+
+  test('a host is an address (dotted IPv4, bracketed IPv6) or a name', () => {
+    const hostOf = (text: string): string => {
+      const uri = parseUri(text);
+      assert.ok(isSipUri(uri));
+      return uri.host;
+    };
+    for (const text of ['sip:a@192.0.2.1', 'sip:192.0.2.1:5061;lr', 'sip:[2001:db8::1]:5061', 'sips:b@[::ffff:192.0.2.1]']) assert.ok(isAddressHost(hostOf(text)), text);
+    for (const text of ['sip:a@sip.fabrikam.com', 'sip:fe1.contoso.com:5061', 'sip:1a.example', 'sip:localhost']) assert.ok(!isAddressHost(hostOf(text)), text);
   });
 
   test('RFC 3261 §19.1.4 non-equivalent URIs compare different', () => {

@@ -76,6 +76,11 @@ export function isSipIpv6(text: string): boolean {
   return text.includes(':::') && isIPv6(text.replace(':::', '::'));
 }
 
+/** Is a parsed URI's host an address rather than a name (checkHost validated it): dotted IPv4, or a bracketed IPv6 reference? */
+export function isAddressHost(host: string): boolean {
+  return host.startsWith('[') || IPV4_LIKE_RE.test(host);
+}
+
 /** Validates a host (hostname, IPv4, or bracketed IPv6 reference); returns it unchanged. */
 export function checkHost(host: string): string {
   if (host.startsWith('[')) {

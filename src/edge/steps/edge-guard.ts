@@ -16,7 +16,7 @@ import type { Random } from '../../shared/clock.ts';
 import { RELAYED_FLOW_HEADER } from '../../auth/relayed.ts';
 import { callId, to } from '../../sip/headers.ts';
 import { headerValue } from '../../sip/message.ts';
-import { isSipUri } from '../../sip/uri.ts';
+import { isAddressHost, isSipUri } from '../../sip/uri.ts';
 import type { PoolView } from '../../frontend/pool-view.ts';
 import { reply, type RequestContext, type Step, type StepOutcome } from '../../frontend/steps/step.ts';
 import type { EdgeFlows } from '../edge-flows.ts';
@@ -75,7 +75,7 @@ export class EdgeGuardStep implements Step {
     // A new request (no To tag) goes to a user or a domain, never to a server's address (the Edge
     // itself excepted: an OPTIONS to the Access Edge is answered here).
     const uri = request.uri;
-    if (to(request).tag === null && !context.addressedToUs && isSipUri(uri) && (this.view().serverAt(uri.host) !== undefined || /^[0-9.]+$|^\[/.test(uri.host))) {
+    if (to(request).tag === null && !context.addressedToUs && isSipUri(uri) && (this.view().serverAt(uri.host) !== undefined || isAddressHost(uri.host))) {
       this.counters.toServerFromOutside++;
       return this.refuse(context, 'Servers are not reachable from outside');
     }

@@ -25,7 +25,7 @@ import { relayedFlowHeader } from '../../auth/relayed.ts';
 import { callId, from, parseNameAddr, to, topVia } from '../../sip/headers.ts';
 import type { Flow } from '../../sip/flow.ts';
 import { createResponse, headerValue, type SipRequest } from '../../sip/message.ts';
-import { isSipUri, type SipUri, type Uri } from '../../sip/uri.ts';
+import { isAddressHost, isSipUri, type SipUri, type Uri } from '../../sip/uri.ts';
 import type { Routable, RouteTarget } from '../../pool/routing.ts';
 import type { UserHomes } from '../../frontend/homes.ts';
 import type { PoolView } from '../../frontend/pool-view.ts';
@@ -100,7 +100,7 @@ export class FederationStep implements Step {
     const { flow, request } = context;
     const view = this.options.view();
     const next = nextRoute(request);
-    if (next === null || view.serverAt(next.host) !== undefined || !/^[0-9.]+$|^\[/.test(next.host)) return 'continue';
+    if (next === null || view.serverAt(next.host) !== undefined || !isAddressHost(next.host)) return 'continue';
     const token = context.ownRouteUser;
     const partner = token !== null ? this.options.flows.flowOf(token) : undefined;
     if (partner && !partner.closed) {
@@ -161,7 +161,7 @@ export class FederationStep implements Step {
     const { flow, request } = context;
     const view = this.options.view();
     const target: Uri = request.uri;
-    if (!isSipUri(target) || target.user === null || view.isSipDomain(target.host) || view.serverAt(target.host) !== undefined || /^[0-9.]+$|^\[/.test(target.host)) return 'continue';
+    if (!isSipUri(target) || target.user === null || view.isSipDomain(target.host) || view.serverAt(target.host) !== undefined || isAddressHost(target.host)) return 'continue';
     const decision = federationDecision(view.topology, target.host);
     if (decision.kind !== 'partner') return this.refuse(context, 403, decision.kind === 'refused' ? decision.reason : 'Not a partner');
     // The lookup is asynchronous (DNS, SRV then A: seconds when a server is slow); the request and its
