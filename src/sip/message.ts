@@ -195,7 +195,7 @@ export function serializeMessage(message: SipMessage): Buffer {
     lines.push(`SIP/2.0 ${message.status} ${message.reason}`);
   }
   for (const header of message.headers) {
-    if (header.name.toLowerCase() === 'content-length') continue;
+    if (header.name.length === 14 && header.name.toLowerCase() === 'content-length') continue;
     assertSafeText(header.name, 'header name');
     assertSafeText(header.value, `${header.name} value`);
     lines.push(`${header.name}: ${header.value}`);
@@ -246,7 +246,8 @@ export function responseFromHeaders(headers: readonly Header[], status: number, 
   const take = (name: string, all: boolean): void => {
     const lower = name.toLowerCase();
     for (const h of headers) {
-      if (h.name.toLowerCase() !== lower) continue;
+      // Parsed names are canonical: most compare equal or differ in length, without a lower-cased copy.
+      if (h.name !== name && (h.name.length !== name.length || h.name.toLowerCase() !== lower)) continue;
       if (lower === 'to' && status > 100 && options.toTag !== undefined && !rawHasTag(h.value)) {
         copied.push({ name: 'To', value: `${h.value};tag=${options.toTag}` });
       } else {
