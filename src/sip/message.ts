@@ -104,7 +104,8 @@ export function canonicalHeaderName(name: string): string {
   const known = CANONICAL_BY_SPELLING.get(name);
   if (known !== undefined) return known;
   const lower = name.toLowerCase();
-  const compact = COMPACT_HEADER_NAMES[lower];
+  // Own keys only: a header named `constructor` or `__proto__` must not find Object.prototype's.
+  const compact = Object.hasOwn(COMPACT_HEADER_NAMES, lower) ? COMPACT_HEADER_NAMES[lower] : undefined;
   if (compact) return compact;
   return CANONICAL_BY_LOWER.get(lower) ?? name;
 }

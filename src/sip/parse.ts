@@ -131,7 +131,9 @@ interface Checker {
 }
 
 // Headers interpreted strictly because a registrar or proxy acts on them; all others pass as text.
-const CHECKS: Record<string, Checker> = {
+// A Map, not an object: a header named `constructor`, `__proto__` or `toString` (a token, so a valid
+// name) must find no checker rather than Object.prototype's members.
+const CHECKS = new Map<string, Checker>(Object.entries({
   via: parseVia,
   from: parseFromTo,
   to: parseFromTo,
@@ -158,13 +160,13 @@ const CHECKS: Record<string, Checker> = {
     if (!/^[A-Za-z0-9\-.!%*_+`'~]+[ \t]*\/[ \t]*[A-Za-z0-9\-.!%*_+`'~]+([ \t]*;.*)?$/s.test(v)) throw new HeaderSyntaxError('bad media type');
   },
   date: checkDate,
-};
+} satisfies Record<string, Checker>));
 
 const MANDATORY = ['Via', 'From', 'To', 'Call-ID', 'CSeq'];
 const MANDATORY_LOWER = MANDATORY.map((name) => [name, name.toLowerCase()] as const);
 
 /** Lower-case forms of the names splitHead stores (canonical ones), without a new string per header. */
-const LOWER_NAMES = new Map([...Object.keys(CHECKS), ...SINGLE_VALUE_HEADERS, ...MANDATORY.map((name) => name.toLowerCase()), 'content-length', 'max-forwards', 'user-agent', 'expires', 'allow', 'supported', 'contact']
+const LOWER_NAMES = new Map([...CHECKS.keys(), ...SINGLE_VALUE_HEADERS, ...MANDATORY.map((name) => name.toLowerCase()), 'content-length', 'max-forwards', 'user-agent', 'expires', 'allow', 'supported', 'contact']
   .map((lower) => [canonicalHeaderName(lower), lower] as const));
 
 /**
@@ -208,7 +210,7 @@ export function interpretMessage(head: MessageHead, body: Buffer): SipMessage {
   for (const header of head.headers) {
     const lower = LOWER_NAMES.get(header.name) ?? header.name.toLowerCase();
     counts.set(lower, (counts.get(lower) ?? 0) + 1);
-    const check = CHECKS[lower];
+    const check = CHECKS.get(lower);
     if (!check) continue;
     try {
       check(header.value);
