@@ -114,6 +114,16 @@ export function isListHeader(name: string): boolean {
   return LIST_HEADERS_CANONICAL.has(canonicalHeaderName(name));
 }
 
+/** isListHeader of a name canonicalHeaderName already gave (one lookup less per header on the parse path). */
+export function isCanonicalListHeader(canonical: string): boolean {
+  return LIST_HEADERS_CANONICAL.has(canonical);
+}
+
+/** Is `name` spelled as a known header is usually written (canonical, lower case, compact in either case)? */
+export function isKnownSpelling(name: string): boolean {
+  return CANONICAL_BY_SPELLING.has(name);
+}
+
 /**
  * Does a stored header name (canonical when parsed, as written when built) match `canonical`
  * (a canonicalHeaderName result) case-insensitively? Lowercases only a name of the same length.

@@ -1,7 +1,7 @@
 // The SIP message parser (RFC 3261 §7, §20, §25): start line, header unfolding and splitting,
 // validation of the headers dnslb relies on, and Content-Length framing of a datagram-like buffer.
 import { limits } from '../shared/limits.ts';
-import { canonicalHeaderName, isListHeader, SINGLE_VALUE_HEADERS, type Header, type SipMessage } from './message.ts';
+import { canonicalHeaderName, isCanonicalListHeader, isKnownSpelling, SINGLE_VALUE_HEADERS, type Header, type SipMessage } from './message.ts';
 import { checkDate, HeaderSyntaxError, isToken, parseContact, parseCSeq, parseFromTo, parseNameAddr, parseTokenValue, parseVia } from './headers.ts';
 import { SipMessageError, type PartialMessage } from './problem.ts';
 import { forEachOutsideQuotesAndAngles } from './scan.ts';
@@ -39,6 +39,8 @@ export function trimWs(text: string): string {
 
 /** Splits a list header's value at commas outside quoted strings and <> (§7.3.1). */
 export function splitListValue(value: string): string[] {
+  // Most list values are one item (a Via, a Contact): no comma anywhere, nothing to split.
+  if (!value.includes(',')) return [trimWs(value)];
   const parts: string[] = [];
   let start = 0;
   forEachOutsideQuotesAndAngles(value, (i) => {
@@ -81,7 +83,8 @@ export function splitHead(text: string): MessageHead {
     const rawName = line.slice(0, colon);
     const beforeColon = rawName.charCodeAt(rawName.length - 1);
     const name = beforeColon === 0x20 || beforeColon === 0x09 ? rawName.replace(/[ \t]+$/, '') : rawName;
-    if (!isToken(name)) fail('Malformed header name');
+    // A name spelled as a known header's is a token: the test is for the others.
+    if (!isKnownSpelling(name) && !isToken(name)) fail('Malformed header name');
     raw.push({ name, value: trimWs(line.slice(colon + 1)) });
   }
   // Bare CR or LF inside a line is not LWS; neither may reach a value. Only a head with one outside
@@ -90,7 +93,7 @@ export function splitHead(text: string): MessageHead {
   for (const { name, value } of raw) {
     if (bareCrOrLf && /[\r\n]/.test(value)) fail(`Bare CR or LF in ${name}`);
     const canonical = canonicalHeaderName(name);
-    if (isListHeader(canonical) && value !== '') {
+    if (isCanonicalListHeader(canonical) && value !== '') {
       for (const part of splitListValue(value)) headers.push({ name: canonical, value: part });
     } else {
       headers.push({ name: canonical, value });
@@ -164,6 +167,7 @@ const CHECKS = new Map<string, Checker>(Object.entries({
 
 const MANDATORY = ['Via', 'From', 'To', 'Call-ID', 'CSeq'];
 const MANDATORY_LOWER = MANDATORY.map((name) => [name, name.toLowerCase()] as const);
+const COUNTED = new Set([...SINGLE_VALUE_HEADERS, ...MANDATORY_LOWER.map(([, lower]) => lower)]);
 
 /** Lower-case forms of the names splitHead stores (canonical ones), without a new string per header. */
 const LOWER_NAMES = new Map([...CHECKS.keys(), ...SINGLE_VALUE_HEADERS, ...MANDATORY.map((name) => name.toLowerCase()), 'content-length', 'max-forwards', 'user-agent', 'expires', 'allow', 'supported', 'contact']
@@ -206,10 +210,11 @@ export function interpretMessage(head: MessageHead, body: Buffer): SipMessage {
     status = { status: value, reason };
   }
 
+  // How many of each header that must be there or may be there once (the only counts read below).
   const counts = new Map<string, number>();
   for (const header of head.headers) {
     const lower = LOWER_NAMES.get(header.name) ?? header.name.toLowerCase();
-    counts.set(lower, (counts.get(lower) ?? 0) + 1);
+    if (COUNTED.has(lower)) counts.set(lower, (counts.get(lower) ?? 0) + 1);
     const check = CHECKS.get(lower);
     if (!check) continue;
     try {
