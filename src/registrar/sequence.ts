@@ -45,6 +45,22 @@ const USER_UNESCAPED = /^[A-Za-z0-9\-_.!~*'()&=+$,;?/]$/;
  * a sip/sips URI with a host is an operating error (`REGISTRAR_BAD_URI`): it comes from the wire.
  */
 export function canonicalUser(uri: string): string {
+  // A REGISTER asks for the same user's form three times (PoolView.userOf, the sequence, the
+  // location service): the last few answers are kept (a pure function of the text; errors are not kept).
+  for (let i = 0; i < RECENT_USERS; i++) if (recentUserKeys[i] === uri) return recentUserValues[i]!;
+  const user = canonicalUserOnce(uri);
+  recentUserKeys[recentUserNext] = uri;
+  recentUserValues[recentUserNext] = user;
+  recentUserNext = (recentUserNext + 1) % RECENT_USERS;
+  return user;
+}
+
+const RECENT_USERS = 4;
+const recentUserKeys: Array<string | undefined> = new Array<string | undefined>(RECENT_USERS).fill(undefined);
+const recentUserValues: Array<string | undefined> = new Array<string | undefined>(RECENT_USERS).fill(undefined);
+let recentUserNext = 0;
+
+function canonicalUserOnce(uri: string): string {
   let text = uri.trim();
   if (text.startsWith('<') && text.endsWith('>')) text = text.slice(1, -1).trim();
   const colon = text.indexOf(':');

@@ -51,9 +51,23 @@ export interface Contact extends NameAddr {
 }
 
 const TOKEN_CHARS = /^[A-Za-z0-9\-.!%*_+`'~]+$/;
-const TOKEN_CHAR = /[A-Za-z0-9\-.!%*_+`'~]/;
+
+/**
+ * An ASCII character class as a table indexed by char code (1: in the class), for Cursor.take: a
+ * regular expression tested on each one-character string was the parsers' hot spot. Every class
+ * given here is ASCII only, so a code ≥ 128 is never in it.
+ */
+function asciiClass(pattern: RegExp): Uint8Array {
+  const table = new Uint8Array(128);
+  for (let code = 0; code < 128; code++) if (pattern.test(String.fromCharCode(code))) table[code] = 1;
+  return table;
+}
+
+const TOKEN_CHAR = asciiClass(/[A-Za-z0-9\-.!%*_+`'~]/);
 // gen-value = token / host / quoted-string; ':' '[' ']' admit IPv6 hosts (RFC 5118 §4.5 received).
-const PARAM_VALUE_CHAR = /[A-Za-z0-9\-.!%*_+`'~:[\]]/;
+const PARAM_VALUE_CHAR = asciiClass(/[A-Za-z0-9\-.!%*_+`'~:[\]]/);
+const HOST_CHAR = asciiClass(/[A-Za-z0-9.-]/);
+const DIGIT = asciiClass(/[0-9]/);
 const UINT32_MAX = 4294967295;
 
 export function isToken(text: string): boolean {
@@ -74,9 +88,17 @@ class Cursor {
   skipWhitespace(): void {
     while (this.peek() === ' ' || this.peek() === '\t') this.position++;
   }
-  take(pattern: RegExp): string {
+  /** Reads while the characters are in `chars` (a RegExp tested on each, or an asciiClass table). */
+  take(chars: RegExp | Uint8Array): string {
     const start = this.position;
-    while (!this.done && pattern.test(this.peek())) this.position++;
+    if (chars instanceof Uint8Array) {
+      const text = this.text;
+      let position = start;
+      for (let code = text.charCodeAt(position); code < 128 && chars[code] === 1; code = text.charCodeAt(++position));
+      this.position = position;
+    } else {
+      while (!this.done && chars.test(this.peek())) this.position++;
+    }
     return this.text.slice(start, this.position);
   }
   /** Reads a quoted-string at the cursor (§25.1), returns it unescaped. */
@@ -256,7 +278,7 @@ function parseViaOnce(value: string): Via {
     cursor.take(/[^\]]/);
     cursor.position++;
   } else {
-    cursor.take(/[A-Za-z0-9.-]/);
+    cursor.take(HOST_CHAR);
   }
   const host = rest.slice(start, cursor.position);
   let port: number | null = null;
@@ -264,7 +286,7 @@ function parseViaOnce(value: string): Via {
   if (cursor.peek() === ':') {
     cursor.position++;
     cursor.skipWhitespace();
-    const digits = cursor.take(/[0-9]/);
+    const digits = cursor.take(DIGIT);
     if (digits === '' || digits.length > 5 || Number(digits) > 65535) throw new HeaderSyntaxError('bad Via port');
     port = Number(digits);
   }

@@ -256,6 +256,30 @@ describe('framer', () => {
     assert.deepEqual(events.map((e) => e.kind), ['invalid', 'message']);
   });
 
+  test('a header section at and just past the line limit: the same events in one chunk as a byte at a time', () => {
+    const kinds = (framer: StreamFramer, chunks: Buffer[]) => chunks.flatMap((chunk) => framer.push(chunk)).map((e) => (e.kind === 'fatal' || e.kind === 'invalid' ? `${e.kind}: ${e.error.reason}` : e.kind));
+    for (const extra of [-1, 0, 1, 2]) {
+      // One long header line: the whole head is lineBytesMax + extra bytes.
+      const lineBytesMax = 512;
+      const filler = lineBytesMax + extra - OPTIONS.length - 'X-Fill: \r\n'.length;
+      const head = Buffer.from(OPTIONS.replace('Content-Length: 0', `X-Fill: ${'a'.repeat(filler)}\r\nContent-Length: 0`));
+      assert.equal(head.length, lineBytesMax + extra);
+      const make = () => new StreamFramer({ role: 'server', lineBytesMax, headerSectionBytesMax: 1024 });
+      const whole = kinds(make(), [head]);
+      assert.deepEqual(whole, kinds(make(), [...head].map((byte) => Buffer.from([byte]))), `head of ${head.length} bytes`);
+      assert.deepEqual(whole, [filler + 'X-Fill: '.length > lineBytesMax ? 'fatal: Header line too long' : 'message']);
+    }
+  });
+
+  test('header names that are Object.prototype members are plain unknown headers (a `constructor` header once crashed the server)', () => {
+    for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf']) {
+      const message = parseMessage(Buffer.from(OPTIONS.replace('Content-Length: 0', `${name}: x\r\nContent-Length: 0`)), { stream: true });
+      assert.equal(headerValue(message, name), 'x');
+      const events = new StreamFramer({ role: 'server' }).push(Buffer.from(OPTIONS.replace('Content-Length: 0', `${name}: x\r\nContent-Length: 0`)));
+      assert.deepEqual(events.map((e) => e.kind), ['message']);
+    }
+  });
+
   test('a Content-Length above the body limit is refused before the body arrives', () => {
     const events = new StreamFramer({ role: 'server' }).push(Buffer.from(OPTIONS.replace('Content-Length: 0', 'Content-Length: 99999999')));
     assert.equal(events[0]?.kind, 'fatal');

@@ -104,13 +104,24 @@ export function canonicalHeaderName(name: string): string {
   const known = CANONICAL_BY_SPELLING.get(name);
   if (known !== undefined) return known;
   const lower = name.toLowerCase();
-  const compact = COMPACT_HEADER_NAMES[lower];
+  // Own keys only: a header named `constructor` or `__proto__` must not find Object.prototype's.
+  const compact = Object.hasOwn(COMPACT_HEADER_NAMES, lower) ? COMPACT_HEADER_NAMES[lower] : undefined;
   if (compact) return compact;
   return CANONICAL_BY_LOWER.get(lower) ?? name;
 }
 
 export function isListHeader(name: string): boolean {
   return LIST_HEADERS_CANONICAL.has(canonicalHeaderName(name));
+}
+
+/** isListHeader of a name canonicalHeaderName already gave (one lookup less per header on the parse path). */
+export function isCanonicalListHeader(canonical: string): boolean {
+  return LIST_HEADERS_CANONICAL.has(canonical);
+}
+
+/** Is `name` spelled as a known header is usually written (canonical, lower case, compact in either case)? */
+export function isKnownSpelling(name: string): boolean {
+  return CANONICAL_BY_SPELLING.has(name);
 }
 
 /**
@@ -195,7 +206,7 @@ export function serializeMessage(message: SipMessage): Buffer {
     lines.push(`SIP/2.0 ${message.status} ${message.reason}`);
   }
   for (const header of message.headers) {
-    if (header.name.toLowerCase() === 'content-length') continue;
+    if (header.name.length === 14 && header.name.toLowerCase() === 'content-length') continue;
     assertSafeText(header.name, 'header name');
     assertSafeText(header.value, `${header.name} value`);
     lines.push(`${header.name}: ${header.value}`);
@@ -246,7 +257,8 @@ export function responseFromHeaders(headers: readonly Header[], status: number, 
   const take = (name: string, all: boolean): void => {
     const lower = name.toLowerCase();
     for (const h of headers) {
-      if (h.name.toLowerCase() !== lower) continue;
+      // Parsed names are canonical: most compare equal or differ in length, without a lower-cased copy.
+      if (h.name !== name && (h.name.length !== name.length || h.name.toLowerCase() !== lower)) continue;
       if (lower === 'to' && status > 100 && options.toTag !== undefined && !rawHasTag(h.value)) {
         copied.push({ name: 'To', value: `${h.value};tag=${options.toTag}` });
       } else {

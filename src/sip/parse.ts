@@ -1,7 +1,7 @@
 // The SIP message parser (RFC 3261 §7, §20, §25): start line, header unfolding and splitting,
 // validation of the headers dnslb relies on, and Content-Length framing of a datagram-like buffer.
 import { limits } from '../shared/limits.ts';
-import { canonicalHeaderName, isListHeader, SINGLE_VALUE_HEADERS, type Header, type SipMessage } from './message.ts';
+import { canonicalHeaderName, isCanonicalListHeader, isKnownSpelling, SINGLE_VALUE_HEADERS, type Header, type SipMessage } from './message.ts';
 import { checkDate, HeaderSyntaxError, isToken, parseContact, parseCSeq, parseFromTo, parseNameAddr, parseTokenValue, parseVia } from './headers.ts';
 import { SipMessageError, type PartialMessage } from './problem.ts';
 import { forEachOutsideQuotesAndAngles } from './scan.ts';
@@ -24,6 +24,8 @@ export interface MessageHead {
 }
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
+/** A CR not followed by LF, or an LF not preceded by CR. */
+const BARE_CR_OR_LF = /\r(?!\n)|(?<!\r)\n/;
 
 /** Trims SP and HTAB only: String.trim would also eat U+FEFF and other Unicode spaces that are part of a value. */
 export function trimWs(text: string): string {
@@ -37,6 +39,8 @@ export function trimWs(text: string): string {
 
 /** Splits a list header's value at commas outside quoted strings and <> (§7.3.1). */
 export function splitListValue(value: string): string[] {
+  // Most list values are one item (a Via, a Contact): no comma anywhere, nothing to split.
+  if (!value.includes(',')) return [trimWs(value)];
   const parts: string[] = [];
   let start = 0;
   forEachOutsideQuotesAndAngles(value, (i) => {
@@ -79,14 +83,17 @@ export function splitHead(text: string): MessageHead {
     const rawName = line.slice(0, colon);
     const beforeColon = rawName.charCodeAt(rawName.length - 1);
     const name = beforeColon === 0x20 || beforeColon === 0x09 ? rawName.replace(/[ \t]+$/, '') : rawName;
-    if (!isToken(name)) fail('Malformed header name');
+    // A name spelled as a known header's is a token: the test is for the others.
+    if (!isKnownSpelling(name) && !isToken(name)) fail('Malformed header name');
     raw.push({ name, value: trimWs(line.slice(colon + 1)) });
   }
+  // Bare CR or LF inside a line is not LWS; neither may reach a value. Only a head with one outside
+  // the CRLF line ends can have such a value: the one test of the whole text spares one per value.
+  const bareCrOrLf = BARE_CR_OR_LF.test(text);
   for (const { name, value } of raw) {
-    // Bare CR or LF inside a line is not LWS; neither may reach a value.
-    if (/[\r\n]/.test(value)) fail(`Bare CR or LF in ${name}`);
+    if (bareCrOrLf && /[\r\n]/.test(value)) fail(`Bare CR or LF in ${name}`);
     const canonical = canonicalHeaderName(name);
-    if (isListHeader(canonical) && value !== '') {
+    if (isCanonicalListHeader(canonical) && value !== '') {
       for (const part of splitListValue(value)) headers.push({ name: canonical, value: part });
     } else {
       headers.push({ name: canonical, value });
@@ -127,7 +134,9 @@ interface Checker {
 }
 
 // Headers interpreted strictly because a registrar or proxy acts on them; all others pass as text.
-const CHECKS: Record<string, Checker> = {
+// A Map, not an object: a header named `constructor`, `__proto__` or `toString` (a token, so a valid
+// name) must find no checker rather than Object.prototype's members.
+const CHECKS = new Map<string, Checker>(Object.entries({
   via: parseVia,
   from: parseFromTo,
   to: parseFromTo,
@@ -154,12 +163,14 @@ const CHECKS: Record<string, Checker> = {
     if (!/^[A-Za-z0-9\-.!%*_+`'~]+[ \t]*\/[ \t]*[A-Za-z0-9\-.!%*_+`'~]+([ \t]*;.*)?$/s.test(v)) throw new HeaderSyntaxError('bad media type');
   },
   date: checkDate,
-};
+} satisfies Record<string, Checker>));
 
 const MANDATORY = ['Via', 'From', 'To', 'Call-ID', 'CSeq'];
+const MANDATORY_LOWER = MANDATORY.map((name) => [name, name.toLowerCase()] as const);
+const COUNTED = new Set([...SINGLE_VALUE_HEADERS, ...MANDATORY_LOWER.map(([, lower]) => lower)]);
 
 /** Lower-case forms of the names splitHead stores (canonical ones), without a new string per header. */
-const LOWER_NAMES = new Map([...Object.keys(CHECKS), ...SINGLE_VALUE_HEADERS, ...MANDATORY.map((name) => name.toLowerCase()), 'content-length', 'max-forwards', 'user-agent', 'expires', 'allow', 'supported', 'contact']
+const LOWER_NAMES = new Map([...CHECKS.keys(), ...SINGLE_VALUE_HEADERS, ...MANDATORY.map((name) => name.toLowerCase()), 'content-length', 'max-forwards', 'user-agent', 'expires', 'allow', 'supported', 'contact']
   .map((lower) => [canonicalHeaderName(lower), lower] as const));
 
 /**
@@ -199,11 +210,12 @@ export function interpretMessage(head: MessageHead, body: Buffer): SipMessage {
     status = { status: value, reason };
   }
 
+  // How many of each header that must be there or may be there once (the only counts read below).
   const counts = new Map<string, number>();
   for (const header of head.headers) {
     const lower = LOWER_NAMES.get(header.name) ?? header.name.toLowerCase();
-    counts.set(lower, (counts.get(lower) ?? 0) + 1);
-    const check = CHECKS[lower];
+    if (COUNTED.has(lower)) counts.set(lower, (counts.get(lower) ?? 0) + 1);
+    const check = CHECKS.get(lower);
     if (!check) continue;
     try {
       check(header.value);
@@ -215,8 +227,8 @@ export function interpretMessage(head: MessageHead, body: Buffer): SipMessage {
   for (const lower of SINGLE_VALUE_HEADERS) {
     if ((counts.get(lower) ?? 0) > 1) fail(`Multiple ${canonicalHeaderName(lower)} headers`);
   }
-  for (const name of MANDATORY) {
-    if (!counts.has(name.toLowerCase())) fail(`Missing ${name} header`);
+  for (const [name, lower] of MANDATORY_LOWER) {
+    if (!counts.has(lower)) fail(`Missing ${name} header`);
   }
   const cseqHeader = head.headers.find((h) => h.name === 'CSeq');
   const cseqMethod = cseqHeader ? parseCSeq(cseqHeader.value).method : '';

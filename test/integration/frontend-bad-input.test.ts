@@ -98,6 +98,17 @@ describe('dnslb server under bad input', () => {
     client.socket.destroy();
   });
 
+  test('regression: a header named `constructor` or `__proto__` (valid tokens) killed the server; they are unknown headers like any other', async () => {
+    const client = await open(pool.tcpPort, '127.0.6.112');
+    for (const [n, name] of ['constructor', '__proto__', 'toString'].entries()) {
+      client.socket.write(optionsRequest(1000 + n, 'sip:fe1.contoso.com', '127.0.6.112').replace('\r\nContent-Length:', `\r\n${name}: x\r\nContent-Length:`));
+      await waitUntil(`answer to the OPTIONS with a ${name} header`, () => client.received().includes(`bad-${1000 + n}@`), { timeoutMs: 10_000 });
+    }
+    assert.equal(client.received().match(/SIP\/2\.0 200 OK/g)?.length, 3);
+    client.socket.destroy();
+    await stillAnswers();
+  });
+
   test('a megabyte header line closes that connection only', async () => {
     await megabyteHeader(suite());
   });
