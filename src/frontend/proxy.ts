@@ -158,8 +158,9 @@ interface ClientTransaction {
    */
   endsDialog?: { callId: string; fromTag: string; toTag: string };
   /**
-   * The flows of user agents this request came from or went to (a client's flow, not a server's link):
-   * a dialog it sets up ends here when one of them closes (DialogCounter.flowClosed).
+   * The flows user agents opened to us that this request came from or went to (a client's own flow,
+   * kept alive by it; not a server's link, nor a connection we opened to a Contact, which may idle
+   * out during a long call): a dialog it sets up ends here when one of them closes (DialogCounter.flowClosed).
    */
   uaFlows: string[];
   /** Sent to a pool's servers in turn (a user homed on another pool). */
@@ -811,7 +812,7 @@ export class Proxy {
     const branch = `${BRANCH_PREFIX}${randomToken(this.options.random)}.${loopHash(request, hop.spiral)}`;
     let tx: ClientTransaction | null = null;
     if (!stateless) {
-      tx = { branch, method: request.method, serverKey, inFlow, request, sent: null, outFlow: null, provisional: false, finalStatus: 0, cancelled: false, dialogCreating, timer: null, uaFlows: fromClient ? [inFlow.id] : [] };
+      tx = { branch, method: request.method, serverKey, inFlow, request, sent: null, outFlow: null, provisional: false, finalStatus: 0, cancelled: false, dialogCreating, timer: null, uaFlows: fromClient && inFlow.direction === 'inbound' ? [inFlow.id] : [] };
       if (hop.servers) tx.servers = hop.servers;
       if (hop.gatewayOutcome && request.method === 'INVITE') tx.gatewayOutcome = hop.gatewayOutcome;
       if (request.method === 'BYE') {
@@ -847,7 +848,7 @@ export class Proxy {
         if (tx) {
           tx.sent = sent;
           tx.outFlow = outFlow;
-          if (hop.toUa && !tx.uaFlows.includes(outFlow.id)) tx.uaFlows.push(outFlow.id);
+          if (hop.toUa && outFlow.direction === 'inbound' && !tx.uaFlows.includes(outFlow.id)) tx.uaFlows.push(outFlow.id);
         }
         if (outFlow.send(sent)) {
           this.counters.requestsForwarded++;
