@@ -34,7 +34,7 @@ interface Report {
     signInFailureReasons: { modern: Record<string, number>; legacy: Record<string, number> };
     calls: { attempted: number; up: number; failed: number; inProgress: number };
   };
-  users: { aor: string; legacy: boolean; state: string; server: string | null; mode: string | null; failures: number; failovers: number; redirects: number; lastError: string | null }[];
+  users: { aor: string; legacy: boolean; state: string; server: string | null; mode: string | null; registrations: number; failures: number; failovers: number; redirects: number; lastError: string | null; recent: string[] }[];
 }
 
 describe('the whole system', () => {
@@ -308,11 +308,17 @@ describe('a server dies: modern clients fail over, legacy clients do not until h
     assert.ok(modern.every((user) => user.state === 'registered' && user.server !== `${NET2}.11:5060`), 'every modern user ends registered elsewhere');
     assert.ok(legacy.every((user) => user.state === 'registered' && user.server !== `${NET2}.11:5060`), 'with fe1 out of DNS, every legacy user signed in');
     // The report says what happened to the legacy users meanwhile: those that were on fe1 failed to
-    // sign in (refused at fe1), the others never had to sign in again.
-    for (const user of legacy) assert.equal(user.failures > 0, onFe1.has(user.aor), `${user.aor}: ${user.failures} failures`);
+    // sign in (refused at fe1, or — a sign-in in flight when fe1 died — the flow closed under it) and
+    // signed in again once fe1 left DNS; the others had no failure after their first sign-in (on a
+    // loaded machine that first sign-in may fail once before fe1 dies — a DNS question timing out — and
+    // be retried: registered once, failures 1; the users' `recent` steps say).
+    for (const user of legacy) {
+      if (onFe1.has(user.aor)) {
+        assert.ok(user.failures > 0 && user.registrations >= 2, `${user.aor} was on fe1: ${JSON.stringify(user)}`);
+        assert.match(user.lastError ?? '', /CLIENT_CONNECT|CLIENT_FLOW/, `${user.aor} was on fe1: ${JSON.stringify(user)}`);
+      } else assert.ok(user.failures === 0 || user.registrations === 1, `${user.aor} was not on fe1, yet failed to sign in after its first sign-in: ${JSON.stringify(user)}`);
+    }
     assert.ok(report.totals.signInFailures.legacy >= legacyOnFe1.length);
-    // Refused at fe1's address, or (a sign-in in flight when fe1 died) the flow closed under it.
-    assert.ok(Object.keys(report.totals.signInFailureReasons.legacy).every((reason) => /CLIENT_CONNECT|CLIENT_FLOW/.test(reason)), JSON.stringify(report.totals.signInFailureReasons.legacy));
     assert.ok((report.totals.signInFailureReasons.legacy['CLIENT_CONNECT (refused)'] ?? 0) > 0);
   });
 });
