@@ -137,7 +137,12 @@ export interface UserReport {
   failures: number;
   failovers: number;
   redirects: number;
+  /** `deactivated` NOTIFYs followed (hand-overs), and flows that died under the user. */
+  deactivations: number;
+  flowDeaths: number;
   lastError: string | null;
+  /** The user's last few steps (connects, REGISTER answers, NOTIFYs), "+ms step", oldest first. */
+  recent: string[];
 }
 
 export interface SimulationReport {
@@ -156,7 +161,12 @@ export interface SimulationReport {
 interface SimulatedUser {
   agent: UserAgent;
   legacy: boolean;
+  /** The agent's last trace lines (TRACE_KEPT), each with the milliseconds since the run started: where a user that did not arrive was. */
+  recent: string[];
 }
+
+/** Trace lines kept per user for the report. */
+const TRACE_KEPT = 8;
 
 /** The numbers `--pstn-numbers` accepts: + then digits and x (a random digit each). */
 export const PSTN_NUMBERS = /^\+[0-9x]{1,15}$/;
@@ -394,7 +404,7 @@ export class Simulator {
         transport: this.options.transport ?? 'tcp',
       },
       totals: { ...this.summary(), signInFailureReasons: { modern: { ...this.failureReasons.modern }, legacy: { ...this.failureReasons.legacy } } },
-      users: this.users.map(({ agent, legacy }) => ({
+      users: this.users.map(({ agent, legacy, recent }) => ({
         aor: agent.aor,
         legacy,
         state: agent.state,
@@ -405,7 +415,10 @@ export class Simulator {
         failures: agent.stats.failures,
         failovers: agent.stats.failovers,
         redirects: agent.stats.redirects,
+        deactivations: agent.stats.deactivations,
+        flowDeaths: agent.stats.flowDeaths,
         lastError: agent.stats.lastError,
+        recent: [...recent],
       })),
       peers: this.peerSummary(),
     };
@@ -447,7 +460,12 @@ export class Simulator {
       const reason = attempts ? `${error.code} (${[...new Set(attempts.map((attempt) => attempt.outcome))].join(', ')})` : error.code;
       this.failureReasons[kind][reason] = (this.failureReasons[kind][reason] ?? 0) + 1;
     });
-    return { agent, legacy };
+    const recent: string[] = [];
+    agent.on('trace', (line) => {
+      recent.push(`+${this.clock.nowMs() - this.startedAtMs} ${line}`);
+      if (recent.length > TRACE_KEPT) recent.shift();
+    });
+    return { agent, legacy, recent };
   }
 
   /** Calls arrive as a Poisson process (exponential gaps with the given mean). */

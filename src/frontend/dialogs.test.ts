@@ -1,4 +1,4 @@
-// DialogCounter on a FakeClock: counted once per dialog whichever side's tags, ended by BYE, bounded in age and count.
+// DialogCounter on a FakeClock: counted once per dialog whichever side's tags, ended by BYE or by the close of a user agent's flow in it, bounded in age and count.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeClock } from '../../test/helpers/fake-clock.ts';
@@ -57,4 +57,21 @@ test('holds: a dialog is held from its 2xx (either tag order) until its BYE or i
   assert.equal(dialogs.holds('c1', 'a', 'b'), false);
   clock.advance(1000);
   assert.equal(dialogs.holds('c2', 'x', 'y'), false, 'forgotten at its age limit');
+});
+
+test('a dialog ends when a flow of one of its user agents closes; its users are no longer busy; others stay', () => {
+  const dialogs = new DialogCounter({ clock: new FakeClock() });
+  dialogs.confirm('c1', 'a', 'b', ['sip:alice@contoso.com', 'sip:bob@contoso.com'], ['flow-alice', 'flow-bob']);
+  dialogs.confirm('c2', 'x', 'y', ['sip:alice@contoso.com', 'sip:carol@contoso.com'], ['flow-alice-2']);
+  dialogs.confirm('c3', 'p', 'q', ['sip:dave@contoso.com']);
+  assert.equal(dialogs.flowClosed('flow-link'), 0, 'a flow in no dialog');
+  assert.equal(dialogs.flowClosed('flow-bob'), 1);
+  assert.equal(dialogs.inDialog('sip:bob@contoso.com'), false);
+  assert.equal(dialogs.inDialog('sip:alice@contoso.com'), true, 'alice is still in c2');
+  assert.equal(dialogs.flowClosed('flow-alice'), 0, 'c1 is over already');
+  assert.equal(dialogs.end('c1', 'a', 'b'), false, 'a late BYE finds nothing to end');
+  assert.equal(dialogs.flowClosed('flow-alice-2'), 1);
+  assert.equal(dialogs.inDialog('sip:alice@contoso.com'), false);
+  assert.deepEqual(dialogs.stats(), { active: 1, startedTotal: 3, endedTotal: 2, forgottenTotal: 0 }, 'c3 (no flow of a user agent named) waits for its BYE');
+  assert.equal(dialogs.end('c3', 'q', 'p'), true);
 });

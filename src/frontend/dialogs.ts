@@ -20,10 +20,12 @@ export class DialogCounter {
   private readonly clock: Clock;
   private readonly maxAgeMs: number;
   private readonly dialogsMax: number;
-  /** key → start time and the users of the pool in it; Map order is start order, so the oldest is first. */
-  private readonly dialogs = new Map<string, { startedMs: number; users: readonly string[] }>();
+  /** key → start time, the users of the pool in it and its user agents' flows here; Map order is start order, so the oldest is first. */
+  private readonly dialogs = new Map<string, { startedMs: number; users: readonly string[]; flows: readonly string[] }>();
   /** user → dialogs it is in (a hand-over waits for a user's calls to end). */
   private readonly byUser = new Map<string, number>();
+  /** flow id → the dialogs with a user agent on that flow. */
+  private readonly byFlow = new Map<string, Set<string>>();
   private startedTotal = 0;
   private endedTotal = 0;
   private forgottenTotal = 0;
@@ -36,9 +38,11 @@ export class DialogCounter {
 
   /**
    * A 2xx answered a dialog-creating INVITE. Repeated 2xx (retransmissions) count once. `users` are
-   * the canonical users of our SIP domains in it (From and To), so that a hand-over can wait for them.
+   * the canonical users of our SIP domains in it (From and To), so that a hand-over can wait for them;
+   * `flows` the flows of its user agents here (a client's own connection, not a server's link): the
+   * dialog ends when one of them closes (flowClosed).
    */
-  confirm(callId: string, fromTag: string, toTag: string, users: readonly string[] = []): void {
+  confirm(callId: string, fromTag: string, toTag: string, users: readonly string[] = [], flows: readonly string[] = []): void {
     const key = dialogKey(callId, fromTag, toTag);
     if (this.dialogs.has(key)) return;
     this.forgetOld();
@@ -48,8 +52,14 @@ export class DialogCounter {
       this.forgottenTotal++;
     }
     const unique = [...new Set(users)];
-    this.dialogs.set(key, { startedMs: this.clock.nowMs(), users: unique });
+    const uniqueFlows = [...new Set(flows)];
+    this.dialogs.set(key, { startedMs: this.clock.nowMs(), users: unique, flows: uniqueFlows });
     for (const user of unique) this.byUser.set(user, (this.byUser.get(user) ?? 0) + 1);
+    for (const flow of uniqueFlows) {
+      const keys = this.byFlow.get(flow);
+      if (keys) keys.add(key);
+      else this.byFlow.set(flow, new Set([key]));
+    }
     this.startedTotal++;
   }
 
@@ -57,6 +67,22 @@ export class DialogCounter {
   end(callId: string, fromTag: string, toTag: string): boolean {
     const ended = this.remove(dialogKey(callId, fromTag, toTag));
     if (ended) this.endedTotal++;
+    return ended;
+  }
+
+  /**
+   * A user agent's flow closed: its dialogs end here. Through this server nothing reaches that party
+   * any more, and its BYE may never come (a client that crashed, or that reset its connection with
+   * the BYE unread): counted until the age limit, the dialog would keep a drain from ending and its
+   * users busy for every hand-over. Returns how many ended.
+   */
+  flowClosed(flowId: string): number {
+    const keys = this.byFlow.get(flowId);
+    if (!keys) return 0;
+    let ended = 0;
+    for (const key of [...keys]) if (this.remove(key)) ended++;
+    this.byFlow.delete(flowId);
+    this.endedTotal += ended;
     return ended;
   }
 
@@ -81,6 +107,11 @@ export class DialogCounter {
       if (left <= 0) this.byUser.delete(user);
       else this.byUser.set(user, left);
     }
+    for (const flow of dialog.flows) {
+      const keys = this.byFlow.get(flow);
+      keys?.delete(key);
+      if (keys?.size === 0) this.byFlow.delete(flow);
+    }
     return true;
   }
 
@@ -89,6 +120,7 @@ export class DialogCounter {
     const count = this.dialogs.size;
     this.dialogs.clear();
     this.byUser.clear();
+    this.byFlow.clear();
     this.endedTotal += count;
     return count;
   }

@@ -157,6 +157,12 @@ interface ClientTransaction {
    * move a caller off its flow while the 200 is on its way.
    */
   endsDialog?: { callId: string; fromTag: string; toTag: string };
+  /**
+   * The flows user agents opened to us that this request came from or went to (a client's own flow,
+   * kept alive by it; not a server's link, nor a connection we opened to a Contact, which may idle
+   * out during a long call): a dialog it sets up ends here when one of them closes (DialogCounter.flowClosed).
+   */
+  uaFlows: string[];
   /** Sent to a pool's servers in turn (a user homed on another pool). */
   servers?: ServerTries;
   /** The current try's timer (ServerTries): no answer at all by then, the next server. */
@@ -295,7 +301,7 @@ export class Proxy {
    * Max-Forwards, loops, Proxy-Require, drain). `poppedOwnRoute` says a Route naming us was removed
    * (the request follows our Record-Route); `fromPeer` that it came over a pool server's link.
    */
-  route(inFlow: Flow, request: SipRequest, context: { poppedOwnRoute: boolean; fromPeer: boolean }): void {
+  route(inFlow: Flow, request: SipRequest, context: { poppedOwnRoute: boolean; fromPeer: boolean; fromServer?: boolean }): void {
     const view = this.options.view();
     if (request.method === 'CANCEL') return this.cancel(inFlow, request);
     const serverKey = serverKeyOf(inFlow, request);
@@ -309,10 +315,12 @@ export class Proxy {
     const hop = this.nextHop(inFlow, request, context, view);
     if (hop.kind === 'answer') {
       if (request.method !== 'ACK') this.answer(inFlow, request, hop.status, hop.reason);
+      // §15.1.1: the dialog is over whatever the BYE's answer, ours too (no other BYE of it will come here).
+      if (request.method === 'BYE') this.endDialogOf(request);
       return;
     }
     // Retargeted (§16.5): the new Request-URI stays with the request through every server tried.
-    this.forward(inFlow, hop.retarget ? { ...request, uri: hop.retarget } : request, hop, serverKey, view, context.fromPeer);
+    this.forward(inFlow, hop.retarget ? { ...request, uri: hop.retarget } : request, hop, serverKey, view, context.fromPeer, !context.fromPeer && context.fromServer !== true);
   }
 
   /**
@@ -336,7 +344,16 @@ export class Proxy {
     } else {
       hop = this.serverHop({ pool: target.pool, targets: target.targets, index: 0, deadlineMs: this.options.clock.nowMs() + this.serverTriesTotalMs, outcomes: [], recordRoute: options.recordRoute, headers: options.headers, spiral: options.spiral, outward: options.outward, ...(target.connect ? { connect: target.connect } : {}) });
     }
-    this.forward(inFlow, request, hop, serverKey, view, options.fromServer === true);
+    this.forward(inFlow, request, hop, serverKey, view, options.fromServer === true, false);
+  }
+
+  /** The dialog of an in-dialog request (a BYE) ends here. */
+  private endDialogOf(request: SipRequest): void {
+    const fromTag = from(request).tag;
+    const toTag = to(request).tag;
+    if (!fromTag || !toTag) return;
+    this.options.dialogs.end(callId(request), fromTag, toTag);
+    this.dialogHops.delete(dialogKey(callId(request), fromTag, toTag));
   }
 
   /** A response on any flow: ours to pass upstream, or stray. */
@@ -388,7 +405,7 @@ export class Proxy {
       else if (tx.dialogCreating) {
         const fromTag = from(response).tag;
         const toTag = to(response).tag;
-        if (fromTag && toTag) this.options.dialogs.confirm(callId(response), fromTag, toTag, this.usersOf(response));
+        if (fromTag && toTag) this.options.dialogs.confirm(callId(response), fromTag, toTag, this.usersOf(response), tx.uaFlows);
         // Servers of the topology only: a federation partner's Access Edge (servers.connect) is no peer link.
         if (fromTag && toTag && tx.servers && !tx.servers.connect) this.rememberDialogHop(response, fromTag, toTag, tx.servers.targets[tx.servers.index]!.server);
         this.remember(response, tx);
@@ -400,8 +417,13 @@ export class Proxy {
     this.passUp(tx, response);
   }
 
-  /** A flow closed: transactions waiting on it get an answer; INVITEs from it are cancelled. */
+  /**
+   * A flow closed: transactions waiting on it get an answer; INVITEs from it are cancelled; dialogs
+   * with a user agent on it end here (nothing reaches that party through this server any more, and no
+   * BYE may ever come: a client that crashed, or reset its connection with the BYE still unread).
+   */
   flowClosed(flow: Flow): void {
+    this.options.dialogs.flowClosed(flow.id);
     if (this.byBranch.size === 0) return;
     for (const tx of [...this.byBranch.values()]) {
       if (tx.finalStatus !== 0) continue;
@@ -783,13 +805,14 @@ export class Proxy {
 
   // --- forwarding ------------------------------------------------------------------------------
 
-  private forward(inFlow: Flow, request: SipRequest, hop: Extract<NextHop, { kind: 'flow' }>, serverKey: string, view: PoolView, fromPeer: boolean): void {
+  /** `fromClient`: `inFlow` is a user agent's own flow (not a server's link, nor an Edge relaying remote users). */
+  private forward(inFlow: Flow, request: SipRequest, hop: Extract<NextHop, { kind: 'flow' }>, serverKey: string, view: PoolView, fromPeer: boolean, fromClient: boolean): void {
     const dialogCreating = DIALOG_CREATING.has(request.method) && !rawHasToTag(request);
     const stateless = request.method === 'ACK';
     const branch = `${BRANCH_PREFIX}${randomToken(this.options.random)}.${loopHash(request, hop.spiral)}`;
     let tx: ClientTransaction | null = null;
     if (!stateless) {
-      tx = { branch, method: request.method, serverKey, inFlow, request, sent: null, outFlow: null, provisional: false, finalStatus: 0, cancelled: false, dialogCreating, timer: null };
+      tx = { branch, method: request.method, serverKey, inFlow, request, sent: null, outFlow: null, provisional: false, finalStatus: 0, cancelled: false, dialogCreating, timer: null, uaFlows: fromClient && inFlow.direction === 'inbound' ? [inFlow.id] : [] };
       if (hop.servers) tx.servers = hop.servers;
       if (hop.gatewayOutcome && request.method === 'INVITE') tx.gatewayOutcome = hop.gatewayOutcome;
       if (request.method === 'BYE') {
@@ -825,6 +848,7 @@ export class Proxy {
         if (tx) {
           tx.sent = sent;
           tx.outFlow = outFlow;
+          if (hop.toUa && outFlow.direction === 'inbound' && !tx.uaFlows.includes(outFlow.id)) tx.uaFlows.push(outFlow.id);
         }
         if (outFlow.send(sent)) {
           this.counters.requestsForwarded++;

@@ -284,6 +284,90 @@ describe('Front End servers in process: fe1 and fe2 up, fe3 never started', () =
     assert.equal(fe1.status().dialogs.active, 0);
   });
 
+  // Found by test/integration/e2e.test.ts's commission (fe4 got 49 of its 50 users, now and then): a
+  // call was up when an earlier test's simulator stopped, and no BYE of it reached a server (the
+  // client reset its connection with the BYE still unread there). The server counted the dialog until
+  // its 24 h age limit: its users stayed busy, and every hand-over deferred them behind each batch
+  // for ever (a drain never ended either).
+  test('a dialog ends at a server when a user agent\'s flow in it closes: no BYE needed, its users are no longer busy', async () => {
+    const calleeUser = userHomedAt('fe2.contoso.com', 'gonecallee');
+    const callerUser = userHomedAt('fe1.contoso.com', 'gonecaller');
+    const callee = await open(1);
+    const reg = registerLines(calleeUser, callee);
+    callee.send(reg.lines);
+    await callee.response(reg.callId, 200);
+    const caller = await open(0);
+    const invite = inviteLines(callerUser, calleeUser, caller);
+    caller.send(invite.lines);
+    const incoming = await callee.request('INVITE', invite.callId);
+    callee.send([
+      'SIP/2.0 200 OK',
+      ...headerValues(incoming, 'Via').map((via) => `Via: ${via}`),
+      `From: ${headerValue(incoming, 'From')}`,
+      `To: ${headerValue(incoming, 'To')};tag=gonecallee`,
+      `Call-ID: ${invite.callId}`,
+      `CSeq: ${headerValue(incoming, 'CSeq')}`,
+      `Contact: <sip:callee@${CLIENT}:${callee.localPort};transport=tcp>`,
+      ...headerValues(incoming, 'Record-Route').map((route) => `Record-Route: ${route}`),
+    ]);
+    await caller.response(invite.callId, 200, 'INVITE');
+    const [fe1, fe2] = [servers[0]!, servers[1]!];
+    await waitUntil('the call is up at both servers', () => fe1.status().dialogs.active === 1 && fe2.status().dialogs.active === 1);
+    // The callee's client is gone without a word (a reset connection): fe2 reached it only over that flow.
+    callee.close();
+    await waitUntil('the dialog ended at fe2', () => fe2.status().dialogs.active === 0);
+    assert.equal(fe1.status().dialogs.active, 1, 'fe1 reaches the callee through fe2, and the caller is still there');
+    // The caller's flow, fe1's only way to it, closes too.
+    caller.close();
+    await waitUntil('the dialog ended at fe1', () => fe1.status().dialogs.active === 0);
+    assert.equal(fe1.status().dialogs.startedTotal, fe1.status().dialogs.endedTotal);
+  });
+
+  test('a BYE a server answers itself (480: the callee is registered nowhere) ends the dialog there too', async () => {
+    const calleeUser = userHomedAt('fe2.contoso.com', 'leftcallee');
+    const callerUser = userHomedAt('fe1.contoso.com', 'leftcaller');
+    const callee = await open(1);
+    const reg = registerLines(calleeUser, callee);
+    callee.send(reg.lines);
+    await callee.response(reg.callId, 200);
+    const caller = await open(0);
+    const invite = inviteLines(callerUser, calleeUser, caller);
+    caller.send(invite.lines);
+    const incoming = await callee.request('INVITE', invite.callId);
+    const recordRoutes = headerValues(incoming, 'Record-Route');
+    callee.send([
+      'SIP/2.0 200 OK',
+      ...headerValues(incoming, 'Via').map((via) => `Via: ${via}`),
+      `From: ${headerValue(incoming, 'From')}`,
+      `To: ${headerValue(incoming, 'To')};tag=leftcallee`,
+      `Call-ID: ${invite.callId}`,
+      `CSeq: ${headerValue(incoming, 'CSeq')}`,
+      `Contact: <sip:callee@${CLIENT}:${callee.localPort};transport=tcp>`,
+      ...recordRoutes.map((route) => `Record-Route: ${route}`),
+    ]);
+    await caller.response(invite.callId, 200, 'INVITE');
+    const [fe1, fe2] = [servers[0]!, servers[1]!];
+    await waitUntil('the call is up at both servers', () => fe1.status().dialogs.active === 1 && fe2.status().dialogs.active === 1);
+    // The callee unregisters (its connection stays open); the caller's BYE names the callee's AOR.
+    const unregister = registerLines(calleeUser, callee);
+    callee.send(unregister.lines.map((line) => (line === 'Expires: 600' ? 'Expires: 0' : line)));
+    await callee.response(unregister.callId, 200);
+    caller.send([
+      `BYE ${calleeUser} SIP/2.0`,
+      `Via: SIP/2.0/TCP ${CLIENT}:${caller.localPort};branch=z9hG4bK-leftbye${counter}`,
+      'Max-Forwards: 70',
+      ...[...recordRoutes].reverse().map((route) => `Route: ${route}`),
+      `From: <${callerUser}>;tag=caller${invite.callId.replace(/\D/g, '')}`,
+      `To: <${calleeUser}>;tag=leftcallee`,
+      `Call-ID: ${invite.callId}`,
+      'CSeq: 2 BYE',
+    ]);
+    const answer = await caller.response(invite.callId, undefined, 'BYE');
+    assert.equal(answer.status, 480, answer.reason);
+    assert.equal(fe1.status().dialogs.active, 0, 'fe1 forwarded the BYE and passed its answer back');
+    assert.equal(fe2.status().dialogs.active, 0, 'fe2 answered the BYE itself');
+  });
+
   test('reg event: a user subscribes to its own registration, gets full state, then the deactivated hand-over', async () => {
     const user = userHomedAt('fe1.contoso.com', 'watcher');
     const client = await open(0);
