@@ -92,6 +92,7 @@ export function registerFrontendMetrics(registry: Registry, server: { status(): 
   counter('dnslb_frontend_handover_batches_total', 'Hand-over batches released (at most one per settings.rehome.intervalMs).', (s) => s.resilience.handover.batchesTotal);
   counter('dnslb_frontend_handover_skipped_total', 'Users queued for hand-over but skipped at release (home here again, no binding left, nowhere to go).', (s) => s.resilience.handover.skippedTotal);
   counter('dnslb_frontend_handover_deferred_total', 'Hand-overs put back in the queue because the user was in a call through this server.', (s) => s.resilience.handover.deferredTotal);
+  counter('dnslb_frontend_handover_busy_wait_ended_total', 'Users handed over while still counted in a call, after waiting an hour for it to end (a call whose end never passed this server).', (s) => s.resilience.handover.busyWaitEndedTotal);
   gauge('dnslb_frontend_handover_queued', 'Users waiting in the hand-over queue now.', (s) => s.resilience.handover.run.remaining);
   counter('dnslb_frontend_drain_redirects_total', 'Out-of-dialog requests answered 302 (or 503) because this server was draining.', (s) => s.resilience.drainRedirects);
 

@@ -4,6 +4,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
+import { limits } from '../shared/limits.ts';
 import { FakeClock } from '../../test/helpers/fake-clock.ts';
 import { LocationService } from '../registrar/location.ts';
 import { homeOf, planMoves, Sequencer } from '../registrar/sequence.ts';
@@ -150,6 +151,24 @@ describe('Handover', () => {
     clock.advance(1000);
     assert.equal(deactivated.at(-1)!.user, caller, 'handed over once its call ended');
     assert.equal(handover.status().handedOverTotal.recovery, orphans.length);
+  });
+
+  test('a user counted in a call for longer than limits.rehomeBusyWaitMs is handed over anyway (a call whose end never passed here)', () => {
+    const movable = new Set(['fe2.contoso.com', 'fe3.contoso.com']);
+    const { clock, handover, deactivated, register, location } = setUp('fe2.contoso.com', POOL, movable, { batchSize: 8, intervalMs: 1000 }, () => true);
+    const orphan = users(300).find((user) => homeOf(user, POOL, new Set(POOL))!.server === 'fe1.contoso.com' && homeOf(user, POOL, movable)!.server === 'fe2.contoso.com')!;
+    register(orphan, 'backup');
+    movable.add('fe1.contoso.com');
+    handover.reconcile('recovery');
+    // Its client refreshes the registration meanwhile (each half hour, before it expires).
+    for (let cseq = 2; cseq <= 3; cseq++) {
+      clock.advance(limits.rehomeBusyWaitMs / 2 - 1000);
+      location.register({ aor: orphan, callId: `c-${orphan}`, cseq, contacts: [{ uri: orphan.replace('@contoso.com', '@10.0.0.9') }], flowId: `f-${orphan}` }, 'backup');
+    }
+    assert.equal(deactivated.length, 0, 'it waits while the call may still be up');
+    clock.advance(2000);
+    assert.deepEqual(deactivated.map((d) => d.user), [orphan]);
+    assert.equal(handover.status().busyWaitEndedTotal, 1);
   });
 
   test('drain alone: the pool\'s whole rate in all, never more than the share to any one home per interval', () => {

@@ -5,6 +5,7 @@
 // way through a queue of their own, whose share counts every server of this pool as a sender.
 import type { Logger } from 'pino';
 import type { Clock } from '../shared/clock.ts';
+import { limits } from '../shared/limits.ts';
 import type { LocationService } from '../registrar/location.ts';
 import { RehomeQueue, type RehomeItem, type RehomeProgress, type RehomeReason } from '../registrar/rehome.ts';
 import { homeInSequence, type Availability, type Sequencer } from '../registrar/sequence.ts';
@@ -83,6 +84,8 @@ export interface HandoverStatus {
   skippedTotal: number;
   /** Releases put back in the queue because the user was in a call. */
   deferredTotal: number;
+  /** Users handed over although still counted in a call, after waiting limits.rehomeBusyWaitMs. */
+  busyWaitEndedTotal: number;
   /** Batches released since start (`batches` keeps only the newest). */
   batchesTotal: number;
   /** Users queued by the last reconcile, and why. */
@@ -117,7 +120,8 @@ export interface HandoverOptions {
   deactivate: (user: string) => void;
   /**
    * Is the user in a call through this server? Then it waits: a client that re-registers elsewhere
-   * leaves its flow here, and the call with it. It is queued again behind the others.
+   * leaves its flow here, and the call with it. It is queued again behind the others, for at most
+   * limits.rehomeBusyWaitMs (then it is handed over: the call may be one whose end never passed here).
    */
   busy?: (user: string) => boolean;
   /** The pool's `settings.rehome`; this server releases its share (rehomeShare). */
@@ -137,6 +141,7 @@ export class Handover {
   private moveShare: { batchSize: number; intervalMs: number };
   private skippedTotal = 0;
   private deferredTotal = 0;
+  private busyWaitEndedTotal = 0;
   private batchesTotal = 0;
   private lastReconcile: HandoverStatus['lastReconcile'] = null;
   private readonly batches: HandoverBatch[] = [];
@@ -237,6 +242,7 @@ export class Handover {
       handedOverTotal: { ...this.handedOverTotal },
       skippedTotal: this.skippedTotal,
       deferredTotal: this.deferredTotal,
+      busyWaitEndedTotal: this.busyWaitEndedTotal,
       batchesTotal: this.batchesTotal,
       lastReconcile: this.lastReconcile,
       batches: [...this.batches],
@@ -260,8 +266,8 @@ export class Handover {
         skipped++;
         continue;
       }
-      if (this.options.busy?.(item.user)) {
-        deferred.push(item);
+      if (this.waitsForCall(item, atMs)) {
+        deferred.push({ ...item, busySinceMs: item.busySinceMs ?? atMs });
         continue;
       }
       this.options.deactivate(item.user);
@@ -270,6 +276,14 @@ export class Handover {
     }
     this.record({ atMs, released: items.length, handedOver, skipped, deferred: deferred.length });
     if (deferred.length > 0) this.moveQueue.enqueue(deferred);
+  }
+
+  /** Is the user in a call, and has it waited less than limits.rehomeBusyWaitMs for it to end? */
+  private waitsForCall(item: RehomeItem, atMs: number): boolean {
+    if (!(this.options.busy?.(item.user) ?? false)) return false;
+    if (item.busySinceMs === undefined || atMs - item.busySinceMs < limits.rehomeBusyWaitMs) return true;
+    this.busyWaitEndedTotal++;
+    return false;
   }
 
   private record(batch: HandoverBatch): void {
@@ -294,8 +308,8 @@ export class Handover {
         skipped++;
         continue;
       }
-      if (this.options.busy?.(user)) {
-        deferred.push(item);
+      if (this.waitsForCall(item, atMs)) {
+        deferred.push({ ...item, busySinceMs: item.busySinceMs ?? atMs });
         continue;
       }
       this.options.deactivate(user);

@@ -17,6 +17,8 @@ export interface RehomeItem {
   reason: RehomeReason;
   /** Its new home when known (for the log and the dashboard); the client finds it by redirect anyway. */
   to?: string | null;
+  /** When a release first found the user in a call and put it back (frontend/handover.ts). */
+  busySinceMs?: number;
 }
 
 export interface RehomeProgress {

@@ -26,6 +26,11 @@ export const limits = {
   reginfoBytesMax: 256 * 1024, // 256 KiB
   /** Ceiling of `rehome.batchSize` (the topology schema allows the same). */
   rehomeBatchSizeMax: 100_000,
+  /**
+   * A user in a call waits this long at most before a hand-over moves it anyway: a call the server
+   * still counts after it ended (its BYE never passed here) must not keep the user off its home for ever.
+   */
+  rehomeBusyWaitMs: 3_600_000, // 1 h
   // dns
   /** The EDNS UDP payload size we advertise and honour at most (DNS Flag Day 2020). */
   dnsUdpPayloadBytes: 1232, // bytes
