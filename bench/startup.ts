@@ -120,6 +120,42 @@ interface UpRun {
   /** Per server, the later of its TCP and TLS answers. */
   sipMs: Map<string, number>;
   allMs: number;
+  /** CPU (user + system) when everything answered: the whole tree (`up`, its children, and the processes it ran and reaped: openssl, haproxy -c), and the mean of the node children (SIP servers and DNS). */
+  cpu: { totalMs: number; perNodeChildMs: number };
+}
+
+/** CPU ms (user + system) of `pid` from /proc, and of its reaped children. */
+async function cpuOf(pid: number): Promise<{ ppid: number; ownMs: number; reapedMs: number; commandLine: string } | undefined> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  if (stat === undefined) return undefined;
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+  const tick = 1000 / 100; // USER_HZ is 100 on Linux
+  const commandLine = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0').join(' ');
+  return { ppid: fields[1]!, ownMs: (fields[11]! + fields[12]!) * tick, reapedMs: (fields[13]! + fields[14]!) * tick, commandLine };
+}
+
+/** The CPU `up` (pid) and everything under it used so far. */
+async function treeCpu(pid: number): Promise<UpRun['cpu']> {
+  const all = new Map<number, NonNullable<Awaited<ReturnType<typeof cpuOf>>>>();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const figures = await cpuOf(Number(entry));
+    if (figures) all.set(Number(entry), figures);
+  }
+  const tree = new Set([pid]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [candidate, figures] of all) if (!tree.has(candidate) && tree.has(figures.ppid)) grew = tree.add(candidate).size > 0;
+  }
+  let totalMs = all.get(pid)?.reapedMs ?? 0;
+  const nodeChildren: number[] = [];
+  for (const member of tree) {
+    const figures = all.get(member);
+    if (!figures) continue;
+    totalMs += figures.ownMs;
+    if (member !== pid && / (server|dns serve) /.test(figures.commandLine) && figures.commandLine.includes('dnslb')) nodeChildren.push(figures.ownMs);
+  }
+  return { totalMs, perNodeChildMs: nodeChildren.length > 0 ? nodeChildren.reduce((sum, ms) => sum + ms, 0) / nodeChildren.length : 0 };
 }
 
 /** Processes still running with `dataDir` on their command line (children left behind by a killed `up`). */
@@ -156,7 +192,8 @@ async function upOnce(dataDir: string, dnsPort: number): Promise<UpRun> {
       ]),
       exited,
     ]);
-    return { dnsMs: dnsMs!, sipMs, allMs: Math.max(dnsMs!, ...sipMs.values()) };
+    const cpu = await treeCpu(up.child.pid!);
+    return { dnsMs: dnsMs!, sipMs, allMs: Math.max(dnsMs!, ...sipMs.values()), cpu };
   } finally {
     // `dnslb up` installs its SIGTERM handler (which stops the children) once it has printed that it
     // runs; a SIGTERM before that ends it alone and leaves its children behind.
@@ -191,7 +228,7 @@ async function main(): Promise<void> {
   }
   const runs: UpRun[] = [];
   const restarts: UpRun[] = [];
-  const describeRun = (result: UpRun) => `DNS ${seconds(result.dnsMs)} s, every SIP server ${seconds(result.allMs)} s (${[...result.sipMs].map(([fqdn, ms]) => `${fqdn.split('.')[0]} ${seconds(ms)}`).join(', ')})`;
+  const describeRun = (result: UpRun) => `DNS ${seconds(result.dnsMs)} s, every SIP server ${seconds(result.allMs)} s, CPU ${seconds(result.cpu.totalMs)} s (${seconds(result.cpu.perNodeChildMs)} s per node child) (${[...result.sipMs].map(([fqdn, ms]) => `${fqdn.split('.')[0]} ${seconds(ms)}`).join(', ')})`;
   for (let run = 0; run < RUNS; run++) {
     const dataDir = await mkdtemp(join(tmpdir(), 'dnslb-bench-startup-'));
     try {
@@ -209,6 +246,11 @@ async function main(): Promise<void> {
   const all = runs.map((run) => run.allMs);
   const restartDns = restarts.map((run) => run.dnsMs);
   const restartAll = restarts.map((run) => run.allMs);
+  const cpuRow = (label: string, of: (run: UpRun) => number) => {
+    const first = runs.map(of);
+    const again = restarts.map(of);
+    return `| ${label} | ${seconds(median(first))} | ${spread(first)} | ${seconds(median(again))} | ${spread(again)} |`;
+  };
   lines.push(
     machineLine() + '.',
     `Command: \`npm run bench:startup\`${BIN === join(REPO, 'bin/dnslb.js') ? '' : ` with --bin ${BIN}`}. The CLI through \`hyperfine --warmup 2 --runs 15\` (wall time; CPU is user + system, the mean per run).`,
@@ -217,12 +259,14 @@ async function main(): Promise<void> {
     '|---|---:|---:|---:|---:|',
     ...cliRows,
     '',
-    `\`dnslb up\` on examples/contoso.yaml (moved to ${NET}.x): from the spawn until the DNS answers \`pool01.contoso.com A\`, and until each of the ${runs[0]?.sipMs.size ?? 0} SIP servers answers OPTIONS over TCP and TLS (polled every ${POLL_MS} ms). ${RUNS} runs of each: a first start in a fresh data dir (publishes the topology, makes the CA and a certificate per server with openssl), then a restart on that data dir.`,
+    `\`dnslb up\` on examples/contoso.yaml (moved to ${NET}.x): from the spawn until the DNS answers \`pool01.contoso.com A\`, and until each of the ${runs[0]?.sipMs.size ?? 0} SIP servers answers OPTIONS over TCP and TLS (polled every ${POLL_MS} ms). ${RUNS} runs of each: a first start in a fresh data dir (publishes the topology, makes the CA and a certificate per server with openssl), then a restart on that data dir. CPU: user + system time from /proc when everything answered, of \`up\`, every process under it and those it ran and reaped (openssl, haproxy -c); per node child: the mean of the SIP servers and the DNS (the work they did after listening until the last one answered included).`,
     '',
     '| | first start: median (s) | min–max (s) | restart: median (s) | min–max (s) |',
     '|---|---:|---:|---:|---:|',
     `| DNS answers | ${seconds(median(dns))} | ${spread(dns)} | ${seconds(median(restartDns))} | ${spread(restartDns)} |`,
     `| DNS and every SIP server answer | ${seconds(median(all))} | ${spread(all)} | ${seconds(median(restartAll))} | ${spread(restartAll)} |`,
+    cpuRow('CPU by then, all processes (s)', (run) => run.cpu.totalMs),
+    cpuRow('CPU by then, per node child (s)', (run) => run.cpu.perNodeChildMs),
     `| goal (≤ 2 s for everything) | ${median(all) <= 2000 ? 'met' : `missed by ${seconds(median(all) - 2000)} s`} | | ${median(restartAll) <= 2000 ? 'met' : `missed by ${seconds(median(restartAll) - 2000)} s`} | |`,
   );
   console.log(lines.join('\n'));

@@ -3,27 +3,68 @@ import { Command, CommanderError } from 'commander';
 import { DnslbError } from '../shared/errors.ts';
 import { TopologyError } from '../topology/problem.ts';
 import { EXIT_INVALID, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE } from './exit-codes.ts';
-import { registerTopology } from './commands/topology.ts';
-import { registerDns } from './commands/dns.ts';
-import { openStore } from '../store/open.ts';
-import { registerPlan } from './commands/plan.ts';
-import { registerClient } from './commands/client.ts';
-import { registerServer } from './commands/server.ts';
-import { registerTopologyStore } from './commands/topology-store.ts';
-import { registerUp } from './commands/up.ts';
-import { registerPool } from './commands/pool.ts';
-import { registerServerAdmin } from './commands/server-admin.ts';
-import { registerHlb } from './commands/hlb.ts';
-import { registerUser } from './commands/user.ts';
-import { registerCompletion } from './commands/completion.ts';
-import { registerCerts } from './commands/certs.ts';
 import { versionText } from './version.ts';
 import { DATA_DIR_DEFAULT, DATA_DIR_DESCRIPTION, DATA_DIR_FLAGS } from './commands/store-options.ts';
+
+type Register = (program: Command) => void;
+
+/**
+ * Every verb, in the order help lists them, with the module that registers it, imported when
+ * needed: a command line naming one verb loads that verb's modules alone (the build puts each in a
+ * chunk of its own), so that a process `dnslb up` starts (`dnslb server`, `dnslb dns serve`) does
+ * not compile the simulator, the planner, the DNS server or the YAML parser it never runs. Help,
+ * completion and an unknown verb load them all.
+ */
+const VERBS: readonly { readonly verb: string; readonly aliases?: readonly string[]; readonly load: () => Promise<Register> }[] = [
+  { verb: 'topology', load: async () => (await import('./commands/topology.ts')).registerTopology },
+  {
+    verb: 'dns',
+    load: async () => {
+      const [{ registerDns }, { openStore }] = await Promise.all([import('./commands/dns.ts'), import('../store/open.ts')]);
+      // --store DIR (the file store, which must exist: dns never creates one) or etcd://host:port[/prefix].
+      return (program) => registerDns(program, (value) => openStore(value, { mustExist: true }));
+    },
+  },
+  { verb: 'plan', load: async () => (await import('./commands/plan.ts')).registerPlan },
+  { verb: 'client', load: async () => (await import('./commands/client.ts')).registerClient },
+  { verb: 'server', aliases: ['node'], load: async () => (await import('./commands/server.ts')).registerServer },
+  // More `topology` subcommands (publish, diff, versions), added to the command registered above.
+  { verb: 'topology', load: async () => (await import('./commands/topology-store.ts')).registerTopologyStore },
+  { verb: 'up', load: async () => (await import('./commands/up.ts')).registerUp },
+  { verb: 'pool', load: async () => (await import('./commands/pool.ts')).registerPool },
+  // `server drain|block|…`, added to the command registered above.
+  { verb: 'server', aliases: ['node'], load: async () => (await import('./commands/server-admin.ts')).registerServerAdmin },
+  { verb: 'hlb', load: async () => (await import('./commands/hlb.ts')).registerHlb },
+  { verb: 'user', load: async () => (await import('./commands/user.ts')).registerUser },
+  { verb: 'certs', load: async () => (await import('./commands/certs.ts')).registerCerts },
+  // Last: the completion script is generated from every command registered before it.
+  { verb: 'completion', load: async () => (await import('./commands/completion.ts')).registerCompletion },
+];
+
+/**
+ * The verb of a command line (argv as node gives it), or undefined when it names none (help,
+ * --version, a mistake). Program options stand before the verb (enablePositionalOptions):
+ * --data-dir takes a value, and any other option means the whole program is wanted.
+ */
+export function verbOf(argv: readonly string[]): string | undefined {
+  const dataDirFlags = DATA_DIR_FLAGS.split(/[ ,]+/).filter((flag) => flag.startsWith('-'));
+  for (let index = 2; index < argv.length; index++) {
+    const arg = argv[index]!;
+    if (dataDirFlags.includes(arg)) index++;
+    else if (dataDirFlags.some((flag) => arg.startsWith(`${flag}=`))) continue;
+    else if (arg.startsWith('-')) return undefined;
+    else return VERBS.some((entry) => entry.verb === arg || entry.aliases?.includes(arg)) ? arg : undefined;
+  }
+  return undefined;
+}
 
 /** Operating errors whose cause is the user's input rather than the system. */
 const INVALID_INPUT_CODES = new Set(['ADMIN_QUORUM', 'ADMIN_NOT_FOUND', 'TOPOLOGY_FILE', 'STORE_STALE_VERSION', 'STORE_UNKNOWN_SERVER', 'STORE_NOT_FOUND', 'STORE_TOO_LARGE', 'CLI_BAD_INPUT', 'STORE_USER_EXISTS', 'STORE_UNKNOWN_USER', 'STORE_UNKNOWN_POOL', 'STORE_BAD_USER', 'AUTH_USERS_FILE', 'AUTH_PASSWORD']);
 
-export function buildProgram(): Command {
+/** The program with every verb, or with `verb`'s alone (the completion verb needs them all). */
+export async function buildProgram(verb?: string): Promise<Command> {
+  const wanted = verb === undefined || verb === 'completion' ? VERBS : VERBS.filter((entry) => entry.verb === verb || entry.aliases?.includes(verb));
+  const registrars = await Promise.all(wanted.map((entry) => entry.load()));
   const program = new Command('dnslb')
     .description('Pools of SIP servers behind DNS load balancing')
     // Program options before the verb only, so that a verb may have an option of the same name
@@ -34,21 +75,7 @@ export function buildProgram(): Command {
     .version(versionText(), '-V, --version', 'print the version and whether the native UDP engine is loaded')
     .showHelpAfterError()
     .exitOverride();
-  registerTopology(program);
-  // --store DIR (the file store, which must exist: dns never creates one) or etcd://host:port[/prefix].
-  registerDns(program, (value) => openStore(value, { mustExist: true }));
-  registerPlan(program);
-  registerClient(program);
-  registerServer(program);
-  registerTopologyStore(program);
-  registerUp(program);
-  registerPool(program);
-  registerServerAdmin(program);
-  registerHlb(program);
-  registerUser(program);
-  registerCerts(program);
-  // Last: the completion script is generated from every command registered before it.
-  registerCompletion(program);
+  for (const register of registrars) register(program);
   program.commands.forEach(function exitOverrideEverywhere(command: Command) {
     command.exitOverride();
     command.commands.forEach(exitOverrideEverywhere);
@@ -58,7 +85,7 @@ export function buildProgram(): Command {
 
 /** Runs the command line; returns the exit code instead of exiting, so tests and bin/ share it. */
 export async function main(argv: readonly string[]): Promise<number> {
-  const program = buildProgram();
+  const program = await buildProgram(verbOf(argv));
   try {
     await program.parseAsync([...argv]);
     return EXIT_OK;

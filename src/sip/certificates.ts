@@ -79,12 +79,20 @@ export async function ensureCertificate(dir: string, name: string, options: { na
   // random (128 bits, RFC 5280 §4.1.2.2 allows 20 octets), not a counter file next to the CA, so
   // certificates can be made in parallel without two of them sharing one.
   const temporary = `.${process.pid}.tmp`;
-  await openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key${temporary}`, '-subj', `/CN=${options.names[0] ?? name}`, '-out', `${name}.csr`], dir);
   await writeFile(join(dir, `${name}.ext`), extensions);
   const serialBytes = randomBytes(16);
   serialBytes[0] = serialBytes[0]! & 0x7f; // a positive INTEGER
   const serial = `0x${serialBytes.toString('hex')}`;
-  await openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', serial, '-days', String(options.days ?? 825), '-extfile', `${name}.ext`, '-out', `${name}.pem${temporary}`], dir);
+  // One openssl run makes the key and the certificate signed by the CA (`req -CA`, OpenSSL 3):
+  // half the processes of a CSR then `x509 -req`, ~0.1 s of CPU on a first `dnslb up` of the example.
+  // Its own configuration, so that the system's (v3_ca: CA:TRUE) adds nothing to the certificate.
+  const config = `${name}.cnf${temporary}`;
+  await writeFile(join(dir, config), `[req]\ndistinguished_name = dn\nprompt = no\n[dn]\n[server]\n${extensions}`);
+  try {
+    await openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key${temporary}`, '-subj', `/CN=${options.names[0] ?? name}`, '-config', config, '-extensions', 'server', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', serial, '-days', String(options.days ?? 825), '-out', `${name}.pem${temporary}`], dir);
+  } finally {
+    await unlink(join(dir, config)).catch(() => undefined);
+  }
   await unlink(certFile).catch(() => undefined);
   await rename(join(dir, `${name}.key${temporary}`), keyFile);
   await rename(join(dir, `${name}.pem${temporary}`), certFile);

@@ -1,6 +1,6 @@
 // What every store backend checks, so that the file store and etcd refuse the same inputs with
 // the same words (STORE_TOO_LARGE) and read the same record shapes back (STORE_CORRUPT otherwise).
-import { z } from 'zod';
+import * as z from 'zod';
 import { DnslbError } from '../shared/errors.ts';
 import { limits } from '../shared/limits.ts';
 import { toDocument } from '../topology/document.ts';

@@ -4,13 +4,13 @@
 import { isIP } from 'node:net';
 import tls from 'node:tls';
 import { Etcd3, Range, SortOrder, SortTarget, type ICompare, type IKeyValue, type IRangeRequest, type IRequestOp, type IResponseOp, type Watcher } from 'etcd3';
-import { z } from 'zod';
+import * as z from 'zod';
 import { assert } from '../shared/assert.ts';
 import { systemClock, type Clock } from '../shared/clock.ts';
 import { DnslbError, isDnslbError } from '../shared/errors.ts';
 import { limits } from '../shared/limits.ts';
 import { diffTopologies, type TopologyDiff } from '../topology/diff.ts';
-import { fromObject } from '../topology/parse.ts';
+import { fromObject } from '../topology/validate.ts';
 import { TopologyError } from '../topology/problem.ts';
 import type { Topology } from '../topology/schema.ts';
 import { adminRecordFields, checkText, escapeName, livenessReportFields, livenessReportSchema, publishedDocument, storedText, unescapeName } from './checks.ts';

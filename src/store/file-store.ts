@@ -4,13 +4,13 @@
 import { watch as watchDirectory, type FSWatcher } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { assert } from '../shared/assert.ts';
 import { systemClock, type Clock, type Timer } from '../shared/clock.ts';
 import { DnslbError } from '../shared/errors.ts';
 import { limits } from '../shared/limits.ts';
 import { diffTopologies, type TopologyDiff } from '../topology/diff.ts';
-import { fromObject } from '../topology/parse.ts';
+import { fromObject } from '../topology/validate.ts';
 import { TopologyError } from '../topology/problem.ts';
 import type { Topology } from '../topology/schema.ts';
 import { corrupt, createExclusive, fsyncDirectory, listDirectory, readBounded, removeIfPresent, removeStaleTemps, replaceAtomically } from './files.ts';

@@ -3,7 +3,7 @@
 // processes changing one user never lose an update; secrets are created once, exclusively.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Clock } from '../shared/clock.ts';
 import { DnslbError } from '../shared/errors.ts';
 import { limits } from '../shared/limits.ts';

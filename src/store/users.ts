@@ -1,6 +1,6 @@
 // The user directory's records and the checks both store backends run on them: a user's canonical
 // SIP URI, optional home pool, disabled flag and digest credential (HA1 hashes only, never a password).
-import { z } from 'zod';
+import * as z from 'zod';
 import { DnslbError } from '../shared/errors.ts';
 import type { Topology } from '../topology/schema.ts';
 import { storedText } from './checks.ts';

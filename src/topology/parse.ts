@@ -2,17 +2,15 @@
 // is reported with the file, YAML path and line:column of the offending node.
 import { readFile, stat } from 'node:fs/promises';
 import { isMap, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
-import type { z } from 'zod';
-import { DnslbError, ERROR_CODES, type ErrorCode } from '../shared/errors.ts';
+import { DnslbError } from '../shared/errors.ts';
 import { limits } from '../shared/limits.ts';
-import { TopologyError, type Problem, type YamlPath } from './problem.ts';
-import { checkRules } from './rules.ts';
-import { topologySchema, type Topology } from './schema.ts';
+import { TopologyError } from './problem.ts';
+import type { Topology } from './schema.ts';
+import { validate, type SourceMap } from './validate.ts';
 
-/** Where each YAML path sits in the source, for error messages. */
-export interface SourceMap {
-  positionOf(path: YamlPath): { line: number; column: number };
-}
+// The store's reading of a document, here too for the callers that parse files as well.
+export { fromObject } from './validate.ts';
+export type { SourceMap } from './validate.ts';
 
 function sourceMapOf(document: Document, lineCounter: LineCounter): SourceMap {
   return {
@@ -46,30 +44,6 @@ function sourceMapOf(document: Document, lineCounter: LineCounter): SourceMap {
   };
 }
 
-/** The code a schema refinement asked for (schema.ts tags malformed names and addresses), else TOPOLOGY_SCHEMA. */
-function codeOfIssue(issue: z.core.$ZodIssue): ErrorCode {
-  const wanted: unknown = issue.code === 'custom' ? issue.params?.['code'] : undefined;
-  return typeof wanted === 'string' && (ERROR_CODES as readonly string[]).includes(wanted) ? (wanted as ErrorCode) : 'TOPOLOGY_SCHEMA';
-}
-
-function problemsFromZod(error: z.ZodError, sourceMap: SourceMap): Problem[] {
-  return error.issues.map((issue) => {
-    const path = issue.path.filter((part): part is string | number => typeof part !== 'symbol');
-    let message = issue.message;
-    if (issue.code === 'unrecognized_keys') message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((key) => `"${key}"`).join(', ')}`;
-    const at = issue.code === 'unrecognized_keys' && issue.keys[0] !== undefined ? [...path, issue.keys[0]] : path;
-    return { code: codeOfIssue(issue), path: at, message, ...sourceMap.positionOf(at) };
-  });
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const child of Object.values(value)) deepFreeze(child);
-  }
-  return value;
-}
-
 /** Parses and validates a topology document; throws TopologyError listing every problem. */
 export function parse(text: string, file = '<topology>'): Topology {
   const bytes = Buffer.byteLength(text, 'utf8');
@@ -97,14 +71,7 @@ export function parse(text: string, file = '<topology>'): Topology {
   } catch (cause) {
     throw new TopologyError(file, [{ code: 'TOPOLOGY_YAML', path: [], message: (cause as Error).message, line: 0, column: 0 }]);
   }
-  const result = topologySchema.safeParse(plain);
-  if (!result.success) throw new TopologyError(file, problemsFromZod(result.error, sourceMap));
-  // In document order, as a reader walks the file; the sort is stable, so one node's problems keep rule order.
-  const problems = checkRules(result.data)
-    .map((problem) => ({ ...problem, ...sourceMap.positionOf(problem.path) }))
-    .sort((left, right) => left.line - right.line || left.column - right.column);
-  if (problems.length > 0) throw new TopologyError(file, problems);
-  return deepFreeze(result.data);
+  return validate(plain, file, sourceMap);
 }
 
 /** Reads and parses a topology file. */
@@ -123,14 +90,4 @@ export async function parseFile(file: string): Promise<Topology> {
     throw new DnslbError('TOPOLOGY_FILE', `cannot read topology ${file}: ${(cause as Error).message}`, { cause });
   }
   return parse(text, file);
-}
-
-/** Validates an already-parsed object (from the store, say); positions are unknown. */
-export function fromObject(value: unknown, file = '<store>'): Topology {
-  const result = topologySchema.safeParse(value);
-  const none = { positionOf: () => ({ line: 0, column: 0 }) };
-  if (!result.success) throw new TopologyError(file, problemsFromZod(result.error, none));
-  const problems = checkRules(result.data).map((problem) => ({ ...problem, line: 0, column: 0 }));
-  if (problems.length > 0) throw new TopologyError(file, problems);
-  return deepFreeze(result.data);
 }

@@ -1,7 +1,7 @@
 // The topology document (Lync's Topology Builder, as YAML): its zod schema, defaults and types.
 // Shape rules live here; rules that look across the document (uniqueness, zones, references) live in rules.ts.
 import { isIP } from 'node:net';
-import { z } from 'zod';
+import * as z from 'zod';
 import { limits } from '../shared/limits.ts';
 import { normalisePrefix, E164_DIGITS_MAX } from './phone-number.ts';
 import { isUserPatternError, parseUserPattern } from './user-pattern.ts';

@@ -12,7 +12,7 @@ import { runDnslb } from '../helpers/cli.ts';
 import { REPO } from '../helpers/dns-process.ts';
 
 /** Every command that can run, with its path (`dns export`), parents before children. */
-function commands(): { path: string; command: Command }[] {
+async function commands(): Promise<{ path: string; command: Command }[]> {
   const found: { path: string; command: Command }[] = [];
   const walk = (command: Command, path: string[]) => {
     for (const sub of command.commands) {
@@ -20,7 +20,7 @@ function commands(): { path: string; command: Command }[] {
       walk(sub, [...path, sub.name()]);
     }
   };
-  walk(buildProgram(), []);
+  walk(await buildProgram(), []);
   return found;
 }
 
@@ -50,9 +50,9 @@ const NEITHER: Record<string, string> = {
 };
 
 describe('one flag for one thing', () => {
-  test('every flag takes the same kind of value under every command; --data-dir and --store read word for word alike', () => {
+  test('every flag takes the same kind of value under every command; --data-dir and --store read word for word alike', async () => {
     const seen = new Map<string, { flags: string; description: string; path: string }>();
-    for (const { path, command } of commands()) {
+    for (const { path, command } of await commands()) {
       for (const option of optionsOf(command)) {
         const first = seen.get(option.long!);
         if (!first) {
@@ -69,10 +69,10 @@ describe('one flag for one thing', () => {
     assert.equal(seen.get('--store')?.flags, '--store <dir|etcd://…>');
   });
 
-  test('every command that reads the store or the running system takes --data-dir (default ./.dnslb) and --store', () => {
-    const program = buildProgram();
+  test('every command that reads the store or the running system takes --data-dir (default ./.dnslb) and --store', async () => {
+    const program = await buildProgram();
     const global = optionsOf(program).find((option) => option.long === '--data-dir');
-    for (const { path, command } of commands()) {
+    for (const { path, command } of await commands()) {
       const longs = new Map(optionsOf(command).map((option) => [option.long, option]));
       if (path in NEITHER) {
         assert.ok(!longs.has('--store'), `${path} has --store but is listed as needing neither (${NEITHER[path]})`);

@@ -58,17 +58,26 @@ export async function ensureServerCertificate(topology: Topology, dataDir: strin
 /**
  * TLS out of the box for `dnslb up`: the pool CA in DATA/tls and one certificate per SIP server, made
  * the first time and kept. Clients trust DATA/tls/ca.pem; servers present theirs to each other.
+ * `onReady` is told each server whose certificate exists, in topology order, as soon as it and every
+ * server before it have theirs (`dnslb up` starts each server then, while the rest are being made).
  */
-export async function ensurePoolCertificates(topology: Topology, dataDir: string): Promise<void> {
+export async function ensurePoolCertificates(topology: Topology, dataDir: string, onReady: (fqdn: string) => void = () => undefined): Promise<void> {
   await ensureCertificateAuthority(join(dataDir, 'tls'));
   const servers = topology.pools.filter((pool) => RUNNABLE_KINDS.has(pool.kind)).flatMap((pool) => pool.servers.map((server) => server.fqdn));
   // A few openssl runs at a time: a first `dnslb up` of the example makes 14 certificates, which one
   // after another took about a second of its start.
   const workers = Math.min(servers.length, Math.max(2, availableParallelism() * 2));
+  const made = new Set<number>();
+  let announced = 0;
   let next = 0;
   await Promise.all(
     Array.from({ length: workers }, async () => {
-      while (next < servers.length) await ensureServerCertificate(topology, dataDir, servers[next++]!);
+      while (next < servers.length) {
+        const index = next++;
+        await ensureServerCertificate(topology, dataDir, servers[index]!);
+        made.add(index);
+        while (made.has(announced)) onReady(servers[announced++]!);
+      }
     }),
   );
 }

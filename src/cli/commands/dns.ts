@@ -21,10 +21,14 @@ import { assert } from '../../shared/assert.ts';
 import { DnslbError } from '../../shared/errors.ts';
 import { checkLimits, limits } from '../../shared/limits.ts';
 import type { Store } from '../../store/store.ts';
-import { parseFile } from '../../topology/parse.ts';
 import { endpoint, type Endpoint } from '../../topology/schema.ts';
 import { DATA_DIR_DEFAULT, DATA_DIR_DESCRIPTION, DATA_DIR_FLAGS, STORE_DESCRIPTION, STORE_FLAGS, storeSpecOrDefault } from './store-options.ts';
 import { untilStopSignal } from '../../shared/stop-signal.ts';
+
+/** Reads a topology YAML file; the YAML parser is loaded only when one is given (a process `dnslb up` starts reads the store). */
+async function parseTopologyFile(file: string): Promise<Topology> {
+  return (await import('../../topology/parse.ts')).parseFile(file);
+}
 
 /** Opens the store a --store value names: a data directory or etcd://host:port[,host:port…][/prefix]. */
 export type OpenStore = (value: string) => Promise<Store>;
@@ -228,7 +232,7 @@ export function registerDns(program: Command, openStore?: OpenStore): void {
       if (!Number.isInteger(workers) || workers < 0 || workers > limits.dnsWorkersMax) throw new DnslbError('CLI_USAGE', `--workers ${options.workers}: not an integer from 0 to ${limits.dnsWorkersMax}`);
       const storeSpec = storeSpecOrDefault(command, file);
       const metricsAt = options.metricsListen === undefined ? undefined : parseListen(options.metricsListen, '--metrics-listen');
-      const topology = file === undefined ? undefined : await parseFile(file);
+      const topology = file === undefined ? undefined : await parseTopologyFile(file);
       let store: Store | undefined;
       if (storeSpec !== undefined) {
         if (!openStore) throw new DnslbError('CLI_USAGE', '--store: this build has no file store backend wired into `dns serve` yet');
@@ -383,7 +387,7 @@ function registerPush(dns: Command, openStore: OpenStore | undefined): void {
 /** Zones built once from a topology file and/or the store (export and push read, they do not follow). */
 async function openZones(file: string | undefined, storeDir: string | undefined, openStore: OpenStore | undefined): Promise<LiveZones> {
   assert(file !== undefined || storeDir !== undefined, 'a file, a store, or both');
-  const topology: Topology | undefined = file === undefined ? undefined : await parseFile(file);
+  const topology: Topology | undefined = file === undefined ? undefined : await parseTopologyFile(file);
   let store: Store | undefined;
   if (storeDir !== undefined) {
     if (!openStore) throw new DnslbError('CLI_USAGE', '--store: this build has no file store backend wired in yet');

@@ -22,11 +22,15 @@ import type { Topology } from '../../topology/schema.ts';
 import { systemClock, systemRandom } from '../../shared/clock.ts';
 import { DnslbError } from '../../shared/errors.ts';
 import { checkLimits, limits } from '../../shared/limits.ts';
-import { parseFile } from '../../topology/parse.ts';
 import { endpoint } from '../../topology/schema.ts';
 import type { WebServerState } from '../../webservices/health.ts';
 import { WebServices, webServicesPoolOf } from '../../webservices/web-services.ts';
 import { untilStopSignal } from '../../shared/stop-signal.ts';
+
+/** Reads a topology YAML file; the YAML parser is loaded only when one is given (a process `dnslb up` starts reads the store). */
+async function parseTopologyFile(file: string): Promise<Topology> {
+  return (await import('../../topology/parse.ts')).parseFile(file);
+}
 
 interface ServerOptions {
   topology?: string;
@@ -88,7 +92,7 @@ export function registerServer(program: Command): void {
         topology = snapshot.current.topology;
         topologyVersion = snapshot.current.version;
       } else if (options.topology !== undefined) {
-        topology = await parseFile(options.topology);
+        topology = await parseTopologyFile(options.topology);
       } else {
         await store?.close();
         throw new DnslbError('FRONTEND_NO_TOPOLOGY', `the store in ${storeSpec} has no published topology; publish one or give --topology FILE`);

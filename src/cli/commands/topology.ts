@@ -1,7 +1,7 @@
 // dnslb topology validate|show|advise|schema: checking, reading and advising on topology documents.
 // (publish and diff, which talk to the store, register themselves from the store's side.)
 import { InvalidArgumentError, type Command } from 'commander';
-import { z } from 'zod';
+import * as z from 'zod';
 import { advise, LEGACY_CLIENTS_PERCENT_MAX, validationWarnings, type Advice } from '../../topology/advise.ts';
 import { formatEndpoint } from '../../topology/document.ts';
 import { defaultHomePool } from '../../topology/home-pool.ts';

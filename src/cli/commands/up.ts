@@ -142,7 +142,6 @@ export function registerUp(program: Command): void {
 
 async function runPool(version: PublishedVersion, dataDir: string, storeSpec: string, options: UpOptions, store: Store): Promise<void> {
   const { token, created } = await ensureToken(dataDir);
-  if (options.tls) await ensurePoolCertificates(version.topology, dataDir);
   // webServices.hlb: haproxy — Debian's HAProxy on the Web services VIPs, one child per pool (src/hlb/).
   const hlb = new HlbFollower({
     store,
@@ -156,10 +155,8 @@ async function runPool(version: PublishedVersion, dataDir: string, storeSpec: st
       if (pid !== undefined) process.kill(pid, 'SIGUSR2');
     },
   });
-  let hlbChildren: HlbChild[] = [];
-  if (options.tls) hlbChildren = await hlb.prepare(version);
-  else if (hlbPools(version.topology).length > 0) console.error(`dnslb up: webServices.hlb: haproxy is not started with --no-tls: the Web services it balances are HTTPS (${hlbPools(version.topology).map((pool) => pool.fqdn).join(', ')})`);
-  const supervisor = new Supervisor([...childSpecs(version.topology, dataDir, storeSpec, options.logLevel, options.tls), ...hlbChildren], {
+  // Children are added (and started) below as soon as each can start.
+  const supervisor = new Supervisor([], {
     restartDelayMs: version.topology.settings.supervisor.restartDelayMs,
     output: (name, line) => process.stderr.write(`[${name}] ${line}\n`),
   });
@@ -192,17 +189,39 @@ async function runPool(version: PublishedVersion, dataDir: string, storeSpec: st
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
-  supervisor.startAll();
-  await hlb.start(version.revision);
-  const following = followTopology(store, supervisor, version, { dataDir, storeSpec, logLevel: options.logLevel, tls: options.tls }, poolAdmin);
+  // Set once the children are started; stopAll may run before (a start that failed).
+  let following: AbortController | undefined = undefined;
   const stopAll = async () => {
-    following.abort();
+    following?.abort();
     hlb.stop();
     await supervisor.shutdown();
     await api.close();
     await unlink(join(dataDir, 'admin.json')).catch(() => undefined);
     await store.close();
   };
+  // Each child starts as soon as it can, since the 2 s a start may take are mostly the children's
+  // own: the DNS first (it needs no certificate), each SIP server once its certificate exists (a
+  // first start makes them, ~0.3 s of openssl on the example, while the servers before start),
+  // HAProxy once its configuration is checked, while the servers start.
+  let hlbChildren: HlbChild[] = [];
+  try {
+    const [dns, ...servers] = childSpecs(version.topology, dataDir, storeSpec, options.logLevel, options.tls);
+    supervisor.add(dns!);
+    if (options.tls) {
+      const byName = new Map(servers.map((spec) => [spec.name, spec]));
+      await ensurePoolCertificates(version.topology, dataDir, (fqdn) => supervisor.add(byName.get(fqdn)!));
+      hlbChildren = await hlb.prepare(version);
+      for (const child of hlbChildren) supervisor.add(child);
+    } else {
+      for (const spec of servers) supervisor.add(spec);
+      if (hlbPools(version.topology).length > 0) console.error(`dnslb up: webServices.hlb: haproxy is not started with --no-tls: the Web services it balances are HTTPS (${hlbPools(version.topology).map((pool) => pool.fqdn).join(', ')})`);
+    }
+    await hlb.start(version.revision);
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+  following = followTopology(store, supervisor, version, { dataDir, storeSpec, logLevel: options.logLevel, tls: options.tls }, poolAdmin);
   console.log(`admin API ${url} (token in ${join(dataDir, 'admin-token')})`);
   if (options.tls) console.log(`TLS: every server listens on its pool's TLS port; clients trust ${join(dataDir, 'tls', 'ca.pem')}`);
   if (created) console.log(`admin token (shown once): ${token}`);
