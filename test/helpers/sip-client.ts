@@ -77,8 +77,8 @@ export class TestSipClient {
     }
   }
 
-  response(callId: string, status?: number, method?: string): Promise<SipResponse> {
-    return this.next((m): m is SipResponse => m.kind === 'response' && headerValue(m, 'Call-ID') === callId && (status === undefined || m.status === status) && (method === undefined || (headerValue(m, 'CSeq') ?? '').endsWith(` ${method}`)));
+  response(callId: string, status?: number, method?: string, timeoutMs?: number): Promise<SipResponse> {
+    return this.next((m): m is SipResponse => m.kind === 'response' && headerValue(m, 'Call-ID') === callId && (status === undefined || m.status === status) && (method === undefined || (headerValue(m, 'CSeq') ?? '').endsWith(` ${method}`)), timeoutMs);
   }
 
   request(method: string, callId?: string): Promise<SipRequest> {

@@ -113,7 +113,9 @@ async function finalAnswer(fe: string, requestUri: string, source = CLIENT, extr
     ]);
     const provisional: number[] = [];
     for (;;) {
-      const answer = await client.response(callId, undefined, 'INVITE');
+      // Up to 20 s: in the whole suite (two files at a time on two cores) a server's first answer once
+      // came later than the client's default 5 s.
+      const answer = await client.response(callId, undefined, 'INVITE', 20_000);
       if (answer.status < 200) {
         provisional.push(answer.status);
         continue;
