@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FrontEndServer, STATE_HEADER, TOPOLOGY_VERSION_HEADER } from './server.ts';
-import { headerValue, headerValues } from '../sip/message.ts';
+import { headerValue, headerValues, type SipRequest } from '../sip/message.ts';
 import { parseMessage } from '../sip/parse.ts';
 import { loopHash } from './proxy.ts';
 import { homeOf } from '../registrar/sequence.ts';
@@ -237,12 +237,13 @@ describe('Front End servers in process: fe1 and fe2 up, fe3 never started', () =
     assert.equal(servers[0]!.status().dialogs.active + servers[1]!.status().dialogs.active, 0);
   });
 
-  // Found by test/integration/pool-drain-calls.test.ts: the dialog ended when the BYE was forwarded,
-  // so a draining server could hand the caller over (deactivate → re-register elsewhere → the client
-  // leaves its flow) while the BYE's 200 was still on its way back: the caller never got it.
-  test('a BYE in flight keeps its dialog (and its users busy for the hand-over) until its answer passes back', async () => {
-    const calleeUser = userHomedAt('fe2.contoso.com', 'byecallee');
-    const callerUser = userHomedAt('fe1.contoso.com', 'byecaller');
+  /**
+   * A call from a user homed at fe1 to one homed at fe2 (`NAMEcaller`, `NAMEcallee`), answered 200 by the
+   * callee with the Record-Route copied (RFC 3261 §12.1.1) and its To tag `NAMEcallee`.
+   */
+  const callUp = async (name: string) => {
+    const calleeUser = userHomedAt('fe2.contoso.com', `${name}callee`);
+    const callerUser = userHomedAt('fe1.contoso.com', `${name}caller`);
     const callee = await open(1);
     const reg = registerLines(calleeUser, callee);
     callee.send(reg.lines);
@@ -252,17 +253,33 @@ describe('Front End servers in process: fe1 and fe2 up, fe3 never started', () =
     caller.send(invite.lines);
     const incoming = await callee.request('INVITE', invite.callId);
     const recordRoutes = headerValues(incoming, 'Record-Route');
-    const reply = (status: string, req: typeof incoming, extra: string[] = []) => [
+    callee.send([
+      'SIP/2.0 200 OK',
+      ...headerValues(incoming, 'Via').map((via) => `Via: ${via}`),
+      `From: ${headerValue(incoming, 'From')}`,
+      `To: ${headerValue(incoming, 'To')};tag=${name}callee`,
+      `Call-ID: ${invite.callId}`,
+      `CSeq: ${headerValue(incoming, 'CSeq')}`,
+      `Contact: <sip:callee@${CLIENT}:${callee.localPort};transport=tcp>`,
+      ...recordRoutes.map((route) => `Record-Route: ${route}`),
+    ]);
+    await caller.response(invite.callId, 200, 'INVITE');
+    return { calleeUser, callerUser, callee, caller, invite, recordRoutes };
+  };
+
+  // Found by test/integration/pool-drain-calls.test.ts: the dialog ended when the BYE was forwarded,
+  // so a draining server could hand the caller over (deactivate → re-register elsewhere → the client
+  // leaves its flow) while the BYE's 200 was still on its way back: the caller never got it.
+  test('a BYE in flight keeps its dialog (and its users busy for the hand-over) until its answer passes back', async () => {
+    const { calleeUser, callerUser, callee, caller, invite, recordRoutes } = await callUp('bye');
+    const reply = (status: string, req: SipRequest) => [
       `SIP/2.0 ${status}`,
       ...headerValues(req, 'Via').map((via) => `Via: ${via}`),
       `From: ${headerValue(req, 'From')}`,
-      `To: ${headerValue(req, 'To')}${/;tag=/.test(headerValue(req, 'To') ?? '') ? '' : ';tag=byecallee'}`,
+      `To: ${headerValue(req, 'To')}`,
       `Call-ID: ${headerValue(req, 'Call-ID')}`,
       `CSeq: ${headerValue(req, 'CSeq')}`,
-      ...extra,
     ];
-    callee.send(reply('200 OK', incoming, [`Contact: <sip:callee@${CLIENT}:${callee.localPort};transport=tcp>`, ...recordRoutes.map((route) => `Record-Route: ${route}`)]));
-    await caller.response(invite.callId, 200, 'INVITE');
     const fe1 = servers[0]!;
     assert.equal(fe1.status().dialogs.active, 1);
     // §12.1.2: the caller's route set is the Record-Route list reversed.
@@ -290,27 +307,7 @@ describe('Front End servers in process: fe1 and fe2 up, fe3 never started', () =
   // its 24 h age limit: its users stayed busy, and every hand-over deferred them behind each batch
   // for ever (a drain never ended either).
   test('a dialog ends at a server when a user agent\'s flow in it closes: no BYE needed, its users are no longer busy', async () => {
-    const calleeUser = userHomedAt('fe2.contoso.com', 'gonecallee');
-    const callerUser = userHomedAt('fe1.contoso.com', 'gonecaller');
-    const callee = await open(1);
-    const reg = registerLines(calleeUser, callee);
-    callee.send(reg.lines);
-    await callee.response(reg.callId, 200);
-    const caller = await open(0);
-    const invite = inviteLines(callerUser, calleeUser, caller);
-    caller.send(invite.lines);
-    const incoming = await callee.request('INVITE', invite.callId);
-    callee.send([
-      'SIP/2.0 200 OK',
-      ...headerValues(incoming, 'Via').map((via) => `Via: ${via}`),
-      `From: ${headerValue(incoming, 'From')}`,
-      `To: ${headerValue(incoming, 'To')};tag=gonecallee`,
-      `Call-ID: ${invite.callId}`,
-      `CSeq: ${headerValue(incoming, 'CSeq')}`,
-      `Contact: <sip:callee@${CLIENT}:${callee.localPort};transport=tcp>`,
-      ...headerValues(incoming, 'Record-Route').map((route) => `Record-Route: ${route}`),
-    ]);
-    await caller.response(invite.callId, 200, 'INVITE');
+    const { callee, caller } = await callUp('gone');
     const [fe1, fe2] = [servers[0]!, servers[1]!];
     await waitUntil('the call is up at both servers', () => fe1.status().dialogs.active === 1 && fe2.status().dialogs.active === 1);
     // The callee's client is gone without a word (a reset connection): fe2 reached it only over that flow.
@@ -324,28 +321,7 @@ describe('Front End servers in process: fe1 and fe2 up, fe3 never started', () =
   });
 
   test('a BYE a server answers itself (480: the callee is registered nowhere) ends the dialog there too', async () => {
-    const calleeUser = userHomedAt('fe2.contoso.com', 'leftcallee');
-    const callerUser = userHomedAt('fe1.contoso.com', 'leftcaller');
-    const callee = await open(1);
-    const reg = registerLines(calleeUser, callee);
-    callee.send(reg.lines);
-    await callee.response(reg.callId, 200);
-    const caller = await open(0);
-    const invite = inviteLines(callerUser, calleeUser, caller);
-    caller.send(invite.lines);
-    const incoming = await callee.request('INVITE', invite.callId);
-    const recordRoutes = headerValues(incoming, 'Record-Route');
-    callee.send([
-      'SIP/2.0 200 OK',
-      ...headerValues(incoming, 'Via').map((via) => `Via: ${via}`),
-      `From: ${headerValue(incoming, 'From')}`,
-      `To: ${headerValue(incoming, 'To')};tag=leftcallee`,
-      `Call-ID: ${invite.callId}`,
-      `CSeq: ${headerValue(incoming, 'CSeq')}`,
-      `Contact: <sip:callee@${CLIENT}:${callee.localPort};transport=tcp>`,
-      ...recordRoutes.map((route) => `Record-Route: ${route}`),
-    ]);
-    await caller.response(invite.callId, 200, 'INVITE');
+    const { calleeUser, callerUser, callee, caller, invite, recordRoutes } = await callUp('left');
     const [fe1, fe2] = [servers[0]!, servers[1]!];
     await waitUntil('the call is up at both servers', () => fe1.status().dialogs.active === 1 && fe2.status().dialogs.active === 1);
     // The callee unregisters (its connection stays open); the caller's BYE names the callee's AOR.
