@@ -346,6 +346,19 @@ export class Simulator {
     return report;
   }
 
+  /**
+   * Resolves once every user is registered (true), or after `withinMs` (false): a run whose duration
+   * should count from a signed-in pool, however long a loaded machine makes the sign-in storm.
+   */
+  async allRegistered(withinMs: number): Promise<boolean> {
+    const deadlineMs = this.clock.nowMs() + withinMs;
+    for (;;) {
+      if (this.users.length === this.options.users && this.users.every((user) => user.agent.state === 'registered')) return true;
+      if (this.stopped || this.clock.nowMs() >= deadlineMs) return false;
+      await new Promise<void>((resolve) => this.later(Math.min(100, deadlineMs - this.clock.nowMs()), resolve));
+    }
+  }
+
   /** Have all users been started, and has each one either registered or failed at least once? */
   get settled(): boolean {
     return this.users.length === this.options.users && this.users.every((user) => user.agent.state === 'registered' || user.agent.stats.failures > 0);

@@ -83,6 +83,26 @@ describe('dnslb client', () => {
     assert.ok(calls.inProgress < calls.up, JSON.stringify(calls));
   });
 
+  test('simulate --sign-in-within: the duration counts from a signed-in pool; users that never sign in are named, and the run still reports', async () => {
+    const json = join(directory, 'report-within.json');
+    // Modern users only: every one registers, then the 1 s duration runs.
+    const signedIn = await dnslb(['client', 'simulate', '--domain', 'sim.test', '--dns', `${DNS}:5398`, '--users', '20', '--sign-in-within', '60s', '--duration', '1s', '--report', json]);
+    assert.equal(signedIn.code, 0, signedIn.stderr);
+    assert.doesNotMatch(signedIn.stdout, /not every user registered/);
+    assert.equal((JSON.parse(await readFile(json, 'utf8')) as SimulationReport).totals.registered, 20);
+    // Legacy users try the dead first address only and never register: the wait ends at its bound.
+    const partly = await dnslb(['client', 'simulate', '--domain', 'sim.test', '--dns', `${DNS}:5398`, '--users', '10', '--legacy-share', '50%', '--sign-in-within', '1500ms', '--duration', '500ms', '--report', json]);
+    assert.equal(partly.code, 0, partly.stderr);
+    assert.match(partly.stdout, /^not every user registered within 1500ms: .*registered 5\/10/m);
+    const report = JSON.parse(await readFile(json, 'utf8')) as SimulationReport;
+    assert.equal(report.totals.registered, 5);
+    assert.ok(report.totals.elapsedMs >= 2000, `the duration ran after the wait: ${report.totals.elapsedMs} ms`);
+    // A bad value is a usage error naming it.
+    const bad = await dnslb(['client', 'simulate', '--domain', 'sim.test', '--dns', `${DNS}:5398`, '--sign-in-within', 'soon']);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /not a duration: soon/);
+  });
+
   test('register: prints the discovery steps, every attempt, the answer and the mode', async () => {
     const run = await dnslb(['client', 'register', '--uri', 'sip:alice@sim.test', '--dns', `${DNS}:5398`, '--transport', 'tcp']);
     assert.equal(run.code, 0, run.stderr);

@@ -61,6 +61,7 @@ interface SimulateOptions {
   legacyShare: string;
   callsPerMinute: string;
   duration: string;
+  signInWithin: string;
   callHold: string;
   pstnShare: string;
   pstnNumbers: string;
@@ -124,6 +125,7 @@ export function registerClient(program: Command): void {
     .option('--legacy-share <share>', 'share of legacy clients that try only the first address ("20%" or 0.2)', '0')
     .option('--calls-per-minute <n>', 'calls placed between random registered users', '0')
     .option('--duration <time>', 'how long to run (500ms, 60s, 2m)', '60s')
+    .option('--sign-in-within <time>', 'before the --duration starts, wait until every user is registered, at most this long (0: the duration starts with the first sign-in)', '0')
     .option('--call-hold <time>', 'how long a call that came up lasts before the caller hangs up', '5s')
     .option('--pstn-share <share>', 'share of the calls placed to a telephone number (through the Mediation pool) rather than to a user ("20%" or 0.2)', '0')
     .option('--pstn-numbers <pattern>', 'the numbers called: + then digits, each x a random digit', '+1425555xxxx')
@@ -168,6 +170,7 @@ export function registerClient(program: Command): void {
       const within = usersWithinFiles(openFilesLimit());
       if (within !== null && users > within) throw new DnslbError('CLI_USAGE', `--users ${users}: this process may hold ${openFilesLimit()} open files (ulimit -n) and each signed-in user holds a connection, so at most ${within} users here; run several simulators with --first-user (e.g. --users ${Math.ceil(users / 2)} --first-user ${Math.ceil(users / 2) + 1}) or raise the limit`);
       const durationMs = parseDurationMs(options.duration);
+      const signInWithinMs = parseDurationMs(options.signInWithin);
       let legacyShare: number;
       try {
         legacyShare = parseShare(options.legacyShare);
@@ -233,8 +236,14 @@ export function registerClient(program: Command): void {
         process.once('SIGTERM', () => resolve());
       });
       simulator.start();
+      let stoppedEarly = false;
+      void stopEarly.then(() => (stoppedEarly = true));
+      if (signInWithinMs > 0) {
+        const signedIn = await Promise.race([simulator.allRegistered(signInWithinMs), stopEarly.then(() => false)]);
+        if (!signedIn && !stoppedEarly) process.stdout.write(`not every user registered within ${options.signInWithin}: ${formatSummary(simulator.summary())}\n`);
+      }
       let durationTimer: NodeJS.Timeout | undefined;
-      await Promise.race([new Promise((resolve) => (durationTimer = setTimeout(resolve, durationMs))), stopEarly]);
+      if (!stoppedEarly) await Promise.race([new Promise((resolve) => (durationTimer = setTimeout(resolve, durationMs))), stopEarly]);
       // Stopped early: the duration timer must not keep the process alive.
       clearTimeout(durationTimer);
       clearInterval(progress);
