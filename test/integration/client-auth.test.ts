@@ -39,7 +39,7 @@ describe('clients sign in with digest (dnslb up, settings.auth on)', () => {
     const imported = await system.cli('user', 'import', '--synthetic', '60', '--domain', 'contoso.com', '--password-seed-file', seedFile());
     assert.equal(imported.code, 0, imported.stderr);
     assert.match(imported.stdout, /imported 60 users from 60 synthetic users: 60 added, 0 updated/);
-    const report = await simulate('--users', '60', '--duration', '6s', '--password-seed-file', seedFile());
+    const report = await simulate('--users', '60', '--sign-in-within', '60s', '--duration', '2s', '--password-seed-file', seedFile());
     assert.equal(report.totals.registered, 60, JSON.stringify(report.totals));
     assert.equal(report.totals.primary, 60);
     assert.equal(report.totals.signInFailures.modern, 0);
@@ -51,7 +51,7 @@ describe('clients sign in with digest (dnslb up, settings.auth on)', () => {
     const imported = await system.cli('user', 'import', '--synthetic', '60', '--domain', 'dublin.contoso.com', '--password-seed-file', seedFile());
     assert.equal(imported.code, 0, imported.stderr);
     // A fifth of the calls to numbers: no gateway runs here, so each ends 480 naming it (not 407).
-    const report = await simulate('--domain', 'contoso.com,dublin.contoso.com', '--users', '60', '--duration', '10s', '--calls-per-minute', '600', '--call-hold', '300ms', '--pstn-share', '20%', '--password-seed-file', seedFile());
+    const report = await simulate('--domain', 'contoso.com,dublin.contoso.com', '--users', '60', '--sign-in-within', '60s', '--duration', '10s', '--calls-per-minute', '600', '--call-hold', '300ms', '--pstn-share', '20%', '--password-seed-file', seedFile());
     assert.equal(report.totals.registered, 60, JSON.stringify(report.totals));
     const pool02 = new Set([17, 18, 19].map((last) => `${NET}.${last}:5060`));
     for (const user of report.users) assert.equal(pool02.has(user.server ?? ''), user.aor.endsWith('@dublin.contoso.com'), `${user.aor} at ${user.server}`);

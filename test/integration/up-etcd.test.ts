@@ -97,7 +97,7 @@ describe('dnslb up --store etcd://', () => {
 
   test('a client registers through DNS', async () => {
     const report = join(work, 'report.json');
-    const result = await system.cli('client', 'simulate', '--domain', 'contoso.com', '--dns', `${system.dns.address}:${system.dns.port}`, '--users', '20', '--duration', '4s', '--report', report, '--summary-every', '60s');
+    const result = await system.cli('client', 'simulate', '--domain', 'contoso.com', '--dns', `${system.dns.address}:${system.dns.port}`, '--users', '20', '--sign-in-within', '60s', '--duration', '1s', '--report', report, '--summary-every', '60s');
     assert.equal(result.code, 0, `${result.stderr}\n${result.stdout}`);
     const totals = (JSON.parse(await readFile(report, 'utf8')) as { totals: { users: number; registered: number; registeredPerServer: Record<string, number> } }).totals;
     assert.equal(totals.registered, 20, JSON.stringify(totals));
