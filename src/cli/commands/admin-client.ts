@@ -7,7 +7,10 @@ import type { HlbServerView } from '../../hlb/follower.ts';
 
 export async function adminCall(command: Command, method: string, path: string, body?: unknown): Promise<unknown> {
   const dataDir = dataDirOf(command);
-  const [endpoint, token] = await Promise.all([readEndpoint(dataDir), readToken(dataDir)]);
+  // One after the other: read together, whichever missing file failed first named the problem, so
+  // the same empty data dir got one of two messages at random. No admin.json says it best: not running.
+  const endpoint = await readEndpoint(dataDir);
+  const token = await readToken(dataDir);
   return callAdmin(endpoint.url, token, method, path, body);
 }
 
