@@ -575,6 +575,13 @@ export class Proxy {
     // the client said so and this server doubts that home too) is delivered here while the doubt
     // lasts: the home, not yet down by the heartbeat's count, would only fail the call (503).
     const homeSilent = home !== null && binding !== undefined && (this.options.doubted?.(home.server) ?? false);
+    // A user this server still holds on an open connection — in backup mode until its batch of a
+    // hand-back comes, or handed over a moment ago and not registered elsewhere yet — is delivered
+    // here: its home by the sequence does not have it yet, and would have to find it again (found by
+    // the chaos soak: after a recovery, calls from the backup's own users to users it still held went
+    // to the returning home and failed 480).
+    const held = home !== null && home.server !== view.self.fqdn && !homeSilent ? this.heldHere(user, binding) : null;
+    if (held) return held;
     // A request from a peer is delivered here whatever we think of the user's home: two servers that
     // disagree for a moment must not pass it back and forth.
     if (home !== null && home.server !== view.self.fqdn && !fromPeer && !passed.has(home.server) && !homeSilent) {
@@ -582,30 +589,24 @@ export class Proxy {
       return { kind: 'flow', flow: () => this.options.links.flowTo(fqdn), toUa: false, what: fqdn };
     }
     if (!binding) {
-      // Handed over from here a moment ago: its client has not registered elsewhere yet, and still
-      // listens on its connection to us (handedOver).
-      const left = this.handedOver.get(user);
-      if (left !== undefined) {
-        const open = left.untilMs > this.options.clock.nowMs() ? this.options.transport.flow(left.binding.flowId) : undefined;
-        const uri = open && !open.closed ? parseContactUri(left.binding.contact) : null;
-        if (open && !open.closed && uri) return { kind: 'flow', flow: () => Promise.resolve(open), uri, toUa: true, what: left.binding.contact };
-        this.handedOver.delete(user);
-      }
+      const left = this.handedOverFlow(user);
+      if (left) return left;
       // The user may not be here yet: a hand-over moves users in rate-limited batches, and a blocked
       // server keeps its users until they leave, so for a while the server the sequence names is
       // not the one holding the binding. Ask the first other live, active server of the user's
       // sequence — by rendezvous hashing, the one the user is moving from (commission, recovery) or
       // still on (block, or a drain that has not reached the user's batch yet: the draining server
       // delivers it over the flow it still holds).
-      // A request from a peer goes on only to a server *before* this one in the sequence (the home the
-      // user is leaving: a drain or a block), so the hops strictly climb the sequence and end — and
-      // never to a server it came through: the home asks a backup after it (the user may still be
-      // there after a recovery), and that backup must not hand it back to the home it came from
-      // (seen in the chaos soak as 482 Loop Detected while a stopped server's users were signing in
-      // elsewhere, registered nowhere yet: the answer is 480).
+      // A request from a peer goes on from the home to the first server of the sequence it has not
+      // passed (after a recovery the user is still on the backup after the home, until its batch
+      // comes), and from any other server only to one *before* it (the home the user is leaving: a
+      // drain or a block) — never to a server it came through, so no server sees it twice and an
+      // offline user costs at most three hops (seen in the chaos soak as 482 Loop Detected while a
+      // stopped server's users were signing in elsewhere, registered nowhere yet: the answer is 480).
       const sequence = view.sequencer.sequenceOfCanonical(user);
       const selfAt = sequence.indexOf(view.self.fqdn);
-      const holder = sequence.find((fqdn, index) => fqdn !== view.self.fqdn && !passed.has(fqdn) && this.options.reachable(fqdn) && (!fromPeer || index < selfAt));
+      const selfIsHome = home?.server === view.self.fqdn;
+      const holder = sequence.find((fqdn, index) => fqdn !== view.self.fqdn && !passed.has(fqdn) && this.options.reachable(fqdn) && (!fromPeer || selfIsHome || index < selfAt));
       if (holder !== undefined) return { kind: 'flow', flow: () => this.options.links.flowTo(holder), toUa: false, what: holder };
       return { kind: 'answer', status: 480, reason: method === 'INVITE' ? 'User not registered' : 'Temporarily Unavailable' };
     }
@@ -619,6 +620,29 @@ export class Proxy {
     if (binding.instance !== undefined && binding.regId !== undefined) return { kind: 'answer', status: 430, reason: 'Flow Failed' };
     const hop = this.flowForUri(uri, true);
     return hop?.kind === 'flow' ? { ...hop, uri } : { kind: 'answer', status: 480, reason: 'Unreachable contact' };
+  }
+
+  /** The user's binding here on a connection still open, or the one it was handed over from (handedOverFlow); else null. */
+  private heldHere(user: string, binding: BindingView | undefined): NextHop | null {
+    if (!binding) return this.handedOverFlow(user);
+    if (binding.flowId.startsWith(PATH_FLOW_PREFIX)) return null;
+    const open = this.options.transport.flow(binding.flowId);
+    const uri = open && !open.closed ? parseContactUri(binding.contact) : null;
+    return open && uri ? { kind: 'flow', flow: () => Promise.resolve(open), uri, toUa: true, what: binding.contact } : null;
+  }
+
+  /**
+   * Handed over from here a moment ago: its client has not registered elsewhere yet, and still listens
+   * on its connection to us (handedOver) — that connection while it is open and the window lasts.
+   */
+  private handedOverFlow(user: string): NextHop | null {
+    const left = this.handedOver.get(user);
+    if (left === undefined) return null;
+    const open = left.untilMs > this.options.clock.nowMs() ? this.options.transport.flow(left.binding.flowId) : undefined;
+    const uri = open && !open.closed ? parseContactUri(left.binding.contact) : null;
+    if (open && uri) return { kind: 'flow', flow: () => Promise.resolve(open), uri, toUa: true, what: left.binding.contact };
+    this.handedOver.delete(user);
+    return null;
   }
 
   /**
