@@ -52,6 +52,25 @@ const percent = (part: number, whole: number) => `${((100 * part) / Math.max(1, 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
 
+/** The kernel's count of UDP datagrams dropped because a socket's receive buffer was full (/proc/net/snmp, Udp RcvbufErrors). */
+async function udpReceiveBufferErrors(): Promise<number> {
+  const lines = (await readFile('/proc/net/snmp', 'utf8')).split('\n').filter((line) => line.startsWith('Udp: '));
+  const [names, values] = lines.map((line) => line.trim().split(/\s+/));
+  const at = names?.indexOf('RcvbufErrors') ?? -1;
+  return at > 0 && values ? Number(values[at]) : Number.NaN;
+}
+
+/** Datagrams dropped so far by the open UDP sockets bound to `port` (/proc/net/udp, its last column). */
+async function udpDropsOnPort(port: number): Promise<number> {
+  let drops = 0;
+  for (const line of (await readFile('/proc/net/udp', 'utf8')).split('\n').slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    if (fields.length < 13) continue;
+    if (Number.parseInt(fields[1]!.split(':')[1]!, 16) === port) drops += Number(fields.at(-1));
+  }
+  return drops;
+}
+
 async function main(): Promise<void> {
   const benchStartedMs = Date.now();
   const startLoad = loadavg()[0]!;
@@ -69,6 +88,8 @@ async function main(): Promise<void> {
   const rows: string[] = [];
   const notes: string[] = [];
   const simulators: Running[] = [];
+  // UDP datagrams dropped on full receive buffers during the sign-in: all sockets, the DNS server's.
+  const drops = { udp: Number.NaN, dns: Number.NaN };
   try {
     // idle: every server up and seeing the 11 others; then count over IDLE_MS.
     await sampler.until('every server active', (sampled) => FRONTENDS.every((server) => sampled.bindings.get(server)?.state === 'active'), 120_000);
@@ -85,6 +106,8 @@ async function main(): Promise<void> {
 
     // sign-in: until every user is registered, or no progress for STALL_MS, or SIGN_IN_MAX_MS (the bench goes on with those registered)
     const signInAtMs = Date.now();
+    const udpDropsBefore = await udpReceiveBufferErrors();
+    const dnsDropsBefore = await udpDropsOnPort(dnsPort);
     // One simulator process holds a connection per user: past half its open-files limit (ulimit -n), a
     // user following a redirect (two connections) or asking DNS may fail with EMFILE, and past the
     // limit the last users never sign in. So the users are dealt over as many processes as that needs.
@@ -105,6 +128,8 @@ async function main(): Promise<void> {
       return registered >= USERS || sampled.atMs - progressAtMs > STALL_MS || sampled.atMs - signInAtMs > SIGN_IN_MAX_MS;
     }, SIGN_IN_MAX_MS + 60_000);
     const signedIn = signIn.at(-1)!;
+    drops.udp = (await udpReceiveBufferErrors()) - udpDropsBefore;
+    drops.dns = (await udpDropsOnPort(dnsPort)) - dnsDropsBefore;
     const registered = total(signedIn, FRONTENDS);
     const counts = FRONTENDS.map((server) => on(signedIn, server));
     const redirects = FRONTENDS.reduce((sum, server) => sum + signedIn.bindings.get(server)!.redirects - idleTo.bindings.get(server)!.redirects, 0);
@@ -167,7 +192,7 @@ async function main(): Promise<void> {
     const failures: Record<string, number> = {};
     for (const report of reports) for (const [reason, count] of Object.entries(report.totals.signInFailureReasons.modern)) failures[reason] = (failures[reason] ?? 0) + count;
     const followed = reports.reduce((sum, report) => sum + report.totals.redirects, 0);
-    notes.push(`The users in ${simulators.length} simulator process${simulators.length === 1 ? '' : 'es'} (each under ulimit -n ${openFilesLimit() ?? 'unknown'}: one connection per user, two while following a redirect): sign-in failures by reason over the whole run ${JSON.stringify(failures)}, redirects followed ${followed} (${(followed / USERS).toFixed(2)} per user; the run's later moves included), reports of ${reports.length} of ${simulators.length}.`);
+    notes.push(`The users in ${simulators.length} simulator process${simulators.length === 1 ? '' : 'es'} (each under ulimit -n ${openFilesLimit() ?? 'unknown'}: one connection per user, two while following a redirect): sign-in failures by reason over the whole run ${JSON.stringify(failures)} (CLIENT_DISCOVERY: no DNS answer within the client's 2 s × 2 tries; UDP datagrams the kernel dropped on full receive buffers during the sign-in: ${drops.udp}, of them by the DNS server's sockets ${drops.dns}), redirects followed ${followed} (${(followed / USERS).toFixed(2)} per user; the run's later moves included), reports of ${reports.length} of ${simulators.length}.`);
   }
   const body = [
     `${machineLine()}.`,

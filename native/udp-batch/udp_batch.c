@@ -30,6 +30,7 @@
 #define META_INTS 8
 // Batches handled per readable event before returning to the event loop (TCP, timers, IPC).
 #define ROUNDS 16
+#define RECEIVE_BUFFER_BYTES (4 * 1024 * 1024)
 
 typedef struct {
   napi_env env;
@@ -281,6 +282,15 @@ static napi_value open_socket(napi_env env, napi_callback_info info) {
     int error = errno;
     close(fd);
     return throw_errno(env, error, "SO_REUSEPORT", address, port);
+  }
+  // A sign-in storm arrives in bursts while the event loop may be busy elsewhere: the default
+  // (net.core.rmem_default, often 208 KiB) holds a few hundred small datagrams, each costing the
+  // kernel about a KiB of buffer. SO_RCVBUFFORCE (CAP_NET_ADMIN) passes net.core.rmem_max, which
+  // is as small as the default on a stock system; without the capability SO_RCVBUF, capped by it.
+  // Best effort: the default buffer still works.
+  int receive_buffer = RECEIVE_BUFFER_BYTES;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &receive_buffer, sizeof receive_buffer) != 0) {
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
   }
   if (bind(fd, (struct sockaddr*)&local, local_length) != 0) {
     int error = errno;

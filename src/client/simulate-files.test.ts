@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { FakeClock } from '../../test/helpers/fake-clock.ts';
-import { openFilesLimit, Simulator, SIMULATOR_SPARE_FILES, usersWithinFiles } from './simulate.ts';
+import { filesForUsers, openFilesLimit, Simulator, SIMULATOR_SPARE_FILES, usersWithinFiles } from './simulate.ts';
 
 const LIMITS = `Limit                     Soft Limit           Hard Limit           Units
 Max cpu time              unlimited            unlimited            seconds
@@ -30,8 +30,13 @@ describe('openFilesLimit / usersWithinFiles', () => {
     if (process.platform === 'linux') assert.ok(limit !== null && limit > 0);
   });
 
-  test('20,000 files keep fewer than 20,000 users: the spare files are kept for the process itself', () => {
-    assert.equal(usersWithinFiles(20_000), 20_000 - SIMULATOR_SPARE_FILES);
+  test('20,000 files keep fewer than 20,000 users: the spare files are kept for the process itself, and two per DNS resolver of 250 users', () => {
+    assert.equal(usersWithinFiles(20_000), 19_586); // 19,586 + 256 spare + 2 × ⌈19,586 / 250⌉ = 20,000
+    for (const limit of [300, 1024, 20_000, 65_536]) {
+      const users = usersWithinFiles(limit)!;
+      assert.ok(filesForUsers(users) <= limit && filesForUsers(users + 1) > limit, `${limit} files: ${users} users`);
+    }
+    assert.equal(filesForUsers(150), 150 + SIMULATOR_SPARE_FILES + 2);
     // An idle simulator already holds 19 files (stdio, epoll, eventfds, pipes): 20,000 users never fit in 20,000.
     assert.ok(usersWithinFiles(20_000)! < 20_000 - 19);
     assert.equal(usersWithinFiles(100), 0);

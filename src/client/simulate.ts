@@ -198,7 +198,8 @@ export class Simulator {
   private readonly liveCalls = new Set<Call>();
   private startedAtMs = 0;
   private stopped = false;
-  private resolver: Resolver | null = null;
+  /** c-ares channels, each with its own UDP socket, shared by RESOLVER_USERS users each. */
+  private resolvers: Resolver[] = [];
   private readonly peers: FederationPeer[] = [];
   private readonly peerReports = new Map<PeerProfile, PeerProfileReport>();
   private readonly peerResolvers: Resolver[] = [];
@@ -224,10 +225,16 @@ export class Simulator {
     this.startedAtMs = this.clock.nowMs();
     const legacyCount = Math.round(this.options.users * (this.options.legacyShare ?? 0));
     if (!this.options.locatorFor) {
-      // One resolver shared by all (one c-ares channel), one cache per user, as each device keeps its own.
-      this.resolver = new Resolver({ timeout: 2000, tries: 2 });
-      this.resolver.setServers([...this.options.dnsServers]);
-      if (this.options.localAddress !== undefined) this.resolver.setLocalAddress(this.options.localAddress);
+      // One c-ares channel per RESOLVER_USERS users, one cache per user, as each device keeps its own.
+      // Not one channel for all: its one UDP socket's receive buffer (a few hundred answers) overflowed
+      // in a sign-in storm while the loop was busy with TLS, and the users' queries timed out
+      // (bench:pool12: 42,000 answers dropped at the simulators, 16,000 CLIENT_DISCOVERY failures).
+      for (let shard = 0; shard < Math.ceil(this.options.users / RESOLVER_USERS); shard++) {
+        const resolver = new Resolver({ timeout: 2000, tries: 2 });
+        resolver.setServers([...this.options.dnsServers]);
+        if (this.options.localAddress !== undefined) resolver.setLocalAddress(this.options.localAddress);
+        this.resolvers.push(resolver);
+      }
     }
     const ratePerS = this.options.startRatePerS ?? 200;
     for (let index = 0; index < this.options.users; index++) {
@@ -247,7 +254,7 @@ export class Simulator {
     for (const timer of this.timers) timer.cancel();
     this.timers.clear();
     await Promise.all(this.users.map((user) => (user.agent.state === 'idle' ? undefined : user.agent.stop({ unregisterTimeoutMs: 1000 }))));
-    this.resolver?.cancel();
+    for (const resolver of this.resolvers) resolver.cancel();
     for (const peer of this.peers) peer.close();
     for (const resolver of this.peerResolvers) resolver.cancel();
   }
@@ -451,7 +458,7 @@ export class Simulator {
     const transport = this.options.transport ?? 'tcp';
     const locator =
       this.options.locatorFor?.(aor) ??
-      new PoolDiscoverer({ dnsServers: this.options.dnsServers, transport, clock: this.clock, random: this.random, ...(this.resolver ? { resolver: this.resolver } : {}) });
+      new PoolDiscoverer({ dnsServers: this.options.dnsServers, transport, clock: this.clock, random: this.random, ...(this.resolvers.length > 0 ? { resolver: this.resolvers[Math.floor(index / RESOLVER_USERS)]! } : {}) });
     const knobs = { ...SIMULATOR_USER_AGENT_DEFAULTS, ...this.options.userAgent };
     const agent = new UserAgent({
       ...knobs,
@@ -587,10 +594,27 @@ export function openFilesLimit(text?: string): number | null {
   return soft === 'unlimited' ? Number.POSITIVE_INFINITY : Number.isInteger(Number(soft)) ? Number(soft) : null;
 }
 
+/** Users sharing one DNS resolver (one c-ares channel and its UDP socket) in a simulator. */
+const RESOLVER_USERS = 250;
+/** Files one resolver may hold (filesForUsers). */
+const RESOLVER_FILES = 2;
+
 /** Files a simulator keeps for itself beyond one per user (stdio, the event loop, DNS sockets, flows being replaced). */
 export const SIMULATOR_SPARE_FILES = 256;
 
 /** The most users one simulator process can keep signed in under an open-files limit (null: no known bound). */
 export function usersWithinFiles(limit: number | null): number | null {
-  return limit === null || limit === Number.POSITIVE_INFINITY ? null : Math.max(0, limit - SIMULATOR_SPARE_FILES);
+  if (limit === null || limit === Number.POSITIVE_INFINITY) return null;
+  let users = Math.max(0, Math.floor(((limit - SIMULATOR_SPARE_FILES) * RESOLVER_USERS) / (RESOLVER_USERS + RESOLVER_FILES)));
+  while (filesForUsers(users + 1) <= limit) users++;
+  while (users > 0 && filesForUsers(users) > limit) users--;
+  return users;
+}
+
+/**
+ * The open files a simulator of `users` may hold: a connection per user, its own spare files, and
+ * per DNS resolver its UDP socket and one more (a second DNS server, or TCP after a truncated answer).
+ */
+export function filesForUsers(users: number): number {
+  return users + SIMULATOR_SPARE_FILES + RESOLVER_FILES * Math.ceil(users / RESOLVER_USERS);
 }

@@ -4,7 +4,10 @@
 // is safe, and binding errors carry the errno name.
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
+import { execFile } from 'node:child_process';
 import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { describe, test } from 'node:test';
 import { bindUdp, sourceText, udpEngines, type Source, type UdpEngineName, type UdpListener } from './udp.ts';
 
@@ -49,6 +52,7 @@ async function exchange(address: string, port: number, count: number, answered: 
 }
 
 const engines: UdpEngineName[] = ['batch', 'dgram'];
+const run = promisify(execFile);
 
 /** Writes `bytes` as the answer (what an Answerer does with its output slot). */
 function reply(bytes: Uint8Array, out: Buffer, at: number): number {
@@ -132,6 +136,31 @@ for (const engine of engines) {
     });
   });
 }
+
+/** The receive buffer the kernel gave the UDP socket bound to address:port (`ss -m`: its skmem rb, in bytes). */
+async function receiveBuffer(address: string, port: number): Promise<number> {
+  const { stdout } = await run('ss', ['-u', '-a', '-m', '-n', 'src', `${address}:${port}`]);
+  const match = /\brb(\d+)/.exec(stdout);
+  assert.ok(match, `no socket at ${address}:${port} in ss -m: ${stdout}`);
+  return Number(match[1]);
+}
+
+// A sign-in storm's queries arrive in bursts, while the event loop may be busy: the default buffer
+// holds a few hundred small datagrams. Each engine asks for 4 MiB (the kernel keeps twice what is
+// asked, for its own overhead); the batch engine with CAP_NET_ADMIN past net.core.rmem_max.
+test('each engine asks the kernel for a 4 MiB receive buffer (capped by net.core.rmem_max without CAP_NET_ADMIN)', async () => {
+  const rmemMax = Number((await readFile('/proc/sys/net/core/rmem_max', 'utf8')).trim());
+  const root = process.getuid?.() === 0;
+  for (const engine of engines) {
+    const listener = await bindUdp({ address: '127.0.8.204', port: 0 }, () => 0, { engine });
+    try {
+      const expected = 2 * (engine === 'batch' && root ? 4 * 2 ** 20 : Math.min(4 * 2 ** 20, rmemMax));
+      assert.equal(await receiveBuffer('127.0.8.204', listener.port), expected, engine);
+    } finally {
+      await listener.close();
+    }
+  }
+});
 
 describe('UDP engine batch with SO_REUSEPORT', () => {
   test('two sockets share one port and the kernel spreads senders over them', async () => {

@@ -40,6 +40,8 @@ interface NativeModule {
 }
 
 const META_INTS = 8;
+/** SO_RCVBUF asked for each DNS UDP socket (both engines). */
+const RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
 
 function loadNative(): { module?: NativeModule; problem?: string } {
   try {
@@ -123,6 +125,12 @@ function bindDgram(endpoint: Endpoint, answer: Answerer, onError: (error: Error)
       if (length > 0 && closing === undefined) socket.send(Buffer.from(out.subarray(0, length)), remote.port, remote.address);
     });
     socket.bind(endpoint.port, endpoint.address, () => {
+      // As the batch engine (native/udp-batch): room for a burst of queries; Linux caps it at net.core.rmem_max.
+      try {
+        socket.setRecvBufferSize(RECEIVE_BUFFER_BYTES);
+      } catch {
+        // Best effort: the system's default buffer still works.
+      }
       socket.off('error', reject);
       socket.on('error', onError);
       resolve({

@@ -14,7 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import { readEndpoint, readToken } from '../../src/admin/credentials.ts';
 import { callAdmin } from '../../src/admin/http-api.ts';
 import type { PoolStatus } from '../../src/cli/commands/admin-client.ts';
-import { SIMULATOR_SPARE_FILES, type SimulationReport } from '../../src/client/simulate.ts';
+import { filesForUsers, type SimulationReport } from '../../src/client/simulate.ts';
 import { limits } from '../../src/shared/limits.ts';
 import { REPO } from '../helpers/dns-process.ts';
 import { eventually } from '../helpers/eventually.ts';
@@ -25,7 +25,7 @@ const NET = '127.0.77';
 const SERVERS = 4;
 /** Users per simulator, and the open-files limit each runs under: exactly enough for them. */
 const USERS = 150;
-const FILES = USERS + SIMULATOR_SPARE_FILES;
+const FILES = filesForUsers(USERS);
 const fqdn = (index: number) => `fe${index}.contoso.com`;
 const FRONTENDS = Array.from({ length: SERVERS }, (_, index) => fqdn(index + 1));
 
