@@ -110,9 +110,16 @@ export function connectWithFailover(endpoints: readonly Endpoint[], options: Con
           ? connectTls({ host: endpoint.address, port: endpoint.port, servername: endpoint.host, ca: options.ca, ...(options.cert !== undefined && options.key !== undefined ? { cert: options.cert, key: options.key } : {}), ...(options.localAddress !== undefined ? { localAddress: options.localAddress } : {}) })
           : connectTcp({ host: endpoint.address, port: endpoint.port, ...(options.localAddress !== undefined ? { localAddress: options.localAddress } : {}) });
       const timer = clock.setTimer(timeoutMs, () => {
-        finishAttempt(socket, 'timeout', `no answer in ${timeoutMs} ms`);
-        socket.destroy();
-        launchNextNow();
+        // After the I/O of this turn of the event loop: on a loop that lagged past the timeout (a
+        // simulator holding thousands of users), the connect that completed in time waits behind
+        // this timer in the same turn, and would be counted a timeout — then the client walks on
+        // to another server and is redirected back, and every such walk costs the pool more work.
+        setImmediate(() => {
+          if (!live.has(socket)) return;
+          finishAttempt(socket, 'timeout', `no answer in ${timeoutMs} ms`);
+          socket.destroy();
+          launchNextNow();
+        });
       });
       live.set(socket, { attempt, timer });
       socket.once(endpoint.transport === 'tls' ? 'secureConnect' : 'connect', () => {

@@ -3,6 +3,7 @@
 // summary and a JSON report. The load generator of the failover benchmark.
 import { Resolver } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { assert } from '../shared/assert.ts';
 import { systemClock, systemRandom, type Clock, type Random, type Timer } from '../shared/clock.ts';
 import { limits } from '../shared/limits.ts';
@@ -124,6 +125,12 @@ export interface SimulationSummary {
    * byeFailedBy: the failed BYEs by final status ("no answer" when none came).
    */
   calls: { attempted: number; up: number; failed: number; dropped: number; byeOk: number; byeFailed: number; inProgress: number; failedBy: Record<string, number>; byeFailedBy: Record<string, number>; toNumbers: number };
+  /**
+   * How late this process's event loop ran (perf_hooks.monitorEventLoopDelay) since the start: every
+   * timeout the simulated clients measure (connect, transaction) is late by as much. A loop that lags
+   * by seconds makes the clients, not the pool, the bottleneck: run more simulator processes.
+   */
+  eventLoopDelayMs: { p99: number; max: number };
 }
 
 export interface UserReport {
@@ -198,6 +205,8 @@ export class Simulator {
   private readonly liveCalls = new Set<Call>();
   private startedAtMs = 0;
   private stopped = false;
+  /** This process's event-loop lag since start() (SimulationSummary.eventLoopDelayMs). */
+  private readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
   /** c-ares channels, each with its own UDP socket, shared by RESOLVER_USERS users each. */
   private resolvers: Resolver[] = [];
   private readonly peers: FederationPeer[] = [];
@@ -223,6 +232,7 @@ export class Simulator {
   /** Starts the users at the ramp rate, and the calls. Returns at once. */
   start(): void {
     this.startedAtMs = this.clock.nowMs();
+    this.loopDelay.enable();
     const legacyCount = Math.round(this.options.users * (this.options.legacyShare ?? 0));
     if (!this.options.locatorFor) {
       // One c-ares channel per RESOLVER_USERS users, one cache per user, as each device keeps its own.
@@ -251,6 +261,7 @@ export class Simulator {
   /** Stops every user (unregistering them) and every timer. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.loopDelay.disable();
     for (const timer of this.timers) timer.cancel();
     this.timers.clear();
     await Promise.all(this.users.map((user) => (user.agent.state === 'idle' ? undefined : user.agent.stop({ unregisterTimeoutMs: 1000 }))));
@@ -390,6 +401,7 @@ export class Simulator {
       signInFailures: { ...this.signInFailures },
       redirectLoops: this.redirectLoops,
       calls: { ...this.calls, inProgress: this.liveCalls.size, failedBy: Object.fromEntries(this.failedBy), byeFailedBy: Object.fromEntries(this.byeFailedBy) },
+      eventLoopDelayMs: { p99: Math.round(this.loopDelay.percentile(99) / 1e6), max: Math.round(this.loopDelay.max / 1e6) },
     };
     for (const { agent } of this.users) {
       if (agent.state !== 'idle') summary.started++;

@@ -48,6 +48,7 @@ export function formatSummary(summary: SimulationSummary): string {
     `redirects ${summary.redirects}`,
     `calls up ${summary.calls.up}/${summary.calls.attempted} (${summary.calls.toNumbers} to numbers; ${summary.calls.inProgress} live, ${summary.calls.failed} failed, ${summary.calls.dropped} dropped, ${summary.calls.byeFailed} BYE failed)`,
     `errors ${summary.signInFailures.modern + summary.signInFailures.legacy} (legacy ${summary.signInFailures.legacy})`,
+    `loop lag p99 ${summary.eventLoopDelayMs.p99} ms max ${summary.eventLoopDelayMs.max} ms`,
     // Why call setups failed, when some did: "failed setups: rejected 480 User not registered ×3".
     ...(summary.calls.failed > 0 ? [`failed setups: ${Object.entries(summary.calls.failedBy).sort(([, a], [, b]) => b - a).map(([why, count]) => `${why} ×${count}`).join(', ')}`] : []),
   ].join('  ');
