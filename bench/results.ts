@@ -55,6 +55,33 @@ export async function treeCpuSeconds(pid: number): Promise<number> {
 }
 
 /**
+ * Seconds the threads of `pid` and of every process below it spent runnable but waiting for a CPU
+ * (/proc/PID/task/TID/schedstat, its second field: run delay, ns). Over a window in which a pinned
+ * server used less than its whole core, this tells other work on that core (the delay grows) from a
+ * server that had nothing to do (it does not).
+ */
+export async function treeRunDelaySeconds(pid: number): Promise<number> {
+  const parents = new Map<number, number>();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const text = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    if (fields.length > 1) parents.set(Number(entry), Number(fields[1]));
+  }
+  let delayNs = 0;
+  const below = [pid];
+  while (below.length > 0) {
+    const current = below.pop()!;
+    for (const task of await readdir(`/proc/${current}/task`).catch(() => [] as string[])) {
+      const schedstat = await readFile(`/proc/${current}/task/${task}/schedstat`, 'utf8').catch(() => '');
+      delayNs += Number(schedstat.split(' ')[1] ?? 0) || 0;
+    }
+    for (const [child, parent] of parents) if (parent === current) below.push(child);
+  }
+  return delayNs / 1e9;
+}
+
+/**
  * A sentence on how busy the machine was, judged by the 1-minute load average when the benchmark
  * started (`startLoad`, loadavg()[0] before it started anything: other work, and what ran just
  * before); busy = above half the cores. The load at the end is given too, but it counts the

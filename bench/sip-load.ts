@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import { connect as connectTcp, type Socket } from 'node:net';
 import { connect as connectTls, type TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { treeCpuSeconds } from './results.ts';
+import { treeCpuSeconds, treeRunDelaySeconds } from './results.ts';
 
 export interface LoadOptions {
   host: string;
@@ -56,6 +56,12 @@ export interface LoadResult {
   /** CPU seconds of the workers over the window, and the window itself (s): their ratio is the share of a core used. */
   generatorCpuS: number;
   serverCpuS: number | undefined;
+  /**
+   * Seconds the server's threads waited for a CPU while runnable over the window (results.ts
+   * treeRunDelaySeconds): when the server used less than its core, a large value means other work
+   * took the core; a small one, that the server waited for requests.
+   */
+  serverRunDelayS: number | undefined;
   windowS: number;
   /** Setting up every connection (connect, handshake, first answer), ms. */
   setupMs: number;
@@ -125,6 +131,7 @@ export async function sipLoad(options: LoadOptions): Promise<LoadResult> {
     for (const worker of workers) worker.send({ type: 'go' } satisfies ToWorker);
     await new Promise((resolve) => setTimeout(resolve, options.warmupMs ?? 1000));
     const serverBefore = options.serverPid === undefined ? undefined : await treeCpuSeconds(options.serverPid);
+    const delayBefore = options.serverPid === undefined ? undefined : await treeRunDelaySeconds(options.serverPid);
     options.onWindow?.();
     const startedMs = performance.now();
     for (const worker of workers) worker.send({ type: 'measure' } satisfies ToWorker);
@@ -133,6 +140,7 @@ export async function sipLoad(options: LoadOptions): Promise<LoadResult> {
     for (const worker of workers) worker.send({ type: 'stop' } satisfies ToWorker);
     const windowS = (performance.now() - startedMs) / 1000;
     const serverAfter = options.serverPid === undefined ? undefined : await treeCpuSeconds(options.serverPid);
+    const delayAfter = options.serverPid === undefined ? undefined : await treeRunDelaySeconds(options.serverPid);
     const results = (await done) as Array<Extract<FromWorker, { type: 'done' }>>;
     const sum = (key: 'ok' | 'failed' | 'lost' | 'cpuUs') => results.reduce((total, result) => total + result[key], 0);
     return {
@@ -142,6 +150,7 @@ export async function sipLoad(options: LoadOptions): Promise<LoadResult> {
       lost: sum('lost'),
       generatorCpuS: sum('cpuUs') / 1e6,
       serverCpuS: serverBefore === undefined ? undefined : serverAfter! - serverBefore,
+      serverRunDelayS: delayBefore === undefined ? undefined : delayAfter! - delayBefore,
       windowS,
       setupMs: Math.max(...ready.map((message) => message.setupMs)),
       setupRetries: ready.reduce((sum, message) => sum + message.setupRetries, 0),

@@ -4,7 +4,7 @@ import type { X509Certificate } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Clock, Random, Timer } from '../shared/clock.ts';
-import { StreamFramer } from './framer.ts';
+import { StreamFramer, type FrameEvent } from './framer.ts';
 import { presentedChainOf, verifiedNamesOf } from './peer-certificate.ts';
 import { serializeMessage, type SipMessage } from './message.ts';
 import { answerFor, type Answer, type SipMessageError } from './problem.ts';
@@ -148,40 +148,46 @@ export class Flow extends EventEmitter<FlowEvents> {
   private onData(chunk: Buffer): void {
     if (this.closed) return;
     this.lastActivityMs = this.options.clock.nowMs();
+    const events = this.framer.push(chunk);
+    // One message in the chunk (a client with one request in flight): its answer is one write anyway.
+    if (events.length === 1) {
+      this.handleEvent(events[0]!);
+      return;
+    }
     // Answers written while this chunk's messages are handled leave in one writev at the end (a
     // client with many requests in flight sends many per chunk), not one write syscall each.
     this.socket.cork();
     try {
-      this.handleChunk(chunk);
+      for (const event of events) {
+        if (this.closed) return;
+        this.handleEvent(event);
+      }
     } finally {
       this.socket.uncork();
     }
   }
 
-  private handleChunk(chunk: Buffer): void {
-    for (const event of this.framer.push(chunk)) {
-      if (this.closed) return;
-      switch (event.kind) {
-        case 'message':
-          this.emit('message', event.message);
-          break;
-        case 'ping':
-          this.write(PONG);
-          this.emit('ping');
-          break;
-        case 'pong':
-          this.emit('pong');
-          break;
-        case 'invalid':
-        case 'fatal': {
-          const answer = answerFor(event.error, { toTag: this.newTag() });
-          if (answer.response) this.write(serializeMessage(answer.response));
-          this.emit('invalid', event.error, answer);
-          if (!answer.keepConnection) {
-            this.finish({ reason: event.error.problem === 'framing' ? 'framing' : 'too-large', detail: event.error.reason }, false, true);
-          }
-          break;
+  private handleEvent(event: FrameEvent): void {
+    switch (event.kind) {
+      case 'message':
+        this.emit('message', event.message);
+        break;
+      case 'ping':
+        this.write(PONG);
+        this.emit('ping');
+        break;
+      case 'pong':
+        this.emit('pong');
+        break;
+      case 'invalid':
+      case 'fatal': {
+        const answer = answerFor(event.error, { toTag: this.newTag() });
+        if (answer.response) this.write(serializeMessage(answer.response));
+        this.emit('invalid', event.error, answer);
+        if (!answer.keepConnection) {
+          this.finish({ reason: event.error.problem === 'framing' ? 'framing' : 'too-large', detail: event.error.reason }, false, true);
         }
+        break;
       }
     }
   }

@@ -36,6 +36,8 @@ export interface FramerOptions {
 const CR = 0x0d;
 const LF = 0x0a;
 const CRLFCRLF = Buffer.from('\r\n\r\n');
+/** The body of every message without one (most): nobody writes into a message's body. */
+const NO_BODY = Buffer.alloc(0);
 
 type State = 'boundary' | 'head' | 'body' | 'dead';
 
@@ -138,9 +140,9 @@ export class StreamFramer {
     if (this.headBytes === 0) {
       const end = chunk.indexOf(CRLFCRLF, start);
       if (end >= 0 && end + 4 - start <= this.lineBytesMax) {
+        // Decoded straight from the chunk: no Buffer view made for it.
         this.headBytes = end + 4 - start;
-        this.headChunks.push(chunk.subarray(start, end + 4));
-        this.headComplete(events);
+        this.headComplete(events, chunk.toString('utf8', start, end));
         return end + 4;
       }
     }
@@ -169,17 +171,21 @@ export class StreamFramer {
     return i;
   }
 
-  private headComplete(events: FrameEvent[]): void {
-    const bytes = this.headChunks.length === 1 ? this.headChunks[0]! : Buffer.concat(this.headChunks);
-    this.headChunks = [];
+  /** `text`: the header section already decoded (without its blank line); else it is in headChunks. */
+  private headComplete(events: FrameEvent[], text?: string): void {
     const headLength = this.headBytes;
+    if (text === undefined) {
+      const bytes = this.headChunks.length === 1 ? this.headChunks[0]! : Buffer.concat(this.headChunks);
+      text = decodeHead(bytes.subarray(0, headLength - 4));
+    }
+    if (this.headChunks.length > 0) this.headChunks = [];
     this.headLength = headLength;
     this.headBytes = 0;
     this.lineBytes = 0;
     this.tail = 0;
     let head: MessageHead;
     try {
-      head = splitHead(decodeHead(bytes.subarray(0, headLength - 4)));
+      head = splitHead(text);
     } catch (error) {
       // Without the headers we cannot find Content-Length: the stream is out of step.
       if (error instanceof SipMessageError) return this.kill(events, new SipMessageError(error.problem === 'too-large' ? 'too-large' : 'framing', error.reason, { partial: error.partial, framingLost: true, cause: error }));
@@ -214,10 +220,10 @@ export class StreamFramer {
   private bodyDone(events: FrameEvent[]): void {
     const head = this.head;
     assert(head !== null, 'body without head');
-    const body = Buffer.concat(this.bodyChunks);
+    const body = this.bodyChunks.length === 0 ? NO_BODY : Buffer.concat(this.bodyChunks);
     const bytes = this.headLength + this.bodyExpected;
     this.head = null;
-    this.bodyChunks = [];
+    if (this.bodyChunks.length > 0) this.bodyChunks = [];
     this.bodyExpected = 0;
     this.bodyRemaining = 0;
     this.state = 'boundary';

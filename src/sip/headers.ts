@@ -161,8 +161,16 @@ function parseParamsAt(cursor: Cursor): HeaderParam[] {
 
 /** Finds a header parameter by name (case-insensitive); returns its value unquoted, '' for a valueless one. */
 export function paramValue(params: readonly HeaderParam[], name: string): string | undefined {
-  const wanted = name.toLowerCase();
-  const found = params.find((p) => p.name.toLowerCase() === wanted);
+  let found: HeaderParam | undefined;
+  let wanted: string | undefined;
+  for (const param of params) {
+    // Most names differ in length or are spelled as asked: only a same-length other spelling is lower-cased.
+    if (param.name.length !== name.length) continue;
+    if (param.name === name || param.name.toLowerCase() === (wanted ??= name.toLowerCase())) {
+      found = param;
+      break;
+    }
+  }
   if (!found) return undefined;
   if (found.value === null) return '';
   return found.value.startsWith('"') ? new Cursor(found.value).quoted() : found.value;
@@ -257,7 +265,7 @@ function parseFromToOnce(value: string): FromTo {
   const nameAddr = parseNameAddr(value);
   const tag = paramValue(nameAddr.params, 'tag');
   if (tag === '') throw new HeaderSyntaxError('empty tag');
-  return { ...nameAddr, tag: tag ?? null };
+  return { displayName: nameAddr.displayName, uri: nameAddr.uri, params: nameAddr.params, tag: tag ?? null };
 }
 
 /** Parses one Via value (`SIP/2.0/TCP host:port;params`, §20.42), tolerating LWS around '/' (RFC 4475 wsinv). */
@@ -348,7 +356,9 @@ function parseContactOnce(value: string): Contact {
   const qText = paramValue(nameAddr.params, 'q');
   if (qText !== undefined && !/^(0(\.[0-9]{0,3})?|1(\.0{0,3})?)$/.test(qText)) throw new HeaderSyntaxError('bad q parameter');
   return {
-    ...nameAddr,
+    displayName: nameAddr.displayName,
+    uri: nameAddr.uri,
+    params: nameAddr.params,
     expires: expiresText === undefined ? null : deltaSeconds(expiresText),
     q: qText === undefined ? null : Number(qText),
   };

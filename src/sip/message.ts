@@ -1,7 +1,7 @@
 // SIP message types (RFC 3261 §7), header-name rules (compact forms, canonical spelling, list headers),
 // serialization, and building a response from a request (§8.2.6).
 import { assert } from '../shared/assert.ts';
-import { forEachOutsideQuotesAndAngles } from './scan.ts';
+import { countOf, forEachOutsideQuotesAndAngles } from './scan.ts';
 import { formatUri, type Uri } from './uri.ts';
 
 /**
@@ -124,6 +124,11 @@ export function isKnownSpelling(name: string): boolean {
   return CANONICAL_BY_SPELLING.has(name);
 }
 
+/** The canonical name of `name` when it is spelled as a known header usually is (isKnownSpelling), else undefined. */
+export function canonicalOfKnownSpelling(name: string): string | undefined {
+  return CANONICAL_BY_SPELLING.get(name);
+}
+
 /**
  * Does a stored header name (canonical when parsed, as written when built) match `canonical`
  * (a canonicalHeaderName result) case-insensitively? Lowercases only a name of the same length.
@@ -196,23 +201,32 @@ function assertSafeText(text: string, what: string): void {
  * blank line and the body. Header names are written as stored; compact forms are never produced.
  */
 export function serializeMessage(message: SipMessage): Buffer {
-  const lines: string[] = [];
+  let startLine: string;
   if (message.kind === 'request') {
     assert(/^[A-Za-z0-9\-.!%*_+`'~]+$/.test(message.method), `bad method ${message.method}`);
-    lines.push(`${message.method} ${formatUri(message.uri)} SIP/2.0`);
+    startLine = `${message.method} ${formatUri(message.uri)} SIP/2.0`;
   } else {
     assert(Number.isInteger(message.status) && message.status >= 100 && message.status <= 699, `bad status ${message.status}`);
     assertSafeText(message.reason, 'reason phrase');
-    lines.push(`SIP/2.0 ${message.status} ${message.reason}`);
+    startLine = `SIP/2.0 ${message.status} ${message.reason}`;
   }
+  let headerLines = '';
+  let lines = 0;
   for (const header of message.headers) {
     if (header.name.length === 14 && header.name.toLowerCase() === 'content-length') continue;
-    assertSafeText(header.name, 'header name');
-    assertSafeText(header.value, `${header.name} value`);
-    lines.push(`${header.name}: ${header.value}`);
+    headerLines += `${header.name}: ${header.value}\r\n`;
+    lines++;
   }
-  lines.push(`Content-Length: ${message.body.length}`);
-  const head = Buffer.from(lines.join('\r\n') + '\r\n\r\n', 'utf8');
+  // No name or value may hold a CR or LF: then the lines hold exactly one CR and one LF each, their
+  // ends (one count of each over the whole text instead of a test per name and per value).
+  if (countOf(headerLines, '\r') !== lines || countOf(headerLines, '\n') !== lines) {
+    for (const header of message.headers) {
+      if (header.name.length === 14 && header.name.toLowerCase() === 'content-length') continue;
+      assertSafeText(header.name, 'header name');
+      assertSafeText(header.value, `${header.name} value`);
+    }
+  }
+  const head = Buffer.from(`${startLine}\r\n${headerLines}Content-Length: ${message.body.length}\r\n\r\n`, 'utf8');
   return message.body.length === 0 ? head : Buffer.concat([head, message.body]);
 }
 
@@ -253,30 +267,56 @@ export function createResponse(request: SipRequest, status: number, options: Res
  * (problem.ts answers malformed requests with it). Headers missing from `headers` are left out.
  */
 export function responseFromHeaders(headers: readonly Header[], status: number, options: ResponseOptions = {}): SipResponse {
+  // One pass over the headers: every Via, then the first From, To, Call-ID and CSeq.
   const copied: Header[] = [];
-  const take = (name: string, all: boolean): void => {
-    const lower = name.toLowerCase();
-    for (const h of headers) {
-      // Parsed names are canonical: most compare equal or differ in length, without a lower-cased copy.
-      if (h.name !== name && (h.name.length !== name.length || h.name.toLowerCase() !== lower)) continue;
-      if (lower === 'to' && status > 100 && options.toTag !== undefined && !rawHasTag(h.value)) {
-        copied.push({ name: 'To', value: `${h.value};tag=${options.toTag}` });
-      } else {
-        copied.push({ name, value: h.value });
-      }
-      if (!all) break;
+  let from: Header | undefined;
+  let to: Header | undefined;
+  let callId: Header | undefined;
+  let cseq: Header | undefined;
+  for (const h of headers) {
+    const name = copiedNameOf(h.name);
+    if (name === undefined) continue;
+    if (name === 'Via') copied.push({ name, value: h.value });
+    else if (name === 'From') from ??= { name, value: h.value };
+    else if (name === 'Call-ID') callId ??= { name, value: h.value };
+    else if (name === 'CSeq') cseq ??= { name, value: h.value };
+    else if (to === undefined) {
+      to = status > 100 && options.toTag !== undefined && !rawHasTag(h.value) ? { name, value: `${h.value};tag=${options.toTag}` } : { name, value: h.value };
     }
-  };
-  take('Via', true);
-  take('From', false);
-  take('To', false);
-  take('Call-ID', false);
-  take('CSeq', false);
+  }
+  if (from) copied.push(from);
+  if (to) copied.push(to);
+  if (callId) copied.push(callId);
+  if (cseq) copied.push(cseq);
+  if (options.headers) for (const header of options.headers) copied.push(header);
   return {
     kind: 'response',
     status,
     reason: options.reason ?? reasonPhrase(status),
-    headers: [...copied, ...(options.headers ?? [])],
-    body: options.body ?? Buffer.alloc(0),
+    headers: copied,
+    body: options.body ?? NO_BODY,
   };
+}
+
+/** The body of a response without one: zero bytes, so nothing can be written into it. */
+const NO_BODY = Buffer.alloc(0);
+
+const COPIED_BY_LOWER = new Map(['Via', 'From', 'To', 'Call-ID', 'CSeq'].map((name) => [name.toLowerCase(), name]));
+
+/**
+ * Which header a response copies (§8.2.6) `name` is, in its canonical spelling; undefined for the
+ * others. Parsed names are canonical: most compare equal or differ in length, without a lower-cased copy.
+ */
+function copiedNameOf(name: string): string | undefined {
+  switch (name) {
+    case 'Via':
+    case 'From':
+    case 'To':
+    case 'Call-ID':
+    case 'CSeq':
+      return name;
+  }
+  const length = name.length;
+  if (length !== 2 && length !== 3 && length !== 4 && length !== 7) return undefined;
+  return COPIED_BY_LOWER.get(name.toLowerCase());
 }

@@ -1,10 +1,10 @@
 // The SIP message parser (RFC 3261 §7, §20, §25): start line, header unfolding and splitting,
 // validation of the headers dnslb relies on, and Content-Length framing of a datagram-like buffer.
 import { limits } from '../shared/limits.ts';
-import { canonicalHeaderName, isCanonicalListHeader, isKnownSpelling, SINGLE_VALUE_HEADERS, type Header, type SipMessage } from './message.ts';
+import { canonicalHeaderName, canonicalOfKnownSpelling, isCanonicalListHeader, SINGLE_VALUE_HEADERS, type Header, type SipMessage } from './message.ts';
 import { checkDate, HeaderSyntaxError, isToken, parseContact, parseCSeq, parseFromTo, parseNameAddr, parseTokenValue, parseVia } from './headers.ts';
 import { SipMessageError, type PartialMessage } from './problem.ts';
-import { forEachOutsideQuotesAndAngles } from './scan.ts';
+import { countOf, forEachOutsideQuotesAndAngles } from './scan.ts';
 import { isSipUri, isTelUri, parseUri, UriSyntaxError, type Uri } from './uri.ts';
 
 export interface ParseOptions {
@@ -24,8 +24,6 @@ export interface MessageHead {
 }
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
-/** A CR not followed by LF, or an LF not preceded by CR. */
-const BARE_CR_OR_LF = /\r(?!\n)|(?<!\r)\n/;
 
 /** Trims SP and HTAB only: String.trim would also eat U+FEFF and other Unicode spaces that are part of a value. */
 export function trimWs(text: string): string {
@@ -69,10 +67,12 @@ export function splitHead(text: string): MessageHead {
   const fail = (reason: string): never => {
     throw new SipMessageError('syntax', reason, { partial: { isRequest, method: methodOf(startLine), headers } });
   };
-  const raw: { name: string; value: string }[] = [];
+  // Each header's name as received, its canonical name, and its value.
+  const raw: { name: string; canonical: string; value: string }[] = [];
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i] ?? '';
-    if (line.startsWith(' ') || line.startsWith('\t')) {
+    const first = line.charCodeAt(0);
+    if (first === 0x20 || first === 0x09) {
       const last = raw[raw.length - 1];
       if (!last) fail('Continuation line before any header');
       else last.value = trimWs(`${trimWs(last.value)} ${trimWs(line)}`);
@@ -84,15 +84,16 @@ export function splitHead(text: string): MessageHead {
     const beforeColon = rawName.charCodeAt(rawName.length - 1);
     const name = beforeColon === 0x20 || beforeColon === 0x09 ? rawName.replace(/[ \t]+$/, '') : rawName;
     // A name spelled as a known header's is a token: the test is for the others.
-    if (!isKnownSpelling(name) && !isToken(name)) fail('Malformed header name');
-    raw.push({ name, value: trimWs(line.slice(colon + 1)) });
+    const known = canonicalOfKnownSpelling(name);
+    if (known === undefined && !isToken(name)) fail('Malformed header name');
+    raw.push({ name, canonical: known ?? canonicalHeaderName(name), value: valueAfter(line, colon + 1) });
   }
   // Bare CR or LF inside a line is not LWS; neither may reach a value. Only a head with one outside
-  // the CRLF line ends can have such a value: the one test of the whole text spares one per value.
-  const bareCrOrLf = BARE_CR_OR_LF.test(text);
-  for (const { name, value } of raw) {
+  // the CRLF line ends can have such a value — a head with more CRs or LFs than line ends: that one
+  // count over the whole text spares a test per value.
+  const bareCrOrLf = countOf(text, '\r') !== lines.length - 1 || countOf(text, '\n') !== lines.length - 1;
+  for (const { name, canonical, value } of raw) {
     if (bareCrOrLf && /[\r\n]/.test(value)) fail(`Bare CR or LF in ${name}`);
-    const canonical = canonicalHeaderName(name);
     if (isCanonicalListHeader(canonical) && value !== '') {
       for (const part of splitListValue(value)) headers.push({ name: canonical, value: part });
     } else {
@@ -103,6 +104,16 @@ export function splitHead(text: string): MessageHead {
     }
   }
   return { startLine, headers };
+}
+
+/** trimWs(line.slice(from)) with one slice: the value of a header line after its colon. */
+function valueAfter(line: string, from: number): string {
+  let start = from;
+  let end = line.length;
+  for (let code = line.charCodeAt(start); code === 0x20 || code === 0x09; code = line.charCodeAt(++start));
+  if (start === end) return '';
+  for (let code = line.charCodeAt(end - 1); code === 0x20 || code === 0x09; code = line.charCodeAt(--end - 1));
+  return line.slice(start, end);
 }
 
 function methodOf(startLine: string): string | null {
@@ -167,11 +178,28 @@ const CHECKS = new Map<string, Checker>(Object.entries({
 
 const MANDATORY = ['Via', 'From', 'To', 'Call-ID', 'CSeq'];
 const MANDATORY_LOWER = MANDATORY.map((name) => [name, name.toLowerCase()] as const);
-const COUNTED = new Set([...SINGLE_VALUE_HEADERS, ...MANDATORY_LOWER.map(([, lower]) => lower)]);
+const COUNTED = [...new Set([...SINGLE_VALUE_HEADERS, ...MANDATORY_LOWER.map(([, lower]) => lower)])];
 
-/** Lower-case forms of the names splitHead stores (canonical ones), without a new string per header. */
-const LOWER_NAMES = new Map([...CHECKS.keys(), ...SINGLE_VALUE_HEADERS, ...MANDATORY.map((name) => name.toLowerCase()), 'content-length', 'max-forwards', 'user-agent', 'expires', 'allow', 'supported', 'contact']
-  .map((lower) => [canonicalHeaderName(lower), lower] as const));
+/** What interpretMessage does with a header: its slot among the counted ones (-1: not counted), its checker. */
+interface HeaderRule {
+  readonly slot: number;
+  readonly check: Checker | undefined;
+}
+
+/**
+ * The rule of each header name that has one, under its lower-case and its canonical spelling (the
+ * name splitHead stores): one lookup per header, without a lower-cased copy of a known name.
+ */
+const RULES = new Map<string, HeaderRule>();
+for (const lower of new Set([...CHECKS.keys(), ...COUNTED])) {
+  const rule = { slot: COUNTED.indexOf(lower), check: CHECKS.get(lower) };
+  RULES.set(lower, rule);
+  RULES.set(canonicalHeaderName(lower), rule);
+}
+const SINGLE_SLOTS = [...SINGLE_VALUE_HEADERS].map((lower) => [COUNTED.indexOf(lower), lower] as const);
+const MANDATORY_SLOTS = MANDATORY_LOWER.map(([name, lower]) => [name, COUNTED.indexOf(lower)] as const);
+/** The counts of one message (interpretMessage runs to its end before it is called again). */
+const counts = new Uint32Array(COUNTED.length);
 
 /**
  * Interprets a split head and its body: start line, version, the strictly-checked headers,
@@ -211,11 +239,13 @@ export function interpretMessage(head: MessageHead, body: Buffer): SipMessage {
   }
 
   // How many of each header that must be there or may be there once (the only counts read below).
-  const counts = new Map<string, number>();
+  counts.fill(0);
   for (const header of head.headers) {
-    const lower = LOWER_NAMES.get(header.name) ?? header.name.toLowerCase();
-    if (COUNTED.has(lower)) counts.set(lower, (counts.get(lower) ?? 0) + 1);
-    const check = CHECKS.get(lower);
+    // Parsed names of known headers are canonical; another spelling is lower-cased to be sure.
+    const rule = RULES.get(header.name) ?? RULES.get(header.name.toLowerCase());
+    if (rule === undefined) continue;
+    if (rule.slot >= 0) counts[rule.slot]!++;
+    const check = rule.check;
     if (!check) continue;
     try {
       check(header.value);
@@ -224,11 +254,11 @@ export function interpretMessage(head: MessageHead, body: Buffer): SipMessage {
       throw error;
     }
   }
-  for (const lower of SINGLE_VALUE_HEADERS) {
-    if ((counts.get(lower) ?? 0) > 1) fail(`Multiple ${canonicalHeaderName(lower)} headers`);
+  for (const [slot, lower] of SINGLE_SLOTS) {
+    if (counts[slot]! > 1) fail(`Multiple ${canonicalHeaderName(lower)} headers`);
   }
-  for (const [name, lower] of MANDATORY_LOWER) {
-    if (!counts.has(lower)) fail(`Missing ${name} header`);
+  for (const [name, slot] of MANDATORY_SLOTS) {
+    if (counts[slot] === 0) fail(`Missing ${name} header`);
   }
   const cseqHeader = head.headers.find((h) => h.name === 'CSeq');
   const cseqMethod = cseqHeader ? parseCSeq(cseqHeader.value).method : '';

@@ -1,5 +1,5 @@
 // The one quote- and angle-aware scanner of header values, shared by list splitting (parse.ts) and
-// tag detection (message.ts).
+// tag detection (message.ts); and a character count (the CR/LF checks of parse.ts and message.ts).
 /**
  * Calls `visit(i)` for each character of `value` outside quoted strings (with their backslash escapes,
  * §25.1) and outside <…>: where a comma separates list items and a `;` starts a parameter.
@@ -18,4 +18,11 @@ export function forEachOutsideQuotesAndAngles(value: string, visit: (index: numb
     else if (c === '<') inAngle = true;
     else visit(i);
   }
+}
+
+/** How many times `char` (one UTF-16 code unit) occurs in `text`. */
+export function countOf(text: string, char: string): number {
+  let count = 0;
+  for (let at = text.indexOf(char); at >= 0; at = text.indexOf(char, at + 1)) count++;
+  return count;
 }
