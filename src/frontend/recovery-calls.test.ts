@@ -1,7 +1,8 @@
 // Calls to a user that is still on its backup server after its home came back (the chaos soak's
 // "480 User not registered" between faults): three Front End servers in this process on
-// 127.0.66.51-53, heartbeat 100 ms, a hand-back of one user per 10 minutes. fe1 starts late, so the
-// user signs in at fe2 in backup mode; then fe1 is up again and is the user's home by the sequence,
+// 127.0.66.51-53, heartbeat 250 ms (so that a loaded machine does not count a peer down mid-test), a
+// hand-back of one user per 10 minutes. fe1 starts late, so the user signs in at fe2 in backup
+// mode; then fe1 is up again and is the user's home by the sequence,
 // but the user is on fe2 until its batch comes (or, handed over, still listens on its connection to
 // fe2). A call to it from fe3 (through the home, which asks the backup) and from fe2 (which holds it)
 // must reach it; before, both went to the home and ended 480 there.
@@ -58,7 +59,7 @@ describe('a user still on its backup after its home came back is reached from th
 
   before(async () => {
     port = await freePortPair(ADDRESSES);
-    const topology = parse(topologyYaml(ADDRESSES, port, 100, '', '  rehome: { batchSize: 1, intervalMs: 600000 }'), 'recovery-calls.yaml');
+    const topology = parse(topologyYaml(ADDRESSES, port, 250, '', '  rehome: { batchSize: 1, intervalMs: 600000 }'), 'recovery-calls.yaml');
     for (const fqdn of SERVERS.slice(1)) await startServer(fqdn, topology);
     await waitUntil('fe1 down at fe2 and fe3', () => [...servers.values()].every((server) => server.status().heartbeat.peers['fe1.contoso.com']?.state === 'down'));
     await register(first);
